@@ -1,0 +1,1 @@
+"""tinymeter.sim"""

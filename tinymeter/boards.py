@@ -1,0 +1,235 @@
+"""Board files: the single description of a board shared by firmware, sim and hw.
+
+A board file is TOML (one file per board, in ``tinymeter/boards/`` or anywhere on
+disk). Parsing is strict: unknown keys and wrong types are errors, because a typo in
+a wait-state count silently changes every estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tinymeter.cores import Core, get_core
+from tinymeter.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MEMORY_KINDS = ("flash", "sram", "tcm")
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """One contiguous memory of the board's address map."""
+
+    name: str
+    kind: str
+    origin: int
+    size: int
+    wait_states: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.origin + self.size
+
+    def contains(self, address: int, length: int = 1) -> bool:
+        return self.origin <= address and address + length <= self.end
+
+
+@dataclass(frozen=True)
+class FlashAccelerator:
+    """Flash prefetch / cache hardware in front of the flash wait states."""
+
+    prefetch: bool = False
+    icache_bytes: int = 0
+    dcache_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Debug-probe target names for flashing tools."""
+
+    pyocd_target: str = ""
+    openocd_config: str = ""
+
+
+@dataclass(frozen=True)
+class Uart:
+    """The UART wired to the debug probe's virtual COM port."""
+
+    name: str = ""
+    base: int = 0
+    baudrate: int = 115200
+
+
+@dataclass(frozen=True)
+class Power:
+    """First-order power model: constant active and idle power (replaced by calibration)."""
+
+    voltage: float = 3.3
+    active_mw: float = 0.0
+    idle_mw: float = 0.0
+
+
+@dataclass(frozen=True)
+class Board:
+    """A development board: core, clock, memory map and tool names."""
+
+    name: str
+    description: str
+    core: Core
+    clock_hz: int
+    memory: tuple[MemoryRegion, ...]
+    text_region: str
+    data_region: str
+    flash_accelerator: FlashAccelerator = field(default_factory=FlashAccelerator)
+    probe: Probe = field(default_factory=Probe)
+    uart: Uart = field(default_factory=Uart)
+    power: Power = field(default_factory=Power)
+    path: Path | None = None
+
+    def region(self, name: str) -> MemoryRegion:
+        for r in self.memory:
+            if r.name == name:
+                return r
+        raise ConfigError(f"board {self.name}: no memory region named {name!r}")
+
+    @property
+    def text(self) -> MemoryRegion:
+        """Region holding code and constant data (weights)."""
+        return self.region(self.text_region)
+
+    @property
+    def data(self) -> MemoryRegion:
+        """Region holding .data, .bss, the tensor arena and the stack."""
+        return self.region(self.data_region)
+
+    def region_of(self, address: int) -> MemoryRegion | None:
+        for r in self.memory:
+            if r.contains(address):
+                return r
+        return None
+
+
+def _take(table: dict[str, Any], where: str, spec: dict[str, tuple[type, ...]],
+          required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Validate *table* against *spec* (key -> accepted types); reject unknown keys."""
+    unknown = sorted(set(table) - set(spec))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(sorted(spec))}")
+    missing = [k for k in required if k not in table]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        types = spec[key]
+        if isinstance(value, bool) and bool not in types:
+            raise ConfigError(f"{where}.{key}: expected {types[0].__name__}, got a boolean")
+        if not isinstance(value, types):
+            raise ConfigError(f"{where}.{key}: expected {types[0].__name__}, "
+                              f"got {type(value).__name__}")
+        out[key] = value
+    return out
+
+
+def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = None) -> Board:
+    """Build a :class:`Board` from a parsed TOML table, validating every key."""
+    top = _take(
+        raw, where,
+        {"name": (str,), "description": (str,), "core": (str,), "clock_hz": (int,),
+         "layout": (dict,), "memory": (list,), "flash_accelerator": (dict,), "probe": (dict,),
+         "uart": (dict,), "power": (dict,)},
+        required=("name", "core", "clock_hz", "layout", "memory"),
+    )
+    if top["clock_hz"] <= 0:
+        raise ConfigError(f"{where}.clock_hz: must be positive")
+    regions = []
+    for i, entry in enumerate(top["memory"]):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}.memory[{i}]: must be a table")
+        m = _take(entry, f"{where}.memory[{i}]",
+                  {"name": (str,), "kind": (str,), "origin": (int,), "size": (int,),
+                   "wait_states": (int,)},
+                  required=("name", "kind", "origin", "size"))
+        if m["kind"] not in MEMORY_KINDS:
+            raise ConfigError(f"{where}.memory[{i}].kind: {m['kind']!r} is not one of "
+                              f"{', '.join(MEMORY_KINDS)}")
+        if m["size"] <= 0 or m["origin"] < 0 or m.get("wait_states", 0) < 0:
+            raise ConfigError(f"{where}.memory[{i}]: origin, size and wait_states must be >= 0")
+        regions.append(MemoryRegion(**m))
+    names = [r.name for r in regions]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}.memory: duplicate region names")
+    ordered = sorted(regions, key=lambda r: r.origin)
+    for a, b in zip(ordered, ordered[1:]):
+        if a.end > b.origin:
+            raise ConfigError(f"{where}.memory: regions {a.name} and {b.name} overlap")
+    layout = _take(_section(top, "layout", where), f"{where}.layout",
+                   {"text": (str,), "data": (str,)}, required=("text", "data"))
+    for key in ("text", "data"):
+        if layout[key] not in names:
+            raise ConfigError(f"{where}.layout.{key}: no memory region named {layout[key]!r}")
+    accel = _take(_section(top, "flash_accelerator", where), f"{where}.flash_accelerator",
+                  {"prefetch": (bool,), "icache_bytes": (int,), "dcache_bytes": (int,)})
+    probe = _take(_section(top, "probe", where), f"{where}.probe",
+                  {"pyocd_target": (str,), "openocd_config": (str,)})
+    uart = _take(_section(top, "uart", where), f"{where}.uart",
+                 {"name": (str,), "base": (int,), "baudrate": (int,)})
+    power = _take(_section(top, "power", where), f"{where}.power",
+                  {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
+    return Board(
+        name=top["name"],
+        description=top.get("description", top["name"]),
+        core=get_core(top["core"]),
+        clock_hz=top["clock_hz"],
+        memory=tuple(regions),
+        text_region=layout["text"],
+        data_region=layout["data"],
+        flash_accelerator=FlashAccelerator(**accel),
+        probe=Probe(**probe),
+        uart=Uart(**uart),
+        power=Power(**{k: float(v) for k, v in power.items()}),
+        path=path,
+    )
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("tinymeter") / "boards"))
+
+
+def list_boards() -> list[str]:
+    """Names of the boards shipped with tinymeter."""
+    return sorted(p.stem for p in _builtin_dir().glob("*.toml"))
+
+
+def load_board(name_or_path: str | Path) -> Board:
+    """Load a shipped board by name (``nucleo-l4r5zi``) or any board file by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        path = candidate
+    else:
+        path = _builtin_dir() / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ConfigError(f"unknown board {str(name_or_path)!r}; "
+                              f"known boards: {', '.join(list_boards())}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"board file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"board file {path}: invalid TOML: {exc}") from None
+    board = parse_board(raw, where=path.name, path=path)
+    log.debug("loaded board %s from %s", board.name, path)
+    return board

@@ -1,0 +1,41 @@
+"""Error types shared by every tinymeter component.
+
+Every failure a user can cause (bad model, unsupported op, firmware fault, hung
+firmware, bad board file) is raised as a subclass of :class:`TinymeterError` with a
+message that names the cause, so the CLI can print one line and exit non-zero
+instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TinymeterError(Exception):
+    """Base class: a user-facing error with a one-line, cause-naming message."""
+
+
+class ConfigError(TinymeterError):
+    """A configuration or board file is invalid (unknown key, wrong type, missing field)."""
+
+
+class MalformedModelError(TinymeterError):
+    """The .tflite flatbuffer is structurally invalid (bad offsets, truncated, wrong ids)."""
+
+
+class UnsupportedModelError(TinymeterError):
+    """The model is well-formed but uses an op, type or option the runtime does not implement."""
+
+
+class BuildError(TinymeterError):
+    """The firmware could not be compiled or linked (toolchain missing, compile error, no fit)."""
+
+
+class EmulationError(TinymeterError):
+    """The firmware misbehaved in the emulator: fault, budget exhausted, timeout, bad exit."""
+
+
+class FirmwareFault(EmulationError):
+    """The CPU faulted (unmapped access, undefined instruction, HardFault)."""
+
+
+class BudgetExceeded(EmulationError):
+    """The firmware ran past its instruction budget or wall-clock timeout (likely hung)."""
