@@ -1,0 +1,140 @@
+"""The contract between per-op lowerings and the C code generator.
+
+A *lowering* turns one TFLite operator into a :class:`Layer`: the name of the C
+kernel to call and the designated initializer of its parameter struct, with every
+quantization integer precomputed on the host (see :mod:`tinymeter.firmware.quant`).
+Lowerings are pure functions of the model and the arena plan; they never touch the
+filesystem, which keeps them unit-testable and lets the code generator stay
+op-agnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from tinymeter.errors import UnsupportedModelError
+from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
+
+#: A C initializer value: ints are printed as integers, strings are emitted verbatim
+#: (C expressions such as symbol names), nested sequences become brace lists.
+CValue = Union[int, float, str, Sequence["CValue"]]
+
+#: C element type of each supported tensor type.
+C_TYPES: Mapping[TensorType, str] = {
+    TensorType.INT8: "int8_t",
+    TensorType.UINT8: "uint8_t",
+    TensorType.INT16: "int16_t",
+    TensorType.INT32: "int32_t",
+    TensorType.INT64: "int64_t",
+    TensorType.FLOAT32: "float",
+    TensorType.BOOL: "uint8_t",
+}
+
+
+@dataclass
+class ConstArray:
+    """A constant array the generated C file defines (weights, per-channel multipliers)."""
+
+    symbol: str
+    ctype: str
+    values: Sequence[int] | Sequence[float] | bytes
+
+
+@dataclass
+class Layer:
+    """One device-side kernel invocation produced by a lowering."""
+
+    op_index: int
+    op_name: str
+    kernel: str
+    params_type: str
+    params: dict[str, CValue]
+    macs: int = 0
+    #: Free-form facts for reports (e.g. {"kernel_size": "3x3", "stride": 2}).
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class LowerContext:
+    """What a lowering may ask about the model: tensors, data pointers, constant arrays.
+
+    The code generator owns one context per model; it records the constant arrays
+    lowerings request so the generated file defines each exactly once.
+    """
+
+    def __init__(self, model: Model, subgraph: Subgraph, arena_offsets: Mapping[int, int]) -> None:
+        self.model = model
+        self.subgraph = subgraph
+        self._offsets = arena_offsets
+        self.arrays: list[ConstArray] = []
+        self._tensor_symbols: dict[int, str] = {}
+
+    def tensor(self, index: int) -> Tensor:
+        """The tensor at *index* in the subgraph."""
+        return self.subgraph.tensors[index]
+
+    def is_constant(self, index: int) -> bool:
+        return self.subgraph.tensors[index].data is not None
+
+    def ctype(self, index: int) -> str:
+        t = self.tensor(index)
+        try:
+            return C_TYPES[t.dtype]
+        except KeyError:
+            raise UnsupportedModelError(
+                f"tensor {index} ({t.name}) has unsupported type {t.dtype.name}") from None
+
+    def ptr(self, index: int) -> str:
+        """C expression for the data of tensor *index*, typed as a pointer to its element type.
+
+        Constant tensors become flash arrays; activations point into the arena.
+        """
+        t = self.tensor(index)
+        ctype = self.ctype(index)
+        if t.data is not None:
+            sym = self._tensor_symbols.get(index)
+            if sym is None:
+                sym = f"tm_t{index}"
+                self.arrays.append(ConstArray(sym, ctype, t.data))
+                self._tensor_symbols[index] = sym
+            return f"({ctype} *){sym}"
+        if index not in self._offsets:
+            raise UnsupportedModelError(f"tensor {index} ({t.name}) has no data and no arena slot")
+        return f"({ctype} *)(tm_arena + {self._offsets[index]})"
+
+    def const_array(self, ctype: str, values: Sequence[int] | Sequence[float], hint: str) -> str:
+        """Define a constant array (e.g. per-channel multipliers) and return its symbol."""
+        symbol = f"tm_c{len(self.arrays)}_{hint}"
+        self.arrays.append(ConstArray(symbol, ctype, list(values)))
+        return symbol
+
+
+#: A lowering: (context, operator, operator index) -> Layer. Raises UnsupportedModelError.
+Lowering = Callable[[LowerContext, Operator, int], Layer]
+
+
+def require_types(ctx: LowerContext, op: Operator, index: int, allowed: Sequence[TensorType],
+                  tensors: Sequence[int]) -> None:
+    """Raise UnsupportedModelError if any of *tensors* has a type outside *allowed*."""
+    for t in tensors:
+        if t < 0:
+            continue
+        dtype = ctx.tensor(t).dtype
+        if dtype not in allowed:
+            names = "/".join(a.name for a in allowed)
+            raise UnsupportedModelError(
+                f"operator {index} ({op.opcode}): tensor {t} has type {dtype.name}, "
+                f"this runtime supports {names}")
+
+
+def per_tensor_qparams(ctx: LowerContext, op: Operator, index: int, t: int) -> tuple[float, int]:
+    """(scale, zero_point) of a per-tensor quantized tensor, or an error naming the tensor."""
+    q = ctx.tensor(t).quantization
+    if q is None or not q.scale:
+        raise UnsupportedModelError(
+            f"operator {index} ({op.opcode}): tensor {t} ({ctx.tensor(t).name}) is not quantized")
+    if len(q.scale) != 1:
+        raise UnsupportedModelError(
+            f"operator {index} ({op.opcode}): tensor {t} must be per-tensor quantized")
+    return float(q.scale[0]), int(q.zero_point[0]) if q.zero_point else 0

@@ -1,0 +1,7 @@
+"""Lowerings of the pool op family (see base.py for the contract)."""
+
+from __future__ import annotations
+
+from tinymeter.firmware.lower.base import Lowering
+
+LOWERINGS: dict[str, Lowering] = {}

@@ -1,0 +1,12 @@
+/* Parameter structs and entry points of every kernel. One header per op family. */
+#ifndef TM_OPS_H
+#define TM_OPS_H
+
+#include "tm_runtime.h"
+#include "tm_ops_conv.h"
+#include "tm_ops_pool.h"
+#include "tm_ops_softmax.h"
+#include "tm_ops_elementwise.h"
+#include "tm_ops_reshape.h"
+
+#endif /* TM_OPS_H */

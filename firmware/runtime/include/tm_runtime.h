@@ -1,0 +1,67 @@
+/* tinymeter device runtime: types shared by the generated model file, the harness
+ * and the kernels. The host precomputes everything (arena offsets, quantization
+ * integers); the device only walks the layer table. */
+#ifndef TM_RUNTIME_H
+#define TM_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TM_NOINLINE __attribute__((noinline, used))
+#define TM_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define TM_NOINLINE
+#define TM_ALIGNED(n)
+#endif
+
+/* Every kernel has this signature; it casts params to its own struct. */
+typedef void (*tm_kernel_fn)(const void *params);
+
+typedef struct {
+  tm_kernel_fn kernel;
+  const void *params;
+  const char *op_name;
+} tm_layer;
+
+typedef struct {
+  uint8_t *data;              /* where the tensor lives in the arena */
+  uint32_t bytes;
+  const uint8_t *default_data; /* input used on hardware (NULL for outputs) */
+} tm_io_tensor;
+
+/* Defined by the generated model file. */
+extern const tm_layer tm_layers[];
+extern const uint32_t tm_num_layers;
+extern const tm_io_tensor tm_inputs[];
+extern const uint32_t tm_num_inputs;
+extern const tm_io_tensor tm_outputs[];
+extern const uint32_t tm_num_outputs;
+extern const uint32_t tm_arena_bytes;
+extern const char tm_model_name[];
+
+/* Harness hooks (noinline; the emulator intercepts their entry). */
+uint32_t tm_io_next(void);
+void tm_io_input_hook(uint32_t index, uint8_t *buf, uint32_t bytes);
+void tm_io_output_hook(uint32_t index, const uint8_t *buf, uint32_t bytes);
+void tm_prof_begin(uint32_t layer);
+void tm_prof_end(uint32_t layer);
+
+/* Platform services (platform/<name>.c). */
+void tm_platform_init(void);
+void tm_platform_write(const char *s, uint32_t len);
+void tm_platform_exit(int code);
+uint32_t tm_platform_cycles(void);
+
+/* Runs every layer once, bracketed by the profiler hooks. */
+void tm_invoke(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TM_RUNTIME_H */
