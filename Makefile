@@ -1,0 +1,47 @@
+# tinymeter: the two commands of the README plus a benchmark target.
+#   make demo   set up everything (Arm toolchain, venv, Python deps) and estimate the default model
+#   make test   set up everything and run lint + the test suite
+#   make bench  run the benchmarks and write JSON into bench-results/
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tinymeter-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BOARD ?= nucleo-l4r5zi
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench setup toolchain lint clean
+
+toolchain:
+	@if command -v arm-none-eabi-gcc >/dev/null 2>&1 && \
+	    [ -f "$$(arm-none-eabi-gcc -print-file-name=libc_nano.a)" ]; then \
+	  echo "Arm toolchain: $$(arm-none-eabi-gcc --version | head -n1)"; \
+	else \
+	  echo "Installing the Debian Arm toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi; \
+	fi
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[tf,test]'
+	touch $(STAMP)
+
+setup: toolchain $(STAMP)
+
+demo: setup
+	$(BIN)/tinymeter estimate --board $(BOARD)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py --out bench-results
+
+clean:
+	rm -rf build bench-results .pytest_cache .ruff_cache

@@ -1,0 +1,329 @@
+"""Build a firmware ELF (or a host executable) for a generated model.
+
+The command lines are pure functions of the configuration (tested for their exact
+argv); :class:`FirmwareBuilder` is the thin I/O part that writes files, runs the
+compiler and caches runtime objects between models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tinymeter.boards import Board
+from tinymeter.cores import Core
+from tinymeter.errors import BuildError, ConfigError
+from tinymeter.firmware.codegen import GeneratedModel
+
+log = logging.getLogger(__name__)
+
+KERNEL_SETS = ("reference", "optimized")
+ARM_CC = "arm-none-eabi-gcc"
+TOOLCHAIN_HINT = ("install it with: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                  "(or run `make demo`, which does)")
+COMMON_CFLAGS = ("-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
+                 "-fno-common")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that changes the firmware binary besides the model."""
+
+    kernels: str = "reference"
+    opt: str = "-O2"
+    runs: int = 1
+    stack_bytes: int = 16 * 1024
+    extra_cflags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kernels not in KERNEL_SETS:
+            raise ConfigError(f"unknown kernel set {self.kernels!r}; choose from {', '.join(KERNEL_SETS)}")
+        if self.opt not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og"):
+            raise ConfigError(f"unsupported optimization level {self.opt!r}")
+        if self.runs < 1:
+            raise ConfigError("runs must be >= 1")
+        if self.stack_bytes < 1024 or self.stack_bytes % 8:
+            raise ConfigError("stack_bytes must be a multiple of 8 and at least 1024")
+
+
+@dataclass(frozen=True)
+class FirmwareImage:
+    """A built firmware ELF and the facts about the model inside it."""
+
+    elf: Path
+    board: Board
+    config: BuildConfig
+    model: GeneratedModel
+    flash_bytes: int
+    ram_bytes: int
+    sections: dict[str, int] = field(default_factory=dict)
+
+
+def runtime_dir() -> Path:
+    """Root of the C runtime sources shipped with the package."""
+    return Path(str(resources.files("tinymeter.firmware") / "runtime"))
+
+
+def kernel_sources(root: Path, kernels: str, core: Core | None) -> list[Path]:
+    """Kernel files of a set: optimized files replace reference files of the same name.
+
+    Cores without the DSP extension (M0+, M3) always get the reference set.
+    """
+    ref = {p.name: p for p in sorted((root / "kernels" / "reference").glob("*.c"))}
+    if kernels == "optimized" and (core is None or core.dsp):
+        for p in sorted((root / "kernels" / "optimized").glob("*.c")):
+            ref[p.name] = p
+    return [ref[k] for k in sorted(ref)]
+
+
+def firmware_sources(root: Path, kernels: str, core: Core) -> list[Path]:
+    """All runtime C files of a bare-metal firmware (everything but the model file)."""
+    return [root / "src" / "tm_main.c", root / "platform" / "cortexm.c",
+            root / "platform" / "startup_cortexm.c", *kernel_sources(root, kernels, core)]
+
+
+def host_sources(root: Path) -> list[Path]:
+    """Runtime C files of the host build (reference kernels, stdin/stdout platform)."""
+    return [root / "src" / "tm_main.c", root / "platform" / "host.c",
+            *kernel_sources(root, "reference", None)]
+
+
+def compile_argv(cc: str, core: Core, config: BuildConfig, source: Path, obj: Path,
+                 include: Path) -> list[str]:
+    """Command line compiling one C file for the target core."""
+    return [cc, *core.gcc_flags, config.opt, *COMMON_CFLAGS, f"-DTM_RUNS={config.runs}",
+            *config.extra_cflags, f"-I{include}", "-c", str(source), "-o", str(obj)]
+
+
+def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: Path,
+              map_file: Path) -> list[str]:
+    """Command line linking the firmware ELF with newlib-nano and our startup code."""
+    return [cc, *core.gcc_flags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+            "-Wl,--gc-sections", f"-Wl,-Map={map_file}", f"-T{script}",
+            *(str(o) for o in objects), "-o", str(elf)]
+
+
+def host_argv(cc: str, sources: Sequence[Path], include: Path, exe: Path) -> list[str]:
+    """Command line building the host executable in one step."""
+    return [cc, "-O2", *COMMON_CFLAGS, "-DTM_PLATFORM_HOST", f"-I{include}",
+            *(str(s) for s in sources), "-o", str(exe)]
+
+
+def linker_script(board: Board, stack_bytes: int) -> str:
+    """GNU ld script from the board file: code and weights in the text region,
+    .data/.bss/arena/stack in the data region, with overflow checks that fail the
+    link (naming the region) instead of producing a firmware that corrupts memory."""
+    text, data = board.text, board.data
+    regions = "\n".join(
+        f"  {r.name} ({'rx' if r.kind == 'flash' else 'rwx'}) : ORIGIN = 0x{r.origin:08X}, "
+        f"LENGTH = 0x{r.size:X}" for r in board.memory)
+    return f"""/* Generated by tinymeter for board {board.name}: do not edit. */
+ENTRY(Reset_Handler)
+
+MEMORY
+{{
+{regions}
+}}
+
+SECTIONS
+{{
+  .isr_vector :
+  {{
+    . = ALIGN(4);
+    KEEP(*(.isr_vector))
+  }} > {text.name}
+
+  .text :
+  {{
+    . = ALIGN(4);
+    *(.text .text.*)
+    *(.rodata .rodata.*)
+    KEEP(*(.init))
+    KEEP(*(.fini))
+    . = ALIGN(4);
+  }} > {text.name}
+
+  .ARM.exidx :
+  {{
+    *(.ARM.exidx* .gnu.linkonce.armexidx.*)
+  }} > {text.name}
+
+  .data :
+  {{
+    . = ALIGN(4);
+    _sdata = .;
+    *(.data .data.*)
+    . = ALIGN(4);
+    _edata = .;
+  }} > {data.name} AT > {text.name}
+  _sidata = LOADADDR(.data);
+
+  .bss (NOLOAD) :
+  {{
+    . = ALIGN(16);
+    _sbss = .;
+    *(.bss .bss.*)
+    *(COMMON)
+    . = ALIGN(4);
+    _ebss = .;
+  }} > {data.name}
+
+  .stack (NOLOAD) :
+  {{
+    . = ALIGN(8);
+    _sstack = .;
+    . = . + {stack_bytes};
+    . = ALIGN(8);
+    _estack = .;
+  }} > {data.name}
+
+  end = _ebss;
+  _end = _ebss;
+
+  /DISCARD/ : {{ *(.ARM.attributes) *(.comment) }}
+}}
+"""
+
+
+def _run(argv: Sequence[str], what: str) -> None:
+    log.debug("run: %s", " ".join(argv))
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BuildError(f"{argv[0]} not found; {TOOLCHAIN_HINT}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        errors = [line for line in detail if "error" in line.lower()] or detail
+        raise BuildError(f"{what} failed: {' | '.join(errors[:3])}")
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    """Where built objects and firmware are cached (``TINYMETER_CACHE`` overrides)."""
+    return Path(os.environ.get("TINYMETER_CACHE", Path.home() / ".cache" / "tinymeter"))
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class FirmwareBuilder:
+    """Compiles runtime objects once per (core, config) and links one ELF per model."""
+
+    def __init__(self, cache_dir: Path | None = None, cc: str = ARM_CC, host_cc: str = "gcc",
+                 jobs: int = 2) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.cc = cc
+        self.host_cc = host_cc
+        self.jobs = jobs
+        self.root = runtime_dir()
+
+    def _sources_digest(self, sources: Sequence[Path]) -> str:
+        headers = sorted((self.root / "include").glob("*.h"))
+        return _digest(*(p.read_bytes() for p in (*sources, *headers)))
+
+    def _runtime_objects(self, core: Core, config: BuildConfig) -> list[Path]:
+        sources = firmware_sources(self.root, config.kernels, core)
+        key = _digest(self._sources_digest(sources), core.name, repr(config), self.cc)
+        out = self.cache_dir / "runtime" / key
+        objects = [out / f"{i:02d}_{s.stem}.o" for i, s in enumerate(sources)]
+        if all(o.exists() for o in objects):
+            return objects
+        tmp = Path(tempfile.mkdtemp(prefix="rt-", dir=self._ensure(self.cache_dir / "runtime")))
+        try:
+            include = self.root / "include"
+            jobs = [(compile_argv(self.cc, core, config, s, tmp / o.name, include),
+                     f"compiling {s.name} for {core.name}") for s, o in zip(sources, objects)]
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                list(pool.map(lambda job: _run(*job), jobs))  # re-raises the first failure
+            if out.exists():
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return objects
+
+    @staticmethod
+    def _ensure(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def build(self, model: GeneratedModel, board: Board, config: BuildConfig | None = None,
+              out_dir: Path | None = None) -> FirmwareImage:
+        """Build (or reuse from the cache) the firmware ELF for *model* on *board*."""
+        config = config or BuildConfig()
+        core = board.core
+        objects = self._runtime_objects(core, config)
+        key = _digest(model.source, linker_script(board, config.stack_bytes),
+                      *(o.parent.name for o in objects[:1]))
+        build_dir = self._ensure(self.cache_dir / "firmware" / f"{board.name}-{config.kernels}-{key}")
+        elf = build_dir / "firmware.elf"
+        if not elf.exists():
+            work = Path(tempfile.mkdtemp(prefix="fw-", dir=build_dir))
+            try:
+                (work / "model.c").write_text(model.source)
+                (work / "linker.ld").write_text(linker_script(board, config.stack_bytes))
+                _run(compile_argv(self.cc, core, config, work / "model.c", work / "model.o",
+                                  self.root / "include"), "compiling the generated model")
+                _run(link_argv(self.cc, core, [*objects, work / "model.o"], work / "linker.ld",
+                               work / "firmware.elf", work / "firmware.map"),
+                     f"linking the firmware for {board.name}")
+                for name in ("model.c", "linker.ld", "firmware.map"):
+                    _atomic_copy(work / name, build_dir / name)
+                _atomic_copy(work / "firmware.elf", elf)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        if out_dir is not None:
+            self._ensure(Path(out_dir))
+            for name in ("firmware.elf", "model.c", "linker.ld", "firmware.map"):
+                _atomic_copy(build_dir / name, Path(out_dir) / name)
+        sections = section_sizes(elf)
+        flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
+        ram = sum(sections.get(s, 0) for s in (".data", ".bss", ".stack"))
+        return FirmwareImage(elf, board, config, model, flash, ram, sections)
+
+    def build_host(self, model: GeneratedModel) -> Path:
+        """Build (or reuse) a host executable running *model* with reference kernels."""
+        sources = host_sources(self.root)
+        key = _digest(self._sources_digest(sources), model.source, self.host_cc)
+        exe = self._ensure(self.cache_dir / "host") / f"model-{key}"
+        if exe.exists():
+            return exe
+        work = Path(tempfile.mkdtemp(prefix="host-", dir=exe.parent))
+        try:
+            (work / "model.c").write_text(model.source)
+            _run(host_argv(self.host_cc, [*sources, work / "model.c"], self.root / "include",
+                           work / "model"), "building the host model")
+            os.replace(work / "model", exe)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return exe
+
+
+def section_sizes(elf: Path) -> dict[str, int]:
+    """Sizes of the allocated sections of an ELF (for flash/RAM reports)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as fh:
+        f = ELFFile(fh)
+        return {s.name: s["sh_size"] for s in f.iter_sections() if s["sh_flags"] & 0x2}
