@@ -18,11 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import BuildError, ConfigError
-from tinymeter.firmware.codegen import GeneratedModel
+
+if TYPE_CHECKING:
+    from tinymeter.firmware.codegen import GeneratedModel
 
 log = logging.getLogger(__name__)
 

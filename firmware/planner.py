@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tinymeter.models.tflite import Subgraph
+if TYPE_CHECKING:
+    from tinymeter.models.tflite import Subgraph
 
 ALIGNMENT = 16
 

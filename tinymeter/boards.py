@@ -7,12 +7,14 @@ a wait-state count silently changes every estimate.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from tinymeter.cores import Core, get_core
 from tinymeter.errors import ConfigError
@@ -173,7 +175,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}.memory: duplicate region names")
     ordered = sorted(regions, key=lambda r: r.origin)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if a.end > b.origin:
             raise ConfigError(f"{where}.memory: regions {a.name} and {b.name} overlap")
     layout = _take(_section(top, "layout", where), f"{where}.layout",

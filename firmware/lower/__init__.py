@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tinymeter.firmware.lower import conv, elementwise, pool, reshape, softmax
-from tinymeter.firmware.lower.base import LowerContext, Layer, Lowering
+from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
 
-__all__ = ["LowerContext", "Layer", "Lowering", "lowerings"]
+__all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 
 
 def lowerings() -> Mapping[str, Lowering]:

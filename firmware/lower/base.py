@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
+
+from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
 from tinymeter.errors import UnsupportedModelError
-from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
 #: A C initializer value: ints are printed as integers, strings are emitted verbatim
 #: (C expressions such as symbol names), nested sequences become brace lists.
-CValue = Union[int, float, str, Sequence["CValue"]]
+CValue = int | float | str | Sequence["CValue"]
 
 #: C element type of each supported tensor type.
 C_TYPES: Mapping[TensorType, str] = {

@@ -1,0 +1,100 @@
+/* Fixed-point requantization helpers shared by every int8 kernel.
+ *
+ * These reproduce TensorFlow Lite Micro's default (double-rounding)
+ * MultiplyByQuantizedMultiplier bit for bit: a saturating, rounding, doubling
+ * high multiply (gemmlowp semantics) followed by a rounding arithmetic right
+ * shift that rounds half away from zero. TFLITE_SINGLE_ROUNDING is NOT what
+ * TFLM ships by default, so it is not what we reproduce.
+ *
+ * Everything is static inline so kernels keep the arithmetic in registers; on
+ * Cortex-M the 64-bit product compiles to SMULL (M3/M4/M7) or a short libgcc
+ * helper (M0+), and the division by 2^31 that TFLM writes is expressed as a
+ * bias-and-shift, which is equivalent for signed truncating division but avoids
+ * a 64-bit divide call.
+ *
+ * Relies on '>>' of negative signed integers being arithmetic, which GCC and
+ * Clang guarantee (implementation-defined in C11, documented by both). */
+#ifndef TM_FIXEDPOINT_H
+#define TM_FIXEDPOINT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TM_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define TM_ALWAYS_INLINE inline
+#endif
+
+static TM_ALWAYS_INLINE int32_t tm_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
+static TM_ALWAYS_INLINE int32_t tm_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: high 32 bits of 2*a*b, rounded
+ * half away from zero; the single overflowing case (INT32_MIN * INT32_MIN)
+ * saturates to INT32_MAX. */
+static TM_ALWAYS_INLINE int32_t tm_sat_rounding_doubling_high_mul(int32_t a, int32_t b) {
+  if (a == b && a == INT32_MIN) {
+    return INT32_MAX;
+  }
+  const int64_t ab = (int64_t)a * (int64_t)b;
+  /* TFLM: (ab + nudge) / 2^31 with C truncating division, nudge = +-2^30
+   * (1 - 2^30 for negative products). Truncation toward zero of a negative
+   * value v equals (v + 2^31 - 1) >> 31. */
+  int64_t v;
+  if (ab >= 0) {
+    v = ab + (INT64_C(1) << 30);
+  } else {
+    v = ab + (1 - (INT64_C(1) << 30)) + ((INT64_C(1) << 31) - 1);
+    /* v may be >= 0 here only when the true quotient is 0 (handled by the shift). */
+  }
+  return (int32_t)(v >> 31);
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero.
+ * exponent must be in [0, 31]. */
+static TM_ALWAYS_INLINE int32_t tm_rounding_divide_by_pot(int32_t x, int exponent) {
+  const int32_t mask = (int32_t)((UINT32_C(1) << exponent) - 1u);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLM MultiplyByQuantizedMultiplier(int32 x, int32 multiplier, int shift):
+ * x * multiplier * 2^(shift - 31) with TFLM's double rounding. A positive shift
+ * is applied as a left shift before the multiply (wrapping like TFLM's int32
+ * multiply does on every target it runs on), a negative one as a rounding right
+ * shift after it. */
+static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
+                                                                   int shift) {
+  const int left_shift = shift > 0 ? shift : 0;
+  const int right_shift = shift > 0 ? 0 : -shift;
+  const int32_t scaled = (int32_t)((uint32_t)x << left_shift);
+  return tm_rounding_divide_by_pot(tm_sat_rounding_doubling_high_mul(scaled, multiplier),
+                                   right_shift);
+}
+
+/* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp (left_shift <= 0). */
+static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier_smaller_than_one_exp(
+    int32_t x, int32_t multiplier, int left_shift) {
+  return tm_rounding_divide_by_pot(tm_sat_rounding_doubling_high_mul(x, multiplier), -left_shift);
+}
+
+/* TFLM MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0). */
+static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier_greater_than_one(
+    int32_t x, int32_t multiplier, int left_shift) {
+  return tm_sat_rounding_doubling_high_mul((int32_t)((uint32_t)x << left_shift), multiplier);
+}
+
+/* Clamp to the int8 range after the activation clamp has been applied. */
+static TM_ALWAYS_INLINE int8_t tm_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
+  return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TM_FIXEDPOINT_H */

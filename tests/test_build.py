@@ -1,0 +1,89 @@
+"""Firmware build: exact compiler/linker argv, linker script from the board file, config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tinymeter.firmware.build import (
+    BuildConfig,
+    compile_argv,
+    firmware_sources,
+    host_argv,
+    kernel_sources,
+    link_argv,
+    linker_script,
+    runtime_dir,
+)
+
+from tinymeter.boards import load_board
+from tinymeter.errors import ConfigError
+
+
+def test_compile_argv_m4() -> None:
+    core = load_board("nucleo-l4r5zi").core
+    argv = compile_argv("arm-none-eabi-gcc", core, BuildConfig(), Path("a/k.c"), Path("o/k.o"),
+                        Path("inc"))
+    assert argv == [
+        "arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
+        "-mfloat-abi=hard", "-O2", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections",
+        "-fdata-sections", "-fno-common", "-DTM_RUNS=1", "-Iinc", "-c", "a/k.c", "-o", "o/k.o",
+    ]
+
+
+def test_compile_argv_m0plus_runs_and_opt() -> None:
+    core = load_board("nucleo-g0b1re").core
+    argv = compile_argv("arm-none-eabi-gcc", core, BuildConfig(opt="-Os", runs=5),
+                        Path("m.c"), Path("m.o"), Path("i"))
+    assert argv[:5] == ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb",
+                        "-mfloat-abi=soft", "-Os"]
+    assert "-DTM_RUNS=5" in argv
+
+
+def test_link_argv_m7() -> None:
+    core = load_board("nucleo-f767zi").core
+    argv = link_argv("arm-none-eabi-gcc", core, [Path("a.o"), Path("b.o")], Path("l.ld"),
+                     Path("f.elf"), Path("f.map"))
+    assert argv == [
+        "arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard",
+        "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
+        "-Wl,-Map=f.map", "-Tl.ld", "a.o", "b.o", "-o", "f.elf",
+    ]
+
+
+def test_host_argv() -> None:
+    assert host_argv("gcc", [Path("x.c")], Path("inc"), Path("exe")) == [
+        "gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
+        "-fno-common", "-DTM_PLATFORM_HOST", "-Iinc", "x.c", "-o", "exe"]
+
+
+def test_linker_script_uses_board_map() -> None:
+    script = linker_script(load_board("nucleo-f767zi"), 8192)
+    assert "FLASH (rx) : ORIGIN = 0x08000000, LENGTH = 0x200000" in script
+    assert "RAM (rwx) : ORIGIN = 0x20000000, LENGTH = 0x80000" in script
+    assert "ITCM (rwx) : ORIGIN = 0x00000000, LENGTH = 0x4000" in script
+    assert "} > RAM AT > FLASH" in script
+    assert ". = . + 8192;" in script
+
+
+def test_kernel_sets() -> None:
+    root = runtime_dir()
+    m0 = load_board("nucleo-g0b1re").core
+    m4 = load_board("nucleo-l4r5zi").core
+    ref = kernel_sources(root, "reference", m4)
+    assert all(p.parent.name == "reference" for p in ref)
+    # M0+ has no DSP extension: the optimized set falls back to reference kernels.
+    assert kernel_sources(root, "optimized", m0) == ref
+    names = [p.name for p in firmware_sources(root, "reference", m4)[:3]]
+    assert names == ["tm_main.c", "cortexm.c", "startup_cortexm.c"]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"kernels": "fast"}, "unknown kernel set 'fast'"),
+    ({"opt": "-O9"}, "unsupported optimization level"),
+    ({"runs": 0}, "runs must be"),
+    ({"stack_bytes": 100}, "stack_bytes"),
+])
+def test_build_config_errors(kwargs, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        BuildConfig(**kwargs)
