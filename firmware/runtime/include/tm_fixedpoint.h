@@ -47,8 +47,8 @@ static TM_ALWAYS_INLINE int32_t tm_sat_rounding_doubling_high_mul(int32_t a, int
   if (ab >= 0) {
     v = ab + (INT64_C(1) << 30);
   } else {
+    /* ab + nudge is always negative here. */
     v = ab + (1 - (INT64_C(1) << 30)) + ((INT64_C(1) << 31) - 1);
-    /* v may be >= 0 here only when the true quotient is 0 (handled by the shift). */
   }
   return (int32_t)(v >> 31);
 }
