@@ -1,0 +1,144 @@
+"""Estimate results as data, and their renderings (terminal table, JSON, CSV).
+
+Kept free of any I/O beyond writing the file a user asked for, so the renderings
+are unit-tested on hand-made results.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    """Emulated cost of one layer (one kernel call)."""
+
+    index: int
+    op: str
+    macs: int
+    instructions: int
+    cycles: int
+    ms: float
+    energy_uj: float
+    share: float
+    #: Instruction counts per instruction class (alu, load, mac, ...).
+    classes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionProfile:
+    """Flat-profile entry: one function's instructions and cycles over the whole run."""
+
+    name: str
+    instructions: int
+    cycles: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Everything `tinymeter estimate` reports for one model on one board."""
+
+    model: str
+    board: str
+    core: str
+    clock_hz: int
+    kernels: str
+    cost_model: str
+    cost_parameters: dict[str, Any]
+    layers: tuple[LayerEstimate, ...]
+    instructions: int
+    cycles: int
+    ms: float
+    energy_uj: float
+    #: Instructions outside every layer (harness, copies, start-up) for one inference.
+    overhead_instructions: int
+    arena_bytes: int
+    flash_bytes: int
+    ram_bytes: int
+    weight_bytes: int
+    stack_bytes: int | None
+    emulation_seconds: float
+    emulation_mips: float
+    functions: tuple[FunctionProfile, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["report_version"] = REPORT_VERSION
+        return d
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def format_table(est: Estimate, top_functions: int = 0) -> str:
+    """Human-readable per-layer table plus totals."""
+    headers = ["#", "op", "MACs", "instructions", "est. cycles", "est. ms", "energy uJ", "share"]
+    rows = [[str(r.index), r.op, _fmt_int(r.macs), _fmt_int(r.instructions), _fmt_int(r.cycles),
+             f"{r.ms:.3f}", f"{r.energy_uj:.2f}", f"{100 * r.share:.1f}%"] for r in est.layers]
+    total_macs = sum(r.macs for r in est.layers)
+    footer = ["", "total", _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
+              f"{est.ms:.3f}", f"{est.energy_uj:.2f}", "100.0%"]
+    widths = [max(len(h), *(len(r[i]) for r in [*rows, footer])) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 1 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    sep = "  ".join("-" * w for w in widths)
+    out = [f"{est.model} on {est.board} ({est.core} @ {est.clock_hz / 1e6:g} MHz, "
+           f"{est.kernels} kernels, cost model {est.cost_model})",
+           line(headers), sep, *(line(r) for r in rows), sep, line(footer), ""]
+    out.append(f"latency   {est.ms:.3f} ms  ({_fmt_int(est.cycles)} cycles, "
+               f"{_fmt_int(est.instructions)} instructions in layers, "
+               f"{_fmt_int(est.overhead_instructions)} outside)")
+    out.append(f"energy    {est.energy_uj:.2f} uJ per inference")
+    stack = f", stack peak {_fmt_int(est.stack_bytes)} B" if est.stack_bytes is not None else ""
+    out.append(f"memory    arena {_fmt_int(est.arena_bytes)} B, RAM {_fmt_int(est.ram_bytes)} B"
+               f"{stack}, flash {_fmt_int(est.flash_bytes)} B (weights {_fmt_int(est.weight_bytes)} B)")
+    out.append(f"emulation {est.emulation_seconds:.2f} s, {est.emulation_mips:.0f} MIPS")
+    if top_functions and est.functions:
+        out.append("")
+        out.append("top functions (whole run):")
+        for f in est.functions[:top_functions]:
+            out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
+                       f"{_fmt_int(f.instructions):>14} instr  {f.name}")
+    return "\n".join(out)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file + rename so a crash never leaves half a report."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(est: Estimate, path: Path) -> None:
+    _atomic_write(path, json.dumps(est.to_dict(), indent=2) + "\n")
+
+
+def layers_csv(est: Estimate) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["index", "op", "macs", "instructions", "cycles", "ms", "energy_uj", "share"])
+    for r in est.layers:
+        w.writerow([r.index, r.op, r.macs, r.instructions, r.cycles, f"{r.ms:.6f}",
+                    f"{r.energy_uj:.4f}", f"{r.share:.6f}"])
+    return buf.getvalue()
+
+
+def write_csv(est: Estimate, path: Path) -> None:
+    _atomic_write(path, layers_csv(est))
