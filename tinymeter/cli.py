@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a .tflite file or a zoo model name (default: the zoo's DS-CNN KWS)")
 
     def build_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--board", default=DEFAULT_BOARD, help=f"board name or file (default {DEFAULT_BOARD})")
+        sp.add_argument("--board", default=DEFAULT_BOARD,
+                        help=f"board name or file (default {DEFAULT_BOARD})")
         sp.add_argument("--kernels", default="reference", choices=("reference", "optimized"))
         sp.add_argument("--opt", default="-O2", help="compiler optimization level (default -O2)")
 
