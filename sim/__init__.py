@@ -1,1 +1,33 @@
-"""tinymeter.sim"""
+"""tinymeter.sim: run firmware in Unicorn and count instructions per layer.
+
+Public surface: :class:`Emulator` / :class:`RunResult` (engine), :class:`ElfImage`
+(ELF view), :class:`BlockTable` / :class:`BlockProfile` / :func:`analyze`
+(instruction statistics).  Imported lazily by attribute so that pure modules
+(``sim.elf``, ``sim.semihosting``, ``sim.blocks``) do not drag in Unicorn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tinymeter.sim.blocks import CLASSES, BlockProfile, BlockTable, analyze
+    from tinymeter.sim.elf import ElfImage
+    from tinymeter.sim.emulator import Emulator, RunResult
+
+__all__ = ["CLASSES", "BlockProfile", "BlockTable", "ElfImage", "Emulator", "RunResult",
+           "analyze"]
+
+_HOMES = {
+    "CLASSES": "blocks", "BlockProfile": "blocks", "BlockTable": "blocks", "analyze": "blocks",
+    "ElfImage": "elf", "Emulator": "emulator", "RunResult": "emulator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'tinymeter.sim' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"tinymeter.sim.{home}"), name)

@@ -1,0 +1,248 @@
+"""Turn the native hook's (block, layer) -> count table into instruction statistics.
+
+The hook only records which translated blocks ran how often; this module
+disassembles each distinct (address, size) block once with capstone and multiplies.
+Counting from block contents (not per-instruction hooks) is deliberate: Unicorn's
+code hook skips IT-block instructions whose condition fails, while the hardware still
+issues them.  The instruction-class table below is the single place that maps
+mnemonics to classes; the cycle cost model (later) consumes the per-class counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import capstone
+import numpy as np
+
+from tinymeter.errors import EmulationError
+
+log = logging.getLogger(__name__)
+
+#: Instruction classes, in column order of every per-class array.
+CLASSES: tuple[str, ...] = (
+    "alu", "mul", "mac", "mul64", "load", "store", "load_multiple", "store_multiple",
+    "branch", "divide", "vfp", "other",
+)
+CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# capstone canonical instruction names (``insn_name()``: no condition, no .w, no "s").
+_CLASS_OF_NAMES: dict[str, frozenset[str]] = {
+    "alu": _names("""
+        adc add addw adr and asr bfc bfi bic clz cmn cmp eor lsl lsr mov movs movt movw mvn
+        neg orn orr rbit rev rev16 revsh ror rrx rsb sbc sbfx ssat sub subw sxtab sxtah sxtb
+        sxth teq tst ubfx usat uxtab uxtah uxtb uxth"""),
+    "mul": _names("mul mla mls"),
+    # ARMv7E-M DSP extension: SIMD, saturating and halfword multiply-accumulate.
+    "mac": _names("""
+        smlabb smlabt smlatb smlatt smlad smladx smlawb smlawt smlsd smlsdx smmla smmlar
+        smmls smmlsr smmul smmulr smuad smuadx smulbb smulbt smultb smultt smulwb smulwt
+        smusd smusdx sxtb16 sxtab16 uxtb16 uxtab16 sadd16 sadd8 sasx ssax ssub16 ssub8
+        uadd16 uadd8 uasx usax usub16 usub8 qadd qadd16 qadd8 qasx qdadd qdsub qsax qsub
+        qsub16 qsub8 uqadd16 uqadd8 uqasx uqsax uqsub16 uqsub8 shadd16 shadd8 shasx shsax
+        shsub16 shsub8 uhadd16 uhadd8 uhasx uhsax uhsub16 uhsub8 ssat16 usat16 pkhbt pkhtb
+        sel usad8 usada8"""),
+    "mul64": _names("""
+        smull umull smlal umlal umaal smlalbb smlalbt smlaltb smlaltt smlald smlaldx smlsld
+        smlsldx"""),
+    "load": _names("""
+        ldr ldrb ldrh ldrsb ldrsh ldrd ldrt ldrbt ldrht ldrsbt ldrsht ldrex ldrexb ldrexh
+        lda ldab ldah ldaex ldaexb ldaexh pld pli"""),
+    "store": _names("""
+        str strb strh strd strt strbt strht strex strexb strexh stl stlb stlh stlex stlexb
+        stlexh"""),
+    "load_multiple": _names("ldm ldmdb pop"),
+    "store_multiple": _names("stm stmdb push"),
+    "branch": _names("b bl blx bx cbz cbnz tbb tbh bxns blxns"),
+    "divide": _names("sdiv udiv"),
+}
+_CLASS_OF: dict[str, int] = {
+    name: CLASS_INDEX[cls] for cls, names in _CLASS_OF_NAMES.items() for name in names
+}
+_MULTIPLE = frozenset(("ldm", "ldmdb", "stm", "stmdb"))
+_PUSH_POP = frozenset(("push", "pop"))
+
+
+def classify(name: str) -> int:
+    """Class index of a capstone instruction name (``insn_name()``)."""
+    cls = _CLASS_OF.get(name)
+    if cls is not None:
+        return cls
+    if name.startswith("v"):
+        return CLASS_INDEX["vfp"]
+    return CLASS_INDEX["other"]
+
+
+class CodeReader(Protocol):
+    """Source of code bytes at run addresses (``ElfImage`` implements it)."""
+
+    def read_code(self, address: int, size: int) -> bytes: ...
+
+
+class SymbolLookup(Protocol):
+    def describe(self, address: int) -> str: ...
+
+    def symbol_at(self, address: int) -> object | None: ...
+
+
+@dataclass(frozen=True)
+class BlockTable:
+    """Raw hook output: one row per (block address, block size, layer); layer -1 = outside."""
+
+    address: np.ndarray  # uint32
+    size: np.ndarray     # uint32
+    layer: np.ndarray    # int32
+    count: np.ndarray    # uint64
+
+    def __len__(self) -> int:
+        return int(self.address.shape[0])
+
+    @classmethod
+    def empty(cls) -> BlockTable:
+        return cls(np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, np.int32),
+                   np.zeros(0, np.uint64))
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """Static facts of one translated block."""
+
+    address: int
+    size: int
+    instructions: int
+    classes: np.ndarray          # int64[len(CLASSES)]
+    multiple_registers: int      # registers moved by LDM/STM/PUSH/POP in this block
+    mnemonics: tuple[str, ...] = field(repr=False, default=())
+
+
+def disassemble_block(code: bytes, address: int, md: capstone.Cs | None = None) -> BlockInfo:
+    """Disassemble one block into instruction and class counts."""
+    md = md or make_disassembler()
+    classes = np.zeros(len(CLASSES), dtype=np.int64)
+    regs = 0
+    names: list[str] = []
+    offset = 0
+    while offset < len(code):
+        progressed = False
+        for insn in md.disasm(code[offset:], address + offset):
+            name = insn.insn_name()
+            classes[classify(name)] += 1
+            if name in _PUSH_POP:
+                regs += len(insn.operands)
+            elif name in _MULTIPLE:
+                regs += max(len(insn.operands) - 1, 0)
+            offset += insn.size
+            names.append(name)
+            progressed = True
+        if offset < len(code) and not progressed:
+            # capstone cannot decode it (the CPU evidently could): count one unknown
+            # halfword rather than failing a whole model run over one opcode.
+            log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
+            classes[CLASS_INDEX["other"]] += 1
+            names.append("?")
+            offset += 2
+    return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
+                     multiple_registers=regs, mnemonics=tuple(names))
+
+
+def make_disassembler() -> capstone.Cs:
+    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    md.detail = True  # operand lists give the register counts of LDM/STM/PUSH/POP
+    return md
+
+
+class BlockProfile:
+    """Block table joined with per-block disassembly; every aggregation is a numpy sum.
+
+    Arrays are row-aligned with the table: ``instructions[i]`` and ``classes[i, :]`` are
+    per *execution* of row *i*; multiply by ``table.count`` for totals.
+    """
+
+    def __init__(self, table: BlockTable, infos: Mapping[tuple[int, int], BlockInfo],
+                 symbols: SymbolLookup | None = None) -> None:
+        self.table = table
+        self.infos = dict(infos)
+        self._symbols = symbols
+        n = len(table)
+        self.instructions = np.zeros(n, dtype=np.int64)
+        self.classes = np.zeros((n, len(CLASSES)), dtype=np.int64)
+        self.multiple_registers = np.zeros(n, dtype=np.int64)
+        for i, (a, s) in enumerate(zip(table.address.tolist(), table.size.tolist())):
+            info = self.infos[(a, s)]
+            self.instructions[i] = info.instructions
+            self.classes[i] = info.classes
+            self.multiple_registers[i] = info.multiple_registers
+        self.counts = table.count.astype(np.int64)
+
+    @property
+    def total_instructions(self) -> int:
+        return int(np.dot(self.instructions, self.counts))
+
+    def instructions_per_layer(self) -> dict[int, int]:
+        """Executed instructions per layer index; key -1 = outside any layer."""
+        return self._sum_by(self.table.layer, self.instructions * self.counts)
+
+    def classes_per_layer(self) -> dict[int, dict[str, int]]:
+        """Executed instructions per (layer, class)."""
+        weighted = self.classes * self.counts[:, None]
+        out: dict[int, dict[str, int]] = {}
+        for layer in np.unique(self.table.layer).tolist():
+            row = weighted[self.table.layer == layer].sum(axis=0)
+            out[int(layer)] = {c: int(v) for c, v in zip(CLASSES, row.tolist())}
+        return out
+
+    def classes_total(self) -> dict[str, int]:
+        row = (self.classes * self.counts[:, None]).sum(axis=0)
+        return {c: int(v) for c, v in zip(CLASSES, row.tolist())}
+
+    def multiple_registers_per_layer(self) -> dict[int, int]:
+        return self._sum_by(self.table.layer, self.multiple_registers * self.counts)
+
+    def instructions_per_function(self) -> dict[str, int]:
+        """Executed instructions per function containing the block start (``??`` if none)."""
+        if self._symbols is None:
+            raise ValueError("BlockProfile was built without a symbol table")
+        names = [self._function_name(a) for a in self.table.address.tolist()]
+        out: dict[str, int] = {}
+        for name, n in zip(names, (self.instructions * self.counts).tolist()):
+            out[name] = out.get(name, 0) + int(n)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def _function_name(self, address: int) -> str:
+        assert self._symbols is not None
+        found = self._symbols.symbol_at(address)
+        if found is None:
+            return "??"
+        sym, _offset = found  # type: ignore[misc]
+        return str(sym.name)
+
+    @staticmethod
+    def _sum_by(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for k in np.unique(keys).tolist():
+            out[int(k)] = int(values[keys == k].sum())
+        return out
+
+
+def analyze(table: BlockTable, code: CodeReader, symbols: SymbolLookup | None = None,
+            cache: dict[tuple[int, int], BlockInfo] | None = None) -> BlockProfile:
+    """Disassemble every distinct (address, size) of *table* once and build the profile.
+
+    *cache* may be shared between runs of the same image to skip re-disassembly.
+    """
+    cache = {} if cache is None else cache
+    md = make_disassembler()
+    keys = set(zip(table.address.tolist(), table.size.tolist()))
+    for key in sorted(keys - cache.keys()):
+        address, size = key
+        cache[key] = disassemble_block(code.read_code(address, size), address, md)
+    log.debug("analyzed %d distinct blocks", len(keys))
+    return BlockProfile(table, {k: cache[k] for k in keys}, symbols)

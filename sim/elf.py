@@ -1,0 +1,210 @@
+"""Firmware ELF reading: loadable segments, entry point and a function symbol table.
+
+Parsing happens once, into plain immutable data, so the emulator, the fault reporter
+and the block disassembler share one view of the image and never touch the file
+again.  Segments are kept with both addresses: the emulator loads them at
+``p_paddr`` (the LMA: ``.data`` initialisers live in flash and startup code copies
+them), while disassembly reads code at ``p_vaddr`` (where it executes, which differs
+for RAM functions).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from tinymeter.errors import EmulationError
+
+log = logging.getLogger(__name__)
+
+_EM_ARM = "EM_ARM"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One PT_LOAD program header with its file bytes."""
+
+    paddr: int
+    vaddr: int
+    data: bytes
+    memsz: int
+    executable: bool
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A function or object symbol; ``address`` has the Thumb bit cleared."""
+
+    name: str
+    address: int
+    size: int
+    is_function: bool
+    is_global: bool
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+
+@dataclass(frozen=True)
+class Section:
+    """An allocated section (used only to read code bytes at their run address)."""
+
+    name: str
+    address: int
+    data: bytes
+
+
+class ElfImage:
+    """Parsed firmware image: segments, entry, symbols; all lookups are in memory."""
+
+    def __init__(self, *, path: Path | None, entry: int, segments: tuple[Segment, ...],
+                 symbols: tuple[Symbol, ...], sections: tuple[Section, ...] = (),
+                 digest: str = "") -> None:
+        self.path = path
+        #: Content hash, so per-image caches (disassembled blocks) survive reloads safely.
+        self.digest = digest
+        self.entry = entry
+        self.segments = segments
+        self.sections = sections
+        self._by_name: dict[str, Symbol] = {}
+        for sym in symbols:
+            prev = self._by_name.get(sym.name)
+            # A global definition wins over a local static of the same name.
+            if prev is None or (sym.is_global and not prev.is_global):
+                self._by_name[sym.name] = sym
+        # Address lookup: prefer global functions, then longer, then name order, so
+        # aliases (weak handlers) resolve deterministically.
+        ordered = sorted(symbols, key=lambda s: (s.address, not s.is_function,
+                                                 not s.is_global, -s.size, s.name))
+        dedup: list[Symbol] = []
+        for sym in ordered:
+            if dedup and dedup[-1].address == sym.address:
+                continue
+            dedup.append(sym)
+        self._sorted = dedup
+        self._starts = [s.address for s in dedup]
+
+    # -- construction --------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path | None = None) -> ElfImage:
+        where = str(path) if path else "<bytes>"
+        try:
+            elf = ELFFile(io.BytesIO(data))
+            if elf["e_machine"] != _EM_ARM or elf.elfclass != 32:
+                raise EmulationError(f"{where}: not a 32-bit Arm ELF "
+                                     f"(machine {elf['e_machine']}, class {elf.elfclass})")
+            segments = []
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+                    continue
+                segments.append(Segment(paddr=seg["p_paddr"], vaddr=seg["p_vaddr"],
+                                        data=seg.data(), memsz=seg["p_memsz"],
+                                        executable=bool(seg["p_flags"] & 1)))
+            sections = []
+            symbols: list[Symbol] = []
+            for sec in elf.iter_sections():
+                if (sec["sh_flags"] & SH_FLAGS.SHF_ALLOC and sec["sh_type"] == "SHT_PROGBITS"
+                        and sec["sh_size"]):
+                    sections.append(Section(sec.name, sec["sh_addr"], sec.data()))
+                if isinstance(sec, SymbolTableSection):
+                    symbols.extend(_symbols_of(sec))
+            entry = elf["e_entry"]
+        except ELFError as exc:
+            raise EmulationError(f"{where}: invalid ELF file: {exc}") from None
+        log.debug("%s: %d segments, %d symbols, entry 0x%08x",
+                  where, len(segments), len(symbols), entry)
+        return cls(path=path, entry=entry, segments=tuple(segments), symbols=tuple(symbols),
+                   sections=tuple(sections), digest=hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ElfImage:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise EmulationError(f"cannot read firmware {path}: {exc.strerror}") from None
+        return cls.from_bytes(data, path)
+
+    # -- symbols -------------------------------------------------------------------
+    def symbol(self, name: str) -> Symbol | None:
+        return self._by_name.get(name)
+
+    def require_symbol(self, name: str) -> Symbol:
+        """The symbol *name*, or an error naming it (a firmware built without the ABI)."""
+        sym = self._by_name.get(name)
+        if sym is None:
+            where = str(self.path) if self.path else "firmware image"
+            raise EmulationError(f"{where} has no symbol {name!r} (required by the "
+                                 "tinymeter firmware ABI)")
+        return sym
+
+    def symbol_at(self, address: int) -> tuple[Symbol, int] | None:
+        """The symbol containing *address* (Thumb bit ignored) and the offset into it.
+
+        Zero-size symbols (hand-written assembly labels) are accepted when no later
+        symbol starts before *address*, because that is the best name available.
+        """
+        address &= ~1
+        i = bisect.bisect_right(self._starts, address) - 1
+        # A sized symbol containing the address wins, even over a later zero-size label.
+        for j in range(i, max(i - 64, -1), -1):
+            sym = self._sorted[j]
+            if sym.size and sym.address <= address < sym.end:
+                return sym, address - sym.address
+        if i >= 0 and self._sorted[i].size == 0:
+            return self._sorted[i], address - self._sorted[i].address
+        return None
+
+    def describe(self, address: int) -> str:
+        """``name+0xoff`` for fault messages, or ``??`` when nothing contains it."""
+        found = self.symbol_at(address)
+        if found is None:
+            return "??"
+        sym, offset = found
+        return f"{sym.name}+0x{offset:x}" if offset else sym.name
+
+    @property
+    def functions(self) -> list[Symbol]:
+        return [s for s in self._sorted if s.is_function]
+
+    # -- bytes ---------------------------------------------------------------------
+    def read_code(self, address: int, size: int) -> bytes:
+        """Bytes at run address *address* (section/VMA view), for disassembly."""
+        for sec in self.sections:
+            off = address - sec.address
+            if 0 <= off and off + size <= len(sec.data):
+                return sec.data[off:off + size]
+        for seg in self.segments:
+            off = address - seg.vaddr
+            if 0 <= off and off + size <= len(seg.data):
+                return seg.data[off:off + size]
+        raise EmulationError(f"no code bytes in the ELF at 0x{address:08x}+{size} "
+                             "(code generated or copied at run time?)")
+
+
+def _symbols_of(section: SymbolTableSection) -> list[Symbol]:
+    out = []
+    for sym in section.iter_symbols():
+        kind = sym["st_info"]["type"]
+        if kind not in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE") or not sym.name:
+            continue
+        if sym.name.startswith("$") or sym["st_shndx"] in ("SHN_UNDEF", "SHN_ABS"):
+            continue  # mapping symbols ($t, $d) and absolute linker values are not code
+        if kind == "STT_NOTYPE" and sym["st_size"] == 0 and sym["st_info"]["bind"] == "STB_LOCAL":
+            continue  # local labels
+        is_function = kind == "STT_FUNC"
+        address = sym["st_value"] & ~1 if is_function else sym["st_value"]
+        out.append(Symbol(name=sym.name, address=address, size=sym["st_size"],
+                          is_function=is_function,
+                          is_global=sym["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")))
+    return out

@@ -1,0 +1,437 @@
+"""Run tinymeter firmware in Unicorn: the thin I/O layer of the simulator.
+
+Everything that can be pure lives elsewhere (ELF parsing in :mod:`.elf`, semihosting
+in :mod:`.semihosting`, instruction statistics in :mod:`.blocks`); this module owns the
+Unicorn engine, the hooks, and the translation of engine failures into
+``tinymeter.errors`` with messages that name PC, symbol and layer.
+
+Hooks and their cost (why each is the way it is):
+
+* counting: the native C block hook (:mod:`.native_hook`), never a Python one;
+* firmware ABI (``tm_io_next``, ``tm_io_input_hook``, ``tm_io_output_hook``): Python
+  code hooks each bounded to a single address; Unicorn instruments only instructions
+  inside a bounded hook's range, so they cost nothing elsewhere (benchmarked in
+  ``benchmarks/bench_sim.py``);
+* semihosting and faults: a Python interrupt hook, called only on exceptions;
+* invalid memory: a Python hook called only on failing accesses, to name the address.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import unicorn
+from unicorn import Uc, UcError, arm_const, unicorn_const
+
+from tinymeter.boards import Board
+from tinymeter.errors import BudgetExceeded, EmulationError, FirmwareFault, TinymeterError
+from tinymeter.sim.blocks import BlockInfo, BlockProfile, BlockTable, analyze
+from tinymeter.sim.elf import ElfImage
+from tinymeter.sim.native_hook import BlockCounter
+from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
+
+log = logging.getLogger(__name__)
+
+_PAGE = 0x1000
+#: Private peripheral bus / system control space (SCB, NVIC, CPACR, DWT, SysTick).
+SYSTEM_SPACE = (0xE0000000, 0x00100000)
+#: Never-executed stop address handed to ``emu_start`` (execution stops via hooks).
+_STOP_ADDRESS = 0xF0000000
+
+# QEMU exception numbers delivered to UC_HOOK_INTR on Arm.
+_EXCP_BKPT = 7
+_EXCEPTION_NAMES = {
+    1: "undefined instruction (UDEF)", 2: "SVC", 3: "prefetch abort", 4: "data abort",
+    5: "IRQ", 6: "FIQ", 7: "BKPT", 8: "exception exit", 16: "semihosting trap",
+    17: "coprocessor access (FPU disabled or absent: NOCP)", 18: "invalid state (INVSTATE)",
+    19: "stack overflow (STKOF)", 20: "lazy FP state", 21: "lazy FP state error",
+    22: "unaligned access",
+}
+_MEM_ACCESS = {
+    unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
+    unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_READ_PROT: "read",
+    unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch",
+}
+
+IO_NEXT = "tm_io_next"
+IO_INPUT = "tm_io_input_hook"
+IO_OUTPUT = "tm_io_output_hook"
+PROF_BEGIN = "tm_prof_begin"
+PROF_END = "tm_prof_end"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one emulated run produced.
+
+    ``outputs[k][i]`` is output tensor *i* of inference *k*.  ``instructions`` is exact
+    (block contents x counts, IT-skipped instructions included) when ``count=True``;
+    with ``count=False`` it is 0 and ``blocks`` is empty.
+    """
+
+    outputs: list[list[bytes]]
+    stdout: str
+    exit_code: int
+    instructions: int
+    wall_time_s: float
+    blocks: BlockTable
+    profile: BlockProfile | None
+    inferences: int
+    executed_bytes: int = 0
+
+    @property
+    def mips(self) -> float:
+        """Emulated million instructions per wall-clock second (0 without counting)."""
+        return self.instructions / self.wall_time_s / 1e6 if self.wall_time_s > 0 else 0.0
+
+
+class _UcMemory:
+    """Adapter giving the semihosting handler byte access to the engine."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self._uc.mem_read(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        self._uc.mem_write(address, data)
+
+
+@dataclass
+class _Session:
+    """Mutable state of one run, shared by the hooks (kept off the Emulator on purpose)."""
+
+    inputs: Sequence[Sequence[bytes]]
+    semihost: Semihosting
+    counter: BlockCounter | None
+    next_inference: int = 0
+    outputs: list[list[bytes | None]] = field(default_factory=list)
+    error: TinymeterError | None = None
+    bad_access: str = ""
+
+    @property
+    def inference(self) -> int:
+        return self.next_inference - 1
+
+    def layer(self) -> int | None:
+        return None if self.counter is None else self.counter.current_layer
+
+
+class Emulator:
+    """Emulates one board's core and memory map running a firmware ELF.
+
+    Each :meth:`load` creates a fresh engine, so runs never see each other's memory.
+    ``event_profiler`` names an optional second pair of layer-switch functions whose
+    layer ids are consecutive (TFLM ``MicroProfiler::BeginEvent``/``EndEvent``,
+    mangled names), wrapping at ``event_wrap`` when non-zero.
+    """
+
+    def __init__(self, board: Board, *, event_profiler: tuple[str, str] | None = None,
+                 event_wrap: int = 0) -> None:
+        self.board = board
+        self.event_profiler = event_profiler
+        self.event_wrap = event_wrap
+        self.uc: Uc | None = None
+        self.image: ElfImage | None = None
+        self.initial_sp = 0
+        self.reset_pc = 0
+        self._block_cache: dict[tuple[int, int], BlockInfo] = {}
+        self._cache_key = ""
+
+    # -- engine setup ----------------------------------------------------------------
+    def _cpu_model(self) -> int:
+        name = self.board.core.unicorn_cpu
+        try:
+            return int(getattr(arm_const, name))
+        except AttributeError:
+            raise EmulationError(f"core {self.board.core.name}: unicorn has no CPU model "
+                                 f"{name}") from None
+
+    def _memory_map(self) -> list[tuple[int, int, int]]:
+        """Page-aligned, merged (start, end, perms) ranges: board memories + system space."""
+        ranges = []
+        for r in self.board.memory:
+            perms = unicorn.UC_PROT_ALL
+            if r.kind == "flash":
+                perms = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
+            ranges.append((r.origin & ~(_PAGE - 1), -(-r.end // _PAGE) * _PAGE, perms))
+        base, size = SYSTEM_SPACE
+        ranges.append((base, base + size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE))
+        ranges.sort()
+        merged: list[tuple[int, int, int]] = []
+        for start, end, perms in ranges:
+            if merged and start < merged[-1][1]:
+                p_start, p_end, p_perms = merged[-1]
+                merged[-1] = (p_start, max(end, p_end), p_perms | perms)
+            else:
+                merged.append((start, end, perms))
+        return merged
+
+    def load(self, elf: str | Path | ElfImage) -> ElfImage:
+        """Create a fresh engine, map the board, load *elf* by LMA and set SP/PC from the
+        vector table at the start of the board's text region."""
+        image = elf if isinstance(elf, ElfImage) else ElfImage.load(elf)
+        where = str(image.path) if image.path else "firmware"
+        uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
+        for start, end, perms in self._memory_map():
+            uc.mem_map(start, end - start, perms)
+        for seg in image.segments:
+            region = self.board.region_of(seg.paddr)
+            if region is None or not region.contains(seg.paddr, max(len(seg.data), 1)):
+                raise EmulationError(
+                    f"{where}: segment at 0x{seg.paddr:08x} ({len(seg.data)} bytes) is outside "
+                    f"the memory of board {self.board.name} (linked for another board?)")
+            if seg.vaddr != seg.paddr and not self.board.region_of(seg.vaddr):
+                raise EmulationError(f"{where}: segment run address 0x{seg.vaddr:08x} is "
+                                     f"outside the memory of board {self.board.name}")
+            if seg.data:
+                uc.mem_write(seg.paddr, seg.data)
+        text = self.board.text
+        sp, reset = struct.unpack("<II", bytes(uc.mem_read(text.origin, 8)))
+        if not self.board.region_of(reset & ~1) or not reset & 1:
+            raise EmulationError(
+                f"{where}: no vector table at 0x{text.origin:08x} (board {self.board.name} "
+                f"text region): reset vector 0x{reset:08x} is not a Thumb address in memory")
+        if self.board.region_of(sp - 4) is None:
+            raise EmulationError(f"{where}: initial stack pointer 0x{sp:08x} from the vector "
+                                 f"table is outside the memory of board {self.board.name}")
+        uc.reg_write(arm_const.UC_ARM_REG_SP, sp)
+        self.uc, self.image = uc, image
+        self.initial_sp, self.reset_pc = sp, reset
+        if image.digest != self._cache_key or not image.digest:
+            self._block_cache = {}
+            self._cache_key = image.digest
+        log.debug("loaded %s on %s: sp=0x%08x reset=0x%08x", where, self.board.name, sp, reset)
+        return image
+
+    # -- the run ---------------------------------------------------------------------
+    def run(self, elf_path: str | Path | ElfImage, inputs: Sequence[Sequence[bytes]], *,
+            budget_instructions: int, timeout_s: float, count: bool = True) -> RunResult:
+        """Run the firmware ABI loop once per element of *inputs* until the firmware exits.
+
+        ``inputs[k][i]`` is input tensor *i* of inference *k*; an empty ``inputs[k]``
+        keeps the firmware's default inputs.  ``count=False`` runs without the native
+        hook (raw speed; no instruction budget, no statistics; only *timeout_s* bounds it).
+        """
+        image = self.load(elf_path)
+        uc = self.uc
+        assert uc is not None
+        counter = self._make_counter(image, budget_instructions) if count else None
+        semihost = Semihosting(_UcMemory(uc), heap_info=self._heap_info(image))
+        session = _Session(inputs=inputs, semihost=semihost, counter=counter)
+        self._install_abi_hooks(uc, image, session)
+        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
+        uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
+        if counter is not None:
+            counter.attach(uc)
+
+        start = time.perf_counter()
+        engine_error: UcError | None = None
+        try:
+            uc.emu_start(self.reset_pc, _STOP_ADDRESS, timeout=int(timeout_s * 1e6))
+        except UcError as exc:
+            engine_error = exc
+        except TinymeterError as exc:  # raised inside a hook and re-raised by the binding
+            session.error = session.error or exc
+        wall = time.perf_counter() - start
+        timed_out = bool(uc.query(unicorn.UC_QUERY_TIMEOUT))
+        snapshot = counter.snapshot() if counter is not None else None
+        try:
+            self._check_outcome(uc, session, engine_error, snapshot is not None and
+                                snapshot.budget_exceeded, timed_out, budget_instructions,
+                                timeout_s, snapshot is not None and snapshot.out_of_memory)
+        finally:
+            if counter is not None:
+                counter.close()
+
+        if snapshot is not None:
+            table = BlockTable(snapshot.address, snapshot.size, snapshot.layer, snapshot.count)
+            profile: BlockProfile | None = analyze(table, image, image, self._block_cache)
+            instructions = profile.total_instructions
+            executed_bytes = snapshot.executed_bytes
+        else:
+            table, profile, instructions, executed_bytes = BlockTable.empty(), None, 0, 0
+        outputs = self._collect_outputs(session)
+        log.info("%s: %d inferences, %d instructions in %.3f s (%.0f MIPS)",
+                 image.path, session.next_inference, instructions, wall,
+                 instructions / wall / 1e6 if wall > 0 else 0.0)
+        return RunResult(outputs=outputs, stdout=semihost.stdout, exit_code=semihost.exit_code
+                         or 0, instructions=instructions, wall_time_s=wall, blocks=table,
+                         profile=profile, inferences=session.next_inference,
+                         executed_bytes=executed_bytes)
+
+    def _make_counter(self, image: ElfImage, budget: int) -> BlockCounter:
+        begin, end = image.symbol(PROF_BEGIN), image.symbol(PROF_END)
+        if begin is None or end is None:
+            log.debug("no %s/%s in the firmware: no per-layer attribution", PROF_BEGIN, PROF_END)
+        ev_begin = ev_end = None
+        if self.event_profiler is not None:
+            ev_begin = image.require_symbol(self.event_profiler[0]).address
+            ev_end = image.require_symbol(self.event_profiler[1]).address
+        return BlockCounter(
+            prof_begin=begin.address if begin and end else None,
+            prof_end=end.address if begin and end else None,
+            event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
+            budget_instructions=budget)
+
+    def _heap_info(self, image: ElfImage) -> tuple[int, int, int, int]:
+        """SYS_HEAPINFO answer: heap from the linker's ``end`` symbol up to the stack."""
+        data = self.board.data
+        end = next((s for s in (image.symbol(n) for n in ("end", "_end", "__end__")) if s),
+                   None)
+        heap_base = end.address if end else data.origin
+        return heap_base, self.initial_sp, self.initial_sp, data.origin
+
+    # -- hooks -----------------------------------------------------------------------
+    def _install_abi_hooks(self, uc: Uc, image: ElfImage, session: _Session) -> None:
+        handlers = {IO_NEXT: self._on_io_next, IO_INPUT: self._on_io_input,
+                    IO_OUTPUT: self._on_io_output}
+        for name, handler in handlers.items():
+            sym = image.require_symbol(name) if session.inputs else image.symbol(name)
+            if sym is None:
+                continue
+            uc.hook_add(unicorn.UC_HOOK_CODE, handler, session, begin=sym.address,
+                        end=sym.address)
+
+    @staticmethod
+    def _return(uc: Uc) -> None:
+        uc.reg_write(arm_const.UC_ARM_REG_PC, uc.reg_read(arm_const.UC_ARM_REG_LR) | 1)
+
+    def _on_io_next(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        more = session.next_inference < len(session.inputs)
+        if more:
+            session.next_inference += 1
+            session.outputs.append([])
+        uc.reg_write(arm_const.UC_ARM_REG_R0, int(more))
+        self._return(uc)
+
+    def _on_io_input(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        index = uc.reg_read(arm_const.UC_ARM_REG_R0)
+        buf = uc.reg_read(arm_const.UC_ARM_REG_R1)
+        nbytes = uc.reg_read(arm_const.UC_ARM_REG_R2)
+        k = session.inference
+        given = session.inputs[k] if 0 <= k < len(session.inputs) else ()
+        if given:
+            if index >= len(given):
+                return self._fail(uc, session, EmulationError(
+                    f"firmware asked for input {index} of inference {k}, but only "
+                    f"{len(given)} input tensor(s) were given"))
+            data = given[index]
+            if len(data) != nbytes:
+                return self._fail(uc, session, EmulationError(
+                    f"input {index} of inference {k} has {len(data)} bytes, the firmware "
+                    f"tensor has {nbytes}"))
+            uc.mem_write(buf, bytes(data))
+        self._return(uc)
+        return None
+
+    def _on_io_output(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        index = uc.reg_read(arm_const.UC_ARM_REG_R0)
+        buf = uc.reg_read(arm_const.UC_ARM_REG_R1)
+        nbytes = uc.reg_read(arm_const.UC_ARM_REG_R2)
+        if not session.outputs:
+            session.outputs.append([])  # output without tm_io_next: default-input firmware
+        slot = session.outputs[-1]
+        slot.extend([None] * (index + 1 - len(slot)))
+        slot[index] = bytes(uc.mem_read(buf, nbytes))
+        self._return(uc)
+
+    def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
+        pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        if intno == _EXCP_BKPT:
+            insn = struct.unpack("<H", bytes(uc.mem_read(pc & ~1, 2)))[0]
+            if insn == SEMIHOSTING_BKPT:
+                op = uc.reg_read(arm_const.UC_ARM_REG_R0)
+                arg = uc.reg_read(arm_const.UC_ARM_REG_R1)
+                try:
+                    result = session.semihost.handle(op, arg)
+                except (SemihostingError, UcError) as exc:
+                    return self._fail(uc, session, self._fault(
+                        uc, session, f"semihosting call failed ({exc})", pc))
+                uc.reg_write(arm_const.UC_ARM_REG_R0, result)
+                if session.semihost.exited:
+                    uc.emu_stop()
+                else:
+                    uc.reg_write(arm_const.UC_ARM_REG_PC, (pc + 2) | 1)
+                return None
+            what = f"BKPT 0x{insn & 0xFF:02x} (breakpoint, not semihosting)"
+        else:
+            what = _EXCEPTION_NAMES.get(intno, f"CPU exception {intno}")
+        return self._fail(uc, session, self._fault(uc, session, what, pc))
+
+    def _on_invalid_memory(self, _uc: Uc, access: int, address: int, size: int, _value: int,
+                           session: _Session) -> bool:
+        kind = _MEM_ACCESS.get(access, "access")
+        session.bad_access = f"{kind} of {size} bytes at 0x{address:08x}"
+        return False  # let the engine raise the matching UC_ERR_*
+
+    @staticmethod
+    def _fail(uc: Uc, session: _Session, error: TinymeterError) -> None:
+        if session.error is None:
+            session.error = error
+        uc.emu_stop()
+
+    # -- outcome ---------------------------------------------------------------------
+    def _where(self, uc: Uc, session: _Session, pc: int | None = None) -> str:
+        if pc is None:
+            pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        assert self.image is not None
+        layer = session.layer()
+        place = ("" if layer is None else
+                 " outside any layer" if layer < 0 else f" in layer {layer}")
+        return f"pc=0x{pc:08x} ({self.image.describe(pc)}){place}"
+
+    def _fault(self, uc: Uc, session: _Session, what: str, pc: int | None = None) -> FirmwareFault:
+        return FirmwareFault(f"firmware fault: {what} at {self._where(uc, session, pc)}")
+
+    def _check_outcome(self, uc: Uc, session: _Session, engine_error: UcError | None,
+                       budget_hit: bool, timed_out: bool, budget: int, timeout_s: float,
+                       out_of_memory: bool) -> None:
+        if session.error is not None:
+            raise session.error
+        if engine_error is not None:
+            name = _uc_error_name(engine_error.errno)
+            detail = f" ({session.bad_access})" if session.bad_access else ""
+            raise self._fault(uc, session, f"{name}{detail}")
+        if budget_hit:
+            raise BudgetExceeded(f"firmware did not finish within {budget} instructions "
+                                 f"(likely hung) at {self._where(uc, session)}")
+        if out_of_memory:
+            raise EmulationError("block-count table could not grow (out of host memory)")
+        semihost = session.semihost
+        if semihost.exited:
+            if semihost.exit_code:
+                last = semihost.last_line()
+                raise EmulationError(f"firmware exited with code {semihost.exit_code}"
+                                     + (f"; last output: {last!r}" if last else
+                                        " (no output)"))
+            return
+        if timed_out:
+            raise BudgetExceeded(f"firmware did not finish within the {timeout_s:g} s timeout "
+                                 f"(likely hung) at {self._where(uc, session)}")
+        raise EmulationError(f"emulation stopped without the firmware exiting at "
+                             f"{self._where(uc, session)}")
+
+    @staticmethod
+    def _collect_outputs(session: _Session) -> list[list[bytes]]:
+        out = []
+        for k, tensors in enumerate(session.outputs):
+            missing = [i for i, t in enumerate(tensors) if t is None]
+            if missing:
+                raise EmulationError(f"inference {k}: firmware never reported output(s) "
+                                     f"{missing}")
+            out.append([t for t in tensors if t is not None])
+        return out
+
+
+def _uc_error_name(errno: int) -> str:
+    for name in dir(unicorn_const):
+        if name.startswith("UC_ERR_") and getattr(unicorn_const, name) == errno:
+            return name
+    return f"unicorn error {errno}"

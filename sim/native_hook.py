@@ -1,0 +1,209 @@
+"""ctypes glue between the unicorn Python binding and the native counting hook.
+
+All knowledge of binding internals lives here (the engine handle attribute, the
+ctypes library object, the C struct layout), so a unicorn upgrade that moves them
+breaks exactly one small module.  Why ctypes instead of ``Uc.hook_add``: the binding
+only accepts Python callables, and a Python block hook is 20-100x slower than the
+native one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from unicorn import UC_HOOK_BLOCK, Uc, UcError
+from unicorn.unicorn_py3 import unicorn as _ucbinding
+
+from tinymeter.sim import _counthook
+
+log = logging.getLogger(__name__)
+
+#: Marker for "no address" in the C struct (no block starts at 2**64-1).
+NO_ADDR = (1 << 64) - 1
+FLAG_BUDGET = 1
+FLAG_OOM = 2
+_ABI_VERSION = 1
+_INITIAL_CAPACITY = 1 << 14
+
+
+class CountContext(ctypes.Structure):
+    """Mirror of ``struct tm_ctx`` in ``native/counthook.c`` (keep the two in sync)."""
+
+    _fields_ = [  # noqa: RUF012 - ctypes requires a class attribute
+        ("prof_begin_addr", ctypes.c_uint64),
+        ("prof_end_addr", ctypes.c_uint64),
+        ("evt_begin_addr", ctypes.c_uint64),
+        ("evt_end_addr", ctypes.c_uint64),
+        ("budget_insns", ctypes.c_uint64),
+        ("reg_read", ctypes.c_void_p),
+        ("emu_stop", ctypes.c_void_p),
+        ("executed_bytes", ctypes.c_uint64),
+        ("blocks_executed", ctypes.c_uint64),
+        ("table", ctypes.c_void_p),
+        ("capacity", ctypes.c_uint64),
+        ("used", ctypes.c_uint64),
+        ("last", ctypes.c_void_p),
+        ("current_layer", ctypes.c_int32),
+        ("evt_counter", ctypes.c_uint32),
+        ("evt_wrap", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+    ]
+
+
+def _load_library() -> ctypes.CDLL:
+    lib = ctypes.CDLL(_counthook.__file__)
+    lib.tm_ctx_size.restype = ctypes.c_uint64
+    lib.tm_abi_version.restype = ctypes.c_uint32
+    lib.tm_ctx_init.argtypes = [ctypes.POINTER(CountContext), ctypes.c_uint64]
+    lib.tm_ctx_init.restype = ctypes.c_int
+    lib.tm_ctx_release.argtypes = [ctypes.POINTER(CountContext)]
+    lib.tm_ctx_release.restype = None
+    lib.tm_ctx_export.argtypes = [
+        ctypes.POINTER(CountContext),
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+        ctypes.c_uint64,
+    ]
+    lib.tm_ctx_export.restype = ctypes.c_uint64
+    if lib.tm_abi_version() != _ABI_VERSION or lib.tm_ctx_size() != ctypes.sizeof(CountContext):
+        raise ImportError(
+            f"tinymeter.sim._counthook at {_counthook.__file__} does not match native_hook.py "
+            f"(abi {lib.tm_abi_version()}, struct {lib.tm_ctx_size()} bytes vs "
+            f"{ctypes.sizeof(CountContext)}); rebuild with `pip install -e .`")
+    return lib
+
+
+_LIB = _load_library()  # immutable after import: a loaded library handle, not run state
+
+
+def engine_handle(uc: Uc) -> ctypes.c_void_p:
+    """The ``uc_engine *`` behind a binding ``Uc`` object."""
+    return uc._uch
+
+
+def _function_address(name: str) -> int:
+    addr = ctypes.cast(getattr(_ucbinding.uclib, name), ctypes.c_void_p).value
+    if not addr:
+        raise ImportError(f"unicorn library has no symbol {name}")
+    return addr
+
+
+def add_native_hook(uc: Uc, hook_type: int, function: int, user_data: int,
+                    begin: int = 1, end: int = 0) -> int:
+    """Register a C function (by address) as a Unicorn hook; returns the hook handle.
+
+    Unicorn treats ``begin > end`` as "whole address space", hence the 1, 0 default.
+    """
+    handle = ctypes.c_size_t()
+    status = _ucbinding.uclib.uc_hook_add(
+        engine_handle(uc), ctypes.byref(handle), hook_type,
+        ctypes.c_void_p(function), ctypes.c_void_p(user_data),
+        ctypes.c_uint64(begin), ctypes.c_uint64(end))
+    if status != 0:
+        raise UcError(status)
+    return handle.value
+
+
+def remove_native_hook(uc: Uc, handle: int) -> None:
+    """Unregister a hook added by :func:`add_native_hook` (bypasses the binding's bookkeeping)."""
+    status = _ucbinding.uclib.uc_hook_del(engine_handle(uc), ctypes.c_size_t(handle))
+    if status != 0:
+        raise UcError(status)
+
+
+@dataclass(frozen=True)
+class CounterSnapshot:
+    """The counting hook's results, copied out of C memory."""
+
+    address: np.ndarray  # uint32
+    size: np.ndarray     # uint32
+    layer: np.ndarray    # int32
+    count: np.ndarray    # uint64
+    executed_bytes: int
+    blocks_executed: int
+    budget_exceeded: bool
+    out_of_memory: bool
+
+
+class BlockCounter:
+    """Owns one ``tm_ctx`` and its C hash table; attaches the native hook to an engine.
+
+    The C table is freed by :meth:`close` or, as a safety net, by a finalizer, so a
+    crashed run cannot leak it.  The object must outlive the engine's use of the hook
+    (detach before dropping it).
+    """
+
+    def __init__(self, *, prof_begin: int | None = None, prof_end: int | None = None,
+                 event_begin: int | None = None, event_end: int | None = None,
+                 event_wrap: int = 0, budget_instructions: int = 0,
+                 capacity: int = _INITIAL_CAPACITY) -> None:
+        self._ctx = CountContext()
+        if _LIB.tm_ctx_init(ctypes.byref(self._ctx), capacity) != 0:
+            raise MemoryError("cannot allocate the block-count table")
+        self._finalizer = weakref.finalize(self, _LIB.tm_ctx_release, ctypes.byref(self._ctx))
+        ctx = self._ctx
+        ctx.prof_begin_addr = NO_ADDR if prof_begin is None else prof_begin & ~1
+        ctx.prof_end_addr = NO_ADDR if prof_end is None else prof_end & ~1
+        ctx.evt_begin_addr = NO_ADDR if event_begin is None else event_begin & ~1
+        ctx.evt_end_addr = NO_ADDR if event_end is None else event_end & ~1
+        ctx.evt_wrap = event_wrap
+        ctx.budget_insns = budget_instructions
+        ctx.reg_read = _function_address("uc_reg_read")
+        ctx.emu_stop = _function_address("uc_emu_stop")
+        self._hook_fn = ctypes.cast(_LIB.tm_block_hook, ctypes.c_void_p).value
+        self._attached: tuple[Uc, int] | None = None
+
+    @property
+    def current_layer(self) -> int:
+        return int(self._ctx.current_layer)
+
+    @property
+    def executed_bytes(self) -> int:
+        return int(self._ctx.executed_bytes)
+
+    @property
+    def flags(self) -> int:
+        return int(self._ctx.flags)
+
+    def attach(self, uc: Uc) -> None:
+        """Register ``tm_block_hook`` on every block of *uc*."""
+        if self._attached is not None:
+            raise RuntimeError("BlockCounter is already attached")
+        handle = add_native_hook(uc, UC_HOOK_BLOCK, self._hook_fn,
+                                 ctypes.addressof(self._ctx))
+        self._attached = (uc, handle)
+
+    def detach(self) -> None:
+        if self._attached is not None:
+            uc, handle = self._attached
+            remove_native_hook(uc, handle)
+            self._attached = None
+
+    def snapshot(self) -> CounterSnapshot:
+        """Copy the (address, size, layer) -> count table into numpy arrays."""
+        n = int(self._ctx.used)
+        address = np.zeros(n, dtype=np.uint32)
+        size = np.zeros(n, dtype=np.uint32)
+        layer = np.zeros(n, dtype=np.int32)
+        count = np.zeros(n, dtype=np.uint64)
+        written = _LIB.tm_ctx_export(
+            ctypes.byref(self._ctx), address.ctypes.data, size.ctypes.data,
+            layer.ctypes.data, count.ctypes.data, n)
+        if written != n:
+            raise RuntimeError(f"block table export wrote {written} of {n} entries")
+        order = np.lexsort((layer, size, address))
+        return CounterSnapshot(
+            address=address[order], size=size[order], layer=layer[order], count=count[order],
+            executed_bytes=int(self._ctx.executed_bytes),
+            blocks_executed=int(self._ctx.blocks_executed),
+            budget_exceeded=bool(self._ctx.flags & FLAG_BUDGET),
+            out_of_memory=bool(self._ctx.flags & FLAG_OOM),
+        )
+
+    def close(self) -> None:
+        """Detach (if needed) and free the C table."""
+        self.detach()
+        self._finalizer()

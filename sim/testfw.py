@@ -1,0 +1,132 @@
+"""Build tiny bare-metal programs for a board: for simulator tests and benchmarks.
+
+The real firmware comes from ``tinymeter.firmware``; these programs deliberately do
+not, so the simulator can be tested (and benchmarked) independently of the runtime.
+The build provides its own vector table, startup (``.data`` copy from its flash LMA,
+``.bss`` zeroing, FPU enable), semihosting helpers and no-op versions of the firmware
+ABI hooks, so a test program is just a ``main()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+from tinymeter.boards import Board
+from tinymeter.errors import BuildError
+
+log = logging.getLogger(__name__)
+
+GCC = "arm-none-eabi-gcc"
+
+#: Header every program gets: semihosting calls and the ABI hook declarations.
+PRELUDE_H = r"""
+#include <stdint.h>
+#include <stddef.h>
+uint32_t tm_io_next(void);
+void tm_io_input_hook(uint32_t index, uint8_t *buf, uint32_t bytes);
+void tm_io_output_hook(uint32_t index, const uint8_t *buf, uint32_t bytes);
+void tm_prof_begin(uint32_t layer);
+void tm_prof_end(uint32_t layer);
+void tm_exit(int code);
+int tm_semihost(int op, const void *arg);
+void tm_puts(const char *s);
+"""
+
+RUNTIME_C = r"""
+#include "prelude.h"
+extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
+int main(void);
+
+int tm_semihost(int op, const void *arg) {
+    register int r0 __asm__("r0") = op;
+    register const void *r1 __asm__("r1") = arg;
+    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    return r0;
+}
+void tm_puts(const char *s) { tm_semihost(0x04, s); }
+
+/* Emulator-intercepted ABI hooks: noipa so calls are never folded away. */
+__attribute__((noipa)) uint32_t tm_io_next(void) { static uint32_t runs = 1; return runs ? runs-- : 0; }
+__attribute__((noipa)) void tm_io_input_hook(uint32_t i, uint8_t *b, uint32_t n) { (void)i; (void)b; (void)n; }
+__attribute__((noipa)) void tm_io_output_hook(uint32_t i, const uint8_t *b, uint32_t n) { (void)i; (void)b; (void)n; }
+__attribute__((noipa)) void tm_prof_begin(uint32_t layer) { (void)layer; }
+__attribute__((noipa)) void tm_prof_end(uint32_t layer) { (void)layer; }
+
+__attribute__((noreturn, noipa)) void tm_exit(int code) {
+    uint32_t block[2] = {0x20026u, (uint32_t)code};
+    tm_semihost(0x20, block); /* SYS_EXIT_EXTENDED */
+    for (;;) {}
+}
+
+__attribute__((noreturn)) void reset_handler(void) {
+    uint32_t *src = &_sidata, *dst = &_sdata;
+    while (dst < &_edata) *dst++ = *src++;
+    for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
+#if defined(__ARM_FP)
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: CP10/CP11 full access */
+    __asm__ volatile("dsb\n isb");
+#endif
+    tm_exit(main());
+}
+
+__attribute__((noreturn)) void default_handler(void) { for (;;) {} }
+
+__attribute__((section(".vectors"), used)) const void *const tm_vectors[16] = {
+    &_estack, (void *)reset_handler, (void *)default_handler, (void *)default_handler,
+    (void *)default_handler, (void *)default_handler, (void *)default_handler,
+};
+"""
+
+LINKER_LD = """
+MEMORY {{
+  TEXT (rx) : ORIGIN = 0x{text_origin:08x}, LENGTH = 0x{text_size:x}
+  DATA (rwx) : ORIGIN = 0x{data_origin:08x}, LENGTH = 0x{data_size:x}
+}}
+ENTRY(reset_handler)
+SECTIONS {{
+  .text : {{ KEEP(*(.vectors)) *(.text*) *(.rodata*) . = ALIGN(4); }} > TEXT
+  .data : {{ _sdata = .; *(.data*) . = ALIGN(4); _edata = .; }} > DATA AT > TEXT
+  _sidata = LOADADDR(.data);
+  .bss (NOLOAD) : {{ _sbss = .; *(.bss*) *(COMMON) . = ALIGN(4); _ebss = .; }} > DATA
+  end = .;
+  _estack = ORIGIN(DATA) + LENGTH(DATA);
+  /DISCARD/ : {{ *(.ARM.exidx*) *(.ARM.attributes) }}
+}}
+"""
+
+
+def toolchain_available() -> bool:
+    return shutil.which(GCC) is not None
+
+
+def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog",
+                  opt: str = "-O1", extra_flags: tuple[str, ...] = ()) -> Path:
+    """Compile *main_c* (C source with ``main``) with the test runtime for *board*.
+
+    Returns the ELF path.  Raises :class:`BuildError` with the compiler's message.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prelude.h").write_text(PRELUDE_H)
+    (workdir / "runtime.c").write_text(RUNTIME_C)
+    (workdir / f"{name}.c").write_text('#include "prelude.h"\n' + main_c)
+    text, data = board.text, board.data
+    (workdir / "link.ld").write_text(LINKER_LD.format(
+        text_origin=text.origin, text_size=text.size, data_origin=data.origin,
+        data_size=data.size))
+    elf = workdir / f"{name}.elf"
+    cmd = [GCC, *board.core.gcc_flags, opt, "-g", "-ffreestanding", "-nostdlib",
+           "-nostartfiles", "-ffunction-sections", "-Wall", *extra_flags,
+           "-T", str(workdir / "link.ld"), "-o", str(elf),
+           str(workdir / "runtime.c"), str(workdir / f"{name}.c"), "-lgcc"]
+    log.debug("building %s: %s", elf, " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BuildError(f"{GCC} not found on PATH") from None
+    if proc.returncode != 0:
+        raise BuildError(f"test program {name} failed to build for {board.name}:\n"
+                         f"{proc.stderr.strip()}")
+    return elf
