@@ -1,0 +1,95 @@
+"""`make bench`: emulator speed and end-to-end estimate time, written as JSON.
+
+Measures, on the default model and board:
+* emulation MIPS of the same ELF with the native per-layer counting hook and with
+  no hook at all (instructions are the same, so MIPS = counted instructions / time);
+* wall time of a full `estimate` (parse, lower, build from a warm cache, emulate,
+  cost model) and of a cold build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from tinymeter.boards import load_board
+from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
+from tinymeter.firmware.codegen import generate
+from tinymeter.models.tflite import load_tflite
+from tinymeter.pipeline import estimate, resolve_model
+from tinymeter.sim.emulator import Emulator
+
+log = logging.getLogger("bench")
+
+
+def bench_emulation(model_path: Path, board_name: str, kernels: str, repeats: int) -> dict:
+    board = load_board(board_name)
+    gen = generate(load_tflite(model_path), name=model_path.stem)
+    image = FirmwareBuilder().build(gen, board, BuildConfig(kernels=kernels))
+    counted, raw = [], []
+    instructions = 0
+    for _ in range(repeats):
+        r = Emulator(board).run(image.elf, [[]], budget_instructions=10**10, timeout_s=600)
+        instructions = r.instructions
+        counted.append(r.wall_time_s)
+        r0 = Emulator(board).run(image.elf, [[]], budget_instructions=10**10, timeout_s=600,
+                                 count=False)
+        raw.append(r0.wall_time_s)
+    t_count, t_raw = statistics.median(counted), statistics.median(raw)
+    return {
+        "model": model_path.name, "board": board_name, "kernels": kernels,
+        "instructions": instructions,
+        "seconds_counting": t_count, "seconds_no_hook": t_raw,
+        "mips_counting": instructions / t_count / 1e6,
+        "mips_no_hook": instructions / t_raw / 1e6,
+        "counting_speed_ratio": t_raw / t_count,
+    }
+
+
+def bench_estimate(model_path: Path, board_name: str) -> dict:
+    board = load_board(board_name)
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        estimate(model_path, board, builder=FirmwareBuilder(cache_dir=Path(cache)))
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        est = estimate(model_path, board, builder=FirmwareBuilder(cache_dir=Path(cache)))
+        warm = time.perf_counter() - t0
+    return {"model": model_path.name, "board": board_name, "estimate_seconds_cold_build": cold,
+            "estimate_seconds_warm": warm, "estimated_ms": est.ms, "cycles": est.cycles,
+            "instructions": est.instructions}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench-results"))
+    ap.add_argument("--board", default="nucleo-l4r5zi")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = resolve_model(None)
+    result = {
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                    "platform": platform.platform()},
+        "emulation": [bench_emulation(model, args.board, "reference", args.repeats)],
+        "estimate": [bench_estimate(model, args.board)],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "bench.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
