@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     zb.add_argument("name")
     zb.add_argument("--quantize", default="int8", choices=("int8", "float32"))
     z.set_defaults(func=_cmd_zoo)
+
+    from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
+
+    add_hw_subcommands(sub)
     return p
 
 
