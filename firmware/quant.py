@@ -11,6 +11,8 @@ float32 steps are reproduced with numpy.float32.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -105,3 +107,112 @@ def activation_range_float(activation: str) -> tuple[float, float]:
         return ranges[activation]
     except KeyError:
         raise UnsupportedModelError(f"fused activation {activation} is not supported") from None
+
+
+# --- Convolution-family Prepare arithmetic (conv, depthwise conv, fully connected) ---
+
+
+def conv_per_channel_multipliers(input_scale: float, filter_scales: Sequence[float],
+                                 output_scale: float,
+                                 num_channels: int) -> tuple[list[int], list[int]]:
+    """TFLM ``PopulateConvolutionQuantizationParams`` per-channel multipliers and shifts.
+
+    Each channel's effective scale is ``double(input) * double(filter[c]) / double(output)``
+    with every scale first rounded to float32 (TFLM stores tensor scales as float). A
+    single filter scale is broadcast over *num_channels*, as TFLM does for per-tensor
+    weights. Also used by TFLM's per-channel FULLY_CONNECTED (same formula).
+    """
+    in_s = float(f32(input_scale))
+    out_s = float(f32(output_scale))
+    scales = list(filter_scales)
+    if len(scales) not in (1, num_channels):
+        raise UnsupportedModelError(
+            f"{len(scales)} filter scales for {num_channels} output channels")
+    mults: list[int] = []
+    shifts: list[int] = []
+    for c in range(num_channels):
+        fs = float(f32(scales[c] if len(scales) > 1 else scales[0]))
+        m, s = quantize_multiplier(in_s * fs / out_s)
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def conv_per_tensor_multiplier(input_scale: float, filter_scale: float,
+                               output_scale: float) -> tuple[int, int]:
+    """TFLM ``GetQuantizedConvolutionMultipler`` + ``QuantizeMultiplier`` (per-tensor FC).
+
+    Unlike the per-channel path, TFLM multiplies input and filter scale *in float32*
+    (``static_cast<double>(input->params.scale * filter->params.scale)``) before
+    widening, so the product is rounded to float32 once; this matters bit-wise.
+    """
+    product = float(f32(input_scale) * f32(filter_scale))
+    if product < 0:
+        raise UnsupportedModelError(f"negative input*filter scale {product!r}")
+    return quantize_multiplier(product / float(f32(output_scale)))
+
+
+def bias_scale_matches(input_scale: float, filter_scale: float, bias_scale: float,
+                       output_scale: float) -> bool:
+    """TFLM's bias-scale sanity check in ``GetQuantizedConvolutionMultipler`` (with bias).
+
+    Prepare fails unless ``|in*filter - bias_scale| / out_scale <= 0.02`` (doubles of the
+    float32 scales), so a model TFLM rejects is rejected here too.
+    """
+    product = float(f32(input_scale)) * float(f32(filter_scale))
+    diff = abs(product - float(f32(bias_scale)))
+    return diff / float(f32(output_scale)) <= 0.02
+
+
+def _c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero), unlike Python's floor division."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def compute_out_size(padding: str, image_size: int, filter_size: int, stride: int,
+                     dilation: int = 1) -> int:
+    """TFLM ``ComputeOutSize`` (matches TensorFlow's GetWindowedOutputSize), C int maths."""
+    effective = (filter_size - 1) * dilation + 1
+    if stride == 0:
+        return 0
+    if padding == "SAME":
+        return _c_div(image_size + stride - 1, stride)
+    if padding == "VALID":
+        return _c_div(image_size + stride - effective, stride)
+    return 0
+
+
+def compute_padding_with_offset(stride: int, dilation: int, in_size: int, filter_size: int,
+                                out_size: int) -> tuple[int, int]:
+    """TFLM ``ComputePaddingWithOffset``: (leading padding, extra trailing padding)."""
+    effective = (filter_size - 1) * dilation + 1
+    total = (out_size - 1) * stride + effective - in_size
+    total = total if total > 0 else 0
+    return total // 2, total % 2
+
+
+@dataclass(frozen=True)
+class PaddingValues:
+    """TFLM ``TfLitePaddingValues`` plus the output size ComputePaddingHeightWidth derives."""
+
+    height: int
+    width: int
+    height_offset: int
+    width_offset: int
+    out_height: int
+    out_width: int
+
+
+def compute_padding_height_width(stride_h: int, stride_w: int, dilation_h: int, dilation_w: int,
+                                 in_h: int, in_w: int, filter_h: int, filter_w: int,
+                                 padding: str) -> PaddingValues:
+    """TFLM ``ComputePaddingHeightWidth``: geometry every windowed op's Prepare derives.
+
+    Kernels only use the leading (top/left) padding; offsets are kept for completeness.
+    """
+    out_w = compute_out_size(padding, in_w, filter_w, stride_w, dilation_w)
+    out_h = compute_out_size(padding, in_h, filter_h, stride_h, dilation_h)
+    pad_h, off_h = compute_padding_with_offset(stride_h, dilation_h, in_h, filter_h, out_h)
+    pad_w, off_w = compute_padding_with_offset(stride_w, dilation_w, in_w, filter_w, out_w)
+    return PaddingValues(pad_h, pad_w, off_h, off_w, out_h, out_w)
