@@ -34,6 +34,7 @@ from tinymeter.models.tflite import (
     Subgraph,
     Tensor,
     TensorType,
+    default_options,
     serialize_tflite,
 )
 
@@ -82,7 +83,8 @@ def tensor(
     shape_t = tuple(int(d) for d in shape)
     quant = None
     if scale is not None:
-        scales = tuple(float(s) for s in np.atleast_1d(scale))
+        # float32-rounded: the file stores float32, so parse(serialize(m)) == m holds
+        scales = tuple(float(np.float32(s)) for s in np.atleast_1d(scale))
         if zero_point is None:
             zero_point = 0
         zps = tuple(int(z) for z in np.atleast_1d(zero_point))
@@ -150,6 +152,8 @@ def single_op_model_ir(
 ) -> Model:
     """A one-operator :class:`Model`: tensors = inputs (None = omitted optional) + outputs.
 
+    ``options`` may be partial; missing fields get the schema defaults.
+
     Non-constant inputs become the subgraph inputs in the given order; constants get
     buffers 1, 2, ...; buffer 0 stays the empty sentinel.
     """
@@ -175,8 +179,10 @@ def single_op_model_ir(
             raise ValueError(f"output tensor {t.name!r} must not have constant data")
         op_outputs.append(len(tensors))
         tensors.append(dataclasses.replace(t, buffer=0))
+    # Complete the options with schema defaults, as the reader reports them.
+    full_options = {**default_options(opcode), **(options or {})}
     op = Operator(opcode=opcode, version=version, inputs=tuple(op_inputs),
-                  outputs=tuple(op_outputs), options=dict(options or {}))
+                  outputs=tuple(op_outputs), options=full_options)
     sg = Subgraph(name="main", tensors=tuple(tensors), inputs=tuple(graph_inputs),
                   outputs=tuple(op_outputs), operators=(op,))
     return Model(version=3, description=description, subgraphs=(sg,))

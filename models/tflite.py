@@ -1031,7 +1031,14 @@ def _write_options(b: Any, op: Operator, label: str) -> tuple[int, int]:
             )
         return 0, 0
     type_index = _OPTION_TYPE_BY_NAME[table_name]
-    fields = _OPTION_TABLES[type_index - 1][1]
+    try:
+        return type_index, _write_options_table(b, op, table_name, label)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise MalformedModelError(f"{label}: bad {table_name} value: {exc}") from None
+
+
+def _write_options_table(b: Any, op: Operator, table_name: str, label: str) -> int:
+    fields = _OPTION_TABLES[_OPTION_TYPE_BY_NAME[table_name] - 1][1]
     known = {f.name for f in fields if f.kind != "deprecated"}
     unknown = set(op.options) - known
     if unknown:
@@ -1076,7 +1083,7 @@ def _write_options(b: Any, op: Operator, label: str) -> tuple[int, int]:
                     f"(one of {list(names)})"
                 )
             b.PrependInt8Slot(slot, names.index(name), names.index(f.default))
-    return type_index, b.EndObject()
+    return b.EndObject()
 
 
 def _assign_buffers(model: Model) -> tuple[list[bytes], list[list[int]]]:
