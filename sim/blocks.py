@@ -18,8 +18,6 @@ from typing import Protocol
 import capstone
 import numpy as np
 
-from tinymeter.errors import EmulationError
-
 log = logging.getLogger(__name__)
 
 #: Instruction classes, in column order of every per-class array.

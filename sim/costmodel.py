@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
 
 from tinymeter.boards import Board
 from tinymeter.errors import ConfigError
+from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
 
 log = logging.getLogger(__name__)
 

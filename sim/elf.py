@@ -162,7 +162,12 @@ class ElfImage:
             if sym.size and sym.address <= address < sym.end:
                 return sym, address - sym.address
         if i >= 0 and self._sorted[i].size == 0:
-            return self._sorted[i], address - self._sorted[i].address
+            label = self._sorted[i]
+            # Only trust an unsized label (hand-written asm) within its own section;
+            # linker-script markers like _estack would otherwise "contain" everything.
+            if any(sec.address <= label.address and address < sec.address + len(sec.data)
+                   for sec in self.sections):
+                return label, address - label.address
         return None
 
     def describe(self, address: int) -> str:
@@ -182,11 +187,11 @@ class ElfImage:
         """Bytes at run address *address* (section/VMA view), for disassembly."""
         for sec in self.sections:
             off = address - sec.address
-            if 0 <= off and off + size <= len(sec.data):
+            if off >= 0 and off + size <= len(sec.data):
                 return sec.data[off:off + size]
         for seg in self.segments:
             off = address - seg.vaddr
-            if 0 <= off and off + size <= len(seg.data):
+            if off >= 0 and off + size <= len(seg.data):
                 return seg.data[off:off + size]
         raise EmulationError(f"no code bytes in the ELF at 0x{address:08x}+{size} "
                              "(code generated or copied at run time?)")

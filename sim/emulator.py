@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import unicorn
 from unicorn import Uc, UcError, arm_const, unicorn_const
 
@@ -114,6 +115,7 @@ class _Session:
     outputs: list[list[bytes | None]] = field(default_factory=list)
     error: TinymeterError | None = None
     bad_access: str = ""
+    intercepted: list[int] = field(default_factory=list)
 
     @property
     def inference(self) -> int:
@@ -251,7 +253,11 @@ class Emulator:
                 counter.close()
 
         if snapshot is not None:
-            table = BlockTable(snapshot.address, snapshot.size, snapshot.layer, snapshot.count)
+            # Blocks at intercepted entries were counted by the block hook before the
+            # code hook redirected to LR: they never executed, so drop them.
+            keep = ~np.isin(snapshot.address, np.array(session.intercepted, dtype=np.uint32))
+            table = BlockTable(snapshot.address[keep], snapshot.size[keep],
+                               snapshot.layer[keep], snapshot.count[keep])
             profile: BlockProfile | None = analyze(table, image, image, self._block_cache)
             instructions = profile.total_instructions
             executed_bytes = snapshot.executed_bytes
@@ -298,6 +304,7 @@ class Emulator:
                 continue
             uc.hook_add(unicorn.UC_HOOK_CODE, handler, session, begin=sym.address,
                         end=sym.address)
+            session.intercepted.append(sym.address)
 
     @staticmethod
     def _return(uc: Uc) -> None:

@@ -33,7 +33,7 @@ _INITIAL_CAPACITY = 1 << 14
 class CountContext(ctypes.Structure):
     """Mirror of ``struct tm_ctx`` in ``native/counthook.c`` (keep the two in sync)."""
 
-    _fields_ = [  # noqa: RUF012 - ctypes requires a class attribute
+    _fields_ = [
         ("prof_begin_addr", ctypes.c_uint64),
         ("prof_end_addr", ctypes.c_uint64),
         ("evt_begin_addr", ctypes.c_uint64),

@@ -50,8 +50,12 @@ void tm_puts(const char *s) { tm_semihost(0x04, s); }
 
 /* Emulator-intercepted ABI hooks: noipa so calls are never folded away. */
 __attribute__((noipa)) uint32_t tm_io_next(void) { static uint32_t runs = 1; return runs ? runs-- : 0; }
-__attribute__((noipa)) void tm_io_input_hook(uint32_t i, uint8_t *b, uint32_t n) { (void)i; (void)b; (void)n; }
-__attribute__((noipa)) void tm_io_output_hook(uint32_t i, const uint8_t *b, uint32_t n) { (void)i; (void)b; (void)n; }
+__attribute__((noipa)) void tm_io_input_hook(uint32_t i, uint8_t *b, uint32_t n) {
+    (void)i; (void)b; (void)n;
+}
+__attribute__((noipa)) void tm_io_output_hook(uint32_t i, const uint8_t *b, uint32_t n) {
+    (void)i; (void)b; (void)n;
+}
 __attribute__((noipa)) void tm_prof_begin(uint32_t layer) { (void)layer; }
 __attribute__((noipa)) void tm_prof_end(uint32_t layer) { (void)layer; }
 

@@ -174,7 +174,7 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
 
 /* Allocate the table (capacity rounded up to a power of two) and reset all running state. */
 int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
-    uint64_t cap = 64;
+    uint64_t cap = 16;
     while (cap < capacity) {
         cap *= 2;
     }
