@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.base import ConstArray, CValue, Layer
 from tinymeter.models.tflite import Model, TensorType
-
-from tinymeter.errors import UnsupportedModelError
 
 log = logging.getLogger(__name__)
 

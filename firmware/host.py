@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from tinymeter.errors import EmulationError, TinymeterError
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.firmware.codegen import GeneratedModel, IoTensor, generate
 from tinymeter.models.tflite import parse_tflite
-
-from tinymeter.errors import EmulationError, TinymeterError
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tinymeter.boards import load_board
+from tinymeter.errors import ConfigError
 from tinymeter.firmware.build import (
     BuildConfig,
     compile_argv,
@@ -15,9 +18,6 @@ from tinymeter.firmware.build import (
     linker_script,
     runtime_dir,
 )
-
-from tinymeter.boards import load_board
-from tinymeter.errors import ConfigError
 
 
 def test_compile_argv_m4() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,8 +139,9 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
     """Build *model_path* for *board*, emulate one inference and estimate every layer."""
     config = config or BuildConfig()
     builder = builder or FirmwareBuilder()
-    bar = tqdm(total=4, disable=not progress, leave=False, unit="step")
-    stages = _Stages(bar if progress else None)
+    show = progress and sys.stderr.isatty()
+    bar = tqdm(total=4, disable=not show, leave=False, unit="step")
+    stages = _Stages(bar if show else None)
     try:
         with stages.stage("parsing and lowering the model"):
             gen = generate(load_tflite(model_path), name=Path(model_path).stem)

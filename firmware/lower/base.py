@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
-
 from tinymeter.errors import UnsupportedModelError
+from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
 #: A C initializer value: ints are printed as integers, strings are emitted verbatim
 #: (C expressions such as symbol names), nested sequences become brace lists.

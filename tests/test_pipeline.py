@@ -1,0 +1,80 @@
+"""End-to-end estimate: .tflite -> firmware ELF -> emulator -> per-layer report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinymeter.boards import load_board
+from tinymeter.cli import main
+from tinymeter.firmware.build import FirmwareBuilder
+from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+from tinymeter.pipeline import estimate
+
+MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+
+
+def _fc_model(tmp_path: Path, n_in: int, n_out: int) -> Path:
+    x = int8_tensor("x", (1, n_in), 0.05, 2)
+    w = int8_tensor("w", (n_out, n_in), 0.01, 0, data=random_int8((n_out, n_in), seed=n_in))
+    b = bias_tensor("b", np.zeros(n_out, np.int32), input_scale=0.05, weight_scales=w)
+    y = int8_tensor("y", (1, n_out), 0.2, -1)
+    path = tmp_path / f"fc{n_in}x{n_out}.tflite"
+    path.write_bytes(single_op_model("FULLY_CONNECTED", [x, w, b], [y]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def builder(tmp_path_factory) -> FirmwareBuilder:
+    return FirmwareBuilder(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_fc_instructions_scale_with_macs(tmp_path: Path, builder: FirmwareBuilder) -> None:
+    board = load_board("nucleo-l4r5zi")
+    small = estimate(_fc_model(tmp_path, 64, 16), board, builder=builder)
+    big = estimate(_fc_model(tmp_path, 256, 16), board, builder=builder)
+    assert small.layers[0].macs == 64 * 16 and big.layers[0].macs == 256 * 16
+    # The inner loop dominates: 4x the MACs -> between 3x and 4.2x the instructions.
+    ratio = big.layers[0].instructions / small.layers[0].instructions
+    assert 3.0 < ratio < 4.2
+    for est in (small, big):
+        assert est.instructions == sum(r.instructions for r in est.layers)
+        assert est.cycles == sum(r.cycles for r in est.layers)
+        assert est.cycles >= est.instructions * 0.9
+        assert est.ms == pytest.approx(est.cycles / 120e6 * 1e3)
+        assert est.energy_uj == pytest.approx(43.0e-3 * est.ms * 1e-3 * 1e6)
+        assert est.overhead_instructions > 0
+        assert est.stack_bytes is not None and 0 < est.stack_bytes < 4096
+        assert est.arena_bytes >= 64 + 16
+
+
+def test_estimate_on_every_board(tmp_path: Path, builder: FirmwareBuilder) -> None:
+    path = _fc_model(tmp_path, 32, 8)
+    counts = {}
+    for name in ("nucleo-g0b1re", "nucleo-f207zg", "nucleo-l4r5zi", "nucleo-f767zi",
+                 "nucleo-l552ze-q"):
+        est = estimate(path, load_board(name), builder=builder)
+        assert est.board == name and est.layers[0].instructions > 32 * 8
+        counts[name] = est.layers[0].instructions
+    # ARMv6-M (M0+) needs more instructions than ARMv7E-M for the same kernel.
+    assert counts["nucleo-g0b1re"] > counts["nucleo-l4r5zi"]
+
+
+def test_cli_estimate_json(tmp_path: Path, capsys) -> None:
+    if not (MLPERF / "ad01_int8.tflite").exists():
+        pytest.skip("shared MLPerf Tiny models not present")
+    out = tmp_path / "ad.json"
+    csv = tmp_path / "ad.csv"
+    assert main(["estimate", str(MLPERF / "ad01_int8.tflite"), "-q", "--json", str(out),
+                 "--csv", str(csv), "--profile", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "FULLY_CONNECTED" in text and "top functions" in text
+    report = json.loads(out.read_text())
+    assert report["report_version"] == 1
+    assert len(report["layers"]) == 10
+    assert sum(r["macs"] for r in report["layers"]) == pytest.approx(264_192, rel=0.01)
+    assert report["cost_model"] == "tm-cortex-m4f-v1"
+    assert len(csv.read_text().splitlines()) == 11
