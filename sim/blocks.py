@@ -67,6 +67,7 @@ _CLASS_OF: dict[str, int] = {
 }
 _MULTIPLE = frozenset(("ldm", "ldmdb", "stm", "stmdb"))
 _PUSH_POP = frozenset(("push", "pop"))
+_UNCONDITIONAL = (capstone.arm.ARM_CC_AL, capstone.arm.ARM_CC_INVALID)
 
 
 def classify(name: str) -> int:
@@ -118,6 +119,8 @@ class BlockInfo:
     instructions: int
     classes: np.ndarray          # int64[len(CLASSES)]
     multiple_registers: int      # registers moved by LDM/STM/PUSH/POP in this block
+    #: The last instruction is conditional (a conditional branch ends most loop blocks).
+    ends_conditional: bool = False
     mnemonics: tuple[str, ...] = field(repr=False, default=())
 
 
@@ -127,6 +130,7 @@ def disassemble_block(code: bytes, address: int, md: capstone.Cs | None = None) 
     classes = np.zeros(len(CLASSES), dtype=np.int64)
     regs = 0
     names: list[str] = []
+    last_cc = capstone.arm.ARM_CC_AL
     offset = 0
     while offset < len(code):
         progressed = False
@@ -139,6 +143,7 @@ def disassemble_block(code: bytes, address: int, md: capstone.Cs | None = None) 
                 regs += max(len(insn.operands) - 1, 0)
             offset += insn.size
             names.append(name)
+            last_cc = insn.cc
             progressed = True
         if offset < len(code) and not progressed:
             # capstone cannot decode it (the CPU evidently could): count one unknown
@@ -148,7 +153,8 @@ def disassemble_block(code: bytes, address: int, md: capstone.Cs | None = None) 
             names.append("?")
             offset += 2
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
-                     multiple_registers=regs, mnemonics=tuple(names))
+                     multiple_registers=regs, mnemonics=tuple(names),
+                     ends_conditional=last_cc not in _UNCONDITIONAL)
 
 
 def make_disassembler() -> capstone.Cs:
