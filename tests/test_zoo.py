@@ -13,6 +13,7 @@ per session even if several tests use it (that is also the zoo's own cache at wo
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
 import subprocess
 import sys
@@ -26,7 +27,8 @@ import pytest
 from tinymeter.errors import ConfigError
 from tinymeter.models import zoo
 
-pytest.importorskip("tensorflow")
+if importlib.util.find_spec("tensorflow") is None:  # find_spec: importing TF here is slow
+    pytest.skip("model zoo tests need TensorFlow", allow_module_level=True)
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
 REFERENCE_DIR = Path("/work/shared/models/mlperf-tiny")
@@ -344,7 +346,7 @@ def test_int8_agrees_with_float(zoo_cache: Path) -> None:
         yq = (_run_tflm(q, xq).astype(np.float32) - out_zp) * out_scale
         yf = _run_tflm(f, xf)
         errs.append(float(np.abs(yq - yf).max()))
-    assert max(errs) < 0.08, errs
+    assert max(errs) < 0.03, errs
 
 
 def test_float_io_int8_model(zoo_cache: Path) -> None:
