@@ -1,0 +1,534 @@
+"""CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED: bit-exact against tflite-micro.
+
+Why: the latency numbers are only meaningful if the firmware computes what TFLM
+computes. Every case builds a single-op model with random (but seeded) shapes,
+options and quantization, runs it in the tflite-micro Python interpreter and through
+our runtime, and demands identical int8 outputs. The same cases run on every runner
+in ``RUNNERS`` (host build now; the emulator once ``tinymeter.firmware.runner``
+exposes it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinymeter.errors import UnsupportedModelError
+from tinymeter.firmware import quant
+from tinymeter.firmware.codegen import generate
+from tinymeter.firmware.host import run_on_host
+from tinymeter.models.testing import bias_tensor, int8_tensor, run_tflm, single_op_model, tensor
+from tinymeter.models.tflite import TensorType, parse_tflite
+
+pytest.importorskip("tflite_micro")
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
+
+N_CONV = 40
+N_DWCONV = 40
+N_FC = 40
+#: Inferences per case: a random input plus the two saturating extremes.
+KERNEL_CHOICES = [(1, 1), (3, 3), (5, 5), (10, 4), (2, 3), (1, 3), (3, 1)]
+ACTIVATIONS = ["NONE", "RELU", "RELU6"]
+
+RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
+
+
+# --------------------------------------------------------------------------- runners
+
+
+def _emulator_runner() -> Runner:
+    """The emulator variant; skips until the emulator runner lands."""
+    try:
+        from tinymeter.firmware import runner as emu  # type: ignore[attr-defined]
+    except ImportError:
+        pytest.skip("tinymeter.firmware.runner (emulator) not available yet")
+    fn = getattr(emu, "run_on_emulator", None)
+    if fn is None:
+        pytest.skip("tinymeter.firmware.runner has no run_on_emulator yet")
+    return fn
+
+
+RUNNERS: dict[str, Callable[[], Runner]] = {
+    "host": lambda: run_on_host,
+    "emulator": _emulator_runner,
+}
+
+
+@pytest.fixture(params=sorted(RUNNERS), scope="module")
+def runner(request: pytest.FixtureRequest) -> Runner:
+    """Each runner executes a .tflite through the tinymeter runtime: (blob, inputs) -> outputs."""
+    return RUNNERS[request.param]()
+
+
+# --------------------------------------------------------------------------- case builders
+
+
+@dataclass
+class Case:
+    """One single-op model plus the inputs to feed it, and a description for failures."""
+
+    blob: bytes
+    input_shape: tuple[int, ...]
+    desc: dict[str, Any] = field(default_factory=dict)
+
+    def inputs(self, seed: int) -> list[list[np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        rand = rng.integers(-128, 128, size=self.input_shape).astype(np.int8)
+        lo = np.full(self.input_shape, -128, np.int8)
+        hi = np.full(self.input_shape, 127, np.int8)
+        return [[rand], [lo], [hi]]
+
+
+def _log_scales(rng: np.random.Generator, n: int, lo: float, hi: float) -> list[float]:
+    """Scales spread log-uniformly over [10^lo, 10^hi] (several decades)."""
+    return [float(np.float32(10.0 ** rng.uniform(lo, hi))) for _ in range(n)]
+
+
+def _weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    low = -128 if rng.random() < 0.2 else -127
+    return rng.integers(low, 128, size=shape).astype(np.int8)
+
+
+def _out_scale(rng: np.random.Generator, in_scale: float, w_scales: Sequence[float],
+               k: int) -> float:
+    """An output scale near the typical accumulator magnitude, so some channels
+    saturate and others do not (typical |w*(x-zp)| ~ 74*74, summed over k terms)."""
+    gmean = math.exp(float(np.mean(np.log(w_scales))))
+    return float(np.float32(in_scale * gmean * 5476.0 * math.sqrt(k) / 40.0
+                            * 10.0 ** rng.uniform(-0.7, 0.7)))
+
+
+def _bias(rng: np.random.Generator, n: int, k: int, in_scale: float, w: Any) -> Any:
+    if rng.random() < 0.3:
+        return None
+    span = int(5476 * math.sqrt(k) * 2) + 1
+    data = rng.integers(-span, span + 1, size=n).astype(np.int32)
+    return bias_tensor("b", data, input_scale=in_scale, weight_scales=w)
+
+
+def _in_size(rng: np.random.Generator, k: int, d: int) -> int:
+    eff = (k - 1) * d + 1
+    return int(rng.integers(max(1, eff - 2), eff + 8))
+
+
+def conv_case(seed: int) -> Case:
+    """Random CONV_2D: kernel, stride, dilation, padding, batches, channels, quant, bias, act."""
+    rng = np.random.default_rng(1000 + seed)
+    kh, kw = KERNEL_CHOICES[seed % len(KERNEL_CHOICES)]
+    sh, sw = (int(v) for v in rng.integers(1, 3, size=2))
+    dh, dw = (int(v) for v in rng.integers(1, 3, size=2))
+    padding = "SAME" if seed % 2 == 0 else "VALID"
+    batches = int(rng.integers(1, 3))
+    in_ch = int(rng.integers(1, 10))
+    out_ch = int(rng.integers(1, 10))
+    in_h, in_w = _in_size(rng, kh, dh), _in_size(rng, kw, dw)
+    if padding == "VALID":
+        in_h, in_w = max(in_h, (kh - 1) * dh + 1), max(in_w, (kw - 1) * dw + 1)
+    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, kh, kw, padding)
+    in_scale = _log_scales(rng, 1, -3, 0)[0]
+    in_zp = int(rng.integers(-128, 128))
+    per_channel = rng.random() < 0.8
+    w_scales = _log_scales(rng, out_ch if per_channel else 1, -4, -1)
+    w = int8_tensor("w", (out_ch, kh, kw, in_ch), data=_weights(rng, (out_ch, kh, kw, in_ch)),
+                    per_channel_scales=w_scales if per_channel else None,
+                    scale=w_scales[0])
+    k = kh * kw * in_ch
+    out_scale = _out_scale(rng, in_scale, w_scales, k)
+    out_zp = int(rng.integers(-128, 128))
+    act = ACTIVATIONS[int(rng.integers(0, 3))]
+    x = int8_tensor("x", (batches, in_h, in_w, in_ch), in_scale, in_zp)
+    y = int8_tensor("y", (batches, pad.out_height, pad.out_width, out_ch), out_scale, out_zp)
+    b = _bias(rng, out_ch, k, in_scale, w)
+    opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
+            "dilation_w_factor": dw, "fused_activation_function": act}
+    desc = dict(opts, batches=batches, input=x.shape, filter=w.shape, bias=b is not None,
+                per_channel=per_channel)
+    # No bias: alternate between an omitted (-1) operand and a 2-operand op.
+    operands = [x, w, b] if b is not None or seed % 4 < 2 else [x, w]
+    return Case(single_op_model("CONV_2D", operands, [y], opts), x.shape, desc)
+
+
+def dwconv_case(seed: int) -> Case:
+    """Random DEPTHWISE_CONV_2D, including depth_multiplier 2."""
+    rng = np.random.default_rng(2000 + seed)
+    kh, kw = KERNEL_CHOICES[seed % len(KERNEL_CHOICES)]
+    sh, sw = (int(v) for v in rng.integers(1, 3, size=2))
+    dh, dw = (int(v) for v in rng.integers(1, 3, size=2))
+    padding = "VALID" if seed % 2 == 0 else "SAME"
+    dm = 1 + (seed // 2) % 2
+    batches = int(rng.integers(1, 3))
+    in_ch = int(rng.integers(1, 10))
+    out_ch = in_ch * dm
+    in_h, in_w = _in_size(rng, kh, dh), _in_size(rng, kw, dw)
+    if padding == "VALID":
+        in_h, in_w = max(in_h, (kh - 1) * dh + 1), max(in_w, (kw - 1) * dw + 1)
+    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, kh, kw, padding)
+    in_scale = _log_scales(rng, 1, -3, 0)[0]
+    in_zp = int(rng.integers(-128, 128))
+    per_channel = rng.random() < 0.8
+    w_scales = _log_scales(rng, out_ch if per_channel else 1, -4, -1)
+    w = int8_tensor("w", (1, kh, kw, out_ch), data=_weights(rng, (1, kh, kw, out_ch)),
+                    per_channel_scales=w_scales if per_channel else None,
+                    scale=w_scales[0], quantized_dimension=3)
+    k = kh * kw
+    out_scale = _out_scale(rng, in_scale, w_scales, k)
+    out_zp = int(rng.integers(-128, 128))
+    act = ACTIVATIONS[int(rng.integers(0, 3))]
+    x = int8_tensor("x", (batches, in_h, in_w, in_ch), in_scale, in_zp)
+    y = int8_tensor("y", (batches, pad.out_height, pad.out_width, out_ch), out_scale, out_zp)
+    b = _bias(rng, out_ch, k, in_scale, w)
+    opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
+            "dilation_w_factor": dw, "depth_multiplier": dm, "fused_activation_function": act}
+    desc = dict(opts, batches=batches, input=x.shape, filter=w.shape, bias=b is not None,
+                per_channel=per_channel)
+    # Without bias the operand is left out entirely: tflite-micro's depthwise Prepare
+    # crashes on an explicit omitted (-1) bias operand.
+    operands = [x, w, b] if b is not None else [x, w]
+    return Case(single_op_model("DEPTHWISE_CONV_2D", operands, [y], opts), x.shape, desc)
+
+
+def fc_case(seed: int) -> Case:
+    """Random FULLY_CONNECTED: per-tensor / per-channel, batches, keep_num_dims, 4-D input."""
+    rng = np.random.default_rng(3000 + seed)
+    accum = int(rng.integers(1, 300)) if seed % 5 else int(rng.integers(1, 8))
+    out_depth = int(rng.integers(1, 20))
+    batches = int(rng.integers(1, 4))
+    per_channel = seed % 3 == 1
+    layout = seed % 4 if not per_channel else seed % 2 * 3  # 0: 2-D, 1: keep dims, 3: 4-D in
+    if layout == 1:
+        lead = (batches, 2)
+        in_shape: tuple[int, ...] = (*lead, accum)
+        out_shape: tuple[int, ...] = (*lead, out_depth)
+        keep = True
+    elif layout == 3 and accum % 2 == 0:
+        in_shape = (batches, 1, 2, accum // 2)
+        out_shape = (batches, out_depth)
+        keep = False
+    else:
+        in_shape = (batches, accum)
+        out_shape = (batches, out_depth)
+        keep = False
+    in_scale = _log_scales(rng, 1, -3, 0)[0]
+    in_zp = int(rng.integers(-128, 128))
+    w_scales = _log_scales(rng, out_depth if per_channel else 1, -4, -1)
+    w = int8_tensor("w", (out_depth, accum), data=_weights(rng, (out_depth, accum)),
+                    per_channel_scales=w_scales if per_channel else None, scale=w_scales[0])
+    out_scale = _out_scale(rng, in_scale, w_scales, accum)
+    out_zp = int(rng.integers(-128, 128))
+    act = ACTIVATIONS[int(rng.integers(0, 3))]
+    x = int8_tensor("x", in_shape, in_scale, in_zp)
+    y = int8_tensor("y", out_shape, out_scale, out_zp)
+    b = _bias(rng, out_depth, accum, in_scale, w)
+    opts = {"fused_activation_function": act, "keep_num_dims": keep}
+    desc = dict(opts, input=in_shape, output=out_shape, bias=b is not None,
+                per_channel=per_channel)
+    operands = [x, w, b] if b is not None or seed % 4 < 2 else [x, w]
+    return Case(single_op_model("FULLY_CONNECTED", operands, [y], opts), in_shape, desc)
+
+
+def _check(case: Case, runner: Runner, seed: int) -> None:
+    inputs = case.inputs(seed)
+    got = runner(case.blob, inputs)
+    assert len(got) == len(inputs)
+    for k, (inp, out) in enumerate(zip(inputs, got)):
+        (ref,) = run_tflm(case.blob, inp)
+        assert out[0].dtype == np.int8 and out[0].shape == ref.shape, case.desc
+        if not np.array_equal(out[0], ref):
+            diff = np.argwhere(out[0] != ref)
+            raise AssertionError(
+                f"inference {k}: {len(diff)} of {ref.size} outputs differ, first at "
+                f"{tuple(diff[0])}: got {out[0][tuple(diff[0])]} want {ref[tuple(diff[0])]}; "
+                f"case {case.desc}")
+
+
+# --------------------------------------------------------------------------- bit-exact cases
+
+
+@pytest.mark.parametrize("seed", range(N_CONV))
+def test_conv2d_bit_exact(runner: Runner, seed: int) -> None:
+    _check(conv_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_DWCONV))
+def test_depthwise_conv2d_bit_exact(runner: Runner, seed: int) -> None:
+    _check(dwconv_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_FC))
+def test_fully_connected_bit_exact(runner: Runner, seed: int) -> None:
+    _check(fc_case(seed), runner, seed)
+
+
+def _conv_model(opcode: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                y_shape: tuple[int, ...], opts: dict[str, Any], *, w_scales: Sequence[float],
+                in_q: tuple[float, int] = (0.02, -5), out_q: tuple[float, int] = (0.05, 3),
+                seed: int = 0, bias: bool = True) -> Case:
+    rng = np.random.default_rng(seed)
+    qdim = 3 if opcode == "DEPTHWISE_CONV_2D" else 0
+    w = int8_tensor("w", w_shape, data=_weights(rng, w_shape), quantized_dimension=qdim,
+                    per_channel_scales=list(w_scales) if len(w_scales) > 1 else None,
+                    scale=w_scales[0])
+    x = int8_tensor("x", x_shape, *in_q)
+    y = int8_tensor("y", y_shape, *out_q)
+    n = w_shape[qdim]
+    operands = [x, w]
+    if bias:
+        operands.append(bias_tensor("b", rng.integers(-5000, 5000, size=n).astype(np.int32),
+                                    in_q[0], w))
+    return Case(single_op_model(opcode, operands, [y], opts), x_shape, dict(opts))
+
+
+def test_conv2d_grouped(runner: Runner) -> None:
+    """Grouped conv (in_ch = 2 x filter in_ch), which TFLM's reference kernel supports."""
+    opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "fused_activation_function": "NONE"}
+    case = _conv_model("CONV_2D", (1, 5, 6, 4), (6, 3, 3, 2), (1, 5, 6, 6), opts,
+                       w_scales=[0.01, 0.002, 0.03, 0.004, 0.05, 0.006])
+    _check(case, runner, 7)
+
+
+def test_conv2d_extreme_multipliers(runner: Runner) -> None:
+    """Effective scales > 1 (left shift) and tiny ones (deep right shift) in one layer."""
+    opts = {"padding": "VALID", "stride_h": 1, "stride_w": 1, "fused_activation_function": "NONE"}
+    case = _conv_model("CONV_2D", (1, 4, 4, 2), (4, 1, 1, 2), (1, 4, 4, 4), opts,
+                       w_scales=[5.0, 1e-6, 0.5, 3e-3], in_q=(0.5, 0), out_q=(0.01, 0))
+    _check(case, runner, 8)
+
+
+def test_fully_connected_nonzero_filter_zero_point(runner: Runner) -> None:
+    """Per-tensor FC applies TFLM's weights_offset when the weight zero point is not 0."""
+    rng = np.random.default_rng(11)
+    w = int8_tensor("w", (5, 17), 0.01, 3, data=_weights(rng, (5, 17)))
+    x = int8_tensor("x", (2, 17), 0.1, -7)
+    y = int8_tensor("y", (2, 5), 0.2, 4)
+    b = bias_tensor("b", rng.integers(-300, 300, size=5).astype(np.int32), 0.1, w)
+    blob = single_op_model("FULLY_CONNECTED", [x, w, b], [y], {})
+    _check(Case(blob, (2, 17), {"filter_zp": 3}), runner, 11)
+
+
+def test_fully_connected_float32_product_matters(runner: Runner) -> None:
+    """The per-tensor FC multiplier is built from a float32 scale product (TFLM quirk)."""
+    # Find scales where float32(in*w) and double(in)*double(w) give different multipliers.
+    rng = np.random.default_rng(5)
+    for _ in range(100000):
+        s_in, s_w, s_out = (float(np.float32(v)) for v in 10.0 ** rng.uniform(-4, 0, 3))
+        a = quant.conv_per_tensor_multiplier(s_in, s_w, s_out)
+        b = quant.quantize_multiplier(s_in * s_w / s_out)
+        if a != b:
+            break
+    else:
+        pytest.fail("no scale triple distinguishes float32 and double products")
+    rng2 = np.random.default_rng(6)
+    x = int8_tensor("x", (1, 64), s_in, 0)
+    w = int8_tensor("w", (16, 64), s_w, 0, data=_weights(rng2, (16, 64)))
+    y = int8_tensor("y", (1, 16), s_out, 0)
+    blob = single_op_model("FULLY_CONNECTED", [x, w, None], [y], {})
+    gen = generate(parse_tflite(blob))
+    (layer,) = gen.layers
+    assert layer.params["per_channel"] == 0
+    decl = next(line for line in gen.source.splitlines()
+                if line.startswith(f"static const int32_t {layer.params['out_mult']}["))
+    assert decl.endswith(f"{{{a[0]}}};"), (decl, a, b)
+    _check(Case(blob, (1, 64), {"scales": (s_in, s_w, s_out)}), runner, 5)
+
+
+# --------------------------------------------------------------------------- lowering details
+
+
+def _lower_single(blob: bytes) -> Any:
+    return generate(parse_tflite(blob)).layers[0]
+
+
+def test_conv_layer_params_and_macs() -> None:
+    opts = {"padding": "SAME", "stride_h": 2, "stride_w": 2, "dilation_h_factor": 1,
+            "dilation_w_factor": 1, "fused_activation_function": "RELU6"}
+    case = _conv_model("CONV_2D", (1, 9, 9, 3), (8, 3, 3, 3), (1, 5, 5, 8), opts,
+                       w_scales=[0.01] * 8)
+    layer = _lower_single(case.blob)
+    assert layer.kernel == "tm_conv2d_s8" and layer.params_type == "tm_conv2d_s8_params"
+    assert layer.macs == 5 * 5 * 8 * 3 * 3 * 3
+    p = layer.params
+    assert (p["out_h"], p["out_w"], p["pad_h"], p["pad_w"]) == (5, 5, 1, 1)
+    assert p["input_offset"] == 5 and p["output_offset"] == 3
+    lo, hi = quant.activation_range_quantized("RELU6", 0.05, 3)
+    assert (p["act_min"], p["act_max"]) == (lo, hi)
+
+
+def test_dwconv_and_fc_macs() -> None:
+    opts = {"padding": "VALID", "stride_h": 1, "stride_w": 1, "depth_multiplier": 2,
+            "fused_activation_function": "NONE"}
+    case = _conv_model("DEPTHWISE_CONV_2D", (2, 6, 6, 3), (1, 3, 3, 6), (2, 4, 4, 6), opts,
+                       w_scales=[0.01] * 6)
+    assert _lower_single(case.blob).macs == 2 * 4 * 4 * 6 * 9
+    fc = fc_case(0)
+    layer = _lower_single(fc.blob)
+    p = layer.params
+    assert layer.macs == p["batches"] * p["out_depth"] * p["accum_depth"]
+
+
+def test_fc_bias_optional_is_null() -> None:
+    w = int8_tensor("w", (3, 4), 0.01, 0, data=np.ones((3, 4), np.int8))
+    blob = single_op_model("FULLY_CONNECTED", [int8_tensor("x", (1, 4), 0.1, 0), w, None],
+                           [int8_tensor("y", (1, 3), 0.1, 0)], {})
+    assert _lower_single(blob).params["bias"] == 0
+
+
+def _expect_unsupported(blob: bytes, *fragments: str) -> None:
+    with pytest.raises(UnsupportedModelError) as info:
+        generate(parse_tflite(blob))
+    msg = str(info.value)
+    for frag in fragments:
+        assert frag in msg, msg
+
+
+def test_rejects_float_conv() -> None:
+    x = tensor("x", (1, 4, 4, 2), TensorType.FLOAT32)
+    w = tensor("w", (2, 3, 3, 2), TensorType.FLOAT32, data=np.zeros((2, 3, 3, 2), np.float32))
+    y = tensor("y", (1, 4, 4, 2), TensorType.FLOAT32)
+    blob = single_op_model("CONV_2D", [x, w, None], [y], {"padding": "SAME", "stride_h": 1,
+                                                          "stride_w": 1})
+    _expect_unsupported(blob, "operator 0", "CONV_2D", "FLOAT32")
+
+
+def test_rejects_int16_activations_and_int64_bias() -> None:
+    w = int8_tensor("w", (2, 4), 0.01, 0, data=np.ones((2, 4), np.int8))
+    x16 = tensor("x", (1, 4), TensorType.INT16, scale=0.1, zero_point=0)
+    y16 = tensor("y", (1, 2), TensorType.INT16, scale=0.1, zero_point=0)
+    _expect_unsupported(single_op_model("FULLY_CONNECTED", [x16, w, None], [y16], {}),
+                        "operator 0", "FULLY_CONNECTED", "INT16")
+    b64 = tensor("b", (2,), TensorType.INT64, scale=0.001, zero_point=0,
+                 data=np.zeros(2, np.int64))
+    blob = single_op_model("FULLY_CONNECTED", [int8_tensor("x", (1, 4), 0.1, 0), w, b64],
+                           [int8_tensor("y", (1, 2), 0.1, 0)], {})
+    _expect_unsupported(blob, "operator 0", "INT64")
+
+
+def test_rejects_asymmetric_conv_weights_and_bad_geometry() -> None:
+    x = int8_tensor("x", (1, 4, 4, 2), 0.1, 0)
+    w = int8_tensor("w", (2, 3, 3, 2), 0.01, 5, data=np.ones((2, 3, 3, 2), np.int8))
+    y = int8_tensor("y", (1, 4, 4, 2), 0.1, 0)
+    opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1}
+    _expect_unsupported(single_op_model("CONV_2D", [x, w, None], [y], opts), "zero point")
+    w0 = int8_tensor("w", (2, 3, 3, 2), 0.01, 0, data=np.ones((2, 3, 3, 2), np.int8))
+    y_bad = int8_tensor("y", (1, 3, 3, 2), 0.1, 0)
+    _expect_unsupported(single_op_model("CONV_2D", [x, w0, None], [y_bad], opts),
+                        "output shape")
+
+
+def test_rejects_depth_multiplier_mismatch_and_unknown_activation() -> None:
+    x = int8_tensor("x", (1, 4, 4, 2), 0.1, 0)
+    w = int8_tensor("w", (1, 3, 3, 4), 0.01, 0, data=np.ones((1, 3, 3, 4), np.int8),
+                    quantized_dimension=3)
+    y = int8_tensor("y", (1, 4, 4, 4), 0.1, 0)
+    opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "depth_multiplier": 1}
+    _expect_unsupported(single_op_model("DEPTHWISE_CONV_2D", [x, w, None], [y], opts),
+                        "depth_multiplier")
+    opts2 = dict(opts, depth_multiplier=2, fused_activation_function="TANH")
+    _expect_unsupported(single_op_model("DEPTHWISE_CONV_2D", [x, w, None], [y], opts2),
+                        "operator 0", "TANH")
+
+
+# --------------------------------------------------------------------------- C fixed point
+
+
+def _srdhm(a: int, b: int) -> int:
+    """TFLM SaturatingRoundingDoublingHighMul, written from its definition."""
+    if a == b == -(2**31):
+        return 2**31 - 1
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    v = ab + nudge
+    q = abs(v) >> 31
+    return q if v >= 0 else -q
+
+
+def _rdbpot(x: int, e: int) -> int:
+    mask = (1 << e) - 1
+    rem = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if rem > threshold else 0)
+
+
+def _wrap32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def mbqm_reference(x: int, m: int, shift: int) -> int:
+    """TFLM MultiplyByQuantizedMultiplier (double rounding)."""
+    left = shift if shift > 0 else 0
+    right = 0 if shift > 0 else -shift
+    return _rdbpot(_srdhm(_wrap32(x * (1 << left)), m), right)
+
+
+_FP_PROGRAM = r"""
+#include <stdio.h>
+#include "tm_fixedpoint.h"
+int main(void) {
+  long long x, m; int s;
+  while (scanf("%lld %lld %d", &x, &m, &s) == 3) {
+    printf("%d %d\n", (int)tm_multiply_by_quantized_multiplier((int32_t)x, (int32_t)m, s),
+           (int)tm_sat_rounding_doubling_high_mul((int32_t)x, (int32_t)m));
+  }
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not installed")
+def test_fixedpoint_helpers_match_tflm_definition(tmp_path: Path) -> None:
+    """tm_fixedpoint.h == TFLM's double-rounding arithmetic on edge and random values."""
+    src = tmp_path / "fp.c"
+    src.write_text(_FP_PROGRAM)
+    exe = tmp_path / "fp"
+    subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
+                    f"-I{RUNTIME / 'include'}", str(src), "-o", str(exe)], check=True)
+    edge_x = [0, 1, -1, 2, -2, 127, -128, 2**31 - 1, -(2**31), 2**30, -(2**30), 12345, -12345,
+              1 << 16, -(1 << 16) - 1]
+    edge_m = [0, 1, 2**30, 2**31 - 1, -(2**31), 1518500250, 1073741825]
+    edge_s = [-31, -20, -8, -1, 0, 1, 5, 30]
+    cases = [(x, m, s) for x in edge_x for m in edge_m for s in edge_s]
+    rng = np.random.default_rng(0)
+    for _ in range(20000):
+        cases.append((int(rng.integers(-(2**31), 2**31)), int(rng.integers(2**30, 2**31)),
+                      int(rng.integers(-31, 8))))
+    stdin = "".join(f"{x} {m} {s}\n" for x, m, s in cases)
+    out = subprocess.run([str(exe)], input=stdin, capture_output=True, text=True, check=True)
+    lines = out.stdout.split("\n")
+    for (x, m, s), line in zip(cases, lines):
+        got_mb, got_hm = (int(v) for v in line.split())
+        assert got_hm == _srdhm(x, m), (x, m)
+        assert got_mb == mbqm_reference(x, m, s), (x, m, s)
+
+
+@pytest.mark.parametrize("cc,flags", [
+    ("gcc", []),
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m0plus", "-mthumb"]),
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
+                           "-mfloat-abi=hard"]),
+    ("arm-none-eabi-gcc", ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]),
+])
+def test_conv_kernels_compile_warning_free(tmp_path: Path, cc: str, flags: list[str]) -> None:
+    """Kernels must build with -Wall -Wextra -Werror for host and every Cortex-M flavour."""
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not installed")
+    names = ("conv2d.c", "depthwise_conv2d.c", "fully_connected.c")
+    sources = [RUNTIME / "kernels" / kset / n for kset in ("reference", "optimized")
+               for n in names if (RUNTIME / "kernels" / kset / n).exists()]
+    for src in sources:
+        if "optimized" in str(src) and cc == "arm-none-eabi-gcc" and "cortex-m0plus" in flags:
+            continue  # optimized set is only built for DSP cores
+        subprocess.run([cc, *flags, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
+                        f"-I{RUNTIME / 'include'}", "-c", str(src), "-o",
+                        str(tmp_path / (src.stem + ".o"))], check=True)
