@@ -92,10 +92,13 @@ def _function_address(name: str) -> int:
 
 
 def add_native_hook(uc: Uc, hook_type: int, function: int, user_data: int,
-                    begin: int = 1, end: int = 0) -> int:
+                    begin: int = 1, end: int = 0, keepalive: object = None) -> int:
     """Register a C function (by address) as a Unicorn hook; returns the hook handle.
 
     Unicorn treats ``begin > end`` as "whole address space", hence the 1, 0 default.
+    *keepalive* (the owner of *user_data*) is stored in the binding's per-hook
+    reference table, so the C memory the hook writes cannot be freed by the garbage
+    collector while the engine can still call the hook.
     """
     handle = ctypes.c_size_t()
     status = _ucbinding.uclib.uc_hook_add(
@@ -104,14 +107,16 @@ def add_native_hook(uc: Uc, hook_type: int, function: int, user_data: int,
         ctypes.c_uint64(begin), ctypes.c_uint64(end))
     if status != 0:
         raise UcError(status)
+    uc._callbacks[handle.value] = keepalive
     return handle.value
 
 
 def remove_native_hook(uc: Uc, handle: int) -> None:
-    """Unregister a hook added by :func:`add_native_hook` (bypasses the binding's bookkeeping)."""
+    """Unregister a hook added by :func:`add_native_hook`."""
     status = _ucbinding.uclib.uc_hook_del(engine_handle(uc), ctypes.c_size_t(handle))
     if status != 0:
         raise UcError(status)
+    uc._callbacks.pop(handle, None)
 
 
 @dataclass(frozen=True)
@@ -132,8 +137,8 @@ class BlockCounter:
     """Owns one ``tm_ctx`` and its C hash table; attaches the native hook to an engine.
 
     The C table is freed by :meth:`close` or, as a safety net, by a finalizer, so a
-    crashed run cannot leak it.  The object must outlive the engine's use of the hook
-    (detach before dropping it).
+    crashed run cannot leak it.  While attached, the engine holds a reference to the
+    counter, so dropping the Python reference cannot free memory the hook still uses.
     """
 
     def __init__(self, *, prof_begin: int | None = None, prof_end: int | None = None,
@@ -173,7 +178,7 @@ class BlockCounter:
         if self._attached is not None:
             raise RuntimeError("BlockCounter is already attached")
         handle = add_native_hook(uc, UC_HOOK_BLOCK, self._hook_fn,
-                                 ctypes.addressof(self._ctx))
+                                 ctypes.addressof(self._ctx), keepalive=self)
         self._attached = (uc, handle)
 
     def detach(self) -> None:
@@ -204,6 +209,6 @@ class BlockCounter:
         )
 
     def close(self) -> None:
-        """Detach (if needed) and free the C table."""
+        """Detach (if needed) and free the C table; the counter is unusable afterwards."""
         self.detach()
         self._finalizer()
