@@ -638,10 +638,8 @@ def build_keras(name: str, params: Mapping[str, Any] | None = None, *, seed: int
     """Build zoo model ``name`` as an initialised Keras model (imports TensorFlow)."""
     entry = get_entry(name)
     resolved = resolve_params(name, params)
-    keras = _keras()
-    # Frees the graphs of earlier builds (a test session builds dozens of models);
-    # layer names are explicit, so this does not affect the produced bytes.
-    keras.backend.clear_session()
+    # No keras.backend.clear_session(): it would reset the caller's Keras state, and
+    # explicit layer names already make the bytes independent of earlier builds.
     _convert.seed_everything(seed)
     return entry.builder(**resolved, seed=seed)
 
