@@ -4,8 +4,8 @@ Why: the latency numbers are only meaningful if the firmware computes what TFLM
 computes. Every case builds a single-op model with random (but seeded) shapes,
 options and quantization, runs it in the tflite-micro Python interpreter and through
 our runtime, and demands identical int8 outputs. The same cases run on every runner
-in ``RUNNERS`` (host build now; the emulator once ``tinymeter.firmware.runner``
-exposes it).
+in ``RUNNERS``: the host build, and real firmware in the emulator on an M0+ (reference
+kernels) and on M4/M7 (reference and DSP-optimized kernels).
 """
 
 from __future__ import annotations
@@ -48,25 +48,37 @@ RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
 # --------------------------------------------------------------------------- runners
 
 
-def _emulator_runner() -> Runner:
-    """The emulator variant; skips until the emulator runner lands."""
-    try:
-        from tinymeter.firmware import runner as emu  # type: ignore[attr-defined]
-    except ImportError:
-        pytest.skip("tinymeter.firmware.runner (emulator) not available yet")
-    fn = getattr(emu, "run_on_emulator", None)
-    if fn is None:
-        pytest.skip("tinymeter.firmware.runner has no run_on_emulator yet")
-    return fn
+def _emulator(board: str, kernels: str) -> Callable[[], Runner]:
+    """A runner building real firmware for *board* and running it in the emulator."""
+
+    def make() -> Runner:
+        try:
+            from tinymeter.device import run_on_emulator
+        except ImportError as exc:  # pragma: no cover - emulator extension not built
+            pytest.skip(f"emulator not available: {exc}")
+        if shutil.which("arm-none-eabi-gcc") is None:
+            pytest.skip("arm-none-eabi-gcc not installed")
+
+        def run(blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+            return run_on_emulator(blob, inputs, board=board, kernels=kernels)
+
+        return run
+
+    return make
 
 
+#: Every way the runtime executes a model. The optimized set only differs on DSP cores
+#: (M4/M7); on the M0+ the build always uses the reference set.
 RUNNERS: dict[str, Callable[[], Runner]] = {
     "host": lambda: run_on_host,
-    "emulator": _emulator_runner,
+    "emu-m0plus-ref": _emulator("nucleo-g0b1re", "reference"),
+    "emu-m4-ref": _emulator("nucleo-l4r5zi", "reference"),
+    "emu-m4-opt": _emulator("nucleo-l4r5zi", "optimized"),
+    "emu-m7-opt": _emulator("nucleo-f767zi", "optimized"),
 }
 
 
-@pytest.fixture(params=sorted(RUNNERS), scope="module")
+@pytest.fixture(params=list(RUNNERS), scope="module")
 def runner(request: pytest.FixtureRequest) -> Runner:
     """Each runner executes a .tflite through the tinymeter runtime: (blob, inputs) -> outputs."""
     return RUNNERS[request.param]()
