@@ -206,6 +206,7 @@ class Emulator:
             raise EmulationError(f"{where}: initial stack pointer 0x{sp:08x} from the vector "
                                  f"table is outside the memory of board {self.board.name}")
         uc.reg_write(arm_const.UC_ARM_REG_SP, sp)
+        uc.reg_write(arm_const.UC_ARM_REG_PC, reset)
         self.uc, self.image = uc, image
         self.initial_sp, self.reset_pc = sp, reset
         if image.digest != self._cache_key or not image.digest:
@@ -424,8 +425,10 @@ class Emulator:
             raise session.error
         if engine_error is not None:
             name = _uc_error_name(engine_error.errno)
-            detail = f" ({session.bad_access})" if session.bad_access else ""
-            raise self._fault(uc, session, f"{name}{detail}")
+            fault = self._fault(uc, session, name)
+            if session.bad_access:
+                fault = FirmwareFault(f"{fault}: {session.bad_access}")
+            raise fault
         if budget_hit:
             raise BudgetExceeded(f"firmware did not finish within {budget} instructions "
                                  f"(likely hung) at {self._where(uc, session)}")
