@@ -216,3 +216,72 @@ def compute_padding_height_width(stride_h: int, stride_w: int, dilation_h: int, 
     pad_h, off_h = compute_padding_with_offset(stride_h, dilation_h, in_h, filter_h, out_h)
     pad_w, off_w = compute_padding_with_offset(stride_w, dilation_w, in_w, filter_w, out_w)
     return PaddingValues(pad_h, pad_w, off_h, off_w, out_h, out_w)
+
+
+# --- Softmax and ADD Prepare arithmetic ---
+
+#: TFLM's kScaledDiffIntegerBits for the int8 softmax (Q5.26 exp() input).
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
+
+
+def preprocess_softmax_scaling(beta: float, input_scale: float,
+                               input_integer_bits: int = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+                               ) -> tuple[int, int]:
+    """TFLM ``PreprocessSoftmaxScaling`` (double rounding build): (multiplier, left_shift).
+
+    ``beta`` and ``input_scale`` are float32 in TFLM (builtin option and tensor
+    scale) widened to double; the product is formed in double, capped at 2^31 - 1,
+    and must exceed one (``QuantizeMultiplierGreaterThanOne`` aborts otherwise).
+    """
+    b = float(f32(beta))
+    s = float(f32(input_scale))
+    real = min(b * s * float(1 << (31 - input_integer_bits)), float((1 << 31) - 1))
+    if not real > 1.0:
+        raise UnsupportedModelError(
+            f"softmax beta {b!r} x input scale {s!r} is too small: the scaled multiplier "
+            f"{real!r} must exceed 1 (TFLM rejects it too)")
+    return quantize_multiplier_greater_than_one(real)
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
+                           total_signed_bits: int = 31) -> int:
+    """TFLM ``CalculateInputRadius`` (non-emulated float): largest |diff| still scaled in range."""
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1)
+                          * float(1 << (total_signed_bits - input_integer_bits))
+                          / float(1 << input_left_shift))
+    return math.floor(max_input_rescaled)
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """The integers TFLM's ``CalculateOpDataAdd`` derives for a quantized ADD."""
+
+    left_shift: int
+    input1_multiplier: int
+    input1_shift: int
+    input2_multiplier: int
+    input2_shift: int
+    output_multiplier: int
+    output_shift: int
+
+
+def add_quant_params(input1_scale: float, input2_scale: float, output_scale: float,
+                     left_shift: int = 20) -> AddParams:
+    """TFLM ``CalculateOpDataAdd`` for int8 (left_shift 20; int16 would use 15).
+
+    ``std::max`` picks the larger *float32* scale before it is doubled in double;
+    every multiplier then goes through ``QuantizeMultiplierSmallerThanOneExp``,
+    which TFLM aborts on unless it lies in (0, 1) -- e.g. an output scale below
+    2 * max_input_scale / 2^20 is rejected here as it would be there.
+    """
+    s1 = float(f32(input1_scale))
+    s2 = float(f32(input2_scale))
+    so = float(f32(output_scale))
+    twice_max = 2.0 * max(s1, s2)
+    m1, sh1 = quantize_multiplier_smaller_than_one_exp(s1 / twice_max)
+    m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice_max)
+    mo, sho = quantize_multiplier_smaller_than_one_exp(twice_max / (float(1 << left_shift) * so))
+    for shift in (sh1, sh2, sho):
+        if shift > 0:
+            raise UnsupportedModelError(f"ADD multiplier shift {shift} > 0")
+    return AddParams(left_shift, m1, sh1, m2, sh2, mo, sho)
