@@ -206,3 +206,115 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     active = float(raw.pop("active_mw", model.active_mw))
     params = replace(model.params, **raw)
     return replace(model, params=params, active_mw=active, source=f"calibrated ({Path(path).name})")
+
+
+# -- calibration features ---------------------------------------------------------------
+#
+# Given the static facts of a block, the cycles above are *linear* in a reparameterized
+# vector theta: one coefficient per instruction class, per register of LDM/STM/PUSH/POP,
+# per overridden mnemonic, per block ending in a taken branch and per block ending in a
+# conditional branch.  ``load_stall`` is folded into the load coefficients and the
+# taken fraction into the conditional-branch coefficient, because data can only ever
+# see those sums and products; :func:`parameters_from_vector` splits them back using
+# the prior's ``load_stall`` and ``flash_branch_stall``.  Calibration is therefore an
+# exact linear least-squares problem over per-layer feature rows.
+
+#: Last mnemonics that end a block with an always-taken control transfer.
+_TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
+_LOAD = CLASSES.index("load")
+
+
+def feature_names(params: CostParameters) -> tuple[str, ...]:
+    """Names of the columns of :func:`block_features` (and entries of theta) for *params*.
+
+    The overridden mnemonics are part of the layout, so features and parameters must be
+    built from the same :class:`CostParameters` (the calibration prior).
+    """
+    return (*(f"cpi.{c}" for c in CLASSES), "per_register",
+            *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
+            "branch.taken", "branch.conditional")
+
+
+def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
+    """Feature row of one execution of *info*: ``block_features(b, p) @ parameter_vector(p)``
+    equals ``CostModel(..., params=p).block_cycles(b)`` exactly."""
+    overrides = sorted(params.mnemonic_cycles)
+    n_classes = len(CLASSES)
+    row = np.zeros(n_classes + 1 + len(overrides) + 2)
+    row[:n_classes] = info.classes
+    if overrides:
+        index = {m: n_classes + 1 + i for i, m in enumerate(overrides)}
+        for mnemonic in info.mnemonics:
+            col = index.get(mnemonic)
+            if col is not None:
+                row[col] += 1.0
+                row[classify(mnemonic)] -= 1.0
+    row[n_classes] = info.multiple_registers
+    if info.mnemonics:
+        last = info.mnemonics[-1]
+        if last in ("cbz", "cbnz") or (last == "b" and info.ends_conditional):
+            row[-1] = 1.0
+        elif last in _TAKEN_BRANCHES:
+            row[-2] = 1.0
+    return row
+
+
+def parameter_vector(params: CostParameters) -> np.ndarray:
+    """theta of *params* in the layout of :func:`feature_names` (see the section comment)."""
+    overrides = sorted(params.mnemonic_cycles)
+    theta = [params.cpi[c] for c in CLASSES]
+    theta[_LOAD] += params.load_stall
+    theta.append(params.per_register)
+    for m in overrides:
+        extra = params.mnemonic_cycles[m]
+        theta.append(extra + (params.load_stall if classify(m) == _LOAD else 0.0))
+    taken = params.branch_refill + params.flash_branch_stall
+    theta += [taken, params.taken_fraction * taken]
+    return np.array(theta, dtype=np.float64)
+
+
+def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostParameters:
+    """Inverse of :func:`parameter_vector`: the parameters whose vector is *theta*.
+
+    The parts data cannot separate keep the prior's split: ``load_stall`` and
+    ``flash_branch_stall`` stay, the load CPI and the branch refill absorb the rest, and
+    the taken fraction is the ratio of the conditional to the taken coefficient (the
+    prior's if the taken coefficient is zero).  ``parameter_vector`` of the result is
+    *theta* again whenever the taken coefficient is non-zero.
+    """
+    names = feature_names(prior)
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.shape != (len(names),):
+        raise ConfigError(f"parameter vector has shape {theta.shape}, expected ({len(names)},)")
+    n_classes = len(CLASSES)
+    cpi = {c: float(theta[i]) for i, c in enumerate(CLASSES)}
+    cpi["load"] -= prior.load_stall
+    overrides = sorted(prior.mnemonic_cycles)
+    mnemonic_cycles = {}
+    for i, m in enumerate(overrides):
+        value = float(theta[n_classes + 1 + i])
+        mnemonic_cycles[m] = value - (prior.load_stall if classify(m) == _LOAD else 0.0)
+    taken, conditional = float(theta[-2]), float(theta[-1])
+    fraction = conditional / taken if abs(taken) > 1e-12 else prior.taken_fraction
+    return replace(prior, cpi=cpi, per_register=float(theta[n_classes]),
+                   mnemonic_cycles=mnemonic_cycles,
+                   branch_refill=taken - prior.flash_branch_stall, taken_fraction=fraction)
+
+
+def layer_features(profile: BlockProfile, params: CostParameters, n_layers: int) -> np.ndarray:
+    """Per-layer feature matrix ``[n_layers, len(feature_names(params))]`` of one run.
+
+    Row *l* summed over every execution attributed to layer *l*, so
+    ``layer_features(...) @ parameter_vector(p)`` is the per-layer cycle estimate of
+    ``p``; executions outside layers (layer -1) and beyond *n_layers* are left out.
+    """
+    per_key = {key: block_features(info, params) for key, info in profile.infos.items()}
+    width = len(feature_names(params))
+    out = np.zeros((n_layers, width))
+    layers = profile.table.layer.tolist()
+    counts = profile.counts.tolist()
+    for a, s, layer, n in zip(profile.table.address.tolist(), profile.table.size.tolist(),
+                              layers, counts):
+        if 0 <= layer < n_layers:
+            out[layer] += per_key[(a, s)] * n
+    return out

@@ -1,0 +1,314 @@
+"""The firmware's serial report protocol (``TM1``): a byte-fed parser and aggregation.
+
+The firmware prints, after every inference (``firmware/runtime/src/tm_main.c``)::
+
+    TM1 BEGIN <model> run=<k> layers=<n>
+    TM1 L <index> <op> <cycles>          (n lines, index 0..n-1)
+    TM1 END total=<sum of cycles mod 2^32>
+
+and ``TM1 FAULT <what>`` from its fault handlers.  A UART has no framing or checksum,
+so a report is accepted only when every line parses, the layer indices run 0..n-1
+without gaps, there are exactly ``layers`` of them and ``total`` equals their sum
+(the sum is the checksum: a dropped digit changes it).  Anything else discards the
+report, never a single line, so a measurement can lose a run but never mix two.
+
+A ``BEGIN`` inside a report means the board reset mid-report: the partial report is
+dropped.  A run index that does not increase means a new boot; reports carry a boot
+number so repeats from two boots are neither merged by run index nor counted twice.
+
+Pure logic, no I/O: feed bytes in any chunking, get complete reports back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tinymeter.hw.errors import HardwareError
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "TM1"
+_MARK = b"TM1 "
+_U32 = 1 << 32
+
+_BEGIN = re.compile(r"TM1 BEGIN (?P<model>[A-Za-z0-9_.\-]+) run=(?P<run>\d{1,10}) "
+                    r"layers=(?P<layers>\d{1,6})")
+_LAYER = re.compile(r"TM1 L (?P<index>\d{1,6}) (?P<op>[A-Za-z0-9_:]+) (?P<cycles>\d{1,10})")
+_END = re.compile(r"TM1 END total=(?P<total>\d{1,10})")
+_FAULT = re.compile(r"TM1 FAULT (?P<what>[ -~]{1,200})")
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """One layer's line of a report."""
+
+    index: int
+    op: str
+    cycles: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """One validated per-inference report."""
+
+    model: str
+    run: int
+    boot: int
+    layers: tuple[LayerCycles, ...]
+    total: int
+
+    @property
+    def cycles(self) -> tuple[int, ...]:
+        return tuple(layer.cycles for layer in self.layers)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(layer.op for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A ``TM1 FAULT`` line: the firmware crashed."""
+
+    boot: int
+    what: str
+
+
+@dataclass
+class ParseStats:
+    """What the parser saw besides good reports (for error messages and the database)."""
+
+    lines: int = 0
+    reports: int = 0
+    garbled_lines: int = 0
+    discarded_reports: int = 0
+    resets_mid_report: int = 0
+    boots: int = 0
+    noise_lines: int = 0
+    last_problem: str = ""
+
+
+@dataclass
+class _Partial:
+    model: str
+    run: int
+    expected: int
+    layers: list[LayerCycles] = field(default_factory=list)
+
+
+class ReportParser:
+    """Turns a byte stream into validated :class:`Report` s (and :class:`Fault` s).
+
+    State lives on the instance only; one parser per serial session.
+    """
+
+    def __init__(self, max_line: int = 512) -> None:
+        self.max_line = max_line
+        self.stats = ParseStats()
+        self._buffer = bytearray()
+        self._overflow = False
+        self._partial: _Partial | None = None
+        self._boot = 0
+        self._last_run: int | None = None
+
+    # -- bytes -> lines ----------------------------------------------------------------
+    def feed(self, data: bytes) -> list[Report | Fault]:
+        """Consume *data* (any chunk of the stream); return the reports it completed."""
+        events: list[Report | Fault] = []
+        self._buffer += data
+        while True:
+            nl = self._buffer.find(b"\n")
+            if nl < 0:
+                if len(self._buffer) > self.max_line:
+                    # A line this long is garbage (lost newlines, wrong baud rate): drop
+                    # it up to the next newline rather than buffer without bound.
+                    self._buffer.clear()
+                    self._overflow = True
+                break
+            raw = bytes(self._buffer[:nl])
+            del self._buffer[:nl + 1]
+            if self._overflow:
+                self._overflow = False
+                self._garbled("over-long line")
+                continue
+            event = self._line(raw)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> None:
+        """End of stream: a report still open is incomplete and discarded."""
+        if self._partial is not None:
+            self._discard("stream ended mid-report")
+        self._buffer.clear()
+
+    @property
+    def in_report(self) -> bool:
+        return self._partial is not None
+
+    # -- lines -> reports ----------------------------------------------------------------
+    def _line(self, raw: bytes) -> Report | Fault | None:
+        self.stats.lines += 1
+        raw = raw.rstrip(b"\r")
+        start = raw.rfind(_MARK)
+        if start < 0:
+            if self._partial is not None and raw.strip():
+                # The firmware prints nothing else between BEGIN and END.
+                self._garbled(f"unexpected line in report: {raw[:60]!r}")
+            elif raw.strip():
+                self.stats.noise_lines += 1
+            return None
+        if start > 0 and self._partial is not None:
+            # Text before the marker inside a report: a lost newline merged two lines.
+            self._garbled(f"merged line: {raw[:60]!r}")
+            if not raw[start:].startswith(b"TM1 BEGIN "):
+                return None
+        try:
+            line = raw[start:].decode("ascii")
+        except UnicodeDecodeError:
+            self._garbled(f"non-ASCII bytes: {raw[:60]!r}")
+            return None
+        if not line.isprintable():
+            self._garbled(f"control characters: {raw[:60]!r}")
+            return None
+        if m := _LAYER.fullmatch(line):
+            return self._on_layer(int(m["index"]), m["op"], int(m["cycles"]))
+        if m := _BEGIN.fullmatch(line):
+            self._on_begin(m["model"], int(m["run"]), int(m["layers"]))
+            return None
+        if m := _END.fullmatch(line):
+            return self._on_end(int(m["total"]))
+        if m := _FAULT.fullmatch(line):
+            if self._partial is not None:
+                self._discard("fault mid-report")
+            return Fault(self._boot, m["what"])
+        self._garbled(f"unparsable line: {line[:60]!r}")
+        return None
+
+    def _on_begin(self, model: str, run: int, layers: int) -> None:
+        if self._partial is not None:
+            self.stats.resets_mid_report += 1
+            self._discard(f"BEGIN run={run} inside the report of run={self._partial.run} "
+                          "(reset mid-report)")
+        if self._last_run is None or run <= self._last_run:
+            self._boot += 1
+            self.stats.boots += 1
+        self._last_run = run
+        if layers == 0:
+            self.stats.last_problem = "report with zero layers"
+            return
+        self._partial = _Partial(model, run, layers)
+
+    def _on_layer(self, index: int, op: str, cycles: int) -> None:
+        p = self._partial
+        if p is None:
+            return None  # orphan line of a report whose BEGIN was lost: already discarded
+        if index != len(p.layers) or index >= p.expected or cycles >= _U32:
+            self._discard(f"layer line {index} out of sequence (expected {len(p.layers)} "
+                          f"of {p.expected})")
+            return None
+        p.layers.append(LayerCycles(index, op, cycles))
+        return None
+
+    def _on_end(self, total: int) -> Report | None:
+        p = self._partial
+        if p is None:
+            return None
+        if len(p.layers) != p.expected:
+            self._discard(f"END after {len(p.layers)} of {p.expected} layers")
+            return None
+        if sum(layer.cycles for layer in p.layers) % _U32 != total:
+            self._discard(f"END total={total} does not match the layer sum (corrupted digits)")
+            return None
+        self._partial = None
+        self.stats.reports += 1
+        return Report(p.model, p.run, self._boot, tuple(p.layers), total)
+
+    def _garbled(self, why: str) -> None:
+        self.stats.garbled_lines += 1
+        self.stats.last_problem = why
+        log.debug("garbled: %s", why)
+        if self._partial is not None:
+            self._discard(why)
+
+    def _discard(self, why: str) -> None:
+        self.stats.discarded_reports += 1
+        self.stats.last_problem = why
+        log.debug("discarding partial report: %s", why)
+        self._partial = None
+
+
+def parse_transcript(data: bytes) -> tuple[list[Report | Fault], ParseStats]:
+    """Parse a whole recorded transcript at once (tests, re-analysis of stored logs)."""
+    parser = ReportParser()
+    events = parser.feed(data)
+    parser.close()
+    return events, parser.stats
+
+
+# -- aggregation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerMeasurement:
+    """Per-layer statistics over the kept runs (cycles)."""
+
+    index: int
+    op: str
+    median: float
+    minimum: int
+    maximum: int
+    stdev: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Median over repeated runs, warm-up runs excluded."""
+
+    model: str
+    runs: int
+    layers: tuple[LayerMeasurement, ...]
+    total_median: float
+    reports: tuple[Report, ...] = field(repr=False, default=())
+
+    @property
+    def cycles(self) -> tuple[float, ...]:
+        return tuple(layer.median for layer in self.layers)
+
+
+def keep_runs(reports: Iterable[Report], warmup: int) -> list[Report]:
+    """Reports that count: warm-up runs (run index < *warmup*) of every boot dropped, and
+    at most one report per (boot, run)."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for r in reports:
+        key = (r.boot, r.run)
+        if r.run < warmup or key in seen:
+            continue
+        seen.add(key)
+        kept.append(r)
+    return kept
+
+
+def summarize(reports: Sequence[Report], warmup: int = 0) -> Measurement:
+    """Per-layer medians over the kept runs; all runs must describe the same layers."""
+    kept = keep_runs(reports, warmup)
+    if not kept:
+        raise HardwareError(f"no complete report left after dropping {warmup} warm-up run(s)")
+    first = kept[0]
+    for r in kept[1:]:
+        if r.model != first.model or r.ops != first.ops:
+            raise HardwareError(f"reports disagree: {first.model} {first.ops} vs {r.model} {r.ops}"
+                                " (two different firmwares on the port?)")
+    layers = []
+    for i, op in enumerate(first.ops):
+        values = [r.cycles[i] for r in kept]
+        layers.append(LayerMeasurement(
+            index=i, op=op, median=float(statistics.median(values)), minimum=min(values),
+            maximum=max(values), stdev=statistics.pstdev(values) if len(values) > 1 else 0.0))
+    total = float(statistics.median(r.total for r in kept))
+    return Measurement(first.model, len(kept), tuple(layers), total, tuple(kept))
