@@ -302,6 +302,37 @@ def _conv_model(opcode: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
     return Case(single_op_model(opcode, operands, [y], opts), x_shape, dict(opts))
 
 
+@pytest.mark.parametrize("batches,h,w,cin,cout", [
+    (1, 3, 3, 8, 5), (2, 2, 3, 7, 6), (1, 1, 1, 4, 1), (1, 5, 5, 16, 16), (1, 2, 2, 3, 3),
+    (3, 1, 3, 9, 2),
+])
+def test_conv2d_pointwise(runner: Runner, batches: int, h: int, w: int, cin: int,
+                          cout: int) -> None:
+    """1x1 stride-1 convs: the optimized set's 2x2 matrix-multiply path and its tails."""
+    opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "fused_activation_function": "RELU"}
+    rng = np.random.default_rng(cin * 100 + cout)
+    case = _conv_model("CONV_2D", (batches, h, w, cin), (cout, 1, 1, cin), (batches, h, w, cout),
+                       opts, w_scales=_log_scales(rng, cout, -4, -1), seed=cin + cout,
+                       out_q=(0.02, -7), bias=cout % 2 == 0)
+    _check(case, runner, cin)
+
+
+@pytest.mark.parametrize("ch,k,stride,padding", [
+    (4, 3, 1, "SAME"), (8, 3, 2, "SAME"), (13, 3, 1, "VALID"), (6, 5, 1, "SAME"), (12, 3, 1, "VALID"),
+])
+def test_depthwise_multichannel(runner: Runner, ch: int, k: int, stride: int, padding: str) -> None:
+    """depth_multiplier 1 with >= 4 channels: the optimized 4-channel SIMD and 3x3 paths."""
+    opts = {"padding": padding, "stride_h": stride, "stride_w": stride, "depth_multiplier": 1,
+            "fused_activation_function": "RELU6"}
+    size = 7
+    pad = quant.compute_padding_height_width(stride, stride, 1, 1, size, size, k, k, padding)
+    rng = np.random.default_rng(ch * 10 + k)
+    case = _conv_model("DEPTHWISE_CONV_2D", (1, size, size, ch), (1, k, k, ch),
+                       (1, pad.out_height, pad.out_width, ch), opts,
+                       w_scales=_log_scales(rng, ch, -3, -1), seed=ch, out_q=(0.03, 2))
+    _check(case, runner, ch)
+
+
 def test_conv2d_grouped(runner: Runner) -> None:
     """Grouped conv (in_ch = 2 x filter in_ch), which TFLM's reference kernel supports."""
     opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "fused_activation_function": "NONE"}
