@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -106,8 +107,13 @@ class ReportParser:
     State lives on the instance only; one parser per serial session.
     """
 
-    def __init__(self, max_line: int = 512) -> None:
+    def __init__(self, max_line: int = 512, expect_model: str | None = None,
+                 expect_ops: Sequence[str] | None = None) -> None:
         self.max_line = max_line
+        #: When the firmware is known (the host built it), its model name and op names are
+        #: checked too: they are not covered by the ``total`` checksum.
+        self.expect_model = expect_model
+        self.expect_ops = tuple(expect_ops) if expect_ops is not None else None
         self.stats = ParseStats()
         self._buffer = bytearray()
         self._overflow = False
@@ -224,6 +230,12 @@ class ReportParser:
         if sum(layer.cycles for layer in p.layers) % _U32 != total:
             self._discard(f"END total={total} does not match the layer sum (corrupted digits)")
             return None
+        ops = tuple(layer.op for layer in p.layers)
+        if (self.expect_model is not None and p.model != self.expect_model) or (
+                self.expect_ops is not None and ops != self.expect_ops):
+            self._discard(f"report of {p.model} {ops} is not the flashed firmware's "
+                          f"({self.expect_model} {self.expect_ops})")
+            return None
         self._partial = None
         self.stats.reports += 1
         return Report(p.model, p.run, self._boot, tuple(p.layers), total)
@@ -299,11 +311,17 @@ def summarize(reports: Sequence[Report], warmup: int = 0) -> Measurement:
     kept = keep_runs(reports, warmup)
     if not kept:
         raise HardwareError(f"no complete report left after dropping {warmup} warm-up run(s)")
+    # Names are not covered by the checksum: a corrupted op name yields a report that
+    # disagrees with the others; the majority layout wins, a split vote is an error.
+    layouts = Counter((r.model, r.ops) for r in kept)
+    (layout, votes), *others = layouts.most_common()
+    if others and votes <= len(kept) // 2:
+        raise HardwareError(f"reports disagree on the model: {dict(layouts)} (two different "
+                            "firmwares on the port?)")
+    if others:
+        log.warning("dropping %d report(s) with a corrupted layout", len(kept) - votes)
+    kept = [r for r in kept if (r.model, r.ops) == layout]
     first = kept[0]
-    for r in kept[1:]:
-        if r.model != first.model or r.ops != first.ops:
-            raise HardwareError(f"reports disagree: {first.model} {first.ops} vs {r.model} {r.ops}"
-                                " (two different firmwares on the port?)")
     layers = []
     for i, op in enumerate(first.ops):
         values = [r.cycles[i] for r in kept]

@@ -200,9 +200,10 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
         raise ConfigError(f"calibration file {path}: {exc}") from None
     allowed = {"cpi", "per_register", "branch_refill", "taken_fraction", "flash_branch_stall",
                "load_stall", "mnemonic_cycles", "active_mw"}
-    unknown = set(raw) - allowed
+    unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    raw.pop("fit", None)  # the fit report for humans (errors, models); not a parameter
     active = float(raw.pop("active_mw", model.active_mw))
     params = replace(model.params, **raw)
     return replace(model, params=params, active_mw=active, source=f"calibrated ({Path(path).name})")

@@ -1,0 +1,283 @@
+"""Calibration maths: fit the cost model's parameters to measured per-layer cycles.
+
+Given per-block facts the cost model is linear in a parameter vector theta
+(:func:`tinymeter.sim.costmodel.layer_features`), so every emulated layer is one row
+``x`` with ``x @ theta`` = estimated cycles, and calibration is linear least squares
+against the measured cycles.  Choices, and why:
+
+* rows are weighted by 1 / measured cycles: the error that matters is relative, and a
+  100-cycle layer should not be ignored next to a million-cycle one;
+* unknowns are ratios to the prior (TRM) values, regularized toward 1 with a small
+  ridge: classes the data never exercises (no divides, no FPU) keep their datasheet
+  value instead of drifting, and near-collinear directions (branch instructions vs
+  the taken-branch term, which always co-occur) are split like the prior splits them;
+* non-negativity (Lawson-Hanson NNLS on the augmented system): a negative cycle cost is
+  never physical, and clamping after the fact would bias the others;
+* each parameter's identifiability is the diagonal of the resolution matrix
+  ``(A'A + L)^-1 A'A``: 1 = set by the data, 0 = set by the prior; reports show it.
+
+Errors are reported before (prior) and after the fit, in-sample and with
+leave-one-model-out cross-validation.  Power is fitted as ``E = P * t`` over the
+models with energy measurements.  No I/O except :func:`save_calibration`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinymeter.errors import ConfigError
+from tinymeter.sim.costmodel import (
+    CostParameters,
+    feature_names,
+    parameter_vector,
+    parameters_from_vector,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGULARIZATION = 1e-8
+#: A parameter counts as identified when its relative standard error is below this.
+IDENTIFIED_STDERR = 0.005
+#: Relative noise floor of a per-layer measurement (DWT read overhead, jitter).
+NOISE_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class ModelSample:
+    """One model's layers on one board: emulated features and measured cycles."""
+
+    model: str
+    ops: tuple[str, ...]
+    features: np.ndarray        # [layers, parameters]
+    measured: np.ndarray        # [layers] median cycles
+    energy_uj: float | None = None  # per inference
+    latency_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """Relative errors of a prediction (fractions, not percent)."""
+
+    layer_mape: float        # mean |est - meas| / meas over layers
+    layer_max: float
+    model_mape: float        # mean over models of |sum est - sum meas| / sum meas
+    model_max: float
+    per_model: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted parameter vector and how well the data determined each entry."""
+
+    theta: np.ndarray
+    params: CostParameters
+    names: tuple[str, ...]
+    resolution: np.ndarray  # per parameter, 0..1
+    #: Relative standard error of each parameter (noise propagated through the fit).
+    stderr: np.ndarray
+    #: Relative residual noise of the weighted fit (per layer).
+    sigma: float
+
+    def identified(self, max_stderr: float = IDENTIFIED_STDERR) -> dict[str, bool]:
+        """Parameters the data pin down (the rest stay near the prior)."""
+        return {n: bool(e <= max_stderr and r >= 0.5)
+                for n, e, r in zip(self.names, self.stderr.tolist(), self.resolution.tolist())}
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Everything `tinymeter calibrate` reports and saves."""
+
+    prior: CostParameters
+    fit: Fit
+    before: ErrorStats
+    after: ErrorStats
+    loo_before: ErrorStats
+    loo_after: ErrorStats
+    active_mw: float | None
+    models: tuple[str, ...]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "models": list(self.models),
+            "error_before": self.before.to_dict(), "error_after": self.after.to_dict(),
+            "loo_error_before": self.loo_before.to_dict(), "loo_error_after": self.loo_after.to_dict(),
+            "parameters": {n: {"prior": float(p), "fitted": float(f), "resolution": float(r),
+                               "stderr": float(e), "identified": ident}
+                           for n, p, f, r, e, ident in zip(
+                               self.fit.names, parameter_vector(self.prior), self.fit.theta,
+                               self.fit.resolution, self.fit.stderr,
+                               self.fit.identified().values())},
+            "residual_sigma": self.fit.sigma,
+            "active_mw": self.active_mw,
+        }
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
+    """Non-negative least squares, ``min ||a x - b|| s.t. x >= 0`` (Lawson-Hanson).
+
+    numpy-only so calibration needs no scipy.
+    """
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    w = a.T @ (b - a @ x)
+    tol = 10 * np.finfo(float).eps * np.linalg.norm(a, 1) * max(m, n)
+    for _ in range(max_iter or 3 * n + 10):
+        if passive.all() or not np.any(w[~passive] > tol):
+            break
+        j = int(np.argmax(np.where(passive, -np.inf, w)))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if np.all(z[passive] > 0):
+                x = z
+                break
+            bad = passive & (z <= 0)
+            alpha = np.min(x[bad] / (x[bad] - z[bad]))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+            x[~passive] = 0.0
+        w = a.T @ (b - a @ x)
+    return x
+
+
+def _stack(samples: Sequence[ModelSample]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if not samples:
+        raise ConfigError("calibration needs at least one measured model")
+    x = np.vstack([s.features for s in samples])
+    y = np.concatenate([s.measured for s in samples]).astype(np.float64)
+    owner = [s.model for s in samples for _ in range(len(s.measured))]
+    if np.any(y <= 0):
+        raise ConfigError("calibration: measured cycles must be positive (DWT not running?)")
+    return x, y, owner
+
+
+def fit_parameters(samples: Sequence[ModelSample], prior: CostParameters, *,
+                   regularization: float = DEFAULT_REGULARIZATION,
+                   nonnegative: bool = True) -> Fit:
+    """Weighted, prior-regularized (non-negative) least squares over every layer."""
+    x, y, _ = _stack(samples)
+    names = feature_names(prior)
+    if x.shape[1] != len(names):
+        raise ConfigError(f"feature matrix has {x.shape[1]} columns, the prior {len(names)}")
+    theta0 = parameter_vector(prior)
+    scale = np.where(np.abs(theta0) > 1e-9, np.abs(theta0), 1.0)
+    a = (x / y[:, None]) * scale[None, :]  # unknowns: r = theta / scale, rows relative
+    b = np.ones(len(y))
+    r0 = theta0 / scale
+    lam = math.sqrt(regularization)
+    a_aug = np.vstack([a, lam * np.eye(len(names))])
+    b_aug = np.concatenate([b, lam * r0])
+    r = nnls(a_aug, b_aug) if nonnegative else np.linalg.lstsq(a_aug, b_aug, rcond=None)[0]
+    theta = r * scale
+    ata = a.T @ a
+    inv = np.linalg.pinv(ata + regularization * np.eye(len(names)))
+    resolution = np.clip(np.diag(inv @ ata), 0.0, 1.0)
+    dof = max(len(y) - float(resolution.sum()), 1.0)
+    sigma = max(float(np.linalg.norm(a @ r - b)) / math.sqrt(dof), NOISE_FLOOR)
+    cov = sigma ** 2 * inv @ ata @ inv
+    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
+    return Fit(theta, parameters_from_vector(theta, prior), names, resolution, stderr, sigma)
+
+
+def errors(samples: Sequence[ModelSample], predict: dict[str, np.ndarray]) -> ErrorStats:
+    """Relative errors of per-layer predictions ``predict[model]`` against measurements."""
+    layer_errs: list[float] = []
+    per_model: dict[str, float] = {}
+    for s in samples:
+        est = predict[s.model]
+        layer_errs.extend((np.abs(est - s.measured) / s.measured).tolist())
+        per_model[s.model] = float(abs(est.sum() - s.measured.sum()) / s.measured.sum())
+    model_errs = list(per_model.values())
+    return ErrorStats(layer_mape=float(np.mean(layer_errs)), layer_max=float(np.max(layer_errs)),
+                      model_mape=float(np.mean(model_errs)), model_max=float(np.max(model_errs)),
+                      per_model=per_model)
+
+
+def predictions(samples: Sequence[ModelSample], theta: np.ndarray) -> dict[str, np.ndarray]:
+    return {s.model: s.features @ theta for s in samples}
+
+
+def leave_one_out(samples: Sequence[ModelSample], prior: CostParameters,
+                  **fit_kw: float) -> tuple[ErrorStats, ErrorStats]:
+    """Errors on each model predicted by the prior and by a fit *without* that model."""
+    if len({s.model for s in samples}) != len(samples):
+        raise ConfigError("calibration samples must have distinct model names")
+    theta0 = parameter_vector(prior)
+    held: dict[str, np.ndarray] = {}
+    for i, s in enumerate(samples):
+        rest = [t for j, t in enumerate(samples) if j != i]
+        theta = fit_parameters(rest, prior, **fit_kw).theta if rest else theta0  # type: ignore[arg-type]
+        held[s.model] = s.features @ theta
+    return errors(samples, predictions(samples, theta0)), errors(samples, held)
+
+
+def fit_power(samples: Sequence[ModelSample]) -> float | None:
+    """Active power (mW) from energy = power * latency over the models that have both."""
+    pairs = [(s.energy_uj, s.latency_s) for s in samples
+             if s.energy_uj is not None and s.latency_s is not None and s.latency_s > 0]
+    if not pairs:
+        return None
+    e = np.array([p[0] for p in pairs]) * 1e-6
+    t = np.array([p[1] for p in pairs])
+    return float((e @ t) / (t @ t) * 1e3)
+
+
+def calibrate(samples: Sequence[ModelSample], prior: CostParameters, *,
+              regularization: float = DEFAULT_REGULARIZATION) -> CalibrationResult:
+    """Fit on all models; report errors before/after, in-sample and leave-one-model-out."""
+    fit = fit_parameters(samples, prior, regularization=regularization)
+    theta0 = parameter_vector(prior)
+    before = errors(samples, predictions(samples, theta0))
+    after = errors(samples, predictions(samples, fit.theta))
+    if len(samples) > 1:
+        loo_before, loo_after = leave_one_out(samples, prior, regularization=regularization)
+    else:
+        loo_before, loo_after = before, after
+    log.info("calibration: layer error %.2f%% -> %.2f%%, leave-one-out model error %.2f%% -> %.2f%%",
+             100 * before.layer_mape, 100 * after.layer_mape, 100 * loo_before.model_mape,
+             100 * loo_after.model_mape)
+    return CalibrationResult(prior, fit, before, after, loo_before, loo_after, fit_power(samples),
+                             tuple(s.model for s in samples))
+
+
+def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]:
+    """The calibration file's content: what ``sim.costmodel.load_calibration`` reads,
+    plus a ``fit`` section for humans (the loader ignores it)."""
+    p = result.fit.params
+    out: dict[str, object] = {
+        "cpi": p.cpi, "per_register": p.per_register, "branch_refill": p.branch_refill,
+        "taken_fraction": p.taken_fraction, "flash_branch_stall": p.flash_branch_stall,
+        "load_stall": p.load_stall, "mnemonic_cycles": p.mnemonic_cycles,
+    }
+    if result.active_mw is not None:
+        out["active_mw"] = result.active_mw
+    out["fit"] = {"board": board, **result.summary()}
+    return out
+
+
+def save_calibration(result: CalibrationResult, path: Path, board: str) -> Path:
+    """Write the calibration file (atomically); a read-only location is a clear error."""
+    path = Path(path)
+    text = json.dumps(calibration_json(result, board), indent=2, sort_keys=True) + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write calibration file {path}: {exc.strerror or exc}; "
+                          "choose another location with --out") from None
+    return path

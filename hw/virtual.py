@@ -1,0 +1,328 @@
+"""A virtual board: the emulator behind a pseudo-terminal, speaking the serial protocol.
+
+Why: flash, measure and calibrate must run end to end in CI, where there is no board.
+The virtual board accepts the same ELF, "resets" by emulating it, and writes the
+firmware's ``TM1`` report lines to a pty whose slave side the measurement opens like
+any serial port.  Its per-layer cycles come from the emulator's block profile and a
+*hidden* :class:`~tinymeter.sim.costmodel.CostParameters` (the "silicon"), optionally
+with small deterministic jitter and a slower first (cold-cache) run, so calibration
+has a ground truth to recover.  The emulated DWT reads 0, so the cycles are
+synthesized here rather than taken from the firmware's own output.
+
+Transport faults can be injected per run (dropped bytes, a reset in the middle of a
+report) to exercise the parser's recovery end to end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from tinymeter.boards import Board
+from tinymeter.errors import ConfigError
+from tinymeter.hw.errors import HardwareError
+from tinymeter.hw.power import PowerTrace
+from tinymeter.hw.serialport import FdPort
+from tinymeter.sim.costmodel import (
+    CostParameters,
+    cost_model_for,
+    layer_features,
+    parameter_vector,
+)
+from tinymeter.sim.elf import ElfImage
+from tinymeter.sim.emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+GLITCHES = ("drop_bytes", "reset_mid_report", "garbage")
+
+
+def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0.3) -> CostParameters:
+    """A deterministic "true" timing model: every parameter of *prior* scaled by a factor
+    in [1 - spread, 1 + spread] (seeded), the taken fraction kept inside [0.05, 0.95]."""
+    rng = np.random.default_rng(seed)
+
+    def scale(value: float) -> float:
+        return float(value * (1.0 + rng.uniform(-spread, spread)))
+
+    cpi = {c: scale(v) for c, v in prior.cpi.items()}
+    mnemonic = {m: scale(v) for m, v in sorted(prior.mnemonic_cycles.items())}
+    return replace(prior, cpi=cpi, mnemonic_cycles=mnemonic, per_register=scale(prior.per_register),
+                   branch_refill=scale(prior.branch_refill),
+                   taken_fraction=float(np.clip(scale(prior.taken_fraction), 0.05, 0.95)),
+                   flash_branch_stall=scale(prior.flash_branch_stall),
+                   load_stall=scale(prior.load_stall))
+
+
+@dataclass(frozen=True)
+class VirtualTiming:
+    """The virtual silicon: hidden cost parameters, jitter, cold first run, power."""
+
+    params: CostParameters
+    #: Relative standard deviation of per-layer, per-run jitter (deterministic, seeded).
+    noise: float = 0.0
+    #: Extra relative cost of run 0 after a reset (cold caches): what warm-up runs hide.
+    cold_run_penalty: float = 0.05
+    seed: int = 0
+    active_mw: float = 40.0
+    idle_mw: float = 10.0
+
+    @classmethod
+    def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.002,
+                  spread: float = 0.3) -> VirtualTiming:
+        """Hidden parameters perturbed from the board's datasheet model (what a real chip
+        differs by), power a few percent off the board file's figure."""
+        prior = cost_model_for(board, calibration=Path("/nonexistent")).params
+        rng = np.random.default_rng(seed + 1)
+        active = board.power.active_mw or 40.0
+        return cls(params=hidden_parameters(prior, seed, spread), noise=noise, seed=seed,
+                   active_mw=float(active * rng.uniform(0.85, 1.15)),
+                   idle_mw=float((board.power.idle_mw or active / 4) * rng.uniform(0.9, 1.1)))
+
+
+@dataclass(frozen=True)
+class FirmwareFacts:
+    """What the firmware would print, read from the ELF: names, layer count, runs."""
+
+    model: str
+    ops: tuple[str, ...]
+    runs: int
+
+
+@dataclass
+class _Program:
+    facts: FirmwareFacts
+    true_cycles: np.ndarray  # per layer, one warm inference
+
+
+def _cstring(read: object, address: int, limit: int = 128) -> str:
+    raw = bytes(read(address, limit))  # type: ignore[operator]
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def firmware_facts(emulator: Emulator, elf: ElfImage) -> FirmwareFacts:
+    """Model name, op names and ``TM_RUNS`` from a loaded image's memory."""
+    uc = emulator.uc
+    assert uc is not None
+    name_sym = elf.require_symbol("tm_model_name")
+    n_layers = struct.unpack("<I", bytes(uc.mem_read(elf.require_symbol("tm_num_layers").address,
+                                                     4)))[0]
+    table = elf.require_symbol("tm_layers").address
+    ops = []
+    for i in range(n_layers):
+        _fn, _params, op_ptr = struct.unpack("<III", bytes(uc.mem_read(table + 12 * i, 12)))
+        ops.append(_cstring(uc.mem_read, op_ptr, 64))
+    runs_sym = elf.symbol("tm_runs_left")
+    runs = 1
+    if runs_sym is not None:
+        # .data is copied from flash at start-up: read the load image, not the RAM copy.
+        for seg in elf.segments:
+            if seg.vaddr <= runs_sym.address < seg.vaddr + len(seg.data):
+                off = runs_sym.address - seg.vaddr
+                runs = struct.unpack("<I", seg.data[off:off + 4])[0]
+                break
+    return FirmwareFacts(_cstring(uc.mem_read, name_sym.address), tuple(ops), runs)
+
+
+def report_lines(model: str, run: int, cycles: list[int], ops: tuple[str, ...]) -> list[bytes]:
+    """The exact bytes ``tm_report`` prints for one run."""
+    lines = [f"TM1 BEGIN {model} run={run} layers={len(cycles)}\n".encode()]
+    lines += [f"TM1 L {i} {op} {c}\n".encode() for i, (op, c) in enumerate(zip(ops, cycles))]
+    lines.append(f"TM1 END total={sum(cycles) % (1 << 32)}\n".encode())
+    return lines
+
+
+@dataclass
+class VirtualBoard:
+    """A board in software: ``flash`` an ELF, ``reset`` to run it, read ``port_path``.
+
+    Owns a pty (master side written by a writer thread) and a cache of emulated
+    programs; call :meth:`close` (or use it as a context manager) to release both.
+    ``glitches`` maps a run index to a transport fault injected once into that run's
+    report (``drop_bytes``, ``reset_mid_report``, ``garbage``).
+    """
+
+    board: Board
+    timing: VirtualTiming
+    glitches: dict[int, str] = field(default_factory=dict)
+    #: Bytes per second written to the pty (0 = as fast as possible).
+    byte_rate: float = 0.0
+    budget_instructions: int = 500_000_000
+    timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.glitches.values()) - set(GLITCHES)
+        if unknown:
+            raise ConfigError(f"unknown virtual-board glitch(es) {sorted(unknown)}; "
+                              f"choose from {', '.join(GLITCHES)}")
+        self._master, self._slave = os.openpty()
+        self.port_path = os.ttyname(self._slave)
+        self._elf: Path | None = None
+        self._programs: dict[str, _Program] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._glitches_left = dict(self.glitches)
+        self.last_runs: list[np.ndarray] = []
+        self.error: Exception | None = None
+        self.resets = 0
+
+    # -- link interface (what the measurement loop calls) ------------------------------
+    def open_port(self) -> FdPort:
+        """A reader on the pty slave (the "USB serial" side)."""
+        return FdPort(self.port_path)
+
+    def flash(self, elf: Path) -> None:
+        if not Path(elf).exists():
+            raise ConfigError(f"firmware {elf} does not exist")
+        self._join()
+        self._elf = Path(elf)
+
+    def reset(self) -> None:
+        """Restart the firmware: emulate (once per image) and start printing reports."""
+        if self._elf is None:
+            raise HardwareError(f"virtual {self.board.name}: nothing flashed")
+        self._join()
+        self._stop.clear()
+        self.error = None
+        self.resets += 1
+        self._thread = threading.Thread(target=self._boot, args=(self._elf,), daemon=True,
+                                        name=f"virtual-{self.board.name}")
+        self._thread.start()
+
+    def tool_version(self) -> str:
+        return "virtual-board 1"
+
+    def close(self) -> None:
+        self._join()
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> VirtualBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the "silicon" -----------------------------------------------------------------
+    def program(self, elf: Path) -> _Program:
+        """Emulate *elf* once (cached by content) and apply the hidden timing model."""
+        image = ElfImage.load(elf)
+        key = image.digest or str(elf)
+        with self._lock:
+            cached = self._programs.get(key)
+        if cached is not None:
+            return cached
+        emulator = Emulator(self.board)
+        emulator.load(image)
+        facts = firmware_facts(emulator, image)
+        run = emulator.run(image, [[]], budget_instructions=self.budget_instructions,
+                           timeout_s=self.timeout_s)
+        assert run.profile is not None
+        features = layer_features(run.profile, self.timing.params, len(facts.ops))
+        cycles = features @ parameter_vector(self.timing.params)
+        program = _Program(facts, cycles)
+        with self._lock:
+            self._programs[key] = program
+        return program
+
+    def run_cycles(self, program: _Program, run: int) -> list[int]:
+        """Per-layer cycles of inference *run* after a reset (jitter seeded by run, layer)."""
+        rng = np.random.default_rng([self.timing.seed, run, len(program.true_cycles)])
+        jitter = 1.0 + self.timing.noise * rng.standard_normal(len(program.true_cycles))
+        if run == 0:
+            jitter = jitter * (1.0 + self.timing.cold_run_penalty)
+        return [max(round(c), 1) for c in program.true_cycles * jitter]
+
+    def _boot(self, elf: Path) -> None:
+        try:
+            program = self.program(elf)
+            self.last_runs = []
+            run = 0
+            while run < program.facts.runs and not self._stop.is_set():
+                cycles = self.run_cycles(program, run)
+                self.last_runs.append(np.array(cycles, dtype=np.float64))
+                lines = report_lines(program.facts.model, run, cycles, program.facts.ops)
+                glitch = self._glitches_left.pop(run, None)
+                if glitch == "reset_mid_report":
+                    # Half a report, then the board reboots and starts over from run 0.
+                    self._write(b"".join(lines[: max(len(lines) // 2, 1)]))
+                    self._write(b"\r\n\x00boot\r\n")
+                    self.last_runs = []
+                    run = 0
+                    continue
+                data = b"".join(lines)
+                if glitch == "drop_bytes":
+                    mid = len(data) // 2
+                    data = data[:mid] + data[mid + 3:]
+                elif glitch == "garbage":
+                    data = data[:20] + b"\xff\xfe\x00" + data[20:]
+                self._write(data)
+                run += 1
+        except Exception as exc:  # surfaced to the caller by the timeout message
+            log.error("virtual board failed: %s", exc)
+            self.error = exc
+            self._write(f"TM1 FAULT virtual-board: {exc}\n".encode()[:200])
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        step = max(int(self.byte_rate * 0.01), 1) if self.byte_rate else len(data)
+        while view and not self._stop.is_set():
+            try:
+                n = os.write(self._master, view[:step])
+            except BlockingIOError:
+                time.sleep(0.001)
+                continue
+            except OSError:
+                return
+            view = view[n:]
+            if self.byte_rate:
+                time.sleep(n / self.byte_rate)
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=self.timeout_s)
+            self._thread = None
+
+    # -- power ---------------------------------------------------------------------------
+    def power_trace(self, sample_rate_hz: float = 1e6, gap_s: float = 1e-3) -> PowerTrace:
+        """A synthetic current trace of the last boot's runs with GPIO-marked windows.
+
+        Channel 0 is high during each inference, channel 1 toggles at every layer
+        boundary (what a firmware with per-layer GPIO marks would show), the supply is
+        the board voltage; power is the hidden active power inside inferences and the
+        idle power between them.
+        """
+        volts = self.board.power.voltage
+        runs = list(self.last_runs)
+        if not runs:
+            raise HardwareError("virtual power trace: no inference ran since the last reset")
+        clock = float(self.board.clock_hz)
+        gap = max(int(gap_s * sample_rate_hz), 2)
+        current: list[np.ndarray] = []
+        gpio: list[np.ndarray] = []
+        level1 = 0
+        for cycles in runs:
+            current.append(np.full(gap, self.timing.idle_mw / 1e3 / volts))
+            gpio.append(np.full(gap, level1 << 1, dtype=np.uint8))
+            for c in cycles:
+                n = max(round(c / clock * sample_rate_hz), 1)
+                level1 ^= 1
+                current.append(np.full(n, self.timing.active_mw / 1e3 / volts))
+                gpio.append(np.full(n, 1 | (level1 << 1), dtype=np.uint8))
+        current.append(np.full(gap, self.timing.idle_mw / 1e3 / volts))
+        gpio.append(np.full(gap, level1 << 1, dtype=np.uint8))
+        i = np.concatenate(current)
+        return PowerTrace(time_s=np.arange(len(i)) / sample_rate_hz, current_a=i,
+                          voltage_v=np.full(len(i), volts), gpio=np.concatenate(gpio),
+                          source="virtual")
