@@ -333,6 +333,25 @@ def non_monotonic_pairs(rows: Sequence[SweepRow]) -> list[tuple[SweepRow, SweepR
     return sorted(out, key=lambda p: (p[0].board, p[0].kernels, p[0].macs, p[1].macs))
 
 
+def parity_inversions(rows: Sequence[SweepRow]) -> list[tuple[SweepRow, SweepRow]]:
+    """Width steps (a -> b, same target, depth and kernel) where each MAC got *dearer*.
+
+    Per-layer overheads amortise as width grows, so cycles per MAC should fall
+    monotonically with width; a step where it rises instead (typically even -> odd
+    with the optimized kernels) is a fast path being lost.
+    """
+    series: dict[tuple[str, str, int, int], list[SweepRow]] = {}
+    for r in rows:
+        series.setdefault((r.board, r.kernels, r.depth, r.kernel), []).append(r)
+    out = []
+    for key in sorted(series):
+        ordered = sorted(series[key], key=lambda r: r.width)
+        for a, b in itertools.pairwise(ordered):
+            if b.cycles / max(b.macs, 1) > a.cycles / max(a.macs, 1):
+                out.append((a, b))
+    return out
+
+
 def group_by_target(rows: Iterable[SweepRow]) -> dict[tuple[str, str], list[SweepRow]]:
     out: dict[tuple[str, str], list[SweepRow]] = {}
     for r in rows:

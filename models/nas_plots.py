@@ -76,36 +76,52 @@ def plot_pareto(rows: Sequence[SweepRow], path: Path | str, metric: str = "ms") 
 
 
 def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
-    """Latency vs MACs and cycles per MAC vs width: the channel-parity effect.
+    """Latency vs MACs and cycles per MAC vs width, one row of panels per target.
 
-    Left: if latency were a function of MACs the points would lie on one curve; the
-    optimized kernels' fast paths split them by width parity. Right: cycles per MAC
-    per width, where the odd widths stand out.
+    Left: if latency were a function of MACs the points would lie on one curve.
+    Right: cycles per MAC along each (depth, kernel) series; the reference kernels
+    get cheaper per MAC smoothly as width grows, the optimized kernels zig-zag
+    because odd widths miss the paired-channel fast paths (see
+    :func:`~tinymeter.models.nas.parity_inversions`).
     """
-    groups = group_by_target(rows)
-    fig, axes = _figure(2)
-    left, right = axes
-    for (board, kernels), rs in sorted(groups.items()):
+    groups = sorted(group_by_target(rows).items())
+    fig = Figure(figsize=(12.0, 4.0 * max(1, len(groups))), layout="constrained")
+    FigureCanvasAgg(fig)
+    for g, ((board, kernels), rs) in enumerate(groups):
+        left = fig.add_subplot(len(groups), 2, 2 * g + 1)
+        right = fig.add_subplot(len(groups), 2, 2 * g + 2)
         for parity, (color, marker) in _PARITY_STYLE.items():
             sel = [r for r in rs if r.parity == parity]
-            if not sel:
-                continue
-            label = f"{board}/{kernels} width {parity}"
-            left.scatter([r.macs for r in sel], [r.ms for r in sel], c=color, marker=marker, alpha=0.7,
-                         label=label)
-            right.scatter([r.width for r in sel], [r.cycles / max(r.macs, 1) for r in sel], c=color,
-                          marker=marker, alpha=0.7, label=label)
-    left.set_xlabel("MACs")
-    left.set_ylabel("estimated latency (ms)")
-    left.set_title("latency is not a function of MACs", fontsize=10)
-    right.set_xlabel("width (channels)")
-    right.set_ylabel("cycles per MAC")
-    right.set_title("cost per MAC by channel parity", fontsize=10)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            if sel:
+                left.scatter([r.macs for r in sel], [r.ms for r in sel], c=color, marker=marker, alpha=0.8,
+                             label=f"width {parity}")
+                right.scatter([r.width for r in sel], [r.cycles / max(r.macs, 1) for r in sel], c=color,
+                              marker=marker, alpha=0.9, zorder=3)
+        for (depth, kernel), series in sorted(_series(rs).items()):
+            right.plot([r.width for r in series], [r.cycles / max(r.macs, 1) for r in series], color="gray",
+                       lw=0.8, alpha=0.7)
+            last = series[-1]
+            right.annotate(f"d{depth} k{kernel}", (last.width, last.cycles / max(last.macs, 1)), fontsize=7,
+                           textcoords="offset points", xytext=(4, 0))
+        left.set_xlabel("MACs")
+        left.set_ylabel("estimated latency (ms)")
+        left.set_title(f"{board} / {kernels}: latency vs MACs", fontsize=10)
+        right.set_xlabel("width (channels)")
+        right.set_ylabel("cycles per MAC")
+        right.set_title(f"{board} / {kernels}: cost per MAC by width", fontsize=10)
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+        left.legend(fontsize=7)
+    if not groups:
+        fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no finished candidates", ha="center")
     return _save(fig, path)
+
+
+def _series(rows: Sequence[SweepRow]) -> dict[tuple[int, int], list[SweepRow]]:
+    out: dict[tuple[int, int], list[SweepRow]] = {}
+    for r in rows:
+        out.setdefault((r.depth, r.kernel), []).append(r)
+    return {k: sorted(v, key=lambda r: r.width) for k, v in out.items()}
 
 
 def plot_layers(est: Estimate, path: Path | str) -> Path:
