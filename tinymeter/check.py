@@ -99,6 +99,9 @@ def _read_json(path: Path, what: str) -> Any:
 
 def load_baseline(path: Path | str) -> Entries:
     """Entries of a baseline file; BaselineError if missing, unreadable or invalid."""
+    if not Path(path).exists():
+        raise BaselineError(f"baseline {path} does not exist (create it from current results with "
+                            "`tinymeter check RESULTS --baseline FILE --update-baseline`)")
     entries = entries_from_report(_read_json(Path(path), "baseline"), str(path))
     if not entries:
         raise BaselineError(f"baseline {path} has no entries")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinymeter import __version__
-from tinymeter.errors import TinymeterError
+from tinymeter.errors import ConfigError, TinymeterError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,69 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tinymeter.models import nas
+
+    data: dict = {}
+    if args.config:
+        try:
+            data = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read sweep config {args.config}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"sweep config {args.config} must be a JSON object")
+    overrides = {"name": args.name, "widths": args.widths, "depths": args.depths,
+                 "kernel_sizes": args.kernel_sizes, "epochs": args.epochs, "seed": args.seed,
+                 "boards": args.boards, "kernel_sets": args.kernel_sets,
+                 "max_candidates": args.max_candidates}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    config = nas.SweepConfig.from_mapping(data)
+    out = Path(args.out)
+    db = Path(args.db) if args.db else out / "sweep.sqlite"
+    result = nas.run_sweep(config, db, executor=args.executor, workers=args.workers,
+                           retry_failed=args.retry_failed, progress=not args.quiet)
+    fronts = result.fronts(args.metric)
+    print(nas.format_rows(result.rows, [r for rows in fronts.values() for r in rows]))
+    paths = nas.write_outputs(result, out, metric=args.metric)
+    inversions = nas.parity_inversions(result.rows)
+    print(f"\n{len(config.candidates())} candidates: {result.trained} trained now, "
+          f"{result.reused} reused from {db}, {len(result.failed)} failed, {result.seconds:.1f} s")
+    if inversions:
+        steps = ", ".join(f"{a.name}->{b.name} ({a.kernels})" for a, b in inversions[:6])
+        print(f"cycles per MAC rise with width at {len(inversions)} step(s) (lost fast paths): {steps}")
+    for name, error in sorted(result.failed.items()):
+        print(f"failed: {name}: {error}")
+    print(f"wrote {paths['pareto_png']}, {paths['parity_png']}, {paths['csv']}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from tinymeter import check
+
+    current: dict = {}
+    tflites = [p for p in args.results if Path(p).suffix == ".tflite"]
+    if tflites:
+        from tinymeter.boards import load_board
+        from tinymeter.firmware.build import BuildConfig
+        from tinymeter.pipeline import estimate
+
+        for path in tflites:
+            if not Path(path).exists():
+                raise ConfigError(f"model file {path} does not exist")
+            for board in args.board or [DEFAULT_BOARD]:
+                est = estimate(Path(path), load_board(board), BuildConfig(kernels=args.kernels))
+                current.update(check.entries_from_report(est.to_dict(), str(path)))
+    current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"]))
+    if args.update_baseline:
+        check.write_baseline(current, args.baseline)
+        print(f"wrote baseline {args.baseline} ({len(current)} entries)")
+        return 0
+    metrics = args.metrics.split(",") if args.metrics else list(check.METRICS)
+    result = check.compare(current, check.load_baseline(args.baseline), args.max_regression, metrics)
+    print(check.format_check(result))
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinymeter", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
@@ -146,6 +209,46 @@ def build_parser() -> argparse.ArgumentParser:
     zb.add_argument("--quantize", default="int8", choices=("int8", "float32"))
     z.set_defaults(func=_cmd_zoo)
 
+    sw = sub.add_parser("sweep", help="implementation-aware NAS on digits: accuracy vs emulated latency")
+    sw.add_argument("--config", type=Path, help="JSON file of sweep settings (flags override it)")
+    sw.add_argument("--name", help="sweep name in the results database (default digits)")
+    sw.add_argument("--widths", help="channel counts, e.g. 4,5,6,7,8,12,16")
+    sw.add_argument("--depths", help="conv blocks, e.g. 1,2,3")
+    sw.add_argument("--kernel-sizes", dest="kernel_sizes", help="kernel sizes, e.g. 3,5")
+    sw.add_argument("--epochs", type=int, help="training epochs per candidate (default 3)")
+    sw.add_argument("--seed", type=int)
+    sw.add_argument("--max-candidates", dest="max_candidates", type=int,
+                    help="evaluate a deterministic subset of this many candidates")
+    sw.add_argument("--boards", help=f"comma-separated boards (default {DEFAULT_BOARD})")
+    sw.add_argument("--kernels", dest="kernel_sets", help="kernel sets, e.g. optimized,reference "
+                    "(default optimized)")
+    sw.add_argument("--executor", default="process",
+                    help="process (local pool, default), serial, or dask://HOST:PORT")
+    sw.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    sw.add_argument("--out", type=Path, default=Path("sweep-results"),
+                    help="output directory for plots and CSV (default sweep-results)")
+    sw.add_argument("--db", type=Path, help="results database (default OUT/sweep.sqlite); "
+                    "re-running resumes from it")
+    sw.add_argument("--metric", default="ms", choices=("ms", "energy_uj", "arena_bytes", "flash_bytes"),
+                    help="cost axis of the Pareto front (default ms)")
+    sw.add_argument("--retry-failed", action="store_true", help="re-run candidates that failed before")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_cmd_sweep)
+
+    ck = sub.add_parser("check", help="CI gate: fail if latency, arena or flash grew past a limit")
+    ck.add_argument("results", nargs="+",
+                    help="estimate JSON reports (tinymeter estimate --json) or .tflite models to estimate")
+    ck.add_argument("--baseline", type=Path, required=True, help="baseline JSON")
+    ck.add_argument("--max-regression", type=float, default=5.0, metavar="PCT",
+                    help="allowed growth in percent (default 5)")
+    ck.add_argument("--metrics", help="comma-separated subset of ms,arena_bytes,flash_bytes")
+    ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")
+    ck.add_argument("--kernels", default="reference", choices=("reference", "optimized"),
+                    help="kernel set for .tflite inputs")
+    ck.add_argument("--update-baseline", action="store_true",
+                    help="write the current results as the new baseline instead of checking")
+    ck.set_defaults(func=_cmd_check)
+
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
     add_hw_subcommands(sub)
@@ -153,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit status (0 ok, 2 user error)."""
+    """Entry point; returns the process exit status (0 ok, 1 check failed, 2 user error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
