@@ -1,18 +1,48 @@
-"""Per-op lowerings: TFLite operator -> device kernel call with precomputed parameters."""
+"""Per-op lowerings: TFLite operator -> device kernel call with precomputed parameters.
+
+Each op-family module exports ``LOWERINGS`` (quantized and mixed-type ops, e.g. int8
+kernels, QUANTIZE) and may export ``FLOAT_LOWERINGS`` (float32 kernels). When an op
+has both, the type of its first input picks one, so a model may mix float and int8
+layers.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
-from tinymeter.firmware.lower import conv, elementwise, pool, reshape, softmax
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
+from tinymeter.models.tflite import Operator, TensorType
 
 __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
+
+#: Op-family modules of this package, in registration order.
+MODULES = ("conv", "pool", "softmax", "elementwise", "reshape", "float32", "misc")
+
+
+def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:
+    def lower(ctx: LowerContext, op: Operator, index: int) -> Layer:
+        first = next((t for t in op.inputs if t >= 0), None)
+        is_float = first is not None and ctx.tensor(first).dtype == TensorType.FLOAT32
+        return (floating if is_float else quantized)(ctx, op, index)
+
+    return lower
 
 
 def lowerings() -> Mapping[str, Lowering]:
     """Every supported builtin op name mapped to its lowering."""
-    table: dict[str, Lowering] = {}
-    for module in (conv, pool, softmax, elementwise, reshape):
-        table.update(module.LOWERINGS)
+    quantized: dict[str, Lowering] = {}
+    floating: dict[str, Lowering] = {}
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue  # optional family not present in this build
+        quantized.update(getattr(module, "LOWERINGS", {}))
+        floating.update(getattr(module, "FLOAT_LOWERINGS", {}))
+    table: dict[str, Lowering] = {**floating, **quantized}
+    for opcode in quantized.keys() & floating.keys():
+        table[opcode] = _by_input_type(quantized[opcode], floating[opcode])
     return table
