@@ -71,8 +71,9 @@ def _lower_pool(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Lay
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     # TFLM PoolingPrepare: |double(in) - double(out)| <= 1e-6 and equal zero points.
     if abs(float(quant.f32(in_scale)) - float(quant.f32(out_scale))) > 1.0e-6 or in_zp != out_zp:
-        raise _fail(op, index, f"input quantization ({in_scale}, {in_zp}) must equal output "
-                               f"quantization ({out_scale}, {out_zp})")
+        raise _fail(op, index, f"input quantization (scale {in_scale}, zero point {in_zp}) "
+                               f"must equal output quantization (scale {out_scale}, zero point "
+                               f"{out_zp})")
     act = str(o.get("fused_activation_function", "NONE"))
     try:
         act_min, act_max = quant.activation_range_quantized(act, out_scale, out_zp)
