@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_REGULARIZATION = 1e-8
 #: A parameter counts as identified when its relative standard error is below this.
 IDENTIFIED_STDERR = 0.005
+#: ... and its resolution at least this (below, the prior biases it: collinear directions).
+MIN_RESOLUTION = 0.98
 #: Relative noise floor of a per-layer measurement (DWT read overhead, jitter).
 NOISE_FLOOR = 1e-4
 
@@ -90,7 +92,7 @@ class Fit:
 
     def identified(self, max_stderr: float = IDENTIFIED_STDERR) -> dict[str, bool]:
         """Parameters the data pin down (the rest stay near the prior)."""
-        return {n: bool(e <= max_stderr and r >= 0.5)
+        return {n: bool(e <= max_stderr and r >= MIN_RESOLUTION)
                 for n, e, r in zip(self.names, self.stderr.tolist(), self.resolution.tolist())}
 
 

@@ -1,10 +1,350 @@
-"""`tinymeter` subcommands of the hardware side (flash, measure, calibrate)."""
+"""`tinymeter` subcommands of the hardware side: ``flash``, ``measure``, ``calibrate``.
+
+Thin adapters: parse arguments, build the link (a real board through pyOCD/OpenOCD
+and a serial port, or the virtual board), call :mod:`tinymeter.hw.measure` and
+:mod:`tinymeter.hw.calibrate`, print.  Errors are raised as ``TinymeterError`` s and
+printed by ``tinymeter.cli.main``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinymeter.boards import Board
+from tinymeter.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOARD = "nucleo-l4r5zi"
+PROBES = ("pyocd", "openocd", "virtual")
+POWER = ("none", "joulescope", "ppk2", "virtual")
+
+
+def _board_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--board", default=DEFAULT_BOARD,
+                    help=f"board name or file (default {DEFAULT_BOARD})")
+    sp.add_argument("--kernels", default="reference", choices=("reference", "optimized"))
+    sp.add_argument("--opt", default="-O2", help="compiler optimization level (default -O2)")
+
+
+def _probe_args(sp: argparse.ArgumentParser, virtual: bool = True) -> None:
+    sp.add_argument("--probe", default="pyocd", choices=PROBES if virtual else PROBES[:2],
+                    help="flashing tool (default pyocd); 'virtual' = the emulator behind a pty")
+    sp.add_argument("--uid", help="probe unique id / adapter serial (several probes plugged in)")
+    sp.add_argument("--probe-timeout", type=float, default=120.0,
+                    help="seconds allowed for one flash or reset (default 120)")
+
+
+def _measure_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--port", help="serial device of the board's UART (e.g. /dev/ttyACM0)")
+    sp.add_argument("--baud", type=int, help="baud rate (default: the board file's)")
+    sp.add_argument("--runs", type=int, default=5, help="measured inferences (default 5)")
+    sp.add_argument("--warmup", type=int, default=1, help="warm-up inferences dropped (default 1)")
+    sp.add_argument("--timeout", type=float, default=120.0, help="seconds per boot (default 120)")
+    sp.add_argument("--idle-timeout", type=float, default=30.0,
+                    help="seconds without serial output before giving up (default 30)")
+    sp.add_argument("--retries", type=int, default=2, help="extra resets when a boot yields too "
+                    "few good reports (default 2)")
+    sp.add_argument("--db", type=Path, help="results database (default: results.sqlite in the cache)")
+    sp.add_argument("--remeasure", action="store_true",
+                    help="measure again even if this exact image was measured before")
+    sp.add_argument("--power", default="none", choices=POWER, help="power monitor (default none)")
+    sp.add_argument("--power-port", help="serial port of the PPK2 / serial of the Joulescope")
+    sp.add_argument("--power-csv", type=Path,
+                    help="instead of a monitor: a CSV trace exported by any instrument")
+    sp.add_argument("--virtual-seed", type=int, default=2024,
+                    help="virtual board: seed of its hidden timing model")
+    sp.add_argument("--virtual-noise", type=float, default=0.0005,
+                    help="virtual board: relative per-run jitter (default 0.0005)")
+    sp.add_argument("--plot", type=Path, help="write PNG plots into this directory")
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     """Register the hardware subcommands on the main parser's subparsers."""
-    del sub
+    f = sub.add_parser("flash", help="build a model's firmware and flash it with pyOCD or OpenOCD")
+    f.add_argument("model", nargs="?", default=None, help="a .tflite file or a zoo model name")
+    _board_args(f)
+    _probe_args(f, virtual=False)
+    f.add_argument("--runs", type=int, default=1, help="inferences the firmware runs per boot")
+    f.set_defaults(func=_cmd_flash)
+
+    m = sub.add_parser("measure", help="measure per-layer cycles (and energy) on a board")
+    m.add_argument("model", nargs="?", default=None, help="a .tflite file or a zoo model name")
+    _board_args(m)
+    _probe_args(m)
+    _measure_args(m)
+    m.add_argument("--json", type=Path, help="write the measurement as JSON")
+    m.set_defaults(func=_cmd_measure)
+
+    c = sub.add_parser("calibrate", help="fit the board's cost-model parameters to measurements")
+    c.add_argument("models", nargs="*", type=Path,
+                   help=".tflite files (default with --probe virtual: the built-in demo set)")
+    _board_args(c)
+    _probe_args(c)
+    _measure_args(c)
+    c.add_argument("--out", type=Path, help="calibration file to write (default: "
+                   "<board>.calibration.json next to the board file)")
+    c.add_argument("--no-save", action="store_true", help="fit and report only")
+    c.add_argument("--regularization", type=float, default=None,
+                   help="ridge weight toward the datasheet values (default 1e-8)")
+    c.add_argument("--json", type=Path, help="write the calibration report as JSON")
+    c.set_defaults(func=_cmd_calibrate)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _probe_config(args: argparse.Namespace) -> Any:
+    from tinymeter.hw.probe import ProbeConfig
+
+    return ProbeConfig(tool=args.probe, uid=args.uid, timeout_s=args.probe_timeout)
+
+
+@contextmanager
+def _link(args: argparse.Namespace, board: Board) -> Iterator[Any]:
+    """The board to talk to: a real one (probe + serial) or the virtual board."""
+    if args.probe == "virtual":
+        from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
+
+        timing = VirtualTiming.for_board(board, seed=args.virtual_seed, noise=args.virtual_noise)
+        vb = VirtualBoard(board, timing)
+        try:
+            yield vb
+        finally:
+            vb.close()
+        return
+    if not args.port:
+        raise ConfigError("--port is required with a real board (the UART's serial device)")
+    from tinymeter.hw.measure import ProbeLink
+
+    yield ProbeLink(board, args.port, _probe_config(args), args.baud)
+
+
+def _power_factory(args: argparse.Namespace, link: Any) -> Callable[[], Any] | None:
+    if args.power_csv is not None:
+        from tinymeter.hw.power import read_csv
+
+        path = args.power_csv
+
+        class _CsvMonitor:
+            def start(self) -> None:
+                return None
+
+            def stop(self) -> Any:
+                return read_csv(path, voltage=link.board.power.voltage)
+
+            def close(self) -> None:
+                return None
+
+        return _CsvMonitor
+    if args.power == "none":
+        return None
+    if args.power == "virtual":
+        from tinymeter.hw.virtual import VirtualBoard, VirtualPowerMonitor
+
+        if not isinstance(link, VirtualBoard):
+            raise ConfigError("--power virtual needs --probe virtual")
+        return lambda: VirtualPowerMonitor(link)
+    if args.power == "joulescope":
+        from tinymeter.hw.power import JoulescopeMonitor
+
+        return lambda: JoulescopeMonitor(serial=args.power_port)
+    from tinymeter.hw.power import PPK2Monitor
+
+    if not args.power_port:
+        raise ConfigError("--power ppk2 needs --power-port (the PPK2's serial device)")
+    return lambda: PPK2Monitor(args.power_port, int(link.board.power.voltage * 1000))
+
+
+def _measure_config(args: argparse.Namespace) -> Any:
+    from tinymeter.hw.measure import MeasureConfig
+
+    return MeasureConfig(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
+                         idle_timeout_s=args.idle_timeout, retries=args.retries)
+
+
+def _db(args: argparse.Namespace) -> Any:
+    from tinymeter.hw.resultsdb import ResultsDB, default_db_path
+
+    return ResultsDB(args.db or default_db_path())
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:6.2f}%"
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
+    from tinymeter.firmware.codegen import generate
+    from tinymeter.hw.probe import ProbeRunner
+    from tinymeter.models.tflite import load_tflite
+    from tinymeter.pipeline import resolve_model
+
+    board = load_board(args.board)
+    path = resolve_model(args.model)
+    gen = generate(load_tflite(path), name=path.stem)
+    image = FirmwareBuilder().build(gen, board, BuildConfig(kernels=args.kernels, opt=args.opt,
+                                                             runs=args.runs))
+    runner = ProbeRunner(board, _probe_config(args))
+    runner.flash(image.elf)
+    print(f"flashed {image.elf} ({image.flash_bytes} B) to {board.name} with {args.probe}")
+    return 0
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.hw.measure import emulate_features, measure_model
+    from tinymeter.pipeline import resolve_model
+    from tinymeter.sim.costmodel import cost_model_for, parameter_vector
+
+    board = load_board(args.board)
+    path = resolve_model(args.model)
+    config = _measure_config(args)
+    with _db(args) as db, _link(args, board) as link:
+        factory = _power_factory(args, link)
+        power = factory() if factory else None
+        try:
+            image, stored = measure_model(path, link, db, config,
+                                          build=BuildConfig(kernels=args.kernels, opt=args.opt),
+                                          power=power, resume=not args.remeasure)
+        finally:
+            if power is not None:
+                power.close()
+        model = cost_model_for(board)
+        estimated = emulate_features(image, model.params) @ parameter_vector(model.params)
+    ms = 1e3 / board.clock_hz
+    print(f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement {stored.id} "
+          f"in {db.path}")
+    print(f"{'#':>3} {'op':20} {'measured':>12} {'ms':>9} {'estimated':>12} {'error':>8}"
+          + (f" {'µJ':>9}" if stored.energy_uj is not None else ""))
+    for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
+        err = (estimated[i] - cyc) / cyc
+        line = f"{i:3d} {op:20} {cyc:12.0f} {cyc * ms:9.4f} {estimated[i]:12.0f} {_pct(err):>8}"
+        if stored.energy_uj is not None and stored.layer_energy_uj[i] is not None:
+            line += f" {stored.layer_energy_uj[i]:9.3f}"
+        print(line)
+    total_err = (estimated.sum() - stored.total_cycles) / stored.total_cycles
+    print(f"    {'total':20} {stored.total_cycles:12.0f} {stored.total_cycles * ms:9.4f} "
+          f"{estimated.sum():12.0f} {_pct(total_err):>8}")
+    if stored.energy_uj is not None:
+        print(f"energy {stored.energy_uj:.3f} µJ per inference")
+    if args.json:
+        data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
+                "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
+                "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,
+                "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,
+                "tools": stored.tools, "image_sha256": stored.image_sha256}
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    if args.plot:
+        from tinymeter.hw import plots
+
+        plots.estimated_vs_measured(stored.cycles, estimated, args.plot / "estimated_vs_measured.png",
+                                    labels=[f"{i}" for i in range(len(stored.ops))],
+                                    title=f"{stored.model} on {board.name}")
+        plots.layer_latency_bars(stored.ops, [c * ms for c in stored.cycles],
+                                 args.plot / "layer_latency.png",
+                                 estimated_ms=[c * ms for c in estimated])
+        print(f"plots in {args.plot}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
+    from tinymeter.hw.measure import campaign, samples_from_runs
+    from tinymeter.sim.costmodel import calibration_path, cost_model_for, parameter_vector
+
+    board = load_board(args.board)
+    models = list(args.models)
+    with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
+        if not models:
+            if args.probe != "virtual":
+                raise ConfigError("give the .tflite models to calibrate with (several, with "
+                                  "different layer mixes)")
+            from tinymeter.hw.demomodels import write_demo_models
+
+            models = write_demo_models(Path(tmp))
+        if len(models) < 2:
+            raise ConfigError("calibration needs at least two models (leave-one-out)")
+        # The prior is the datasheet model, never an earlier calibration: fits don't stack.
+        prior = cost_model_for(board, calibration=Path("/nonexistent")).params
+        config = _measure_config(args)
+        with _db(args) as db, _link(args, board) as link:
+            runs = campaign(models, link, db, config, prior,
+                            build=BuildConfig(kernels=args.kernels, opt=args.opt),
+                            power_factory=_power_factory(args, link), resume=not args.remeasure)
+    samples = samples_from_runs(runs)
+    reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
+    result = calibrate(samples, prior, regularization=reg)
+    print(f"calibration of {board.name} ({board.core.name}) from {len(samples)} models, "
+          f"{sum(len(s.measured) for s in samples)} layers")
+    print(f"{'':28} {'before':>9} {'after':>9}")
+    rows = [("layer error (mean)", result.before.layer_mape, result.after.layer_mape),
+            ("layer error (max)", result.before.layer_max, result.after.layer_max),
+            ("model latency error", result.before.model_mape, result.after.model_mape),
+            ("leave-one-out latency error", result.loo_before.model_mape,
+             result.loo_after.model_mape)]
+    for label, before, after in rows:
+        print(f"{label:28} {_pct(before):>9} {_pct(after):>9}")
+    print(f"{'parameter':22} {'datasheet':>10} {'fitted':>10} {'stderr':>8}  identified")
+    identified = result.fit.identified()
+    for name, p0, p1, se in zip(result.fit.names, parameter_vector(prior), result.fit.theta,
+                                result.fit.stderr):
+        if abs(p0 - p1) < 1e-9 and not identified[name]:
+            continue
+        print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  "
+              f"{'yes' if identified[name] else 'no (kept near datasheet)'}")
+    if result.active_mw is not None:
+        print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
+    if not args.no_save:
+        path = args.out or calibration_path(board)
+        if path is None:
+            raise ConfigError("the board has no file location; choose one with --out")
+        save_calibration(result, path, board.name)
+        print(f"wrote {path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"board": board.name, **result.summary()}, indent=2)
+                                   + "\n")
+    if args.plot:
+        _calibration_plots(args.plot, samples, result, board)
+        print(f"plots in {args.plot}")
+    return 0
+
+
+def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> None:
+    from tinymeter.hw import plots
+    from tinymeter.sim.costmodel import parameter_vector
+
+    theta0 = parameter_vector(result.prior)
+    measured = np.concatenate([s.measured for s in samples])
+    before = np.concatenate([s.features @ theta0 for s in samples])
+    after = np.concatenate([s.features @ result.fit.theta for s in samples])
+    labels = [f"{s.model}:{i}" for s in samples for i in range(len(s.measured))]
+    plots.estimated_vs_measured(measured, before, out / "estimated_vs_measured.png",
+                                calibrated=after, labels=labels,
+                                title=f"calibration on {board.name}")
+    ms = 1e3 / board.clock_hz
+    first = samples[0]
+    plots.layer_latency_bars(list(first.ops), (first.measured * ms).tolist(),
+                             out / f"layer_latency_{first.model}.png",
+                             estimated_ms=(first.features @ result.fit.theta * ms).tolist())
+    energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
+    if energy:
+        plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],
+                                out / "energy_vs_latency.png", labels=[e[2] for e in energy],
+                                power_mw=result.active_mw)

@@ -76,7 +76,7 @@ class VirtualTiming:
     idle_mw: float = 10.0
 
     @classmethod
-    def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.002,
+    def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.0005,
                   spread: float = 0.3) -> VirtualTiming:
         """Hidden parameters perturbed from the board's datasheet model (what a real chip
         differs by), power a few percent off the board file's figure."""
@@ -326,3 +326,20 @@ class VirtualBoard:
         return PowerTrace(time_s=np.arange(len(i)) / sample_rate_hz, current_a=i,
                           voltage_v=np.full(len(i), volts), gpio=np.concatenate(gpio),
                           source="virtual")
+
+
+class VirtualPowerMonitor:
+    """The virtual board's power monitor: the trace of the runs since the last reset."""
+
+    def __init__(self, board: VirtualBoard, sample_rate_hz: float = 1e6) -> None:
+        self.vboard = board
+        self.sample_rate_hz = sample_rate_hz
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> PowerTrace:
+        return self.vboard.power_trace(self.sample_rate_hz)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,252 @@
+"""Measuring firmware on a board: flash, reset, read reports, store; and calibration campaigns.
+
+A :class:`BoardLink` is what the loop needs from a board: ``flash``, ``reset``, a
+serial port opened *before* the reset (so no line is missed) and tool versions.
+:class:`ProbeLink` is a real board (probe tool + serial device); the virtual board
+(:mod:`tinymeter.hw.virtual`) has the same methods.  :class:`HardwareDevice` puts a
+link behind the :class:`tinymeter.device.Device` protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from tinymeter.boards import Board
+from tinymeter.device import DeviceRun
+from tinymeter.errors import ConfigError
+from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
+from tinymeter.firmware.codegen import generate
+from tinymeter.hw.calibrate import ModelSample
+from tinymeter.hw.errors import HardwareError, HardwareTimeout
+from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
+from tinymeter.hw.probe import ProbeConfig, ProbeRunner
+from tinymeter.hw.protocol import Measurement, Report, ReportParser, keep_runs, summarize
+from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
+from tinymeter.hw.serialport import Port, collect_reports, open_port
+from tinymeter.models.tflite import load_tflite
+from tinymeter.sim.costmodel import CostParameters, layer_features
+from tinymeter.sim.emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+
+class BoardLink(Protocol):
+    """A board the measurement loop can drive."""
+
+    board: Board
+
+    def open_port(self) -> Port: ...
+
+    def flash(self, elf: Path) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def tool_version(self) -> str: ...
+
+
+class ProbeLink:
+    """A real board: a probe tool for flash/reset and a serial device for reports."""
+
+    def __init__(self, board: Board, port: str, probe: ProbeConfig | None = None,
+                 baudrate: int | None = None) -> None:
+        self.board = board
+        self.port = port
+        self.baudrate = baudrate or board.uart.baudrate
+        self.runner = ProbeRunner(board, probe)
+
+    def open_port(self) -> Port:
+        return open_port(self.port, self.baudrate)
+
+    def flash(self, elf: Path) -> None:
+        self.runner.flash(elf)
+
+    def reset(self) -> None:
+        self.runner.reset()
+
+    def tool_version(self) -> str:
+        return self.runner.tool_version()
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Repeats, warm-up, and the bound on every wait."""
+
+    runs: int = 5
+    warmup: int = 1
+    timeout_s: float = 120.0
+    idle_timeout_s: float = 30.0
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.runs < 1 or self.warmup < 0 or self.retries < 0:
+            raise ConfigError("measure: runs >= 1, warmup >= 0 and retries >= 0 required")
+        if self.timeout_s <= 0 or self.idle_timeout_s <= 0:
+            raise ConfigError("measure: timeouts must be positive")
+
+    @property
+    def firmware_runs(self) -> int:
+        """Inferences the firmware must run per boot (``BuildConfig.runs``)."""
+        return self.runs + self.warmup
+
+
+@dataclass
+class MeasureResult:
+    measurement: Measurement
+    attempts: int
+    parse_stats: dict[str, object]
+    transcript: bytes
+    energy: EnergyResult | None = None
+    tools: dict[str, str] = field(default_factory=dict)
+
+
+def measure_elf(link: BoardLink, elf: Path, config: MeasureConfig, *, expect_model: str | None = None,
+                expect_ops: Sequence[str] | None = None, flash: bool = True,
+                power: PowerMonitor | None = None) -> MeasureResult:
+    """Flash *elf*, then reset and read until ``config.runs`` good runs (retrying with a
+    fresh reset when a boot yields too few), optionally capturing a power trace."""
+    port = link.open_port()
+    try:
+        if flash:
+            link.flash(elf)
+        parser = ReportParser(expect_model=expect_model, expect_ops=expect_ops)
+        reports: list[Report] = []
+        attempts = 0
+        transcript = b""
+        for attempts in range(1, config.retries + 2):
+            port.discard_input()
+            if power is not None and attempts == 1:
+                power.start()  # one capture over every boot: windows are found per inference
+            link.reset()
+            need = config.runs - len(keep_runs(reports, config.warmup))
+            got = collect_reports(port, runs=need, warmup=config.warmup, timeout_s=config.timeout_s,
+                                  idle_timeout_s=config.idle_timeout_s, parser=parser,
+                                  raise_on_timeout=False)
+            reports.extend(got.reports)
+            transcript += got.transcript
+            if got.complete:
+                break
+            log.warning("attempt %d: %s; resetting again", attempts, parser.stats.last_problem or
+                        "too few reports")
+        kept = keep_runs(reports, config.warmup)
+        if len(kept) < config.runs:
+            s = parser.stats
+            raise HardwareTimeout(
+                f"only {len(kept)} of {config.runs} good runs after {attempts} reset(s) "
+                f"({s.discarded_reports} discarded, {s.garbled_lines} garbled line(s)"
+                + (f", last problem: {s.last_problem}" if s.last_problem else "")
+                + ("; nothing received: wrong port or baud rate?" if not transcript else "") + ")")
+        measurement = summarize(kept[:config.runs])
+        energy = None
+        if power is not None:
+            trace = power.stop()
+            energy = energy_from_trace(trace, len(measurement.layers), warmup=config.warmup,
+                                       layer_cycles=measurement.cycles)
+        return MeasureResult(measurement, attempts, asdict(parser.stats), transcript, energy,
+                             {"probe": link.tool_version()})
+    finally:
+        port.close()
+
+
+class HardwareDevice:
+    """A board behind the :class:`tinymeter.device.Device` protocol.
+
+    Real boards run their built-in default inputs and report timing only, so
+    ``inputs`` must be default (empty) and the outputs list is empty.
+    """
+
+    def __init__(self, link: BoardLink, config: MeasureConfig | None = None) -> None:
+        self.link = link
+        self.board = link.board
+        self.config = config or MeasureConfig()
+
+    def run(self, image: FirmwareImage, inputs: Sequence[Sequence[np.ndarray]]) -> DeviceRun:
+        if any(len(x) for x in inputs):
+            raise ConfigError("a hardware device runs the firmware's default inputs only")
+        result = measure_elf(self.link, image.elf, self.config, expect_model=image.model.name,
+                             expect_ops=[layer.op_name for layer in image.model.layers])
+        return DeviceRun(outputs=[], stdout=result.transcript.decode("ascii", "replace"))
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A model built, emulated (features) and measured (cycles) on one board."""
+
+    name: str
+    image: FirmwareImage
+    image_sha256: str
+    features: np.ndarray
+    stored: StoredMeasurement
+
+
+def emulate_features(image: FirmwareImage, prior: CostParameters) -> np.ndarray:
+    """Per-layer calibration features of one emulated inference of *image*."""
+    run = Emulator(image.board).run(image.elf, [[]], budget_instructions=2_000_000_000,
+                                    timeout_s=600.0)
+    if run.profile is None:
+        raise HardwareError("emulation produced no profile")
+    return layer_features(run.profile, prior, len(image.model.layers))
+
+
+def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: MeasureConfig, *,
+                  build: BuildConfig | None = None, builder: FirmwareBuilder | None = None,
+                  power: PowerMonitor | None = None, resume: bool = True) -> tuple[FirmwareImage,
+                                                                                    StoredMeasurement]:
+    """Build *model_path* for the link's board, measure it (or reuse a stored measurement
+    of the identical image when *resume*), store and return it."""
+    board = link.board
+    build = build or BuildConfig()
+    build = BuildConfig(kernels=build.kernels, opt=build.opt, runs=config.firmware_runs,
+                        stack_bytes=build.stack_bytes, extra_cflags=build.extra_cflags)
+    gen = generate(load_tflite(model_path), name=Path(model_path).stem)
+    image = (builder or FirmwareBuilder()).build(gen, board, build)
+    sha = file_sha256(image.elf)
+    if resume:
+        stored = db.latest(board.name, sha)
+        if stored is not None and stored.runs >= config.runs and (power is None or
+                                                                  stored.energy_uj is not None):
+            log.info("%s: reusing measurement %d", gen.name, stored.id)
+            return image, stored
+    result = measure_elf(link, image.elf, config, expect_model=gen.name,
+                         expect_ops=[layer.op_name for layer in gen.layers], power=power)
+    e = result.energy
+    mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
+                 warmup=config.warmup, model_sha256=file_sha256(model_path), kernels=build.kernels,
+                 opt=build.opt, tools=result.tools,
+                 energy_uj=e.per_inference_uj if e else None, latency_s=e.latency_s if e else None,
+                 layer_energy_uj=e.per_layer_uj if e else None, parse_stats=result.parse_stats,
+                 transcript=result.transcript)
+    return image, db.get(mid)
+
+
+def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: MeasureConfig,
+             prior: CostParameters, *, build: BuildConfig | None = None,
+             builder: FirmwareBuilder | None = None,
+             power_factory: Callable[[], PowerMonitor] | None = None,
+             resume: bool = True) -> list[ModelRun]:
+    """Measure every model (resumable through *db*) and emulate it for its features."""
+    if len({Path(m).stem for m in models}) != len(models):
+        raise ConfigError("calibration models must have distinct file names")
+    out = []
+    for path in models:
+        power = power_factory() if power_factory else None
+        try:
+            image, stored = measure_model(Path(path), link, db, config, build=build, builder=builder,
+                                          power=power, resume=resume)
+        finally:
+            if power is not None:
+                power.close()
+        out.append(ModelRun(Path(path).stem, image, file_sha256(image.elf),
+                            emulate_features(image, prior), stored))
+    return out
+
+
+def samples_from_runs(runs: Sequence[ModelRun]) -> list[ModelSample]:
+    return [ModelSample(model=r.name, ops=r.stored.ops, features=r.features,
+                        measured=np.array(r.stored.cycles, dtype=np.float64),
+                        energy_uj=r.stored.energy_uj, latency_s=r.stored.latency_s) for r in runs]

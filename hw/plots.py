@@ -1,0 +1,98 @@
+"""Plots of measurements and calibration (matplotlib, Agg backend: no display needed).
+
+Each function writes one PNG and returns its path; the figure is closed so long
+campaigns do not accumulate memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def estimated_vs_measured(measured: Sequence[float], estimated: Sequence[float], path: Path, *,
+                          calibrated: Sequence[float] | None = None, labels: Sequence[str] = (),
+                          band: float = 0.05, title: str = "") -> Path:
+    """Scatter of per-layer estimated vs measured cycles on log axes, with the ideal line
+    and a +-*band* relative error band."""
+    plt = _pyplot()
+    m = np.asarray(measured, dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    lo, hi = float(m.min()) / 1.5, float(m.max()) * 1.5
+    xs = np.geomspace(lo, hi, 50)
+    ax.plot(xs, xs, "k-", lw=1, label="ideal")
+    ax.fill_between(xs, xs * (1 - band), xs * (1 + band), color="0.85",
+                    label=f"±{band * 100:g}%")
+    ax.scatter(m, estimated, s=18, label="datasheet model", marker="o")
+    if calibrated is not None:
+        ax.scatter(m, calibrated, s=18, label="calibrated", marker="x")
+    for x, y, text in zip(m, estimated, labels):
+        ax.annotate(text, (x, y), fontsize=6, alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured cycles per layer")
+    ax.set_ylabel("estimated cycles per layer")
+    ax.set_title(title or "estimated vs measured")
+    ax.legend(loc="upper left")
+    return _save(fig, plt, path)
+
+
+def layer_latency_bars(ops: Sequence[str], measured_ms: Sequence[float], path: Path, *,
+                       estimated_ms: Sequence[float] | None = None, title: str = "") -> Path:
+    """Per-layer latency bars, measured (and estimated beside it)."""
+    plt = _pyplot()
+    n = len(ops)
+    x = np.arange(n)
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * n + 2), 4))
+    width = 0.4 if estimated_ms is not None else 0.8
+    ax.bar(x - (width / 2 if estimated_ms is not None else 0), measured_ms, width, label="measured")
+    if estimated_ms is not None:
+        ax.bar(x + width / 2, estimated_ms, width, label="estimated")
+    ax.set_xticks(x, [f"{i} {op}" for i, op in enumerate(ops)], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("ms")
+    ax.set_title(title or "latency per layer")
+    ax.legend()
+    return _save(fig, plt, path)
+
+
+def energy_vs_latency(latency_ms: Sequence[float], energy_uj: Sequence[float], path: Path, *,
+                      labels: Sequence[str] = (), power_mw: float | None = None,
+                      title: str = "") -> Path:
+    """Energy per inference against latency, with the fitted constant-power line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(latency_ms, energy_uj, s=24)
+    for x, y, text in zip(latency_ms, energy_uj, labels):
+        ax.annotate(text, (x, y), fontsize=7)
+    if power_mw is not None and len(latency_ms):
+        xs = np.linspace(0, max(latency_ms) * 1.1, 20)
+        ax.plot(xs, xs * power_mw, "k--", lw=1, label=f"{power_mw:.1f} mW")
+        ax.legend()
+    ax.set_xlabel("latency per inference (ms)")
+    ax.set_ylabel("energy per inference (µJ)")
+    ax.set_title(title or "energy vs latency")
+    return _save(fig, plt, path)
+
+
+def _save(fig: object, plt: object, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()  # type: ignore[attr-defined]
+    fig.savefig(path, dpi=120)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[attr-defined]
+    log.info("wrote %s", path)
+    return path
