@@ -615,18 +615,14 @@ def evaluate_candidate(job: CandidateJob) -> CandidateResult:
 
 
 def _worker_init(threads: int) -> None:
-    """Spawned-worker setup: quiet TF, and few threads each (workers share the cores)."""
+    """Spawned-worker setup: quiet TF, and few threads each (workers share the cores).
+
+    Environment variables rather than ``tf.config.threading``: TF reads them when its
+    runtime starts, and the worker does not pay for importing TF before a job needs it.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(var, str(threads))
-    try:
-        from . import convert as _convert
-
-        tf = _convert.import_tf()
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except (ImportError, RuntimeError):  # TF missing (reported per job) or already initialised
-        pass
 
 
 Evaluate = Callable[[CandidateJob], CandidateResult]
