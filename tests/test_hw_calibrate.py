@@ -1,0 +1,148 @@
+"""Calibration maths: cost-model features are exact, NNLS, fits, LOO, calibration files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinymeter.boards import load_board
+from tinymeter.errors import ConfigError
+from tinymeter.hw.calibrate import (
+    ModelSample,
+    calibrate,
+    fit_parameters,
+    fit_power,
+    nnls,
+    save_calibration,
+)
+from tinymeter.sim.blocks import CLASSES, BlockInfo
+from tinymeter.sim.costmodel import (
+    CORE_PARAMETERS,
+    CostModel,
+    block_features,
+    cost_model_for,
+    feature_names,
+    load_calibration,
+    parameter_vector,
+    parameters_from_vector,
+)
+
+
+def _block(mnemonics: list[str], classes: dict[str, int], regs: int = 0,
+           conditional: bool = False) -> BlockInfo:
+    vec = np.array([classes.get(c, 0) for c in CLASSES], dtype=np.int64)
+    return BlockInfo(address=0x1000, size=2 * len(mnemonics), instructions=len(mnemonics),
+                     classes=vec, multiple_registers=regs, ends_conditional=conditional,
+                     mnemonics=tuple(mnemonics))
+
+
+BLOCKS = [
+    _block(["ldr", "ldr", "mla", "subs", "b"], {"load": 2, "mul": 1, "alu": 1, "branch": 1},
+           conditional=True),
+    _block(["push", "vldr", "vdiv", "bl"], {"store_multiple": 1, "vfp": 2, "branch": 1}, regs=4),
+    _block(["pop", ], {"load_multiple": 1}, regs=3),
+    _block(["add", "cbz"], {"alu": 1, "branch": 1}),
+    _block(["smlal", "str", "udiv"], {"mul64": 1, "store": 1, "divide": 1}),
+    _block(["adds", "b"], {"alu": 1, "branch": 1}),
+]
+
+
+@pytest.mark.parametrize("core", sorted(CORE_PARAMETERS))
+def test_features_reproduce_block_cycles_exactly(core: str) -> None:
+    params = CORE_PARAMETERS[core]
+    model = CostModel("t", core, 1, params, 0.0)
+    theta = parameter_vector(params)
+    for b in BLOCKS:
+        assert block_features(b, params) @ theta == pytest.approx(model.block_cycles(b))
+    assert len(theta) == len(feature_names(params))
+
+
+@pytest.mark.parametrize("board", ["nucleo-l4r5zi", "nucleo-f207zg", "nucleo-g0b1re"])
+def test_parameter_vector_round_trip(board: str) -> None:
+    params = cost_model_for(load_board(board), calibration=Path("/nonexistent")).params
+    theta = parameter_vector(params)
+    back = parameters_from_vector(theta, params)
+    assert np.allclose(parameter_vector(back), theta)
+    assert back.load_stall == params.load_stall
+    assert back.taken_fraction == pytest.approx(params.taken_fraction)
+    with pytest.raises(ConfigError, match="shape"):
+        parameters_from_vector(theta[:-1], params)
+
+
+def test_nnls_matches_unconstrained_when_feasible_and_clamps_otherwise() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.random((30, 5))
+    x_true = np.array([1.0, 2.0, 0.5, 3.0, 0.1])
+    assert np.allclose(nnls(a, a @ x_true), x_true, atol=1e-9)
+    b = a @ np.array([1.0, -2.0, 0.5, 3.0, 0.1])
+    x = nnls(a, b)
+    assert np.all(x >= 0) and x[1] == 0.0
+    # KKT: the gradient is ~0 on the free set and points outward on the clamped one
+    grad = a.T @ (b - a @ x)
+    assert np.allclose(grad[x > 0], 0, atol=1e-8) and np.all(grad[x == 0] <= 1e-8)
+
+
+def _synthetic(prior, truth, n_models: int = 6, noise: float = 0.0) -> list[ModelSample]:
+    rng = np.random.default_rng(7)
+    names = feature_names(prior)
+    used = [names.index(n) for n in ("cpi.alu", "cpi.mul", "cpi.load", "cpi.store", "cpi.branch",
+                                     "per_register", "branch.taken", "branch.conditional")]
+    samples = []
+    for m in range(n_models):
+        x = np.zeros((5, len(names)))
+        x[:, used] = rng.integers(100, 5000, size=(5, len(used)))
+        y = x @ parameter_vector(truth) * (1 + noise * rng.standard_normal(5))
+        samples.append(ModelSample(f"m{m}", ("OP",) * 5, x, y, energy_uj=float(y.sum()) * 0.3e-3,
+                                   latency_s=float(y.sum()) / 1e8))
+    return samples
+
+
+def test_fit_recovers_parameters_and_keeps_unexercised_ones() -> None:
+    prior = CORE_PARAMETERS["cortex-m4f"]
+    truth = parameters_from_vector(parameter_vector(prior) * np.linspace(0.8, 1.25,
+                                   len(feature_names(prior))), prior)
+    fit = fit_parameters(_synthetic(prior, truth), prior)
+    names = feature_names(prior)
+    ident = fit.identified()
+    for n in ("cpi.alu", "cpi.mul", "cpi.load", "cpi.store", "per_register", "branch.taken"):
+        i = names.index(n)
+        assert ident[n]
+        assert fit.theta[i] == pytest.approx(parameter_vector(truth)[i], rel=1e-4)
+    i = names.index("cpi.divide")  # never executed: stays at the datasheet value
+    assert not ident["cpi.divide"] and fit.theta[i] == pytest.approx(parameter_vector(prior)[i])
+
+
+def test_calibrate_reports_errors_and_power(tmp_path: Path) -> None:
+    prior = CORE_PARAMETERS["cortex-m4f"]
+    truth = parameters_from_vector(parameter_vector(prior) * 1.15, prior)
+    result = calibrate(_synthetic(prior, truth, noise=0.001), prior)
+    assert result.before.model_mape == pytest.approx(0.15 / 1.15, rel=0.05)
+    assert result.after.model_mape < 0.002 and result.loo_after.model_mape < 0.005
+    assert result.loo_before.model_mape > 0.1
+    assert result.active_mw == pytest.approx(30.0, rel=1e-6)
+    path = save_calibration(result, tmp_path / "b.calibration.json", "b")
+    raw = json.loads(path.read_text())
+    assert raw["fit"]["board"] == "b" and "loo_error_after" in raw["fit"]
+    board = load_board("nucleo-l4r5zi")
+    model = load_calibration(cost_model_for(board, calibration=Path("/nonexistent")), path)
+    assert model.active_mw == pytest.approx(30.0)
+    assert np.allclose(parameter_vector(model.params), result.fit.theta)
+    assert model.source.startswith("calibrated")
+
+
+def test_calibration_errors(tmp_path: Path) -> None:
+    prior = CORE_PARAMETERS["cortex-m4f"]
+    with pytest.raises(ConfigError, match="at least one"):
+        fit_parameters([], prior)
+    bad = ModelSample("z", ("OP",), np.ones((1, len(feature_names(prior)))), np.array([0.0]))
+    with pytest.raises(ConfigError, match="positive"):
+        fit_parameters([bad], prior)
+    result = calibrate(_synthetic(prior, prior, n_models=2), prior)
+    blocker = tmp_path / "not-a-dir"  # unwritable even as root (tests may run as root)
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="--out"):
+        save_calibration(result, blocker / "c.json", "b")
+    assert fit_power([bad]) is None
