@@ -26,6 +26,8 @@ from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.host import run_on_host
+from tinymeter.firmware.lower import elementwise, pool
+from tinymeter.firmware.lower.base import LowerContext
 from tinymeter.firmware.lower.elementwise import broadcast_plan
 from tinymeter.models.testing import int8_tensor, run_tflm, single_op_model, tensor
 from tinymeter.models.tflite import Tensor, TensorType, parse_tflite
@@ -328,6 +330,17 @@ def _expect_unsupported(blob: bytes, *fragments: str) -> None:
         assert f in msg, msg
 
 
+def _expect_lowering_unsupported(lowering: Any, blob: bytes, *fragments: str) -> None:
+    """Call one lowering directly (a float32 kernel family may claim the op in generate)."""
+    model = parse_tflite(blob)
+    sg = model.main
+    offsets = {i: 0 for i, t in enumerate(sg.tensors) if t.data is None}
+    with pytest.raises(UnsupportedModelError) as info:
+        lowering(LowerContext(model, sg, offsets), sg.operators[0], 0)
+    for f in fragments:
+        assert f in str(info.value), str(info.value)
+
+
 def _pool_opts(**kw: Any) -> dict[str, Any]:
     opts = {"padding": "VALID", "stride_h": 1, "stride_w": 1, "filter_height": 2,
             "filter_width": 2, "fused_activation_function": "NONE"}
@@ -366,8 +379,9 @@ def test_pool_rejections() -> None:
                         "stride")
     xf = tensor("x", (1, 4, 4, 2), TensorType.FLOAT32)
     yf = tensor("y", (1, 3, 3, 2), TensorType.FLOAT32)
-    _expect_unsupported(single_op_model("AVERAGE_POOL_2D", [xf], [yf], _pool_opts()),
-                        "operator 0 (AVERAGE_POOL_2D)", "FLOAT32")
+    _expect_lowering_unsupported(pool.lower_average_pool2d,
+                                 single_op_model("AVERAGE_POOL_2D", [xf], [yf], _pool_opts()),
+                                 "operator 0 (AVERAGE_POOL_2D)", "FLOAT32")
     x3 = int8_tensor("x", (4, 4, 2), 0.1, 0)
     _expect_unsupported(single_op_model("MAX_POOL_2D", [x3], [y], _pool_opts()), "4-D")
 
@@ -427,9 +441,10 @@ def test_add_rejections() -> None:
                                                 int8_tensor("b", big, 0.1, 0)],
                                         [int8_tensor("y", big, 0.1, 0)]), "6 dims")
     af = tensor("a", (2, 3), TensorType.FLOAT32)
-    _expect_unsupported(single_op_model("ADD", [af, af], [tensor("y", (2, 3),
-                                                                TensorType.FLOAT32)]),
-                        "FLOAT32")
+    _expect_lowering_unsupported(elementwise.lower_add,
+                                 single_op_model("ADD", [af, af],
+                                                 [tensor("y", (2, 3), TensorType.FLOAT32)]),
+                                 "operator 0 (ADD)", "FLOAT32")
 
 
 def test_reshape_params_and_rejections() -> None:

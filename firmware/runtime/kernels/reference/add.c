@@ -16,15 +16,24 @@ typedef struct {
   int32_t lo, hi;
 } tm_add_q;
 
-static TM_ALWAYS_INLINE int8_t tm_add_one(int32_t x, int32_t y, const tm_add_q *q) {
-  const int32_t a = (x + q->off1) * (1 << q->left_shift);
-  const int32_t b = (y + q->off2) * (1 << q->left_shift);
-  const int32_t sa = tm_multiply_by_quantized_multiplier_smaller_than_one_exp(a, q->m1, (int)q->s1);
-  const int32_t sb = tm_multiply_by_quantized_multiplier_smaller_than_one_exp(b, q->m2, (int)q->s2);
+/* One input's contribution: (x + offset) << left_shift, rescaled to the common
+ * scale (TFLM's scaled_input{1,2}_val). */
+static TM_ALWAYS_INLINE int32_t tm_add_scale(int32_t x, int32_t off, int32_t left_shift,
+                                             int32_t mult, int32_t shift) {
+  return tm_multiply_by_quantized_multiplier_smaller_than_one_exp((x + off) * (1 << left_shift),
+                                                                  mult, (int)shift);
+}
+
+static TM_ALWAYS_INLINE int8_t tm_add_out(int32_t sa, int32_t sb, const tm_add_q *q) {
   const int32_t raw =
       tm_multiply_by_quantized_multiplier_smaller_than_one_exp(sa + sb, q->mo, (int)q->so) +
       q->out_off;
   return tm_clamp_s8(raw, q->lo, q->hi);
+}
+
+static TM_ALWAYS_INLINE int8_t tm_add_one(int32_t x, int32_t y, const tm_add_q *q) {
+  return tm_add_out(tm_add_scale(x, q->off1, q->left_shift, q->m1, q->s1),
+                    tm_add_scale(y, q->off2, q->left_shift, q->m2, q->s2), q);
 }
 
 void tm_add_s8(const void *params) {
@@ -52,7 +61,21 @@ void tm_add_s8(const void *params) {
   for (int32_t o = 0; o < outer; ++o) {
     const int8_t *a = in1 + o1;
     const int8_t *b = in2 + o2;
-    for (int32_t k = 0; k < inner; ++k, a += is1, b += is2) *out++ = tm_add_one(*a, *b, &q);
+    if (is2 == 0) {
+      /* input2 constant along the run (e.g. a per-channel or scalar operand
+       * broadcast over the inner dim): rescale it once. */
+      const int32_t sb = tm_add_scale(*b, q.off2, q.left_shift, q.m2, q.s2);
+      for (int32_t k = 0; k < inner; ++k, a += is1) {
+        *out++ = tm_add_out(tm_add_scale(*a, q.off1, q.left_shift, q.m1, q.s1), sb, &q);
+      }
+    } else if (is1 == 0) {
+      const int32_t sa = tm_add_scale(*a, q.off1, q.left_shift, q.m1, q.s1);
+      for (int32_t k = 0; k < inner; ++k, b += is2) {
+        *out++ = tm_add_out(sa, tm_add_scale(*b, q.off2, q.left_shift, q.m2, q.s2), &q);
+      }
+    } else {
+      for (int32_t k = 0; k < inner; ++k, a += is1, b += is2) *out++ = tm_add_one(*a, *b, &q);
+    }
     for (int32_t d = last - 1; d >= 0; --d) {
       o1 += p->strides1[d];
       o2 += p->strides2[d];
