@@ -13,18 +13,26 @@ Hooks and their cost (why each is the way it is):
   inside a bounded hook's range, so they cost nothing elsewhere (benchmarked in
   ``benchmarks/bench_sim.py``);
 * semihosting and faults: a Python interrupt hook, called only on exceptions;
-* invalid memory: a Python hook called only on failing accesses, to name the address.
+* invalid memory: a Python hook called only on failing accesses, to name the address;
+* cycles: the native hook sums the cost model's cycles of every executed block (the
+  cost of a block is asked once from Python through a ctypes callback), so estimates
+  come at counting speed;
+* DWT/SysTick and the board UART: ``mmio_map`` pages served by the register models of
+  :mod:`.peripherals` (a memory hook would slow every access of the program ~4x);
+  DWT ``CYCCNT`` and SysTick read the hook's live cycle estimate.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import unicorn
@@ -32,9 +40,18 @@ from unicorn import Uc, UcError, arm_const, unicorn_const
 
 from tinymeter.boards import Board
 from tinymeter.errors import BudgetExceeded, EmulationError, FirmwareFault, TinymeterError
-from tinymeter.sim.blocks import BlockInfo, BlockProfile, BlockTable, analyze
+from tinymeter.sim.blocks import (
+    BlockInfo,
+    BlockProfile,
+    BlockTable,
+    analyze,
+    disassemble_block,
+    make_disassembler,
+)
+from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.native_hook import BlockCounter
+from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter
+from tinymeter.sim.peripherals import PAGE, SystemTimers, UartTx
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 
 log = logging.getLogger(__name__)
@@ -65,6 +82,30 @@ IO_INPUT = "tm_io_input_hook"
 IO_OUTPUT = "tm_io_output_hook"
 PROF_BEGIN = "tm_prof_begin"
 PROF_END = "tm_prof_end"
+#: TFLM ``tflite::MicroProfiler::BeginEvent(const char*)`` / ``EndEvent(uint32_t)``,
+#: matched on mangled names (``uint32_t`` is ``unsigned long`` (m) on arm-none-eabi,
+#: ``unsigned int`` (j) elsewhere); any enclosing inline namespace is allowed.
+_TFLM_BEGIN = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler10BeginEventEPKc")
+_TFLM_END = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler8EndEventE[mj]")
+#: BeginEvent tag pointers recorded per run (events beyond this keep their counts only).
+_MAX_EVENT_TAGS = 1 << 16
+
+
+def to_fixed_cycles(cycles: float) -> int:
+    """Cycles as the hook's fixed-point integer; the one rounding between the cost model
+    (float) and every cycle sum of a run, so all sums are exact integer arithmetic."""
+    value = round(cycles * CYCLE_SCALE)
+    if value < 0:
+        raise ValueError(f"negative block cost {cycles}")
+    return value
+
+
+def tflm_profiler_symbols(image: ElfImage) -> tuple[str, str] | None:
+    """Mangled names of TFLM's ``MicroProfiler::BeginEvent``/``EndEvent`` in *image*."""
+    names = [s.name for s in image.functions]
+    begin = next((n for n in names if _TFLM_BEGIN.fullmatch(n)), None)
+    end = next((n for n in names if _TFLM_END.fullmatch(n)), None)
+    return (begin, end) if begin and end else None
 
 
 @dataclass(frozen=True)
@@ -85,11 +126,58 @@ class RunResult:
     profile: BlockProfile | None
     inferences: int
     executed_bytes: int = 0
+    #: Estimated cycles of the whole run, fixed point (x ``CYCLE_SCALE``), as summed by the
+    #: native hook (0 without counting).
+    cycles_fixed: int = 0
+    #: Per table row of ``blocks``: cycles of one execution and of all executions (fixed
+    #: point); ``block_cycles == blocks.count * block_cost`` exactly.
+    block_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    block_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    cost_model: CostModel | None = None
+    #: Layer names from the TFLM profiler's BeginEvent tags (event id -> tag).
+    layer_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def cycles(self) -> float:
+        """Estimated cycles of the whole run (cost model of ``cost_model``)."""
+        return self.cycles_fixed / CYCLE_SCALE
+
+    def cycles_per_layer(self) -> dict[int, float]:
+        """Estimated cycles per layer index; key -1 = outside any layer."""
+        out: dict[int, int] = {}
+        for layer, c in zip(self.blocks.layer.tolist(), self.block_cycles.tolist()):
+            out[int(layer)] = out.get(int(layer), 0) + int(c)
+        return {k: v / CYCLE_SCALE for k, v in sorted(out.items())}
 
     @property
     def mips(self) -> float:
         """Emulated million instructions per wall-clock second (0 without counting)."""
         return self.instructions / self.wall_time_s / 1e6 if self.wall_time_s > 0 else 0.0
+
+
+class _MmioDevice(Protocol):
+    def read(self, page: int, offset: int, size: int) -> int: ...
+
+    def write(self, page: int, offset: int, size: int, value: int) -> None: ...
+
+
+@dataclass
+class _Bus:
+    """Per-engine wiring of the MMIO models: what they read cycles from and where UART
+    bytes go.  ``load()`` creates it with neutral sources; ``run()`` points them at the
+    counting hook and the semihosting console."""
+
+    cycles: Callable[[], int] = lambda: 0
+    sink: Callable[[bytes], None] = lambda _data: None
+    timers: SystemTimers | None = None
+    uart: UartTx | None = None
+
+    def devices(self) -> list[tuple[int, _MmioDevice]]:
+        out: list[tuple[int, _MmioDevice]] = []
+        for dev in (self.timers, self.uart):
+            if dev is not None:
+                out += [(page, dev) for page in dev.pages()]
+        return out
 
 
 class _UcMemory:
@@ -137,11 +225,15 @@ class Emulator:
     """
 
     def __init__(self, board: Board, *, event_profiler: tuple[str, str] | None = None,
-                 event_wrap: int = 0) -> None:
+                 event_wrap: int = 0, cost_model: CostModel | None = None) -> None:
+        """*cost_model* prices every block for the hook's cycle sums (default: the board's,
+        :func:`~tinymeter.sim.costmodel.cost_model_for`)."""
         self.board = board
         self.event_profiler = event_profiler
         self.event_wrap = event_wrap
+        self.cost_model = cost_model
         self.uc: Uc | None = None
+        self.bus = _Bus()
         self.image: ElfImage | None = None
         self.initial_sp = 0
         self.reset_pc = 0
@@ -157,8 +249,36 @@ class Emulator:
             raise EmulationError(f"core {self.board.core.name}: unicorn has no CPU model "
                                  f"{name}") from None
 
+    def _mmio_pages(self) -> list[int]:
+        """Pages served by register models instead of RAM (system timers, board UART)."""
+        pages = list(SystemTimers.pages())
+        uart = self.board.uart
+        if uart.kind:
+            page = uart.base & ~(PAGE - 1)
+            if any(r.origin < page + PAGE and page < r.end for r in self.board.memory):
+                raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
+                                     "lies inside a memory region")
+            pages.append(page)
+        return pages
+
     def _memory_map(self) -> list[tuple[int, int, int]]:
-        """Page-aligned, merged (start, end, perms) ranges: board memories + system space."""
+        """Page-aligned, merged (start, end, perms) RAM ranges: board memories + system
+        space, minus the MMIO pages (``mem_map`` and ``mmio_map`` must not overlap)."""
+        merged = self._merged_ranges()
+        for page in self._mmio_pages():
+            split: list[tuple[int, int, int]] = []
+            for start, end, perms in merged:
+                if start <= page < end:
+                    if start < page:
+                        split.append((start, page, perms))
+                    if page + PAGE < end:
+                        split.append((page + PAGE, end, perms))
+                else:
+                    split.append((start, end, perms))
+            merged = split
+        return merged
+
+    def _merged_ranges(self) -> list[tuple[int, int, int]]:
         ranges = []
         for r in self.board.memory:
             perms = unicorn.UC_PROT_ALL
@@ -185,6 +305,7 @@ class Emulator:
         uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
         for start, end, perms in self._memory_map():
             uc.mem_map(start, end - start, perms)
+        self.bus = self._map_peripherals(uc)
         for seg in image.segments:
             region = self.board.region_of(seg.paddr)
             if region is None or not region.contains(seg.paddr, max(len(seg.data), 1)):
@@ -215,6 +336,16 @@ class Emulator:
         log.debug("loaded %s on %s: sp=0x%08x reset=0x%08x", where, self.board.name, sp, reset)
         return image
 
+    def _map_peripherals(self, uc: Uc) -> _Bus:
+        bus = _Bus()
+        bus.timers = SystemTimers(lambda: bus.cycles())
+        if self.board.uart.kind:
+            bus.uart = UartTx(self.board.uart.kind, self.board.uart.base,
+                              lambda data: bus.sink(data))
+        for page, dev in bus.devices():
+            uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
+        return bus
+
     # -- the run ---------------------------------------------------------------------
     def run(self, elf_path: str | Path | ElfImage, inputs: Sequence[Sequence[bytes]], *,
             budget_instructions: int, timeout_s: float, count: bool = True) -> RunResult:
@@ -227,9 +358,16 @@ class Emulator:
         image = self.load(elf_path)
         uc = self.uc
         assert uc is not None
-        counter = self._make_counter(image, budget_instructions) if count else None
         semihost = Semihosting(_UcMemory(uc), heap_info=self._heap_info(image))
-        session = _Session(inputs=inputs, semihost=semihost, counter=counter)
+        session = _Session(inputs=inputs, semihost=semihost, counter=None)
+        model = (self.cost_model or cost_model_for(self.board)) if count else None
+        counter = (self._make_counter(image, budget_instructions,
+                                      self._cost_function(image, model, session))
+                   if model is not None else None)
+        session.counter = counter
+        self.bus.sink = semihost.emit
+        if counter is not None:
+            self.bus.cycles = lambda: counter.cycles
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -256,6 +394,10 @@ class Emulator:
         wall = time.perf_counter() - start
         timed_out = session.timed_out
         snapshot = counter.snapshot() if counter is not None else None
+        if counter is not None and counter.cost_error is not None and session.error is None:
+            err = counter.cost_error
+            session.error = (err if isinstance(err, TinymeterError) else EmulationError(
+                f"cost model failed on a block: {type(err).__name__}: {err}"))
         try:
             self._check_outcome(uc, session, engine_error, snapshot is not None and
                                 snapshot.budget_exceeded, timed_out, budget_instructions,
@@ -273,8 +415,13 @@ class Emulator:
             profile: BlockProfile | None = analyze(table, image, image, self._block_cache)
             instructions = profile.total_instructions
             executed_bytes = snapshot.executed_bytes
+            block_cost, block_cycles = snapshot.cost[keep], snapshot.cycles[keep]
+            cycles_fixed = snapshot.total_cycles
+            layer_names = self._event_names(uc, snapshot.event_tags)
         else:
             table, profile, instructions, executed_bytes = BlockTable.empty(), None, 0, 0
+            block_cost = block_cycles = np.zeros(0, np.uint64)
+            cycles_fixed, layer_names = 0, {}
         outputs = self._collect_outputs(session)
         log.info("%s: %d inferences, %d instructions in %.3f s (%.0f MIPS)",
                  image.path, session.next_inference, instructions, wall,
@@ -282,9 +429,46 @@ class Emulator:
         return RunResult(outputs=outputs, stdout=semihost.stdout, exit_code=semihost.exit_code
                          or 0, instructions=instructions, wall_time_s=wall, blocks=table,
                          profile=profile, inferences=session.next_inference,
-                         executed_bytes=executed_bytes)
+                         executed_bytes=executed_bytes, cycles_fixed=cycles_fixed,
+                         block_cost=block_cost, block_cycles=block_cycles, cost_model=model,
+                         layer_names=layer_names)
 
-    def _make_counter(self, image: ElfImage, budget: int) -> BlockCounter:
+    def _cost_function(self, image: ElfImage, model: CostModel,
+                       session: _Session) -> Callable[[int, int], int]:
+        """The hook's cost callback: disassemble a block once (shared cache with
+        :func:`~tinymeter.sim.blocks.analyze`) and price it with *model*.  Blocks at
+        intercepted ABI entries cost 0: the hook sees them, but they never execute."""
+        md = make_disassembler()
+        cache = self._block_cache
+
+        def cost(address: int, size: int) -> int:
+            if address in session.intercepted:
+                return 0
+            info = cache.get((address, size))
+            if info is None:
+                info = disassemble_block(image.read_code(address, size), address, md)
+                cache[(address, size)] = info
+            return to_fixed_cycles(model.block_cycles(info))
+
+        return cost
+
+    @staticmethod
+    def _event_names(uc: Uc, tags: np.ndarray) -> dict[int, str]:
+        """BeginEvent tag strings (read from target memory after the run)."""
+        names: dict[int, str] = {}
+        strings: dict[int, str] = {}
+        for i, ptr in enumerate(tags.tolist()):
+            if ptr not in strings:
+                try:
+                    raw = bytes(uc.mem_read(ptr, 64)) if ptr else b""
+                except UcError:
+                    raw = b""
+                strings[ptr] = raw.split(b"\0", 1)[0].decode("ascii", "replace") or "?"
+            names[i] = strings[ptr]
+        return names
+
+    def _make_counter(self, image: ElfImage, budget: int,
+                      cost: Callable[[int, int], int] | None = None) -> BlockCounter:
         begin, end = image.symbol(PROF_BEGIN), image.symbol(PROF_END)
         if begin is None or end is None:
             log.debug("no %s/%s in the firmware: no per-layer attribution", PROF_BEGIN, PROF_END)
@@ -296,7 +480,8 @@ class Emulator:
             prof_begin=begin.address if begin and end else None,
             prof_end=end.address if begin and end else None,
             event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
-            budget_instructions=budget)
+            budget_instructions=budget, cost=cost,
+            event_tags=_MAX_EVENT_TAGS if ev_begin is not None else 0)
 
     def _heap_info(self, image: ElfImage) -> tuple[int, int, int, int]:
         """SYS_HEAPINFO answer: heap from the linker's ``end`` symbol up to the stack."""
@@ -458,6 +643,17 @@ class Emulator:
                                      f"{missing}")
             out.append([t for t in tensors if t is not None])
         return out
+
+
+def _mmio_read(_uc: Uc, offset: int, size: int, where: tuple[int, _MmioDevice]) -> int:
+    page, dev = where
+    return dev.read(page, offset, size)
+
+
+def _mmio_write(_uc: Uc, offset: int, size: int, value: int,
+                where: tuple[int, _MmioDevice]) -> None:
+    page, dev = where
+    dev.write(page, offset, size, value)
 
 
 def _uc_error_name(errno: int) -> str:

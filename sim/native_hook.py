@@ -12,7 +12,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from unicorn import UC_HOOK_BLOCK, Uc, UcError
@@ -26,8 +27,19 @@ log = logging.getLogger(__name__)
 NO_ADDR = (1 << 64) - 1
 FLAG_BUDGET = 1
 FLAG_OOM = 2
-_ABI_VERSION = 1
+FLAG_COST = 4
+_ABI_VERSION = 2
 _INITIAL_CAPACITY = 1 << 14
+#: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``).
+CYCLE_FRAC_BITS = 16
+CYCLE_SCALE = 1 << CYCLE_FRAC_BITS
+#: Cost-callback return value meaning "the callback failed" (``TM_COST_ERROR``).
+COST_ERROR = (1 << 64) - 1
+
+#: ``uint64_t cost(void *user, uint32_t addr, uint32_t size)``: per-execution cycles of a
+#: block in fixed point (x ``CYCLE_SCALE``), or ``COST_ERROR``.
+CostCallback = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint32,
+                                ctypes.c_uint32)
 
 
 class CountContext(ctypes.Structure):
@@ -41,8 +53,16 @@ class CountContext(ctypes.Structure):
         ("budget_insns", ctypes.c_uint64),
         ("reg_read", ctypes.c_void_p),
         ("emu_stop", ctypes.c_void_p),
+        ("cost_fn", ctypes.c_void_p),
+        ("cost_user", ctypes.c_void_p),
+        ("evt_tags", ctypes.c_void_p),
+        ("evt_tags_cap", ctypes.c_uint64),
         ("executed_bytes", ctypes.c_uint64),
         ("blocks_executed", ctypes.c_uint64),
+        ("cycles", ctypes.c_uint64),
+        ("costs", ctypes.c_void_p),
+        ("cost_capacity", ctypes.c_uint64),
+        ("cost_used", ctypes.c_uint64),
         ("table", ctypes.c_void_p),
         ("capacity", ctypes.c_uint64),
         ("used", ctypes.c_uint64),
@@ -58,6 +78,7 @@ def _load_library() -> ctypes.CDLL:
     lib = ctypes.CDLL(_counthook.__file__)
     lib.tm_ctx_size.restype = ctypes.c_uint64
     lib.tm_abi_version.restype = ctypes.c_uint32
+    lib.tm_cycle_frac_bits.restype = ctypes.c_uint32
     lib.tm_ctx_init.argtypes = [ctypes.POINTER(CountContext), ctypes.c_uint64]
     lib.tm_ctx_init.restype = ctypes.c_int
     lib.tm_ctx_release.argtypes = [ctypes.POINTER(CountContext)]
@@ -65,10 +86,11 @@ def _load_library() -> ctypes.CDLL:
     lib.tm_ctx_export.argtypes = [
         ctypes.POINTER(CountContext),
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-        ctypes.c_uint64,
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
     ]
     lib.tm_ctx_export.restype = ctypes.c_uint64
-    if lib.tm_abi_version() != _ABI_VERSION or lib.tm_ctx_size() != ctypes.sizeof(CountContext):
+    if (lib.tm_abi_version() != _ABI_VERSION or lib.tm_ctx_size() != ctypes.sizeof(CountContext)
+            or lib.tm_cycle_frac_bits() != CYCLE_FRAC_BITS):
         raise ImportError(
             f"tinymeter.sim._counthook at {_counthook.__file__} does not match native_hook.py "
             f"(abi {lib.tm_abi_version()}, struct {lib.tm_ctx_size()} bytes vs "
@@ -131,6 +153,17 @@ class CounterSnapshot:
     blocks_executed: int
     budget_exceeded: bool
     out_of_memory: bool
+    #: Per-execution cost of each row's block, fixed point (x ``CYCLE_SCALE``).
+    cost: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    #: Cycles summed by the hook per row, fixed point; always ``count * cost``.
+    cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    #: Running cycle counter at the end of the run, fixed point (sum of ``cycles`` plus
+    #: rows the caller may drop later, e.g. intercepted entries, which cost 0).
+    total_cycles: int = 0
+    cost_failed: bool = False
+    #: Tag pointer (``r1`` at BeginEvent) per event id, when tags were recorded.
+    event_tags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
+    events: int = 0
 
 
 class BlockCounter:
@@ -144,7 +177,13 @@ class BlockCounter:
     def __init__(self, *, prof_begin: int | None = None, prof_end: int | None = None,
                  event_begin: int | None = None, event_end: int | None = None,
                  event_wrap: int = 0, budget_instructions: int = 0,
-                 capacity: int = _INITIAL_CAPACITY) -> None:
+                 capacity: int = _INITIAL_CAPACITY,
+                 cost: Callable[[int, int], int] | None = None,
+                 event_tags: int = 0) -> None:
+        """*cost* (``(address, size) -> fixed-point cycles``) is called once per distinct
+        block from inside the hook; an exception in it stops the run (``cost_failed``)
+        and is re-raised by :meth:`raise_cost_error`.  *event_tags* > 0 records the tag
+        pointer of up to that many BeginEvent calls."""
         self._ctx = CountContext()
         if _LIB.tm_ctx_init(ctypes.byref(self._ctx), capacity) != 0:
             raise MemoryError("cannot allocate the block-count table")
@@ -158,8 +197,49 @@ class BlockCounter:
         ctx.budget_insns = budget_instructions
         ctx.reg_read = _function_address("uc_reg_read")
         ctx.emu_stop = _function_address("uc_emu_stop")
+        self._cost_error: BaseException | None = None
+        self._cost_cb = None
+        if cost is not None:
+            self._cost_cb = CostCallback(self._make_cost_trampoline(cost))
+            ctx.cost_fn = ctypes.cast(self._cost_cb, ctypes.c_void_p).value
+        self._tags = np.zeros(max(event_tags, 0), dtype=np.uint32)
+        if event_tags > 0:
+            ctx.evt_tags = self._tags.ctypes.data
+            ctx.evt_tags_cap = event_tags
         self._hook_fn = ctypes.cast(_LIB.tm_block_hook, ctypes.c_void_p).value
         self._attached: tuple[Uc, int] | None = None
+
+    def _make_cost_trampoline(self, cost: Callable[[int, int], int]
+                              ) -> Callable[[int | None, int, int], int]:
+        """Wrap *cost* so no exception crosses the C boundary (ctypes would print and
+        return 0, silently costing the block nothing)."""
+        def trampoline(_user: int | None, address: int, size: int) -> int:
+            if self._cost_error is not None:
+                return COST_ERROR
+            try:
+                value = int(cost(address, size))
+                if not 0 <= value < COST_ERROR:
+                    raise ValueError(f"block cost {value} out of range")
+                return value
+            except BaseException as exc:  # re-raised after the run by the emulator
+                self._cost_error = exc
+                return COST_ERROR
+        return trampoline
+
+    @property
+    def cost_error(self) -> BaseException | None:
+        """The exception the cost callback raised, if it did (the run was stopped)."""
+        return self._cost_error
+
+    @property
+    def cycles_fixed(self) -> int:
+        """Live running cycle counter, fixed point (x ``CYCLE_SCALE``)."""
+        return int(self._ctx.cycles)
+
+    @property
+    def cycles(self) -> int:
+        """Live estimated cycles (whole cycles, rounded down): what CYCCNT reads."""
+        return int(self._ctx.cycles) >> CYCLE_FRAC_BITS
 
     @property
     def current_layer(self) -> int:
@@ -194,9 +274,11 @@ class BlockCounter:
         size = np.zeros(n, dtype=np.uint32)
         layer = np.zeros(n, dtype=np.int32)
         count = np.zeros(n, dtype=np.uint64)
+        cost = np.zeros(n, dtype=np.uint64)
+        cycles = np.zeros(n, dtype=np.uint64)
         written = _LIB.tm_ctx_export(
             ctypes.byref(self._ctx), address.ctypes.data, size.ctypes.data,
-            layer.ctypes.data, count.ctypes.data, n)
+            layer.ctypes.data, count.ctypes.data, cost.ctypes.data, cycles.ctypes.data, n)
         if written != n:
             raise RuntimeError(f"block table export wrote {written} of {n} entries")
         order = np.lexsort((layer, size, address))
@@ -206,6 +288,10 @@ class BlockCounter:
             blocks_executed=int(self._ctx.blocks_executed),
             budget_exceeded=bool(self._ctx.flags & FLAG_BUDGET),
             out_of_memory=bool(self._ctx.flags & FLAG_OOM),
+            cost=cost[order], cycles=cycles[order], total_cycles=int(self._ctx.cycles),
+            cost_failed=bool(self._ctx.flags & FLAG_COST),
+            event_tags=self._tags[:min(int(self._ctx.evt_counter), len(self._tags))].copy(),
+            events=int(self._ctx.evt_counter),
         )
 
     def close(self) -> None:

@@ -43,9 +43,11 @@ _ADP_STOPPED_FIRST = 0x20000
 _ADP_STOPPED_LAST = 0x20031
 
 #: Console handles handed out for ``:tt`` (mode < 4 read, < 8 write, else append/stderr).
-HANDLE_STDIN = 1
-HANDLE_STDOUT = 2
-HANDLE_STDERR = 3
+#: They are the pre-opened 0/1/2 of QEMU and OpenOCD, because bare-metal code (our own
+#: ``platform/cortexm.c`` included) writes to handle 1 without opening ``:tt`` first.
+HANDLE_STDIN = 0
+HANDLE_STDOUT = 1
+HANDLE_STDERR = 2
 
 _EBADF = 9
 _ENOENT = 2
@@ -130,6 +132,11 @@ class Semihosting:
 
     def _emit(self, data: bytes) -> None:
         self._out += data
+
+    def emit(self, data: bytes) -> None:
+        """Append console output from another channel (the emulated board UART), so one
+        stdout keeps semihosting and UART output in program order."""
+        self._emit(data)
 
     # -- dispatch --------------------------------------------------------------------
     def handle(self, op: int, arg: int) -> int:

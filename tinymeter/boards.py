@@ -22,6 +22,9 @@ from tinymeter.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MEMORY_KINDS = ("flash", "sram", "tcm")
+#: UART register layouts the emulator can serve (``[uart] kind``; see
+#: ``tinymeter.sim.peripherals.UART_LAYOUTS``): "" = not emulated.
+UART_KINDS = ("", "stm32-usart", "stm32-usart-legacy")
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,17 @@ class Probe:
 
 @dataclass(frozen=True)
 class Uart:
-    """The UART wired to the debug probe's virtual COM port."""
+    """The UART wired to the debug probe's virtual COM port.
+
+    ``kind`` names its register layout so the emulator can serve its transmit side to
+    foreign firmware: ``stm32-usart`` (TDR 0x28, ISR 0x1C: L4/L5/G0/F7) or
+    ``stm32-usart-legacy`` (DR 0x04, SR 0x00: F1/F2/F4); empty = not emulated.
+    """
 
     name: str = ""
     base: int = 0
     baudrate: int = 115200
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,7 +197,10 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     probe = _take(_section(top, "probe", where), f"{where}.probe",
                   {"pyocd_target": (str,), "openocd_config": (str,)})
     uart = _take(_section(top, "uart", where), f"{where}.uart",
-                 {"name": (str,), "base": (int,), "baudrate": (int,)})
+                 {"name": (str,), "base": (int,), "baudrate": (int,), "kind": (str,)})
+    if uart.get("kind", "") not in UART_KINDS:
+        raise ConfigError(f"{where}.uart.kind: {uart['kind']!r} is not one of "
+                          f"{', '.join(k for k in UART_KINDS if k)}")
     power = _take(_section(top, "power", where), f"{where}.power",
                   {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
     return Board(

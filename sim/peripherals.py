@@ -1,0 +1,256 @@
+"""Register models of the few peripherals the emulator serves through ``mmio_map``.
+
+Pure logic (no Unicorn): each model answers ``read(offset, size)`` and
+``write(offset, size, value)`` for one 4 KiB page, so the models are unit-tested
+without an engine and the emulator only wires them to ``Uc.mmio_map``.  Why
+``mmio_map`` and not memory hooks: a memory hook makes Unicorn check every access of
+the whole program (about 4x slower); an MMIO page costs only its own accesses.
+
+* :class:`SystemTimers` serves the DWT page (``DWT_CTRL``, ``DWT_CYCCNT``) and the
+  System Control Space page (SysTick ``CSR``/``RVR``/``CVR``/``CALIB``, ``DEMCR`` and
+  every other SCS register as plain storage).  The cycle counts come from the native
+  hook's running estimate, so firmware that times itself (``tm_prof_begin/end`` reading
+  CYCCNT, or SysTick on ARMv6-M) prints the emulator's estimated cycles.
+* :class:`UartTx` serves a board UART's transmit side: status always "transmit empty,
+  transmission complete", every byte written to the data register goes to a sink.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+PAGE = 0x1000
+DWT_PAGE = 0xE0001000
+SCS_PAGE = 0xE000E000
+
+DWT_CTRL = 0xE0001000
+DWT_CYCCNT = 0xE0001004
+SYST_CSR = 0xE000E010
+SYST_RVR = 0xE000E014
+SYST_CVR = 0xE000E018
+SYST_CALIB = 0xE000E01C
+DEMCR = 0xE000EDFC
+
+_CYCCNTENA = 1
+_CSR_ENABLE = 1
+_CSR_COUNTFLAG = 1 << 16
+_MASK24 = 0xFFFFFF
+_MASK32 = 0xFFFFFFFF
+
+
+class _Page:
+    """4 KiB of little-endian register storage (the registers nobody models)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(PAGE)
+
+    def read(self, offset: int, size: int) -> int:
+        return int.from_bytes(self.data[offset:offset + size], "little")
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self.data[offset:offset + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _merge(old: int, offset: int, size: int, value: int) -> int:
+    """Word value after a *size*-byte write at byte *offset* (0..3) into *old*."""
+    shift = 8 * (offset & 3)
+    mask = ((1 << (8 * size)) - 1) << shift
+    return (old & ~mask) | ((value << shift) & mask)
+
+
+@dataclass
+class _SysTick:
+    """SysTick down-counter state; the value is computed from the cycle source on read."""
+
+    csr: int = 0
+    rvr: int = 0
+    #: Counter value and cycle count at the last enable or CVR write.
+    start_value: int = 0
+    start_cycle: int = 0
+    #: Counter value while disabled (frozen).
+    frozen: int = 0
+    #: Zero-crossings already reported through COUNTFLAG.
+    reported_zeros: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.csr & _CSR_ENABLE)
+
+    def _zeros(self, elapsed: int) -> int:
+        """Transitions 1 -> 0 of the counter within *elapsed* cycles of the last restart."""
+        if self.start_value:
+            first = self.start_value
+        elif self.rvr:
+            first = self.rvr + 1  # 0 -> reload RVR -> counts down to 0
+        else:
+            return 0
+        if elapsed < first:
+            return 0
+        return 1 + ((elapsed - first) // (self.rvr + 1) if self.rvr else 0)
+
+    def value(self, now: int) -> int:
+        """Current CVR: counts down one per cycle; from 0 the next cycle reloads RVR."""
+        if not self.enabled:
+            return self.frozen
+        t = now - self.start_cycle
+        if t <= self.start_value:
+            return self.start_value - t
+        if self.rvr == 0:
+            return 0
+        return self.rvr - ((t - self.start_value - 1) % (self.rvr + 1))
+
+    def restart(self, now: int, value: int) -> None:
+        self.start_value, self.start_cycle, self.reported_zeros = value & _MASK24, now, 0
+
+
+class SystemTimers:
+    """DWT cycle counter and SysTick driven by an estimated cycle count.
+
+    *cycles* returns the live estimate in whole cycles (the counting hook's running
+    counter).  The counter advances by whole translated blocks: the hook adds a block's
+    cost when the block starts, so a read sees the cycles of every instruction of its
+    own block, including those after the read.  ``DEMCR.TRCENA`` is stored but not
+    required for counting (firmware that forgets it still gets numbers).
+    """
+
+    def __init__(self, cycles: Callable[[], int]) -> None:
+        self._cycles = cycles
+        self._pages = {DWT_PAGE: _Page(), SCS_PAGE: _Page()}
+        self._dwt_ctrl = 0
+        #: CYCCNT = (value + cycles - since) while enabled; frozen value otherwise.
+        self._cyccnt_value = 0
+        self._cyccnt_since = 0
+        self._systick = _SysTick()
+
+    @staticmethod
+    def pages() -> tuple[int, ...]:
+        """Page addresses this model serves (each :data:`PAGE` bytes)."""
+        return (DWT_PAGE, SCS_PAGE)
+
+    # -- registers -------------------------------------------------------------------
+    def cyccnt(self) -> int:
+        if self._dwt_ctrl & _CYCCNTENA:
+            return (self._cyccnt_value + self._cycles() - self._cyccnt_since) & _MASK32
+        return self._cyccnt_value
+
+    def _read_word(self, address: int) -> int | None:
+        if address == DWT_CTRL:
+            return self._dwt_ctrl
+        if address == DWT_CYCCNT:
+            return self.cyccnt()
+        st = self._systick
+        if address == SYST_CSR:
+            csr = st.csr & ~_CSR_COUNTFLAG
+            if st.enabled:
+                zeros = st._zeros(self._cycles() - st.start_cycle)
+                if zeros > st.reported_zeros:
+                    csr |= _CSR_COUNTFLAG
+                    st.reported_zeros = zeros  # COUNTFLAG clears on read
+            return csr
+        if address == SYST_RVR:
+            return st.rvr
+        if address == SYST_CVR:
+            return st.value(self._cycles())
+        if address == SYST_CALIB:
+            return 0
+        return None
+
+    def _write_word(self, address: int, value: int) -> bool:
+        now = self._cycles()
+        if address == DWT_CTRL:
+            was = self._dwt_ctrl & _CYCCNTENA
+            self._cyccnt_value = self.cyccnt()
+            self._cyccnt_since = now
+            self._dwt_ctrl = value & _MASK32
+            if was and not value & _CYCCNTENA:
+                log.debug("CYCCNT stopped at %d", self._cyccnt_value)
+            return True
+        if address == DWT_CYCCNT:
+            self._cyccnt_value, self._cyccnt_since = value & _MASK32, now
+            return True
+        st = self._systick
+        if address == SYST_CSR:
+            enable = bool(value & _CSR_ENABLE)
+            if enable and not st.enabled:
+                st.restart(now, st.frozen)
+            elif not enable and st.enabled:
+                st.frozen = st.value(now)
+            st.csr = value & 0x7
+            return True
+        if address == SYST_RVR:
+            st.rvr = value & _MASK24
+            return True
+        if address == SYST_CVR:  # any write clears the counter (and COUNTFLAG)
+            st.frozen = 0
+            st.restart(now, 0)
+            return True
+        return address == SYST_CALIB  # read-only: ignore writes
+
+    # -- mmio interface ----------------------------------------------------------------
+    def read(self, page: int, offset: int, size: int) -> int:
+        """Value of a *size*-byte read at *page* + *offset*."""
+        address = page + offset
+        word = self._read_word(address & ~3)
+        if word is None:
+            return self._pages[page].read(offset, size)
+        return (word >> (8 * (address & 3))) & ((1 << (8 * size)) - 1)
+
+    def write(self, page: int, offset: int, size: int, value: int) -> None:
+        """A *size*-byte write at *page* + *offset*."""
+        address = page + offset
+        word_address = address & ~3
+        old = self._read_word(word_address)
+        if old is not None and self._write_word(word_address,
+                                                _merge(old, address, size, value)):
+            return
+        self._pages[page].write(offset, size, value)
+
+
+#: UART register layouts by board-file ``[uart] kind``: (data register, status register)
+#: offsets, and the status bits reported as always set (TXE bit 7, TC bit 6).
+UART_LAYOUTS: dict[str, tuple[int, int]] = {
+    # STM32 L4/L5/G0/F7/H7 USART and LPUART: TDR at 0x28, ISR at 0x1C.
+    "stm32-usart": (0x28, 0x1C),
+    # STM32 F1/F2/F4 USART: DR at 0x04, SR at 0x00.
+    "stm32-usart-legacy": (0x04, 0x00),
+}
+UART_TX_READY = (1 << 7) | (1 << 6)
+
+
+class UartTx:
+    """Transmit side of a UART at *base*: bytes written to the data register go to *sink*.
+
+    Every other register of the page is plain storage, so initialization code (baud
+    rate, enable bits) works.  Reception is not modelled (reads of the data register
+    return what was last written).
+    """
+
+    def __init__(self, kind: str, base: int, sink: Callable[[bytes], None]) -> None:
+        if kind not in UART_LAYOUTS:
+            raise ValueError(f"unknown UART kind {kind!r}; known: {', '.join(UART_LAYOUTS)}")
+        self.kind = kind
+        self.base = base
+        self.page = base & ~(PAGE - 1)
+        data, status = UART_LAYOUTS[kind]
+        self._data = base - self.page + data
+        self._status = base - self.page + status
+        self._sink = sink
+        self._store = _Page()
+
+    def pages(self) -> tuple[int, ...]:
+        return (self.page,)
+
+    def read(self, page: int, offset: int, size: int) -> int:
+        value = self._store.read(offset, size)
+        if offset == self._status:
+            value |= UART_TX_READY
+        return value
+
+    def write(self, page: int, offset: int, size: int, value: int) -> None:
+        if offset == self._data:
+            self._sink(bytes([value & 0xFF]))
+        self._store.write(offset, size, value)
