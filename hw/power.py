@@ -156,9 +156,12 @@ def energy_from_trace(trace: PowerTrace, n_layers: int, *, warmup: int = 0, chan
 
 # -- CSV import -------------------------------------------------------------------------------
 
-_TIME = ("time_s", "time", "t", "timestamp(s)", "timestamp")
+_TIME = ("time_s", "time", "t", "timestamp(s)", "timestamp", "timestamp(ms)", "time_ms",
+         "timestamp(us)", "time_us")
+#: Time columns whose name carries the unit (the PPK2 app exports ``Timestamp(ms)``).
+_TIME_UNITS = {"timestamp(ms)": 1e-3, "time_ms": 1e-3, "timestamp(us)": 1e-6, "time_us": 1e-6}
 _CURRENT = ("current_a", "current", "i", "current(a)")
-_CURRENT_UA = ("current_ua", "current(ua)", "current(ua)")
+_CURRENT_UA = ("current_ua", "current(ua)")
 _VOLTAGE = ("voltage_v", "voltage", "v", "voltage(v)")
 _POWER = ("power_w", "power", "power(w)")
 _GPIO = ("gpio", "digital", "d", "in0", "d0")
@@ -179,7 +182,8 @@ def read_csv(path: Path, voltage: float | None = None, time_unit: float = 1.0) -
     either a current column (``current_a`` in amperes or ``current_ua``) or a power
     column (``power_w``); optional ``voltage_v`` (else *voltage*) and a digital column
     (``gpio``: integer bit field, or ``in0``/``d0``: 0/1 for channel 0, plus ``in1``/``d1``).
-    *time_unit* scales the time column to seconds (1e-3 for milliseconds).
+    *time_unit* scales the time column to seconds (1e-3 for milliseconds) unless the
+    column name carries its unit (``Timestamp(ms)``, ``time_us``).
     """
     try:
         with open(path, newline="") as fh:
@@ -199,7 +203,7 @@ def read_csv(path: Path, voltage: float | None = None, time_unit: float = 1.0) -
         raise ConfigError(f"{where}: non-numeric value ({exc})") from None
     if data.ndim != 2 or data.shape[1] != len(header):
         raise ConfigError(f"{where}: rows do not all have {len(header)} columns")
-    t = data[:, ti] * time_unit
+    t = data[:, ti] * _TIME_UNITS.get(header[ti].strip().lower(), time_unit)
     vi = _pick(header, _VOLTAGE)
     if vi is not None:
         v = data[:, vi]

@@ -1,0 +1,160 @@
+"""End to end on the virtual board: flash, measure and calibrate without hardware."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinymeter.boards import load_board
+from tinymeter.cli import main
+from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
+from tinymeter.firmware.codegen import generate
+from tinymeter.hw.demomodels import write_demo_models
+from tinymeter.hw.measure import MeasureConfig, measure_elf
+from tinymeter.hw.resultsdb import ResultsDB
+from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
+from tinymeter.models.tflite import load_tflite
+from tinymeter.sim.costmodel import cost_model_for, feature_names, parameter_vector
+
+BOARD = "nucleo-l4r5zi"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("tmcache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYMETER_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_demo_models(tmp_path_factory.mktemp("models"))
+
+
+def _image(model: Path, runs: int, cache: Path):
+    board = load_board(BOARD)
+    gen = generate(load_tflite(model), name=model.stem)
+    return gen, FirmwareBuilder(cache_dir=cache).build(gen, board, BuildConfig(runs=runs))
+
+
+@pytest.mark.parametrize("glitches", [{}, {1: "drop_bytes", 2: "garbage"}, {2: "reset_mid_report"},
+                                      {0: "reset_mid_report", 3: "drop_bytes"}])
+def test_measure_through_transport_faults(glitches: dict[int, str], cache: Path,
+                                          models: list[Path]) -> None:
+    board = load_board(BOARD)
+    gen, image = _image(models[2], runs=6, cache=cache)
+    timing = VirtualTiming.for_board(board, noise=0.0)
+    with VirtualBoard(board, timing, glitches=glitches) as vb:
+        result = measure_elf(vb, image.elf, MeasureConfig(runs=4, warmup=1, timeout_s=30,
+                                                          idle_timeout_s=20),
+                             expect_model=gen.name, expect_ops=[x.op_name for x in gen.layers])
+        truth = vb.program(image.elf).true_cycles
+    m = result.measurement
+    assert m.runs == 4 and len(m.reports) == 4
+    assert len({(r.boot, r.run) for r in m.reports}) == 4  # nothing double counted
+    assert all(r.run >= 1 for r in m.reports)              # cold run 0 dropped
+    assert np.array_equal(np.array(m.cycles), np.round(truth))  # nothing corrupted kept
+    assert m.layers[0].op == gen.layers[0].op_name
+    if glitches:
+        assert result.parse_stats["discarded_reports"] >= 1
+
+
+def test_virtual_board_errors(cache: Path, models: list[Path]) -> None:
+    from tinymeter.errors import ConfigError
+    from tinymeter.hw.errors import HardwareError
+
+    board = load_board(BOARD)
+    with pytest.raises(ConfigError, match="glitch"):
+        VirtualBoard(board, VirtualTiming.for_board(board), glitches={0: "explode"})
+    with VirtualBoard(board, VirtualTiming.for_board(board)) as vb:
+        with pytest.raises(HardwareError, match="nothing flashed"):
+            vb.reset()
+        with pytest.raises(HardwareError, match="no inference"):
+            vb.power_trace()
+
+
+def test_calibrate_recovers_hidden_parameters(cache: Path, models: list[Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    db, out, report, plots = (tmp_path / "r.sqlite", tmp_path / "cal.json", tmp_path / "rep.json",
+                              tmp_path / "plots")
+    argv = ["calibrate", *map(str, models), "--board", BOARD, "--probe", "virtual", "--db", str(db),
+            "--runs", "7", "--warmup", "1", "--power", "virtual", "--virtual-noise", "0.0003",
+            "--out", str(out), "--json", str(report), "--plot", str(plots)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "leave-one-out latency error" in text and f"wrote {out}" in text
+
+    board = load_board(BOARD)
+    timing = VirtualTiming.for_board(board, noise=0.0003)
+    prior = cost_model_for(board, calibration=Path("/nonexistent")).params
+    truth = dict(zip(feature_names(prior), parameter_vector(timing.params).tolist()))
+    rep = json.loads(report.read_text())
+    params = rep["parameters"]
+    identified = [n for n, p in params.items() if p["identified"]]
+    # the dominant classes of int8 kernels are pinned down by the data ...
+    assert {"cpi.alu", "cpi.load"} <= set(identified)
+    recovery = {n: abs(params[n]["fitted"] - truth[n]) / truth[n] for n in identified}
+    assert max(recovery.values()) < 0.02, recovery
+    # ... and so are the combinations the collinear branch terms enter the data by
+    for combo in ("branch.taken", "branch.conditional"):
+        fitted = params["cpi.branch"]["fitted"] + params[combo]["fitted"]
+        hidden = truth["cpi.branch"] + truth[combo]
+        assert fitted == pytest.approx(hidden, rel=0.02)
+    assert rep["loo_error_after"]["model_mape"] < 0.05
+    assert rep["loo_error_after"]["model_mape"] < rep["loo_error_before"]["model_mape"] / 5
+    assert rep["loo_error_after"]["model_max"] < 0.05
+    assert rep["active_mw"] == pytest.approx(timing.active_mw, rel=0.02)
+    for name in ("estimated_vs_measured.png", "energy_vs_latency.png"):
+        assert (plots / name).stat().st_size > 1000
+
+    # the calibration file is what the cost model loads, and it now predicts the board
+    model = cost_model_for(board, calibration=out)
+    assert model.source.startswith("calibrated") and model.active_mw == pytest.approx(rep["active_mw"])
+
+    # resumable: a second campaign reuses every stored measurement
+    with ResultsDB(db) as rdb:
+        before = len(rdb.list(BOARD))
+    assert main([*argv, "--no-save"]) == 0
+    with ResultsDB(db) as rdb:
+        assert len(rdb.list(BOARD)) == before == len(models)
+
+
+def test_measure_cli(cache: Path, models: list[Path], tmp_path: Path,
+                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.json"
+    assert main(["measure", str(models[0]), "--probe", "virtual", "--db", str(tmp_path / "r.sqlite"),
+                 "--runs", "3", "--power", "virtual", "--json", str(out), "--plot",
+                 str(tmp_path / "p")]) == 0
+    text = capsys.readouterr().out
+    assert "total" in text and "energy" in text
+    data = json.loads(out.read_text())
+    assert data["runs"] == 3 and len(data["measured_cycles"]) == len(data["ops"])
+    assert data["energy_uj"] > 0 and data["tools"]["probe"] == "virtual-board 1"
+    assert (tmp_path / "p" / "layer_latency.png").exists()
+
+
+def test_cli_errors(capsys: pytest.CaptureFixture[str], models: list[Path]) -> None:
+    assert main(["measure", str(models[0]), "--probe", "pyocd"]) == 2
+    assert "--port is required" in capsys.readouterr().err
+    assert main(["calibrate", "--probe", "pyocd", "--port", "/dev/null"]) == 2
+    assert "give the .tflite models" in capsys.readouterr().err
+    assert main(["measure", str(models[0]), "--probe", "pyocd", "--port", "/dev/null",
+                 "--power", "virtual"]) == 2
+
+
+@pytest.mark.hardware
+def test_measure_on_real_board(request: pytest.FixtureRequest, models: list[Path],
+                               tmp_path: Path) -> None:
+    port = request.config.getoption("--hw-port")
+    if not port:
+        pytest.skip("--hw-port (the board's serial device) is needed too")
+    assert main(["measure", str(models[0]), "--board", request.config.getoption("--board"),
+                 "--probe", request.config.getoption("--hw-probe"), "--port", port,
+                 "--db", str(tmp_path / "r.sqlite"), "--json", str(tmp_path / "m.json")]) == 0
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert all(c > 0 for c in data["measured_cycles"])
