@@ -483,11 +483,16 @@ def train(model: keras.Model, data: DigitsData, recipe: TrainRecipe) -> float:
 
 def convert(model: keras.Model, data: DigitsData, quantize: str = "int8") -> bytes:
     """int8 (calibrated on training images, int8 I/O) or float32 .tflite bytes."""
+    import contextlib
+
     from . import convert as _convert
 
-    if quantize == "float32":
-        return _convert.convert_float32(model)
-    return _convert.convert_int8(model, representative_data=data.x_train[:100])
+    # Keras' export print()s "Saved artifact at ..." through sys.stdout, which the
+    # converter's fd-level capture misses inside Jupyter (ipykernel replaces sys.stdout).
+    with contextlib.redirect_stdout(io.StringIO()):
+        if quantize == "float32":
+            return _convert.convert_float32(model)
+        return _convert.convert_int8(model, representative_data=data.x_train[:100])
 
 
 def tflite_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
