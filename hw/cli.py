@@ -303,12 +303,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{label:28} {_pct(before):>9} {_pct(after):>9}")
     print(f"{'parameter':22} {'datasheet':>10} {'fitted':>10} {'stderr':>8}  identified")
     identified = result.fit.identified()
-    for name, p0, p1, se in zip(result.fit.names, parameter_vector(prior), result.fit.theta,
-                                result.fit.stderr):
+    for name, p0, p1, se, res in zip(result.fit.names, parameter_vector(prior), result.fit.theta,
+                                     result.fit.stderr, result.fit.resolution):
         if abs(p0 - p1) < 1e-9 and not identified[name]:
             continue
-        print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  "
-              f"{'yes' if identified[name] else 'no (kept near datasheet)'}")
+        why = ("yes" if identified[name] else
+               "no (collinear: pulled toward datasheet)" if res < 0.98 else "no (uncertain)")
+        print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
     if not args.no_save:
