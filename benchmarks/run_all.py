@@ -4,7 +4,9 @@ Measures, on the default model and board:
 * emulation MIPS of the same ELF with the native per-layer counting hook and with
   no hook at all (instructions are the same, so MIPS = counted instructions / time);
 * wall time of a full `estimate` (parse, lower, build from a warm cache, emulate,
-  cost model) and of a cold build.
+  cost model) and of a cold build;
+* "kernels": instructions per inference of the MLPerf Tiny models with the reference
+  and optimized kernel sets, and the speedup per layer type (bench_kernels.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +28,9 @@ from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite
 from tinymeter.pipeline import estimate, resolve_model
 from tinymeter.sim.emulator import Emulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_kernels  # sibling script, importable once its folder is on the path
 
 log = logging.getLogger("bench")
 
@@ -72,6 +78,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     ap.add_argument("--board", default="nucleo-l4r5zi")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-kernels", action="store_true",
+                    help="skip the per-kernel-set benchmark of the MLPerf Tiny models")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = resolve_model(None)
@@ -81,12 +89,16 @@ def main() -> int:
         "emulation": [bench_emulation(model, args.board, "reference", args.repeats)],
         "estimate": [bench_estimate(model, args.board)],
     }
+    if not args.no_kernels:
+        result["kernels"] = bench_kernels.run(bench_kernels.default_models(), args.board)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "bench.json"
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)
-    print(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "kernels"}, indent=2))
+    if "kernels" in result:
+        print(bench_kernels.format_summary(result["kernels"]))
     print(f"wrote {out}")
     return 0
 
