@@ -124,26 +124,57 @@ class BlockInfo:
     mnemonics: tuple[str, ...] = field(repr=False, default=())
 
 
-def disassemble_block(code: bytes, address: int, md: capstone.Cs | None = None) -> BlockInfo:
+class Disassembler:
+    """Two capstone handles: a fast one without operand details for every instruction,
+    and a detailed one used only for the last instruction of a block (its condition).
+
+    Why: capstone's detail mode costs ~3x per instruction, and the cost callback of the
+    native hook disassembles every new block while the emulator runs.  Register counts
+    of PUSH/POP/LDM/STM come from the register list text instead of operand details.
+    """
+
+    def __init__(self) -> None:
+        mode = capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS
+        self.fast = capstone.Cs(capstone.CS_ARCH_ARM, mode)
+        self.detailed = capstone.Cs(capstone.CS_ARCH_ARM, mode)
+        self.detailed.detail = True
+
+    def last_condition(self, code: bytes, address: int) -> int:
+        """Condition code of the last instruction of *code*.  *code* must start up to
+        four instructions earlier, so an IT instruction governing it is decoded too."""
+        cc = int(capstone.arm.ARM_CC_AL)
+        for insn in self.detailed.disasm(code, address):
+            cc = int(insn.cc)
+        return cc
+
+
+def _register_list_length(op_str: str) -> int:
+    """Registers in a ``{r4, r5, lr}`` list (capstone prints each register, no ranges)."""
+    start, end = op_str.find("{"), op_str.rfind("}")
+    if start < 0 or end <= start:
+        return 0
+    inner = op_str[start + 1:end].strip()
+    return len(inner.split(",")) if inner else 0
+
+
+def disassemble_block(code: bytes, address: int, md: Disassembler | None = None) -> BlockInfo:
     """Disassemble one block into instruction and class counts."""
     md = md or make_disassembler()
     classes = np.zeros(len(CLASSES), dtype=np.int64)
     regs = 0
     names: list[str] = []
-    last_cc = capstone.arm.ARM_CC_AL
+    starts: list[int] = []  # offsets of the decoded instructions
     offset = 0
     while offset < len(code):
         progressed = False
-        for insn in md.disasm(code[offset:], address + offset):
+        for insn in md.fast.disasm(code[offset:], address + offset):
             name = insn.insn_name()
             classes[classify(name)] += 1
-            if name in _PUSH_POP:
-                regs += len(insn.operands)
-            elif name in _MULTIPLE:
-                regs += max(len(insn.operands) - 1, 0)
+            if name in _PUSH_POP or name in _MULTIPLE:
+                regs += _register_list_length(insn.op_str)
+            starts.append(offset)
             offset += insn.size
             names.append(name)
-            last_cc = insn.cc
             progressed = True
         if offset < len(code) and not progressed:
             # capstone cannot decode it (the CPU evidently could): count one unknown
@@ -151,16 +182,19 @@ def disassemble_block(code: bytes, address: int, md: capstone.Cs | None = None) 
             log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
             classes[CLASS_INDEX["other"]] += 1
             names.append("?")
+            starts.append(-1)
             offset += 2
+    last_cc = capstone.arm.ARM_CC_AL
+    if starts and starts[-1] >= 0:
+        window = next((o for o in starts[-5:] if o >= 0), starts[-1])
+        last_cc = md.last_condition(code[window:], address + window)
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
                      ends_conditional=last_cc not in _UNCONDITIONAL)
 
 
-def make_disassembler() -> capstone.Cs:
-    md = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-    md.detail = True  # operand lists give the register counts of LDM/STM/PUSH/POP
-    return md
+def make_disassembler() -> Disassembler:
+    return Disassembler()
 
 
 class BlockProfile:

@@ -29,10 +29,19 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.report import format_table, write_csv, write_json
 
     board = load_board(args.board)
-    model_path = resolve_model(args.model)
-    config = BuildConfig(kernels=args.kernels, opt=args.opt)
-    est = estimate(model_path, board, config, budget_instructions=args.budget,
-                   timeout_s=args.timeout, progress=not args.quiet)
+    if args.elf is not None:
+        from tinymeter.errors import ConfigError
+        from tinymeter.pipeline import estimate_elf
+
+        if args.model is not None:
+            raise ConfigError("give either a model or --elf, not both")
+        est = estimate_elf(args.elf, board, budget_instructions=args.budget,
+                           timeout_s=args.timeout)
+    else:
+        model_path = resolve_model(args.model)
+        config = BuildConfig(kernels=args.kernels, opt=args.opt)
+        est = estimate(model_path, board, config, budget_instructions=args.budget,
+                       timeout_s=args.timeout, progress=not args.quiet)
     print(format_table(est, top_functions=args.profile))
     if args.json:
         write_json(est, args.json)
@@ -176,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("estimate", help="emulate a model and estimate per-layer latency and energy")
     model_arg(e)
     build_args(e)
+    e.add_argument("--elf", type=Path, default=None,
+                   help="profile a prebuilt Cortex-M ELF for --board instead of a model "
+                        "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=int, nargs="?", const=15, default=0,

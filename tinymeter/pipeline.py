@@ -8,6 +8,7 @@ order, reports progress, and assembles the :class:`~tinymeter.report.Estimate`.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 import sys
 from collections.abc import Iterator
@@ -20,12 +21,21 @@ from tqdm import tqdm
 
 from tinymeter.boards import Board
 from tinymeter.errors import ConfigError, EmulationError
-from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
+from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage, section_sizes
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite
 from tinymeter.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.sim.costmodel import CostModel, cost_model_for
-from tinymeter.sim.emulator import Emulator, RunResult
+from tinymeter.sim.elf import ElfImage
+from tinymeter.sim.emulator import (
+    IO_NEXT,
+    PROF_BEGIN,
+    PROF_END,
+    Emulator,
+    RunResult,
+    tflm_profiler_symbols,
+)
+from tinymeter.sim.native_hook import CYCLE_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +75,7 @@ class _Stages:
             self.bar.update(1)
 
 
-def stack_peak(emulator: Emulator, image: FirmwareImage) -> int | None:
+def stack_peak(emulator: Emulator, image: FirmwareImage | None = None) -> int | None:
     """Deepest stack use in bytes, from the paint the startup code leaves below SP."""
     elf = emulator.image
     uc = emulator.uc
@@ -90,7 +100,11 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
         raise EmulationError("the run has no instruction profile (counting was disabled)")
     layer = profile.table.layer
     executed = profile.instructions * profile.counts
-    row_cycles = model.cycles(profile) * profile.counts
+    if run.cost_model == model and len(run.block_cycles) == len(profile.table):
+        # summed by the native hook during the run (exactly count x fixed-point cost)
+        row_cycles = run.block_cycles.astype(np.float64) / CYCLE_SCALE
+    else:
+        row_cycles = model.cycles(profile) * profile.counts
     classes = profile.classes * profile.counts[:, None]
     from tinymeter.sim.blocks import CLASSES
 
@@ -147,12 +161,12 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
             gen = generate(load_tflite(model_path), name=Path(model_path).stem)
         with stages.stage(f"building firmware for {board.name}"):
             image = builder.build(gen, board, config)
-        emulator = Emulator(board)
+        model = cost_model or cost_model_for(board)
+        emulator = Emulator(board, cost_model=model)
         with stages.stage("emulating one inference"):
             run = emulator.run(image.elf, [[]], budget_instructions=budget_instructions,
                                timeout_s=timeout_s)
         with stages.stage("applying the cost model"):
-            model = cost_model or cost_model_for(board)
             rows, overhead, row_cycles = layer_estimates(
                 run, model, len(gen.layers), [layer.macs for layer in gen.layers],
                 [layer.op_name for layer in gen.layers])
@@ -171,3 +185,60 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
         flash_bytes=image.flash_bytes, ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes,
         stack_bytes=stack, emulation_seconds=run.wall_time_s, emulation_mips=run.mips,
         functions=tuple(functions))
+
+
+_TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)
+
+
+def _foreign_layer_names(run: RunResult, n_layers: int) -> list[str]:
+    """Layer names of a foreign ELF: TFLM BeginEvent tags, else the op names our own
+    harness prints (``TM1 L i op cycles``), else ``layer i``."""
+    names = {i: f"layer {i}" for i in range(n_layers)}
+    for m in _TM1_LAYER.finditer(run.stdout):
+        names[int(m.group(1))] = m.group(2)
+    names.update(run.layer_names)
+    return [names[i] for i in range(n_layers)]
+
+
+def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = 2_000_000_000,
+                 timeout_s: float = 600.0, cost_model: CostModel | None = None) -> Estimate:
+    """Profile a prebuilt Cortex-M ELF (not built by tinymeter) per layer and per function.
+
+    The ELF must be linked for *board* (vector table at the start of its text region) and
+    end through semihosting SYS_EXIT; console output may use semihosting or the board
+    UART (``RunResult.stdout``).  Layers come from ``tm_prof_begin/tm_prof_end`` when
+    present, else from TFLM's ``MicroProfiler::BeginEvent/EndEvent`` (one layer per
+    event, named by its tag); without either, everything is "outside layers" and only
+    the function profile is meaningful.
+    """
+    elf = ElfImage.load(elf_path)
+    model = cost_model or cost_model_for(board)
+    own_pair = elf.symbol(PROF_BEGIN) is not None and elf.symbol(PROF_END) is not None
+    events = None if own_pair else tflm_profiler_symbols(elf)
+    if not own_pair and events is None:
+        log.warning("%s has neither %s/%s nor TFLM MicroProfiler events: no per-layer "
+                    "attribution", elf_path, PROF_BEGIN, PROF_END)
+    emulator = Emulator(board, event_profiler=events, cost_model=model)
+    inputs: list[list[bytes]] = [[]] if elf.symbol(IO_NEXT) is not None else []
+    run = emulator.run(elf, inputs, budget_instructions=budget_instructions,
+                       timeout_s=timeout_s)
+    assert run.profile is not None
+    layer_ids = [int(x) for x in np.unique(run.profile.table.layer).tolist() if x >= 0]
+    n_layers = max(layer_ids) + 1 if layer_ids else 0
+    rows, overhead, row_cycles = layer_estimates(
+        run, model, n_layers, [0] * n_layers, _foreign_layer_names(run, n_layers))
+    functions = function_profile(run, emulator, row_cycles)
+    sections = section_sizes(Path(elf_path))
+    cycles = sum(r.cycles for r in rows)
+    return Estimate(
+        model=Path(elf_path).name, board=board.name, core=board.core.name,
+        clock_hz=board.clock_hz, kernels="prebuilt ELF", cost_model=model.name,
+        cost_parameters=model.describe(), layers=tuple(rows),
+        instructions=sum(r.instructions for r in rows), cycles=cycles,
+        ms=model.seconds(cycles) * 1e3, energy_uj=model.energy_uj(cycles),
+        overhead_instructions=overhead, arena_bytes=0,
+        flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
+                                                      ".ARM.exidx", ".data")),
+        ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".stack")),
+        weight_bytes=0, stack_bytes=stack_peak(emulator), emulation_seconds=run.wall_time_s,
+        emulation_mips=run.mips, functions=tuple(functions))

@@ -81,6 +81,34 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
+def _g(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def cost_model_line(est: Estimate) -> str:
+    """One line naming the cost model and its key parameters, so every table says which
+    assumptions produced its cycles (the full set is in the JSON report)."""
+    p = est.cost_parameters
+    parts = [f"cost model {est.cost_model}"
+             + (f" ({p['source']})" if "source" in p else "")]
+    cpi = p.get("cpi")
+    if isinstance(cpi, dict) and cpi:
+        keys = [k for k in ("alu", "mul", "mac", "load", "store", "branch", "divide", "vfp")
+                if k in cpi]
+        parts.append("CPI " + " ".join(f"{k} {_g(cpi[k])}" for k in keys))
+    if "per_register" in p:
+        parts.append(f"LDM/STM +{_g(p['per_register'])}/reg")
+    if "branch_refill" in p:
+        stall = p.get("flash_branch_stall", 0.0)
+        parts.append(f"taken branch +{_g(p['branch_refill'])}"
+                     + (f" +{_g(stall)} flash" if stall else ""))
+    if "taken_fraction" in p:
+        parts.append(f"cond. taken {_g(p['taken_fraction'])}")
+    if p.get("load_stall"):
+        parts.append(f"load stall {_g(p['load_stall'])}")
+    return ", ".join(parts)
+
+
 def format_table(est: Estimate, top_functions: int = 0) -> str:
     """Human-readable per-layer table plus totals."""
     headers = ["#", "op", "MACs", "instructions", "est. cycles", "est. ms", "energy uJ", "share"]
@@ -107,6 +135,7 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     out.append(f"memory    arena {_fmt_int(est.arena_bytes)} B, RAM {_fmt_int(est.ram_bytes)} B"
                f"{stack}, flash {_fmt_int(est.flash_bytes)} B (weights {_fmt_int(est.weight_bytes)} B)")
     out.append(f"emulation {est.emulation_seconds:.2f} s, {est.emulation_mips:.0f} MIPS")
+    out.append(cost_model_line(est))
     if top_functions and est.functions:
         out.append("")
         out.append("top functions (whole run):")
