@@ -257,10 +257,12 @@ class FirmwareBuilder:
                      f"compiling {s.name} for {core.name}") for s, o in zip(sources, objects)]
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 list(pool.map(lambda job: _run(*job), jobs))  # re-raises the first failure
-            if out.exists():
-                shutil.rmtree(tmp)
-            else:
+            try:
                 os.replace(tmp, out)
+            except OSError:
+                # Another process finished the same objects first; theirs are identical.
+                if not all(o.exists() for o in objects):
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
