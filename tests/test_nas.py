@@ -286,7 +286,8 @@ def test_process_pool_runs_the_sweep(tmp_path: Path) -> None:
 def test_dask_executor_on_a_local_cluster(tmp_path: Path) -> None:
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
         address = cluster.scheduler_address.removeprefix("tcp://")
         res = nas.run_sweep(_cfg(widths=[4, 5]), tmp_path / "db.sqlite", executor=f"dask://{address}",
                             evaluate=fake_evaluate, head="softmax", progress=False)
