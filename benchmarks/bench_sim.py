@@ -7,7 +7,9 @@ it in several hook configurations, printing one JSON document:
 * ``abi_code_hooks``: plus Python UC_HOOK_CODE hooks bounded to the three
   ``tm_io_*`` entry addresses, to check that bounded code hooks cost nothing outside
   their range (the Emulator relies on this);
-* ``native_block_hook``: plus the native C counting hook;
+* ``native_block_hook``: plus the native C counting hook (no cost model);
+* ``native_block_hook_cycles``: the counting hook summing cost-model cycles (one cost
+  callback per distinct block, then integer adds per execution);
 * ``run_count`` / ``run_nocount``: the full ``Emulator.run`` with ``count=True/False``.
 
 Instruction counts come from the counting run (the program is deterministic).
@@ -28,6 +30,7 @@ from pathlib import Path
 import unicorn
 
 from tinymeter.boards import load_board
+from tinymeter.sim.costmodel import cost_model_for
 from tinymeter.sim.emulator import Emulator
 from tinymeter.sim.native_hook import BlockCounter
 from tinymeter.sim.testfw import build_program
@@ -102,6 +105,15 @@ def _native_hook(em: Emulator) -> BlockCounter:
     return counter
 
 
+def _native_hook_cycles(em: Emulator) -> BlockCounter:
+    assert em.image is not None and em.uc is not None
+    cost = em.cost_function(em.image, cost_model_for(em.board))
+    counter = BlockCounter(prof_begin=em.image.require_symbol("tm_prof_begin").address,
+                           prof_end=em.image.require_symbol("tm_prof_end").address, cost=cost)
+    counter.attach(em.uc)
+    return counter
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--board", default="nucleo-l4r5zi")
@@ -125,6 +137,8 @@ def main() -> None:
         record("raw", _time_raw(args.board, elf, _no_hooks, args.repeats))
         record("abi_code_hooks", _time_raw(args.board, elf, _abi_code_hooks, args.repeats))
         record("native_block_hook", _time_raw(args.board, elf, _native_hook, args.repeats))
+        record("native_block_hook_cycles", _time_raw(args.board, elf, _native_hook_cycles,
+                                                     args.repeats))
         for name, count in (("run_count", True), ("run_nocount", False)):
             walls = [Emulator(board).run(elf, [[]], budget_instructions=10**12, timeout_s=3600,
                                          count=count).wall_time_s
@@ -139,6 +153,8 @@ def main() -> None:
         "results": results,
         "hook_overhead": round(results["native_block_hook"]["seconds"] /
                                results["raw"]["seconds"], 3),
+        "cycles_hook_speed_ratio": round(results["raw"]["seconds"] /
+                                         results["native_block_hook_cycles"]["seconds"], 3),
         "abi_hook_overhead": round(results["abi_code_hooks"]["seconds"] /
                                    results["raw"]["seconds"], 3),
     }

@@ -29,7 +29,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -362,7 +362,7 @@ class Emulator:
         session = _Session(inputs=inputs, semihost=semihost, counter=None)
         model = (self.cost_model or cost_model_for(self.board)) if count else None
         counter = (self._make_counter(image, budget_instructions,
-                                      self._cost_function(image, model, session))
+                                      self.cost_function(image, model, session.intercepted))
                    if model is not None else None)
         session.counter = counter
         self.bus.sink = semihost.emit
@@ -433,8 +433,8 @@ class Emulator:
                          block_cost=block_cost, block_cycles=block_cycles, cost_model=model,
                          layer_names=layer_names)
 
-    def _cost_function(self, image: ElfImage, model: CostModel,
-                       session: _Session) -> Callable[[int, int], int]:
+    def cost_function(self, image: ElfImage, model: CostModel,
+                      intercepted: Collection[int] = ()) -> Callable[[int, int], int]:
         """The hook's cost callback: disassemble a block once (shared cache with
         :func:`~tinymeter.sim.blocks.analyze`) and price it with *model*.  Blocks at
         intercepted ABI entries cost 0: the hook sees them, but they never execute."""
@@ -442,7 +442,7 @@ class Emulator:
         cache = self._block_cache
 
         def cost(address: int, size: int) -> int:
-            if address in session.intercepted:
+            if address in intercepted:
                 return 0
             info = cache.get((address, size))
             if info is None:
