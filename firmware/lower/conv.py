@@ -18,6 +18,8 @@ import logging
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
@@ -147,6 +149,32 @@ def _per_channel_arrays(ctx: LowerContext, mults: Sequence[int], shifts: Sequenc
             ctx.const_array("int32_t", shifts, f"l{index}_shift"))
 
 
+def _wrap_int32(values: Sequence[int]) -> list[int]:
+    """Python ints reduced modulo 2^32 into the int32 range."""
+    return [((int(v) + 2**31) % 2**32) - 2**31 for v in values]
+
+
+def _kernel_sums(ctx: LowerContext, op: Operator, index: int, w: int, b: int, axis: int,
+                 channels: int, input_offset: int) -> str:
+    """``bias[c] + input_offset * sum(filter[c])`` per output channel, as an int32 array.
+
+    Why: sum(w * (x + off)) + bias == sum(w * x) + (bias + off * sum(w)), so the
+    optimized kernels start each accumulator at this value and never add the input
+    offset in their inner loops (CMSIS-NN's "kernel sums"). Computed here with exact
+    Python integers and reduced modulo 2^32: int32 addition is associative modulo
+    2^32, so the device's accumulator ends bit-identical to TFLM's in-order sum.
+    Reference kernels ignore the array.
+    """
+    filt = ctx.tensor(w).array().astype(np.int64)
+    sums = np.moveaxis(filt, axis, 0).reshape(filt.shape[axis], -1).sum(axis=1)[:channels]
+    bias = np.zeros(channels, np.int64)
+    if b >= 0:
+        bias = ctx.tensor(b).array().astype(np.int64).reshape(-1)[:channels]
+    total = [int(bv) + int(input_offset) * int(sv) for bv, sv in zip(bias, sums)]
+    return ctx.const_array("int32_t", _wrap_int32(total),
+                           f"l{index}_ksum")
+
+
 def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """CONV_2D -> ``tm_conv2d_s8`` (TFLM ``ConvPrepare`` + ``ConvPerChannel``)."""
     x, w, b, y = _io(op, index)
@@ -180,6 +208,7 @@ def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "filter_h": f_h, "filter_w": f_w, "filter_in_ch": f_in_ch,
         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
         "pad_h": pad.height, "pad_w": pad.width,
+        "kernel_sums": _kernel_sums(ctx, op, index, w, b, 0, out_ch, -in_zp),
     }
     macs = math.prod(out_shape) * f_h * f_w * f_in_ch
     info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
@@ -221,6 +250,7 @@ def lower_depthwise_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer
         "depth_multiplier": dm, "filter_h": f_h, "filter_w": f_w,
         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
         "pad_h": pad.height, "pad_w": pad.width,
+        "kernel_sums": _kernel_sums(ctx, op, index, w, b, 3, out_ch, -in_zp),
     }
     macs = math.prod(out_shape) * f_h * f_w
     info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
@@ -297,6 +327,7 @@ def lower_fully_connected(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "act_min": act_min, "act_max": act_max,
         "batches": batches, "accum_depth": accum_depth, "out_depth": out_depth,
         "per_channel": 1 if per_channel else 0,
+        "kernel_sums": _kernel_sums(ctx, op, index, w, b, len(f_shape) - 2, out_depth, -in_zp),
     }
     macs = batches * out_depth * accum_depth
     info = {"batches": batches, "per_channel": per_channel,

@@ -88,6 +88,29 @@ static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier_greater_than
   return tm_sat_rounding_doubling_high_mul((int32_t)((uint32_t)x << left_shift), multiplier);
 }
 
+/* tm_sat_rounding_doubling_high_mul for a multiplier b != INT32_MIN (every
+ * requantization multiplier the host emits is in [0, 2^31)), in one SMLAL.
+ * TFLM's (ab + nudge) / 2^31 with nudge = 2^30 for ab >= 0 and 1 - 2^30 otherwise,
+ * truncated toward zero, equals floor((ab + 2^30) / 2^31) for either sign: for
+ * ab < 0, trunc(v / 2^31) = floor((v + 2^31 - 1) / 2^31) and v + 2^31 - 1 = ab + 2^30.
+ * Without the INT32_MIN * INT32_MIN case nothing saturates. */
+static TM_ALWAYS_INLINE int32_t tm_rounding_doubling_high_mul_nosat(int32_t a, int32_t b) {
+  return (int32_t)(((int64_t)a * (int64_t)b + (INT64_C(1) << 30)) >> 31);
+}
+
+/* tm_multiply_by_quantized_multiplier for multiplier != INT32_MIN, with the
+ * per-channel shift pre-split by the caller (hoisted out of pixel loops):
+ * left = max(shift, 0), right = max(-shift, 0), mask = 2^right - 1. The rounding
+ * divide is tm_rounding_divide_by_pot with the threshold formed branch-free. */
+static TM_ALWAYS_INLINE int32_t tm_requantize_split(int32_t x, int32_t multiplier, int left,
+                                                    int right, int32_t mask) {
+  const int32_t hm = tm_rounding_doubling_high_mul_nosat((int32_t)((uint32_t)x << left),
+                                                         multiplier);
+  const int32_t remainder = hm & mask;
+  const int32_t threshold = (mask >> 1) - (hm >> 31);
+  return (hm >> right) + (remainder > threshold ? 1 : 0);
+}
+
 /* Clamp to the int8 range after the activation clamp has been applied. */
 static TM_ALWAYS_INLINE int8_t tm_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
   return (int8_t)(v < lo ? lo : (v > hi ? hi : v));

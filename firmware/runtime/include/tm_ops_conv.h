@@ -40,6 +40,8 @@ typedef struct {
   int32_t stride_h, stride_w;
   int32_t dilation_h, dilation_w;
   int32_t pad_h, pad_w;      /* top/left padding (TFLM ComputePaddingHeightWidth) */
+  const int32_t *kernel_sums; /* [out_ch] bias + input_offset * sum(filter[oc]) (host,
+                                exact int32); used by the optimized kernels only */
 } tm_conv2d_s8_params;
 
 /* DEPTHWISE_CONV_2D, int8, per-channel. out_ch = in_ch * depth_multiplier;
@@ -63,6 +65,8 @@ typedef struct {
   int32_t stride_h, stride_w;
   int32_t dilation_h, dilation_w;
   int32_t pad_h, pad_w;
+  const int32_t *kernel_sums; /* [out_ch] bias + input_offset * sum of the channel's taps:
+                                the accumulator start of windows fully inside the image */
 } tm_depthwise_conv2d_s8_params;
 
 /* FULLY_CONNECTED, int8. The input is viewed as [batches][accum_depth] and the
@@ -86,6 +90,8 @@ typedef struct {
   int32_t accum_depth;
   int32_t out_depth;
   int32_t per_channel;
+  const int32_t *kernel_sums; /* [out_depth] bias + input_offset * sum(filter row); valid
+                                when filter_offset == 0 (optimized kernels only) */
 } tm_fully_connected_s8_params;
 
 void tm_conv2d_s8(const void *params);

@@ -1,19 +1,31 @@
-/* CONV_2D int8, DSP-optimized (Cortex-M4/M7/M33), in the spirit of CMSIS-NN:
- * four int8 values are loaded per LDR, widened to two int16 pairs with SXTB16 /
- * SXTAB16 (the latter adding the input offset to both halves at once) and
- * multiply-accumulated with SMLAD, two products per instruction. Work is blocked
- * so each widened input word feeds two filters (1x2), and the 1x1 fast path also
- * reuses each widened filter word for two pixels (2x2 "matrix multiply").
+/* CONV_2D int8, DSP-optimized (Cortex-M4/M7/M33), in the spirit of CMSIS-NN.
  *
- * No im2col scratch buffer is needed: with dilation_w == 1 and no groups, the
- * in-image taps of one filter row are contiguous in both the NHWC input and the
- * OHWI filter, so each filter row is a single dot product over taps_x * in_ch bytes.
+ * Main path (no groups, filter_h * filter_w * in_ch <= TM_CONV_MAX_K): im2col of
+ * four output pixels at a time into a stack buffer of int16, then a 1 filter x 4
+ * pixel matrix-multiply core:
+ *  - each group of 4 im2col elements of a pixel is stored as two words, (e0, e2)
+ *    and (e1, e3), exactly the halfword pairs SXTB16 / SXTB16 ROR #8 make of 4 int8
+ *    weights; the 4 pixels' words are interleaved, so one LDM fetches the operand of
+ *    four SMLADs and each widened weight word serves four pixels: 15 instructions
+ *    per 16 MACs in the inner loop (an inline-asm loop, unrolled twice);
+ *  - the accumulators start at the host-computed kernel sums, bias + input_offset *
+ *    sum(filter[oc]), so the input offset never enters the inner loop; padded taps
+ *    hold the input zero point, which makes their contribution cancel to 0 exactly
+ *    as TFLM's skipped taps;
+ *  - requantization splits the per-channel shift once per channel and uses the
+ *    one-SMLAL rounding doubling high multiply (tm_requantize_split), shared by the
+ *    four pixels.
+ * 1x1 convolutions take the same path: their im2col is just the int8->int16
+ * widening of the input pixel, so it is a plain matrix multiply over all pixels.
  *
- * Bit-exactness: SMLAD adds exact 16x16 products into the int32 accumulator, so
- * every accumulator equals TFLM's integer sum; requantization is the same
- * double-rounding tm_multiply_by_quantized_multiplier the reference uses.
- * Configurations outside the fast paths (grouped, dilation_w > 1), and every
- * non-DSP core, run the reference kernel compiled in below. */
+ * Fallbacks: larger windows use the direct SMLAD dot products below (no scratch:
+ * with dilation_w == 1 a filter row is one contiguous dot product), grouped
+ * convolutions and non-DSP cores the reference kernel.
+ *
+ * Bit-exactness: SMLAD adds exact 16x16 products into the int32 accumulator;
+ * int32 addition is associative modulo 2^32, so reordering the sum (and starting
+ * it at the kernel sum) leaves TFLM's integer result unchanged; requantization is
+ * TFLM's double rounding. */
 #include "tm_fixedpoint.h"
 #include "tm_ops_conv.h"
 
@@ -199,12 +211,8 @@ static void tm_conv2d_s8_1x1(const tm_conv2d_s8_params *p) {
   }
 }
 
-void tm_conv2d_s8(const void *params) {
-  const tm_conv2d_s8_params *p = (const tm_conv2d_s8_params *)params;
-  if (p->filter_in_ch != p->in_ch || p->dilation_w != 1) {
-    tm_conv2d_s8_generic(params);
-    return;
-  }
+/* Direct path for windows too large for the im2col buffer (dilation_w == 1). */
+static void tm_conv2d_s8_direct(const tm_conv2d_s8_params *p) {
   if (p->filter_h == 1 && p->filter_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
       p->pad_h == 0 && p->pad_w == 0 && p->out_h == p->in_h && p->out_w == p->in_w) {
     tm_conv2d_s8_1x1(p);
@@ -214,6 +222,7 @@ void tm_conv2d_s8(const void *params) {
   const int32_t out_ch = p->out_ch;
   const int32_t filter_h = p->filter_h, filter_w = p->filter_w;
   const int32_t dil_h = p->dilation_h;
+  const int8_t *const in_base = p->input;
   const int32_t off = p->input_offset;
   const int32_t off2 = (int32_t)(((uint32_t)off & 0xFFFFu) | ((uint32_t)off << 16));
   const int32_t in_row_stride = in_w * in_ch;
@@ -223,7 +232,7 @@ void tm_conv2d_s8(const void *params) {
   int8_t *out = p->output;
 
   for (int32_t b = 0; b < p->batches; ++b) {
-    const int8_t *const in_batch = p->input + b * in_h * in_row_stride;
+    const int8_t *const in_batch = in_base + b * in_h * in_row_stride;
     for (int32_t oy = 0; oy < p->out_h; ++oy) {
       const int32_t iy0 = oy * p->stride_h - p->pad_h;
       int32_t ky0, ky1;
@@ -265,6 +274,222 @@ void tm_conv2d_s8(const void *params) {
       }
     }
   }
+}
+
+/* ---------------------------------------------------------------- im2col path */
+
+/* Output pixels per im2col block and the largest window (filter_h * filter_w *
+ * in_ch) the stack buffer holds: 4 x 576 int16 = 4.5 KiB (ResNet-8's 3x3x64). */
+#define TM_CONV_PX 4
+#define TM_CONV_MAX_K 576
+
+/* Half-word slot of im2col element e of pixel px. Elements below k4 (k rounded
+ * down to a multiple of 4) live in groups of 16 halfwords: words 0..3 hold
+ * (e0, e2) of pixels 0..3, words 4..7 hold (e1, e3). The k % 4 tail elements
+ * follow as [element][pixel]. */
+static TM_ALWAYS_INLINE int16_t *tm_col_slot(int16_t *col, int32_t k4, int32_t e, int32_t px) {
+  if (e < k4) {
+    return col + (e >> 2) * 16 + (e & 1) * 8 + 2 * px + ((e >> 1) & 1);
+  }
+  return col + 4 * k4 + (e - k4) * 4 + px;
+}
+
+/* im2col elements [e, e + len) of pixel px from len contiguous input bytes
+ * (src != NULL), or the zero point for padded taps (src == NULL). Aligned runs of
+ * 4 are widened with SXTB16 straight into the two interleaved words. */
+static void tm_col_put(int16_t *col, int32_t k4, int32_t px, int32_t e, const int8_t *src,
+                       int32_t len, int32_t zp) {
+  const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16);
+  while (len > 0 && (e & 3) != 0) {
+    *tm_col_slot(col, k4, e++, px) = (int16_t)(src ? *src++ : zp);
+    --len;
+  }
+  if (e < k4) {
+    int32_t groups = (k4 - e) >> 2;
+    if (groups > (len >> 2)) {
+      groups = len >> 2;
+    }
+    uint32_t *dst = (uint32_t *)(void *)(col + (e >> 2) * 16 + 2 * px);
+    e += groups * 4;
+    len -= groups * 4;
+    if (src) {
+      for (; groups > 0; --groups) {
+        const uint32_t raw = tm_ld4(src);
+        src += 4;
+        dst[0] = (uint32_t)__sxtb16((int8x4_t)raw);
+        dst[4] = (uint32_t)tm_sxtb16_ror8(raw);
+        dst += 8;
+      }
+    } else {
+      for (; groups > 0; --groups) {
+        dst[0] = zp2;
+        dst[4] = zp2;
+        dst += 8;
+      }
+    }
+  }
+  while (len > 0) {
+    *tm_col_slot(col, k4, e++, px) = (int16_t)(src ? *src++ : zp);
+    --len;
+  }
+}
+
+/* The im2col column of output pixel px whose window starts at (iy0, ix0). */
+static void tm_col_pixel(const tm_conv2d_s8_params *p, int16_t *col, int32_t k4, int32_t px,
+                         const int8_t *in_batch, int32_t iy0, int32_t ix0, int32_t zp) {
+  const int32_t in_ch = p->in_ch, in_w = p->in_w;
+  const int32_t fw = p->filter_w, dw = p->dilation_w;
+  const int32_t seg = fw * in_ch;
+  const int full_x = dw == 1 && ix0 >= 0 && ix0 + fw <= in_w;
+  int32_t e = 0;
+  for (int32_t ky = 0; ky < p->filter_h; ++ky, e += seg) {
+    const int32_t iy = iy0 + ky * p->dilation_h;
+    if (iy < 0 || iy >= p->in_h) {
+      tm_col_put(col, k4, px, e, 0, seg, zp);
+      continue;
+    }
+    const int8_t *const row = in_batch + iy * in_w * in_ch;
+    if (__builtin_expect(full_x, 1)) {
+      tm_col_put(col, k4, px, e, row + ix0 * in_ch, seg, zp);
+      continue;
+    }
+    for (int32_t kx = 0; kx < fw; ++kx) {
+      const int32_t ix = ix0 + kx * dw;
+      const int in_image = ix >= 0 && ix < in_w;
+      tm_col_put(col, k4, px, e + kx * in_ch, in_image ? row + ix * in_ch : 0, in_ch, zp);
+    }
+  }
+}
+
+/* One SMLAD step of the 1x4 core: 4 weights against 4 pixels' interleaved words. */
+#define TM_MAC_STEP                                   \
+  "ldr    %[wr], [%[w]], #4\n\t"                      \
+  "ldmia  %[c]!, {%[q0], %[q1], %[q2], %[q3]}\n\t"    \
+  "sxtb16 %[we], %[wr]\n\t"                           \
+  "sxtb16 %[wr], %[wr], ror #8\n\t"                   \
+  "smlad  %[a0], %[we], %[q0], %[a0]\n\t"             \
+  "smlad  %[a1], %[we], %[q1], %[a1]\n\t"             \
+  "smlad  %[a2], %[we], %[q2], %[a2]\n\t"             \
+  "smlad  %[a3], %[we], %[q3], %[a3]\n\t"             \
+  "ldmia  %[c]!, {%[q0], %[q1], %[q2], %[q3]}\n\t"    \
+  "smlad  %[a0], %[wr], %[q0], %[a0]\n\t"             \
+  "smlad  %[a1], %[wr], %[q1], %[a1]\n\t"             \
+  "smlad  %[a2], %[wr], %[q2], %[a2]\n\t"             \
+  "smlad  %[a3], %[wr], %[q3], %[a3]\n\t"
+
+/* acc[0..3] += filter row (groups x 4 int8 at w) . im2col columns of 4 pixels.
+ * Inline asm because the LDM into four fixed registers is what makes the loop
+ * short, and C cannot ask for it. */
+static TM_ALWAYS_INLINE void tm_mac_1x4(const int8_t *w, const int16_t *c, int32_t groups,
+                                         int32_t acc[4]) {
+  register uint32_t q0 __asm__("r8");
+  register uint32_t q1 __asm__("r9");
+  register uint32_t q2 __asm__("r10");
+  register uint32_t q3 __asm__("r11");
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  uint32_t wr, we;
+  __asm__ volatile(
+      "lsrs   %[g], %[g], #1\n\t"
+      "bcc    2f\n\t"
+      TM_MAC_STEP
+      "2:\n\t"
+      "cmp    %[g], #0\n\t"
+      "beq    4f\n"
+      "3:\n\t"
+      TM_MAC_STEP
+      TM_MAC_STEP
+      "subs   %[g], %[g], #1\n\t"
+      "bne    3b\n"
+      "4:\n\t"
+      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [c] "+r"(c),
+        [g] "+r"(groups), [wr] "=&r"(wr), [we] "=&r"(we), [q0] "=&r"(q0), [q1] "=&r"(q1),
+        [q2] "=&r"(q2), [q3] "=&r"(q3)
+      :
+      : "cc", "memory");
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+static void tm_conv2d_s8_im2col(const tm_conv2d_s8_params *p, int32_t k) {
+  int16_t col[TM_CONV_PX * TM_CONV_MAX_K] __attribute__((aligned(4)));
+  const int32_t k4 = k & ~3;
+  const int32_t groups = k4 >> 2;
+  const int32_t tail = k - k4;
+  const int16_t *const col_tail = col + 4 * k4;
+  const int32_t out_ch = p->out_ch;
+  const int32_t zp = -p->input_offset;
+  const int32_t out_off = p->output_offset;
+  const int32_t act_min = p->act_min, act_max = p->act_max;
+  const int32_t *const ksum = p->kernel_sums;
+  const int32_t out_w = p->out_w;
+  const int32_t total = p->batches * p->out_h * out_w;
+  const int32_t batch_stride = p->in_h * p->in_w * p->in_ch;
+  int32_t b = 0, oy = 0, ox = 0; /* coordinates of the next pixel to load */
+  for (int32_t n = 0; n < total; n += TM_CONV_PX) {
+    const int32_t np = total - n < TM_CONV_PX ? total - n : TM_CONV_PX;
+    for (int32_t q = 0; q < np; ++q) {
+      tm_col_pixel(p, col, k4, q, p->input + b * batch_stride, oy * p->stride_h - p->pad_h,
+                   ox * p->stride_w - p->pad_w, zp);
+      if (++ox == out_w) {
+        ox = 0;
+        if (++oy == p->out_h) {
+          oy = 0;
+          ++b;
+        }
+      }
+    }
+    for (int32_t q = np; q < TM_CONV_PX; ++q) {
+      tm_col_put(col, k4, q, 0, 0, k, zp); /* defined values for the unused lanes */
+    }
+    int8_t *const out = p->output + n * out_ch;
+    const int8_t *w = p->filter;
+    for (int32_t oc = 0; oc < out_ch; ++oc, w += k) {
+      const int32_t s = ksum[oc];
+      int32_t acc[4] = {s, s, s, s};
+      if (__builtin_expect(groups > 0, 1)) {
+        tm_mac_1x4(w, col, groups, acc);
+      }
+      for (int32_t t = 0; t < tail; ++t) {
+        const int32_t wv = w[k4 + t];
+        const int16_t *const ct = col_tail + 4 * t;
+        acc[0] += wv * ct[0];
+        acc[1] += wv * ct[1];
+        acc[2] += wv * ct[2];
+        acc[3] += wv * ct[3];
+      }
+      const int32_t mult = p->out_mult[oc];
+      const int32_t shift = p->out_shift[oc];
+      const int left = shift > 0 ? (int)shift : 0;
+      const int right = left - (int)shift;
+      const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
+      int8_t *o = out + oc;
+      for (int32_t q = 0; q < np; ++q, o += out_ch) {
+        int32_t v = tm_requantize_split(acc[q], mult, left, right, mask) + out_off;
+        v = v < act_min ? act_min : v;
+        *o = (int8_t)(v > act_max ? act_max : v);
+      }
+    }
+  }
+}
+
+void tm_conv2d_s8(const void *params) {
+  const tm_conv2d_s8_params *p = (const tm_conv2d_s8_params *)params;
+  if (__builtin_expect(p->filter_in_ch != p->in_ch, 0)) {
+    tm_conv2d_s8_generic(params);
+    return;
+  }
+  const int32_t k = p->filter_h * p->filter_w * p->in_ch;
+  if (__builtin_expect(k <= TM_CONV_MAX_K && p->kernel_sums != 0, 1)) {
+    tm_conv2d_s8_im2col(p, k);
+    return;
+  }
+  if (p->dilation_w != 1) {
+    tm_conv2d_s8_generic(params);
+    return;
+  }
+  tm_conv2d_s8_direct(p);
 }
 
 #else /* no DSP extension: the reference kernel is the optimized kernel */
