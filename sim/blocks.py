@@ -67,7 +67,6 @@ _CLASS_OF: dict[str, int] = {
 }
 _MULTIPLE = frozenset(("ldm", "ldmdb", "stm", "stmdb"))
 _PUSH_POP = frozenset(("push", "pop"))
-_UNCONDITIONAL = (capstone.arm.ARM_CC_AL, capstone.arm.ARM_CC_INVALID)
 
 
 def classify(name: str) -> int:
@@ -124,28 +123,33 @@ class BlockInfo:
     mnemonics: tuple[str, ...] = field(repr=False, default=())
 
 
-class Disassembler:
-    """Two capstone handles: a fast one without operand details for every instruction,
-    and a detailed one used only for the last instruction of a block (its condition).
+#: Condition suffixes of Thumb mnemonics (``bne``, ``addeq``, ``bxgt``).
+_CONDITIONS = frozenset(("eq", "ne", "cs", "hs", "cc", "lo", "mi", "pl", "vs", "vc", "hi", "ls",
+                         "ge", "lt", "gt", "le"))
 
-    Why: capstone's detail mode costs ~3x per instruction, and the cost callback of the
-    native hook disassembles every new block while the emulator runs.  Register counts
-    of PUSH/POP/LDM/STM come from the register list text instead of operand details.
+
+def _is_conditional(mnemonic: str, name: str) -> bool:
+    """Whether the printed *mnemonic* carries a condition code on top of *name*.
+
+    capstone prints ``<name>[s]<cond>[.w|.f32...]``; reading the condition from the
+    text avoids capstone's detail mode (about 3x slower per instruction), which matters
+    because the native hook's cost callback disassembles blocks while the emulator runs.
     """
+    if name == "it":
+        return True  # capstone gives IT its first condition (never AL in compiled code)
+    base = mnemonic.split(".", 1)[0]
+    if not base.startswith(name) or base == name:
+        return False
+    suffix = base[len(name):]
+    return suffix in _CONDITIONS or (suffix[:1] == "s" and suffix[1:] in _CONDITIONS)
+
+
+class Disassembler:
+    """A capstone handle without operand details (fast); see :func:`_is_conditional`."""
 
     def __init__(self) -> None:
-        mode = capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS
-        self.fast = capstone.Cs(capstone.CS_ARCH_ARM, mode)
-        self.detailed = capstone.Cs(capstone.CS_ARCH_ARM, mode)
-        self.detailed.detail = True
-
-    def last_condition(self, code: bytes, address: int) -> int:
-        """Condition code of the last instruction of *code*.  *code* must start up to
-        four instructions earlier, so an IT instruction governing it is decoded too."""
-        cc = int(capstone.arm.ARM_CC_AL)
-        for insn in self.detailed.disasm(code, address):
-            cc = int(insn.cc)
-        return cc
+        self.fast = capstone.Cs(capstone.CS_ARCH_ARM,
+                                capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
 
 
 def _register_list_length(op_str: str) -> int:
@@ -163,7 +167,7 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     classes = np.zeros(len(CLASSES), dtype=np.int64)
     regs = 0
     names: list[str] = []
-    starts: list[int] = []  # offsets of the decoded instructions
+    conditional = False
     offset = 0
     while offset < len(code):
         progressed = False
@@ -172,7 +176,7 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             classes[classify(name)] += 1
             if name in _PUSH_POP or name in _MULTIPLE:
                 regs += _register_list_length(insn.op_str)
-            starts.append(offset)
+            conditional = _is_conditional(insn.mnemonic, name)
             offset += insn.size
             names.append(name)
             progressed = True
@@ -182,15 +186,11 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
             classes[CLASS_INDEX["other"]] += 1
             names.append("?")
-            starts.append(-1)
+            conditional = False
             offset += 2
-    last_cc = capstone.arm.ARM_CC_AL
-    if starts and starts[-1] >= 0:
-        window = next((o for o in starts[-5:] if o >= 0), starts[-1])
-        last_cc = md.last_condition(code[window:], address + window)
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
-                     ends_conditional=last_cc not in _UNCONDITIONAL)
+                     ends_conditional=conditional)
 
 
 def make_disassembler() -> Disassembler:
