@@ -285,3 +285,90 @@ def add_quant_params(input1_scale: float, input2_scale: float, output_scale: flo
         if shift > 0:
             raise UnsupportedModelError(f"ADD multiplier shift {shift} > 0")
     return AddParams(left_shift, m1, sh1, m2, sh2, mo, sho)
+
+
+# --- Float kernels and the misc op family (QUANTIZE, MEAN, MUL, LOGISTIC, ...) ---
+
+#: std::numeric_limits<float>::max(), the bound TFLM's float "no activation" range uses.
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def activation_range_float_tflm(activation: str) -> tuple[float, float]:
+    """TFLM ``CalculateActivationRange<float>`` exactly: unbounded sides are +-FLT_MAX.
+
+    Unlike :func:`activation_range_float` (+-inf), this reproduces TFLM clamping an
+    infinite result to +-FLT_MAX, which the bit-exact float kernels need.
+    """
+    lo, hi = activation_range_float(activation)
+    return (max(lo, -FLT_MAX), min(hi, FLT_MAX))
+
+
+def requantize_multiplier(input_scale: float, output_scale: float) -> tuple[int, int]:
+    """TFLM QUANTIZE / MEAN Prepare: ``QuantizeMultiplier(double(in) / double(out))``."""
+    return quantize_multiplier(float(f32(input_scale)) / float(f32(output_scale)))
+
+
+def mul_multiplier(input1_scale: float, input2_scale: float,
+                   output_scale: float) -> tuple[int, int]:
+    """TFLM ``CalculateOpDataMul``: ``QuantizeMultiplier(double(s1) * double(s2) / double(so))``."""
+    return quantize_multiplier(float(f32(input1_scale)) * float(f32(input2_scale))
+                               / float(f32(output_scale)))
+
+
+#: kInputIntegerBits of TFLM's int8 LOGISTIC and TANH (Q4.27 inputs).
+SIGMOID_INPUT_INTEGER_BITS = 4
+
+
+def sigmoid_input_params(input_scale: float) -> tuple[int, int, int]:
+    """TFLM int8 LOGISTIC / TANH Prepare: (input_multiplier, input_left_shift, range_radius).
+
+    ``frexp(double(scale) * 2^27)`` split into a Q31 mantissa (``TfLiteRound``) and
+    exponent, then ``CalculateInputRadius(4, left_shift, 31)``. TFLM casts a mantissa
+    that rounds up to 2^31 to int32 (undefined behaviour); such scales are rejected.
+    """
+    real = float(f32(input_scale)) * float(1 << (31 - SIGMOID_INPUT_INTEGER_BITS))
+    mantissa, left_shift = math.frexp(real)
+    mult = tfl_round(mantissa * float(1 << 31))
+    if mult >= 1 << 31:
+        raise UnsupportedModelError(
+            f"input scale {input_scale!r}: the Q31 multiplier rounds to 2^31 (overflows in TFLM)")
+    radius = calculate_input_radius(SIGMOID_INPUT_INTEGER_BITS, left_shift, 31)
+    return mult, left_shift, radius
+
+
+def downscale_int32_to_int16_multiplier(multiplier: int) -> int:
+    """TFLM ``DownScaleInt32ToInt16Multiplier``: Q31 -> Q15 with rounding, saturating."""
+    if multiplier < 0:
+        raise UnsupportedModelError(f"negative multiplier {multiplier}")
+    rounding = 1 << 15
+    if multiplier >= INT32_MAX - rounding:
+        return 2**15 - 1
+    return (multiplier + rounding) >> 16
+
+
+@dataclass(frozen=True)
+class HardSwishParams:
+    """The integers TFLM's int8 ``HardSwishPrepare`` derives."""
+
+    output_multiplier_fixedpoint_int16: int
+    output_multiplier_exponent: int
+    reluish_multiplier_fixedpoint_int16: int
+    reluish_multiplier_exponent: int
+
+
+def hard_swish_params(input_scale: float, output_scale: float) -> HardSwishParams:
+    """TFLM ``HardSwishPrepare`` for int8, with its float32 intermediate products.
+
+    ``hires_input_scale = (1/128) * input_scale`` and both ratios are computed in
+    float32 before widening to double, as TFLM writes them. TFLM requires the output
+    exponent to be <= 0.
+    """
+    hires = f32(1.0 / 128.0) * f32(input_scale)
+    reluish_scale = f32(3.0) / f32(32768.0)
+    out_m, out_e = quantize_multiplier(float(hires / f32(output_scale)))
+    rel_m, rel_e = quantize_multiplier(float(hires / reluish_scale))
+    if out_e > 0:
+        raise UnsupportedModelError(
+            f"HARD_SWISH output multiplier exponent {out_e} > 0 (TFLM rejects it)")
+    return HardSwishParams(downscale_int32_to_int16_multiplier(out_m), out_e,
+                           downscale_int32_to_int16_multiplier(rel_m), rel_e)

@@ -8,5 +8,7 @@
 #include "tm_ops_softmax.h"
 #include "tm_ops_elementwise.h"
 #include "tm_ops_reshape.h"
+#include "tm_ops_float.h"
+#include "tm_ops_misc.h"
 
 #endif /* TM_OPS_H */
