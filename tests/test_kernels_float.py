@@ -45,8 +45,8 @@ F32 = TensorType.FLOAT32
 
 #: Random cases per op on the host runner; the emulated runners take the first
 #: N_EMU of them (each emulated case costs a firmware link plus emulation).
-N_HOST = 24
-N_EMU = 5
+N_HOST = 16
+N_EMU = 3
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 
@@ -411,9 +411,9 @@ def test_activation_clamps_infinity_like_tflm(runner: tuple[str, Runner]) -> Non
 # --------------------------------------------------------------------------- whole models
 
 
-def test_keras_float_io_int8_model_end_to_end(runner: tuple[str, Runner]) -> None:
-    """A Keras model converted to int8 with float32 input/output (QUANTIZE first,
-    DEQUANTIZE last) runs bit-exact end to end."""
+@pytest.fixture(scope="module")
+def keras_float_io_blob() -> bytes:
+    """A small Keras CNN converted once per module to int8 with float32 I/O."""
     pytest.importorskip("tensorflow")
     from tinymeter.models.convert import convert_int8, import_tf
 
@@ -427,7 +427,14 @@ def test_keras_float_io_int8_model_end_to_end(runner: tuple[str, Runner]) -> Non
     h = keras.layers.AveragePooling2D(2)(h)
     h = keras.layers.Flatten()(h)
     out = keras.layers.Dense(5, activation="softmax")(h)
-    blob = convert_int8(keras.Model(inp, out), io_dtype="float32")
+    return convert_int8(keras.Model(inp, out), io_dtype="float32")
+
+
+def test_keras_float_io_int8_model_end_to_end(runner: tuple[str, Runner],
+                                              keras_float_io_blob: bytes) -> None:
+    """A Keras model converted to int8 with float32 input/output (QUANTIZE first,
+    DEQUANTIZE last) runs bit-exact end to end."""
+    blob = keras_float_io_blob
     ops = [o.opcode for o in parse_tflite(blob).main.operators]
     assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE", ops
     rng = np.random.default_rng(9)

@@ -286,12 +286,26 @@ def mean_plan(ctx: LowerContext, op: Operator, index: int, x: int, axis: int, y:
                     math.prod(shape[d] for d in red))
 
 
+def mean_requantize_multiplier(input_scale: float, output_scale: float,
+                               count: int) -> tuple[int, int]:
+    """TFLM's int8 MEAN multiplier with 1/count folded in (integer QuantizedMeanOrSum).
+
+    Prepare's ``QuantizeMultiplier(double(in) / double(out))`` is scaled by
+    ``2^s / count`` with ``s = min(floor(log2(count)), 32, 31 + shift)`` in int64
+    (truncating division) and the shift lowered by ``s``.
+    """
+    mult, shift = quant.requantize_multiplier(input_scale, output_scale)
+    s = min(count.bit_length() - 1, 32, 31 + shift)
+    return (mult << s) // count, shift - s
+
+
 def lower_mean(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """MEAN int8 -> ``tm_mean_s8`` (TFLM EvalMeanHelper's int8 paths).
 
-    Same input and output quantization (float32 scales compared, as TFLM does):
-    integer mean with C truncating division. Otherwise QuantizedMeanOrSum's float
-    requantization with ``scale = in/out`` and ``bias = -in_zp * scale`` (float32).
+    TFLM (the tflite-micro release this project pins) takes the integer
+    QuantizedMeanOrSum path for every int8 MEAN, equal quantizations included:
+    ``MBQM(sum - in_zp * count, mult, shift) + out_zp`` (rounding, not the
+    truncating integer mean of older releases; the tests pin this down).
     """
     (x, axis), y = _io(op, index, 2)
     require_types(ctx, op, index, _INT8, [x, y])
@@ -299,16 +313,16 @@ def lower_mean(ctx: LowerContext, op: Operator, index: int) -> Layer:
     plan = mean_plan(ctx, op, index, x, axis, y)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
-    same = in_zp == out_zp and quant.f32(in_scale) == quant.f32(out_scale)
-    scale = quant.f32(in_scale) / quant.f32(out_scale)
-    bias = np.float32(-in_zp) * scale
+    mult, shift = mean_requantize_multiplier(in_scale, out_scale, plan.count)
+    if shift > 30:
+        raise _fail(op, index, f"requantization scale {in_scale / out_scale} too large")
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), **plan.params(),
-        "requantize": 0 if same else 1, "scale": float(scale), "bias": float(bias),
-        "output_zero_point": out_zp,
+        "input_zero_point": in_zp, "multiplier": mult,
+        "shift": shift, "output_zero_point": out_zp,
     }
     return Layer(index, op.opcode, "tm_mean_s8", "tm_mean_s8_params", params,
-                 ctx.tensor(x).numel, {"axes": plan.axes, "requantize": not same})
+                 ctx.tensor(x).numel, {"axes": plan.axes})
 
 
 # --------------------------------------------------------------------------- int8 element-wise

@@ -73,13 +73,10 @@ typedef struct {
 
 #define TM_MEAN_S8_MAX_DIMS 5
 
-/* MEAN int8 (reduce_common.cc EvalMeanHelper). The int32 sum of each output's
- * inputs, then
- *   requantize == 0 (same input/output quantization, reference_ops::Mean):
- *     (int8)(sum / count) with C integer division;
- *   requantize == 1 (reference_ops::QuantizedMeanOrSum, in float):
- *     clamp(round(((float)sum / (float)count) * scale + bias) + output_zp)
- *     with scale = input_scale / output_scale and bias = -input_zp * scale.
+/* MEAN int8 (reduce_common.cc EvalMeanHelper -> integer QuantizedMeanOrSum):
+ * the int32 sum of each output's inputs, then
+ *   clamp(MBQM(sum - input_zp * count, multiplier, shift) + output_zp)
+ * where the host folded 1/count into QuantizeMultiplier(in_scale / out_scale).
  * The walk is the same as tm_mean_f32. */
 typedef struct {
   const int8_t *input;
@@ -89,9 +86,9 @@ typedef struct {
   int32_t inner_dims[TM_MEAN_S8_MAX_DIMS];
   int32_t inner_strides[TM_MEAN_S8_MAX_DIMS];
   int32_t count;
-  int32_t requantize;
-  float scale;
-  float bias;
+  int32_t input_zero_point;
+  int32_t multiplier;
+  int32_t shift;
   int32_t output_zero_point;
 } tm_mean_s8_params;
 

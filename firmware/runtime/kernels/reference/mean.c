@@ -1,7 +1,7 @@
-/* MEAN int8 reference kernel: TFLM's reduce_common.cc EvalMeanHelper for int8
- * (reference_ops::Mean<int8_t, int32_t> when input and output share their
- * quantization, reference_ops::QuantizedMeanOrSum otherwise). */
-#include "tm_ops_float.h"
+/* MEAN int8 reference kernel: TFLM's reduce_common.cc EvalMeanHelper for int8,
+ * the integer reference_ops::QuantizedMeanOrSum (used for every int8 MEAN,
+ * equal input/output quantization included). */
+#include "tm_fixedpoint.h"
 #include "tm_ops_misc.h"
 
 static int32_t tm_mean_s8_step(int32_t *idx, const int32_t *dims, const int32_t *strides) {
@@ -29,16 +29,12 @@ void tm_mean_s8(const void *params) {
       sum += p->input[off];
       off += tm_mean_s8_step(iidx, p->inner_dims, p->inner_strides);
     }
-    if (!p->requantize) {
-      p->output[o] = (int8_t)(sum / p->count);
-    } else {
-      const float mean = (float)sum / (float)p->count;
-      const float scaled = mean * p->scale;
-      float r = tm_roundf(scaled + p->bias) + (float)p->output_zero_point;
-      r = (127.0f < r) ? 127.0f : r;   /* TfLiteMin(r, 127) */
-      r = (r < -128.0f) ? -128.0f : r; /* TfLiteMax(r, -128) */
-      p->output[o] = (int8_t)r;
-    }
+    /* TFLM: static_cast<int32_t>(temp_sum - input_zp * (int64)count). */
+    const int64_t centred = (int64_t)sum - (int64_t)p->input_zero_point * (int64_t)p->count;
+    const int32_t y = tm_multiply_by_quantized_multiplier((int32_t)centred, p->multiplier,
+                                                          (int)p->shift) +
+                      p->output_zero_point;
+    p->output[o] = tm_clamp_s8(y, -128, 127);
     base += tm_mean_s8_step(oidx, p->outer_dims, p->outer_strides);
   }
 }

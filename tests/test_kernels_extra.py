@@ -1,0 +1,415 @@
+"""QUANTIZE, DEQUANTIZE, CONCATENATION, PAD, MEAN, MUL, LOGISTIC, TANH, HARD_SWISH
+against tflite-micro, bit for bit.
+
+Why: models with float I/O start with QUANTIZE and end with DEQUANTIZE, and
+MobileNet-style and sequence models use the rest; each must compute exactly what
+TFLM computes or the firmware is measuring a different network. Every case is a
+random single-op model (int8 with random quantization, and float32 where the op
+has a float kernel in TFLM) run in the tflite-micro interpreter and through our
+runtime on each runner in ``RUNNERS`` (host build, emulated M0+/M4/M7 with the
+reference kernels); outputs must be identical. Prepare-time rejections of TFLM
+(int8 CONCATENATION with mismatched quantization, LOGISTIC output zero point) are
+checked to be rejections here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinymeter.errors import UnsupportedModelError
+from tinymeter.firmware import quant
+from tinymeter.firmware.build import COMMON_CFLAGS, host_sources, runtime_dir
+from tinymeter.firmware.codegen import generate
+from tinymeter.firmware.host import decode_outputs, encode_inputs
+from tinymeter.models.testing import int8_tensor, run_tflm, single_op_model, tensor
+from tinymeter.models.tflite import TensorType, parse_tflite
+
+pytest.importorskip("tflite_micro")
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
+F32 = TensorType.FLOAT32
+I32 = TensorType.INT32
+
+#: Random cases per op on the host runner; emulated runners take the first N_EMU.
+N_HOST = 16
+N_EMU = 3
+ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+
+
+# --------------------------------------------------------------------------- runners
+
+
+class HostRunner:
+    """The host build of ``firmware.host.run_on_host`` with the runtime compiled once.
+
+    ``run_on_host`` recompiles the whole runtime for every model (seconds per case);
+    here the runtime objects are built once per session with the same flags and each
+    case only compiles its ``model.c`` and links.
+    """
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tm-extra-host-"))
+        root = runtime_dir()
+        self.include = root / "include"
+        self.flags = ["-O2", *COMMON_CFLAGS, "-DTM_PLATFORM_HOST", f"-I{self.include}"]
+        self.objects = []
+        for i, src in enumerate(host_sources(root)):
+            obj = self.dir / f"{i:02d}_{src.stem}.o"
+            subprocess.run(["gcc", *self.flags, "-c", str(src), "-o", str(obj)], check=True)
+            self.objects.append(obj)
+        self.count = 0
+
+    def __call__(self, blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+        model = generate(parse_tflite(blob), name="host")
+        self.count += 1
+        src = self.dir / f"model{self.count}.c"
+        exe = self.dir / f"model{self.count}"
+        src.write_text(model.source)
+        subprocess.run(["gcc", *self.flags, str(src), *map(str, self.objects), "-o", str(exe)],
+                       check=True)
+        payload = b"".join(b"\x01" + b"".join(row) for row in encode_inputs(model.inputs, inputs))
+        proc = subprocess.run([str(exe)], input=payload + b"\x00", capture_output=True,
+                              check=True, timeout=60)
+        per = sum(io.bytes for io in model.outputs)
+        raw = []
+        for k in range(len(inputs)):
+            chunk, row, pos = proc.stdout[k * per:(k + 1) * per], [], 0
+            for io in model.outputs:
+                row.append(chunk[pos:pos + io.bytes])
+                pos += io.bytes
+            raw.append(row)
+        return decode_outputs(model.outputs, raw)
+
+
+def _emulator(board: str) -> Callable[[], Runner]:
+    def make() -> Runner:
+        try:
+            from tinymeter.device import run_on_emulator
+        except ImportError as exc:  # pragma: no cover - emulator extension not built
+            pytest.skip(f"emulator not available: {exc}")
+        if shutil.which("arm-none-eabi-gcc") is None:
+            pytest.skip("arm-none-eabi-gcc not installed")
+
+        def run(blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+            return run_on_emulator(blob, inputs, board=board, kernels="reference")
+
+        return run
+
+    return make
+
+
+#: Host build plus real firmware (reference kernels) on a soft-float M0+, an M4
+#: (single-precision FPU) and an M7.
+RUNNERS: dict[str, Callable[[], Runner]] = {
+    "host": HostRunner,
+    "emu-m0plus-ref": _emulator("nucleo-g0b1re"),
+    "emu-m4-ref": _emulator("nucleo-l4r5zi"),
+    "emu-m7-ref": _emulator("nucleo-f767zi"),
+}
+
+
+@pytest.fixture(params=list(RUNNERS), scope="module")
+def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
+    """(name, runner): each executes a .tflite through the runtime: (blob, inputs) -> outputs."""
+    return request.param, RUNNERS[request.param]()
+
+
+# --------------------------------------------------------------------------- checking
+
+
+@dataclass
+class Case:
+    """A single-op model, its input shapes and a description for failure messages."""
+
+    blob: bytes
+    input_shapes: list[tuple[int, ...]]
+    desc: dict[str, Any] = field(default_factory=dict)
+    scale: float = 2.0
+    dtype: type = np.int8
+
+    def inputs(self, seed: int) -> list[list[np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        if self.dtype == np.int8:
+            rand = [rng.integers(-128, 128, size=s).astype(np.int8) for s in self.input_shapes]
+            edge = [rng.choice(np.array([-128, -127, 0, 126, 127], np.int8), size=s)
+                    for s in self.input_shapes]
+            return [rand, edge]
+        rand = [(rng.standard_normal(s) * self.scale).astype(np.float32)
+                for s in self.input_shapes]
+        wide = [(rng.standard_normal(s) * 300.0).astype(np.float32) for s in self.input_shapes]
+        return [rand, wide]
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in units in the last place of float32 (ordered integer representation)."""
+    def ordered(x: np.ndarray) -> np.ndarray:
+        i = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    return np.abs(ordered(a) - ordered(b))
+
+
+def check(case: Case, runner: tuple[str, Runner], seed: int, max_ulp: int = 0) -> None:
+    """Run *case* on the runner and in TFLM; outputs must match bit for bit (or within
+    *max_ulp*). Emulated runners only take the first N_EMU seeds."""
+    name, run = runner
+    if name != "host" and seed >= N_EMU:
+        pytest.skip("emulated runners take the first N_EMU cases")
+    inputs = case.inputs(seed)
+    got = run(case.blob, inputs)
+    for k, (inp, out) in enumerate(zip(inputs, got)):
+        refs = run_tflm(case.blob, inp)
+        for o, ref in zip(out, refs):
+            assert o.dtype == ref.dtype and o.shape == ref.shape, case.desc
+            if max_ulp == 0:
+                if o.tobytes() != ref.tobytes():
+                    flat_o, flat_r = o.reshape(-1), ref.reshape(-1)
+                    bad = np.flatnonzero([a.tobytes() != b.tobytes() for a, b in zip(flat_o, flat_r)])
+                    first = int(bad[0])
+                    raise AssertionError(
+                        f"inference {k}: {len(bad)} of {ref.size} outputs differ, first at flat "
+                        f"{first}: got {flat_o[first]!r} want {flat_r[first]!r}; case {case.desc}")
+            else:
+                d = ulp_distance(o, ref)
+                assert d.max() <= max_ulp, (f"inference {k}: max {d.max()} ULP (> {max_ulp}) at "
+                                            f"{np.unravel_index(d.argmax(), d.shape)}; {case.desc}")
+
+
+# --------------------------------------------------------------------------- case builders
+
+
+def _scale(rng: np.random.Generator, lo: float = -3.0, hi: float = 0.0) -> float:
+    return float(np.float32(10.0 ** rng.uniform(lo, hi)))
+
+
+def _zp(rng: np.random.Generator) -> int:
+    return int(rng.integers(-128, 128))
+
+
+def _shape(rng: np.random.Generator, rank: int, hi: int = 6) -> tuple[int, ...]:
+    return tuple(int(v) for v in rng.integers(1, hi, size=rank))
+
+
+def quantize_case(seed: int) -> Case:
+    """QUANTIZE float -> int8 (odd seeds) or int8 -> int8 requantization (even seeds)."""
+    rng = np.random.default_rng(1000 + seed)
+    shape = _shape(rng, 1 + seed % 4)
+    y = int8_tensor("y", shape, _scale(rng, -2, 0), _zp(rng))
+    if seed % 2:
+        x = tensor("x", shape, F32)
+        return Case(single_op_model("QUANTIZE", [x], [y]), [shape], {"shape": shape},
+                    scale=float(rng.uniform(0.1, 100)), dtype=np.float32)
+    # Ratios on both sides of one (left and right shifts), sometimes equal scales.
+    s_in = float(y.quantization.scale[0]) if seed % 8 == 0 else _scale(rng, -3, 0)
+    x = int8_tensor("x", shape, s_in, _zp(rng))
+    return Case(single_op_model("QUANTIZE", [x], [y]), [shape], {"shape": shape, "in": s_in})
+
+
+def dequantize_case(seed: int) -> Case:
+    """DEQUANTIZE int8 -> float."""
+    rng = np.random.default_rng(2000 + seed)
+    shape = _shape(rng, 1 + seed % 4)
+    x = int8_tensor("x", shape, _scale(rng, -4, 1), _zp(rng))
+    y = tensor("y", shape, F32)
+    return Case(single_op_model("DEQUANTIZE", [x], [y]), [shape], {"shape": shape})
+
+
+def concat_case(seed: int) -> Case:
+    """CONCATENATION of 1-4 inputs on any (also negative) axis, int8 or float."""
+    rng = np.random.default_rng(3000 + seed)
+    rank = 1 + seed % 4
+    base = _shape(rng, rank)
+    axis = int(rng.integers(-rank, rank))
+    n = 1 + int(rng.integers(0, 4))
+    shapes = []
+    for _ in range(n):
+        s = list(base)
+        s[axis] = int(rng.integers(1, 5))
+        shapes.append(tuple(s))
+    out = list(base)
+    out[axis] = sum(s[axis] for s in shapes)
+    is_float = seed % 3 == 2
+    q = (_scale(rng), _zp(rng))
+    mk = (lambda name, s: tensor(name, s, F32)) if is_float else \
+        (lambda name, s: int8_tensor(name, s, *q))
+    xs = [mk(f"x{i}", s) for i, s in enumerate(shapes)]
+    blob = single_op_model("CONCATENATION", xs, [mk("y", tuple(out))], {"axis": axis})
+    return Case(blob, shapes, {"shapes": shapes, "axis": axis},
+                dtype=np.float32 if is_float else np.int8)
+
+
+def pad_case(seed: int) -> Case:
+    """PAD / PADV2, rank 1-5, int8 (pad = output zero point or a constant) or float."""
+    rng = np.random.default_rng(4000 + seed)
+    rank = 1 + seed % 5
+    shape = _shape(rng, rank, 5)
+    pads = rng.integers(0, 3, size=(rank, 2)).astype(np.int32)
+    out = tuple(int(d + a + b) for d, (a, b) in zip(shape, pads))
+    is_float = seed % 3 == 1
+    v2 = seed % 4 == 3
+    p = tensor("p", (rank, 2), I32, data=pads)
+    if is_float:
+        x, y = tensor("x", shape, F32), tensor("y", out, F32)
+        c = tensor("c", (), F32, data=np.array(rng.standard_normal(), np.float32))
+    else:
+        q = (_scale(rng), _zp(rng))
+        x, y = int8_tensor("x", shape, *q), int8_tensor("y", out, *q)
+        c = int8_tensor("c", (), *q, data=np.array(int(rng.integers(-128, 128)), np.int8))
+    opcode = "PADV2" if v2 else "PAD"
+    blob = single_op_model(opcode, [x, p, c] if v2 else [x, p], [y])
+    return Case(blob, [shape], {"op": opcode, "shape": shape, "pads": pads.tolist()},
+                dtype=np.float32 if is_float else np.int8)
+
+
+def mean_case(seed: int) -> Case:
+    """MEAN int8: 1-2 axes, keep_dims, same quantization (integer mean) or requantized."""
+    rng = np.random.default_rng(5000 + seed)
+    rank = 2 + seed % 3
+    shape = _shape(rng, rank)
+    if seed % 5 == 0 and rank == 4:
+        axes = [1, 2]
+    else:
+        axes = sorted(int(a) for a in rng.choice(rank, size=1 + seed % 2, replace=False))
+        axes = [a - rank if rng.random() < 0.3 else a for a in axes]
+    keep = seed % 2 == 0
+    res = {a % rank for a in axes}
+    out = tuple(1 if d in res else n for d, n in enumerate(shape)) if keep else \
+        tuple(n for d, n in enumerate(shape) if d not in res)
+    qin = (_scale(rng), _zp(rng))
+    qout = qin if seed % 3 == 0 else (_scale(rng), _zp(rng))
+    x, y = int8_tensor("x", shape, *qin), int8_tensor("y", out, *qout)
+    ax = tensor("axis", (len(axes),), I32, data=np.array(axes, np.int32))
+    blob = single_op_model("MEAN", [x, ax], [y], {"keep_dims": keep})
+    return Case(blob, [shape], {"shape": shape, "axes": axes, "keep": keep,
+                                "same_q": qin == qout})
+
+
+def mul_case(seed: int) -> Case:
+    """MUL int8 with up to 4-D broadcasting and fused activations."""
+    rng = np.random.default_rng(6000 + seed)
+    rank = 1 + seed % 4
+    out = _shape(rng, rank, 5)
+    a = tuple(d if rng.random() < 0.6 else 1 for d in out)
+    b = tuple(d if rng.random() < 0.5 else 1 for d in out)[int(rng.integers(0, rank)):]
+    if seed % 5 == 0:
+        a = b = out
+    full = tuple(max(p, q) for p, q in zip(a, (1,) * (rank - len(b)) + b))
+    s1, s2 = _scale(rng, -2, 0), _scale(rng, -2, 0)
+    so = float(np.float32(s1 * s2 * 128 * 10.0 ** rng.uniform(-1, 1)))
+    xa, xb = int8_tensor("a", a, s1, _zp(rng)), int8_tensor("b", b, s2, _zp(rng))
+    y = int8_tensor("y", full, so, _zp(rng))
+    opts = {"fused_activation_function": ACTIVATIONS[seed % 4]}
+    return Case(single_op_model("MUL", [xa, xb], [y], opts), [a, b],
+                dict(opts, shapes=(a, b, full)))
+
+
+def unary_case(seed: int, opcode: str) -> Case:
+    """LOGISTIC / TANH / HARD_SWISH int8 with the output quantization the converter uses."""
+    rng = np.random.default_rng(7000 + seed + 100 * len(opcode))
+    shape = _shape(rng, 1 + seed % 4, 8)
+    in_scale = _scale(rng, -2.5, -0.5)
+    x = int8_tensor("x", shape, in_scale, _zp(rng))
+    if opcode == "LOGISTIC":
+        y = int8_tensor("y", shape, 1.0 / 256, -128)
+    elif opcode == "TANH":
+        y = int8_tensor("y", shape, 1.0 / 128, 0)
+    else:
+        y = int8_tensor("y", shape, float(np.float32(in_scale * rng.uniform(0.3, 1.2))),
+                        _zp(rng))
+    return Case(single_op_model(opcode, [x], [y]), [shape], {"shape": shape, "in": in_scale})
+
+
+# --------------------------------------------------------------------------- bit-exact cases
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_quantize(runner: tuple[str, Runner], seed: int) -> None:
+    check(quantize_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_dequantize(runner: tuple[str, Runner], seed: int) -> None:
+    check(dequantize_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_concatenation(runner: tuple[str, Runner], seed: int) -> None:
+    check(concat_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_pad(runner: tuple[str, Runner], seed: int) -> None:
+    check(pad_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_mean_s8(runner: tuple[str, Runner], seed: int) -> None:
+    check(mean_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_mul_s8(runner: tuple[str, Runner], seed: int) -> None:
+    check(mul_case(seed), runner, seed)
+
+
+@pytest.mark.parametrize("opcode", ["LOGISTIC", "TANH", "HARD_SWISH"])
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_activation_s8(runner: tuple[str, Runner], seed: int, opcode: str) -> None:
+    check(unary_case(seed, opcode), runner, seed)
+
+
+def test_activation_s8_every_input(runner: tuple[str, Runner]) -> None:
+    """All 256 int8 inputs through LOGISTIC, TANH and HARD_SWISH (saturation radius,
+    zero, both signs) for a few input scales."""
+    for opcode in ("LOGISTIC", "TANH", "HARD_SWISH"):
+        for k, (s, z) in enumerate([(0.1, 3), (0.02, -20), (0.5, 0)]):
+            x = int8_tensor("x", (256,), s, z)
+            y = {"LOGISTIC": int8_tensor("y", (256,), 1.0 / 256, -128),
+                 "TANH": int8_tensor("y", (256,), 1.0 / 128, 0)}.get(
+                     opcode, int8_tensor("y", (256,), s * 0.7, -7))
+            case = Case(single_op_model(opcode, [x], [y]), [(256,)], {"op": opcode, "k": k})
+            name, run = runner
+            inp = [[np.arange(-128, 128, dtype=np.int8)]]
+            got = run(case.blob, inp)[0][0]
+            ref = run_tflm(case.blob, inp[0])[0]
+            assert np.array_equal(got, ref), (name, case.desc, np.flatnonzero(got != ref)[:5])
+
+
+# --------------------------------------------------------------------------- rejections
+
+
+def test_concatenation_rejects_mismatched_int8_quantization() -> None:
+    """TFLM refuses int8 CONCATENATION whose inputs differ from the output's quantization."""
+    a, b = int8_tensor("a", (1, 3), 0.1, 5), int8_tensor("b", (1, 2), 0.05, -3)
+    blob = single_op_model("CONCATENATION", [a, b], [int8_tensor("y", (1, 5), 0.1, 5)],
+                           {"axis": 1})
+    with pytest.raises(UnsupportedModelError, match="quantization"):
+        generate(parse_tflite(blob))
+
+
+def test_logistic_rejects_output_zero_point() -> None:
+    x, y = int8_tensor("x", (4,), 0.1, 0), int8_tensor("y", (4,), 1.0 / 256, 0)
+    with pytest.raises(UnsupportedModelError, match="zero point"):
+        generate(parse_tflite(single_op_model("LOGISTIC", [x], [y])))
+
+
+def test_hard_swish_params_match_tflm_formula() -> None:
+    """The int16 multipliers come from float32 scale ratios, then Q31 -> Q15 rounding."""
+    hs = quant.hard_swish_params(0.05, 0.04)
+    m, e = quant.quantize_multiplier(float(np.float32(1 / 128) * np.float32(0.05)
+                                           / np.float32(0.04)))
+    assert hs.output_multiplier_exponent == e
+    assert hs.output_multiplier_fixedpoint_int16 == (m + (1 << 15)) >> 16
+    assert quant.downscale_int32_to_int16_multiplier(2**31 - 1) == 2**15 - 1
