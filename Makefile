@@ -14,12 +14,13 @@ PYTEST_ARGS ?=
 
 toolchain:
 	@if command -v arm-none-eabi-gcc >/dev/null 2>&1 && \
-	    [ -f "$$(arm-none-eabi-gcc -print-file-name=libc_nano.a)" ]; then \
+	    [ -f "$$(arm-none-eabi-gcc -print-file-name=libc_nano.a)" ] && \
+	    [ -f "$$(arm-none-eabi-gcc -print-file-name=libstdc++_nano.a)" ]; then \
 	  echo "Arm toolchain: $$(arm-none-eabi-gcc --version | head -n1)"; \
 	else \
-	  echo "Installing the Debian Arm toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi)"; \
+	  echo "Installing the Debian Arm toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi, libstdc++-arm-none-eabi-newlib for the TFLM harness)"; \
 	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib; \
 	fi
 
 $(STAMP): pyproject.toml setup.py

@@ -37,6 +37,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
             raise ConfigError("give either a model or --elf, not both")
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
                            timeout_s=args.timeout)
+    elif args.tflm_lib is not None:
+        from tinymeter.pipeline import estimate_tflm
+
+        est = estimate_tflm(resolve_model(args.model), board, args.tflm_lib,
+                            args.tflm_include or [], BuildConfig(opt=args.opt),
+                            arena_bytes=args.tflm_arena, budget_instructions=args.budget,
+                            timeout_s=args.timeout)
     else:
         model_path = resolve_model(args.model)
         config = BuildConfig(kernels=args.kernels, opt=args.opt)
@@ -188,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--elf", type=Path, default=None,
                    help="profile a prebuilt Cortex-M ELF for --board instead of a model "
                         "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
+    e.add_argument("--tflm-lib", type=Path, default=None,
+                   help="link against this prebuilt TFLM static library instead of the "
+                        "built-in runtime (harness firmware/runtime/tflm; unverified with "
+                        "real TFLM builds)")
+    e.add_argument("--tflm-include", type=Path, action="append",
+                   help="TFLM include directory (repeatable: TFLM root, flatbuffers, ...)")
+    e.add_argument("--tflm-arena", type=int, default=64 * 1024,
+                   help="tensor arena bytes for the TFLM harness (default 65536)")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=int, nargs="?", const=15, default=0,

@@ -242,3 +242,31 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = 2_0
         ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".stack")),
         weight_bytes=0, stack_bytes=stack_peak(emulator), emulation_seconds=run.wall_time_s,
         emulation_mips=run.mips, functions=tuple(functions))
+
+
+def estimate_tflm(model_path: Path, board: Board, tflm_lib: Path,
+                  tflm_includes: list[Path], config: BuildConfig | None = None, *,
+                  arena_bytes: int = 64 * 1024, budget_instructions: int = 2_000_000_000,
+                  timeout_s: float = 600.0, cost_model: CostModel | None = None) -> Estimate:
+    """Estimate *model_path* running in a user-supplied prebuilt TFLM library.
+
+    The C++ harness (``firmware/runtime/tflm/tm_tflm_main.cc``) embeds the flatbuffer,
+    registers the model's ops and brackets each op with ``tm_prof_begin/end`` through a
+    ``MicroProfilerInterface``; layers are named by TFLM's event tags.  Tested only
+    against a fake TFLM here; real-TFLM use is unverified offline.
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from tinymeter.firmware.build import build_tflm
+
+    data = Path(model_path).read_bytes()
+    main = load_tflite(model_path).main
+    opcodes = [op.opcode for op in main.operators]
+    with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
+        elf = build_tflm(data, Path(model_path).stem, opcodes, len(opcodes), board, tflm_lib,
+                         tflm_includes, config, arena_bytes=arena_bytes, out_dir=Path(work))
+        est = estimate_elf(elf, board, budget_instructions=budget_instructions,
+                           timeout_s=timeout_s, cost_model=cost_model)
+    return replace(est, model=Path(model_path).name,
+                   kernels=f"TFLM ({Path(tflm_lib).name})", arena_bytes=arena_bytes)
