@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,8 +33,9 @@ KERNEL_SETS = ("reference", "optimized")
 ARM_CC = "arm-none-eabi-gcc"
 TOOLCHAIN_HINT = ("install it with: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
                   "(or run `make demo`, which does)")
+#: -ffp-contract=off: float kernels must round a*b+c twice, as TFLM's reference build does.
 COMMON_CFLAGS = ("-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
-                 "-fno-common")
+                 "-fno-common", "-ffp-contract=off")
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,15 @@ def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: P
             *(str(o) for o in objects), "-o", str(elf)]
 
 
-def host_argv(cc: str, sources: Sequence[Path], include: Path, exe: Path) -> list[str]:
-    """Command line building the host executable in one step."""
-    return [cc, "-O2", *COMMON_CFLAGS, "-DTM_PLATFORM_HOST", f"-I{include}",
-            *(str(s) for s in sources), "-o", str(exe)]
+def host_compile_argv(cc: str, source: Path, obj: Path, include: Path) -> list[str]:
+    """Command line compiling one runtime or model file for the host platform."""
+    return [cc, "-O2", *COMMON_CFLAGS, "-DTM_PLATFORM_HOST", f"-I{include}", "-c", str(source),
+            "-o", str(obj)]
+
+
+def host_link_argv(cc: str, objects: Sequence[Path], exe: Path) -> list[str]:
+    """Command line linking the host executable."""
+    return [cc, *(str(o) for o in objects), "-o", str(exe)]
 
 
 def linker_script(board: Board, stack_bytes: int) -> str:
@@ -243,18 +249,23 @@ class FirmwareBuilder:
         headers = sorted((self.root / "include").glob("*.h"))
         return _digest(*(p.read_bytes() for p in (*sources, *headers)))
 
-    def _runtime_objects(self, core: Core, config: BuildConfig) -> list[Path]:
-        sources = firmware_sources(self.root, config.kernels, core)
-        key = _digest(self._sources_digest(sources), core.name, repr(config), self.cc)
-        out = self.cache_dir / "runtime" / key
+    def _objects(self, sources: Sequence[Path], argv: Callable[[Path, Path], list[str]],
+                 key_parts: Sequence[str], target: str) -> list[Path]:
+        """Compile *sources* once per (contents, flags) into the cache; return the objects.
+
+        Objects are built in a private temporary directory and renamed into place, so
+        concurrent builders (test workers, sweep processes) never see half a set.
+        """
+        key = _digest(self._sources_digest(sources), *key_parts)
+        parent = self._ensure(self.cache_dir / "runtime")
+        out = parent / key
         objects = [out / f"{i:02d}_{s.stem}.o" for i, s in enumerate(sources)]
         if all(o.exists() for o in objects):
             return objects
-        tmp = Path(tempfile.mkdtemp(prefix="rt-", dir=self._ensure(self.cache_dir / "runtime")))
+        tmp = Path(tempfile.mkdtemp(prefix="rt-", dir=parent))
         try:
-            include = self.root / "include"
-            jobs = [(compile_argv(self.cc, core, config, s, tmp / o.name, include),
-                     f"compiling {s.name} for {core.name}") for s, o in zip(sources, objects)]
+            jobs = [(argv(s, tmp / o.name), f"compiling {s.name} for {target}")
+                    for s, o in zip(sources, objects)]
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 list(pool.map(lambda job: _run(*job), jobs))  # re-raises the first failure
             try:
@@ -267,6 +278,19 @@ class FirmwareBuilder:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return objects
+
+    def _runtime_objects(self, core: Core, config: BuildConfig) -> list[Path]:
+        include = self.root / "include"
+        return self._objects(
+            firmware_sources(self.root, config.kernels, core),
+            lambda src, obj: compile_argv(self.cc, core, config, src, obj, include),
+            (core.name, repr(config), self.cc), core.name)
+
+    def _host_objects(self) -> list[Path]:
+        include = self.root / "include"
+        return self._objects(host_sources(self.root),
+                             lambda src, obj: host_compile_argv(self.host_cc, src, obj, include),
+                             ("host", self.host_cc), "the host")
 
     @staticmethod
     def _ensure(path: Path) -> Path:
@@ -309,16 +333,18 @@ class FirmwareBuilder:
 
     def build_host(self, model: GeneratedModel) -> Path:
         """Build (or reuse) a host executable running *model* with reference kernels."""
-        sources = host_sources(self.root)
-        key = _digest(self._sources_digest(sources), model.source, self.host_cc)
+        objects = self._host_objects()
+        key = _digest(model.source, objects[0].parent.name)
         exe = self._ensure(self.cache_dir / "host") / f"model-{key}"
         if exe.exists():
             return exe
         work = Path(tempfile.mkdtemp(prefix="host-", dir=exe.parent))
         try:
             (work / "model.c").write_text(model.source)
-            _run(host_argv(self.host_cc, [*sources, work / "model.c"], self.root / "include",
-                           work / "model"), "building the host model")
+            _run(host_compile_argv(self.host_cc, work / "model.c", work / "model.o",
+                                   self.root / "include"), "compiling the generated model for the host")
+            _run(host_link_argv(self.host_cc, [*objects, work / "model.o"], work / "model"),
+                 "linking the host model")
             os.replace(work / "model", exe)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,8 @@ from tinymeter.firmware.build import (
     BuildConfig,
     compile_argv,
     firmware_sources,
-    host_argv,
+    host_compile_argv,
+    host_link_argv,
     kernel_sources,
     link_argv,
     linker_script,
@@ -27,7 +28,8 @@ def test_compile_argv_m4() -> None:
     assert argv == [
         "arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
         "-mfloat-abi=hard", "-O2", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections",
-        "-fdata-sections", "-fno-common", "-DTM_RUNS=1", "-Iinc", "-c", "a/k.c", "-o", "o/k.o",
+        "-fdata-sections", "-fno-common", "-ffp-contract=off", "-DTM_RUNS=1", "-Iinc", "-c",
+        "a/k.c", "-o", "o/k.o",
     ]
 
 
@@ -52,9 +54,11 @@ def test_link_argv_m7() -> None:
 
 
 def test_host_argv() -> None:
-    assert host_argv("gcc", [Path("x.c")], Path("inc"), Path("exe")) == [
+    assert host_compile_argv("gcc", Path("x.c"), Path("x.o"), Path("inc")) == [
         "gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections",
-        "-fno-common", "-DTM_PLATFORM_HOST", "-Iinc", "x.c", "-o", "exe"]
+        "-fno-common", "-ffp-contract=off", "-DTM_PLATFORM_HOST", "-Iinc", "-c", "x.c", "-o", "x.o"]
+    assert host_link_argv("gcc", [Path("a.o"), Path("b.o")], Path("exe")) == [
+        "gcc", "a.o", "b.o", "-o", "exe"]
 
 
 def test_linker_script_uses_board_map() -> None:
