@@ -256,7 +256,9 @@ class FirmwareBuilder:
         Objects are built in a private temporary directory and renamed into place, so
         concurrent builders (test workers, sweep processes) never see half a set.
         """
-        key = _digest(self._sources_digest(sources), *key_parts)
+        # The command line itself is part of the key, so a flag change never reuses stale objects.
+        key = _digest(self._sources_digest(sources), *key_parts,
+                      " ".join(argv(Path("src.c"), Path("obj.o"))))
         parent = self._ensure(self.cache_dir / "runtime")
         out = parent / key
         objects = [out / f"{i:02d}_{s.stem}.o" for i, s in enumerate(sources)]
