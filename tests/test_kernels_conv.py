@@ -333,6 +333,44 @@ def test_depthwise_multichannel(runner: Runner, ch: int, k: int, stride: int, pa
     _check(case, runner, ch)
 
 
+@pytest.mark.parametrize("x_shape,kernel,cout,stride,dilation,padding", [
+    ((1, 6, 7, 8), (3, 3), 5, 1, 1, "SAME"),     # in_ch % 4 == 0: widened straight from input
+    ((1, 9, 9, 3), (3, 3), 8, 2, 1, "SAME"),     # VWW stem: gathered window, k % 4 tail
+    ((1, 7, 8, 12), (3, 3), 6, 1, 2, "SAME"),    # dilated taps through im2col
+    ((2, 5, 3, 16), (1, 1), 7, 2, 1, "VALID"),   # strided 1x1, pixels across batches
+    ((1, 4, 4, 80), (3, 3), 3, 1, 1, "SAME"),    # window > TM_CONV_MAX_K: direct path
+    ((1, 3, 10, 1), (3, 4), 9, 1, 1, "SAME"),    # KWS-like stem, one channel
+])
+def test_conv2d_im2col_paths(runner: Runner, x_shape: tuple[int, ...], kernel: tuple[int, int],
+                             cout: int, stride: int, dilation: int, padding: str) -> None:
+    """Shapes steering the optimized conv through each im2col / fallback branch."""
+    kh, kw = kernel
+    opts = {"padding": padding, "stride_h": stride, "stride_w": stride,
+            "dilation_h_factor": dilation, "dilation_w_factor": dilation,
+            "fused_activation_function": "RELU6"}
+    pad = quant.compute_padding_height_width(stride, stride, dilation, dilation, x_shape[1],
+                                             x_shape[2], kh, kw, padding)
+    rng = np.random.default_rng(sum(x_shape) + cout)
+    cin = x_shape[3]
+    case = _conv_model("CONV_2D", x_shape, (cout, kh, kw, cin),
+                       (x_shape[0], pad.out_height, pad.out_width, cout), opts,
+                       w_scales=_log_scales(rng, cout, -4, -2), in_q=(0.05, 11),
+                       out_q=(0.5 * math.sqrt(kh * kw * cin) / 10, -3), seed=cout,
+                       bias=cout % 2 == 1)
+    _check(case, runner, cout)
+
+
+def test_fully_connected_deep_rows(runner: Runner) -> None:
+    """accum_depth above the optimized set's widened-input buffer: blocked fallback."""
+    rng = np.random.default_rng(12)
+    w = int8_tensor("w", (6, 1100), 0.002, 0, data=_weights(rng, (6, 1100)))
+    x = int8_tensor("x", (1, 1100), 0.05, 9)
+    y = int8_tensor("y", (1, 6), 2.0, -1)
+    b = bias_tensor("b", rng.integers(-3000, 3000, size=6).astype(np.int32), 0.05, w)
+    blob = single_op_model("FULLY_CONNECTED", [x, w, b], [y], {})
+    _check(Case(blob, (1, 1100), {"accum_depth": 1100}), runner, 12)
+
+
 def test_conv2d_grouped(runner: Runner) -> None:
     """Grouped conv (in_ch = 2 x filter in_ch), which TFLM's reference kernel supports."""
     opts = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "fused_activation_function": "NONE"}
@@ -521,8 +559,12 @@ _FP_PROGRAM = r"""
 int main(void) {
   long long x, m; int s;
   while (scanf("%lld %lld %d", &x, &m, &s) == 3) {
-    printf("%d %d\n", (int)tm_multiply_by_quantized_multiplier((int32_t)x, (int32_t)m, s),
-           (int)tm_sat_rounding_doubling_high_mul((int32_t)x, (int32_t)m));
+    const int left = s > 0 ? s : 0, right = s > 0 ? 0 : -s;
+    const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
+    printf("%d %d %d %d\n", (int)tm_multiply_by_quantized_multiplier((int32_t)x, (int32_t)m, s),
+           (int)tm_sat_rounding_doubling_high_mul((int32_t)x, (int32_t)m),
+           (int)tm_rounding_doubling_high_mul_nosat((int32_t)x, (int32_t)m),
+           (int)tm_requantize_split((int32_t)x, (int32_t)m, left, right, mask));
   }
   return 0;
 }
@@ -531,7 +573,8 @@ int main(void) {
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not installed")
 def test_fixedpoint_helpers_match_tflm_definition(tmp_path: Path) -> None:
-    """tm_fixedpoint.h == TFLM's double-rounding arithmetic on edge and random values."""
+    """tm_fixedpoint.h == TFLM's double-rounding arithmetic on edge and random values,
+    including the no-saturation / pre-split-shift forms the optimized kernels use."""
     src = tmp_path / "fp.c"
     src.write_text(_FP_PROGRAM)
     exe = tmp_path / "fp"
@@ -550,9 +593,13 @@ def test_fixedpoint_helpers_match_tflm_definition(tmp_path: Path) -> None:
     out = subprocess.run([str(exe)], input=stdin, capture_output=True, text=True, check=True)
     lines = out.stdout.split("\n")
     for (x, m, s), line in zip(cases, lines):
-        got_mb, got_hm = (int(v) for v in line.split())
+        got_mb, got_hm, got_nosat, got_split = (int(v) for v in line.split())
         assert got_hm == _srdhm(x, m), (x, m)
         assert got_mb == mbqm_reference(x, m, s), (x, m, s)
+        if m != -(2**31):
+            # The optimized kernels' one-SMLAL forms (multipliers are never INT32_MIN).
+            assert got_nosat == _srdhm(x, m), (x, m)
+            assert got_split == mbqm_reference(x, m, s), (x, m, s)
 
 
 @pytest.mark.parametrize("cc,flags", [

@@ -63,6 +63,21 @@ def test_mlperf_model_bit_exact_on_m4(name: str, builder: FirmwareBuilder) -> No
     _check_bit_exact(path.read_bytes(), "nucleo-l4r5zi", builder)
 
 
+#: DSP cores where the optimized kernel set differs from the reference set.
+OPTIMIZED_BOARDS = {"m4": "nucleo-l4r5zi", "m7": "nucleo-f767zi"}
+
+
+@pytest.mark.parametrize("core", sorted(OPTIMIZED_BOARDS))
+@pytest.mark.parametrize("name", MODELS)
+def test_mlperf_model_bit_exact_optimized(name: str, core: str, builder: FirmwareBuilder) -> None:
+    """The optimized (DSP SIMD) kernels reorder sums and use kernel sums and im2col;
+    whole models catch any layer shape the single-op cases miss."""
+    path = MLPERF / name
+    if not path.exists():
+        pytest.skip(f"shared model {path} not present")
+    _check_bit_exact(path.read_bytes(), OPTIMIZED_BOARDS[core], builder, kernels="optimized")
+
+
 def test_default_model_bit_exact(builder: FirmwareBuilder) -> None:
     from tinymeter.models import zoo
 

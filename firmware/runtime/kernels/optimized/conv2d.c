@@ -283,32 +283,25 @@ static void tm_conv2d_s8_direct(const tm_conv2d_s8_params *p) {
 #define TM_CONV_PX 4
 #define TM_CONV_MAX_K 576
 
-/* Half-word slot of im2col element e of pixel px. Elements below k4 (k rounded
- * down to a multiple of 4) live in groups of 16 halfwords: words 0..3 hold
- * (e0, e2) of pixels 0..3, words 4..7 hold (e1, e3). The k % 4 tail elements
- * follow as [element][pixel]. */
-static TM_ALWAYS_INLINE int16_t *tm_col_slot(int16_t *col, int32_t k4, int32_t e, int32_t px) {
-  if (e < k4) {
-    return col + (e >> 2) * 16 + (e & 1) * 8 + 2 * px + ((e >> 1) & 1);
-  }
-  return col + 4 * k4 + (e - k4) * 4 + px;
+/* Half-word slot of im2col element e of pixel px: elements come in groups of 4
+ * stored as 16 halfwords, words 0..3 = (e0, e2) of pixels 0..3 and words 4..7 =
+ * (e1, e3). k is rounded up to a whole group (kp); the pad elements are 0. */
+static TM_ALWAYS_INLINE int16_t *tm_col_slot(int16_t *col, int32_t e, int32_t px) {
+  return col + (e >> 2) * 16 + (e & 1) * 8 + 2 * px + ((e >> 1) & 1);
 }
 
 /* im2col elements [e, e + len) of pixel px from len contiguous input bytes
  * (src != NULL), or the zero point for padded taps (src == NULL). Aligned runs of
  * 4 are widened with SXTB16 straight into the two interleaved words. */
-static void tm_col_put(int16_t *col, int32_t k4, int32_t px, int32_t e, const int8_t *src,
-                       int32_t len, int32_t zp) {
+static void tm_col_put(int16_t *col, int32_t px, int32_t e, const int8_t *src, int32_t len,
+                       int32_t zp) {
   const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16);
   while (len > 0 && (e & 3) != 0) {
-    *tm_col_slot(col, k4, e++, px) = (int16_t)(src ? *src++ : zp);
+    *tm_col_slot(col, e++, px) = (int16_t)(src ? *src++ : zp);
     --len;
   }
-  if (e < k4) {
-    int32_t groups = (k4 - e) >> 2;
-    if (groups > (len >> 2)) {
-      groups = len >> 2;
-    }
+  {
+    int32_t groups = len >> 2;
     uint32_t *dst = (uint32_t *)(void *)(col + (e >> 2) * 16 + 2 * px);
     e += groups * 4;
     len -= groups * 4;
@@ -329,34 +322,90 @@ static void tm_col_put(int16_t *col, int32_t k4, int32_t px, int32_t e, const in
     }
   }
   while (len > 0) {
-    *tm_col_slot(col, k4, e++, px) = (int16_t)(src ? *src++ : zp);
+    *tm_col_slot(col, e++, px) = (int16_t)(src ? *src++ : zp);
     --len;
   }
 }
 
-/* The im2col column of output pixel px whose window starts at (iy0, ix0). */
-static void tm_col_pixel(const tm_conv2d_s8_params *p, int16_t *col, int32_t k4, int32_t px,
+/* A word store to any byte address: one STR on ARMv7E-M. */
+typedef uint32_t tm_u32_unaligned __attribute__((aligned(1), may_alias));
+
+/* n bytes from src to dst, a word at a time (unaligned LDR/STR are fine on
+ * ARMv7E-M; newlib-nano's memcpy goes byte by byte). */
+static TM_ALWAYS_INLINE void tm_copy_bytes(int8_t *dst, const int8_t *src, int32_t n) {
+  for (; n >= 4; n -= 4, src += 4, dst += 4) {
+    *(tm_u32_unaligned *)(void *)dst = tm_ld4(src);
+  }
+  for (; n > 0; --n) {
+    *dst++ = *src++;
+  }
+}
+
+/* The raw int8 window of a pixel (padded taps = zero point) in filter order. Used
+ * when in_ch % 4 != 0, where the window's runs do not start on a group of 4 and
+ * widening element by element would cost several times the gather. */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) /* no memcpy/memset calls */
+static void tm_gather_window(const tm_conv2d_s8_params *p, int8_t *raw, const int8_t *in_batch,
+                             int32_t iy0, int32_t ix0, int32_t zp) {
+  const int32_t in_ch = p->in_ch, in_w = p->in_w;
+  const int32_t fw = p->filter_w, dw = p->dilation_w;
+  const int32_t seg = fw * in_ch;
+  const int full_x = dw == 1 && ix0 >= 0 && ix0 + fw <= in_w;
+  for (int32_t ky = 0; ky < p->filter_h; ++ky, raw += seg) {
+    const int32_t iy = iy0 + ky * p->dilation_h;
+    if (iy < 0 || iy >= p->in_h) {
+      for (int32_t i = 0; i < seg; ++i) {
+        raw[i] = (int8_t)zp;
+      }
+      continue;
+    }
+    const int8_t *const row = in_batch + iy * in_w * in_ch;
+    if (__builtin_expect(full_x, 1)) {
+      tm_copy_bytes(raw, row + ix0 * in_ch, seg);
+      continue;
+    }
+    for (int32_t kx = 0; kx < fw; ++kx) {
+      const int32_t ix = ix0 + kx * dw;
+      if (ix >= 0 && ix < in_w) {
+        tm_copy_bytes(raw + kx * in_ch, row + ix * in_ch, in_ch);
+      } else {
+        for (int32_t i = 0; i < in_ch; ++i) {
+          raw[kx * in_ch + i] = (int8_t)zp;
+        }
+      }
+    }
+  }
+}
+
+/* The im2col column of output pixel px whose window starts at (iy0, ix0); raw is
+ * a k-byte gather buffer for channel counts that are not a multiple of 4. */
+static void tm_col_pixel(const tm_conv2d_s8_params *p, int16_t *col, int8_t *raw, int32_t px,
                          const int8_t *in_batch, int32_t iy0, int32_t ix0, int32_t zp) {
   const int32_t in_ch = p->in_ch, in_w = p->in_w;
   const int32_t fw = p->filter_w, dw = p->dilation_w;
   const int32_t seg = fw * in_ch;
+  if (in_ch & 3) {
+    tm_gather_window(p, raw, in_batch, iy0, ix0, zp);
+    tm_col_put(col, px, 0, raw, p->filter_h * seg, zp);
+    return;
+  }
   const int full_x = dw == 1 && ix0 >= 0 && ix0 + fw <= in_w;
   int32_t e = 0;
   for (int32_t ky = 0; ky < p->filter_h; ++ky, e += seg) {
     const int32_t iy = iy0 + ky * p->dilation_h;
     if (iy < 0 || iy >= p->in_h) {
-      tm_col_put(col, k4, px, e, 0, seg, zp);
+      tm_col_put(col, px, e, 0, seg, zp);
       continue;
     }
     const int8_t *const row = in_batch + iy * in_w * in_ch;
     if (__builtin_expect(full_x, 1)) {
-      tm_col_put(col, k4, px, e, row + ix0 * in_ch, seg, zp);
+      tm_col_put(col, px, e, row + ix0 * in_ch, seg, zp);
       continue;
     }
     for (int32_t kx = 0; kx < fw; ++kx) {
       const int32_t ix = ix0 + kx * dw;
       const int in_image = ix >= 0 && ix < in_w;
-      tm_col_put(col, k4, px, e + kx * in_ch, in_image ? row + ix * in_ch : 0, in_ch, zp);
+      tm_col_put(col, px, e + kx * in_ch, in_image ? row + ix * in_ch : 0, in_ch, zp);
     }
   }
 }
@@ -412,25 +461,48 @@ static TM_ALWAYS_INLINE void tm_mac_1x4(const int8_t *w, const int16_t *c, int32
   acc[3] = a3;
 }
 
+/* Requantize one accumulator and clamp it to the fused activation range. */
+static TM_ALWAYS_INLINE int8_t tm_conv_out(int32_t acc, int32_t mult, int left, int right,
+                                           int32_t mask, int32_t out_off, int32_t act_min,
+                                           int32_t act_max) {
+  int32_t v = tm_requantize_split(acc, mult, left, right, mask) + out_off;
+  v = v < act_min ? act_min : v;
+  return (int8_t)(v > act_max ? act_max : v);
+}
+
 static void tm_conv2d_s8_im2col(const tm_conv2d_s8_params *p, int32_t k) {
   int16_t col[TM_CONV_PX * TM_CONV_MAX_K] __attribute__((aligned(4)));
+  int8_t raw[TM_CONV_MAX_K];
   const int32_t k4 = k & ~3;
-  const int32_t groups = k4 >> 2;
   const int32_t tail = k - k4;
-  const int16_t *const col_tail = col + 4 * k4;
+  /* Filter rows are k bytes apart, so every row but the last may read its padded
+   * last group straight from memory: the bytes past the row end meet zeros. The
+   * last row must not read past the array: its tail is done element-wise. */
+  const int32_t groups_all = (k + 3) >> 2;
+  const int32_t groups_last = k4 >> 2;
   const int32_t out_ch = p->out_ch;
   const int32_t zp = -p->input_offset;
   const int32_t out_off = p->output_offset;
   const int32_t act_min = p->act_min, act_max = p->act_max;
   const int32_t *const ksum = p->kernel_sums;
+  const int32_t *const mults = p->out_mult;
+  const int32_t *const shifts = p->out_shift;
   const int32_t out_w = p->out_w;
   const int32_t total = p->batches * p->out_h * out_w;
   const int32_t batch_stride = p->in_h * p->in_w * p->in_ch;
+  if (tail) {
+    /* The pad elements of the last group stay 0 for the whole layer. */
+    for (int32_t q = 0; q < TM_CONV_PX; ++q) {
+      for (int32_t e = k; e < 4 * groups_all; ++e) {
+        *tm_col_slot(col, e, q) = 0;
+      }
+    }
+  }
   int32_t b = 0, oy = 0, ox = 0; /* coordinates of the next pixel to load */
   for (int32_t n = 0; n < total; n += TM_CONV_PX) {
     const int32_t np = total - n < TM_CONV_PX ? total - n : TM_CONV_PX;
     for (int32_t q = 0; q < np; ++q) {
-      tm_col_pixel(p, col, k4, q, p->input + b * batch_stride, oy * p->stride_h - p->pad_h,
+      tm_col_pixel(p, col, raw, q, p->input + b * batch_stride, oy * p->stride_h - p->pad_h,
                    ox * p->stride_w - p->pad_w, zp);
       if (++ox == out_w) {
         ox = 0;
@@ -441,34 +513,41 @@ static void tm_conv2d_s8_im2col(const tm_conv2d_s8_params *p, int32_t k) {
       }
     }
     for (int32_t q = np; q < TM_CONV_PX; ++q) {
-      tm_col_put(col, k4, q, 0, 0, k, zp); /* defined values for the unused lanes */
+      tm_col_put(col, q, 0, 0, k, zp); /* defined values for the unused lanes */
     }
     int8_t *const out = p->output + n * out_ch;
     const int8_t *w = p->filter;
     for (int32_t oc = 0; oc < out_ch; ++oc, w += k) {
       const int32_t s = ksum[oc];
       int32_t acc[4] = {s, s, s, s};
-      if (__builtin_expect(groups > 0, 1)) {
-        tm_mac_1x4(w, col, groups, acc);
+      if (__builtin_expect(oc + 1 < out_ch, 1)) {
+        tm_mac_1x4(w, col, groups_all, acc);
+      } else {
+        if (groups_last > 0) {
+          tm_mac_1x4(w, col, groups_last, acc);
+        }
+        for (int32_t t = 0; t < tail; ++t) {
+          const int32_t wv = w[k4 + t];
+          for (int32_t q = 0; q < TM_CONV_PX; ++q) {
+            acc[q] += wv * *tm_col_slot(col, k4 + t, q);
+          }
+        }
       }
-      for (int32_t t = 0; t < tail; ++t) {
-        const int32_t wv = w[k4 + t];
-        const int16_t *const ct = col_tail + 4 * t;
-        acc[0] += wv * ct[0];
-        acc[1] += wv * ct[1];
-        acc[2] += wv * ct[2];
-        acc[3] += wv * ct[3];
-      }
-      const int32_t mult = p->out_mult[oc];
-      const int32_t shift = p->out_shift[oc];
+      const int32_t mult = mults[oc];
+      const int32_t shift = shifts[oc];
       const int left = shift > 0 ? (int)shift : 0;
       const int right = left - (int)shift;
       const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
       int8_t *o = out + oc;
-      for (int32_t q = 0; q < np; ++q, o += out_ch) {
-        int32_t v = tm_requantize_split(acc[q], mult, left, right, mask) + out_off;
-        v = v < act_min ? act_min : v;
-        *o = (int8_t)(v > act_max ? act_max : v);
+      if (__builtin_expect(np == TM_CONV_PX, 1)) {
+        o[0] = tm_conv_out(acc[0], mult, left, right, mask, out_off, act_min, act_max);
+        o[out_ch] = tm_conv_out(acc[1], mult, left, right, mask, out_off, act_min, act_max);
+        o[2 * out_ch] = tm_conv_out(acc[2], mult, left, right, mask, out_off, act_min, act_max);
+        o[3 * out_ch] = tm_conv_out(acc[3], mult, left, right, mask, out_off, act_min, act_max);
+      } else {
+        for (int32_t q = 0; q < np; ++q, o += out_ch) {
+          *o = tm_conv_out(acc[q], mult, left, right, mask, out_off, act_min, act_max);
+        }
       }
     }
   }

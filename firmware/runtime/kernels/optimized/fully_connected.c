@@ -1,9 +1,17 @@
-/* FULLY_CONNECTED int8, DSP-optimized (Cortex-M4/M7/M33): the conv kernel's
- * SXTB16/SXTAB16 + SMLAD dot products, blocked 2 batches x 2 output channels so
- * each widened input word serves two weight rows and each widened weight word two
- * batch rows. Same exact int32 sums and double-rounding requantization as the TFLM
- * reference; weights with a non-zero zero point and non-DSP cores use the
- * reference arithmetic. */
+/* FULLY_CONNECTED int8, DSP-optimized (Cortex-M4/M7/M33).
+ *
+ * Main path (symmetric weights, accum_depth <= TM_FC_MAX_DEPTH): each input row is
+ * widened once into a stack buffer as the (x0, x2) / (x1, x3) halfword pairs that
+ * SXTB16 / SXTB16 ROR #8 make of 4 int8 weights; then four weight rows at a time
+ * run through an inline-asm loop where one LDRD fetches the input words of four
+ * SMLAD pairs (21 instructions per 16 MACs). The accumulators start at the host's
+ * kernel sums (bias + input_offset * sum(row)), so the input offset never enters
+ * the loop. Leftover rows and the accum_depth % 4 tail run in C; larger depths the
+ * 2x2-blocked SMLAD kernel below.
+ *
+ * Same exact int32 sums (modulo 2^32, so reordering is exact) and TFLM's
+ * double-rounding requantization as the reference; weights with a non-zero zero
+ * point and non-DSP cores use the reference arithmetic. */
 #include "tm_fixedpoint.h"
 #include "tm_ops_conv.h"
 
@@ -108,12 +116,8 @@ static TM_ALWAYS_INLINE int8_t tm_fc_requant(const tm_fully_connected_s8_params 
   return tm_clamp_s8(acc + p->output_offset, p->act_min, p->act_max);
 }
 
-void tm_fully_connected_s8(const void *params) {
-  const tm_fully_connected_s8_params *p = (const tm_fully_connected_s8_params *)params;
-  if (p->filter_offset != 0) {
-    tm_fully_connected_s8_generic(params);
-    return;
-  }
+/* 2x2-blocked SMLAD kernel without scratch, for very deep rows. */
+static void tm_fc_s8_blocked(const tm_fully_connected_s8_params *p) {
   const int32_t k = p->accum_depth;
   const int32_t out_depth = p->out_depth;
   const int32_t q_step = p->per_channel ? 1 : 0;
@@ -159,6 +163,148 @@ void tm_fully_connected_s8(const void *params) {
       out0[oc] = tm_fc_requant(p, acc[0], oc, oc * q_step);
     }
   }
+}
+
+/* Deepest row the widened-input stack buffer holds (2 KiB). */
+#define TM_FC_MAX_DEPTH 1024
+
+/* One group of 4 inputs against four weight rows (row r + 1 is kk + 4 bytes after
+ * row r's post-incremented pointer, rows 0/1 via wa, rows 2/3 via wb). */
+#define TM_FC_STEP                                    \
+  "ldrd   %[xe], %[xo], [%[xp]], #8\n\t"              \
+  "ldr    %[t1], [%[wa]], #4\n\t"                     \
+  "sxtb16 %[t2], %[t1]\n\t"                           \
+  "sxtb16 %[t1], %[t1], ror #8\n\t"                   \
+  "smlad  %[a0], %[t2], %[xe], %[a0]\n\t"             \
+  "smlad  %[a0], %[t1], %[xo], %[a0]\n\t"             \
+  "ldr    %[t1], [%[wa], %[kk]]\n\t"                  \
+  "sxtb16 %[t2], %[t1]\n\t"                           \
+  "sxtb16 %[t1], %[t1], ror #8\n\t"                   \
+  "smlad  %[a1], %[t2], %[xe], %[a1]\n\t"             \
+  "smlad  %[a1], %[t1], %[xo], %[a1]\n\t"             \
+  "ldr    %[t1], [%[wb]], #4\n\t"                     \
+  "sxtb16 %[t2], %[t1]\n\t"                           \
+  "sxtb16 %[t1], %[t1], ror #8\n\t"                   \
+  "smlad  %[a2], %[t2], %[xe], %[a2]\n\t"             \
+  "smlad  %[a2], %[t1], %[xo], %[a2]\n\t"             \
+  "ldr    %[t1], [%[wb], %[kk]]\n\t"                  \
+  "sxtb16 %[t2], %[t1]\n\t"                           \
+  "sxtb16 %[t1], %[t1], ror #8\n\t"                   \
+  "smlad  %[a3], %[t2], %[xe], %[a3]\n\t"             \
+  "smlad  %[a3], %[t1], %[xo], %[a3]\n\t"
+
+/* acc[r] += row r (r = 0..3, k bytes apart, from w) . widened input x over
+ * `groups` groups of 4. Inline asm: C cannot keep the 12 live values in registers.
+ * The loop ends on the input pointer reaching xend (read from the stack, which
+ * frees the register a counter would take). */
+static TM_ALWAYS_INLINE void tm_fc_mac_4x1(const int8_t *w, int32_t k, const uint32_t *x,
+                                            int32_t groups, int32_t acc[4]) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *wa = w;
+  const int8_t *wb = w + 2 * k;
+  const int32_t kk = k - 4;
+  const uint32_t *const xend = x + 2 * groups;
+  uint32_t xe, xo, t1, t2;
+  if (groups & 1) {
+    __asm__ volatile(TM_FC_STEP
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                       [wa] "+r"(wa), [wb] "+r"(wb), [xp] "+r"(x), [xe] "=&r"(xe),
+                       [xo] "=&r"(xo), [t1] "=&r"(t1), [t2] "=&r"(t2)
+                     : [kk] "r"(kk)
+                     : "memory");
+  }
+  if (groups > 1) {
+    __asm__ volatile(
+        "1:\n\t"
+        TM_FC_STEP
+        TM_FC_STEP
+        "ldr    %[t1], %[xend]\n\t"
+        "cmp    %[xp], %[t1]\n\t"
+        "bne    1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [wa] "+r"(wa),
+          [wb] "+r"(wb), [xp] "+r"(x), [xe] "=&r"(xe), [xo] "=&r"(xo), [t1] "=&r"(t1),
+          [t2] "=&r"(t2)
+        : [kk] "r"(kk), [xend] "m"(xend)
+        : "cc", "memory");
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+static TM_ALWAYS_INLINE int8_t tm_fc_out(const tm_fully_connected_s8_params *p, int32_t acc,
+                                         int32_t q) {
+  const int32_t shift = p->out_shift[q];
+  const int left = shift > 0 ? (int)shift : 0;
+  const int right = left - (int)shift;
+  const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
+  int32_t v = tm_requantize_split(acc, p->out_mult[q], left, right, mask) + p->output_offset;
+  v = v < p->act_min ? p->act_min : v;
+  return (int8_t)(v > p->act_max ? p->act_max : v);
+}
+
+static void tm_fc_s8_widened(const tm_fully_connected_s8_params *p) {
+  uint32_t xw[TM_FC_MAX_DEPTH / 2];
+  const int32_t k = p->accum_depth;
+  const int32_t k4 = k & ~3;
+  const int32_t groups = k4 >> 2;
+  const int32_t out_depth = p->out_depth;
+  const int32_t q_step = p->per_channel ? 1 : 0;
+  const int32_t *const ksum = p->kernel_sums;
+  for (int32_t b = 0; b < p->batches; ++b) {
+    const int8_t *const x = p->input + b * k;
+    int8_t *const out = p->output + b * out_depth;
+    for (int32_t g = 0; g < groups; ++g) {
+      const uint32_t raw = tm_fc_ld4(x + 4 * g);
+      xw[2 * g] = (uint32_t)__sxtb16((int8x4_t)raw);
+      xw[2 * g + 1] = (uint32_t)tm_fc_sxtb16_ror8(raw);
+    }
+    const int8_t *w = p->filter;
+    int32_t oc = 0;
+    for (; oc + 3 < out_depth; oc += 4, w += 4 * k) {
+      int32_t acc[4] = {ksum[oc], ksum[oc + 1], ksum[oc + 2], ksum[oc + 3]};
+      if (__builtin_expect(groups > 0, 1)) {
+        tm_fc_mac_4x1(w, k, xw, groups, acc);
+      }
+      for (int32_t i = k4; i < k; ++i) {
+        const int32_t xv = x[i];
+        acc[0] += w[i] * xv;
+        acc[1] += w[k + i] * xv;
+        acc[2] += w[2 * k + i] * xv;
+        acc[3] += w[3 * k + i] * xv;
+      }
+      out[oc] = tm_fc_out(p, acc[0], oc * q_step);
+      out[oc + 1] = tm_fc_out(p, acc[1], (oc + 1) * q_step);
+      out[oc + 2] = tm_fc_out(p, acc[2], (oc + 2) * q_step);
+      out[oc + 3] = tm_fc_out(p, acc[3], (oc + 3) * q_step);
+    }
+    for (; oc < out_depth; ++oc, w += k) {
+      int32_t acc = ksum[oc];
+      for (int32_t g = 0; g < groups; ++g) {
+        const uint32_t wv = tm_fc_ld4(w + 4 * g);
+        acc = __smlad(__sxtb16((int8x4_t)wv), (int32_t)xw[2 * g], acc);
+        acc = __smlad(tm_fc_sxtb16_ror8(wv), (int32_t)xw[2 * g + 1], acc);
+      }
+      for (int32_t i = k4; i < k; ++i) {
+        acc += w[i] * x[i];
+      }
+      out[oc] = tm_fc_out(p, acc, oc * q_step);
+    }
+  }
+}
+
+void tm_fully_connected_s8(const void *params) {
+  const tm_fully_connected_s8_params *p = (const tm_fully_connected_s8_params *)params;
+  if (__builtin_expect(p->filter_offset != 0, 0)) {
+    tm_fully_connected_s8_generic(params);
+    return;
+  }
+  if (__builtin_expect(p->accum_depth <= TM_FC_MAX_DEPTH && p->kernel_sums != 0, 1)) {
+    tm_fc_s8_widened(p);
+    return;
+  }
+  tm_fc_s8_blocked(p);
 }
 
 #else /* no DSP extension: the reference kernel is the optimized kernel */
