@@ -95,6 +95,14 @@ def firmware_sources(root: Path, kernels: str, core: Core) -> list[Path]:
             root / "platform" / "startup_cortexm.c", *kernel_sources(root, kernels, core)]
 
 
+def calibration_sources(root: Path) -> list[Path]:
+    """Runtime C files of the calibration-microbenchmark firmware: the unchanged harness
+    and platform (same profiler hooks and report), the benchmarks instead of kernels.
+    The layer table is generated per core (``tinymeter.hw.microbench``)."""
+    return [root / "src" / "tm_main.c", root / "platform" / "cortexm.c",
+            root / "platform" / "startup_cortexm.c", root / "calib" / "tm_calib.c"]
+
+
 def host_sources(root: Path) -> list[Path]:
     """Runtime C files of the host build (reference kernels, stdin/stdout platform)."""
     return [root / "src" / "tm_main.c", root / "platform" / "host.c",

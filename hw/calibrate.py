@@ -61,6 +61,13 @@ class ModelSample:
     measured: np.ndarray        # [layers] median cycles
     energy_uj: float | None = None  # per inference
     latency_s: float | None = None
+    #: ``"model"`` (an NN model: held out in turn by leave-one-out) or ``"microbench"``
+    #: (calibration loops: always trained on, since they alone separate the parameters).
+    role: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.role not in ("model", "microbench"):
+            raise ConfigError(f"calibration sample {self.model}: unknown role {self.role!r}")
 
 
 @dataclass(frozen=True)

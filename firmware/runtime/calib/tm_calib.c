@@ -1,0 +1,310 @@
+/* tinymeter calibration microbenchmarks: "layers" that each stress one instruction mix.
+ *
+ * Why: the layers of NN models execute their instruction classes in nearly fixed
+ * proportions (every loop back-edge is a branch, push and pop come in pairs, the
+ * reference kernels never divide or use the DSP/FPU), so per-layer cycles of models
+ * alone cannot separate the cost model's parameters.  Each function below is a loop
+ * whose body repeats one instruction kind, written in inline assembly so the compiler
+ * can neither vectorize nor drop it, and so the mix is the same at every -O level.
+ *
+ * The harness (src/tm_main.c) is unchanged: a generated table (tinymeter.hw.microbench)
+ * lists the benchmarks that exist on the target core as tm_layers[], so the profiler
+ * hooks, the TM1 report and the virtual board work exactly as for a model.
+ *
+ * Feature guards: Thumb-2 (ARMv7-M/ARMv8-M mainline) for MLA/MLS/long multiplies,
+ * divides and wide register lists; __ARM_FEATURE_DSP for SMLAD; __ARM_FP for VFP.
+ * Only low registers r4-r7 are used as scratch so the ARMv6-M (M0+) encodings exist. */
+#include <stdint.h>
+
+#include "tm_calib.h"
+
+#define TM_R2(x) x x
+#define TM_R4(x) TM_R2(x) TM_R2(x)
+#define TM_R8(x) TM_R4(x) TM_R4(x)
+#define TM_R16(x) TM_R8(x) TM_R8(x)
+
+/* Iterations of every loop: enough that the stressed instructions dominate the layer
+ * (call, hooks and loop overhead are a few percent). */
+#define TM_CALIB_ITERS 64u
+
+#if defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB >= 2
+#define TM_CALIB_THUMB2 1
+#else
+#define TM_CALIB_THUMB2 0
+#endif
+
+/* GCC brackets Thumb-1 inline assembly with ".syntax divided" (and restores unified
+ * after it); the benchmarks are written in unified syntax for every core. */
+#define TM_UNIFIED ".syntax unified\n"
+
+/* RAM operands of the memory benchmarks; the flash stream reads tm_calib_rom (.rodata). */
+static uint32_t tm_calib_ram[64] TM_ALIGNED(8);
+static const uint32_t tm_calib_rom[64] TM_ALIGNED(8) = {
+    0x01234567u, 0x89abcdefu, 0x02468aceu, 0x13579bdfu, 0x0f1e2d3cu, 0x4b5a6978u, 0x11223344u,
+    0x55667788u, 0x99aabbccu, 0xddeeff00u, 0x10203040u, 0x50607080u, 0x90a0b0c0u, 0xd0e0f000u,
+    0x0badf00du, 0xdeadbeefu, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u, 16u,
+    17u, 18u, 19u, 20u, 21u, 22u, 23u, 24u, 25u, 26u, 27u, 28u, 29u, 30u, 31u, 32u, 33u, 34u, 35u,
+    36u, 37u, 38u, 39u, 40u, 41u, 42u, 43u, 44u, 45u, 46u, 47u, 48u};
+/* Branch pattern of tm_calib_branch_pattern: taken (0) 3 times in 4, irregularly placed. */
+static const uint8_t tm_calib_pattern[64] = {
+    0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0,
+    0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+
+/* One loop: BODY repeated 16 times, then the counter decrement and the back-edge. */
+#define TM_CALIB_LOOP(BODY, ...)                                          \
+  do {                                                                    \
+    uint32_t n_ = TM_CALIB_ITERS;                                         \
+    __asm__ volatile(TM_UNIFIED "1:\n" TM_R16(BODY) "subs %[n], %[n], #1\n"          \
+                     "bne 1b\n"                                           \
+                     : [n] "+l"(n_)                                       \
+                     : __VA_ARGS__);                                      \
+  } while (0)
+
+/* -- every core ---------------------------------------------------------------------- */
+
+void tm_calib_alu(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("adds r4, r4, r5\n", "i"(0) : "r4", "r5", "cc");
+}
+
+void tm_calib_mul(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("muls r4, r5, r4\n", "i"(0) : "r4", "r5", "cc");
+}
+
+void tm_calib_nop(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("nop\n", "i"(0) : "cc");
+}
+
+void tm_calib_ldr_ram(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("ldr r4, [%[p], #0]\n ldr r5, [%[p], #4]\n ldr r6, [%[p], #8]\n"
+                "ldr r4, [%[p], #12]\n",
+                [p] "l"(tm_calib_ram) : "r4", "r5", "r6", "cc", "memory");
+}
+
+void tm_calib_ldr_flash(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("ldr r4, [%[p], #0]\n ldr r5, [%[p], #4]\n ldr r6, [%[p], #8]\n"
+                "ldr r4, [%[p], #12]\n",
+                [p] "l"(tm_calib_rom) : "r4", "r5", "r6", "cc", "memory");
+}
+
+void tm_calib_str(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("str r4, [%[p], #0]\n str r4, [%[p], #4]\n str r4, [%[p], #8]\n"
+                "str r4, [%[p], #12]\n",
+                [p] "l"(tm_calib_ram) : "r4", "cc", "memory");
+}
+
+/* LDM/STM with 2 and with 4 registers: the class cost and the per-register cost.  The
+ * pointer is early-clobber so it never shares a register with the base it restarts from. */
+#define TM_CALIB_MULTIPLE(INSN)                                                   \
+  do {                                                                            \
+    uint32_t n_ = TM_CALIB_ITERS;                                                 \
+    uint32_t *p_;                                                                 \
+    __asm__ volatile(TM_UNIFIED "1:\n mov %[p], %[base]\n" TM_R8(INSN) "subs %[n], %[n], #1\n" \
+                     "bne 1b\n"                                                   \
+                     : [n] "+l"(n_), [p] "=&l"(p_)                                \
+                     : [base] "l"(tm_calib_ram)                                   \
+                     : "r4", "r5", "r6", "r7", "cc", "memory");                   \
+  } while (0)
+
+void tm_calib_ldm2(const void *params) {
+  (void)params;
+  TM_CALIB_MULTIPLE("ldm %[p]!, {r4, r5}\n");
+}
+
+void tm_calib_ldm4(const void *params) {
+  (void)params;
+  TM_CALIB_MULTIPLE("ldm %[p]!, {r4, r5, r6, r7}\n");
+}
+
+void tm_calib_stm2(const void *params) {
+  (void)params;
+  TM_CALIB_MULTIPLE("stm %[p]!, {r4, r5}\n");
+}
+
+void tm_calib_stm4(const void *params) {
+  (void)params;
+  TM_CALIB_MULTIPLE("stm %[p]!, {r4, r5, r6, r7}\n");
+}
+
+/* PUSH/POP inside one block (no PC): register saves as in function prologues. */
+void tm_calib_pushpop(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("push {r4, r5, r6}\n pop {r4, r5, r6}\n", "i"(0) : "r4", "r5", "r6", "cc",
+                "memory");
+}
+
+/* Call chains: a leaf returning with BX LR, and frames returning with POP {..., PC}
+ * (a taken branch that is no branch instruction) with 2 and 5 registers. */
+__attribute__((naked, noinline, used)) void tm_calib_leaf_fn(void) { __asm__ volatile("bx lr\n"); }
+
+__attribute__((naked, noinline, used)) void tm_calib_frame2_fn(void) {
+  __asm__ volatile("push {r4, lr}\n bl tm_calib_leaf_fn\n pop {r4, pc}\n");
+}
+
+__attribute__((naked, noinline, used)) void tm_calib_frame5_fn(void) {
+  __asm__ volatile("push {r4, r5, r6, r7, lr}\n pop {r4, r5, r6, r7, pc}\n");
+}
+
+void tm_calib_call_leaf(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("bl tm_calib_leaf_fn\n", "i"(0) : "r0", "r1", "r2", "r3", "lr", "cc", "memory");
+}
+
+void tm_calib_call_frame2(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("bl tm_calib_frame2_fn\n", "i"(0) : "r0", "r1", "r2", "r3", "lr", "cc", "memory");
+}
+
+void tm_calib_call_frame5(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("bl tm_calib_frame5_fn\n", "i"(0) : "r0", "r1", "r2", "r3", "lr", "cc", "memory");
+}
+
+/* Unconditional taken branches: a chain of B to the next instruction. */
+void tm_calib_branch_b(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("b 2f\n 2:\n", "i"(0) : "cc");
+}
+
+/* Conditional branches: a tight counted loop (back-edge taken but once) ... */
+void tm_calib_branch_loop(const void *params) {
+  (void)params;
+  uint32_t n = 16u * TM_CALIB_ITERS;
+  __asm__ volatile(TM_UNIFIED "1:\n subs %[n], %[n], #1\n bne 1b\n" : [n] "+l"(n) : : "cc");
+}
+
+/* ... and a data-dependent branch over a known pattern (taken 3 times in 4). */
+void tm_calib_branch_pattern(const void *params) {
+  (void)params;
+  uint32_t i = 0;
+  __asm__ volatile(TM_UNIFIED "1:\n ldrb r4, [%[p], %[i]]\n cmp r4, #0\n beq 2f\n adds r5, r5, #1\n"
+                   "2:\n adds %[i], %[i], #1\n cmp %[i], #64\n bne 1b\n"
+                   : [i] "+l"(i)
+                   : [p] "l"(tm_calib_pattern)
+                   : "r4", "r5", "cc", "memory");
+}
+
+/* -- ARMv7-M / ARMv8-M mainline ---------------------------------------------------------- */
+#if TM_CALIB_THUMB2
+
+void tm_calib_mla(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("mla r4, r5, r6, r4\n", "i"(0) : "r4", "r5", "r6", "cc");
+}
+
+void tm_calib_mls(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("mls r4, r5, r6, r4\n", "i"(0) : "r4", "r5", "r6", "cc");
+}
+
+void tm_calib_umull(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("umull r4, r5, r6, r7\n", "i"(0) : "r4", "r5", "r6", "r7", "cc");
+}
+
+void tm_calib_smlal(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("smlal r4, r5, r6, r7\n", "i"(0) : "r4", "r5", "r6", "r7", "cc");
+}
+
+void tm_calib_umlal(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("umlal r4, r5, r6, r7\n", "i"(0) : "r4", "r5", "r6", "r7", "cc");
+}
+
+/* Divides with a non-zero divisor (division by zero would trap with DIV_0_TRP set). */
+void tm_calib_div(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("udiv r4, r5, r6\n sdiv r4, r5, r6\n",
+                "i"(0) : "r4", "r5", "r6", "cc");
+}
+
+/* A longer register list than ARMv6-M allows: a third point on the per-register line. */
+void tm_calib_ldm8(const void *params) {
+  (void)params;
+  uint32_t n = TM_CALIB_ITERS;
+  __asm__ volatile(TM_UNIFIED "1:\n" TM_R8("ldm %[p], {r4, r5, r6, r7, r8, r9, r10, r11}\n")
+                   "subs %[n], %[n], #1\n bne 1b\n"
+                   : [n] "+l"(n)
+                   : [p] "l"(tm_calib_ram)
+                   : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "cc", "memory");
+}
+
+#endif /* TM_CALIB_THUMB2 */
+
+/* -- DSP extension ------------------------------------------------------------------- */
+#if defined(__ARM_FEATURE_DSP)
+
+void tm_calib_smlad(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("smlad r4, r5, r6, r4\n", "i"(0) : "r4", "r5", "r6", "cc");
+}
+
+#endif /* __ARM_FEATURE_DSP */
+
+/* -- FPU ------------------------------------------------------------------------------ */
+#if defined(__ARM_FP)
+
+/* s0..s3 hold 1.0f so divides and square roots stay finite. */
+#define TM_CALIB_VFP(BODY, ...)                                                     \
+  do {                                                                              \
+    uint32_t n_ = TM_CALIB_ITERS;                                                   \
+    __asm__ volatile(TM_UNIFIED "vmov s0, %[one]\n vmov s1, %[one]\n vmov s2, %[one]\n"        \
+                     "vmov s3, %[one]\n"                                            \
+                     "1:\n" TM_R16(BODY) "subs %[n], %[n], #1\n bne 1b\n"           \
+                     : [n] "+l"(n_)                                                 \
+                     : [one] "l"(0x3f800000u), [p] "l"(tm_calib_ram)                \
+                     : "s0", "s1", "s2", "s3", "cc", "memory");                     \
+  } while (0)
+
+void tm_calib_vadd(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vadd.f32 s0, s1, s2\n vmul.f32 s3, s1, s2\n");
+}
+
+void tm_calib_vdiv(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vdiv.f32 s0, s1, s2\n");
+}
+
+void tm_calib_vsqrt(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vsqrt.f32 s0, s1\n");
+}
+
+void tm_calib_vmla(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vmla.f32 s0, s1, s2\n");
+}
+
+void tm_calib_vmls(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vmls.f32 s0, s1, s2\n");
+}
+
+void tm_calib_vfma(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vfma.f32 s0, s1, s2\n");
+}
+
+void tm_calib_vfms(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vfms.f32 s0, s1, s2\n");
+}
+
+void tm_calib_vldr(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vldr s0, [%[p], #0]\n vldr s1, [%[p], #4]\n");
+}
+
+void tm_calib_vstr(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vstr s0, [%[p], #0]\n vstr s1, [%[p], #4]\n");
+}
+
+#endif /* __ARM_FP */

@@ -1,0 +1,263 @@
+"""Calibration microbenchmarks: a firmware whose "layers" each stress one instruction mix.
+
+Why: per-layer cycles of NN models alone cannot separate the cost model's parameters.
+Their layers run the instruction classes in nearly fixed proportions (every loop
+back-edge is a conditional branch, push and pop come in pairs, reference kernels never
+divide or touch the DSP/FPU), so only a few combinations are identifiable.  Real
+boards are calibrated the same way: hand-written loops (``runtime/calib/tm_calib.c``)
+of ALU ops, multiplies, loads from RAM and flash, stores, LDM/STM with different
+register counts, call chains, taken and conditional branches, divides, DSP and VFP
+instructions, each dominating its layer's cycles.
+
+The firmware reuses the harness, platform, startup and linker script of model firmware
+(profiler hooks and ``TM1`` report unchanged), so the serial parser, the results
+database and the virtual board treat it like any model; only the layer table is
+generated here, per core, from the benchmarks that exist on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinymeter.boards import Board
+from tinymeter.cores import Core
+from tinymeter.errors import ConfigError
+from tinymeter.firmware.build import (
+    BuildConfig,
+    FirmwareBuilder,
+    _atomic_copy,
+    _digest,
+    _run,
+    calibration_sources,
+    compile_argv,
+    link_argv,
+    linker_script,
+)
+from tinymeter.hw.calibrate import ModelSample
+from tinymeter.hw.errors import HardwareError
+from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
+from tinymeter.sim.costmodel import CostParameters, layer_features
+from tinymeter.sim.emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+#: Model name the calibration firmware reports (``TM1 BEGIN microbench ...``).
+MICROBENCH_MODEL = "microbench"
+#: Core features a benchmark may need: Thumb-2 (ARMv7-M/ARMv8-M mainline), DSP, FPU.
+FEATURES = ("thumb2", "dsp", "fpu")
+
+
+@dataclass(frozen=True)
+class Microbenchmark:
+    """One benchmark: its C function, the op name it reports, what it needs and stresses."""
+
+    op: str
+    function: str
+    stresses: str
+    requires: frozenset[str] = frozenset()
+
+
+def _mb(op: str, function: str, stresses: str, *requires: str) -> Microbenchmark:
+    return Microbenchmark(op, f"tm_calib_{function}", stresses, frozenset(requires))
+
+
+#: Every benchmark of ``tm_calib.c`` in report order; the guards there match ``requires``.
+MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
+    _mb("MB_ALU", "alu", "cpi.alu"),
+    _mb("MB_MUL", "mul", "cpi.mul (MULS)"),
+    _mb("MB_NOP", "nop", "cpi.other (NOP)"),
+    _mb("MB_LDR_RAM", "ldr_ram", "cpi.load from SRAM"),
+    _mb("MB_LDR_FLASH", "ldr_flash", "cpi.load from flash (.rodata)"),
+    _mb("MB_STR", "str", "cpi.store"),
+    _mb("MB_LDM2", "ldm2", "cpi.load_multiple + 2 per_register"),
+    _mb("MB_LDM4", "ldm4", "cpi.load_multiple + 4 per_register"),
+    _mb("MB_STM2", "stm2", "cpi.store_multiple + 2 per_register"),
+    _mb("MB_STM4", "stm4", "cpi.store_multiple + 4 per_register"),
+    _mb("MB_PUSHPOP", "pushpop", "PUSH/POP without PC"),
+    _mb("MB_CALL_LEAF", "call_leaf", "BL + BX LR (taken branch instructions)"),
+    _mb("MB_CALL_FRAME2", "call_frame2", "PUSH/POP {..PC} frames, 2 registers"),
+    _mb("MB_CALL_FRAME5", "call_frame5", "PUSH/POP {..PC} frames, 5 registers"),
+    _mb("MB_B", "branch_b", "unconditional taken B"),
+    _mb("MB_BCOND_LOOP", "branch_loop", "conditional branch, loop back-edge"),
+    _mb("MB_BCOND_PATTERN", "branch_pattern", "data-dependent conditional branch (3/4 taken)"),
+    _mb("MB_MLA", "mla", "MLA", "thumb2"),
+    _mb("MB_MLS", "mls", "MLS", "thumb2"),
+    _mb("MB_UMULL", "umull", "cpi.mul64 (UMULL)", "thumb2"),
+    _mb("MB_SMLAL", "smlal", "SMLAL", "thumb2"),
+    _mb("MB_UMLAL", "umlal", "UMLAL", "thumb2"),
+    _mb("MB_DIV", "div", "cpi.divide (UDIV, SDIV)", "thumb2"),
+    _mb("MB_LDM8", "ldm8", "cpi.load_multiple + 8 per_register", "thumb2"),
+    _mb("MB_SMLAD", "smlad", "cpi.mac (SMLAD)", "dsp"),
+    _mb("MB_VADD", "vadd", "cpi.vfp (VADD, VMUL)", "fpu"),
+    _mb("MB_VDIV", "vdiv", "VDIV", "fpu"),
+    _mb("MB_VSQRT", "vsqrt", "VSQRT", "fpu"),
+    _mb("MB_VMLA", "vmla", "VMLA", "fpu"),
+    _mb("MB_VMLS", "vmls", "VMLS", "fpu"),
+    _mb("MB_VFMA", "vfma", "VFMA", "fpu"),
+    _mb("MB_VFMS", "vfms", "VFMS", "fpu"),
+    _mb("MB_VLDR", "vldr", "VLDR", "fpu"),
+    _mb("MB_VSTR", "vstr", "VSTR", "fpu"),
+)
+
+
+def core_features(core: Core) -> frozenset[str]:
+    """What a core offers of :data:`FEATURES`."""
+    have = set()
+    if core.arch != "armv6-m":
+        have.add("thumb2")
+    if core.dsp:
+        have.add("dsp")
+    if core.has_fpu:
+        have.add("fpu")
+    return frozenset(have)
+
+
+def benchmarks_for(core: Core) -> tuple[Microbenchmark, ...]:
+    """The benchmarks whose instructions exist on *core* (report order)."""
+    have = core_features(core)
+    return tuple(b for b in MICROBENCHMARKS if b.requires <= have)
+
+
+def absent_instructions(core: Core) -> dict[str, str]:
+    """Parameters no firmware can exercise on *core*, with the architectural reason.
+
+    Used by reports: a parameter of these stays at its datasheet value, and that is
+    harmless because no code on this core can ever execute such an instruction.
+    """
+    have = core_features(core)
+    out: dict[str, str] = {}
+    if "thumb2" not in have:
+        out["cpi.divide"] = f"{core.arch} has no hardware divide (SDIV/UDIV)"
+        out["cpi.mul64"] = f"{core.arch} has no long multiplies (UMULL/SMLAL)"
+    if "dsp" not in have:
+        out["cpi.mac"] = f"{core.name} has no DSP extension (SMLAD, SXTB16, QADD...)"
+    if "fpu" not in have:
+        out["cpi.vfp"] = f"{core.name} has no FPU"
+    return out
+
+
+def table_source(benchmarks: tuple[Microbenchmark, ...]) -> str:
+    """The generated C file: ``tm_layers[]`` of the benchmarks plus the model-file symbols
+    the harness expects (no inputs, no outputs, no arena)."""
+    if not benchmarks:
+        raise ConfigError("no calibration microbenchmark exists for this core")
+    lines = ["/* Generated by tinymeter: calibration microbenchmark table. */",
+             '#include "tm_runtime.h"', ""]
+    lines += [f"void {b.function}(const void *params);" for b in benchmarks]
+    lines += ["", f'const char tm_model_name[] = "{MICROBENCH_MODEL}";',
+              "const uint32_t tm_arena_bytes = 0u;",
+              f"uint32_t tm_layer_cycles[{len(benchmarks)}];",
+              "const tm_layer tm_layers[] = {"]
+    lines += [f'    {{{b.function}, NULL, "{b.op}"}},' for b in benchmarks]
+    lines += ["};", f"const uint32_t tm_num_layers = {len(benchmarks)}u;",
+              "const tm_io_tensor tm_inputs[1] = {{NULL, 0u, NULL}};",
+              "const uint32_t tm_num_inputs = 0u;",
+              "const tm_io_tensor tm_outputs[1] = {{NULL, 0u, NULL}};",
+              "const uint32_t tm_num_outputs = 0u;", ""]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class MicrobenchImage:
+    """The built calibration firmware for one board."""
+
+    elf: Path
+    board: Board
+    benchmarks: tuple[Microbenchmark, ...]
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(b.op for b in self.benchmarks)
+
+
+def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | None = None) -> MicrobenchImage:
+    """Build (or reuse from the builder's cache) the microbenchmark firmware for *board*.
+
+    Always ``-O2``: the benchmark bodies are assembly, and a fixed level keeps the
+    harness around them (and so the measured image) independent of the NN build flags.
+    """
+    builder = builder or FirmwareBuilder()
+    core = board.core
+    config = BuildConfig(opt="-O2", runs=runs)
+    benchmarks = benchmarks_for(core)
+    root = builder.root
+    include = root / "include"
+    sources = calibration_sources(root)
+    table = table_source(benchmarks)
+    script = linker_script(board, config.stack_bytes)
+    key = _digest(table, script, builder.cc, *(p.read_bytes() for p in sources),
+                  *(p.read_bytes() for p in sorted((root / "calib").glob("*.h"))),
+                  *(p.read_bytes() for p in sorted(include.glob("*.h"))),
+                  " ".join(compile_argv(builder.cc, core, config, Path("s.c"), Path("o.o"), include)))
+    out_dir = builder.cache_dir / "microbench" / f"{board.name}-{key}"
+    elf = out_dir / "firmware.elf"
+    if not elf.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="mb-", dir=out_dir))
+        try:
+            (work / "tm_calib_table.c").write_text(table)
+            (work / "linker.ld").write_text(script)
+            objects = []
+            for i, src in enumerate([*sources, work / "tm_calib_table.c"]):
+                obj = work / f"{i:02d}_{src.stem}.o"
+                _run(compile_argv(builder.cc, core, config, src, obj, include),
+                     f"compiling {src.name} for {core.name}")
+                objects.append(obj)
+            _run(link_argv(builder.cc, core, objects, work / "linker.ld", work / "firmware.elf",
+                           work / "firmware.map"), f"linking the microbenchmarks for {board.name}")
+            for name in ("tm_calib_table.c", "linker.ld", "firmware.map"):
+                _atomic_copy(work / name, out_dir / name)
+            _atomic_copy(work / "firmware.elf", elf)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return MicrobenchImage(elf, board, benchmarks)
+
+
+def emulate_microbench(image: MicrobenchImage, prior: CostParameters) -> np.ndarray:
+    """Per-benchmark calibration features of one emulated run of the firmware."""
+    run = Emulator(image.board).run(image.elf, [[]], budget_instructions=200_000_000,
+                                    timeout_s=300.0)
+    if run.profile is None:
+        raise HardwareError("microbenchmark emulation produced no profile")
+    return layer_features(run.profile, prior, len(image.benchmarks))
+
+
+def measure_microbench(link: object, db: ResultsDB, config: object, prior: CostParameters, *,
+                       builder: FirmwareBuilder | None = None,
+                       resume: bool = True) -> tuple[ModelSample, StoredMeasurement]:
+    """Build, measure (or reuse a stored measurement of the identical image) and emulate
+    the microbenchmarks on the link's board; the sample always stays in the training set
+    (``role="microbench"``), never in leave-one-model-out."""
+    from tinymeter.hw.measure import MeasureConfig, measure_elf
+
+    assert isinstance(config, MeasureConfig)
+    board: Board = link.board  # type: ignore[attr-defined]
+    image = build_microbench(board, runs=config.firmware_runs, builder=builder)
+    sha = file_sha256(image.elf)
+    stored = db.latest(board.name, sha) if resume else None
+    if stored is None or stored.runs < config.runs:
+        result = measure_elf(link, image.elf, config, expect_model=MICROBENCH_MODEL,  # type: ignore[arg-type]
+                             expect_ops=image.ops)
+        mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
+                     warmup=config.warmup, model_sha256=sha, kernels="microbench", opt="-O2",
+                     tools=result.tools, parse_stats=result.parse_stats,
+                     transcript=result.transcript)
+        stored = db.get(mid)
+    else:
+        log.info("microbenchmarks: reusing measurement %d", stored.id)
+    features = emulate_microbench(image, prior)
+    sample = ModelSample(model=MICROBENCH_MODEL, ops=stored.ops, features=features,
+                         measured=np.array(stored.cycles, dtype=np.float64), role="microbench")
+    return sample, stored
+
+
+def describe(benchmarks: tuple[Microbenchmark, ...]) -> Mapping[str, str]:
+    """Op name -> what it stresses (for reports)."""
+    return {b.op: b.stresses for b in benchmarks}
