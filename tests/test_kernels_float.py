@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from kernel_check import Case as KernelCase
+from kernel_check import Runner, check, make_runner
 
 from tinymeter.firmware import quant
-from tinymeter.firmware.build import COMMON_CFLAGS, host_sources, runtime_dir
-from tinymeter.firmware.codegen import generate
-from tinymeter.firmware.host import decode_outputs, encode_inputs
 from tinymeter.models.testing import run_tflm, single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite
 
@@ -40,7 +34,6 @@ pytest.importorskip("tflite_micro")
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
 F32 = TensorType.FLOAT32
 
 #: Random cases per op on the host runner; the emulated runners take the first
@@ -52,135 +45,21 @@ ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 # --------------------------------------------------------------------------- runners
 
-
-class HostRunner:
-    """The host build of ``firmware.host.run_on_host`` with the runtime compiled once.
-
-    ``run_on_host`` recompiles the whole runtime for every model (seconds per case);
-    here the runtime objects are built once per session with the same flags and each
-    case only compiles its ``model.c`` and links.
-    """
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="tm-float-host-"))
-        root = runtime_dir()
-        self.include = root / "include"
-        self.flags = ["-O2", *COMMON_CFLAGS, "-DTM_PLATFORM_HOST", f"-I{self.include}"]
-        self.objects = []
-        for i, src in enumerate(host_sources(root)):
-            obj = self.dir / f"{i:02d}_{src.stem}.o"
-            subprocess.run(["gcc", *self.flags, "-c", str(src), "-o", str(obj)], check=True)
-            self.objects.append(obj)
-        self.count = 0
-
-    def __call__(self, blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
-        model = generate(parse_tflite(blob), name="host")
-        self.count += 1
-        src = self.dir / f"model{self.count}.c"
-        exe = self.dir / f"model{self.count}"
-        src.write_text(model.source)
-        subprocess.run(["gcc", *self.flags, str(src), *map(str, self.objects), "-o", str(exe)],
-                       check=True)
-        payload = b"".join(b"\x01" + b"".join(row) for row in encode_inputs(model.inputs, inputs))
-        proc = subprocess.run([str(exe)], input=payload + b"\x00", capture_output=True,
-                              check=True, timeout=60)
-        per = sum(io.bytes for io in model.outputs)
-        raw = []
-        for k in range(len(inputs)):
-            chunk, row, pos = proc.stdout[k * per:(k + 1) * per], [], 0
-            for io in model.outputs:
-                row.append(chunk[pos:pos + io.bytes])
-                pos += io.bytes
-            raw.append(row)
-        return decode_outputs(model.outputs, raw)
-
-
-def _emulator(board: str) -> Callable[[], Runner]:
-    def make() -> Runner:
-        try:
-            from tinymeter.device import run_on_emulator
-        except ImportError as exc:  # pragma: no cover - emulator extension not built
-            pytest.skip(f"emulator not available: {exc}")
-        if shutil.which("arm-none-eabi-gcc") is None:
-            pytest.skip("arm-none-eabi-gcc not installed")
-
-        def run(blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
-            return run_on_emulator(blob, inputs, board=board, kernels="reference")
-
-        return run
-
-    return make
-
-
 #: Host build plus real firmware (reference kernels) on a soft-float M0+, an M4
 #: (single-precision FPU) and an M7.
-RUNNERS: dict[str, Callable[[], Runner]] = {
-    "host": HostRunner,
-    "emu-m0plus-ref": _emulator("nucleo-g0b1re"),
-    "emu-m4-ref": _emulator("nucleo-l4r5zi"),
-    "emu-m7-ref": _emulator("nucleo-f767zi"),
-}
+RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
 
 
-@pytest.fixture(params=list(RUNNERS), scope="module")
+@pytest.fixture(params=RUNNERS, scope="module")
 def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
     """(name, runner): each executes a .tflite through the runtime: (blob, inputs) -> outputs."""
-    return request.param, RUNNERS[request.param]()
+    return request.param, make_runner(request.param)
 
 
-# --------------------------------------------------------------------------- checking
-
-
-@dataclass
-class Case:
-    """A single-op model, its input shapes and a description for failure messages."""
-
-    blob: bytes
-    input_shapes: list[tuple[int, ...]]
-    desc: dict[str, Any] = field(default_factory=dict)
-    scale: float = 2.0
-
-    def inputs(self, seed: int) -> list[list[np.ndarray]]:
-        rng = np.random.default_rng(seed)
-        rand = [(rng.standard_normal(s) * self.scale).astype(np.float32)
-                for s in self.input_shapes]
-        wide = [(rng.standard_normal(s) * 30.0).astype(np.float32) for s in self.input_shapes]
-        return [rand, wide]
-
-
-def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a - b| in units in the last place of float32 (ordered integer representation)."""
-    def ordered(x: np.ndarray) -> np.ndarray:
-        i = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
-        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
-
-    return np.abs(ordered(a) - ordered(b))
-
-
-def check(case: Case, runner: tuple[str, Runner], seed: int, max_ulp: int = 0) -> None:
-    """Run *case* on the runner and in TFLM; outputs must match bit for bit (or within
-    *max_ulp*). Emulated runners only take the first N_EMU seeds."""
-    name, run = runner
-    if name != "host" and seed >= N_EMU:
-        pytest.skip("emulated runners take the first N_EMU cases")
-    inputs = case.inputs(seed)
-    got = run(case.blob, inputs)
-    for k, (inp, out) in enumerate(zip(inputs, got)):
-        refs = run_tflm(case.blob, inp)
-        for o, ref in zip(out, refs):
-            assert o.dtype == ref.dtype and o.shape == ref.shape, case.desc
-            if max_ulp == 0:
-                if o.tobytes() != ref.tobytes():
-                    flat_o, flat_r = o.reshape(-1), ref.reshape(-1)
-                    bad = np.flatnonzero([a.tobytes() != b.tobytes() for a, b in zip(flat_o, flat_r)])
-                    first = int(bad[0])
-                    raise AssertionError(
-                        f"inference {k}: {len(bad)} of {ref.size} outputs differ, first at flat "
-                        f"{first}: got {flat_o[first]!r} want {flat_r[first]!r}; case {case.desc}")
-            else:
-                d = ulp_distance(o, ref)
-                assert d.max() <= max_ulp, (f"inference {k}: max {d.max()} ULP (> {max_ulp}) at "
-                                            f"{np.unravel_index(d.argmax(), d.shape)}; {case.desc}")
+def Case(blob: bytes, input_shapes: list[tuple[int, ...]], desc: dict[str, Any] | None = None,
+         scale: float = 2.0) -> KernelCase:
+    """A float32 case (inputs normal(0, scale) and a wide normal(0, 30))."""
+    return KernelCase(blob, input_shapes, desc or {}, scale=scale, dtype=np.float32, wide=30.0)
 
 
 # --------------------------------------------------------------------------- case builders

@@ -14,18 +14,17 @@ import logging
 import math
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from kernel_check import Runner, make_runner
 
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
-from tinymeter.firmware.host import run_on_host
 from tinymeter.firmware.lower import elementwise, pool
 from tinymeter.firmware.lower.base import LowerContext
 from tinymeter.firmware.lower.elementwise import broadcast_plan
@@ -36,7 +35,6 @@ pytest.importorskip("tflite_micro")
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
 
 N_AVGPOOL = 40
 N_MAXPOOL = 40
@@ -52,33 +50,13 @@ MY_KERNELS = ["pooling.c", "softmax.c", "add.c", "reshape.c"]
 # --------------------------------------------------------------------------- runners
 
 
-def _emulator_runner(board: str, kernels: str) -> Runner:
-    """An emulator runner for *board* with the *kernels* set (skips if unavailable)."""
-    try:
-        from tinymeter.firmware.runner import run_on_emulator
-    except ImportError:
-        pytest.skip("tinymeter.firmware.runner (emulator) not available")
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc not installed")
-
-    def run(blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
-        return run_on_emulator(blob, inputs, board=board, kernels=kernels)
-
-    return run
+RUNNERS = ["host", "emu-m4-ref", "emu-m4-opt", "emu-m7-opt"]
 
 
-RUNNERS: dict[str, Callable[[], Runner]] = {
-    "host": lambda: run_on_host,
-    "emu-m4-ref": lambda: _emulator_runner("nucleo-l4r5zi", "reference"),
-    "emu-m4-opt": lambda: _emulator_runner("nucleo-l4r5zi", "optimized"),
-    "emu-m7-opt": lambda: _emulator_runner("nucleo-f767zi", "optimized"),
-}
-
-
-@pytest.fixture(params=list(RUNNERS), scope="module")
+@pytest.fixture(params=RUNNERS, scope="module")
 def runner(request: pytest.FixtureRequest) -> Runner:
     """Each runner executes a .tflite through the tinymeter runtime: (blob, inputs) -> outputs."""
-    return RUNNERS[request.param]()
+    return make_runner(request.param)
 
 
 # --------------------------------------------------------------------------- cases

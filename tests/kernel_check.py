@@ -1,0 +1,113 @@
+"""Shared machinery of the kernel tests: runners per target, random cases, exact checks.
+
+A runner executes a .tflite through the tinymeter runtime on one target, (blob,
+inputs) -> outputs: the host build (fast arithmetic checks) or the real firmware on
+an emulated board with one kernel set. Every kernel test compares a runner's outputs
+with the tflite-micro interpreter bit for bit (or within a stated ULP bound where
+libm differences make exactness impossible).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinymeter.firmware.host import run_on_host
+from tinymeter.models.testing import run_tflm
+
+Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
+
+#: Runner name -> (board, kernel set); board None = host build.
+TARGETS: dict[str, tuple[str | None, str]] = {
+    "host": (None, "reference"),
+    "emu-m0plus-ref": ("nucleo-g0b1re", "reference"),
+    "emu-m4-ref": ("nucleo-l4r5zi", "reference"),
+    "emu-m4-opt": ("nucleo-l4r5zi", "optimized"),
+    "emu-m7-ref": ("nucleo-f767zi", "reference"),
+    "emu-m7-opt": ("nucleo-f767zi", "optimized"),
+}
+
+
+def make_runner(name: str) -> Runner:
+    """The runner called *name* (see TARGETS); skips when the Arm toolchain is missing."""
+    board, kernels = TARGETS[name]
+    if board is None:
+        return run_on_host
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    from tinymeter.device import run_on_emulator
+
+    def run(blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+        return run_on_emulator(blob, inputs, board=board, kernels=kernels)
+
+    return run
+
+
+@dataclass
+class Case:
+    """A single-op model, its input shapes and a description for failure messages.
+
+    Inputs per seed: int8 cases get a uniformly random and an edge-value inference;
+    float cases a normal(0, scale) and a wide normal(0, wide) inference.
+    """
+
+    blob: bytes
+    input_shapes: list[tuple[int, ...]]
+    desc: dict[str, Any] = field(default_factory=dict)
+    scale: float = 2.0
+    dtype: type = np.int8
+    wide: float = 300.0
+
+    def inputs(self, seed: int) -> list[list[np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        if self.dtype == np.int8:
+            rand = [rng.integers(-128, 128, size=s).astype(np.int8) for s in self.input_shapes]
+            edge = [rng.choice(np.array([-128, -127, 0, 126, 127], np.int8), size=s)
+                    for s in self.input_shapes]
+            return [rand, edge]
+        rand = [(rng.standard_normal(s) * self.scale).astype(np.float32)
+                for s in self.input_shapes]
+        wide = [(rng.standard_normal(s) * self.wide).astype(np.float32) for s in self.input_shapes]
+        return [rand, wide]
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in units in the last place of float32 (ordered integer representation)."""
+    def ordered(x: np.ndarray) -> np.ndarray:
+        i = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    return np.abs(ordered(a) - ordered(b))
+
+
+def check(case: Case, runner: tuple[str, Runner], seed: int, max_ulp: int = 0,
+          n_emulated: int = 3) -> None:
+    """Run *case* on the runner and in TFLM; outputs must match bit for bit (or within
+    *max_ulp*). Emulated runners only take the first *n_emulated* seeds (each costs a
+    firmware link plus emulation)."""
+    name, run = runner
+    if name != "host" and seed >= n_emulated:
+        pytest.skip("emulated runners take the first cases only")
+    inputs = case.inputs(seed)
+    got = run(case.blob, inputs)
+    for k, (inp, out) in enumerate(zip(inputs, got)):
+        refs = run_tflm(case.blob, inp)
+        for o, ref in zip(out, refs):
+            assert o.dtype == ref.dtype and o.shape == ref.shape, case.desc
+            if max_ulp == 0:
+                if o.tobytes() != ref.tobytes():
+                    flat_o, flat_r = o.reshape(-1), ref.reshape(-1)
+                    bad = np.flatnonzero([a.tobytes() != b.tobytes() for a, b in zip(flat_o, flat_r)])
+                    first = int(bad[0])
+                    raise AssertionError(
+                        f"inference {k}: {len(bad)} of {ref.size} outputs differ, first at flat "
+                        f"{first}: got {flat_o[first]!r} want {flat_r[first]!r}; case {case.desc}")
+            else:
+                d = ulp_distance(o, ref)
+                assert d.max() <= max_ulp, (f"inference {k}: max {d.max()} ULP (> {max_ulp}) at "
+                                            f"{np.unravel_index(d.argmax(), d.shape)}; {case.desc}")
