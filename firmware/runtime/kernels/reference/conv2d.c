@@ -10,21 +10,7 @@
  * an int32 sum. */
 #include "tm_fixedpoint.h"
 #include "tm_ops_conv.h"
-
-/* First/one-past-last filter tap k such that origin + dilation * k lies in [0, size). */
-static inline void tm_valid_taps(int32_t origin, int32_t dilation, int32_t taps, int32_t size,
-                                 int32_t *first, int32_t *last) {
-  int32_t k0 = 0;
-  int32_t k1 = taps;
-  while (k0 < k1 && origin + dilation * k0 < 0) {
-    ++k0;
-  }
-  while (k1 > k0 && origin + dilation * (k1 - 1) >= size) {
-    --k1;
-  }
-  *first = k0;
-  *last = k1;
-}
+#include "tm_window.h"
 
 void tm_conv2d_s8(const void *params) {
   const tm_conv2d_s8_params *p = (const tm_conv2d_s8_params *)params;

@@ -4,20 +4,7 @@
  * the output written sequentially (channel c = ic * depth_multiplier + m). */
 #include "tm_fixedpoint.h"
 #include "tm_ops_conv.h"
-
-static inline void tm_dw_valid_taps(int32_t origin, int32_t dilation, int32_t taps, int32_t size,
-                                    int32_t *first, int32_t *last) {
-  int32_t k0 = 0;
-  int32_t k1 = taps;
-  while (k0 < k1 && origin + dilation * k0 < 0) {
-    ++k0;
-  }
-  while (k1 > k0 && origin + dilation * (k1 - 1) >= size) {
-    --k1;
-  }
-  *first = k0;
-  *last = k1;
-}
+#include "tm_window.h"
 
 void tm_depthwise_conv2d_s8(const void *params) {
   const tm_depthwise_conv2d_s8_params *p = (const tm_depthwise_conv2d_s8_params *)params;
@@ -49,12 +36,12 @@ void tm_depthwise_conv2d_s8(const void *params) {
     for (int32_t oy = 0; oy < out_h; ++oy) {
       const int32_t iy0 = oy * stride_h - p->pad_h;
       int32_t ky0, ky1;
-      tm_dw_valid_taps(iy0, dil_h, filter_h, in_h, &ky0, &ky1);
+      tm_valid_taps(iy0, dil_h, filter_h, in_h, &ky0, &ky1);
       const int32_t taps_y = ky1 - ky0;
       for (int32_t ox = 0; ox < out_w; ++ox) {
         const int32_t ix0 = ox * stride_w - p->pad_w;
         int32_t kx0, kx1;
-        tm_dw_valid_taps(ix0, dil_w, filter_w, in_w, &kx0, &kx1);
+        tm_valid_taps(ix0, dil_w, filter_w, in_w, &kx0, &kx1);
         const int32_t taps_x = kx1 - kx0;
         const int8_t *const in_pix =
             in_batch + (iy0 + dil_h * ky0) * in_row_stride + (ix0 + dil_w * kx0) * in_ch;
