@@ -94,6 +94,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", type=Path, help="calibration file to write (default: "
                    "<board>.calibration.json next to the board file)")
     c.add_argument("--no-save", action="store_true", help="fit and report only")
+    c.add_argument("--no-microbench", action="store_true",
+                   help="calibrate from the models only, without the microbenchmark firmware "
+                        "(most parameters then stay unidentified)")
     c.add_argument("--regularization", type=float, default=None,
                    help="ridge weight toward the datasheet values (default 1e-8)")
     c.add_argument("--json", type=Path, help="write the calibration report as JSON")
@@ -288,11 +291,22 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             runs = campaign(models, link, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
                             power_factory=_power_factory(args, link), resume=not args.remeasure)
-    samples = samples_from_runs(runs)
+            samples = samples_from_runs(runs)
+            if not args.no_microbench:
+                from tinymeter.hw.microbench import measure_microbench
+
+                mb, _stored = measure_microbench(link, db, config, prior,
+                                                 resume=not args.remeasure)
+                samples.append(mb)
+    from tinymeter.hw.microbench import absent_instructions
+
     reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
-    result = calibrate(samples, prior, regularization=reg)
-    print(f"calibration of {board.name} ({board.core.name}) from {len(samples)} models, "
-          f"{sum(len(s.measured) for s in samples)} layers")
+    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
+    n_models = sum(s.role == "model" for s in samples)
+    n_mb = sum(len(s.measured) for s in samples if s.role == "microbench")
+    print(f"calibration of {board.name} ({board.core.name}) from {n_models} models, "
+          f"{sum(len(s.measured) for s in samples if s.role == 'model')} layers"
+          + (f" + {n_mb} microbenchmarks" if n_mb else " (no microbenchmarks)"))
     print(f"{'':28} {'before':>9} {'after':>9}")
     rows = [("layer error (mean)", result.before.layer_mape, result.after.layer_mape),
             ("layer error (max)", result.before.layer_max, result.after.layer_max),
@@ -303,13 +317,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{label:28} {_pct(before):>9} {_pct(after):>9}")
     print(f"{'parameter':22} {'datasheet':>10} {'fitted':>10} {'stderr':>8}  identified")
     identified = result.fit.identified()
-    for name, p0, p1, se, res in zip(result.fit.names, parameter_vector(prior), result.fit.theta,
-                                     result.fit.stderr, result.fit.resolution):
-        if abs(p0 - p1) < 1e-9 and not identified[name]:
-            continue
-        why = ("yes" if identified[name] else
-               "no (collinear: pulled toward datasheet)" if res < 0.98 else "no (uncertain)")
-        print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  {why}")
+    for name, p0, p1, se in zip(result.fit.names, parameter_vector(prior), result.fit.theta,
+                                result.fit.stderr):
+        print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  "
+              f"{'yes' if identified[name] else 'no'}")
+    if result.unidentified:
+        print("not identified:")
+        for name, why in result.unidentified.items():
+            print(f"  {name}: {why}")
+    else:
+        print("every parameter identified")
+    from tinymeter.hw.calibrate import NOT_SEPARABLE
+
+    print("not separable by construction (datasheet split kept):")
+    for name, why in NOT_SEPARABLE.items():
+        print(f"  {name}: {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
     if not args.no_save:

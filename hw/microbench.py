@@ -86,6 +86,7 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_CALL_FRAME5", "call_frame5", "PUSH/POP {..PC} frames, 5 registers"),
     _mb("MB_B", "branch_b", "unconditional taken B"),
     _mb("MB_BCOND_LOOP", "branch_loop", "conditional branch, loop back-edge"),
+    _mb("MB_BCOND_CHAIN", "branch_chain", "conditional branch chain (taken BNE)"),
     _mb("MB_BCOND_PATTERN", "branch_pattern", "data-dependent conditional branch (3/4 taken)"),
     _mb("MB_MLA", "mla", "MLA", "thumb2"),
     _mb("MB_MLS", "mls", "MLS", "thumb2"),

@@ -72,9 +72,11 @@ void tm_calib_mul(const void *params) {
   TM_CALIB_LOOP("muls r4, r5, r4\n", "i"(0) : "r4", "r5", "cc");
 }
 
+/* The NOP hint (0xBF00) spelled out: for ARMv6-M the assembler turns "nop" into
+ * MOV r8, r8, an ALU instruction. */
 void tm_calib_nop(const void *params) {
   (void)params;
-  TM_CALIB_LOOP("nop\n", "i"(0) : "cc");
+  TM_CALIB_LOOP(".inst.n 0xbf00\n", "i"(0) : "cc");
 }
 
 void tm_calib_ldr_ram(const void *params) {
@@ -176,6 +178,13 @@ void tm_calib_branch_loop(const void *params) {
   (void)params;
   uint32_t n = 16u * TM_CALIB_ITERS;
   __asm__ volatile(TM_UNIFIED "1:\n subs %[n], %[n], #1\n bne 1b\n" : [n] "+l"(n) : : "cc");
+}
+
+/* ... a chain of conditional branches to the next instruction (Z is clear from the
+ * previous SUBS, so BNE is taken: every block ends in a conditional branch) ... */
+void tm_calib_branch_chain(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("bne 2f\n 2:\n", "i"(0) : "cc");
 }
 
 /* ... and a data-dependent branch over a known pattern (taken 3 times in 4). */
