@@ -55,12 +55,17 @@ def _check_bit_exact(blob: bytes, board: str, builder: FirmwareBuilder, n: int =
             assert mismatches == 0, f"inference {k}: {mismatches} of {g.size} values differ"
 
 
+#: Reference kernels on every core family: ARMv6-M (soft float), ARMv7E-M, M7.
+REFERENCE_BOARDS = {"m0plus": "nucleo-g0b1re", "m4": "nucleo-l4r5zi", "m7": "nucleo-f767zi"}
+
+
+@pytest.mark.parametrize("core", sorted(REFERENCE_BOARDS))
 @pytest.mark.parametrize("name", MODELS)
-def test_mlperf_model_bit_exact_on_m4(name: str, builder: FirmwareBuilder) -> None:
+def test_mlperf_model_bit_exact_reference(name: str, core: str, builder: FirmwareBuilder) -> None:
     path = MLPERF / name
     if not path.exists():
         pytest.skip(f"shared model {path} not present")
-    _check_bit_exact(path.read_bytes(), "nucleo-l4r5zi", builder)
+    _check_bit_exact(path.read_bytes(), REFERENCE_BOARDS[core], builder)
 
 
 #: DSP cores where the optimized kernel set differs from the reference set.
