@@ -146,3 +146,81 @@ def test_calibration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--out"):
         save_calibration(result, blocker / "c.json", "b")
     assert fit_power([bad]) is None
+
+
+# -- microbenchmarks ---------------------------------------------------------------------
+
+def test_microbench_selection_per_core() -> None:
+    from tinymeter.cores import CORES
+    from tinymeter.hw.microbench import (
+        MICROBENCHMARKS,
+        absent_instructions,
+        benchmarks_for,
+        table_source,
+    )
+
+    m0 = {b.op for b in benchmarks_for(CORES["cortex-m0plus"])}
+    m3 = {b.op for b in benchmarks_for(CORES["cortex-m3"])}
+    m4 = {b.op for b in benchmarks_for(CORES["cortex-m4f"])}
+    assert m4 == {b.op for b in MICROBENCHMARKS}
+    assert {"MB_ALU", "MB_LDM4", "MB_CALL_FRAME2", "MB_BCOND_PATTERN"} <= m0
+    assert not m0 & {"MB_DIV", "MB_UMULL", "MB_SMLAD", "MB_VADD", "MB_MLA"}
+    assert "MB_DIV" in m3 and "MB_SMLAD" not in m3 and "MB_VDIV" not in m3
+    assert set(absent_instructions(CORES["cortex-m0plus"])) == {"cpi.divide", "cpi.mul64",
+                                                                "cpi.mac", "cpi.vfp"}
+    assert absent_instructions(CORES["cortex-m7"]) == {}
+    src = table_source(benchmarks_for(CORES["cortex-m3"]))
+    assert 'const char tm_model_name[] = "microbench";' in src
+    assert f"const uint32_t tm_num_layers = {len(m3)}u;" in src
+    with pytest.raises(ConfigError, match="no calibration microbenchmark"):
+        table_source(())
+
+
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m3", "cortex-m4f", "cortex-m7",
+                                  "cortex-m33"])
+def test_microbench_compiles_warning_free(core: str, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from tinymeter.cores import CORES
+    from tinymeter.firmware.build import runtime_dir
+    from tinymeter.hw.microbench import benchmarks_for, table_source
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    root = runtime_dir()
+    table = tmp_path / "table.c"
+    table.write_text(table_source(benchmarks_for(CORES[core])))
+    for src in (root / "calib" / "tm_calib.c", table):
+        proc = subprocess.run(["arm-none-eabi-gcc", *CORES[core].gcc_flags, "-O2", "-std=c11",
+                               "-Wall", "-Wextra", "-Werror", f"-I{root / 'include'}", "-c",
+                               str(src), "-o", str(tmp_path / "x.o")],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_microbench_samples_train_but_are_not_held_out() -> None:
+    prior = CORE_PARAMETERS["cortex-m4f"]
+    truth = parameters_from_vector(parameter_vector(prior) * 1.1, prior)
+    samples = _synthetic(prior, truth, n_models=3)
+    names = feature_names(prior)
+    # a "microbenchmark" that alone exercises the divider
+    x = np.zeros((2, len(names)))
+    x[:, names.index("cpi.divide")] = [1000, 500]
+    x[:, names.index("cpi.alu")] = [100, 900]
+    mb = ModelSample("microbench", ("MB_DIV", "MB_X"), x, x @ parameter_vector(truth),
+                     role="microbench")
+    result = calibrate([*samples, mb], prior)
+    assert set(result.loo_after.per_model) == {"m0", "m1", "m2"}
+    assert result.fit.identified()["cpi.divide"]
+    assert "cpi.mac" in result.unidentified and "not executed" in result.unidentified["cpi.mac"]
+    assert "cpi.divide" not in result.unidentified
+    summary = result.summary()
+    assert "load_stall" in summary["not_separable"] and summary["unidentified"]
+    absent = calibrate(samples, prior, absent={"cpi.divide": "no divider"}).unidentified
+    assert absent["cpi.divide"] == "not executed: no divider"
+    with pytest.raises(ConfigError, match="role"):
+        ModelSample("z", ("OP",), x, np.ones(2), role="bogus")
+    with pytest.raises(ConfigError, match="NN model"):
+        from tinymeter.hw.calibrate import leave_one_out
+        leave_one_out([mb], prior)
