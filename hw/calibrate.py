@@ -10,7 +10,11 @@ against the measured cycles.  Choices, and why:
 * unknowns are ratios to the prior (TRM) values, regularized toward 1 with a small
   ridge: classes the data never exercises (no divides, no FPU) keep their datasheet
   value instead of drifting, and near-collinear directions (branch instructions vs
-  the taken-branch term, which always co-occur) are split like the prior splits them;
+  the taken-branch term, which always co-occur in NN layers) are split like the prior
+  splits them;
+* NN layers alone leave most parameters collinear, so the calibration microbenchmarks
+  (:mod:`tinymeter.hw.microbench`, ``role="microbench"`` samples) are fitted together
+  with the models; they are never held out, and leave-one-out scores models only;
 * non-negativity (Lawson-Hanson NNLS on the augmented system): a negative cycle cost is
   never physical, and clamping after the fact would bias the others;
 * each parameter's identifiability is the diagonal of the resolution matrix

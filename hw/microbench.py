@@ -13,6 +13,23 @@ The firmware reuses the harness, platform, startup and linker script of model fi
 (profiler hooks and ``TM1`` report unchanged), so the serial parser, the results
 database and the virtual board treat it like any model; only the layer table is
 generated here, per core, from the benchmarks that exist on it.
+
+What they separate (each row of the fitted vector, ``sim.costmodel.feature_names``):
+ALU/MUL/MLA/MLS/UMULL/SMLAL/UMLAL/SMLAD/UDIV+SDIV/NOP/VFP loops pin their class or
+mnemonic column; LDM/STM with 2, 4 (and 8) registers split the class cost from
+``per_register``; calls returning with ``BX LR`` (a branch instruction) versus
+``POP {..., PC}`` (a taken branch that is no branch instruction) split ``cpi.branch``
+from ``branch.taken``; chains of ``B`` versus conditional-branch loops split
+``branch.taken`` from ``branch.conditional``.  What stays unidentified is only what
+the core cannot execute (:func:`absent_instructions`) plus the splits no per-layer
+measurement can make (``hw.calibrate.NOT_SEPARABLE``).
+
+Limits on a real board: loads from RAM and from flash (``MB_LDR_RAM``/``MB_LDR_FLASH``)
+have the same features (the block profile does not know addresses), so their
+difference shows up as residual, not as ``load_stall``; and the cost model charges
+every conditional branch the same mean taken fraction, so the loop, chain and pattern
+benchmarks (taken ~always, always, 3 in 4) make the fitted fraction a compromise
+whose misfit the per-layer errors show.  On the virtual board both hold exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +59,7 @@ from tinymeter.firmware.build import (
 )
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.errors import HardwareError
+from tinymeter.hw.measure import BoardLink, MeasureConfig, measure_elf
 from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.sim.costmodel import CostParameters, layer_features
 from tinymeter.sim.emulator import Emulator
@@ -230,21 +248,18 @@ def emulate_microbench(image: MicrobenchImage, prior: CostParameters) -> np.ndar
     return layer_features(run.profile, prior, len(image.benchmarks))
 
 
-def measure_microbench(link: object, db: ResultsDB, config: object, prior: CostParameters, *,
-                       builder: FirmwareBuilder | None = None,
+def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,
+                       prior: CostParameters, *, builder: FirmwareBuilder | None = None,
                        resume: bool = True) -> tuple[ModelSample, StoredMeasurement]:
     """Build, measure (or reuse a stored measurement of the identical image) and emulate
     the microbenchmarks on the link's board; the sample always stays in the training set
     (``role="microbench"``), never in leave-one-model-out."""
-    from tinymeter.hw.measure import MeasureConfig, measure_elf
-
-    assert isinstance(config, MeasureConfig)
-    board: Board = link.board  # type: ignore[attr-defined]
+    board = link.board
     image = build_microbench(board, runs=config.firmware_runs, builder=builder)
     sha = file_sha256(image.elf)
     stored = db.latest(board.name, sha) if resume else None
     if stored is None or stored.runs < config.runs:
-        result = measure_elf(link, image.elf, config, expect_model=MICROBENCH_MODEL,  # type: ignore[arg-type]
+        result = measure_elf(link, image.elf, config, expect_model=MICROBENCH_MODEL,
                              expect_ops=image.ops)
         mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
                      warmup=config.warmup, model_sha256=sha, kernels="microbench", opt="-O2",

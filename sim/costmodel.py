@@ -221,6 +221,14 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
 # see those sums and products; :func:`parameters_from_vector` splits them back using
 # the prior's ``load_stall`` and ``flash_branch_stall``.  Calibration is therefore an
 # exact linear least-squares problem over per-layer feature rows.
+#
+# Every remaining entry of theta is separable by some code, which is what the
+# calibration microbenchmarks (``hw/microbench.py``) provide: the class and mnemonic
+# columns by loops of one instruction; ``per_register`` by LDM/STM with different
+# register counts; ``cpi.branch`` versus ``branch.taken`` by POP {..., PC} block ends
+# (taken, but no branch instruction) versus BX/B ends; ``branch.conditional`` by
+# conditional-branch loops.  In NN layers alone the branch columns are nearly
+# collinear (every block-ending branch is a branch instruction), hence the benchmarks.
 
 #: Last mnemonics that end a block with an always-taken control transfer.
 _TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
