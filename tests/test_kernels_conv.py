@@ -561,10 +561,17 @@ int main(void) {
   while (scanf("%lld %lld %d", &x, &m, &s) == 3) {
     const int left = s > 0 ? s : 0, right = s > 0 ? 0 : -s;
     const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
-    printf("%d %d %d %d\n", (int)tm_multiply_by_quantized_multiplier((int32_t)x, (int32_t)m, s),
+    uint32_t c_lo = 0;
+    int32_t c_hi = 0;
+    int fast = 0;
+    if (right >= 1) {
+      tm_requantize_right_constants(right, &c_lo, &c_hi);
+      fast = (int)tm_requantize_right((int32_t)x, (int32_t)m, c_lo, c_hi, right);
+    }
+    printf("%d %d %d %d %d\n", (int)tm_multiply_by_quantized_multiplier((int32_t)x, (int32_t)m, s),
            (int)tm_sat_rounding_doubling_high_mul((int32_t)x, (int32_t)m),
            (int)tm_rounding_doubling_high_mul_nosat((int32_t)x, (int32_t)m),
-           (int)tm_requantize_split((int32_t)x, (int32_t)m, left, right, mask));
+           (int)tm_requantize_split((int32_t)x, (int32_t)m, left, right, mask), fast);
   }
   return 0;
 }
@@ -589,17 +596,22 @@ def test_fixedpoint_helpers_match_tflm_definition(tmp_path: Path) -> None:
     for _ in range(20000):
         cases.append((int(rng.integers(-(2**31), 2**31)), int(rng.integers(2**30, 2**31)),
                       int(rng.integers(-31, 8))))
+    for _ in range(20000):  # typical accumulators, any non-negative multiplier
+        cases.append((int(rng.integers(-(2**20), 2**20)), int(rng.integers(0, 2**31)),
+                      int(rng.integers(-31, 0))))
     stdin = "".join(f"{x} {m} {s}\n" for x, m, s in cases)
     out = subprocess.run([str(exe)], input=stdin, capture_output=True, text=True, check=True)
     lines = out.stdout.split("\n")
     for (x, m, s), line in zip(cases, lines):
-        got_mb, got_hm, got_nosat, got_split = (int(v) for v in line.split())
+        got_mb, got_hm, got_nosat, got_split, got_fast = (int(v) for v in line.split())
         assert got_hm == _srdhm(x, m), (x, m)
         assert got_mb == mbqm_reference(x, m, s), (x, m, s)
         if m != -(2**31):
             # The optimized kernels' one-SMLAL forms (multipliers are never INT32_MIN).
             assert got_nosat == _srdhm(x, m), (x, m)
             assert got_split == mbqm_reference(x, m, s), (x, m, s)
+        if m >= 0 and s <= -1:
+            assert got_fast == mbqm_reference(x, m, s), (x, m, s)
 
 
 @pytest.mark.parametrize("cc,flags", [

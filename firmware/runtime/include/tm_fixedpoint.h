@@ -111,6 +111,37 @@ static TM_ALWAYS_INLINE int32_t tm_requantize_split(int32_t x, int32_t multiplie
   return (hm >> right) + (remainder > threshold ? 1 : 0);
 }
 
+/* tm_multiply_by_quantized_multiplier for shift <= -1 (a right shift r = -shift >= 1,
+ * the common requantization case) and multiplier in [0, 2^31), with both roundings
+ * folded into one SMLAL:
+ *
+ *   q = hi(a*m + C - [a < 0] * 2^31) >> (r - 1),   C = 2^30 + 2^(30 + r)
+ *
+ * Why it is exact: TFLM's high multiply is x = floor((a*m + 2^30) / 2^31) (see
+ * tm_rounding_doubling_high_mul_nosat) and its rounding divide is
+ * floor((x + 2^(r-1) - [x < 0]) / 2^r); since floor((floor(y) + n) / d) =
+ * floor((y + n) / d) for integers n and d >= 1, q = floor((a*m + 2^30 + 2^(30+r) -
+ * [x < 0] * 2^31) / 2^(31+r)). [x < 0] may be replaced by [a < 0]: they differ only
+ * for a < 0 with 0 <= a*m + 2^30 <= 2^30 (m >= 0), where both sums lie in
+ * [0, 2^(31+r)) and q = 0 either way. Subtracting 2^31 from the 64-bit sum only
+ * borrows from the high word when bit 31 of the low word is clear, hence
+ * hi -= (a & ~lo) >> 31. Nothing overflows: |a*m| < 2^62.
+ * c_lo/c_hi come from tm_requantize_right_constants, once per channel. */
+static TM_ALWAYS_INLINE void tm_requantize_right_constants(int right, uint32_t *c_lo,
+                                                           int32_t *c_hi) {
+  *c_lo = (UINT32_C(1) << 30) + (right == 1 ? (UINT32_C(1) << 31) : 0u);
+  *c_hi = right >= 2 ? (int32_t)(INT32_C(1) << (right - 2)) : 0;
+}
+
+static TM_ALWAYS_INLINE int32_t tm_requantize_right(int32_t a, int32_t multiplier, uint32_t c_lo,
+                                                    int32_t c_hi, int right) {
+  const uint64_t c = ((uint64_t)(uint32_t)c_hi << 32) | c_lo;
+  const uint64_t t = (uint64_t)((int64_t)a * (int64_t)multiplier) + c;
+  const uint32_t lo = (uint32_t)t;
+  const int32_t hi = (int32_t)(uint32_t)(t >> 32) - (int32_t)(((uint32_t)a & ~lo) >> 31);
+  return hi >> (right - 1);
+}
+
 /* Clamp to the int8 range after the activation clamp has been applied. */
 static TM_ALWAYS_INLINE int8_t tm_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
   return (int8_t)(v < lo ? lo : (v > hi ? hi : v));

@@ -12,9 +12,9 @@
  *    sum(filter[oc]), so the input offset never enters the inner loop; padded taps
  *    hold the input zero point, which makes their contribution cancel to 0 exactly
  *    as TFLM's skipped taps;
- *  - requantization splits the per-channel shift once per channel and uses the
- *    one-SMLAL rounding doubling high multiply (tm_requantize_split), shared by the
- *    four pixels.
+ *  - requantization prepares the per-channel constants once for the four pixels;
+ *    right shifts (the common case) fold TFLM's two roundings into one SMLAL
+ *    (tm_requantize_right), left shifts use tm_requantize_split.
  * 1x1 convolutions take the same path: their im2col is just the int8->int16
  * widening of the input pixel, so it is a plain matrix multiply over all pixels.
  *
@@ -461,11 +461,8 @@ static TM_ALWAYS_INLINE void tm_mac_1x4(const int8_t *w, const int16_t *c, int32
   acc[3] = a3;
 }
 
-/* Requantize one accumulator and clamp it to the fused activation range. */
-static TM_ALWAYS_INLINE int8_t tm_conv_out(int32_t acc, int32_t mult, int left, int right,
-                                           int32_t mask, int32_t out_off, int32_t act_min,
-                                           int32_t act_max) {
-  int32_t v = tm_requantize_split(acc, mult, left, right, mask) + out_off;
+/* Clamp a requantized value to the fused activation range. */
+static TM_ALWAYS_INLINE int8_t tm_conv_clamp(int32_t v, int32_t act_min, int32_t act_max) {
   v = v < act_min ? act_min : v;
   return (int8_t)(v > act_max ? act_max : v);
 }
@@ -535,19 +532,36 @@ static void tm_conv2d_s8_im2col(const tm_conv2d_s8_params *p, int32_t k) {
       }
       const int32_t mult = mults[oc];
       const int32_t shift = shifts[oc];
-      const int left = shift > 0 ? (int)shift : 0;
-      const int right = left - (int)shift;
-      const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
       int8_t *o = out + oc;
-      if (__builtin_expect(np == TM_CONV_PX, 1)) {
-        o[0] = tm_conv_out(acc[0], mult, left, right, mask, out_off, act_min, act_max);
-        o[out_ch] = tm_conv_out(acc[1], mult, left, right, mask, out_off, act_min, act_max);
-        o[2 * out_ch] = tm_conv_out(acc[2], mult, left, right, mask, out_off, act_min, act_max);
-        o[3 * out_ch] = tm_conv_out(acc[3], mult, left, right, mask, out_off, act_min, act_max);
-      } else {
-        for (int32_t q = 0; q < np; ++q, o += out_ch) {
-          *o = tm_conv_out(acc[q], mult, left, right, mask, out_off, act_min, act_max);
+      if (__builtin_expect(shift < 0, 1)) {
+        /* Right shift: both roundings in one SMLAL (tm_requantize_right). */
+        const int right = -(int)shift;
+        uint32_t c_lo;
+        int32_t c_hi;
+        tm_requantize_right_constants(right, &c_lo, &c_hi);
+        if (__builtin_expect(np == TM_CONV_PX, 1)) {
+          o[0] = tm_conv_clamp(tm_requantize_right(acc[0], mult, c_lo, c_hi, right) + out_off,
+                               act_min, act_max);
+          o[out_ch] = tm_conv_clamp(
+              tm_requantize_right(acc[1], mult, c_lo, c_hi, right) + out_off, act_min, act_max);
+          o[2 * out_ch] = tm_conv_clamp(
+              tm_requantize_right(acc[2], mult, c_lo, c_hi, right) + out_off, act_min, act_max);
+          o[3 * out_ch] = tm_conv_clamp(
+              tm_requantize_right(acc[3], mult, c_lo, c_hi, right) + out_off, act_min, act_max);
+        } else {
+          for (int32_t q = 0; q < np; ++q, o += out_ch) {
+            *o = tm_conv_clamp(tm_requantize_right(acc[q], mult, c_lo, c_hi, right) + out_off,
+                               act_min, act_max);
+          }
         }
+        continue;
+      }
+      const int left = (int)shift;
+      const int right = 0;
+      const int32_t mask = 0;
+      for (int32_t q = 0; q < np; ++q, o += out_ch) {
+        *o = tm_conv_clamp(tm_requantize_split(acc[q], mult, left, right, mask) + out_off, act_min,
+                           act_max);
       }
     }
   }

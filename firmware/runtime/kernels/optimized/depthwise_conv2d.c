@@ -9,12 +9,15 @@
  * The loop order is channel group outer, pixels inner, so everything that depends
  * only on the channels is prepared once per group instead of once per pixel: the
  * widened weights of every tap (a small stack table, one LDRD per tap in the inner
- * loop), the split requantization shifts, and the kernel sums (bias + input_offset
+ * loop), the requantization constants (one SMLAL per output for right shifts,
+ * tm_requantize_right), and the kernel sums (bias + input_offset
  * * sum of the channel's taps, computed on the host) that start the accumulators,
  * so the input offset never enters the tap loop of windows inside the image; a 3x3
- * window (the MobileNet / DS-CNN case) is fully unrolled there. Border windows
- * visit only their in-image taps (TFLM skips the others), starting at the bias and
- * adding the offset while widening (SXTAB16).
+ * window (the MobileNet / DS-CNN case) is fully unrolled there. 3x3 border windows
+ * stay unrolled, with taps outside the image reading the input zero point: its
+ * product cancels the kernel sum's offset term, so they add exactly TFLM's 0.
+ * Other border windows visit only their in-image taps (TFLM skips the others),
+ * starting at the bias and adding the offset while widening (SXTAB16).
  *
  * Bit-exact with TFLM: every accumulator is the same int32 sum modulo 2^32 and the
  * requantization is TFLM's double rounding. Other depth multipliers, fewer than 4
@@ -71,12 +74,22 @@ typedef struct {
   int32_t left;
   int32_t right;
   int32_t mask;
+  uint32_t c_lo; /* tm_requantize_right constants (right >= 1) */
+  int32_t c_hi;
 } tm_dw_rq;
 
 static TM_ALWAYS_INLINE int8_t tm_dw_out(int32_t acc, const tm_dw_rq *rq, int32_t out_off,
                                          int32_t act_min, int32_t act_max) {
   int32_t v = tm_requantize_split(acc, rq->mult, (int)rq->left, (int)rq->right, rq->mask) +
               out_off;
+  v = v < act_min ? act_min : v;
+  return (int8_t)(v > act_max ? act_max : v);
+}
+
+/* tm_dw_out for a channel with a right shift: one SMLAL (tm_requantize_right). */
+static TM_ALWAYS_INLINE int8_t tm_dw_out_r(int32_t acc, const tm_dw_rq *rq, int32_t out_off,
+                                           int32_t act_min, int32_t act_max) {
+  int32_t v = tm_requantize_right(acc, rq->mult, rq->c_lo, rq->c_hi, (int)rq->right) + out_off;
   v = v < act_min ? act_min : v;
   return (int8_t)(v > act_max ? act_max : v);
 }
@@ -103,6 +116,7 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
   const int32_t taps = fh * fw;
   const int32_t off = p->input_offset;
   const int32_t off2 = (int32_t)(((uint32_t)off & 0xFFFFu) | ((uint32_t)off << 16));
+  const uint32_t zp4 = ((uint32_t)(-off) & 0xFFu) * 0x01010101u;
   const int32_t out_off = p->output_offset;
   const int32_t act_min = p->act_min, act_max = p->act_max;
   uint32_t wx[2 * TM_DW_MAX_TAPS];
@@ -112,6 +126,7 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
     wx[2 * t + 1] = (uint32_t)tm_dw_sxtb16_ror8(raw);
   }
   tm_dw_rq rq[4];
+  int all_right = 1;
   for (int32_t i = 0; i < 4; ++i) {
     const int32_t shift = p->out_shift[c + i];
     const int32_t left = shift > 0 ? shift : 0;
@@ -120,6 +135,13 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
     rq[i].left = left;
     rq[i].right = right;
     rq[i].mask = (int32_t)((UINT32_C(1) << right) - 1u);
+    rq[i].c_lo = 0;
+    rq[i].c_hi = 0;
+    if (right >= 1) {
+      tm_requantize_right_constants((int)right, &rq[i].c_lo, &rq[i].c_hi);
+    } else {
+      all_right = 0;
+    }
   }
   const int32_t k0 = p->kernel_sums[c], k1 = p->kernel_sums[c + 1];
   const int32_t k2 = p->kernel_sums[c + 2], k3 = p->kernel_sums[c + 3];
@@ -161,6 +183,28 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
               }
             }
           }
+        } else if (is3x3) {
+          /* 3x3 border: taps outside the image read the zero point, whose product
+           * cancels against the kernel sum's offset term (contributes 0, exactly
+           * TFLM's skipped tap). */
+          const int ry0 = iy0 >= 0 && iy0 < in_h;
+          const int ry1 = iy0 + dil_h >= 0 && iy0 + dil_h < in_h;
+          const int ry2 = iy0 + 2 * dil_h >= 0 && iy0 + 2 * dil_h < in_h;
+          const int cx0 = ix0 >= 0 && ix0 < in_w;
+          const int cx1 = ix0 + dil_w >= 0 && ix0 + dil_w < in_w;
+          const int cx2 = ix0 + 2 * dil_w >= 0 && ix0 + 2 * dil_w < in_w;
+          const int8_t *r = ip;
+          TM_DW_TAP(ry0 && cx0 ? tm_dw_ld4(r) : zp4, wx + 0);
+          TM_DW_TAP(ry0 && cx1 ? tm_dw_ld4(r + col_step) : zp4, wx + 2);
+          TM_DW_TAP(ry0 && cx2 ? tm_dw_ld4(r + 2 * col_step) : zp4, wx + 4);
+          r += row_step;
+          TM_DW_TAP(ry1 && cx0 ? tm_dw_ld4(r) : zp4, wx + 6);
+          TM_DW_TAP(ry1 && cx1 ? tm_dw_ld4(r + col_step) : zp4, wx + 8);
+          TM_DW_TAP(ry1 && cx2 ? tm_dw_ld4(r + 2 * col_step) : zp4, wx + 10);
+          r += row_step;
+          TM_DW_TAP(ry2 && cx0 ? tm_dw_ld4(r) : zp4, wx + 12);
+          TM_DW_TAP(ry2 && cx1 ? tm_dw_ld4(r + col_step) : zp4, wx + 14);
+          TM_DW_TAP(ry2 && cx2 ? tm_dw_ld4(r + 2 * col_step) : zp4, wx + 16);
         } else {
           /* Border: only the in-image taps, with the input offset added while
            * widening (SXTAB16) and the accumulators starting at the bias. */
@@ -187,10 +231,17 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
             }
           }
         }
-        out[0] = tm_dw_out(s0, &rq[0], out_off, act_min, act_max);
-        out[1] = tm_dw_out(s1, &rq[1], out_off, act_min, act_max);
-        out[2] = tm_dw_out(s2, &rq[2], out_off, act_min, act_max);
-        out[3] = tm_dw_out(s3, &rq[3], out_off, act_min, act_max);
+        if (__builtin_expect(all_right, 1)) {
+          out[0] = tm_dw_out_r(s0, &rq[0], out_off, act_min, act_max);
+          out[1] = tm_dw_out_r(s1, &rq[1], out_off, act_min, act_max);
+          out[2] = tm_dw_out_r(s2, &rq[2], out_off, act_min, act_max);
+          out[3] = tm_dw_out_r(s3, &rq[3], out_off, act_min, act_max);
+        } else {
+          out[0] = tm_dw_out(s0, &rq[0], out_off, act_min, act_max);
+          out[1] = tm_dw_out(s1, &rq[1], out_off, act_min, act_max);
+          out[2] = tm_dw_out(s2, &rq[2], out_off, act_min, act_max);
+          out[3] = tm_dw_out(s3, &rq[3], out_off, act_min, act_max);
+        }
       }
     }
   }

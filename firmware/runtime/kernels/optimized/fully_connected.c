@@ -236,10 +236,17 @@ static TM_ALWAYS_INLINE void tm_fc_mac_4x1(const int8_t *w, int32_t k, const uin
 static TM_ALWAYS_INLINE int8_t tm_fc_out(const tm_fully_connected_s8_params *p, int32_t acc,
                                          int32_t q) {
   const int32_t shift = p->out_shift[q];
-  const int left = shift > 0 ? (int)shift : 0;
-  const int right = left - (int)shift;
-  const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
-  int32_t v = tm_requantize_split(acc, p->out_mult[q], left, right, mask) + p->output_offset;
+  const int32_t mult = p->out_mult[q];
+  int32_t v;
+  if (__builtin_expect(shift < 0, 1)) {
+    uint32_t c_lo;
+    int32_t c_hi;
+    tm_requantize_right_constants(-(int)shift, &c_lo, &c_hi);
+    v = tm_requantize_right(acc, mult, c_lo, c_hi, -(int)shift);
+  } else {
+    v = tm_requantize_split(acc, mult, (int)shift, 0, 0);
+  }
+  v += p->output_offset;
   v = v < p->act_min ? p->act_min : v;
   return (int8_t)(v > p->act_max ? p->act_max : v);
 }
