@@ -102,6 +102,7 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_CALL_LEAF", "call_leaf", "BL + BX LR (taken branch instructions)"),
     _mb("MB_CALL_FRAME2", "call_frame2", "PUSH/POP {..PC} frames, 2 registers"),
     _mb("MB_CALL_FRAME5", "call_frame5", "PUSH/POP {..PC} frames, 5 registers"),
+    _mb("MB_POP_PC", "pop_chain", "POP {PC} returning to itself (taken, no branch insn)"),
     _mb("MB_B", "branch_b", "unconditional taken B"),
     _mb("MB_BCOND_LOOP", "branch_loop", "conditional branch, loop back-edge"),
     _mb("MB_BCOND_CHAIN", "branch_chain", "conditional branch chain (taken BNE)"),

@@ -167,6 +167,26 @@ void tm_calib_call_frame5(const void *params) {
   TM_CALIB_LOOP("bl tm_calib_frame5_fn\n", "i"(0) : "r0", "r1", "r2", "r3", "lr", "cc", "memory");
 }
 
+/* POP {PC} alone: eight copies of the address of a POP {PC} and one exit address are
+ * pushed, then that POP returns to itself eight times and leaves on the ninth.  A
+ * taken control transfer that is no branch instruction, with little else around it:
+ * this is what separates cpi.branch from branch.taken precisely (ADR needs a word-
+ * aligned target on ARMv6-M, hence the .balign; +1 keeps the Thumb bit). */
+void tm_calib_pop_chain(const void *params) {
+  (void)params;
+  /* Four bodies per iteration (not 16): the back-edge BNE must stay in range. */
+  uint32_t n = 4u * TM_CALIB_ITERS;
+  __asm__ volatile(TM_UNIFIED "1:\n"
+                   TM_R4("adr r4, 4f\n adds r4, r4, #1\n push {r4}\n"
+                         "adr r4, 2f\n adds r4, r4, #1\n mov r5, r4\n mov r6, r4\n mov r7, r4\n"
+                         "push {r4, r5, r6, r7}\n push {r4, r5, r6, r7}\n"
+                         ".balign 4\n 2:\n pop {pc}\n .balign 4\n 4:\n")
+                   "subs %[n], %[n], #1\n bne 1b\n"
+                   : [n] "+l"(n)
+                   :
+                   : "r4", "r5", "r6", "r7", "cc", "memory");
+}
+
 /* Unconditional taken branches: a chain of B to the next instruction. */
 void tm_calib_branch_b(const void *params) {
   (void)params;

@@ -24,6 +24,7 @@ void tm_calib_pushpop(const void *params);
 void tm_calib_call_leaf(const void *params);
 void tm_calib_call_frame2(const void *params);
 void tm_calib_call_frame5(const void *params);
+void tm_calib_pop_chain(const void *params);
 void tm_calib_branch_b(const void *params);
 void tm_calib_branch_loop(const void *params);
 void tm_calib_branch_chain(const void *params);
