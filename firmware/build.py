@@ -211,7 +211,7 @@ SECTIONS
 """
 
 
-def _run(argv: Sequence[str], what: str) -> None:
+def run_tool(argv: Sequence[str], what: str) -> None:
     log.debug("run: %s", " ".join(argv))
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
@@ -223,7 +223,7 @@ def _run(argv: Sequence[str], what: str) -> None:
         raise BuildError(f"{what} failed: {' | '.join(errors[:3])}")
 
 
-def _digest(*parts: bytes | str) -> str:
+def content_digest(*parts: bytes | str) -> str:
     h = hashlib.sha256()
     for p in parts:
         h.update(p.encode() if isinstance(p, str) else p)
@@ -236,7 +236,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("TINYMETER_CACHE", Path.home() / ".cache" / "tinymeter"))
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
+def atomic_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
@@ -255,7 +255,7 @@ class FirmwareBuilder:
 
     def _sources_digest(self, sources: Sequence[Path]) -> str:
         headers = sorted((self.root / "include").glob("*.h"))
-        return _digest(*(p.read_bytes() for p in (*sources, *headers)))
+        return content_digest(*(p.read_bytes() for p in (*sources, *headers)))
 
     def _objects(self, sources: Sequence[Path], argv: Callable[[Path, Path], list[str]],
                  key_parts: Sequence[str], target: str) -> list[Path]:
@@ -265,7 +265,7 @@ class FirmwareBuilder:
         concurrent builders (test workers, sweep processes) never see half a set.
         """
         # The command line itself is part of the key, so a flag change never reuses stale objects.
-        key = _digest(self._sources_digest(sources), *key_parts,
+        key = content_digest(self._sources_digest(sources), *key_parts,
                       " ".join(argv(Path("src.c"), Path("obj.o"))))
         parent = self._ensure(self.cache_dir / "runtime")
         out = parent / key
@@ -277,7 +277,7 @@ class FirmwareBuilder:
             jobs = [(argv(s, tmp / o.name), f"compiling {s.name} for {target}")
                     for s, o in zip(sources, objects)]
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                list(pool.map(lambda job: _run(*job), jobs))  # re-raises the first failure
+                list(pool.map(lambda job: run_tool(*job), jobs))  # re-raises the first failure
             try:
                 os.replace(tmp, out)
             except OSError:
@@ -313,7 +313,7 @@ class FirmwareBuilder:
         config = config or BuildConfig()
         core = board.core
         objects = self._runtime_objects(core, config)
-        key = _digest(model.source, linker_script(board, config.stack_bytes),
+        key = content_digest(model.source, linker_script(board, config.stack_bytes),
                       *(o.parent.name for o in objects[:1]))
         build_dir = self._ensure(self.cache_dir / "firmware" / f"{board.name}-{config.kernels}-{key}")
         elf = build_dir / "firmware.elf"
@@ -322,20 +322,20 @@ class FirmwareBuilder:
             try:
                 (work / "model.c").write_text(model.source)
                 (work / "linker.ld").write_text(linker_script(board, config.stack_bytes))
-                _run(compile_argv(self.cc, core, config, work / "model.c", work / "model.o",
+                run_tool(compile_argv(self.cc, core, config, work / "model.c", work / "model.o",
                                   self.root / "include"), "compiling the generated model")
-                _run(link_argv(self.cc, core, [*objects, work / "model.o"], work / "linker.ld",
+                run_tool(link_argv(self.cc, core, [*objects, work / "model.o"], work / "linker.ld",
                                work / "firmware.elf", work / "firmware.map"),
                      f"linking the firmware for {board.name}")
                 for name in ("model.c", "linker.ld", "firmware.map"):
-                    _atomic_copy(work / name, build_dir / name)
-                _atomic_copy(work / "firmware.elf", elf)
+                    atomic_copy(work / name, build_dir / name)
+                atomic_copy(work / "firmware.elf", elf)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         if out_dir is not None:
             self._ensure(Path(out_dir))
             for name in ("firmware.elf", "model.c", "linker.ld", "firmware.map"):
-                _atomic_copy(build_dir / name, Path(out_dir) / name)
+                atomic_copy(build_dir / name, Path(out_dir) / name)
         sections = section_sizes(elf)
         flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
         ram = sum(sections.get(s, 0) for s in (".data", ".bss", ".stack"))
@@ -344,16 +344,16 @@ class FirmwareBuilder:
     def build_host(self, model: GeneratedModel) -> Path:
         """Build (or reuse) a host executable running *model* with reference kernels."""
         objects = self._host_objects()
-        key = _digest(model.source, objects[0].parent.name)
+        key = content_digest(model.source, objects[0].parent.name)
         exe = self._ensure(self.cache_dir / "host") / f"model-{key}"
         if exe.exists():
             return exe
         work = Path(tempfile.mkdtemp(prefix="host-", dir=exe.parent))
         try:
             (work / "model.c").write_text(model.source)
-            _run(host_compile_argv(self.host_cc, work / "model.c", work / "model.o",
+            run_tool(host_compile_argv(self.host_cc, work / "model.c", work / "model.o",
                                    self.root / "include"), "compiling the generated model for the host")
-            _run(host_link_argv(self.host_cc, [*objects, work / "model.o"], work / "model"),
+            run_tool(host_link_argv(self.host_cc, [*objects, work / "model.o"], work / "model"),
                  "linking the host model")
             os.replace(work / "model", exe)
         finally:
@@ -484,14 +484,14 @@ def build_tflm(tflite: bytes, name: str, opcodes: Sequence[str], n_operators: in
     for src in (root / "platform" / "cortexm.c", root / "platform" / "startup_cortexm.c",
                 work / "tm_tflm_model.c"):
         obj = work / f"{src.stem}.o"
-        _run(compile_argv(cc, board.core, config, src, obj, include), f"compiling {src.name}")
+        run_tool(compile_argv(cc, board.core, config, src, obj, include), f"compiling {src.name}")
         objects.append(obj)
     harness = work / "tm_tflm_main.o"
-    _run(tflm_compile_argv(cxx, board.core, config, root / "tflm" / "tm_tflm_main.cc", harness,
+    run_tool(tflm_compile_argv(cxx, board.core, config, root / "tflm" / "tm_tflm_main.cc", harness,
                            [work, include, *map(Path, tflm_includes)]),
          "compiling the TFLM harness")
     objects.insert(0, harness)
     elf = work / "firmware.elf"
-    _run(tflm_link_argv(cxx, board.core, objects, tflm_lib, work / "linker.ld", elf,
+    run_tool(tflm_link_argv(cxx, board.core, objects, tflm_lib, work / "linker.ld", elf,
                         work / "firmware.map"), f"linking against {tflm_lib.name}")
     return elf

@@ -49,13 +49,13 @@ from tinymeter.errors import ConfigError
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
-    _atomic_copy,
-    _digest,
-    _run,
+    atomic_copy,
     calibration_sources,
     compile_argv,
+    content_digest,
     link_argv,
     linker_script,
+    run_tool,
 )
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.errors import HardwareError
@@ -212,7 +212,7 @@ def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | Non
     sources = calibration_sources(root)
     table = table_source(benchmarks)
     script = linker_script(board, config.stack_bytes)
-    key = _digest(table, script, builder.cc, *(p.read_bytes() for p in sources),
+    key = content_digest(table, script, builder.cc, *(p.read_bytes() for p in sources),
                   *(p.read_bytes() for p in sorted((root / "calib").glob("*.h"))),
                   *(p.read_bytes() for p in sorted(include.glob("*.h"))),
                   " ".join(compile_argv(builder.cc, core, config, Path("s.c"), Path("o.o"), include)))
@@ -227,14 +227,14 @@ def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | Non
             objects = []
             for i, src in enumerate([*sources, work / "tm_calib_table.c"]):
                 obj = work / f"{i:02d}_{src.stem}.o"
-                _run(compile_argv(builder.cc, core, config, src, obj, include),
+                run_tool(compile_argv(builder.cc, core, config, src, obj, include),
                      f"compiling {src.name} for {core.name}")
                 objects.append(obj)
-            _run(link_argv(builder.cc, core, objects, work / "linker.ld", work / "firmware.elf",
+            run_tool(link_argv(builder.cc, core, objects, work / "linker.ld", work / "firmware.elf",
                            work / "firmware.map"), f"linking the microbenchmarks for {board.name}")
             for name in ("tm_calib_table.c", "linker.ld", "firmware.map"):
-                _atomic_copy(work / name, out_dir / name)
-            _atomic_copy(work / "firmware.elf", elf)
+                atomic_copy(work / name, out_dir / name)
+            atomic_copy(work / "firmware.elf", elf)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return MicrobenchImage(elf, board, benchmarks)
