@@ -634,3 +634,17 @@ def test_conv_kernels_compile_warning_free(tmp_path: Path, cc: str, flags: list[
         subprocess.run([cc, *flags, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
                         f"-I{RUNTIME / 'include'}", "-c", str(src), "-o",
                         str(tmp_path / (src.stem + ".o"))], check=True)
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-Os", "-O3"])
+def test_optimized_kernels_compile_at_every_opt_level(tmp_path: Path, opt: str) -> None:
+    """BuildConfig allows any -O level: the optimized set's inline-asm cores must still
+    find their registers (at -O0 the FC core falls back to C)."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    for n in ("conv2d.c", "depthwise_conv2d.c", "fully_connected.c"):
+        src = RUNTIME / "kernels" / "optimized" / n
+        subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
+                        "-mfloat-abi=hard", opt, "-std=c11", "-Wall", "-Wextra", "-Werror",
+                        f"-I{RUNTIME / 'include'}", "-c", str(src), "-o",
+                        str(tmp_path / (src.stem + ".o"))], check=True)

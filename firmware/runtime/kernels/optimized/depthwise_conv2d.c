@@ -209,8 +209,8 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
           /* Border: only the in-image taps, with the input offset added while
            * widening (SXTAB16) and the accumulators starting at the bias. */
           int32_t ky0, ky1, kx0, kx1;
-          tm_dw_valid_taps(iy0, dil_h, fh, in_h, &ky0, &ky1);
-          tm_dw_valid_taps(ix0, dil_w, fw, in_w, &kx0, &kx1);
+          tm_valid_taps(iy0, dil_h, fh, in_h, &ky0, &ky1);
+          tm_valid_taps(ix0, dil_w, fw, in_w, &kx0, &kx1);
           s0 = b0;
           s1 = b1;
           s2 = b2;
@@ -261,11 +261,11 @@ static void tm_dw_channels_scalar(const tm_depthwise_conv2d_s8_params *p, int32_
     for (int32_t oy = 0; oy < p->out_h; ++oy) {
       const int32_t iy0 = oy * p->stride_h - p->pad_h;
       int32_t ky0, ky1;
-      tm_dw_valid_taps(iy0, dil_h, filter_h, in_h, &ky0, &ky1);
+      tm_valid_taps(iy0, dil_h, filter_h, in_h, &ky0, &ky1);
       for (int32_t ox = 0; ox < p->out_w; ++ox, out += ch) {
         const int32_t ix0 = ox * p->stride_w - p->pad_w;
         int32_t kx0, kx1;
-        tm_dw_valid_taps(ix0, dil_w, filter_w, in_w, &kx0, &kx1);
+        tm_valid_taps(ix0, dil_w, filter_w, in_w, &kx0, &kx1);
         const int8_t *const in_pix =
             in_batch + (iy0 + dil_h * ky0) * in_row_stride + (ix0 + dil_w * kx0) * ch;
         const int8_t *const f_tap0 = p->filter + ky0 * f_row_stride + kx0 * ch;

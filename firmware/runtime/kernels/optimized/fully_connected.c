@@ -203,6 +203,7 @@ static TM_ALWAYS_INLINE void tm_fc_mac_4x1(const int8_t *w, int32_t k, const uin
   const int8_t *wa = w;
   const int8_t *wb = w + 2 * k;
   const int32_t kk = k - 4;
+#if defined(__OPTIMIZE__)
   const uint32_t *const xend = x + 2 * groups;
   uint32_t xe, xo, t1, t2;
   if (groups & 1) {
@@ -227,6 +228,24 @@ static TM_ALWAYS_INLINE void tm_fc_mac_4x1(const int8_t *w, int32_t k, const uin
         : [kk] "r"(kk), [xend] "m"(xend)
         : "cc", "memory");
   }
+#else
+  /* -O0 keeps every variable in its own stack slot and cannot free 12 registers
+   * for the asm: the same sums in C. */
+  const int8_t *wc = w + k;
+  const int8_t *wd = w + 3 * k;
+  (void)kk;
+  for (int32_t g = 0; g < groups; ++g, x += 2, wa += 4, wb += 4, wc += 4, wd += 4) {
+    const int32_t xe = (int32_t)x[0], xo = (int32_t)x[1];
+    uint32_t v = tm_fc_ld4(wa);
+    a0 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a0));
+    v = tm_fc_ld4(wc);
+    a1 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a1));
+    v = tm_fc_ld4(wb);
+    a2 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a2));
+    v = tm_fc_ld4(wd);
+    a3 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a3));
+  }
+#endif
   acc[0] = a0;
   acc[1] = a1;
   acc[2] = a2;
