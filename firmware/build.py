@@ -212,6 +212,7 @@ SECTIONS
 
 
 def run_tool(argv: Sequence[str], what: str) -> None:
+    """Run a toolchain command; a failure becomes one BuildError line quoting the compiler."""
     log.debug("run: %s", " ".join(argv))
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
@@ -224,6 +225,7 @@ def run_tool(argv: Sequence[str], what: str) -> None:
 
 
 def content_digest(*parts: bytes | str) -> str:
+    """Short SHA-256 of *parts* (separated), the cache key of everything built."""
     h = hashlib.sha256()
     for p in parts:
         h.update(p.encode() if isinstance(p, str) else p)
@@ -237,6 +239,7 @@ def default_cache_dir() -> Path:
 
 
 def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy via a temporary file and a rename, so readers never see half a file."""
     tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
