@@ -279,7 +279,8 @@ static void tm_conv2d_s8_direct(const tm_conv2d_s8_params *p) {
 /* ---------------------------------------------------------------- im2col path */
 
 /* Output pixels per im2col block and the largest window (filter_h * filter_w *
- * in_ch) the stack buffer holds: 4 x 576 int16 = 4.5 KiB (ResNet-8's 3x3x64). */
+ * in_ch) taken through the stack buffer: 4 x 576 int16 = 4.5 KiB (ResNet-8's
+ * 3x3x64) plus the 576-byte gather buffer at most. */
 #define TM_CONV_PX 4
 #define TM_CONV_MAX_K 576
 
@@ -468,8 +469,10 @@ static TM_ALWAYS_INLINE int8_t tm_conv_clamp(int32_t v, int32_t act_min, int32_t
 }
 
 static void tm_conv2d_s8_im2col(const tm_conv2d_s8_params *p, int32_t k) {
-  int16_t col[TM_CONV_PX * TM_CONV_MAX_K] __attribute__((aligned(4)));
-  int8_t raw[TM_CONV_MAX_K];
+  /* Sized to this layer's window (k <= TM_CONV_MAX_K), so the stack grows by
+   * 8 * ceil(k / 4) + k bytes only while a convolution runs. */
+  int16_t col[TM_CONV_PX * ((k + 3) & ~3)] __attribute__((aligned(4)));
+  int8_t raw[k];
   const int32_t k4 = k & ~3;
   const int32_t tail = k - k4;
   /* Filter rows are k bytes apart, so every row but the last may read its padded

@@ -165,7 +165,7 @@ static void tm_fc_s8_blocked(const tm_fully_connected_s8_params *p) {
   }
 }
 
-/* Deepest row the widened-input stack buffer holds (2 KiB). */
+/* Deepest row taken through the widened-input stack buffer (2 KiB at most). */
 #define TM_FC_MAX_DEPTH 1024
 
 /* One group of 4 inputs against four weight rows (row r + 1 is kk + 4 bytes after
@@ -271,10 +271,11 @@ static TM_ALWAYS_INLINE int8_t tm_fc_out(const tm_fully_connected_s8_params *p, 
 }
 
 static void tm_fc_s8_widened(const tm_fully_connected_s8_params *p) {
-  uint32_t xw[TM_FC_MAX_DEPTH / 2];
   const int32_t k = p->accum_depth;
   const int32_t k4 = k & ~3;
   const int32_t groups = k4 >> 2;
+  /* Sized to the layer (2 * accum_depth bytes at most), not to TM_FC_MAX_DEPTH. */
+  uint32_t xw[groups > 0 ? 2 * groups : 1];
   const int32_t out_depth = p->out_depth;
   const int32_t q_step = p->per_channel ? 1 : 0;
   const int32_t *const ksum = p->kernel_sums;
