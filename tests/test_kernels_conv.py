@@ -458,6 +458,47 @@ def test_dwconv_and_fc_macs() -> None:
     assert layer.macs == p["batches"] * p["out_depth"] * p["accum_depth"]
 
 
+def _const_array(gen: Any, symbol: str) -> list[int]:
+    decl = next(line for line in gen.source.splitlines()
+                if line.startswith("static const int32_t ") and f" {symbol}[" in line)
+    return [int(v) for v in decl.split("{", 1)[1].rstrip("};").split(",")]
+
+
+def test_kernel_sums_are_bias_plus_offset_times_weight_sums() -> None:
+    """kernel_sums[c] = bias[c] + input_offset * sum(filter of c), exact int32, per op."""
+    rng = np.random.default_rng(4)
+    conv_w = _weights(rng, (3, 2, 2, 5))
+    w = int8_tensor("w", (3, 2, 2, 5), data=conv_w, per_channel_scales=[0.01, 0.02, 0.03])
+    bias = np.array([100, -7, 2**31 - 1], np.int32)  # the last one wraps once offset is added
+    blob = single_op_model("CONV_2D", [int8_tensor("x", (1, 4, 4, 5), 0.1, -20), w,
+                                       bias_tensor("b", bias, 0.1, w)],
+                           [int8_tensor("y", (1, 4, 4, 3), 0.3, 0)],
+                           {"padding": "SAME", "stride_h": 1, "stride_w": 1})
+    gen = generate(parse_tflite(blob))
+    want = [int(bv) + 20 * int(conv_w[c].astype(np.int64).sum()) for c, bv in enumerate(bias)]
+    want = [((v + 2**31) % 2**32) - 2**31 for v in want]
+    assert _const_array(gen, gen.layers[0].params["kernel_sums"]) == want
+    dw_w = _weights(rng, (1, 3, 3, 4))
+    wd = int8_tensor("w", (1, 3, 3, 4), data=dw_w, per_channel_scales=[0.01] * 4,
+                     quantized_dimension=3)
+    blob = single_op_model("DEPTHWISE_CONV_2D", [int8_tensor("x", (1, 5, 5, 4), 0.1, 3), wd],
+                           [int8_tensor("y", (1, 5, 5, 4), 0.3, 0)],
+                           {"padding": "SAME", "stride_h": 1, "stride_w": 1,
+                            "depth_multiplier": 1})
+    gen = generate(parse_tflite(blob))
+    want = [-3 * int(dw_w[0, :, :, c].astype(np.int64).sum()) for c in range(4)]
+    assert _const_array(gen, gen.layers[0].params["kernel_sums"]) == want
+    fc_w = _weights(rng, (6, 9))
+    wf = int8_tensor("w", (6, 9), 0.01, 0, data=fc_w)
+    fb = np.arange(6, dtype=np.int32) * 1000
+    blob = single_op_model("FULLY_CONNECTED", [int8_tensor("x", (2, 9), 0.1, 5), wf,
+                                               bias_tensor("b", fb, 0.1, wf)],
+                           [int8_tensor("y", (2, 6), 0.3, 0)], {})
+    gen = generate(parse_tflite(blob))
+    want = [int(fb[c]) - 5 * int(fc_w[c].astype(np.int64).sum()) for c in range(6)]
+    assert _const_array(gen, gen.layers[0].params["kernel_sums"]) == want
+
+
 def test_fc_bias_optional_is_null() -> None:
     w = int8_tensor("w", (3, 4), 0.01, 0, data=np.ones((3, 4), np.int8))
     blob = single_op_model("FULLY_CONNECTED", [int8_tensor("x", (1, 4), 0.1, 0), w, None],

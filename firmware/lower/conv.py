@@ -154,7 +154,7 @@ def _wrap_int32(values: Sequence[int]) -> list[int]:
     return [((int(v) + 2**31) % 2**32) - 2**31 for v in values]
 
 
-def _kernel_sums(ctx: LowerContext, op: Operator, index: int, w: int, b: int, axis: int,
+def _kernel_sums(ctx: LowerContext, index: int, w: int, b: int, axis: int | None,
                  channels: int, input_offset: int) -> str:
     """``bias[c] + input_offset * sum(filter[c])`` per output channel, as an int32 array.
 
@@ -163,16 +163,21 @@ def _kernel_sums(ctx: LowerContext, op: Operator, index: int, w: int, b: int, ax
     offset in their inner loops (CMSIS-NN's "kernel sums"). Computed here with exact
     Python integers and reduced modulo 2^32: int32 addition is associative modulo
     2^32, so the device's accumulator ends bit-identical to TFLM's in-order sum.
-    Reference kernels ignore the array.
+    Reference kernels ignore the array. *axis* is the filter's output-channel
+    dimension; None means rows of the last dimension (FULLY_CONNECTED, whose kernel
+    reads row c at c * accum_depth whatever the filter's rank).
     """
     filt = ctx.tensor(w).array().astype(np.int64)
-    sums = np.moveaxis(filt, axis, 0).reshape(filt.shape[axis], -1).sum(axis=1)[:channels]
+    if axis is None:
+        rows = filt.reshape(-1, filt.shape[-1])
+    else:
+        rows = np.moveaxis(filt, axis, 0).reshape(filt.shape[axis], -1)
+    sums = rows.sum(axis=1)[:channels]
     bias = np.zeros(channels, np.int64)
     if b >= 0:
         bias = ctx.tensor(b).array().astype(np.int64).reshape(-1)[:channels]
     total = [int(bv) + int(input_offset) * int(sv) for bv, sv in zip(bias, sums)]
-    return ctx.const_array("int32_t", _wrap_int32(total),
-                           f"l{index}_ksum")
+    return ctx.const_array("int32_t", _wrap_int32(total), f"l{index}_ksum")
 
 
 def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
@@ -208,7 +213,7 @@ def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "filter_h": f_h, "filter_w": f_w, "filter_in_ch": f_in_ch,
         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
         "pad_h": pad.height, "pad_w": pad.width,
-        "kernel_sums": _kernel_sums(ctx, op, index, w, b, 0, out_ch, -in_zp),
+        "kernel_sums": _kernel_sums(ctx, index, w, b, 0, out_ch, -in_zp),
     }
     macs = math.prod(out_shape) * f_h * f_w * f_in_ch
     info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
@@ -250,7 +255,7 @@ def lower_depthwise_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer
         "depth_multiplier": dm, "filter_h": f_h, "filter_w": f_w,
         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
         "pad_h": pad.height, "pad_w": pad.width,
-        "kernel_sums": _kernel_sums(ctx, op, index, w, b, 3, out_ch, -in_zp),
+        "kernel_sums": _kernel_sums(ctx, index, w, b, 3, out_ch, -in_zp),
     }
     macs = math.prod(out_shape) * f_h * f_w
     info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
@@ -327,7 +332,7 @@ def lower_fully_connected(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "act_min": act_min, "act_max": act_max,
         "batches": batches, "accum_depth": accum_depth, "out_depth": out_depth,
         "per_channel": 1 if per_channel else 0,
-        "kernel_sums": _kernel_sums(ctx, op, index, w, b, len(f_shape) - 2, out_depth, -in_zp),
+        "kernel_sums": _kernel_sums(ctx, index, w, b, None, out_depth, -in_zp),
     }
     macs = batches * out_depth * accum_depth
     info = {"batches": batches, "per_channel": per_channel,
