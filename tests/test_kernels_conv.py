@@ -14,18 +14,18 @@ import logging
 import math
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from kernel_check import Runner, make_runner
 
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
-from tinymeter.firmware.host import run_on_host
 from tinymeter.models.testing import bias_tensor, int8_tensor, run_tflm, single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite
 
@@ -33,7 +33,6 @@ pytest.importorskip("tflite_micro")
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
 
 N_CONV = 40
 N_DWCONV = 40
@@ -48,40 +47,15 @@ RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
 # --------------------------------------------------------------------------- runners
 
 
-def _emulator(board: str, kernels: str) -> Callable[[], Runner]:
-    """A runner building real firmware for *board* and running it in the emulator."""
-
-    def make() -> Runner:
-        try:
-            from tinymeter.device import run_on_emulator
-        except ImportError as exc:  # pragma: no cover - emulator extension not built
-            pytest.skip(f"emulator not available: {exc}")
-        if shutil.which("arm-none-eabi-gcc") is None:
-            pytest.skip("arm-none-eabi-gcc not installed")
-
-        def run(blob: bytes, inputs: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
-            return run_on_emulator(blob, inputs, board=board, kernels=kernels)
-
-        return run
-
-    return make
-
-
 #: Every way the runtime executes a model. The optimized set only differs on DSP cores
 #: (M4/M7); on the M0+ the build always uses the reference set.
-RUNNERS: dict[str, Callable[[], Runner]] = {
-    "host": lambda: run_on_host,
-    "emu-m0plus-ref": _emulator("nucleo-g0b1re", "reference"),
-    "emu-m4-ref": _emulator("nucleo-l4r5zi", "reference"),
-    "emu-m4-opt": _emulator("nucleo-l4r5zi", "optimized"),
-    "emu-m7-opt": _emulator("nucleo-f767zi", "optimized"),
-}
+RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m4-opt", "emu-m7-opt"]
 
 
-@pytest.fixture(params=list(RUNNERS), scope="module")
+@pytest.fixture(params=RUNNERS, scope="module")
 def runner(request: pytest.FixtureRequest) -> Runner:
     """Each runner executes a .tflite through the tinymeter runtime: (blob, inputs) -> outputs."""
-    return RUNNERS[request.param]()
+    return make_runner(request.param)
 
 
 # --------------------------------------------------------------------------- case builders
