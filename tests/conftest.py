@@ -18,7 +18,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hw-probe", default="pyocd", help="pyocd or openocd (hardware tests)")
 
 
+def _emulated_beyond_quota(item: pytest.Item) -> bool:
+    """Kernel modules with ``N_EMU`` run every seed on the host but only the first
+    ``N_EMU`` seeds on each emulated runner (each costs a firmware link + emulation)."""
+    quota = getattr(getattr(item, "module", None), "N_EMU", None)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if quota is None or "runner" not in params or "seed" not in params:
+        return False
+    return params["runner"] != "host" and params["seed"] >= quota
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselected = [item for item in items if _emulated_beyond_quota(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not _emulated_beyond_quota(item)]
     if config.getoption("--run-hardware") and config.getoption("--board"):
         return
     skip = pytest.mark.skip(reason="hardware test: needs --run-hardware --board ID")
