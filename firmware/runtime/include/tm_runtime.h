@@ -48,7 +48,8 @@ extern const char tm_model_name[];
 uint32_t tm_io_next(void);
 void tm_io_input_hook(uint32_t index, uint8_t *buf, uint32_t bytes);
 void tm_io_output_hook(uint32_t index, const uint8_t *buf, uint32_t bytes);
-void tm_prof_begin(uint32_t layer);
+/* r0 = layer index, r1 = op name: a debugger or emulator breaking here sees both. */
+void tm_prof_begin(uint32_t layer, const char *op_name);
 void tm_prof_end(uint32_t layer);
 
 /* Platform services (platform/<name>.c). */

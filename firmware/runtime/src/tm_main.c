@@ -48,8 +48,8 @@ TM_HOOK void tm_io_output_hook(uint32_t index, const uint8_t *buf, uint32_t byte
 }
 #endif
 
-TM_HOOK void tm_prof_begin(uint32_t layer) {
-  (void)layer;
+TM_HOOK void tm_prof_begin(uint32_t layer, const char *op_name) {
+  (void)layer; (void)op_name;
   TM_OPAQUE();
   tm_layer_start = tm_platform_cycles();
 }
@@ -63,7 +63,7 @@ TM_HOOK void tm_prof_end(uint32_t layer) {
 void tm_invoke(void) {
   for (uint32_t l = 0; l < tm_num_layers; ++l) {
     const tm_layer *layer = &tm_layers[l];
-    tm_prof_begin(l);
+    tm_prof_begin(l, layer->op_name);
     layer->kernel(layer->params);
     tm_prof_end(l);
   }

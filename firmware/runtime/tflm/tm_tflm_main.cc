@@ -57,8 +57,8 @@ TM_HOOK void tm_io_output_hook(uint32_t index, const uint8_t *buf, uint32_t byte
   TM_OPAQUE();
 }
 
-TM_HOOK void tm_prof_begin(uint32_t layer) {
-  (void)layer;
+TM_HOOK void tm_prof_begin(uint32_t layer, const char *op_name) {
+  (void)layer; (void)op_name;
   TM_OPAQUE();
   tm_layer_start = tm_platform_cycles();
 }
@@ -77,7 +77,7 @@ class TmProfiler : public tflite::MicroProfilerInterface {
   uint32_t BeginEvent(const char *tag) override {
     uint32_t id = next_++;
     if (id < TM_TFLM_MAX_LAYERS) tm_layer_tags[id] = tag;
-    tm_prof_begin(id);
+    tm_prof_begin(id, tag);
     return id;
   }
   void EndEvent(uint32_t event_handle) override { tm_prof_end(event_handle); }
