@@ -8,16 +8,18 @@ layers.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
+from types import ModuleType
 
+from tinymeter.firmware.lower import conv, elementwise, float32, misc, pool, reshape, softmax
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
 from tinymeter.models.tflite import Operator, TensorType
 
 __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 
-#: Op-family modules of this package, in registration order.
-MODULES = ("conv", "pool", "softmax", "elementwise", "reshape", "float32", "misc")
+#: Op-family modules of this package, in registration order (a later module's entry
+#: for the same op and type wins).
+MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:
@@ -33,13 +35,7 @@ def lowerings() -> Mapping[str, Lowering]:
     """Every supported builtin op name mapped to its lowering."""
     quantized: dict[str, Lowering] = {}
     floating: dict[str, Lowering] = {}
-    for name in MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue  # optional family not present in this build
+    for module in MODULES:
         quantized.update(getattr(module, "LOWERINGS", {}))
         floating.update(getattr(module, "FLOAT_LOWERINGS", {}))
     table: dict[str, Lowering] = {**floating, **quantized}
