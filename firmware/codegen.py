@@ -83,11 +83,16 @@ def _c_string(text: str) -> str:
     return '"' + "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in escaped) + '"'
 
 
+#: C spelling of every byte value. Why a table: weights are hundreds of KB and one
+#: f-string per byte made emitting them most of ``generate()``'s time.
+_HEX_BYTES: tuple[str, ...] = tuple(f"0x{b:02x}" for b in range(256))
+
+
 def _array_source(arr: ConstArray) -> str:
     """One constant array definition; raw tensor bytes are emitted as uint8 hex."""
     if isinstance(arr.values, bytes | bytearray):
         data = arr.values
-        body = ",".join(f"0x{b:02x}" for b in data) if data else "0"
+        body = ",".join(map(_HEX_BYTES.__getitem__, data)) if data else "0"
         return f"static const uint8_t {arr.symbol}[{max(len(data), 1)}] TM_ALIGNED(16) = {{{body}}};"
     values = list(arr.values)
     if arr.ctype == "float":
