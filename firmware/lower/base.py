@@ -10,11 +10,13 @@ op-agnostic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from tinymeter.errors import UnsupportedModelError
+from tinymeter.firmware import quant
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
 #: A C initializer value: ints are printed as integers, strings are emitted verbatim
@@ -138,3 +140,83 @@ def per_tensor_qparams(ctx: LowerContext, op: Operator, index: int, t: int) -> t
         raise UnsupportedModelError(
             f"operator {index} ({op.opcode}): tensor {t} must be per-tensor quantized")
     return float(q.scale[0]), int(q.zero_point[0]) if q.zero_point else 0
+
+
+# --------------------------------------------------------------------------- shared checks
+# Every lowering validates the same things the same way; these helpers keep the
+# error messages (which name the operator, then the defect) identical across families.
+
+
+def fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
+    """An error naming the operator index, opcode and the problem."""
+    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
+
+
+@contextmanager
+def naming_operator(op: Operator, index: int) -> Iterator[None]:
+    """Re-raise an UnsupportedModelError from an op-agnostic helper (e.g. in quant)
+    with the operator named, so the user learns which layer is at fault."""
+    try:
+        yield
+    except UnsupportedModelError as exc:
+        raise fail(op, index, str(exc)) from None
+
+
+def single_output_operands(op: Operator, index: int, n_in: int = 1) -> tuple[list[int], int]:
+    """(inputs, output), requiring exactly *n_in* present inputs and one output."""
+    if len(op.inputs) != n_in or len(op.outputs) != 1 or min(op.inputs, default=0) < 0:
+        wanted = f"{n_in} input{'' if n_in == 1 else 's'}"
+        raise fail(op, index, f"expects {wanted} and 1 output, has {len(op.inputs)} inputs "
+                              f"and {len(op.outputs)} outputs")
+    return list(op.inputs), op.outputs[0]
+
+
+def fused_activation(op: Operator) -> str:
+    """The fused activation function's name from the builtin options."""
+    return str(op.options.get("fused_activation_function", "NONE"))
+
+
+def activation_range_quantized(op: Operator, index: int, out_scale: float,
+                               out_zp: int) -> tuple[int, int]:
+    """TFLM's int8 clamp for the op's fused activation (``CalculateActivationRangeQuantized``)."""
+    with naming_operator(op, index):
+        return quant.activation_range_quantized(fused_activation(op), out_scale, out_zp)
+
+
+def activation_range_float(op: Operator, index: int) -> tuple[float, float]:
+    """TFLM's float clamp for the op's fused activation (+-FLT_MAX when none)."""
+    with naming_operator(op, index):
+        return quant.activation_range_float_tflm(fused_activation(op))
+
+
+def shape4(ctx: LowerContext, op: Operator, index: int, t: int, what: str) -> tuple[int, ...]:
+    """The NHWC shape of tensor *t*, which must be 4-D without empty dimensions."""
+    shape = tuple(ctx.tensor(t).shape)
+    if len(shape) != 4:
+        raise fail(op, index, f"{what} tensor {t} must be 4-D (NHWC), has shape {shape}")
+    if any(d <= 0 for d in shape):
+        raise fail(op, index, f"{what} tensor {t} has an empty dimension: {shape}")
+    return shape
+
+
+def check_output_geometry(op: Operator, index: int, out_shape: Sequence[int], batches: int,
+                          pad: quant.PaddingValues, channels: int) -> None:
+    """The output tensor must have the shape TFLM's window arithmetic implies.
+
+    TFLM's kernels iterate over the output tensor's dims but pad with the computed
+    geometry; a mismatch means a malformed model, not something to emulate.
+    """
+    want = (batches, pad.out_height, pad.out_width, channels)
+    if tuple(out_shape) != want:
+        raise fail(op, index, f"output shape {tuple(out_shape)} does not match the "
+                              f"computed {want}")
+
+
+def bias_ptr(ctx: LowerContext, op: Operator, index: int, b: int, channels: int) -> CValue:
+    """C expression for a conv/FC bias (``0`` = NULL when omitted); one value per channel."""
+    if b < 0:
+        return 0
+    n = ctx.tensor(b).numel
+    if n != channels:
+        raise fail(op, index, f"bias tensor {b} has {n} elements for {channels} output channels")
+    return ctx.ptr(b)

@@ -27,8 +27,13 @@ from tinymeter.firmware.lower.base import (
     Layer,
     LowerContext,
     Lowering,
+    activation_range_quantized,
+    bias_ptr,
+    check_output_geometry,
+    fail,
     per_tensor_qparams,
     require_types,
+    shape4,
 )
 from tinymeter.models.tflite import Operator, Quantization, TensorType
 
@@ -38,18 +43,13 @@ _INT8 = (TensorType.INT8,)
 _INT32 = (TensorType.INT32,)
 
 
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
-
-
 def _io(op: Operator, index: int) -> tuple[int, int, int, int]:
     """(input, filter, bias or -1, output) tensor indices, checking the operand count."""
     if len(op.inputs) not in (2, 3) or len(op.outputs) != 1:
-        raise _fail(op, index, f"expects 2 or 3 inputs and 1 output, has {len(op.inputs)} "
-                               f"inputs and {len(op.outputs)} outputs")
+        raise fail(op, index, f"expects 2 or 3 inputs and 1 output, has {len(op.inputs)} "
+                              f"inputs and {len(op.outputs)} outputs")
     if op.inputs[0] < 0 or op.inputs[1] < 0:
-        raise _fail(op, index, "input and filter operands are required")
+        raise fail(op, index, "input and filter operands are required")
     bias = op.inputs[2] if len(op.inputs) == 3 else -1
     return op.inputs[0], op.inputs[1], bias, op.outputs[0]
 
@@ -67,41 +67,26 @@ def _filter_quant(ctx: LowerContext, op: Operator, index: int, filt: int,
     t = ctx.tensor(filt)
     q = t.quantization
     if q is None or not q.scale:
-        raise _fail(op, index, f"filter tensor {filt} ({t.name}) is not quantized")
+        raise fail(op, index, f"filter tensor {filt} ({t.name}) is not quantized")
     channels = t.shape[channel_dim]
     if len(q.scale) > 1:
         if len(q.scale) != channels:
-            raise _fail(op, index, f"filter tensor {filt} has {len(q.scale)} scales for "
-                                   f"{channels} output channels")
+            raise fail(op, index, f"filter tensor {filt} has {len(q.scale)} scales for "
+                                  f"{channels} output channels")
         if not 0 <= q.quantized_dimension < len(t.shape) or \
                 t.shape[q.quantized_dimension] != channels:
-            raise _fail(op, index, f"filter tensor {filt} quantized dimension "
-                                   f"{q.quantized_dimension} does not have {channels} entries")
+            raise fail(op, index, f"filter tensor {filt} quantized dimension "
+                                  f"{q.quantized_dimension} does not have {channels} entries")
     if any(z != 0 for z in q.zero_point):
-        raise _fail(op, index, f"filter tensor {filt} has non-zero zero point(s); int8 "
-                               "weights must be symmetric")
+        raise fail(op, index, f"filter tensor {filt} has non-zero zero point(s); int8 "
+                              "weights must be symmetric")
     return q
 
 
 def _bias(ctx: LowerContext, op: Operator, index: int, bias: int, channels: int) -> CValue:
-    """C expression for the bias data (``0`` = NULL when the bias is omitted)."""
-    if bias < 0:
-        return 0
+    """C expression for the int32 bias data (``0`` = NULL when the bias is omitted)."""
     require_types(ctx, op, index, _INT32, [bias])
-    t = ctx.tensor(bias)
-    if t.numel != channels:
-        raise _fail(op, index, f"bias tensor {bias} has {t.numel} elements for "
-                               f"{channels} output channels")
-    return ctx.ptr(bias)
-
-
-def _activation(ctx: LowerContext, op: Operator, index: int, out_scale: float,
-                out_zp: int) -> tuple[int, int]:
-    act = str(op.options.get("fused_activation_function", "NONE"))
-    try:
-        return quant.activation_range_quantized(act, out_scale, out_zp)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
+    return bias_ptr(ctx, op, index, bias, channels)
 
 
 def _window_options(op: Operator, index: int) -> tuple[str, int, int, int, int]:
@@ -109,34 +94,12 @@ def _window_options(op: Operator, index: int) -> tuple[str, int, int, int, int]:
     o = op.options
     padding = str(o.get("padding", "SAME"))
     if padding not in ("SAME", "VALID"):
-        raise _fail(op, index, f"padding {padding} is not supported")
+        raise fail(op, index, f"padding {padding} is not supported")
     vals = [int(o.get(k, 1)) for k in ("stride_h", "stride_w", "dilation_h_factor",
                                         "dilation_w_factor")]
     if any(v < 1 for v in vals):
-        raise _fail(op, index, f"strides and dilations must be >= 1, got {vals}")
+        raise fail(op, index, f"strides and dilations must be >= 1, got {vals}")
     return padding, vals[0], vals[1], vals[2], vals[3]
-
-
-def _shape4(ctx: LowerContext, op: Operator, index: int, t: int, what: str) -> tuple[int, ...]:
-    shape = ctx.tensor(t).shape
-    if len(shape) != 4:
-        raise _fail(op, index, f"{what} tensor {t} must be 4-D (NHWC), has shape {shape}")
-    if any(d <= 0 for d in shape):
-        raise _fail(op, index, f"{what} tensor {t} has an empty dimension: {shape}")
-    return shape
-
-
-def _check_output_geometry(op: Operator, index: int, out_shape: Sequence[int], batches: int,
-                           pad: quant.PaddingValues, channels: int) -> None:
-    """The output tensor must have the shape TFLM's window arithmetic implies.
-
-    TFLM's kernels iterate over the output tensor's dims but pad with the computed
-    geometry; a mismatch means a malformed model, not something to emulate.
-    """
-    want = (batches, pad.out_height, pad.out_width, channels)
-    if tuple(out_shape) != want:
-        raise _fail(op, index, f"output shape {tuple(out_shape)} does not match the "
-                               f"computed {want}")
 
 
 def _per_channel_arrays(ctx: LowerContext, mults: Sequence[int], shifts: Sequence[int],
@@ -184,25 +147,25 @@ def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """CONV_2D -> ``tm_conv2d_s8`` (TFLM ``ConvPrepare`` + ``ConvPerChannel``)."""
     x, w, b, y = _io(op, index)
     require_types(ctx, op, index, _INT8, [x, w, y])
-    in_shape = _shape4(ctx, op, index, x, "input")
-    f_shape = _shape4(ctx, op, index, w, "filter")
-    out_shape = _shape4(ctx, op, index, y, "output")
+    in_shape = shape4(ctx, op, index, x, "input")
+    f_shape = shape4(ctx, op, index, w, "filter")
+    out_shape = shape4(ctx, op, index, y, "output")
     padding, sh, sw, dh, dw = _window_options(op, index)
     batches, in_h, in_w, in_ch = in_shape
     out_ch, f_h, f_w, f_in_ch = f_shape
     if in_ch % f_in_ch:
-        raise _fail(op, index, f"input channels {in_ch} are not a multiple of filter "
-                               f"input channels {f_in_ch}")
+        raise fail(op, index, f"input channels {in_ch} are not a multiple of filter "
+                              f"input channels {f_in_ch}")
     groups = in_ch // f_in_ch
     if out_ch % groups:
-        raise _fail(op, index, f"output channels {out_ch} are not divisible by {groups} groups")
+        raise fail(op, index, f"output channels {out_ch} are not divisible by {groups} groups")
     pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, f_h, f_w, padding)
-    _check_output_geometry(op, index, out_shape, batches, pad, out_ch)
+    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     fq = _filter_quant(ctx, op, index, w, 0)
     mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, out_ch)
-    act_min, act_max = _activation(ctx, op, index, out_scale, out_zp)
+    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
     mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
@@ -226,25 +189,25 @@ def lower_depthwise_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer
     """DEPTHWISE_CONV_2D -> ``tm_depthwise_conv2d_s8`` (TFLM ``DepthwiseConvPrepare``)."""
     x, w, b, y = _io(op, index)
     require_types(ctx, op, index, _INT8, [x, w, y])
-    in_shape = _shape4(ctx, op, index, x, "input")
-    f_shape = _shape4(ctx, op, index, w, "filter")
-    out_shape = _shape4(ctx, op, index, y, "output")
+    in_shape = shape4(ctx, op, index, x, "input")
+    f_shape = shape4(ctx, op, index, w, "filter")
+    out_shape = shape4(ctx, op, index, y, "output")
     padding, sh, sw, dh, dw = _window_options(op, index)
     batches, in_h, in_w, in_ch = in_shape
     f_one, f_h, f_w, out_ch = f_shape
     dm = int(op.options.get("depth_multiplier", 1) or 1)
     if f_one != 1:
-        raise _fail(op, index, f"filter shape {f_shape} must start with 1")
+        raise fail(op, index, f"filter shape {f_shape} must start with 1")
     if dm < 1 or out_ch != in_ch * dm:
-        raise _fail(op, index, f"output channels {out_ch} != input channels {in_ch} x "
-                               f"depth_multiplier {dm}")
+        raise fail(op, index, f"output channels {out_ch} != input channels {in_ch} x "
+                              f"depth_multiplier {dm}")
     pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, f_h, f_w, padding)
-    _check_output_geometry(op, index, out_shape, batches, pad, out_ch)
+    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     fq = _filter_quant(ctx, op, index, w, 3)
     mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, out_ch)
-    act_min, act_max = _activation(ctx, op, index, out_scale, out_zp)
+    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
     mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
@@ -264,6 +227,47 @@ def lower_depthwise_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer
                  params, macs, info)
 
 
+def _fc_multipliers(ctx: LowerContext, op: Operator, index: int, w: int, b: int,
+                    in_scale: float, out_scale: float,
+                    out_depth: int) -> tuple[bool, list[int], list[int], int]:
+    """(per_channel, multipliers, shifts, filter_offset) of a FULLY_CONNECTED layer.
+
+    Per-tensor weights use TFLM's per-tensor multiplier (float32 scale product) and
+    weights offset, and TFLM rejects a bias whose scale is not input*filter scale;
+    per-channel weights use the per-channel formula and must be symmetric.
+    """
+    f_shape = ctx.tensor(w).shape
+    out_shape = ctx.tensor(op.outputs[0]).shape
+    wt = ctx.tensor(w)
+    fq = wt.quantization
+    if fq is None or not fq.scale:
+        raise fail(op, index, f"filter tensor {w} ({wt.name}) is not quantized")
+    if len(fq.scale) > 1:
+        if not 0 <= fq.quantized_dimension < len(f_shape) or \
+                f_shape[fq.quantized_dimension] != len(fq.scale):
+            raise fail(op, index, f"filter tensor {w} has {len(fq.scale)} scales but dimension "
+                                  f"{fq.quantized_dimension} of shape {f_shape}")
+        if len(out_shape) != 2:
+            # TFLM's per-channel kernel reads batches/depth from dims 0/1 only.
+            raise fail(op, index, "per-channel weights need a 2-D output (keep_num_dims off)")
+        if len(fq.scale) < out_depth:
+            raise fail(op, index, f"{len(fq.scale)} filter scales for {out_depth} outputs")
+        if any(z != 0 for z in fq.zero_point):
+            raise fail(op, index, "per-channel weights must have zero point 0")
+        mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale,
+                                                           len(fq.scale))
+        return True, list(mults), list(shifts), 0
+    f_scale = float(fq.scale[0])
+    if b >= 0:
+        bq = ctx.tensor(b).quantization
+        b_scale = float(bq.scale[0]) if bq is not None and bq.scale else 0.0
+        if not quant.bias_scale_matches(in_scale, f_scale, b_scale, out_scale):
+            raise fail(op, index, f"bias scale {b_scale} differs from input*filter scale "
+                                  f"{in_scale * f_scale} (TFLM rejects this)")
+    m, s = quant.conv_per_tensor_multiplier(in_scale, f_scale, out_scale)
+    return False, [m], [s], -(int(fq.zero_point[0]) if fq.zero_point else 0)
+
+
 def lower_fully_connected(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """FULLY_CONNECTED -> ``tm_fully_connected_s8`` (TFLM ``CalculateOpDataFullyConnected``).
 
@@ -274,56 +278,27 @@ def lower_fully_connected(ctx: LowerContext, op: Operator, index: int) -> Layer:
     require_types(ctx, op, index, _INT8, [x, w, y])
     fmt = str(op.options.get("weights_format", "DEFAULT"))
     if fmt != "DEFAULT":
-        raise _fail(op, index, f"weights_format {fmt} is not supported")
+        raise fail(op, index, f"weights_format {fmt} is not supported")
     f_shape = ctx.tensor(w).shape
     out_shape = ctx.tensor(y).shape
     if len(f_shape) < 2 or len(out_shape) < 1:
-        raise _fail(op, index, f"filter shape {f_shape} / output shape {out_shape} too small")
+        raise fail(op, index, f"filter shape {f_shape} / output shape {out_shape} too small")
     accum_depth = f_shape[-1]
     out_depth = out_shape[-1]
     if accum_depth <= 0 or out_depth <= 0:
-        raise _fail(op, index, "empty filter or output")
+        raise fail(op, index, "empty filter or output")
     if out_depth > f_shape[-2]:
-        raise _fail(op, index, f"output depth {out_depth} exceeds filter rows {f_shape[-2]}")
+        raise fail(op, index, f"output depth {out_depth} exceeds filter rows {f_shape[-2]}")
     batches = math.prod(out_shape) // out_depth
     in_elems = ctx.tensor(x).numel
     if in_elems != batches * accum_depth:
-        raise _fail(op, index, f"input has {in_elems} elements, expected {batches} batches x "
-                               f"{accum_depth}")
+        raise fail(op, index, f"input has {in_elems} elements, expected {batches} batches x "
+                              f"{accum_depth}")
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
-    wt = ctx.tensor(w)
-    fq = wt.quantization
-    if fq is None or not fq.scale:
-        raise _fail(op, index, f"filter tensor {w} ({wt.name}) is not quantized")
-    per_channel = len(fq.scale) > 1
-    filter_offset = 0
-    if per_channel:
-        if not 0 <= fq.quantized_dimension < len(f_shape) or \
-                f_shape[fq.quantized_dimension] != len(fq.scale):
-            raise _fail(op, index, f"filter tensor {w} has {len(fq.scale)} scales but dimension "
-                                   f"{fq.quantized_dimension} of shape {f_shape}")
-        if len(out_shape) != 2:
-            # TFLM's per-channel kernel reads batches/depth from dims 0/1 only.
-            raise _fail(op, index, "per-channel weights need a 2-D output (keep_num_dims off)")
-        if len(fq.scale) < out_depth:
-            raise _fail(op, index, f"{len(fq.scale)} filter scales for {out_depth} outputs")
-        if any(z != 0 for z in fq.zero_point):
-            raise _fail(op, index, "per-channel weights must have zero point 0")
-        mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale,
-                                                           len(fq.scale))
-    else:
-        f_scale = float(fq.scale[0])
-        filter_offset = -(int(fq.zero_point[0]) if fq.zero_point else 0)
-        if b >= 0:
-            bq = ctx.tensor(b).quantization
-            b_scale = float(bq.scale[0]) if bq is not None and bq.scale else 0.0
-            if not quant.bias_scale_matches(in_scale, f_scale, b_scale, out_scale):
-                raise _fail(op, index, f"bias scale {b_scale} differs from input*filter scale "
-                                       f"{in_scale * f_scale} (TFLM rejects this)")
-        m, s = quant.conv_per_tensor_multiplier(in_scale, f_scale, out_scale)
-        mults, shifts = [m], [s]
-    act_min, act_max = _activation(ctx, op, index, out_scale, out_zp)
+    per_channel, mults, shifts, filter_offset = _fc_multipliers(ctx, op, index, w, b, in_scale,
+                                                                out_scale, out_depth)
+    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
     mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_depth),

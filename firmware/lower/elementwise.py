@@ -15,15 +15,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
     LowerContext,
     Lowering,
+    activation_range_quantized,
+    fail,
+    fused_activation,
+    naming_operator,
     per_tensor_qparams,
     require_types,
+    single_output_operands,
 )
 from tinymeter.models.tflite import Operator, TensorType
 
@@ -33,11 +37,6 @@ _INT8 = (TensorType.INT8,)
 
 #: Dimensions the device kernel walks (TM_ADD_MAX_DIMS); TFLM's limit is 6 too.
 MAX_DIMS = 6
-
-
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
 
 
 @dataclass(frozen=True)
@@ -106,31 +105,37 @@ def broadcast_plan(shape1: Sequence[int], shape2: Sequence[int],
                          (0,) * pad + tuple(strides[0]), (0,) * pad + tuple(strides[1]))
 
 
+def operand_broadcast_plan(ctx: LowerContext, op: Operator, index: int, a: int, b: int,
+                           y: int) -> BroadcastPlan:
+    """:func:`broadcast_plan` of a binary op's operands, errors naming the operator."""
+    shapes = [tuple(ctx.tensor(t).shape) for t in (a, b, y)]
+    if any(d <= 0 for s in shapes for d in s):
+        raise fail(op, index, f"empty operand shapes {shapes}")
+    try:
+        return broadcast_plan(*shapes)
+    except ValueError as exc:
+        raise fail(op, index, str(exc)) from None
+
+
 def lower_add(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """ADD -> ``tm_add_s8`` (TFLM ``AddPrepare`` + ``EvalAddQuantized``, int8)."""
-    if len(op.inputs) != 2 or len(op.outputs) != 1 or min(op.inputs) < 0:
-        raise _fail(op, index, f"expects 2 inputs and 1 output, has {len(op.inputs)} inputs "
-                               f"and {len(op.outputs)} outputs")
-    a, b = op.inputs
-    y = op.outputs[0]
+    (a, b), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, _INT8, [a, b, y])
     sa, sb, so = (tuple(ctx.tensor(t).shape) for t in (a, b, y))
     for t, s in ((a, sa), (b, sb), (y, so)):
         if any(d <= 0 for d in s):
-            raise _fail(op, index, f"tensor {t} has an empty dimension: {s}")
+            raise fail(op, index, f"tensor {t} has an empty dimension: {s}")
     try:
         plan = broadcast_plan(sa, sb, so)
     except ValueError as exc:
-        raise _fail(op, index, str(exc)) from None
+        raise fail(op, index, str(exc)) from None
     s1, z1 = per_tensor_qparams(ctx, op, index, a)
     s2, z2 = per_tensor_qparams(ctx, op, index, b)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
-    try:
+    with naming_operator(op, index):
         q = quant.add_quant_params(s1, s2, out_scale)
-        act = str(op.options.get("fused_activation_function", "NONE"))
-        act_min, act_max = quant.activation_range_quantized(act, out_scale, out_zp)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
+    act = fused_activation(op)
+    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
     params: dict[str, CValue] = {
         "input1": ctx.ptr(a), "input2": ctx.ptr(b), "output": ctx.ptr(y),
         "input1_offset": -z1, "input2_offset": -z2, "output_offset": out_zp,

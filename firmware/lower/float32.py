@@ -17,10 +17,21 @@ from __future__ import annotations
 import logging
 import math
 
-from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
-from tinymeter.firmware.lower.base import CValue, Layer, LowerContext, Lowering, require_types
-from tinymeter.firmware.lower.elementwise import broadcast_plan
+from tinymeter.firmware.lower.base import (
+    CValue,
+    Layer,
+    LowerContext,
+    Lowering,
+    activation_range_float,
+    bias_ptr,
+    check_output_geometry,
+    fail,
+    require_types,
+    shape4,
+    single_output_operands,
+)
+from tinymeter.firmware.lower.elementwise import operand_broadcast_plan
 from tinymeter.firmware.lower.misc import mean_plan
 from tinymeter.models.tflite import Operator, TensorType
 
@@ -30,48 +41,19 @@ _F32 = (TensorType.FLOAT32,)
 _I32 = (TensorType.INT32,)
 
 
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
-
-
-def _activation(op: Operator, index: int) -> tuple[float, float]:
-    act = str(op.options.get("fused_activation_function", "NONE"))
-    try:
-        return quant.activation_range_float_tflm(act)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
-
-
-def _io(op: Operator, index: int, n_in: int) -> tuple[list[int], int]:
-    """Operand indices, requiring exactly *n_in* present inputs and one output."""
-    if len(op.inputs) != n_in or len(op.outputs) != 1 or min(op.inputs, default=0) < 0:
-        raise _fail(op, index, f"expects {n_in} inputs and 1 output, has {len(op.inputs)} "
-                               f"inputs and {len(op.outputs)} outputs")
-    return list(op.inputs), op.outputs[0]
-
-
-def _shape4(ctx: LowerContext, op: Operator, index: int, t: int, what: str) -> tuple[int, ...]:
-    shape = tuple(ctx.tensor(t).shape)
-    if len(shape) != 4 or any(d <= 0 for d in shape):
-        raise _fail(op, index, f"{what} tensor {t} must be a non-empty 4-D NHWC tensor, "
-                               f"has shape {shape}")
-    return shape
-
-
 def _window(op: Operator, index: int, keys: tuple[str, ...]) -> tuple[str, list[int]]:
     padding = str(op.options.get("padding", "SAME"))
     if padding not in ("SAME", "VALID"):
-        raise _fail(op, index, f"padding {padding} is not supported")
+        raise fail(op, index, f"padding {padding} is not supported")
     vals = [int(op.options.get(k, 1)) for k in keys]
     if any(v < 1 for v in vals):
-        raise _fail(op, index, f"{', '.join(keys)} must be >= 1, got {vals}")
+        raise fail(op, index, f"{', '.join(keys)} must be >= 1, got {vals}")
     return padding, vals
 
 
 def _conv_operands(ctx: LowerContext, op: Operator, index: int) -> tuple[int, int, int, int]:
     if len(op.inputs) not in (2, 3) or len(op.outputs) != 1 or min(op.inputs[:2]) < 0:
-        raise _fail(op, index, "expects input, filter, optional bias and 1 output")
+        raise fail(op, index, "expects input, filter, optional bias and 1 output")
     x, w = op.inputs[0], op.inputs[1]
     b = op.inputs[2] if len(op.inputs) == 3 else -1
     y = op.outputs[0]
@@ -79,33 +61,22 @@ def _conv_operands(ctx: LowerContext, op: Operator, index: int) -> tuple[int, in
     return x, w, b, y
 
 
-def _bias(ctx: LowerContext, op: Operator, index: int, b: int, channels: int) -> CValue:
-    if b < 0:
-        return 0
-    if ctx.tensor(b).numel != channels:
-        raise _fail(op, index, f"bias tensor {b} has {ctx.tensor(b).numel} elements for "
-                               f"{channels} output channels")
-    return ctx.ptr(b)
-
-
 def lower_conv2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """CONV_2D float -> ``tm_conv2d_f32`` (TFLM reference_ops::Conv)."""
     x, w, b, y = _conv_operands(ctx, op, index)
-    batches, in_h, in_w, in_ch = _shape4(ctx, op, index, x, "input")
-    out_ch, fh, fw, f_in = _shape4(ctx, op, index, w, "filter")
-    out_shape = _shape4(ctx, op, index, y, "output")
+    batches, in_h, in_w, in_ch = shape4(ctx, op, index, x, "input")
+    out_ch, fh, fw, f_in = shape4(ctx, op, index, w, "filter")
+    out_shape = shape4(ctx, op, index, y, "output")
     padding, (sh, sw, dh, dw) = _window(op, index, ("stride_h", "stride_w", "dilation_h_factor",
                                                     "dilation_w_factor"))
     if in_ch % f_in or out_ch % (in_ch // f_in):
-        raise _fail(op, index, f"channels {in_ch} -> {out_ch} do not form groups of filter "
-                               f"depth {f_in}")
+        raise fail(op, index, f"channels {in_ch} -> {out_ch} do not form groups of filter "
+                              f"depth {f_in}")
     pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, fh, fw, padding)
-    if out_shape != (batches, pad.out_height, pad.out_width, out_ch):
-        raise _fail(op, index, f"output shape {out_shape} does not match the computed "
-                               f"{(batches, pad.out_height, pad.out_width, out_ch)}")
-    lo, hi = _activation(op, index)
+    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
+    lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
-        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
+        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": bias_ptr(ctx, op, index, b, out_ch),
         "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "batches": batches,
         "in_h": in_h, "in_w": in_w, "in_ch": in_ch, "out_h": pad.out_height,
         "out_w": pad.out_width, "out_ch": out_ch, "filter_h": fh, "filter_w": fw,
@@ -121,22 +92,20 @@ def lower_conv2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 def lower_depthwise_conv2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """DEPTHWISE_CONV_2D float -> ``tm_depthwise_conv2d_f32`` (reference_ops::DepthwiseConv)."""
     x, w, b, y = _conv_operands(ctx, op, index)
-    batches, in_h, in_w, in_ch = _shape4(ctx, op, index, x, "input")
-    one, fh, fw, out_ch = _shape4(ctx, op, index, w, "filter")
-    out_shape = _shape4(ctx, op, index, y, "output")
+    batches, in_h, in_w, in_ch = shape4(ctx, op, index, x, "input")
+    one, fh, fw, out_ch = shape4(ctx, op, index, w, "filter")
+    out_shape = shape4(ctx, op, index, y, "output")
     padding, (sh, sw, dh, dw) = _window(op, index, ("stride_h", "stride_w", "dilation_h_factor",
                                                     "dilation_w_factor"))
     dm = int(op.options.get("depth_multiplier", 1) or 1)
     if one != 1 or dm < 1 or out_ch != in_ch * dm:
-        raise _fail(op, index, f"filter shape {(one, fh, fw, out_ch)} does not match input "
-                               f"channels {in_ch} x depth_multiplier {dm}")
+        raise fail(op, index, f"filter shape {(one, fh, fw, out_ch)} does not match input "
+                              f"channels {in_ch} x depth_multiplier {dm}")
     pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, fh, fw, padding)
-    if out_shape != (batches, pad.out_height, pad.out_width, out_ch):
-        raise _fail(op, index, f"output shape {out_shape} does not match the computed "
-                               f"{(batches, pad.out_height, pad.out_width, out_ch)}")
-    lo, hi = _activation(op, index)
+    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
+    lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
-        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
+        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": bias_ptr(ctx, op, index, b, out_ch),
         "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "batches": batches,
         "in_h": in_h, "in_w": in_w, "in_ch": in_ch, "out_h": pad.out_height,
         "out_w": pad.out_width, "out_ch": out_ch, "depth_multiplier": dm,
@@ -154,21 +123,21 @@ def lower_fully_connected_f32(ctx: LowerContext, op: Operator, index: int) -> La
     x, w, b, y = _conv_operands(ctx, op, index)
     fmt = str(op.options.get("weights_format", "DEFAULT"))
     if fmt != "DEFAULT":
-        raise _fail(op, index, f"weights_format {fmt} is not supported")
+        raise fail(op, index, f"weights_format {fmt} is not supported")
     f_shape = tuple(ctx.tensor(w).shape)
     out_shape = tuple(ctx.tensor(y).shape)
     if len(f_shape) < 2 or not out_shape or min(*f_shape, *out_shape) <= 0:
-        raise _fail(op, index, f"filter shape {f_shape} / output shape {out_shape} unsupported")
+        raise fail(op, index, f"filter shape {f_shape} / output shape {out_shape} unsupported")
     accum, out_depth = f_shape[-1], out_shape[-1]
     if out_depth != f_shape[-2]:
-        raise _fail(op, index, f"output depth {out_depth} != filter rows {f_shape[-2]}")
+        raise fail(op, index, f"output depth {out_depth} != filter rows {f_shape[-2]}")
     batches = math.prod(out_shape) // out_depth
     if ctx.tensor(x).numel != batches * accum:
-        raise _fail(op, index, f"input has {ctx.tensor(x).numel} elements, expected "
-                               f"{batches} x {accum}")
-    lo, hi = _activation(op, index)
+        raise fail(op, index, f"input has {ctx.tensor(x).numel} elements, expected "
+                              f"{batches} x {accum}")
+    lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
-        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_depth),
+        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": bias_ptr(ctx, op, index, b, out_depth),
         "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "batches": batches,
         "accum_depth": accum, "out_depth": out_depth,
     }
@@ -177,17 +146,15 @@ def lower_fully_connected_f32(ctx: LowerContext, op: Operator, index: int) -> La
 
 
 def _lower_pool_f32(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Layer:
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _F32, [x, y])
-    batches, in_h, in_w, ch = _shape4(ctx, op, index, x, "input")
-    out_shape = _shape4(ctx, op, index, y, "output")
+    batches, in_h, in_w, ch = shape4(ctx, op, index, x, "input")
+    out_shape = shape4(ctx, op, index, y, "output")
     padding, (sh, sw, fh, fw) = _window(op, index, ("stride_h", "stride_w", "filter_height",
                                                     "filter_width"))
     pad = quant.compute_padding_height_width(sh, sw, 1, 1, in_h, in_w, fh, fw, padding)
-    if out_shape != (batches, pad.out_height, pad.out_width, ch):
-        raise _fail(op, index, f"output shape {out_shape} does not match the computed "
-                               f"{(batches, pad.out_height, pad.out_width, ch)}")
-    lo, hi = _activation(op, index)
+    check_output_geometry(op, index, out_shape, batches, pad, ch)
+    lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), "act_min": lo, "act_max": hi,
         "batches": batches, "in_h": in_h, "in_w": in_w, "channels": ch,
@@ -212,12 +179,12 @@ def lower_max_pool2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 def lower_softmax_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """SOFTMAX float -> ``tm_softmax_f32`` over the last dimension (reference_ops::Softmax)."""
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _F32, [x, y])
     shape = tuple(ctx.tensor(x).shape)
     if not shape or any(d <= 0 for d in shape) or tuple(ctx.tensor(y).shape) != shape:
-        raise _fail(op, index, f"input shape {shape} and output shape "
-                               f"{tuple(ctx.tensor(y).shape)} must match and be non-empty")
+        raise fail(op, index, f"input shape {shape} and output shape "
+                              f"{tuple(ctx.tensor(y).shape)} must match and be non-empty")
     beta = float(quant.f32(float(op.options.get("beta", 1.0))))
     depth, outer = shape[-1], math.prod(shape[:-1])
     params: dict[str, CValue] = {"input": ctx.ptr(x), "output": ctx.ptr(y), "outer_size": outer,
@@ -227,16 +194,10 @@ def lower_softmax_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 
 def _lower_binary_f32(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Layer:
-    (a, b), y = _io(op, index, 2)
+    (a, b), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, _F32, [a, b, y])
-    shapes = [tuple(ctx.tensor(t).shape) for t in (a, b, y)]
-    if any(d <= 0 for s in shapes for d in s):
-        raise _fail(op, index, f"empty operand shapes {shapes}")
-    try:
-        plan = broadcast_plan(*shapes)
-    except ValueError as exc:
-        raise _fail(op, index, str(exc)) from None
-    lo, hi = _activation(op, index)
+    plan = operand_broadcast_plan(ctx, op, index, a, b, y)
+    lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
         "input1": ctx.ptr(a), "input2": ctx.ptr(b), "output": ctx.ptr(y),
         "act_min": lo, "act_max": hi, "size": plan.size, "broadcast": int(plan.broadcast),
@@ -257,11 +218,11 @@ def lower_mul_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 
 def _lower_unary_f32(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Layer:
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _F32, [x, y])
     n = ctx.tensor(x).numel
     if ctx.tensor(y).numel != n:
-        raise _fail(op, index, "input and output element counts differ")
+        raise fail(op, index, "input and output element counts differ")
     params: dict[str, CValue] = {"input": ctx.ptr(x), "output": ctx.ptr(y), "size": n}
     return Layer(index, op.opcode, kernel, "tm_unary_f32_params", params, n, {"dtype": "float32"})
 
@@ -284,7 +245,7 @@ def lower_hard_swish_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 def lower_mean_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """MEAN float -> ``tm_mean_f32`` (reference_ops::Mean; the 4-D axes-{1,2} special
     case TFLM takes sums in the same order, so one kernel covers both)."""
-    (x, axis), y = _io(op, index, 2)
+    (x, axis), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, _F32, [x, y])
     require_types(ctx, op, index, _I32, [axis])
     plan = mean_plan(ctx, op, index, x, axis, y)

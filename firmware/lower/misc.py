@@ -21,17 +21,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
     LowerContext,
     Lowering,
+    activation_range_quantized,
+    fail,
+    fused_activation,
+    naming_operator,
     per_tensor_qparams,
     require_types,
+    single_output_operands,
 )
-from tinymeter.firmware.lower.elementwise import broadcast_plan
+from tinymeter.firmware.lower.elementwise import operand_broadcast_plan
 from tinymeter.models.tflite import Operator, TensorType
 
 log = logging.getLogger(__name__)
@@ -51,31 +55,19 @@ MEAN_MAX_DIMS = 5
 MUL_S8_MAX_DIMS = 4
 
 
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
-
-
-def _io(op: Operator, index: int, n_in: int) -> tuple[list[int], int]:
-    if len(op.inputs) != n_in or len(op.outputs) != 1 or min(op.inputs, default=0) < 0:
-        raise _fail(op, index, f"expects {n_in} inputs and 1 output, has {len(op.inputs)} "
-                               f"inputs and {len(op.outputs)} outputs")
-    return list(op.inputs), op.outputs[0]
-
-
 def _same_numel(ctx: LowerContext, op: Operator, index: int, x: int, y: int) -> int:
     n = ctx.tensor(x).numel
     if ctx.tensor(y).numel != n:
-        raise _fail(op, index, f"input has {n} elements, output {ctx.tensor(y).numel}")
+        raise fail(op, index, f"input has {n} elements, output {ctx.tensor(y).numel}")
     return n
 
 
 def _const_ints(ctx: LowerContext, op: Operator, index: int, t: int, what: str) -> np.ndarray:
     tensor = ctx.tensor(t)
     if tensor.data is None:
-        raise _fail(op, index, f"{what} tensor {t} must be constant")
+        raise fail(op, index, f"{what} tensor {t} must be constant")
     if tensor.dtype not in (TensorType.INT32, TensorType.INT64):
-        raise _fail(op, index, f"{what} tensor {t} must be int32 or int64, is {tensor.dtype.name}")
+        raise fail(op, index, f"{what} tensor {t} must be int32 or int64, is {tensor.dtype.name}")
     return tensor.array().astype(np.int64)
 
 
@@ -84,7 +76,7 @@ def _const_ints(ctx: LowerContext, op: Operator, index: int, t: int, what: str) 
 
 def lower_quantize(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """QUANTIZE float -> int8 (``tm_quantize_f32_s8``) or int8 -> int8 (``tm_requantize_s8``)."""
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _INT8, [y])
     require_types(ctx, op, index, (TensorType.FLOAT32, TensorType.INT8), [x])
     n = _same_numel(ctx, op, index, x, y)
@@ -97,7 +89,7 @@ def lower_quantize(ctx: LowerContext, op: Operator, index: int) -> Layer:
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     mult, shift = quant.requantize_multiplier(in_scale, out_scale)
     if shift > 30:
-        raise _fail(op, index, f"requantization scale {in_scale / out_scale} too large")
+        raise fail(op, index, f"requantization scale {in_scale / out_scale} too large")
     params = {"input": ctx.ptr(x), "output": ctx.ptr(y), "size": n, "input_zero_point": in_zp,
               "output_zero_point": out_zp, "multiplier": mult, "shift": shift}
     return Layer(index, op.opcode, "tm_requantize_s8", "tm_requantize_s8_params", params, n,
@@ -106,7 +98,7 @@ def lower_quantize(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 def lower_dequantize(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """DEQUANTIZE int8 -> float (``tm_dequantize_s8_f32``, reference_ops::Dequantize)."""
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _INT8, [x])
     require_types(ctx, op, index, _F32, [y])
     n = _same_numel(ctx, op, index, x, y)
@@ -128,41 +120,41 @@ def lower_concatenation(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """
     if not 1 <= len(op.inputs) <= CONCAT_MAX_INPUTS or len(op.outputs) != 1 or \
             min(op.inputs) < 0:
-        raise _fail(op, index, f"expects 1..{CONCAT_MAX_INPUTS} inputs and 1 output")
+        raise fail(op, index, f"expects 1..{CONCAT_MAX_INPUTS} inputs and 1 output")
     y = op.outputs[0]
     ty = ctx.tensor(y)
     require_types(ctx, op, index, _MOVABLE, [y])
-    if str(op.options.get("fused_activation_function", "NONE")) != "NONE":
-        raise _fail(op, index, "fused activations are not supported (TFLM rejects them)")
+    if fused_activation(op) != "NONE":
+        raise fail(op, index, "fused activations are not supported (TFLM rejects them)")
     rank = len(ty.shape)
     if not 1 <= rank <= CONCAT_MAX_DIMS:
-        raise _fail(op, index, f"{rank}-D output; TFLM supports 1..{CONCAT_MAX_DIMS} dims")
+        raise fail(op, index, f"{rank}-D output; TFLM supports 1..{CONCAT_MAX_DIMS} dims")
     axis = int(op.options.get("axis", 0))
     axis = axis + rank if axis < 0 else axis
     if not 0 <= axis < rank:
-        raise _fail(op, index, f"axis {op.options.get('axis')} out of range for rank {rank}")
+        raise fail(op, index, f"axis {op.options.get('axis')} out of range for rank {rank}")
     if ty.dtype == TensorType.INT8:
         out_q = per_tensor_qparams(ctx, op, index, y)
     total = 0
     for t in op.inputs:
         tx = ctx.tensor(t)
         if tx.dtype != ty.dtype:
-            raise _fail(op, index, f"input {t} type {tx.dtype.name} differs from output type "
-                                   f"{ty.dtype.name}")
+            raise fail(op, index, f"input {t} type {tx.dtype.name} differs from output type "
+                                  f"{ty.dtype.name}")
         if len(tx.shape) != rank or any(tx.shape[d] != ty.shape[d] for d in range(rank)
                                         if d != axis):
-            raise _fail(op, index, f"input {t} shape {tuple(tx.shape)} does not match output "
-                                   f"shape {tuple(ty.shape)} off axis {axis}")
+            raise fail(op, index, f"input {t} shape {tuple(tx.shape)} does not match output "
+                                  f"shape {tuple(ty.shape)} off axis {axis}")
         if ty.dtype == TensorType.INT8:
             in_q = per_tensor_qparams(ctx, op, index, t)
             if in_q[1] != out_q[1] or quant.f32(in_q[0]) != quant.f32(out_q[0]):
-                raise _fail(op, index, f"input {t} quantization (scale {in_q[0]}, zero point "
-                                       f"{in_q[1]}) differs from the output's (scale "
-                                       f"{out_q[0]}, zero point {out_q[1]}); TFLM rejects this")
+                raise fail(op, index, f"input {t} quantization (scale {in_q[0]}, zero point "
+                                      f"{in_q[1]}) differs from the output's (scale "
+                                      f"{out_q[0]}, zero point {out_q[1]}); TFLM rejects this")
         total += tx.shape[axis]
     if total != ty.shape[axis]:
-        raise _fail(op, index, f"inputs add up to {total} along axis {axis}, output has "
-                               f"{ty.shape[axis]}")
+        raise fail(op, index, f"inputs add up to {total} along axis {axis}, output has "
+                              f"{ty.shape[axis]}")
     outer = math.prod(ty.shape[:axis])
     inner = math.prod(ty.shape[axis + 1:]) * ty.dtype.itemsize
     ptrs: list[CValue] = [f"(const void *){ctx.ptr(t)}" for t in op.inputs]
@@ -183,24 +175,24 @@ def lower_pad(ctx: LowerContext, op: Operator, index: int) -> Layer:
     must, for int8, share the output's quantization (TFLM's Prepare checks it).
     """
     n_in = 3 if op.opcode == "PADV2" and len(op.inputs) == 3 else 2
-    ins, y = _io(op, index, n_in)
+    ins, y = single_output_operands(op, index, n_in)
     x, paddings = ins[0], ins[1]
     tx, ty = ctx.tensor(x), ctx.tensor(y)
     require_types(ctx, op, index, _MOVABLE, [x])
     if tx.dtype != ty.dtype:
-        raise _fail(op, index, f"input type {tx.dtype.name} differs from output type "
-                               f"{ty.dtype.name}")
+        raise fail(op, index, f"input type {tx.dtype.name} differs from output type "
+                              f"{ty.dtype.name}")
     rank = len(tx.shape)
     if not 1 <= rank <= PAD_MAX_DIMS or len(ty.shape) != rank:
-        raise _fail(op, index, f"input rank {rank} / output rank {len(ty.shape)} unsupported "
-                               f"(1..{PAD_MAX_DIMS}, equal)")
+        raise fail(op, index, f"input rank {rank} / output rank {len(ty.shape)} unsupported "
+                              f"(1..{PAD_MAX_DIMS}, equal)")
     pads = _const_ints(ctx, op, index, paddings, "paddings")
     if pads.shape != (rank, 2) or (pads < 0).any():
-        raise _fail(op, index, f"paddings {pads.tolist()} must be non-negative [{rank}, 2]")
+        raise fail(op, index, f"paddings {pads.tolist()} must be non-negative [{rank}, 2]")
     want = tuple(int(d + lo + hi) for d, (lo, hi) in zip(tx.shape, pads))
     if tuple(ty.shape) != want or any(d <= 0 for d in tx.shape):
-        raise _fail(op, index, f"output shape {tuple(ty.shape)} does not match the padded "
-                               f"{want}")
+        raise fail(op, index, f"output shape {tuple(ty.shape)} does not match the padded "
+                              f"{want}")
     value = 0
     if tx.dtype == TensorType.INT8:
         _, out_zp = per_tensor_qparams(ctx, op, index, y)
@@ -208,12 +200,12 @@ def lower_pad(ctx: LowerContext, op: Operator, index: int) -> Layer:
     if n_in == 3:
         c = ctx.tensor(ins[2])
         if c.data is None or c.dtype != tx.dtype or c.numel != 1:
-            raise _fail(op, index, "constant_values must be a constant scalar of the input type")
+            raise fail(op, index, "constant_values must be a constant scalar of the input type")
         if tx.dtype == TensorType.INT8:
             cs, cz = per_tensor_qparams(ctx, op, index, ins[2])
             os_, oz = per_tensor_qparams(ctx, op, index, y)
             if cz != oz or quant.f32(cs) != quant.f32(os_):
-                raise _fail(op, index, "constant_values must share the output quantization")
+                raise fail(op, index, "constant_values must share the output quantization")
         value = int.from_bytes(c.data[:tx.dtype.itemsize], "little")
     lead = PAD_MAX_DIMS - rank
     params: dict[str, CValue] = {
@@ -261,13 +253,13 @@ def mean_plan(ctx: LowerContext, op: Operator, index: int, x: int, axis: int, y:
     shape = tuple(ctx.tensor(x).shape)
     rank = len(shape)
     if not 1 <= rank <= MEAN_MAX_DIMS or any(d <= 0 for d in shape):
-        raise _fail(op, index, f"input shape {shape} unsupported (1..{MEAN_MAX_DIMS} non-empty "
-                               "dims)")
+        raise fail(op, index, f"input shape {shape} unsupported (1..{MEAN_MAX_DIMS} non-empty "
+                              "dims)")
     axes: list[int] = []
     for a in _const_ints(ctx, op, index, axis, "axis").reshape(-1).tolist():
         r = a + rank if a < 0 else a
         if not 0 <= r < rank:
-            raise _fail(op, index, f"axis {a} out of range for rank {rank}")
+            raise fail(op, index, f"axis {a} out of range for rank {rank}")
         if r not in axes:
             axes.append(r)
     keep = bool(op.options.get("keep_dims", False))
@@ -275,7 +267,7 @@ def mean_plan(ctx: LowerContext, op: Operator, index: int, x: int, axis: int, y:
         tuple(n for d, n in enumerate(shape) if d not in axes)
     got = tuple(ctx.tensor(y).shape)
     if got != want and not (not want and math.prod(got) == 1):
-        raise _fail(op, index, f"output shape {got} does not match the reduced {want}")
+        raise fail(op, index, f"output shape {got} does not match the reduced {want}")
     strides = [math.prod(shape[d + 1:]) for d in range(rank)]
     kept = [d for d in range(rank) if d not in axes]
     red = sorted(axes)
@@ -307,7 +299,7 @@ def lower_mean(ctx: LowerContext, op: Operator, index: int) -> Layer:
     ``MBQM(sum - in_zp * count, mult, shift) + out_zp`` (rounding, not the
     truncating integer mean of older releases; the tests pin this down).
     """
-    (x, axis), y = _io(op, index, 2)
+    (x, axis), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, _INT8, [x, y])
     require_types(ctx, op, index, _I32, [axis])
     plan = mean_plan(ctx, op, index, x, axis, y)
@@ -315,7 +307,7 @@ def lower_mean(ctx: LowerContext, op: Operator, index: int) -> Layer:
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     mult, shift = mean_requantize_multiplier(in_scale, out_scale, plan.count)
     if shift > 30:
-        raise _fail(op, index, f"requantization scale {in_scale / out_scale} too large")
+        raise fail(op, index, f"requantization scale {in_scale / out_scale} too large")
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), **plan.params(),
         "input_zero_point": in_zp, "multiplier": mult,
@@ -330,29 +322,20 @@ def lower_mean(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 def lower_mul(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """MUL int8 -> ``tm_mul_s8`` (CalculateOpDataMul + MulElementwise / BroadcastMul4DSlow)."""
-    (a, b), y = _io(op, index, 2)
+    (a, b), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, _INT8, [a, b, y])
-    shapes = [tuple(ctx.tensor(t).shape) for t in (a, b, y)]
-    if any(d <= 0 for s in shapes for d in s):
-        raise _fail(op, index, f"empty operand shapes {shapes}")
-    try:
-        plan = broadcast_plan(*shapes)
-    except ValueError as exc:
-        raise _fail(op, index, str(exc)) from None
-    if plan.broadcast and max(len(s) for s in shapes) > MUL_S8_MAX_DIMS:
-        raise _fail(op, index, f"int8 broadcast over more than {MUL_S8_MAX_DIMS} dims (TFLM's "
-                               "BroadcastMul4DSlow limit)")
+    plan = operand_broadcast_plan(ctx, op, index, a, b, y)
+    if plan.broadcast and max(len(ctx.tensor(t).shape) for t in (a, b, y)) > MUL_S8_MAX_DIMS:
+        raise fail(op, index, f"int8 broadcast over more than {MUL_S8_MAX_DIMS} dims (TFLM's "
+                              "BroadcastMul4DSlow limit)")
     s1, z1 = per_tensor_qparams(ctx, op, index, a)
     s2, z2 = per_tensor_qparams(ctx, op, index, b)
     so, zo = per_tensor_qparams(ctx, op, index, y)
     mult, shift = quant.mul_multiplier(s1, s2, so)
     if shift > 30:
-        raise _fail(op, index, f"output multiplier shift {shift} too large")
-    act = str(op.options.get("fused_activation_function", "NONE"))
-    try:
-        act_min, act_max = quant.activation_range_quantized(act, so, zo)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
+        raise fail(op, index, f"output multiplier shift {shift} too large")
+    act = fused_activation(op)
+    act_min, act_max = activation_range_quantized(op, index, so, zo)
     params: dict[str, CValue] = {
         "input1": ctx.ptr(a), "input2": ctx.ptr(b), "output": ctx.ptr(y),
         "input1_offset": -z1, "input2_offset": -z2, "output_offset": zo,
@@ -366,18 +349,16 @@ def lower_mul(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 def _lower_sigmoid(ctx: LowerContext, op: Operator, index: int, kernel: str,
                    out_zp_required: int | None) -> Layer:
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _INT8, [x, y])
     n = _same_numel(ctx, op, index, x, y)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     _, out_zp = per_tensor_qparams(ctx, op, index, y)
     if out_zp_required is not None and out_zp != out_zp_required:
-        raise _fail(op, index, f"output zero point must be {out_zp_required} (TFLM checks it), "
-                               f"is {out_zp}")
-    try:
+        raise fail(op, index, f"output zero point must be {out_zp_required} (TFLM checks it), "
+                              f"is {out_zp}")
+    with naming_operator(op, index):
         mult, shift, radius = quant.sigmoid_input_params(in_scale)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), "size": n, "input_zero_point": in_zp,
         "input_range_radius": radius, "input_multiplier": mult, "input_left_shift": shift,
@@ -399,17 +380,15 @@ def lower_tanh(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 def lower_hard_swish(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """HARD_SWISH int8 -> ``tm_hard_swish_s8`` (HardSwishPrepare's int16 multipliers)."""
-    (x,), y = _io(op, index, 1)
+    (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _INT8, [x, y])
     n = _same_numel(ctx, op, index, x, y)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
-    try:
+    with naming_operator(op, index):
         hs = quant.hard_swish_params(in_scale, out_scale)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
     if -hs.output_multiplier_exponent > 31 or -hs.reluish_multiplier_exponent > 31:
-        raise _fail(op, index, "scale ratio too extreme for the int16 fixed-point kernel")
+        raise fail(op, index, "scale ratio too extreme for the int16 fixed-point kernel")
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), "size": n,
         "input_zero_point": in_zp, "output_zero_point": out_zp,

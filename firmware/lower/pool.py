@@ -12,15 +12,20 @@ from __future__ import annotations
 import logging
 import math
 
-from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
     LowerContext,
     Lowering,
+    activation_range_quantized,
+    check_output_geometry,
+    fail,
+    fused_activation,
     per_tensor_qparams,
     require_types,
+    shape4,
+    single_output_operands,
 )
 from tinymeter.models.tflite import Operator, TensorType
 
@@ -29,56 +34,34 @@ log = logging.getLogger(__name__)
 _INT8 = (TensorType.INT8,)
 
 
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
-
-
-def _shape4(ctx: LowerContext, op: Operator, index: int, t: int, what: str) -> tuple[int, ...]:
-    shape = ctx.tensor(t).shape
-    if len(shape) != 4:
-        raise _fail(op, index, f"{what} tensor {t} must be 4-D (NHWC), has shape {shape}")
-    if any(d <= 0 for d in shape):
-        raise _fail(op, index, f"{what} tensor {t} has an empty dimension: {shape}")
-    return tuple(shape)
-
-
 def _lower_pool(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Layer:
     """Shared validation and parameter computation of both pooling ops."""
-    if len(op.inputs) != 1 or len(op.outputs) != 1 or op.inputs[0] < 0:
-        raise _fail(op, index, f"expects 1 input and 1 output, has {len(op.inputs)} inputs "
-                               f"and {len(op.outputs)} outputs")
-    x, y = op.inputs[0], op.outputs[0]
+    (x,), y = single_output_operands(op, index)
     require_types(ctx, op, index, _INT8, [x, y])
-    batches, in_h, in_w, channels = _shape4(ctx, op, index, x, "input")
-    out_shape = _shape4(ctx, op, index, y, "output")
+    batches, in_h, in_w, channels = shape4(ctx, op, index, x, "input")
+    out_shape = shape4(ctx, op, index, y, "output")
     o = op.options
     padding = str(o.get("padding", "SAME"))
     if padding not in ("SAME", "VALID"):
-        raise _fail(op, index, f"padding {padding} is not supported")
+        raise fail(op, index, f"padding {padding} is not supported")
     sh, sw = int(o.get("stride_h", 0)), int(o.get("stride_w", 0))
     fh, fw = int(o.get("filter_height", 0)), int(o.get("filter_width", 0))
     if min(sh, sw, fh, fw) < 1:
-        raise _fail(op, index, f"strides ({sh}, {sw}) and filter size ({fh}, {fw}) must be >= 1")
+        raise fail(op, index, f"strides ({sh}, {sw}) and filter size ({fh}, {fw}) must be >= 1")
     pad = quant.compute_padding_height_width(sh, sw, 1, 1, in_h, in_w, fh, fw, padding)
     # With the output matching this geometry every window overlaps the input by at
     # least one tap (SAME pads less than a filter; VALID windows lie inside), so the
     # average kernel never divides by zero -- TFLM would fail at Eval otherwise.
-    want = (batches, pad.out_height, pad.out_width, channels)
-    if out_shape != want:
-        raise _fail(op, index, f"output shape {out_shape} does not match the computed {want}")
+    check_output_geometry(op, index, out_shape, batches, pad, channels)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     # TFLM PoolingPrepare: |double(in) - double(out)| <= 1e-6 and equal zero points.
     if abs(float(quant.f32(in_scale)) - float(quant.f32(out_scale))) > 1.0e-6 or in_zp != out_zp:
-        raise _fail(op, index, f"input quantization (scale {in_scale}, zero point {in_zp}) "
-                               f"must equal output quantization (scale {out_scale}, zero point "
-                               f"{out_zp})")
-    act = str(o.get("fused_activation_function", "NONE"))
-    try:
-        act_min, act_max = quant.activation_range_quantized(act, out_scale, out_zp)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
+        raise fail(op, index, f"input quantization (scale {in_scale}, zero point {in_zp}) "
+                              f"must equal output quantization (scale {out_scale}, zero point "
+                              f"{out_zp})")
+    act = fused_activation(op)
+    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), "act_min": act_min, "act_max": act_max,
         "batches": batches, "in_h": in_h, "in_w": in_w, "channels": channels,

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import logging
 
-from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware.lower.base import (
     C_TYPES,
     CValue,
     Layer,
     LowerContext,
     Lowering,
+    fail,
     require_types,
 )
 from tinymeter.models.tflite import Operator
 
 log = logging.getLogger(__name__)
-
-
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
 
 
 def lower_reshape(ctx: LowerContext, op: Operator, index: int) -> Layer:
@@ -37,17 +32,17 @@ def lower_reshape(ctx: LowerContext, op: Operator, index: int) -> Layer:
     second input (the shape tensor) is not needed on the device.
     """
     if len(op.inputs) not in (1, 2) or len(op.outputs) != 1 or op.inputs[0] < 0:
-        raise _fail(op, index, f"expects 1 or 2 inputs and 1 output, has {len(op.inputs)} "
-                               f"inputs and {len(op.outputs)} outputs")
+        raise fail(op, index, f"expects 1 or 2 inputs and 1 output, has {len(op.inputs)} "
+                              f"inputs and {len(op.outputs)} outputs")
     x, y = op.inputs[0], op.outputs[0]
     require_types(ctx, op, index, tuple(C_TYPES), [x, y])
     tx, ty = ctx.tensor(x), ctx.tensor(y)
     if tx.dtype != ty.dtype:
-        raise _fail(op, index, f"input type {tx.dtype.name} differs from output type "
-                               f"{ty.dtype.name}")
+        raise fail(op, index, f"input type {tx.dtype.name} differs from output type "
+                              f"{ty.dtype.name}")
     if tx.numel != ty.numel:
-        raise _fail(op, index, f"input shape {tuple(tx.shape)} and output shape "
-                               f"{tuple(ty.shape)} have different element counts")
+        raise fail(op, index, f"input shape {tuple(tx.shape)} and output shape "
+                              f"{tuple(ty.shape)} have different element counts")
     nbytes = tx.numel * tx.dtype.itemsize
     params: dict[str, CValue] = {
         "input": f"(const void *){ctx.ptr(x)}", "output": f"(void *){ctx.ptr(y)}",

@@ -15,15 +15,17 @@ import math
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
     LowerContext,
     Lowering,
+    fail,
+    naming_operator,
     per_tensor_qparams,
     require_types,
+    single_output_operands,
 )
 from tinymeter.models.tflite import Operator, TensorType
 
@@ -36,35 +38,25 @@ _INT8 = (TensorType.INT8,)
 _TFLM_SUM_LIMIT = 512
 
 
-def _fail(op: Operator, index: int, problem: str) -> UnsupportedModelError:
-    """An error naming the operator index, opcode and the problem."""
-    return UnsupportedModelError(f"operator {index} ({op.opcode}): {problem}")
-
-
 def lower_softmax(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """SOFTMAX -> ``tm_softmax_s8`` over the last dimension."""
-    if len(op.inputs) != 1 or len(op.outputs) != 1 or op.inputs[0] < 0:
-        raise _fail(op, index, f"expects 1 input and 1 output, has {len(op.inputs)} inputs "
-                               f"and {len(op.outputs)} outputs")
-    x, y = op.inputs[0], op.outputs[0]
+    (x,), y = single_output_operands(op, index)
     require_types(ctx, op, index, _INT8, [x, y])
     shape = tuple(ctx.tensor(x).shape)
     if len(shape) < 1 or any(d <= 0 for d in shape):
-        raise _fail(op, index, f"input shape {shape} must have at least one non-empty dimension")
+        raise fail(op, index, f"input shape {shape} must have at least one non-empty dimension")
     if tuple(ctx.tensor(y).shape) != shape:
-        raise _fail(op, index, f"output shape {tuple(ctx.tensor(y).shape)} differs from input "
-                               f"shape {shape}")
+        raise fail(op, index, f"output shape {tuple(ctx.tensor(y).shape)} differs from input "
+                              f"shape {shape}")
     in_scale, _ = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     # TFLM: TF_LITE_ENSURE(output->params.scale == 1.f / 256) -- a float32 comparison.
     if out_zp != -128 or quant.f32(out_scale) != np.float32(1.0) / np.float32(256.0):
-        raise _fail(op, index, f"int8 output must have scale 1/256 and zero point -128, has "
-                               f"scale {out_scale!r} and zero point {out_zp}")
+        raise fail(op, index, f"int8 output must have scale 1/256 and zero point -128, has "
+                              f"scale {out_scale!r} and zero point {out_zp}")
     beta = float(op.options.get("beta", 1.0))
-    try:
+    with naming_operator(op, index):
         mult, left_shift = quant.preprocess_softmax_scaling(beta, in_scale)
-    except UnsupportedModelError as exc:
-        raise _fail(op, index, str(exc)) from None
     radius = quant.calculate_input_radius(quant.SOFTMAX_SCALED_DIFF_INTEGER_BITS, left_shift)
     diff_min = int(-1.0 * radius)
     depth = shape[-1]
