@@ -6,6 +6,7 @@
  * for a broadcast input), the outer dims advance two offsets. Each output
  * element sees exactly the same pair of inputs TFLM's index arithmetic
  * selects, so results match bit for bit. */
+#include "tm_broadcast.h"
 #include "tm_fixedpoint.h"
 #include "tm_ops_elementwise.h"
 
@@ -76,13 +77,6 @@ void tm_add_s8(const void *params) {
     } else {
       for (int32_t k = 0; k < inner; ++k, a += is1, b += is2) *out++ = tm_add_one(*a, *b, &q);
     }
-    for (int32_t d = last - 1; d >= 0; --d) {
-      o1 += p->strides1[d];
-      o2 += p->strides2[d];
-      if (++idx[d] < p->dims[d]) break;
-      o1 -= p->strides1[d] * p->dims[d];
-      o2 -= p->strides2[d] * p->dims[d];
-      idx[d] = 0;
-    }
+    tm_broadcast_next_run(last, p->dims, p->strides1, p->strides2, idx, &o1, &o2);
   }
 }

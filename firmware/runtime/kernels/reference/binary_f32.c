@@ -1,8 +1,9 @@
 /* ADD / MUL float reference kernels: TFLM's reference_ops::Add /
  * BroadcastAdd6DSlow and Mul / BroadcastMul6DSlow (float): one IEEE add or
  * multiply per output element, clamped with ActivationFunctionWithMinMax.
- * Broadcasting walks the host-folded output dims like tm_add_s8, so every
+ * Broadcasting walks the host-folded output dims (tm_broadcast.h), so every
  * output element sees the input pair TFLM's index arithmetic selects. */
+#include "tm_broadcast.h"
 #include "tm_ops_float.h"
 
 static inline float tm_bin_op(float a, float b, int is_mul) { return is_mul ? a * b : a + b; }
@@ -29,14 +30,7 @@ static void tm_binary_f32(const tm_binary_f32_params *p, int is_mul) {
     for (int32_t k = 0; k < inner; ++k, a += is1, b += is2) {
       *out++ = tm_act_f32(tm_bin_op(*a, *b, is_mul), lo, hi);
     }
-    for (int32_t d = last - 1; d >= 0; --d) {
-      o1 += p->strides1[d];
-      o2 += p->strides2[d];
-      if (++idx[d] < p->dims[d]) break;
-      o1 -= p->strides1[d] * p->dims[d];
-      o2 -= p->strides2[d] * p->dims[d];
-      idx[d] = 0;
-    }
+    tm_broadcast_next_run(last, p->dims, p->strides1, p->strides2, idx, &o1, &o2);
   }
 }
 

@@ -1,5 +1,6 @@
 /* MUL int8 reference kernel: TFLM's reference_integer_ops::MulElementwise /
- * BroadcastMul4DSlow. Broadcast walk as tm_add_s8. */
+ * BroadcastMul4DSlow. Broadcast walk: tm_broadcast.h. */
+#include "tm_broadcast.h"
 #include "tm_fixedpoint.h"
 #include "tm_ops_misc.h"
 
@@ -31,13 +32,6 @@ void tm_mul_s8(const void *params) {
     const int8_t *a = in1 + o1;
     const int8_t *b = in2 + o2;
     for (int32_t k = 0; k < inner; ++k, a += is1, b += is2) *out++ = tm_mul_one(*a, *b, p);
-    for (int32_t d = last - 1; d >= 0; --d) {
-      o1 += p->strides1[d];
-      o2 += p->strides2[d];
-      if (++idx[d] < p->dims[d]) break;
-      o1 -= p->strides1[d] * p->dims[d];
-      o2 -= p->strides2[d] * p->dims[d];
-      idx[d] = 0;
-    }
+    tm_broadcast_next_run(last, p->dims, p->strides1, p->strides2, idx, &o1, &o2);
   }
 }
