@@ -43,8 +43,11 @@ static int32_t tm_gl_tanh_q4(int32_t a) {
   return a < 0 ? tm_gl_sub(0, t) : t;
 }
 
-void tm_logistic_s8(const void *params) {
-  const tm_sigmoid_s8_params *p = (const tm_sigmoid_s8_params *)params;
+/* Both ops saturate outside the input radius (TFLM's input_range_radius) and
+ * otherwise rescale to Q4.27 and evaluate in fixed point; they differ only in the
+ * function and its output scaling (logistic: 1/256, zero point -128; tanh: 1/128,
+ * zero point 0). Inlined with a constant is_tanh, each kernel keeps its own loop. */
+static inline void tm_sigmoid_family_s8(const tm_sigmoid_s8_params *p, int is_tanh) {
   for (int32_t i = 0; i < p->size; ++i) {
     const int32_t x = (int32_t)p->input[i] - p->input_zero_point;
     if (x <= -p->input_range_radius) {
@@ -54,27 +57,21 @@ void tm_logistic_s8(const void *params) {
     } else {
       const int32_t q4 = tm_multiply_by_quantized_multiplier(x, p->input_multiplier,
                                                              (int)p->input_left_shift);
-      const int32_t q0 = tm_gl_logistic_q4(q4);
-      const int32_t q23 = tm_rounding_divide_by_pot(q0, 31 - 8);
-      p->output[i] = tm_clamp_s8(q23 - 128, -128, 127);
+      if (is_tanh) {
+        const int32_t q24 = tm_rounding_divide_by_pot(tm_gl_tanh_q4(q4), 31 - 7);
+        p->output[i] = tm_clamp_s8(q24, -128, 127);
+      } else {
+        const int32_t q23 = tm_rounding_divide_by_pot(tm_gl_logistic_q4(q4), 31 - 8);
+        p->output[i] = tm_clamp_s8(q23 - 128, -128, 127);
+      }
     }
   }
 }
 
+void tm_logistic_s8(const void *params) {
+  tm_sigmoid_family_s8((const tm_sigmoid_s8_params *)params, 0);
+}
+
 void tm_tanh_s8(const void *params) {
-  const tm_sigmoid_s8_params *p = (const tm_sigmoid_s8_params *)params;
-  for (int32_t i = 0; i < p->size; ++i) {
-    const int32_t x = (int32_t)p->input[i] - p->input_zero_point;
-    if (x <= -p->input_range_radius) {
-      p->output[i] = -128;
-    } else if (x >= p->input_range_radius) {
-      p->output[i] = 127;
-    } else {
-      const int32_t q4 = tm_multiply_by_quantized_multiplier(x, p->input_multiplier,
-                                                             (int)p->input_left_shift);
-      const int32_t q0 = tm_gl_tanh_q4(q4);
-      const int32_t q24 = tm_rounding_divide_by_pot(q0, 31 - 7);
-      p->output[i] = tm_clamp_s8(q24, -128, 127);
-    }
-  }
+  tm_sigmoid_family_s8((const tm_sigmoid_s8_params *)params, 1);
 }
