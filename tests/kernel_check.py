@@ -10,8 +10,10 @@ libm differences make exactness impossible).
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,9 @@ import pytest
 
 from tinymeter.firmware.host import run_on_host
 from tinymeter.models.testing import run_tflm
+
+#: The device runtime's sources (kernels, include/).
+RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
 
 Runner = Callable[[bytes, Sequence[Sequence[np.ndarray]]], list[list[np.ndarray]]]
 
@@ -85,6 +90,53 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(ordered(a) - ordered(b))
 
 
+@dataclass
+class SaturatingCase:
+    """An int8 single-op model fed, per seed, a uniformly random inference, the two
+    saturating extremes (all -128, all 127) and any case-specific inferences.
+
+    Why the extremes: they drive every accumulator, rescale and clamp to its limit,
+    where an off-by-one in rounding or saturation shows first.
+    """
+
+    blob: bytes
+    input_shapes: list[tuple[int, ...]]
+    desc: dict[str, Any] = field(default_factory=dict)
+    extra_inputs: list[list[np.ndarray]] = field(default_factory=list)
+
+    def inputs(self, seed: int) -> list[list[np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        rand = [rng.integers(-128, 128, size=s).astype(np.int8) for s in self.input_shapes]
+        lo = [np.full(s, -128, np.int8) for s in self.input_shapes]
+        hi = [np.full(s, 127, np.int8) for s in self.input_shapes]
+        return [rand, lo, hi, *self.extra_inputs]
+
+
+def assert_matches_tflm(blob: bytes, inputs: Sequence[Sequence[np.ndarray]],
+                        got: Sequence[Sequence[np.ndarray]], desc: Any, max_ulp: int = 0) -> None:
+    """Every inference's outputs equal TFLM's for the same inputs: same count, dtype
+    and shape, and bit for bit (or within *max_ulp* float32 ULP)."""
+    assert len(got) == len(inputs), desc
+    for k, (inp, out) in enumerate(zip(inputs, got)):
+        refs = run_tflm(blob, inp)
+        assert len(out) == len(refs), desc
+        for o, ref in zip(out, refs):
+            assert o.dtype == ref.dtype and o.shape == ref.shape, desc
+            if max_ulp == 0:
+                if o.tobytes() != ref.tobytes():
+                    flat_o, flat_r = o.reshape(-1), ref.reshape(-1)
+                    bad = np.flatnonzero([a.tobytes() != b.tobytes() for a, b in zip(flat_o, flat_r)])
+                    first = int(bad[0])
+                    raise AssertionError(
+                        f"inference {k}: {len(bad)} of {ref.size} outputs differ, first at "
+                        f"{np.unravel_index(first, ref.shape)}: got {flat_o[first]!r} want "
+                        f"{flat_r[first]!r}; case {desc}")
+            else:
+                d = ulp_distance(o, ref)
+                assert d.max() <= max_ulp, (f"inference {k}: max {d.max()} ULP (> {max_ulp}) at "
+                                            f"{np.unravel_index(d.argmax(), d.shape)}; {desc}")
+
+
 def check(case: Case, runner: tuple[str, Runner], seed: int, max_ulp: int = 0,
           n_emulated: int = 3) -> None:
     """Run *case* on the runner and in TFLM; outputs must match bit for bit (or within
@@ -94,20 +146,36 @@ def check(case: Case, runner: tuple[str, Runner], seed: int, max_ulp: int = 0,
     if name != "host" and seed >= n_emulated:
         pytest.skip("emulated runners take the first cases only")
     inputs = case.inputs(seed)
-    got = run(case.blob, inputs)
-    for k, (inp, out) in enumerate(zip(inputs, got)):
-        refs = run_tflm(case.blob, inp)
-        for o, ref in zip(out, refs):
-            assert o.dtype == ref.dtype and o.shape == ref.shape, case.desc
-            if max_ulp == 0:
-                if o.tobytes() != ref.tobytes():
-                    flat_o, flat_r = o.reshape(-1), ref.reshape(-1)
-                    bad = np.flatnonzero([a.tobytes() != b.tobytes() for a, b in zip(flat_o, flat_r)])
-                    first = int(bad[0])
-                    raise AssertionError(
-                        f"inference {k}: {len(bad)} of {ref.size} outputs differ, first at flat "
-                        f"{first}: got {flat_o[first]!r} want {flat_r[first]!r}; case {case.desc}")
-            else:
-                d = ulp_distance(o, ref)
-                assert d.max() <= max_ulp, (f"inference {k}: max {d.max()} ULP (> {max_ulp}) at "
-                                            f"{np.unravel_index(d.argmax(), d.shape)}; {case.desc}")
+    assert_matches_tflm(case.blob, inputs, run(case.blob, inputs), case.desc, max_ulp)
+
+
+#: C compilers and flags every kernel must build with warning-free: the host build
+#: and each Cortex-M flavour (M4/M7 with their hard-float FPUs, M33 with DSP).
+WARNING_TARGETS: dict[str, list[str]] = {
+    "host": ["gcc"],
+    "m0plus": ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb"],
+    "m4": ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
+           "-mfloat-abi=hard"],
+    "m7": ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16",
+           "-mfloat-abi=hard"],
+    "m33": ["arm-none-eabi-gcc", "-mcpu=cortex-m33", "-mthumb"],
+}
+
+
+def assert_kernels_compile_warning_free(tmp_path: Path, target: str,
+                                        names: Sequence[str]) -> None:
+    """The reference and optimized kernel files *names* compile with -Wall -Wextra
+    -Werror for *target* (see WARNING_TARGETS); skips when its compiler is missing.
+    The optimized set is not compiled for the M0+, whose builds always use reference."""
+    cc = WARNING_TARGETS[target]
+    if shutil.which(cc[0]) is None:
+        pytest.skip(f"{cc[0]} not installed")
+    ksets = ("reference",) if target == "m0plus" else ("reference", "optimized")
+    sources = [RUNTIME / "kernels" / kset / n for kset in ksets for n in names
+               if (RUNTIME / "kernels" / kset / n).exists()]
+    assert sources, names
+    for src in sources:
+        argv = [*cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{RUNTIME / 'include'}",
+                "-c", str(src), "-o", str(tmp_path / f"{src.parent.name}_{src.stem}.o")]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{' '.join(argv)}\n{proc.stderr}"

@@ -15,18 +15,25 @@ import math
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from kernel_check import Runner, make_runner
+from kernel_check import (
+    RUNTIME,
+    WARNING_TARGETS,
+    Runner,
+    SaturatingCase,
+    assert_kernels_compile_warning_free,
+    assert_matches_tflm,
+    make_runner,
+)
 
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.testing import bias_tensor, int8_tensor, run_tflm, single_op_model, tensor
+from tinymeter.models.testing import bias_tensor, int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite
 
 pytest.importorskip("tflite_micro")
@@ -37,11 +44,9 @@ log = logging.getLogger(__name__)
 N_CONV = 40
 N_DWCONV = 40
 N_FC = 40
-#: Inferences per case: a random input plus the two saturating extremes.
 KERNEL_CHOICES = [(1, 1), (3, 3), (5, 5), (10, 4), (2, 3), (1, 3), (3, 1)]
 ACTIVATIONS = ["NONE", "RELU", "RELU6"]
 
-RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
 
 
 # --------------------------------------------------------------------------- runners
@@ -59,22 +64,6 @@ def runner(request: pytest.FixtureRequest) -> Runner:
 
 
 # --------------------------------------------------------------------------- case builders
-
-
-@dataclass
-class Case:
-    """One single-op model plus the inputs to feed it, and a description for failures."""
-
-    blob: bytes
-    input_shape: tuple[int, ...]
-    desc: dict[str, Any] = field(default_factory=dict)
-
-    def inputs(self, seed: int) -> list[list[np.ndarray]]:
-        rng = np.random.default_rng(seed)
-        rand = rng.integers(-128, 128, size=self.input_shape).astype(np.int8)
-        lo = np.full(self.input_shape, -128, np.int8)
-        hi = np.full(self.input_shape, 127, np.int8)
-        return [[rand], [lo], [hi]]
 
 
 def _log_scales(rng: np.random.Generator, n: int, lo: float, hi: float) -> list[float]:
@@ -109,7 +98,7 @@ def _in_size(rng: np.random.Generator, k: int, d: int) -> int:
     return int(rng.integers(max(1, eff - 2), eff + 8))
 
 
-def conv_case(seed: int) -> Case:
+def conv_case(seed: int) -> SaturatingCase:
     """Random CONV_2D: kernel, stride, dilation, padding, batches, channels, quant, bias, act."""
     rng = np.random.default_rng(1000 + seed)
     kh, kw = KERNEL_CHOICES[seed % len(KERNEL_CHOICES)]
@@ -143,10 +132,10 @@ def conv_case(seed: int) -> Case:
                 per_channel=per_channel)
     # No bias: alternate between an omitted (-1) operand and a 2-operand op.
     operands = [x, w, b] if b is not None or seed % 4 < 2 else [x, w]
-    return Case(single_op_model("CONV_2D", operands, [y], opts), x.shape, desc)
+    return SaturatingCase(single_op_model("CONV_2D", operands, [y], opts), [x.shape], desc)
 
 
-def dwconv_case(seed: int) -> Case:
+def dwconv_case(seed: int) -> SaturatingCase:
     """Random DEPTHWISE_CONV_2D, including depth_multiplier 2."""
     rng = np.random.default_rng(2000 + seed)
     kh, kw = KERNEL_CHOICES[seed % len(KERNEL_CHOICES)]
@@ -182,10 +171,10 @@ def dwconv_case(seed: int) -> Case:
     # Without bias the operand is left out entirely: tflite-micro's depthwise Prepare
     # crashes on an explicit omitted (-1) bias operand.
     operands = [x, w, b] if b is not None else [x, w]
-    return Case(single_op_model("DEPTHWISE_CONV_2D", operands, [y], opts), x.shape, desc)
+    return SaturatingCase(single_op_model("DEPTHWISE_CONV_2D", operands, [y], opts), [x.shape], desc)
 
 
-def fc_case(seed: int) -> Case:
+def fc_case(seed: int) -> SaturatingCase:
     """Random FULLY_CONNECTED: per-tensor / per-channel, batches, keep_num_dims, 4-D input."""
     rng = np.random.default_rng(3000 + seed)
     accum = int(rng.integers(1, 300)) if seed % 5 else int(rng.integers(1, 8))
@@ -221,22 +210,14 @@ def fc_case(seed: int) -> Case:
     desc = dict(opts, input=in_shape, output=out_shape, bias=b is not None,
                 per_channel=per_channel)
     operands = [x, w, b] if b is not None or seed % 4 < 2 else [x, w]
-    return Case(single_op_model("FULLY_CONNECTED", operands, [y], opts), in_shape, desc)
+    return SaturatingCase(single_op_model("FULLY_CONNECTED", operands, [y], opts), [in_shape], desc)
 
 
-def _check(case: Case, runner: Runner, seed: int) -> None:
+def _check(case: SaturatingCase, runner: Runner, seed: int) -> None:
     inputs = case.inputs(seed)
     got = runner(case.blob, inputs)
-    assert len(got) == len(inputs)
-    for k, (inp, out) in enumerate(zip(inputs, got)):
-        (ref,) = run_tflm(case.blob, inp)
-        assert out[0].dtype == np.int8 and out[0].shape == ref.shape, case.desc
-        if not np.array_equal(out[0], ref):
-            diff = np.argwhere(out[0] != ref)
-            raise AssertionError(
-                f"inference {k}: {len(diff)} of {ref.size} outputs differ, first at "
-                f"{tuple(diff[0])}: got {out[0][tuple(diff[0])]} want {ref[tuple(diff[0])]}; "
-                f"case {case.desc}")
+    assert all(out[0].dtype == np.int8 for out in got), case.desc
+    assert_matches_tflm(case.blob, inputs, got, case.desc)
 
 
 # --------------------------------------------------------------------------- bit-exact cases
@@ -260,7 +241,7 @@ def test_fully_connected_bit_exact(runner: Runner, seed: int) -> None:
 def _conv_model(opcode: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                 y_shape: tuple[int, ...], opts: dict[str, Any], *, w_scales: Sequence[float],
                 in_q: tuple[float, int] = (0.02, -5), out_q: tuple[float, int] = (0.05, 3),
-                seed: int = 0, bias: bool = True) -> Case:
+                seed: int = 0, bias: bool = True) -> SaturatingCase:
     rng = np.random.default_rng(seed)
     qdim = 3 if opcode == "DEPTHWISE_CONV_2D" else 0
     w = int8_tensor("w", w_shape, data=_weights(rng, w_shape), quantized_dimension=qdim,
@@ -273,7 +254,7 @@ def _conv_model(opcode: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
     if bias:
         operands.append(bias_tensor("b", rng.integers(-5000, 5000, size=n).astype(np.int32),
                                     in_q[0], w))
-    return Case(single_op_model(opcode, operands, [y], opts), x_shape, dict(opts))
+    return SaturatingCase(single_op_model(opcode, operands, [y], opts), [x_shape], dict(opts))
 
 
 @pytest.mark.parametrize("batches,h,w,cin,cout", [
@@ -342,7 +323,7 @@ def test_fully_connected_deep_rows(runner: Runner) -> None:
     y = int8_tensor("y", (1, 6), 2.0, -1)
     b = bias_tensor("b", rng.integers(-3000, 3000, size=6).astype(np.int32), 0.05, w)
     blob = single_op_model("FULLY_CONNECTED", [x, w, b], [y], {})
-    _check(Case(blob, (1, 1100), {"accum_depth": 1100}), runner, 12)
+    _check(SaturatingCase(blob, [(1, 1100)], {"accum_depth": 1100}), runner, 12)
 
 
 def test_conv2d_grouped(runner: Runner) -> None:
@@ -369,7 +350,7 @@ def test_fully_connected_nonzero_filter_zero_point(runner: Runner) -> None:
     y = int8_tensor("y", (2, 5), 0.2, 4)
     b = bias_tensor("b", rng.integers(-300, 300, size=5).astype(np.int32), 0.1, w)
     blob = single_op_model("FULLY_CONNECTED", [x, w, b], [y], {})
-    _check(Case(blob, (2, 17), {"filter_zp": 3}), runner, 11)
+    _check(SaturatingCase(blob, [(2, 17)], {"filter_zp": 3}), runner, 11)
 
 
 def test_fully_connected_float32_product_matters(runner: Runner) -> None:
@@ -395,7 +376,7 @@ def test_fully_connected_float32_product_matters(runner: Runner) -> None:
     decl = next(line for line in gen.source.splitlines()
                 if line.startswith(f"static const int32_t {layer.params['out_mult']}["))
     assert decl.endswith(f"{{{a[0]}}};"), (decl, a, b)
-    _check(Case(blob, (1, 64), {"scales": (s_in, s_w, s_out)}), runner, 5)
+    _check(SaturatingCase(blob, [(1, 64)], {"scales": (s_in, s_w, s_out)}), runner, 5)
 
 
 # --------------------------------------------------------------------------- lowering details
@@ -633,26 +614,11 @@ def test_fixedpoint_helpers_match_tflm_definition(tmp_path: Path) -> None:
             assert got_fast == mbqm_reference(x, m, s), (x, m, s)
 
 
-@pytest.mark.parametrize("cc,flags", [
-    ("gcc", []),
-    ("arm-none-eabi-gcc", ["-mcpu=cortex-m0plus", "-mthumb"]),
-    ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
-                           "-mfloat-abi=hard"]),
-    ("arm-none-eabi-gcc", ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]),
-])
-def test_conv_kernels_compile_warning_free(tmp_path: Path, cc: str, flags: list[str]) -> None:
+@pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
+def test_conv_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
     """Kernels must build with -Wall -Wextra -Werror for host and every Cortex-M flavour."""
-    if shutil.which(cc) is None:
-        pytest.skip(f"{cc} not installed")
-    names = ("conv2d.c", "depthwise_conv2d.c", "fully_connected.c")
-    sources = [RUNTIME / "kernels" / kset / n for kset in ("reference", "optimized")
-               for n in names if (RUNTIME / "kernels" / kset / n).exists()]
-    for src in sources:
-        if "optimized" in str(src) and cc == "arm-none-eabi-gcc" and "cortex-m0plus" in flags:
-            continue  # optimized set is only built for DSP cores
-        subprocess.run([cc, *flags, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
-                        f"-I{RUNTIME / 'include'}", "-c", str(src), "-o",
-                        str(tmp_path / (src.stem + ".o"))], check=True)
+    assert_kernels_compile_warning_free(tmp_path, target,
+                                        ("conv2d.c", "depthwise_conv2d.c", "fully_connected.c"))
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-Os", "-O3"])

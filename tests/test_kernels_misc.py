@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from kernel_check import Runner, make_runner
+from kernel_check import (
+    WARNING_TARGETS,
+    Runner,
+    SaturatingCase,
+    assert_kernels_compile_warning_free,
+    assert_matches_tflm,
+    make_runner,
+)
 
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
@@ -28,7 +32,7 @@ from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.lower import elementwise, pool
 from tinymeter.firmware.lower.base import LowerContext
 from tinymeter.firmware.lower.elementwise import broadcast_plan
-from tinymeter.models.testing import int8_tensor, run_tflm, single_op_model, tensor
+from tinymeter.models.testing import int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import Tensor, TensorType, parse_tflite
 
 pytest.importorskip("tflite_micro")
@@ -43,7 +47,6 @@ N_ADD = 50
 N_RESHAPE = 12
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
-RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
 MY_KERNELS = ["pooling.c", "softmax.c", "add.c", "reshape.c"]
 
 
@@ -62,30 +65,12 @@ def runner(request: pytest.FixtureRequest) -> Runner:
 # --------------------------------------------------------------------------- cases
 
 
-@dataclass
-class Case:
-    """One single-op model, the shapes of its graph inputs, and a description for failures."""
-
-    blob: bytes
-    input_shapes: list[tuple[int, ...]]
-    desc: dict[str, Any] = field(default_factory=dict)
-    extra_inputs: list[list[np.ndarray]] = field(default_factory=list)
-
-    def inputs(self, seed: int) -> list[list[np.ndarray]]:
-        """A random inference, the two saturating extremes, and any case-specific ones."""
-        rng = np.random.default_rng(seed)
-        rand = [rng.integers(-128, 128, size=s).astype(np.int8) for s in self.input_shapes]
-        lo = [np.full(s, -128, np.int8) for s in self.input_shapes]
-        hi = [np.full(s, 127, np.int8) for s in self.input_shapes]
-        return [rand, lo, hi, *self.extra_inputs]
-
-
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     """A float32-representable value spread log-uniformly over [10^lo, 10^hi]."""
     return float(np.float32(10.0 ** rng.uniform(lo, hi)))
 
 
-def _pool_case(opcode: str, seed: int) -> Case:
+def _pool_case(opcode: str, seed: int) -> SaturatingCase:
     """Random pooling: filter 1-5, stride 1-3, SAME/VALID, batches, channels incl. > 32."""
     rng = np.random.default_rng((100 if opcode == "MAX_POOL_2D" else 200) * 1000 + seed)
     fh, fw = (int(v) for v in rng.integers(1, 6, size=2))
@@ -106,14 +91,14 @@ def _pool_case(opcode: str, seed: int) -> Case:
     opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "filter_height": fh,
             "filter_width": fw, "fused_activation_function": act}
     desc = dict(opts, input=x.shape, output=y.shape, scale=scale, zp=zp)
-    return Case(single_op_model(opcode, [x], [y], opts), [x.shape], desc)
+    return SaturatingCase(single_op_model(opcode, [x], [y], opts), [x.shape], desc)
 
 
-def avgpool_case(seed: int) -> Case:
+def avgpool_case(seed: int) -> SaturatingCase:
     return _pool_case("AVERAGE_POOL_2D", seed)
 
 
-def maxpool_case(seed: int) -> Case:
+def maxpool_case(seed: int) -> SaturatingCase:
     return _pool_case("MAX_POOL_2D", seed)
 
 
@@ -122,7 +107,7 @@ def softmax_output() -> tuple[float, int]:
     return 1.0 / 256.0, -128
 
 
-def softmax_case(seed: int) -> Case:
+def softmax_case(seed: int) -> SaturatingCase:
     """Random SOFTMAX: 1-D to 4-D, beta and input scale over several decades."""
     rng = np.random.default_rng(300_000 + seed)
     rank = 1 + seed % 4
@@ -140,7 +125,7 @@ def softmax_case(seed: int) -> Case:
     # Inputs clustered near the row maximum exercise many non-trivial exp() values.
     near = (127 - rng.integers(0, 20, size=shape)).astype(np.int8)
     desc = dict(opts, shape=shape, in_scale=in_scale, in_zp=in_zp)
-    return Case(single_op_model("SOFTMAX", [x], [y], opts), [shape], desc, [[near]])
+    return SaturatingCase(single_op_model("SOFTMAX", [x], [y], opts), [shape], desc, [[near]])
 
 
 def _add_shapes(rng: np.random.Generator, seed: int) -> tuple[tuple[int, ...], ...]:
@@ -162,7 +147,7 @@ def _add_shapes(rng: np.random.Generator, seed: int) -> tuple[tuple[int, ...], .
     return shapes[0], shapes[1], out
 
 
-def add_case(seed: int) -> Case:
+def add_case(seed: int) -> SaturatingCase:
     """Random ADD: shapes, broadcasting, scales over decades, zero points, activation."""
     rng = np.random.default_rng(400_000 + seed)
     s1, s2, so = _add_shapes(rng, seed)
@@ -176,10 +161,10 @@ def add_case(seed: int) -> Case:
     y = int8_tensor("y", so, out_scale, zps[2])
     opts = {"fused_activation_function": act}
     desc = dict(opts, shapes=(s1, s2, so), scales=(scale1, scale2, out_scale), zps=zps)
-    return Case(single_op_model("ADD", [a, b], [y], opts), [s1, s2], desc)
+    return SaturatingCase(single_op_model("ADD", [a, b], [y], opts), [s1, s2], desc)
 
 
-def reshape_case(seed: int) -> Case:
+def reshape_case(seed: int) -> SaturatingCase:
     """Random RESHAPE, via the new_shape option or a constant int32 shape tensor."""
     rng = np.random.default_rng(500_000 + seed)
     n = int(rng.integers(1, 5))
@@ -194,22 +179,12 @@ def reshape_case(seed: int) -> Case:
         blob = single_op_model("RESHAPE", [x, shp], [y], {})
     else:
         blob = single_op_model("RESHAPE", [x], [y], {"new_shape": out_shape})
-    return Case(blob, [x.shape], {"from": x.shape, "to": out_shape})
+    return SaturatingCase(blob, [x.shape], {"from": x.shape, "to": out_shape})
 
 
-def _check(case: Case, runner: Runner, seed: int) -> None:
+def _check(case: SaturatingCase, runner: Runner, seed: int) -> None:
     inputs = case.inputs(seed)
-    got = runner(case.blob, inputs)
-    assert len(got) == len(inputs)
-    for k, (inp, out) in enumerate(zip(inputs, got)):
-        (ref,) = run_tflm(case.blob, inp)
-        assert out[0].dtype == ref.dtype and out[0].shape == ref.shape, case.desc
-        if not np.array_equal(out[0], ref):
-            diff = np.argwhere(out[0] != ref)
-            first = tuple(diff[0])
-            raise AssertionError(
-                f"inference {k}: {len(diff)} of {ref.size} outputs differ, first at {first}: "
-                f"got {out[0][first]} want {ref[first]}; case {case.desc}")
+    assert_matches_tflm(case.blob, inputs, runner(case.blob, inputs), case.desc)
 
 
 # --------------------------------------------------------------------------- bit-exact cases
@@ -241,13 +216,13 @@ def test_reshape_bit_exact(runner: Runner, seed: int) -> None:
 
 
 def _add_model(s1: tuple[int, ...], s2: tuple[int, ...], so: tuple[int, ...],
-               const2: np.ndarray | None = None, act: str = "NONE") -> Case:
+               const2: np.ndarray | None = None, act: str = "NONE") -> SaturatingCase:
     a = int8_tensor("a", s1, 0.03, -4)
     b = int8_tensor("b", s2, 0.011, 9, data=const2)
     y = int8_tensor("y", so, 0.05, 2)
     blob = single_op_model("ADD", [a, b], [y], {"fused_activation_function": act})
     shapes = [s1] if const2 is not None else [s1, s2]
-    return Case(blob, shapes, {"shapes": (s1, s2, so)})
+    return SaturatingCase(blob, shapes, {"shapes": (s1, s2, so)})
 
 
 @pytest.mark.parametrize("dim", range(4))
@@ -280,7 +255,7 @@ def test_softmax_extreme_scalings(runner: Runner) -> None:
         x = int8_tensor("x", (2, 33), scale, 5)
         y = int8_tensor("y", (2, 33), *softmax_output())
         blob = single_op_model("SOFTMAX", [x], [y], {"beta": beta})
-        _check(Case(blob, [(2, 33)], {"beta": beta, "scale": scale}), runner, 9)
+        _check(SaturatingCase(blob, [(2, 33)], {"beta": beta, "scale": scale}), runner, 9)
 
 
 def test_pool_global_average(runner: Runner) -> None:
@@ -290,7 +265,7 @@ def test_pool_global_average(runner: Runner) -> None:
         y = int8_tensor("y", (1, 1, 1, 64), 0.02, -11)
         opts = {"padding": "VALID", "stride_h": 7, "stride_w": 7, "filter_height": 7,
                 "filter_width": 7, "fused_activation_function": "NONE"}
-        _check(Case(single_op_model(opcode, [x], [y], opts), [x.shape], opts), runner, 3)
+        _check(SaturatingCase(single_op_model(opcode, [x], [y], opts), [x.shape], opts), runner, 3)
 
 
 # --------------------------------------------------------------------------- lowering details
@@ -507,34 +482,10 @@ def test_add_quant_uses_float32_max() -> None:
 # --------------------------------------------------------------------------- C hygiene
 
 
-def _compilers() -> list[list[str]]:
-    out = []
-    if shutil.which("gcc"):
-        out.append(["gcc"])
-    if shutil.which("arm-none-eabi-gcc"):
-        for cpu in ("cortex-m0plus", "cortex-m4", "cortex-m7"):
-            out.append(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb"])
-    return out
-
-
-@pytest.mark.parametrize("kernels", ["reference", "optimized"])
-def test_kernels_compile_warning_free(tmp_path: Path, kernels: str) -> None:
+@pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
+def test_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
     """Every kernel file of this op family compiles with -Wall -Wextra -Werror everywhere."""
-    sources = [RUNTIME / "kernels" / kernels / f for f in MY_KERNELS
-               if (RUNTIME / "kernels" / kernels / f).exists()]
-    if not sources:
-        pytest.skip(f"no {kernels} kernels for these ops")
-    compilers = _compilers()
-    if not compilers:
-        pytest.skip("no C compiler")
-    for cc in compilers:
-        if kernels == "optimized" and "cortex-m0plus" in " ".join(cc):
-            continue  # the optimized set is only built for DSP cores
-        for src in sources:
-            argv = [*cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
-                    f"-I{RUNTIME / 'include'}", "-c", str(src), "-o", str(tmp_path / "k.o")]
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-            assert proc.returncode == 0, f"{' '.join(argv)}\n{proc.stderr}"
+    assert_kernels_compile_warning_free(tmp_path, target, MY_KERNELS)
 
 
 def test_tensor_helper_roundtrip() -> None:
