@@ -15,10 +15,18 @@ checked to be rejections here too.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
-from kernel_check import Case, Runner, check, make_runner
+from kernel_check import (
+    WARNING_TARGETS,
+    Case,
+    Runner,
+    assert_kernels_compile_warning_free,
+    check,
+    make_runner,
+)
 
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import quant
@@ -278,3 +286,10 @@ def test_hard_swish_params_match_tflm_formula() -> None:
     assert hs.output_multiplier_exponent == e
     assert hs.output_multiplier_fixedpoint_int16 == (m + (1 << 15)) >> 16
     assert quant.downscale_int32_to_int16_multiplier(2**31 - 1) == 2**15 - 1
+
+
+@pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
+def test_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
+    """This family's kernel files build with -Wall -Wextra -Werror on host and every core."""
+    assert_kernels_compile_warning_free(tmp_path, target, (
+        "quantize.c", "concat.c", "pad.c", "mean.c", "mul.c", "sigmoid.c", "hard_swish.c"))

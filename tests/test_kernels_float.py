@@ -23,8 +23,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kernel_check import (
+    WARNING_TARGETS,
+    Runner,
+    assert_kernels_compile_warning_free,
+    check,
+    make_runner,
+)
 from kernel_check import Case as KernelCase
-from kernel_check import Runner, check, make_runner
 
 from tinymeter.firmware import quant
 from tinymeter.models.testing import run_tflm, single_op_model, tensor
@@ -341,3 +347,11 @@ def test_lenet_float32_end_to_end(runner: tuple[str, Runner]) -> None:
     for inp_row, out in zip(inputs, got):
         ref = run_tflm(blob, inp_row)[0]
         assert out[0].tobytes() == ref.tobytes(), (out[0], ref)
+
+
+@pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
+def test_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
+    """The float kernel files build with -Wall -Wextra -Werror on host and every core."""
+    assert_kernels_compile_warning_free(tmp_path, target, (
+        "conv2d_f32.c", "depthwise_conv2d_f32.c", "fully_connected_f32.c", "pooling_f32.c",
+        "softmax_f32.c", "binary_f32.c", "activations_f32.c", "mean_f32.c", "math_f32.c"))
