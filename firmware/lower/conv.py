@@ -143,6 +143,30 @@ def _kernel_sums(ctx: LowerContext, index: int, w: int, b: int, axis: int | None
     return ctx.const_array("int32_t", _wrap_int32(total), f"l{index}_ksum")
 
 
+def _conv_common(ctx: LowerContext, op: Operator, index: int,
+                 operands: tuple[int, int, int, int], out_ch: int,
+                 channel_dim: int) -> tuple[dict[str, CValue], Quantization, int]:
+    """The operand and requantization fields CONV_2D and DEPTHWISE_CONV_2D share.
+
+    Returns (fields in struct order, the filter quantization, input_offset). Per-channel
+    multipliers as TFLM's ``PopulateConvolutionQuantizationParams``; *channel_dim* is
+    the filter's output-channel dimension (0 for conv, 3 for depthwise).
+    """
+    x, w, b, y = operands
+    in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
+    out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
+    fq = _filter_quant(ctx, op, index, w, channel_dim)
+    mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, out_ch)
+    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
+    mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
+    head: dict[str, CValue] = {
+        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
+        "output": ctx.ptr(y), "out_mult": mult_sym, "out_shift": shift_sym,
+        "input_offset": -in_zp, "output_offset": out_zp, "act_min": act_min, "act_max": act_max,
+    }
+    return head, fq, -in_zp
+
+
 def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """CONV_2D -> ``tm_conv2d_s8`` (TFLM ``ConvPrepare`` + ``ConvPerChannel``)."""
     x, w, b, y = _io(op, index)
@@ -161,22 +185,14 @@ def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
         raise fail(op, index, f"output channels {out_ch} are not divisible by {groups} groups")
     pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, f_h, f_w, padding)
     check_output_geometry(op, index, out_shape, batches, pad, out_ch)
-    in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
-    out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
-    fq = _filter_quant(ctx, op, index, w, 0)
-    mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, out_ch)
-    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
-    mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
+    head, fq, input_offset = _conv_common(ctx, op, index, (x, w, b, y), out_ch, 0)
     params: dict[str, CValue] = {
-        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
-        "output": ctx.ptr(y), "out_mult": mult_sym, "out_shift": shift_sym,
-        "input_offset": -in_zp, "output_offset": out_zp, "act_min": act_min, "act_max": act_max,
-        "batches": batches, "in_h": in_h, "in_w": in_w, "in_ch": in_ch,
+        **head, "batches": batches, "in_h": in_h, "in_w": in_w, "in_ch": in_ch,
         "out_h": pad.out_height, "out_w": pad.out_width, "out_ch": out_ch,
         "filter_h": f_h, "filter_w": f_w, "filter_in_ch": f_in_ch,
         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
         "pad_h": pad.height, "pad_w": pad.width,
-        "kernel_sums": _kernel_sums(ctx, index, w, b, 0, out_ch, -in_zp),
+        "kernel_sums": _kernel_sums(ctx, index, w, b, 0, out_ch, input_offset),
     }
     macs = math.prod(out_shape) * f_h * f_w * f_in_ch
     info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
@@ -203,22 +219,14 @@ def lower_depthwise_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer
                               f"depth_multiplier {dm}")
     pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, f_h, f_w, padding)
     check_output_geometry(op, index, out_shape, batches, pad, out_ch)
-    in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
-    out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
-    fq = _filter_quant(ctx, op, index, w, 3)
-    mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, out_ch)
-    act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
-    mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
+    head, fq, input_offset = _conv_common(ctx, op, index, (x, w, b, y), out_ch, 3)
     params: dict[str, CValue] = {
-        "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": _bias(ctx, op, index, b, out_ch),
-        "output": ctx.ptr(y), "out_mult": mult_sym, "out_shift": shift_sym,
-        "input_offset": -in_zp, "output_offset": out_zp, "act_min": act_min, "act_max": act_max,
-        "batches": batches, "in_h": in_h, "in_w": in_w, "in_ch": in_ch,
+        **head, "batches": batches, "in_h": in_h, "in_w": in_w, "in_ch": in_ch,
         "out_h": pad.out_height, "out_w": pad.out_width, "out_ch": out_ch,
         "depth_multiplier": dm, "filter_h": f_h, "filter_w": f_w,
         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
         "pad_h": pad.height, "pad_w": pad.width,
-        "kernel_sums": _kernel_sums(ctx, index, w, b, 3, out_ch, -in_zp),
+        "kernel_sums": _kernel_sums(ctx, index, w, b, 3, out_ch, input_offset),
     }
     macs = math.prod(out_shape) * f_h * f_w
     info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
