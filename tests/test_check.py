@@ -178,3 +178,10 @@ def test_cli_estimates_tflite_inputs(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["check", str(model), "--baseline", str(base), "--update-baseline"]) == 0
     assert main(["check", str(model), "--baseline", str(base)]) == 0
     assert "fc.tflite @ nucleo-l4r5zi (reference)" in capsys.readouterr().out
+
+
+def test_binary_baseline_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "base.json"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(check.BaselineError, match="not valid JSON"):
+        check.load_baseline(path)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinymeter.errors import ConfigError
+from tinymeter.report import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,17 @@ def _metrics(source: Any, where: str) -> dict[str, float]:
     return out
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: Path, what: str, hint: str = "") -> Any:
+    """Parsed JSON of *path*; BaselineError naming *what* for a missing, unreadable,
+    non-text or non-JSON file (*hint* is appended when it does not exist)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BaselineError(f"{what} {path} does not exist") from None
+        raise BaselineError(f"{what} {path} does not exist{hint}") from None
     except OSError as exc:
         raise BaselineError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"{what} {path} is not valid JSON (not UTF-8 text)") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -99,10 +103,9 @@ def _read_json(path: Path, what: str) -> Any:
 
 def load_baseline(path: Path | str) -> Entries:
     """Entries of a baseline file; BaselineError if missing, unreadable or invalid."""
-    if not Path(path).exists():
-        raise BaselineError(f"baseline {path} does not exist (create it from current results with "
-                            "`tinymeter check RESULTS --baseline FILE --update-baseline`)")
-    entries = entries_from_report(_read_json(Path(path), "baseline"), str(path))
+    data = _read_json(Path(path), "baseline", " (create it from current results with "
+                      "`tinymeter check RESULTS --baseline FILE --update-baseline`)")
+    entries = entries_from_report(data, str(path))
     if not entries:
         raise BaselineError(f"baseline {path} has no entries")
     return entries
@@ -126,11 +129,7 @@ def baseline_document(entries: Mapping[str, Mapping[str, float]]) -> dict[str, A
 
 def write_baseline(entries: Mapping[str, Mapping[str, float]], path: Path | str) -> None:
     """Write a baseline atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(baseline_document(entries), indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(Path(path), json.dumps(baseline_document(entries), indent=2) + "\n")
 
 
 @dataclass(frozen=True)

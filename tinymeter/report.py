@@ -145,18 +145,18 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     return "\n".join(out)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file + rename so a crash never leaves half a report."""
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file + rename so a crash never leaves half a report (or
+    baseline); missing parent directories are created."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
 def write_json(est: Estimate, path: Path) -> None:
-    _atomic_write(path, json.dumps(est.to_dict(), indent=2) + "\n")
+    atomic_write(path, json.dumps(est.to_dict(), indent=2) + "\n")
 
 
 def layers_csv(est: Estimate) -> str:
@@ -170,4 +170,4 @@ def layers_csv(est: Estimate) -> str:
 
 
 def write_csv(est: Estimate, path: Path) -> None:
-    _atomic_write(path, layers_csv(est))
+    atomic_write(path, layers_csv(est))
