@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tinymeter.boards import load_board
+from tinymeter.boards import DEFAULT_BOARD, load_board
 from tinymeter.firmware.build import KERNEL_SETS, BuildConfig
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite
@@ -39,7 +39,6 @@ from tinymeter.pipeline import estimate
 log = logging.getLogger("bench.kernels")
 
 MLPERF_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
-DEFAULT_BOARD = "nucleo-l4r5zi"
 
 #: TFLM + CMSIS-NN instructions per inference on the M4 board (MLPerf Tiny reference
 #: models); the optimized set is on target when within TARGET_SLACK of these.

@@ -20,33 +20,26 @@ from typing import Any
 import numpy as np
 
 from tinymeter.boards import Board
+from tinymeter.cli import add_build_args, add_model_arg, positive_float, positive_int
 from tinymeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BOARD = "nucleo-l4r5zi"
 PROBES = ("pyocd", "openocd", "virtual")
 POWER = ("none", "joulescope", "ppk2", "virtual")
-
-
-def _board_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--board", default=DEFAULT_BOARD,
-                    help=f"board name or file (default {DEFAULT_BOARD})")
-    sp.add_argument("--kernels", default="reference", choices=("reference", "optimized"))
-    sp.add_argument("--opt", default="-O2", help="compiler optimization level (default -O2)")
 
 
 def _probe_args(sp: argparse.ArgumentParser, virtual: bool = True) -> None:
     sp.add_argument("--probe", default="pyocd", choices=PROBES if virtual else PROBES[:2],
                     help="flashing tool (default pyocd); 'virtual' = the emulator behind a pty")
     sp.add_argument("--uid", help="probe unique id / adapter serial (several probes plugged in)")
-    sp.add_argument("--probe-timeout", type=float, default=120.0,
+    sp.add_argument("--probe-timeout", type=positive_float, default=120.0,
                     help="seconds allowed for one flash or reset (default 120)")
 
 
 def _measure_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--port", help="serial device of the board's UART (e.g. /dev/ttyACM0)")
-    sp.add_argument("--baud", type=int, help="baud rate (default: the board file's)")
+    sp.add_argument("--baud", type=positive_int, help="baud rate (default: the board file's)")
     sp.add_argument("--runs", type=int, default=5, help="measured inferences (default 5)")
     sp.add_argument("--warmup", type=int, default=1, help="warm-up inferences dropped (default 1)")
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds per boot (default 120)")
@@ -71,15 +64,15 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     """Register the hardware subcommands on the main parser's subparsers."""
     f = sub.add_parser("flash", help="build a model's firmware and flash it with pyOCD or OpenOCD")
-    f.add_argument("model", nargs="?", default=None, help="a .tflite file or a zoo model name")
-    _board_args(f)
+    add_model_arg(f)
+    add_build_args(f)
     _probe_args(f, virtual=False)
-    f.add_argument("--runs", type=int, default=1, help="inferences the firmware runs per boot")
+    f.add_argument("--runs", type=positive_int, default=1, help="inferences the firmware runs per boot")
     f.set_defaults(func=_cmd_flash)
 
     m = sub.add_parser("measure", help="measure per-layer cycles (and energy) on a board")
-    m.add_argument("model", nargs="?", default=None, help="a .tflite file or a zoo model name")
-    _board_args(m)
+    add_model_arg(m)
+    add_build_args(m)
     _probe_args(m)
     _measure_args(m)
     m.add_argument("--json", type=Path, help="write the measurement as JSON")
@@ -88,7 +81,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("calibrate", help="fit the board's cost-model parameters to measurements")
     c.add_argument("models", nargs="*", type=Path,
                    help=".tflite files (default with --probe virtual: the built-in demo set)")
-    _board_args(c)
+    add_build_args(c)
     _probe_args(c)
     _measure_args(c)
     c.add_argument("--out", type=Path, help="calibration file to write (default: "

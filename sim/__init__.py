@@ -15,8 +15,14 @@ if TYPE_CHECKING:
     from tinymeter.sim.elf import ElfImage
     from tinymeter.sim.emulator import Emulator, RunResult
 
-__all__ = ["CLASSES", "BlockProfile", "BlockTable", "ElfImage", "Emulator", "RunResult",
-           "analyze"]
+__all__ = ["CLASSES", "DEFAULT_BUDGET_INSTRUCTIONS", "DEFAULT_TIMEOUT_S", "BlockProfile",
+           "BlockTable", "ElfImage", "Emulator", "RunResult", "analyze"]
+
+#: Limits of one emulated run unless the caller says otherwise: far above any model
+#: tinymeter supports (~0.1 G instructions), low enough to call a hung firmware hung.
+#: Defined here, not in ``emulator``, so the CLI can show them without importing Unicorn.
+DEFAULT_BUDGET_INSTRUCTIONS = 2_000_000_000
+DEFAULT_TIMEOUT_S = 600.0
 
 _HOMES = {
     "CLASSES": "blocks", "BlockProfile": "blocks", "BlockTable": "blocks", "analyze": "blocks",

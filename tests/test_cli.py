@@ -80,3 +80,32 @@ def test_inspect_kws(capsys) -> None:
     assert main(["inspect", str(MLPERF / "kws_ref_model.tflite")]) == 0
     out = capsys.readouterr().out
     assert "DEPTHWISE_CONV_2D" in out
+
+
+def _reshape_model(tmp_path: Path) -> Path:
+    x = int8_tensor("x", (1, 4), 0.1, 0)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(single_op_model("RESHAPE", [x], [int8_tensor("y", (4,), 0.1, 0)],
+                                     {"new_shape": [4]}))
+    return path
+
+
+def test_opt_value_with_dash_reaches_the_build(tmp_path: Path) -> None:
+    # `--opt -O7` must be read as the value of --opt, so the build names the bad level.
+    _assert_one_error_line(_cli("estimate", str(_reshape_model(tmp_path)), "--opt", "-O7", "-q"),
+                           "-O7")
+
+
+@pytest.mark.parametrize("args", [("--budget", "-5"), ("--timeout", "0"), ("--profile", "-2"),
+                                  ("--tflm-arena", "x")])
+def test_nonsense_limits_are_usage_errors(args: tuple[str, str]) -> None:
+    proc = _cli("estimate", "-q", *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"argument {args[0]}: expected" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_unwritable_output_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _assert_one_error_line(_cli("build", str(_reshape_model(tmp_path)), "--out",
+                                str(blocker / "fw")), str(blocker))

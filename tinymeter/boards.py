@@ -21,6 +21,8 @@ from tinymeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: The board every command uses unless told otherwise (the README's reference board).
+DEFAULT_BOARD = "nucleo-l4r5zi"
 MEMORY_KINDS = ("flash", "sram", "tcm")
 #: UART register layouts the emulator can serve (``[uart] kind``; see
 #: ``tinymeter.sim.peripherals.UART_LAYOUTS``): "" = not emulated.

@@ -11,15 +11,16 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tinymeter import __version__
+from tinymeter.boards import DEFAULT_BOARD
 from tinymeter.errors import ConfigError, TinymeterError
+from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BOARD = "nucleo-l4r5zi"
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
@@ -30,7 +31,6 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)
     if args.elf is not None:
-        from tinymeter.errors import ConfigError
         from tinymeter.pipeline import estimate_elf
 
         if args.model is not None:
@@ -173,25 +173,61 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinymeter", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
-    sub = p.add_subparsers(dest="command", required=True)
+# -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
 
-    def model_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("model", nargs="?", default=None,
-                        help="a .tflite file or a zoo model name (default: the zoo's DS-CNN KWS)")
 
-    def build_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--board", default=DEFAULT_BOARD,
-                        help=f"board name or file (default {DEFAULT_BOARD})")
-        sp.add_argument("--kernels", default="reference", choices=("reference", "optimized"))
-        sp.add_argument("--opt", default="-O2", help="compiler optimization level (default -O2)")
+def _bounded(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str], Any]:
+    """argparse type: *kind* parsed from text and bounded below, so a nonsense value is
+    one usage error naming the flag instead of a silently odd run."""
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (value >= low if inclusive else value > low) or value != value:  # NaN
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    convert.__name__ = what  # argparse names the type in its messages
+    return convert
 
+
+positive_int = _bounded(int, 0, False, "a positive integer")
+non_negative_int = _bounded(int, 0, True, "a non-negative integer")
+positive_float = _bounded(float, 0.0, False, "a positive number")
+
+
+def add_model_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("model", nargs="?", default=None,
+                    help="a .tflite file or a zoo model name (default: the zoo's DS-CNN KWS)")
+
+
+def add_build_args(sp: argparse.ArgumentParser) -> None:
+    """--board, --kernels, --opt: what every subcommand that builds firmware takes."""
+    sp.add_argument("--board", default=DEFAULT_BOARD,
+                    help=f"board name or file (default {DEFAULT_BOARD})")
+    sp.add_argument("--kernels", default="reference", choices=("reference", "optimized"))
+    sp.add_argument("--opt", default="-O2", help="compiler optimization level (default -O2)")
+
+
+def _join_opt_values(argv: Sequence[str]) -> list[str]:
+    """``--opt -O3`` as ``--opt=-O3``: argparse takes any ``-X`` word for an option and
+    would reject the natural spelling with "expected one argument"."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--opt" and arg.startswith("-O"):
+            out[-1] = f"--opt={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+# -- one parser per subcommand --------------------------------------------------------------
+
+
+def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("estimate", help="emulate a model and estimate per-layer latency and energy")
-    model_arg(e)
-    build_args(e)
+    add_model_arg(e)
+    add_build_args(e)
     e.add_argument("--elf", type=Path, default=None,
                    help="profile a prebuilt Cortex-M ELF for --board instead of a model "
                         "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
@@ -201,33 +237,43 @@ def build_parser() -> argparse.ArgumentParser:
                         "real TFLM builds)")
     e.add_argument("--tflm-include", type=Path, action="append",
                    help="TFLM include directory (repeatable: TFLM root, flatbuffers, ...)")
-    e.add_argument("--tflm-arena", type=int, default=64 * 1024,
+    e.add_argument("--tflm-arena", type=positive_int, default=64 * 1024,
                    help="tensor arena bytes for the TFLM harness (default 65536)")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
-    e.add_argument("--profile", type=int, nargs="?", const=15, default=0,
+    e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,
                    help="also show the top N functions (default 15)")
-    e.add_argument("--budget", type=int, default=2_000_000_000,
+    e.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET_INSTRUCTIONS,
                    help="instruction budget before the firmware is declared hung")
-    e.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit in seconds")
+    e.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
+                   help="wall-clock limit in seconds")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=_cmd_estimate)
 
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("inspect", help="list ops, MACs, parameters and tensor sizes of a model")
-    model_arg(i)
+    add_model_arg(i)
     i.add_argument("--json", type=Path)
     i.set_defaults(func=_cmd_inspect)
 
+
+def _add_build(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build the firmware ELF for a model and board")
-    model_arg(b)
-    build_args(b)
-    b.add_argument("--runs", type=int, default=1, help="inferences the firmware runs on hardware")
+    add_model_arg(b)
+    add_build_args(b)
+    b.add_argument("--runs", type=positive_int, default=1,
+                   help="inferences the firmware runs on hardware")
     b.add_argument("--out", type=Path, required=True, help="output directory")
     b.set_defaults(func=_cmd_build)
 
+
+def _add_boards(sub: argparse._SubParsersAction) -> None:
     bo = sub.add_parser("boards", help="list the shipped board files")
     bo.set_defaults(func=_cmd_boards)
 
+
+def _add_zoo(sub: argparse._SubParsersAction) -> None:
     z = sub.add_parser("zoo", help="the model zoo")
     zsub = z.add_subparsers(dest="zoo_cmd", required=True)
     zsub.add_parser("list", help="list zoo models")
@@ -236,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     zb.add_argument("--quantize", default="int8", choices=("int8", "float32"))
     z.set_defaults(func=_cmd_zoo)
 
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sw = sub.add_parser("sweep", help="implementation-aware NAS on digits: accuracy vs emulated latency")
     sw.add_argument("--config", type=Path, help="JSON file of sweep settings (flags override it)")
     sw.add_argument("--name", help="sweep name in the results database (default digits)")
@@ -251,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default optimized)")
     sw.add_argument("--executor", default="process",
                     help="process (local pool, default), serial, or dask://HOST:PORT")
-    sw.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    sw.add_argument("--workers", type=positive_int, help="local worker processes (default: CPU count)")
     sw.add_argument("--out", type=Path, default=Path("sweep-results"),
                     help="output directory for plots and CSV (default sweep-results)")
     sw.add_argument("--db", type=Path, help="results database (default OUT/sweep.sqlite); "
@@ -262,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
 
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
     ck = sub.add_parser("check", help="CI gate: fail if latency, arena or flash grew past a limit")
     ck.add_argument("results", nargs="+",
                     help="estimate JSON reports (tinymeter estimate --json) or .tflite models to estimate")
@@ -276,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the current results as the new baseline instead of checking")
     ck.set_defaults(func=_cmd_check)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinymeter", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
+                _add_check):
+        add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
     add_hw_subcommands(sub)
@@ -285,13 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status (0 ok, 1 check failed, 2 user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_opt_values(sys.argv[1:] if argv is None else argv))
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
     except TinymeterError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A path the user gave that the system refuses (unwritable --out, full disk, a
+        # directory where a file was expected): the user's to fix, so one line, not a trace.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
