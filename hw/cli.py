@@ -183,17 +183,13 @@ def _pct(x: float) -> str:
 
 def _cmd_flash(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
-    from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
-    from tinymeter.firmware.codegen import generate
+    from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.probe import ProbeRunner
-    from tinymeter.models.tflite import load_tflite
-    from tinymeter.pipeline import resolve_model
+    from tinymeter.pipeline import build_model, resolve_model
 
     board = load_board(args.board)
-    path = resolve_model(args.model)
-    gen = generate(load_tflite(path), name=path.stem)
-    image = FirmwareBuilder().build(gen, board, BuildConfig(kernels=args.kernels, opt=args.opt,
-                                                             runs=args.runs))
+    image = build_model(resolve_model(args.model), board,
+                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs))
     runner = ProbeRunner(board, _probe_config(args))
     runner.flash(image.elf)
     print(f"flashed {image.elf} ({image.flash_bytes} B) to {board.name} with {args.probe}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +21,6 @@ from tinymeter.boards import Board
 from tinymeter.device import DeviceRun
 from tinymeter.errors import ConfigError
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
-from tinymeter.firmware.codegen import generate
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.errors import HardwareError, HardwareTimeout
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
@@ -29,7 +28,8 @@ from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.protocol import Measurement, Report, ReportParser, keep_runs, summarize
 from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.hw.serialport import Port, collect_reports, open_port
-from tinymeter.models.tflite import load_tflite
+from tinymeter.pipeline import build_model
+from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import CostParameters, layer_features
 from tinymeter.sim.emulator import Emulator
 
@@ -186,8 +186,9 @@ class ModelRun:
 
 def emulate_features(image: FirmwareImage, prior: CostParameters) -> np.ndarray:
     """Per-layer calibration features of one emulated inference of *image*."""
-    run = Emulator(image.board).run(image.elf, [[]], budget_instructions=2_000_000_000,
-                                    timeout_s=600.0)
+    run = Emulator(image.board).run(image.elf, [[]],
+                                    budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS,
+                                    timeout_s=DEFAULT_TIMEOUT_S)
     if run.profile is None:
         raise HardwareError("emulation produced no profile")
     return layer_features(run.profile, prior, len(image.model.layers))
@@ -200,11 +201,9 @@ def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: Meas
     """Build *model_path* for the link's board, measure it (or reuse a stored measurement
     of the identical image when *resume*), store and return it."""
     board = link.board
-    build = build or BuildConfig()
-    build = BuildConfig(kernels=build.kernels, opt=build.opt, runs=config.firmware_runs,
-                        stack_bytes=build.stack_bytes, extra_cflags=build.extra_cflags)
-    gen = generate(load_tflite(model_path), name=Path(model_path).stem)
-    image = (builder or FirmwareBuilder()).build(gen, board, build)
+    build = replace(build or BuildConfig(), runs=config.firmware_runs)
+    image = build_model(model_path, board, build, builder=builder)
+    gen = image.model
     sha = file_sha256(image.elf)
     if resume:
         stored = db.latest(board.name, sha)

@@ -73,18 +73,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
-    from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
-    from tinymeter.firmware.codegen import generate
-    from tinymeter.models.tflite import load_tflite
-    from tinymeter.pipeline import resolve_model
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.pipeline import build_model, resolve_model
 
-    board = load_board(args.board)
-    path = resolve_model(args.model)
-    gen = generate(load_tflite(path), name=path.stem)
-    image = FirmwareBuilder().build(gen, board, BuildConfig(kernels=args.kernels, opt=args.opt,
-                                                             runs=args.runs), out_dir=args.out)
+    image = build_model(resolve_model(args.model), load_board(args.board),
+                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs),
+                        out_dir=args.out)
     print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {gen.arena_bytes} B, {len(gen.layers)} layers")
+          f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
     return 0
 
 

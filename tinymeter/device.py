@@ -21,6 +21,7 @@ from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.host import decode_outputs, encode_inputs
 from tinymeter.models.tflite import parse_tflite
+from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.emulator import Emulator, RunResult
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class Device(Protocol):
 class EmulatedDevice:
     """The board's core and memory map in Unicorn, counting instructions per layer."""
 
-    def __init__(self, board: Board, *, budget_instructions: int = 2_000_000_000,
-                 timeout_s: float = 600.0) -> None:
+    def __init__(self, board: Board, *, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.board = board
         self.budget_instructions = budget_instructions
         self.timeout_s = timeout_s

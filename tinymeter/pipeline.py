@@ -25,6 +25,8 @@ from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite
 from tinymeter.report import Estimate, FunctionProfile, LayerEstimate
+from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from tinymeter.sim.blocks import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import (
@@ -59,6 +61,14 @@ def resolve_model(model: str | Path | None) -> Path:
                       f"(zoo: {', '.join(zoo.list_models())})")
 
 
+def build_model(model_path: Path, board: Board, config: BuildConfig | None = None, *,
+                builder: FirmwareBuilder | None = None, out_dir: Path | None = None) -> FirmwareImage:
+    """Parse, lower and build *model_path* for *board* (the firmware is named after the
+    file's stem); ``image.model`` holds the generated model's facts."""
+    gen = generate(load_tflite(model_path), name=Path(model_path).stem)
+    return (builder or FirmwareBuilder()).build(gen, board, config, out_dir=out_dir)
+
+
 @dataclass
 class _Stages:
     """Progress over the pipeline's stages (a bar on stderr when enabled)."""
@@ -75,7 +85,7 @@ class _Stages:
             self.bar.update(1)
 
 
-def stack_peak(emulator: Emulator, image: FirmwareImage | None = None) -> int | None:
+def stack_peak(emulator: Emulator) -> int | None:
     """Deepest stack use in bytes, from the paint the startup code leaves below SP."""
     elf = emulator.image
     uc = emulator.uc
@@ -106,8 +116,6 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     else:
         row_cycles = model.cycles(profile) * profile.counts
     classes = profile.classes * profile.counts[:, None]
-    from tinymeter.sim.blocks import CLASSES
-
     cycles_by_layer = np.zeros(n_layers)
     instr_by_layer = np.zeros(n_layers, dtype=np.int64)
     class_by_layer = np.zeros((n_layers, len(CLASSES)), dtype=np.int64)
@@ -147,7 +155,7 @@ def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray)
 
 
 def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, *,
-             budget_instructions: int = 2_000_000_000, timeout_s: float = 600.0,
+             budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS, timeout_s: float = DEFAULT_TIMEOUT_S,
              builder: FirmwareBuilder | None = None, progress: bool = False,
              cost_model: CostModel | None = None) -> Estimate:
     """Build *model_path* for *board*, emulate one inference and estimate every layer."""
@@ -171,20 +179,29 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
                 run, model, len(gen.layers), [layer.macs for layer in gen.layers],
                 [layer.op_name for layer in gen.layers])
             functions = function_profile(run, emulator, row_cycles)
-            stack = stack_peak(emulator, image)
+            stack = stack_peak(emulator)
     finally:
         bar.close()
+    return _assemble(Path(model_path).name, board, config.kernels, model, run, rows, overhead,
+                     functions, arena_bytes=gen.arena_bytes, flash_bytes=image.flash_bytes,
+                     ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes, stack_bytes=stack)
+
+
+def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunResult,
+              rows: list[LayerEstimate], overhead: int, functions: list[FunctionProfile], *,
+              arena_bytes: int, flash_bytes: int, ram_bytes: int, weight_bytes: int,
+              stack_bytes: int | None) -> Estimate:
+    """The report of one run: totals are sums of the layer rows (so they always agree
+    with the table), latency and energy priced once from the total cycles."""
     cycles = sum(r.cycles for r in rows)
     return Estimate(
-        model=Path(model_path).name, board=board.name, core=board.core.name,
-        clock_hz=board.clock_hz, kernels=config.kernels, cost_model=model.name,
-        cost_parameters=model.describe(), layers=tuple(rows),
-        instructions=sum(r.instructions for r in rows), cycles=cycles,
+        model=name, board=board.name, core=board.core.name, clock_hz=board.clock_hz,
+        kernels=kernels, cost_model=model.name, cost_parameters=model.describe(),
+        layers=tuple(rows), instructions=sum(r.instructions for r in rows), cycles=cycles,
         ms=model.seconds(cycles) * 1e3, energy_uj=model.energy_uj(cycles),
-        overhead_instructions=overhead, arena_bytes=gen.arena_bytes,
-        flash_bytes=image.flash_bytes, ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes,
-        stack_bytes=stack, emulation_seconds=run.wall_time_s, emulation_mips=run.mips,
-        functions=tuple(functions))
+        overhead_instructions=overhead, arena_bytes=arena_bytes, flash_bytes=flash_bytes,
+        ram_bytes=ram_bytes, weight_bytes=weight_bytes, stack_bytes=stack_bytes,
+        emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions))
 
 
 _TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)
@@ -200,8 +217,8 @@ def _foreign_layer_names(run: RunResult, n_layers: int) -> list[str]:
     return [names[i] for i in range(n_layers)]
 
 
-def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = 2_000_000_000,
-                 timeout_s: float = 600.0, cost_model: CostModel | None = None) -> Estimate:
+def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None) -> Estimate:
     """Profile a prebuilt Cortex-M ELF (not built by tinymeter) per layer and per function.
 
     The ELF must be linked for *board* (vector table at the start of its text region) and
@@ -229,25 +246,19 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = 2_0
         run, model, n_layers, [0] * n_layers, _foreign_layer_names(run, n_layers))
     functions = function_profile(run, emulator, row_cycles)
     sections = section_sizes(Path(elf_path))
-    cycles = sum(r.cycles for r in rows)
-    return Estimate(
-        model=Path(elf_path).name, board=board.name, core=board.core.name,
-        clock_hz=board.clock_hz, kernels="prebuilt ELF", cost_model=model.name,
-        cost_parameters=model.describe(), layers=tuple(rows),
-        instructions=sum(r.instructions for r in rows), cycles=cycles,
-        ms=model.seconds(cycles) * 1e3, energy_uj=model.energy_uj(cycles),
-        overhead_instructions=overhead, arena_bytes=0,
+    return _assemble(
+        Path(elf_path).name, board, "prebuilt ELF", model, run, rows, overhead, functions,
+        arena_bytes=0,
         flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
                                                       ".ARM.exidx", ".data")),
         ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".stack")),
-        weight_bytes=0, stack_bytes=stack_peak(emulator), emulation_seconds=run.wall_time_s,
-        emulation_mips=run.mips, functions=tuple(functions))
+        weight_bytes=0, stack_bytes=stack_peak(emulator))
 
 
 def estimate_tflm(model_path: Path, board: Board, tflm_lib: Path,
                   tflm_includes: list[Path], config: BuildConfig | None = None, *,
-                  arena_bytes: int = 64 * 1024, budget_instructions: int = 2_000_000_000,
-                  timeout_s: float = 600.0, cost_model: CostModel | None = None) -> Estimate:
+                  arena_bytes: int = 64 * 1024, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
+                  timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None) -> Estimate:
     """Estimate *model_path* running in a user-supplied prebuilt TFLM library.
 
     The C++ harness (``firmware/runtime/tflm/tm_tflm_main.cc``) embeds the flatbuffer,
