@@ -1,25 +1,11 @@
-"""Error types of the hardware side (all :class:`~tinymeter.errors.TinymeterError` s).
+"""Hardware error types, re-exported from :mod:`tinymeter.errors`.
 
-Kept here because only ``tinymeter.hw`` raises them; the CLI already turns any
-``TinymeterError`` into one ``error:`` line.
+They live with every other user-facing error type so one module lists all a user can
+see; this module keeps the ``tinymeter.hw.errors`` names importable.
 """
 
 from __future__ import annotations
 
-from tinymeter.errors import TinymeterError
+from tinymeter.errors import FirmwareFaultReport, HardwareError, HardwareTimeout, ToolMissingError
 
-
-class HardwareError(TinymeterError):
-    """The board, probe, serial port or power monitor did not do what was asked."""
-
-
-class ToolMissingError(HardwareError):
-    """An external tool (pyocd, openocd) or optional package (pyserial, joulescope) is absent."""
-
-
-class HardwareTimeout(HardwareError):
-    """A wait on the board (flashing, serial output, power trace) ran past its limit."""
-
-
-class FirmwareFaultReport(HardwareError):
-    """The firmware printed ``TM1 FAULT``: it crashed on the board."""
+__all__ = ["FirmwareFaultReport", "HardwareError", "HardwareTimeout", "ToolMissingError"]

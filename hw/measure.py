@@ -19,10 +19,9 @@ import numpy as np
 
 from tinymeter.boards import Board
 from tinymeter.device import DeviceRun
-from tinymeter.errors import ConfigError
+from tinymeter.errors import ConfigError, HardwareError, HardwareTimeout
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.calibrate import ModelSample
-from tinymeter.hw.errors import HardwareError, HardwareTimeout
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.protocol import Measurement, Report, ReportParser, keep_runs, summarize

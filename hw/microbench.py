@@ -45,7 +45,7 @@ import numpy as np
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
-from tinymeter.errors import ConfigError
+from tinymeter.errors import ConfigError, HardwareError
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
@@ -58,7 +58,6 @@ from tinymeter.firmware.build import (
     run_tool,
 )
 from tinymeter.hw.calibrate import ModelSample
-from tinymeter.hw.errors import HardwareError
 from tinymeter.hw.measure import BoardLink, MeasureConfig, measure_elf
 from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.sim.costmodel import CostParameters, layer_features

@@ -27,8 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tinymeter.errors import ConfigError
-from tinymeter.hw.errors import HardwareError, ToolMissingError
+from tinymeter.errors import ConfigError, HardwareError, ToolMissingError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tinymeter.hw.errors import HardwareError
+from tinymeter.errors import HardwareError
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tinymeter.boards import Board
-from tinymeter.errors import ConfigError
-from tinymeter.hw.errors import HardwareError
+from tinymeter.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import (

@@ -1,9 +1,10 @@
 """Error types shared by every tinymeter component.
 
 Every failure a user can cause (bad model, unsupported op, firmware fault, hung
-firmware, bad board file) is raised as a subclass of :class:`TinymeterError` with a
-message that names the cause, so the CLI can print one line and exit non-zero
-instead of a traceback.
+firmware, bad board file, a board or probe that does not answer) is raised as a
+subclass of :class:`TinymeterError` with a message that names the cause, so the CLI
+can print one line and exit non-zero instead of a traceback.  All of them are here,
+hardware ones included, so one module lists every error a user can see.
 """
 
 from __future__ import annotations
@@ -39,3 +40,19 @@ class FirmwareFault(EmulationError):
 
 class BudgetExceeded(EmulationError):
     """The firmware ran past its instruction budget or wall-clock timeout (likely hung)."""
+
+
+class HardwareError(TinymeterError):
+    """The board, probe, serial port or power monitor did not do what was asked."""
+
+
+class ToolMissingError(HardwareError):
+    """An external tool (pyocd, openocd) or optional package (pyserial, joulescope) is absent."""
+
+
+class HardwareTimeout(HardwareError):
+    """A wait on the board (flashing, serial output, power trace) ran past its limit."""
+
+
+class FirmwareFaultReport(HardwareError):
+    """The firmware printed ``TM1 FAULT``: it crashed on the board."""
