@@ -1120,6 +1120,118 @@ def _assign_buffers(model: Model) -> tuple[list[bytes], list[list[int]]]:
     return [d or b"" for d in buffers], indices
 
 
+def _write_buffer(b: Any, data: bytes) -> int:
+    """One Buffer table; empty data gets no vector (like buffer 0, the empty sentinel)."""
+    vec = _aligned_bytes(b, data) if data else None
+    b.StartObject(3)
+    if vec is not None:
+        b.PrependUOffsetTRelativeSlot(0, vec, 0)
+    return b.EndObject()
+
+
+def _write_metadata(b: Any, name: str, buffer: int) -> int:
+    """One Metadata table: a name and the index of the buffer holding its bytes."""
+    name_off = b.CreateString(name)
+    b.StartObject(2)
+    b.PrependUOffsetTRelativeSlot(0, name_off, 0)
+    b.PrependUint32Slot(1, buffer, 0)
+    return b.EndObject()
+
+
+def _write_quantization(b: Any, q: Quantization) -> int:
+    """QuantizationParameters with scale, zero_point and quantized_dimension only."""
+    scale_off = _np_vector(b, q.scale, "<f4")
+    zp_off = _np_vector(b, q.zero_point, "<i8")
+    b.StartObject(7)
+    b.PrependUOffsetTRelativeSlot(2, scale_off, 0)
+    b.PrependUOffsetTRelativeSlot(3, zp_off, 0)
+    b.PrependInt32Slot(6, int(q.quantized_dimension), 0)
+    return b.EndObject()
+
+
+def _write_tensor(b: Any, t: Tensor, buffer: int, label: str) -> int:
+    """One Tensor table; ``buffer`` is its index from :func:`_assign_buffers`."""
+    if t.sparse:
+        raise UnsupportedModelError(
+            f"{label} ({t.name!r}) is sparse; the writer only supports dense tensors"
+        )
+    shape_off = _np_vector(b, t.shape, "<i4")
+    name_off = b.CreateString(t.name)
+    quant_off = None if t.quantization is None else _write_quantization(b, t.quantization)
+    b.StartObject(6)
+    b.PrependUOffsetTRelativeSlot(0, shape_off, 0)
+    b.PrependInt8Slot(1, t.dtype.value, 0)
+    b.PrependUint32Slot(2, buffer, 0)
+    b.PrependUOffsetTRelativeSlot(3, name_off, 0)
+    if quant_off is not None:
+        b.PrependUOffsetTRelativeSlot(4, quant_off, 0)
+    b.PrependBoolSlot(5, bool(t.is_variable), False)
+    return b.EndObject()
+
+
+def _write_operator(b: Any, op: Operator, opcode_index: int, label: str) -> int:
+    """One Operator table: tensor indices, options table, custom options, intermediates."""
+    inputs_off = _np_vector(b, op.inputs, "<i4")
+    outputs_off = _np_vector(b, op.outputs, "<i4")
+    inter_off = _np_vector(b, op.intermediates, "<i4") if op.intermediates else None
+    custom_off = b.CreateByteVector(bytes(op.custom_options)) if op.custom_options else None
+    opt_type, opt_off = _write_options(b, op, label)
+    b.StartObject(9)
+    b.PrependUint32Slot(0, opcode_index, 0)
+    b.PrependUOffsetTRelativeSlot(1, inputs_off, 0)
+    b.PrependUOffsetTRelativeSlot(2, outputs_off, 0)
+    if opt_type:
+        b.PrependUint8Slot(3, opt_type, 0)
+        b.PrependUOffsetTRelativeSlot(4, opt_off, 0)
+    if custom_off is not None:
+        b.PrependUOffsetTRelativeSlot(5, custom_off, 0)
+    if inter_off is not None:
+        b.PrependUOffsetTRelativeSlot(8, inter_off, 0)
+    return b.EndObject()
+
+
+def _write_subgraph(b: Any, sg: Subgraph, index: int, buffers: Sequence[int],
+                    opcodes: dict[tuple[str, int], int]) -> int:
+    """One SubGraph table; registers each operator's (opcode, version) in ``opcodes``.
+
+    ``opcodes`` maps (opcode, version) to its operator_codes index; insertion order is
+    the order the codes are written in, so it is shared by all subgraphs.
+    """
+    tensor_offsets = [_write_tensor(b, t, buffers[i], f"subgraph {index} tensor {i}")
+                      for i, t in enumerate(sg.tensors)]
+    op_offsets = []
+    for i, op in enumerate(sg.operators):
+        builtin_code(op.opcode)  # validates the name
+        opcode_index = opcodes.setdefault((op.opcode, int(op.version)), len(opcodes))
+        label = f"subgraph {index} operator {i} ({op.opcode})"
+        op_offsets.append(_write_operator(b, op, opcode_index, label))
+    tensors_vec = _offsets_vector(b, tensor_offsets)
+    inputs_vec = _np_vector(b, sg.inputs, "<i4")
+    outputs_vec = _np_vector(b, sg.outputs, "<i4")
+    ops_vec = _offsets_vector(b, op_offsets)
+    name_off = b.CreateString(sg.name)
+    b.StartObject(5)
+    b.PrependUOffsetTRelativeSlot(0, tensors_vec, 0)
+    b.PrependUOffsetTRelativeSlot(1, inputs_vec, 0)
+    b.PrependUOffsetTRelativeSlot(2, outputs_vec, 0)
+    b.PrependUOffsetTRelativeSlot(3, ops_vec, 0)
+    b.PrependUOffsetTRelativeSlot(4, name_off, 0)
+    return b.EndObject()
+
+
+def _write_opcode(b: Any, opcode: str, version: int) -> int:
+    """One OperatorCode table, with both the deprecated byte code and the int32 one."""
+    code = builtin_code(opcode)
+    custom_off = b.CreateString(opcode[len("CUSTOM:"):]) if code == _CUSTOM_CODE else None
+    b.StartObject(4)
+    b.PrependInt8Slot(0, min(code, _PLACEHOLDER_CODE), 0)
+    if custom_off is not None:
+        b.PrependUOffsetTRelativeSlot(1, custom_off, 0)
+    b.PrependInt32Slot(2, version, 1)
+    b.PrependInt32Slot(3, code, 0)
+    return b.EndObject()
+
+
 def serialize_tflite(model: Model, *, verify: bool = True) -> bytes:
     """Write ``model`` as a TFLite flatbuffer (identifier TFL3) that TFLM accepts.
 
@@ -1134,111 +1246,18 @@ def serialize_tflite(model: Model, *, verify: bool = True) -> bytes:
     total = sum(len(d) for d in buffers) + sum(len(v) for _, v in model.metadata)
     b = flatbuffers.Builder(total + 4096)
 
-    # Buffers (largest objects first keeps them near the file's end).
-    buffer_offsets = []
-    for data in buffers:
-        vec = _aligned_bytes(b, data) if data else None
-        b.StartObject(3)
-        if vec is not None:
-            b.PrependUOffsetTRelativeSlot(0, vec, 0)
-        buffer_offsets.append(b.EndObject())
+    # Buffers (largest objects first keeps them near the file's end); each metadata
+    # entry's bytes get a buffer of their own, appended after the tensors' buffers.
+    buffer_offsets = [_write_buffer(b, data) for data in buffers]
     metadata_offsets = []
     for name, data in model.metadata:
-        vec = _aligned_bytes(b, data) if data else None
-        b.StartObject(3)
-        if vec is not None:
-            b.PrependUOffsetTRelativeSlot(0, vec, 0)
-        buffer_offsets.append(b.EndObject())
-        name_off = b.CreateString(name)
-        b.StartObject(2)
-        b.PrependUOffsetTRelativeSlot(0, name_off, 0)
-        b.PrependUint32Slot(1, len(buffer_offsets) - 1, 0)
-        metadata_offsets.append(b.EndObject())
+        buffer_offsets.append(_write_buffer(b, data))
+        metadata_offsets.append(_write_metadata(b, name, len(buffer_offsets) - 1))
 
-    opcode_keys: list[tuple[str, int]] = []
-    opcode_lookup: dict[tuple[str, int], int] = {}
-    subgraph_offsets = []
-    for s, sg in enumerate(model.subgraphs):
-        tensor_offsets = []
-        for i, t in enumerate(sg.tensors):
-            if t.sparse:
-                raise UnsupportedModelError(
-                    f"subgraph {s} tensor {i} ({t.name!r}) is sparse; the writer only "
-                    "supports dense tensors"
-                )
-            shape_off = _np_vector(b, t.shape, "<i4")
-            name_off = b.CreateString(t.name)
-            quant_off = None
-            if t.quantization is not None:
-                q = t.quantization
-                scale_off = _np_vector(b, q.scale, "<f4")
-                zp_off = _np_vector(b, q.zero_point, "<i8")
-                b.StartObject(7)
-                b.PrependUOffsetTRelativeSlot(2, scale_off, 0)
-                b.PrependUOffsetTRelativeSlot(3, zp_off, 0)
-                b.PrependInt32Slot(6, int(q.quantized_dimension), 0)
-                quant_off = b.EndObject()
-            b.StartObject(6)
-            b.PrependUOffsetTRelativeSlot(0, shape_off, 0)
-            b.PrependInt8Slot(1, t.dtype.value, 0)
-            b.PrependUint32Slot(2, buffer_index[s][i], 0)
-            b.PrependUOffsetTRelativeSlot(3, name_off, 0)
-            if quant_off is not None:
-                b.PrependUOffsetTRelativeSlot(4, quant_off, 0)
-            b.PrependBoolSlot(5, bool(t.is_variable), False)
-            tensor_offsets.append(b.EndObject())
-
-        op_offsets = []
-        for i, op in enumerate(sg.operators):
-            label = f"subgraph {s} operator {i} ({op.opcode})"
-            builtin_code(op.opcode)  # validates the name
-            key = (op.opcode, int(op.version))
-            if key not in opcode_lookup:
-                opcode_lookup[key] = len(opcode_keys)
-                opcode_keys.append(key)
-            inputs_off = _np_vector(b, op.inputs, "<i4")
-            outputs_off = _np_vector(b, op.outputs, "<i4")
-            inter_off = _np_vector(b, op.intermediates, "<i4") if op.intermediates else None
-            custom_off = b.CreateByteVector(bytes(op.custom_options)) if op.custom_options \
-                else None
-            opt_type, opt_off = _write_options(b, op, label)
-            b.StartObject(9)
-            b.PrependUint32Slot(0, opcode_lookup[key], 0)
-            b.PrependUOffsetTRelativeSlot(1, inputs_off, 0)
-            b.PrependUOffsetTRelativeSlot(2, outputs_off, 0)
-            if opt_type:
-                b.PrependUint8Slot(3, opt_type, 0)
-                b.PrependUOffsetTRelativeSlot(4, opt_off, 0)
-            if custom_off is not None:
-                b.PrependUOffsetTRelativeSlot(5, custom_off, 0)
-            if inter_off is not None:
-                b.PrependUOffsetTRelativeSlot(8, inter_off, 0)
-            op_offsets.append(b.EndObject())
-
-        tensors_vec = _offsets_vector(b, tensor_offsets)
-        inputs_vec = _np_vector(b, sg.inputs, "<i4")
-        outputs_vec = _np_vector(b, sg.outputs, "<i4")
-        ops_vec = _offsets_vector(b, op_offsets)
-        name_off = b.CreateString(sg.name)
-        b.StartObject(5)
-        b.PrependUOffsetTRelativeSlot(0, tensors_vec, 0)
-        b.PrependUOffsetTRelativeSlot(1, inputs_vec, 0)
-        b.PrependUOffsetTRelativeSlot(2, outputs_vec, 0)
-        b.PrependUOffsetTRelativeSlot(3, ops_vec, 0)
-        b.PrependUOffsetTRelativeSlot(4, name_off, 0)
-        subgraph_offsets.append(b.EndObject())
-
-    opcode_offsets = []
-    for opcode, version in opcode_keys:
-        code = builtin_code(opcode)
-        custom_off = b.CreateString(opcode[len("CUSTOM:"):]) if code == _CUSTOM_CODE else None
-        b.StartObject(4)
-        b.PrependInt8Slot(0, min(code, _PLACEHOLDER_CODE), 0)
-        if custom_off is not None:
-            b.PrependUOffsetTRelativeSlot(1, custom_off, 0)
-        b.PrependInt32Slot(2, version, 1)
-        b.PrependInt32Slot(3, code, 0)
-        opcode_offsets.append(b.EndObject())
+    opcodes: dict[tuple[str, int], int] = {}
+    subgraph_offsets = [_write_subgraph(b, sg, s, buffer_index[s], opcodes)
+                        for s, sg in enumerate(model.subgraphs)]
+    opcode_offsets = [_write_opcode(b, opcode, version) for opcode, version in opcodes]
 
     opcodes_vec = _offsets_vector(b, opcode_offsets)
     subgraphs_vec = _offsets_vector(b, subgraph_offsets)
