@@ -50,7 +50,7 @@ from tinymeter.sim.blocks import (
 )
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter
+from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
 from tinymeter.sim.peripherals import PAGE, SystemTimers, UartTx
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 
@@ -361,11 +361,29 @@ class Emulator:
         semihost = Semihosting(_UcMemory(uc), heap_info=self._heap_info(image))
         session = _Session(inputs=inputs, semihost=semihost, counter=None)
         model = (self.cost_model or cost_model_for(self.board)) if count else None
-        counter = (self._make_counter(image, budget_instructions,
-                                      self.cost_function(image, model, session.intercepted))
-                   if model is not None else None)
-        session.counter = counter
-        self.bus.sink = semihost.emit
+        if model is not None:
+            # the cost callback sees session.intercepted filled by the ABI hooks below
+            session.counter = self._make_counter(
+                image, budget_instructions, self.cost_function(image, model, session.intercepted))
+        self._install_hooks(uc, image, session)
+        engine_error, wall = self._execute(uc, session, timeout_s)
+        counter = session.counter
+        snapshot = counter.snapshot() if counter is not None else None
+        try:
+            self._check_outcome(uc, session, engine_error, snapshot, budget_instructions,
+                                timeout_s)
+        finally:
+            if counter is not None:
+                counter.close()
+        result = self._result(uc, image, session, snapshot, model, wall)
+        log.info("%s: %d inferences, %d instructions in %.3f s (%.0f MIPS)",
+                 image.path, result.inferences, result.instructions, wall, result.mips)
+        return result
+
+    def _install_hooks(self, uc: Uc, image: ElfImage, session: _Session) -> None:
+        """Wire the MMIO models to this run and register every hook of the run."""
+        counter = session.counter
+        self.bus.sink = session.semihost.emit
         if counter is not None:
             self.bus.cycles = lambda: counter.cycles
         self._install_abi_hooks(uc, image, session)
@@ -374,6 +392,9 @@ class Emulator:
         if counter is not None:
             counter.attach(uc)
 
+    def _execute(self, uc: Uc, session: _Session, timeout_s: float) -> tuple[UcError | None, float]:
+        """Run the engine from reset under the wall-clock limit; the engine's own error
+        (if any) and the wall time.  Errors raised inside hooks land in ``session.error``."""
         # Wall-clock limit from our own timer thread rather than emu_start's timeout
         # argument: Unicorn's timeout slowed emulation by 30-60% in bench_sim.py, a
         # timer calling uc_emu_stop (what Unicorn's watchdog does) costs nothing.
@@ -391,47 +412,29 @@ class Emulator:
         finally:
             timer.cancel()
             timer.join()
-        wall = time.perf_counter() - start
-        timed_out = session.timed_out
-        snapshot = counter.snapshot() if counter is not None else None
-        if counter is not None and counter.cost_error is not None and session.error is None:
-            err = counter.cost_error
-            session.error = (err if isinstance(err, TinymeterError) else EmulationError(
-                f"cost model failed on a block: {type(err).__name__}: {err}"))
-        try:
-            self._check_outcome(uc, session, engine_error, snapshot is not None and
-                                snapshot.budget_exceeded, timed_out, budget_instructions,
-                                timeout_s, snapshot is not None and snapshot.out_of_memory)
-        finally:
-            if counter is not None:
-                counter.close()
+        return engine_error, time.perf_counter() - start
 
-        if snapshot is not None:
-            # Blocks at intercepted entries were counted by the block hook before the
-            # code hook redirected to LR: they never executed, so drop them.
-            keep = ~np.isin(snapshot.address, np.array(session.intercepted, dtype=np.uint32))
-            table = BlockTable(snapshot.address[keep], snapshot.size[keep],
-                               snapshot.layer[keep], snapshot.count[keep])
-            profile: BlockProfile | None = analyze(table, image, image, self._block_cache)
-            instructions = profile.total_instructions
-            executed_bytes = snapshot.executed_bytes
-            block_cost, block_cycles = snapshot.cost[keep], snapshot.cycles[keep]
-            cycles_fixed = snapshot.total_cycles
-            layer_names = self._event_names(uc, snapshot.event_tags)
-        else:
-            table, profile, instructions, executed_bytes = BlockTable.empty(), None, 0, 0
-            block_cost = block_cycles = np.zeros(0, np.uint64)
-            cycles_fixed, layer_names = 0, {}
+    def _result(self, uc: Uc, image: ElfImage, session: _Session,
+                snapshot: CounterSnapshot | None, model: CostModel | None,
+                wall: float) -> RunResult:
+        """The run's outputs and, when counted, its block table, profile and cycles."""
         outputs = self._collect_outputs(session)
-        log.info("%s: %d inferences, %d instructions in %.3f s (%.0f MIPS)",
-                 image.path, session.next_inference, instructions, wall,
-                 instructions / wall / 1e6 if wall > 0 else 0.0)
-        return RunResult(outputs=outputs, stdout=semihost.stdout, exit_code=semihost.exit_code
-                         or 0, instructions=instructions, wall_time_s=wall, blocks=table,
-                         profile=profile, inferences=session.next_inference,
-                         executed_bytes=executed_bytes, cycles_fixed=cycles_fixed,
-                         block_cost=block_cost, block_cycles=block_cycles, cost_model=model,
-                         layer_names=layer_names)
+        common = dict(outputs=outputs, stdout=session.semihost.stdout,
+                      exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
+                      inferences=session.next_inference, cost_model=model)
+        if snapshot is None:
+            return RunResult(instructions=0, blocks=BlockTable.empty(), profile=None, **common)
+        # Blocks at intercepted entries were counted by the block hook before the
+        # code hook redirected to LR: they never executed, so drop them.
+        keep = ~np.isin(snapshot.address, np.array(session.intercepted, dtype=np.uint32))
+        table = BlockTable(snapshot.address[keep], snapshot.size[keep],
+                           snapshot.layer[keep], snapshot.count[keep])
+        profile = analyze(table, image, image, self._block_cache)
+        return RunResult(instructions=profile.total_instructions, blocks=table, profile=profile,
+                         executed_bytes=snapshot.executed_bytes,
+                         cycles_fixed=snapshot.total_cycles, block_cost=snapshot.cost[keep],
+                         block_cycles=snapshot.cycles[keep],
+                         layer_names=self._event_names(uc, snapshot.event_tags), **common)
 
     def cost_function(self, image: ElfImage, model: CostModel,
                       intercepted: Collection[int] = ()) -> Callable[[int, int], int]:
@@ -604,8 +607,14 @@ class Emulator:
         return FirmwareFault(f"firmware fault: {what} at {self._where(uc, session, pc)}")
 
     def _check_outcome(self, uc: Uc, session: _Session, engine_error: UcError | None,
-                       budget_hit: bool, timed_out: bool, budget: int, timeout_s: float,
-                       out_of_memory: bool) -> None:
+                       snapshot: CounterSnapshot | None, budget: int, timeout_s: float) -> None:
+        """Raise the error that ended the run, the first cause first; return if the
+        firmware exited with code 0."""
+        counter = session.counter
+        if counter is not None and counter.cost_error is not None and session.error is None:
+            err = counter.cost_error
+            session.error = (err if isinstance(err, TinymeterError) else EmulationError(
+                f"cost model failed on a block: {type(err).__name__}: {err}"))
         if session.error is not None:
             raise session.error
         if engine_error is not None:
@@ -614,10 +623,10 @@ class Emulator:
             if session.bad_access:
                 fault = FirmwareFault(f"{fault}: {session.bad_access}")
             raise fault
-        if budget_hit:
+        if snapshot is not None and snapshot.budget_exceeded:
             raise BudgetExceeded(f"firmware did not finish within {budget} instructions "
                                  f"(likely hung) at {self._where(uc, session)}")
-        if out_of_memory:
+        if snapshot is not None and snapshot.out_of_memory:
             raise EmulationError("block-count table could not grow (out of host memory)")
         semihost = session.semihost
         if semihost.exited:
@@ -627,7 +636,7 @@ class Emulator:
                                      + (f"; last output: {last!r}" if last else
                                         " (no output)"))
             return
-        if timed_out:
+        if session.timed_out:
             raise BudgetExceeded(f"firmware did not finish within the {timeout_s:g} s timeout "
                                  f"(likely hung) at {self._where(uc, session)}")
         raise EmulationError(f"emulation stopped without the firmware exiting at "
