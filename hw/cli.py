@@ -256,12 +256,38 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
-    from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
-    from tinymeter.hw.measure import campaign, samples_from_runs
-    from tinymeter.sim.costmodel import calibration_path, cost_model_for, parameter_vector
+    from tinymeter.hw.microbench import absent_instructions
+    from tinymeter.sim.costmodel import calibration_path, cost_model_for
 
     board = load_board(args.board)
+    # The prior is the datasheet model, never an earlier calibration: fits don't stack.
+    prior = cost_model_for(board, calibration=Path("/nonexistent")).params
+    samples = _calibration_samples(args, board, prior)
+    reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
+    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
+    _print_calibration(board, samples, result)
+    if not args.no_save:
+        path = args.out or calibration_path(board)
+        if path is None:
+            raise ConfigError("the board has no file location; choose one with --out")
+        save_calibration(result, path, board.name)
+        print(f"wrote {path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"board": board.name, **result.summary()}, indent=2)
+                                   + "\n")
+    if args.plot:
+        _calibration_plots(args.plot, samples, result, board)
+        print(f"plots in {args.plot}")
+    return 0
+
+
+def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
+    """Measure the models (default with the virtual board: the demo set) and, unless
+    --no-microbench, the microbenchmark firmware; one sample per firmware."""
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.hw.measure import campaign, samples_from_runs
+
     models = list(args.models)
     with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
         if not models:
@@ -273,8 +299,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             models = write_demo_models(Path(tmp))
         if len(models) < 2:
             raise ConfigError("calibration needs at least two models (leave-one-out)")
-        # The prior is the datasheet model, never an earlier calibration: fits don't stack.
-        prior = cost_model_for(board, calibration=Path("/nonexistent")).params
         config = _measure_config(args)
         with _db(args) as db, _link(args, board) as link:
             runs = campaign(models, link, db, config, prior,
@@ -287,10 +311,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                 mb, _stored = measure_microbench(link, db, config, prior,
                                                  resume=not args.remeasure)
                 samples.append(mb)
-    from tinymeter.hw.microbench import absent_instructions
+    return samples
 
-    reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
-    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
+
+def _print_calibration(board: Board, samples: list, result: Any) -> None:
+    """Errors before/after, every parameter with its datasheet value, and what could
+    not be identified (and why)."""
+    from tinymeter.hw.calibrate import NOT_SEPARABLE
+    from tinymeter.sim.costmodel import parameter_vector
+
     n_models = sum(s.role == "model" for s in samples)
     n_mb = sum(len(s.measured) for s in samples if s.role == "microbench")
     print(f"calibration of {board.name} ({board.core.name}) from {n_models} models, "
@@ -306,7 +335,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{label:28} {_pct(before):>9} {_pct(after):>9}")
     print(f"{'parameter':22} {'datasheet':>10} {'fitted':>10} {'stderr':>8}  identified")
     identified = result.fit.identified()
-    for name, p0, p1, se in zip(result.fit.names, parameter_vector(prior), result.fit.theta,
+    for name, p0, p1, se in zip(result.fit.names, parameter_vector(result.prior), result.fit.theta,
                                 result.fit.stderr):
         print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  "
               f"{'yes' if identified[name] else 'no'}")
@@ -316,26 +345,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             print(f"  {name}: {why}")
     else:
         print("every parameter identified")
-    from tinymeter.hw.calibrate import NOT_SEPARABLE
-
     print("not separable by construction (datasheet split kept):")
     for name, why in NOT_SEPARABLE.items():
         print(f"  {name}: {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
-    if not args.no_save:
-        path = args.out or calibration_path(board)
-        if path is None:
-            raise ConfigError("the board has no file location; choose one with --out")
-        save_calibration(result, path, board.name)
-        print(f"wrote {path}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"board": board.name, **result.summary()}, indent=2)
-                                   + "\n")
-    if args.plot:
-        _calibration_plots(args.plot, samples, result, board)
-        print(f"plots in {args.plot}")
-    return 0
 
 
 def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> None:
