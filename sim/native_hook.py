@@ -141,6 +141,11 @@ def remove_native_hook(uc: Uc, handle: int) -> None:
     uc._callbacks.pop(handle, None)
 
 
+def _block_address(address: int | None) -> int:
+    """A function's entry as the hook compares it (block start, Thumb bit cleared)."""
+    return NO_ADDR if address is None else address & ~1
+
+
 @dataclass(frozen=True)
 class CounterSnapshot:
     """The counting hook's results, copied out of C memory."""
@@ -182,17 +187,17 @@ class BlockCounter:
                  event_tags: int = 0) -> None:
         """*cost* (``(address, size) -> fixed-point cycles``) is called once per distinct
         block from inside the hook; an exception in it stops the run (``cost_failed``)
-        and is re-raised by :meth:`raise_cost_error`.  *event_tags* > 0 records the tag
+        and is kept in :attr:`cost_error` for the emulator to raise.  *event_tags* > 0 records the tag
         pointer of up to that many BeginEvent calls."""
         self._ctx = CountContext()
         if _LIB.tm_ctx_init(ctypes.byref(self._ctx), capacity) != 0:
             raise MemoryError("cannot allocate the block-count table")
         self._finalizer = weakref.finalize(self, _LIB.tm_ctx_release, ctypes.byref(self._ctx))
         ctx = self._ctx
-        ctx.prof_begin_addr = NO_ADDR if prof_begin is None else prof_begin & ~1
-        ctx.prof_end_addr = NO_ADDR if prof_end is None else prof_end & ~1
-        ctx.evt_begin_addr = NO_ADDR if event_begin is None else event_begin & ~1
-        ctx.evt_end_addr = NO_ADDR if event_end is None else event_end & ~1
+        ctx.prof_begin_addr = _block_address(prof_begin)
+        ctx.prof_end_addr = _block_address(prof_end)
+        ctx.evt_begin_addr = _block_address(event_begin)
+        ctx.evt_end_addr = _block_address(event_end)
         ctx.evt_wrap = event_wrap
         ctx.budget_insns = budget_instructions
         ctx.reg_read = _function_address("uc_reg_read")
@@ -232,11 +237,6 @@ class BlockCounter:
         return self._cost_error
 
     @property
-    def cycles_fixed(self) -> int:
-        """Live running cycle counter, fixed point (x ``CYCLE_SCALE``)."""
-        return int(self._ctx.cycles)
-
-    @property
     def cycles(self) -> int:
         """Live estimated cycles (whole cycles, rounded down): what CYCCNT reads."""
         return int(self._ctx.cycles) >> CYCLE_FRAC_BITS
@@ -244,14 +244,6 @@ class BlockCounter:
     @property
     def current_layer(self) -> int:
         return int(self._ctx.current_layer)
-
-    @property
-    def executed_bytes(self) -> int:
-        return int(self._ctx.executed_bytes)
-
-    @property
-    def flags(self) -> int:
-        return int(self._ctx.flags)
 
     def attach(self, uc: Uc) -> None:
         """Register ``tm_block_hook`` on every block of *uc*."""
