@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from tinymeter.models.tflite import (
     Tensor,
     TensorType,
     default_options,
+    parse_tflite,
     serialize_tflite,
 )
 
@@ -53,9 +55,10 @@ __all__ = [
 
 def _to_bytes(data: Any, dtype: TensorType, shape: tuple[int, ...], name: str) -> bytes:
     arr = np.asarray(data)
-    if arr.size != int(np.prod(shape, dtype=np.int64)):
+    numel = math.prod(shape)
+    if arr.size != numel:
         raise ValueError(f"tensor {name!r}: data has {arr.size} elements, shape {shape} needs "
-                         f"{int(np.prod(shape, dtype=np.int64))}")
+                         f"{numel}")
     target = dtype.numpy_dtype
     if arr.dtype != target:
         cast = arr.astype(target)
@@ -207,18 +210,15 @@ def run_tflm(model: bytes | Model, inputs: Sequence[np.ndarray],
     """
     from tflite_micro.python.tflite_micro import runtime  # test-only dependency
 
-    data = serialize_tflite(model) if isinstance(model, Model) else bytes(model)
+    if isinstance(model, Model):
+        data, n_out = serialize_tflite(model), len(model.main.outputs)
+    else:
+        data = bytes(model)
+        n_out = len(parse_tflite(data).main.outputs)
     interp = runtime.Interpreter.from_bytes(
         data, arena_size=arena_size if arena_size is not None else max(len(data) * 10, 1 << 16)
     )
     for i, x in enumerate(inputs):
         interp.set_input(np.ascontiguousarray(x), i)
     interp.invoke()
-    n_out = len(_model_outputs(data))
     return [np.array(interp.get_output(i)) for i in range(n_out)]
-
-
-def _model_outputs(data: bytes) -> tuple[int, ...]:
-    from tinymeter.models.tflite import parse_tflite
-
-    return parse_tflite(data).main.outputs
