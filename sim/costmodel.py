@@ -51,6 +51,20 @@ class CostParameters:
     mnemonic_cycles: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Checked here, where every source of parameters (board defaults, calibration
+        # files, fits) passes, so a bad value is one error instead of a crash mid-run.
+        for name in ("cpi", "mnemonic_cycles"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ConfigError(f"cost parameters: {name} must be a table of numbers, "
+                                  f"got {getattr(self, name)!r}")
+        values = [(f"cpi.{k}", v) for k, v in self.cpi.items()]
+        values += [(f"mnemonic_cycles.{k}", v) for k, v in self.mnemonic_cycles.items()]
+        values += [(n, getattr(self, n)) for n in ("per_register", "branch_refill",
+                                                   "taken_fraction", "flash_branch_stall",
+                                                   "load_stall")]
+        for name, value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"cost parameters: {name} must be a number, got {value!r}")
         unknown = set(self.cpi) - set(CLASSES)
         if unknown:
             raise ConfigError(f"cost parameters: unknown instruction class(es) {sorted(unknown)}")
@@ -197,18 +211,26 @@ def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
 def load_calibration(model: CostModel, path: Path) -> CostModel:
     """Override parameters with a calibration file (written by `tinymeter calibrate`)."""
     try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
         raise ConfigError(f"calibration file {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"calibration file {path}: expected a JSON object, "
+                          f"got {type(raw).__name__}")
     allowed = {"cpi", "per_register", "branch_refill", "taken_fraction", "flash_branch_stall",
                "load_stall", "mnemonic_cycles", "active_mw"}
     unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
     raw.pop("fit", None)  # the fit report for humans (errors, models); not a parameter
-    active = float(raw.pop("active_mw", model.active_mw))
-    params = replace(model.params, **raw)
-    return replace(model, params=params, active_mw=active, source=f"calibrated ({Path(path).name})")
+    active = raw.pop("active_mw", model.active_mw)
+    if isinstance(active, bool) or not isinstance(active, (int, float)):
+        raise ConfigError(f"calibration file {path}: active_mw must be a number, got {active!r}")
+    try:
+        params = replace(model.params, **raw)
+    except ConfigError as exc:
+        raise ConfigError(f"calibration file {path}: {exc}") from None
+    return replace(model, params=params, active_mw=float(active), source=f"calibrated ({Path(path).name})")
 
 
 # -- calibration features ---------------------------------------------------------------

@@ -205,3 +205,23 @@ def test_m0plus_has_no_thumb2_and_costs_are_integral(tmp_path: Path) -> None:
         if core == "cortex-m0plus":
             assert float(cycles(core, source, tmp_path)).is_integer()
             assert expected == int(expected)
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    (b"[1, 2]", "expected a JSON object"),
+    (b'{"active_mw": "abc"}', "active_mw must be a number"),
+    (b'{"per_register": "x"}', "per_register must be a number"),
+    (b'{"mnemonic_cycles": 3}', "mnemonic_cycles must be a table"),
+    (b"\xff\xfe", "utf-8"),
+])
+def test_corrupt_calibration_file_is_a_config_error(tmp_path: Path, content: bytes,
+                                                    match: str) -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import ConfigError
+    from tinymeter.sim.costmodel import cost_model_for, load_calibration
+
+    path = tmp_path / "b.calibration.json"
+    path.write_bytes(content)
+    datasheet = cost_model_for(load_board("nucleo-l4r5zi"), calibration=tmp_path / "none.json")
+    with pytest.raises(ConfigError, match=match):
+        load_calibration(datasheet, path)
