@@ -258,11 +258,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
     from tinymeter.hw.microbench import absent_instructions
-    from tinymeter.sim.costmodel import calibration_path, cost_model_for
+    from tinymeter.sim.costmodel import calibration_path, datasheet_cost_model
 
     board = load_board(args.board)
-    # The prior is the datasheet model, never an earlier calibration: fits don't stack.
-    prior = cost_model_for(board, calibration=Path("/nonexistent")).params
+    prior = datasheet_cost_model(board).params
     samples = _calibration_samples(args, board, prior)
     reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
     result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))

@@ -32,7 +32,7 @@ from tinymeter.hw.power import PowerTrace
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import (
     CostParameters,
-    cost_model_for,
+    datasheet_cost_model,
     layer_features,
     parameter_vector,
 )
@@ -79,7 +79,7 @@ class VirtualTiming:
                   spread: float = 0.3) -> VirtualTiming:
         """Hidden parameters perturbed from the board's datasheet model (what a real chip
         differs by), power a few percent off the board file's figure."""
-        prior = cost_model_for(board, calibration=Path("/nonexistent")).params
+        prior = datasheet_cost_model(board).params
         rng = np.random.default_rng(seed + 1)
         active = board.power.active_mw or 40.0
         return cls(params=hidden_parameters(prior, seed, spread), noise=noise, seed=seed,

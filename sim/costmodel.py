@@ -183,7 +183,18 @@ def calibration_path(board: Board) -> Path | None:
 
 
 def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
-    """The cost model of *board*: TRM timings + the board's memory effects, or calibrated values.
+    """The cost model of *board*: :func:`datasheet_cost_model`, overridden by the
+    calibration file *calibration* (default: the one next to the board file) if it exists."""
+    model = datasheet_cost_model(board)
+    path = calibration if calibration is not None else calibration_path(board)
+    if path is not None and path.exists():
+        model = load_calibration(model, path)
+    return model
+
+
+def datasheet_cost_model(board: Board) -> CostModel:
+    """TRM timings + the board's memory effects, never a calibration (the prior of a fit,
+    so calibrations do not stack).
 
     Flash wait states stall taken branches unless prefetch/instruction cache hides
     them; the miss fraction shrinks with the cache size. Loads of weights from flash
@@ -200,12 +211,8 @@ def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
         miss = 0.6 if accel.prefetch else 1.0
     dmiss = 0.05 if accel.dcache_bytes >= 4096 else (0.2 if accel.dcache_bytes > 0 else 0.4)
     params = replace(base, flash_branch_stall=ws * miss, load_stall=ws * dmiss * 0.5)
-    model = CostModel(name=f"tm-{board.core.name}-v{COST_MODEL_VERSION}", core=board.core.name,
-                      clock_hz=board.clock_hz, params=params, active_mw=board.power.active_mw)
-    path = calibration if calibration is not None else calibration_path(board)
-    if path is not None and path.exists():
-        model = load_calibration(model, path)
-    return model
+    return CostModel(name=f"tm-{board.core.name}-v{COST_MODEL_VERSION}", core=board.core.name,
+                     clock_hz=board.clock_hz, params=params, active_mw=board.power.active_mw)
 
 
 def load_calibration(model: CostModel, path: Path) -> CostModel:
