@@ -56,7 +56,6 @@ from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, Semihosting
 
 log = logging.getLogger(__name__)
 
-_PAGE = 0x1000
 #: Private peripheral bus / system control space (SCB, NVIC, CPACR, DWT, SysTick).
 SYSTEM_SPACE = (0xE0000000, 0x00100000)
 #: Never-executed stop address handed to ``emu_start`` (execution stops via hooks).
@@ -284,7 +283,7 @@ class Emulator:
             perms = unicorn.UC_PROT_ALL
             if r.kind == "flash":
                 perms = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC
-            ranges.append((r.origin & ~(_PAGE - 1), -(-r.end // _PAGE) * _PAGE, perms))
+            ranges.append((r.origin & ~(PAGE - 1), -(-r.end // PAGE) * PAGE, perms))
         base, size = SYSTEM_SPACE
         ranges.append((base, base + size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE))
         ranges.sort()
