@@ -152,11 +152,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         from tinymeter.firmware.build import BuildConfig
         from tinymeter.pipeline import estimate
 
+        boards = [load_board(name) for name in args.board or [DEFAULT_BOARD]]
         for path in tflites:
             if not Path(path).exists():
                 raise ConfigError(f"model file {path} does not exist")
-            for board in args.board or [DEFAULT_BOARD]:
-                est = estimate(Path(path), load_board(board), BuildConfig(kernels=args.kernels))
+            for board in boards:
+                est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
                 current.update(check.entries_from_report(est.to_dict(), str(path)))
     current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"]))
     if args.update_baseline:
