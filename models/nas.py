@@ -290,6 +290,11 @@ class SweepRow:
     def parity(self) -> str:
         return channel_parity(self.width)
 
+    @property
+    def cycles_per_mac(self) -> float:
+        """Cycles per multiply-accumulate (a MAC-free model counts as one MAC)."""
+        return self.cycles / max(self.macs, 1)
+
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated points, sorted by cost; point = (cost, accuracy).
@@ -340,23 +345,32 @@ def parity_inversions(rows: Sequence[SweepRow]) -> list[tuple[SweepRow, SweepRow
     monotonically with width; a step where it rises instead (typically even -> odd
     with the optimized kernels) is a fast path being lost.
     """
-    series: dict[tuple[str, str, int, int], list[SweepRow]] = {}
-    for r in rows:
-        series.setdefault((r.board, r.kernels, r.depth, r.kernel), []).append(r)
     out = []
-    for key in sorted(series):
-        ordered = sorted(series[key], key=lambda r: r.width)
-        for a, b in itertools.pairwise(ordered):
-            if b.cycles / max(b.macs, 1) > a.cycles / max(a.macs, 1):
-                out.append((a, b))
+    for _, target_rows in sorted(group_by_target(rows).items()):
+        for _, series in sorted(width_series(target_rows).items()):
+            out.extend((a, b) for a, b in itertools.pairwise(series)
+                       if b.cycles_per_mac > a.cycles_per_mac)
     return out
 
 
 def group_by_target(rows: Iterable[SweepRow]) -> dict[tuple[str, str], list[SweepRow]]:
+    """Rows per (board, kernel set), in first-seen order."""
     out: dict[tuple[str, str], list[SweepRow]] = {}
     for r in rows:
         out.setdefault((r.board, r.kernels), []).append(r)
     return out
+
+
+def width_series(rows: Iterable[SweepRow]) -> dict[tuple[int, int], list[SweepRow]]:
+    """Rows of one target per (depth, kernel), each sorted by width.
+
+    The unit in which width effects are read: the parity inversions and the
+    cost-per-MAC plot both walk these series.
+    """
+    out: dict[tuple[int, int], list[SweepRow]] = {}
+    for r in rows:
+        out.setdefault((r.depth, r.kernel), []).append(r)
+    return {k: sorted(v, key=lambda r: r.width) for k, v in out.items()}
 
 
 def rows_csv(rows: Sequence[SweepRow]) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .nas import COST_METRICS, SweepRow, channel_parity, group_by_target, pareto_rows
+from .nas import COST_METRICS, SweepRow, channel_parity, group_by_target, pareto_rows, width_series
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tinymeter.models.inspect import ModelSummary
@@ -95,13 +95,13 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
             if sel:
                 left.scatter([r.macs for r in sel], [r.ms for r in sel], c=color, marker=marker, alpha=0.8,
                              label=f"width {parity}")
-                right.scatter([r.width for r in sel], [r.cycles / max(r.macs, 1) for r in sel], c=color,
+                right.scatter([r.width for r in sel], [r.cycles_per_mac for r in sel], c=color,
                               marker=marker, alpha=0.9, zorder=3)
-        for (depth, kernel), series in sorted(_series(rs).items()):
-            right.plot([r.width for r in series], [r.cycles / max(r.macs, 1) for r in series], color="gray",
+        for (depth, kernel), series in sorted(width_series(rs).items()):
+            right.plot([r.width for r in series], [r.cycles_per_mac for r in series], color="gray",
                        lw=0.8, alpha=0.7)
             last = series[-1]
-            right.annotate(f"d{depth} k{kernel}", (last.width, last.cycles / max(last.macs, 1)), fontsize=7,
+            right.annotate(f"d{depth} k{kernel}", (last.width, last.cycles_per_mac), fontsize=7,
                            textcoords="offset points", xytext=(4, 0))
         left.set_xlabel("MACs")
         left.set_ylabel("estimated latency (ms)")
@@ -115,13 +115,6 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
     if not groups:
         fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no finished candidates", ha="center")
     return _save(fig, path)
-
-
-def _series(rows: Sequence[SweepRow]) -> dict[tuple[int, int], list[SweepRow]]:
-    out: dict[tuple[int, int], list[SweepRow]] = {}
-    for r in rows:
-        out.setdefault((r.depth, r.kernel), []).append(r)
-    return {k: sorted(v, key=lambda r: r.width) for k, v in out.items()}
 
 
 def plot_layers(est: Estimate, path: Path | str) -> Path:
