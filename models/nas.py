@@ -26,6 +26,7 @@ Layout, pure logic first:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -219,6 +220,10 @@ class SweepConfig:
 
     def candidates(self) -> list[Candidate]:
         return candidates(self.space, self.max_candidates, self.recipe.seed)
+
+    def keyed_candidates(self, head: str) -> list[tuple[str, Candidate]]:
+        """(database key, candidate) of every candidate, in sweep order."""
+        return [(candidate_key(c, self.recipe, head), c) for c in self.candidates()]
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SweepConfig:
@@ -732,14 +737,13 @@ def _warm_firmware_cache(targets: Sequence[Target]) -> None:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
     from tinymeter.firmware.codegen import generate
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
-    from tinymeter.models.tflite import parse_tflite
+    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
 
     x = int8_tensor("x", (1, 4), 0.05, 0)
     w = int8_tensor("w", (4, 4), 0.01, 0, data=random_int8((4, 4), seed=0))
     b = bias_tensor("b", np.zeros(4, np.int32), input_scale=0.05, weight_scales=w)
     y = int8_tensor("y", (1, 4), 0.2, 0)
-    gen = generate(parse_tflite(single_op_model("FULLY_CONNECTED", [x, w, b], [y])), name="warmup")
+    gen = generate(single_op_model_ir("FULLY_CONNECTED", [x, w, b], [y]), name="warmup")
     builder = FirmwareBuilder()
     seen = set()
     for t in targets:
@@ -778,8 +782,7 @@ def plan_jobs(config: SweepConfig, db: SweepDB, head: str, *, retry_failed: bool
     *retry_failed*, because their failure is usually deterministic.
     """
     jobs, reused = [], 0
-    for cand in config.candidates():
-        key = candidate_key(cand, config.recipe, head)
+    for key, cand in config.keyed_candidates(head):
         row = db.get_candidate(key)
         if row is not None and row.status == "error" and not retry_failed:
             reused += 1
@@ -801,18 +804,17 @@ def plan_jobs(config: SweepConfig, db: SweepDB, head: str, *, retry_failed: bool
 
 def _store(db: SweepDB, job: CandidateJob, result: CandidateResult | BaseException) -> str | None:
     """Commit one worker answer; returns an error message if the candidate failed."""
-    params = job.candidate.params()
-    recipe = {**asdict(job.recipe), "head": job.head}
+    put_candidate = functools.partial(db.put_candidate, job.key, job.candidate.family,
+                                      job.candidate.params(), {**asdict(job.recipe), "head": job.head})
     if isinstance(result, BaseException):
         message = f"{type(result).__name__}: {result}"
-        db.put_candidate(job.key, job.candidate.family, params, recipe, status="error", error=message)
+        put_candidate(status="error", error=message)
         return message
     if result.error is not None:
-        db.put_candidate(job.key, job.candidate.family, params, recipe, status="error", error=result.error)
+        put_candidate(status="error", error=result.error)
         return result.error
     if job.tflite is None:
-        db.put_candidate(job.key, job.candidate.family, params, recipe, status="ok",
-                         metrics=result.metrics, tflite=result.tflite)
+        put_candidate(status="ok", metrics=result.metrics, tflite=result.tflite)
     errors = []
     for t in job.targets:
         if t.label in result.estimates:
@@ -827,8 +829,7 @@ def _store(db: SweepDB, job: CandidateJob, result: CandidateResult | BaseExcepti
 def collect_rows(config: SweepConfig, db: SweepDB, head: str) -> list[SweepRow]:
     """Flat rows of every finished (candidate, target) of *config* in the database."""
     rows = []
-    for cand in config.candidates():
-        key = candidate_key(cand, config.recipe, head)
+    for key, cand in config.keyed_candidates(head):
         c = db.get_candidate(key)
         if c is None or c.status != "ok":
             continue
@@ -861,18 +862,18 @@ def run_sweep(config: SweepConfig, db_path: Path | str, *, executor: str = "proc
     kind, _ = parse_executor(executor)
     if kind == "dask":
         _import_dask()  # fail before any work if dask is missing
-    for board in config.boards:
-        from tinymeter.boards import load_board
+    from tinymeter.boards import load_board
 
+    for board in config.boards:
         load_board(board)  # unknown boards fail now, not in every worker
     head = head or supported_head()
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     result = SweepResult(config, [])
     with SweepDB(db_path) as db:
-        cands = config.candidates()
-        db.add_to_sweep(config.name, [candidate_key(c, config.recipe, head) for c in cands])
+        keys = [key for key, _ in config.keyed_candidates(head)]
+        db.add_to_sweep(config.name, keys)
         jobs, result.reused = plan_jobs(config, db, head, retry_failed=retry_failed)
-        log.info("sweep %s: %d candidates, %d to run, %d reused from %s", config.name, len(cands),
+        log.info("sweep %s: %d candidates, %d to run, %d reused from %s", config.name, len(keys),
                  len(jobs), result.reused, db_path)
         if jobs and evaluate is evaluate_candidate:
             _warm_firmware_cache(config.targets)
