@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -129,6 +130,20 @@ def _normalize_data(
     return out
 
 
+def _flush_std_streams() -> None:
+    """Flush Python's buffered stdout/stderr so nothing crosses an fd redirection."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _restore_fds(saved: Sequence[tuple[int, int]]) -> None:
+    """Point each redirected fd back at its saved duplicate and close the duplicate."""
+    for fd, dup in saved:
+        os.dup2(dup, fd)
+        os.close(dup)
+
+
 @contextlib.contextmanager
 def _captured_native_output() -> Iterator[None]:
     """Swallow the converter's stdout/stderr chatter at the file-descriptor level.
@@ -138,21 +153,15 @@ def _captured_native_output() -> Iterator[None]:
     CLI's output. We redirect fds 1 and 2 to a temp file and replay it at DEBUG level,
     so nothing is lost for someone debugging with ``-v``.
     """
-    import sys
-
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+    _flush_std_streams()
     with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = []
+        saved: list[tuple[int, int]] = []
         try:
             for fd in (1, 2):
                 saved.append((fd, os.dup(fd)))
                 os.dup2(sink.fileno(), fd)
         except OSError:  # no real fds (embedded interpreter): just run unredirected
-            for fd, dup in saved:
-                os.dup2(dup, fd)
-                os.close(dup)
+            _restore_fds(saved)
             yield
             return
         try:
@@ -160,12 +169,8 @@ def _captured_native_output() -> Iterator[None]:
                 warnings.simplefilter("ignore")
                 yield
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            for fd, dup in saved:
-                os.dup2(dup, fd)
-                os.close(dup)
+            _flush_std_streams()
+            _restore_fds(saved)
             sink.seek(0)
             text = sink.read().decode("utf-8", "replace").strip()
             if text:
