@@ -9,6 +9,7 @@ scripts, the CLI and notebooks (``IPython.display.Image(path)``) use them the sa
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,9 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 log = logging.getLogger(__name__)
 
-_METRIC_LABELS = {"ms": "estimated latency (ms)", "energy_uj": "energy per inference (uJ)",
-                  "arena_bytes": "tensor arena (bytes)", "flash_bytes": "flash (bytes)"}
-_PARITY_STYLE = {"x4": ("tab:green", "s"), "even": ("tab:blue", "o"), "odd": ("tab:red", "^")}
+_METRIC_LABELS: Mapping[str, str] = types.MappingProxyType(
+    {"ms": "estimated latency (ms)", "energy_uj": "energy per inference (uJ)",
+     "arena_bytes": "tensor arena (bytes)", "flash_bytes": "flash (bytes)"})
+_PARITY_STYLE: Mapping[str, tuple[str, str]] = types.MappingProxyType(
+    {"x4": ("tab:green", "s"), "even": ("tab:blue", "o"), "odd": ("tab:red", "^")})
 
 
 def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2) -> tuple[Figure, list]:
@@ -135,15 +138,13 @@ def plot_comparison(estimates: Mapping[str, Estimate], path: Path | str) -> Path
     """Latency, energy and memory of several estimates side by side (boards, kernel sets)."""
     fig, axes = _figure(3, width=4.2)
     names = list(estimates)
-    values = [("estimated ms", [e.ms for e in estimates.values()]),
-              ("energy uJ", [e.energy_uj for e in estimates.values()]),
-              ("KiB", None)]
-    for ax, (label, ys) in zip(axes[:2], values[:2]):
-        ax.bar(range(len(names)), ys, color="tab:blue")
+    ests = list(estimates.values())
+    xs = range(len(names))
+    for ax, (label, ys) in zip(axes[:2], [("estimated ms", [e.ms for e in ests]),
+                                          ("energy uJ", [e.energy_uj for e in ests])]):
+        ax.bar(xs, ys, color="tab:blue")
         ax.set_ylabel(label)
     mem = axes[2]
-    xs = range(len(names))
-    ests = list(estimates.values())
     mem.bar([x - 0.2 for x in xs], [e.arena_bytes / 1024 for e in ests], width=0.4, label="arena")
     mem.bar([x + 0.2 for x in xs], [e.flash_bytes / 1024 for e in ests], width=0.4, label="flash")
     mem.set_ylabel("KiB")
