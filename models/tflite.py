@@ -402,6 +402,7 @@ _OPTION_TABLES: tuple[tuple[str, tuple[_F, ...]], ...] = (
 _OPTION_TYPE_BY_NAME: Mapping[str, int] = types.MappingProxyType(
     {name: i + 1 for i, (name, _) in enumerate(_OPTION_TABLES)}
 )
+_OPTION_FIELDS: Mapping[str, tuple[_F, ...]] = types.MappingProxyType(dict(_OPTION_TABLES))
 
 # Which options table each builtin operator carries (ops not listed carry none).
 _OP_OPTIONS: Mapping[str, str] = types.MappingProxyType(
@@ -487,7 +488,7 @@ def default_options(opcode: str) -> dict[str, Any]:
     table = _OP_OPTIONS.get(opcode)
     if table is None:
         return {}
-    fields = _OPTION_TABLES[_OPTION_TYPE_BY_NAME[table] - 1][1]
+    fields = _OPTION_FIELDS[table]
     return {f.name: f.default for f in fields if f.kind != "deprecated"}
 
 
@@ -1038,7 +1039,7 @@ def _write_options(b: Any, op: Operator, label: str) -> tuple[int, int]:
 
 
 def _write_options_table(b: Any, op: Operator, table_name: str, label: str) -> int:
-    fields = _OPTION_TABLES[_OPTION_TYPE_BY_NAME[table_name] - 1][1]
+    fields = _OPTION_FIELDS[table_name]
     known = {f.name for f in fields if f.kind != "deprecated"}
     unknown = set(op.options) - known
     if unknown:
