@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import BuildError, ConfigError
+from tinymeter.files import atomic_copy
 
 if TYPE_CHECKING:
     from tinymeter.firmware.codegen import GeneratedModel
@@ -236,13 +237,6 @@ def content_digest(*parts: bytes | str) -> str:
 def default_cache_dir() -> Path:
     """Where built objects and firmware are cached (``TINYMETER_CACHE`` overrides)."""
     return Path(os.environ.get("TINYMETER_CACHE", Path.home() / ".cache" / "tinymeter"))
-
-
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy via a temporary file and a rename, so readers never see half a file."""
-    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 class FirmwareBuilder:

@@ -46,10 +46,10 @@ import numpy as np
 from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import ConfigError, HardwareError
+from tinymeter.files import atomic_copy
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
-    atomic_copy,
     calibration_sources,
     compile_argv,
     content_digest,

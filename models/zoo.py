@@ -32,7 +32,6 @@ import inspect
 import json
 import logging
 import os
-import tempfile
 import time
 import types
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinymeter.errors import ConfigError, TinymeterError
+from tinymeter.files import atomic_write
 
 from . import convert as _convert
 
@@ -697,26 +697,6 @@ def cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory + rename.
-
-    An interrupted build leaves at most a hidden ``.tmp`` file, never a truncated
-    .tflite under the final name; concurrent builders (pytest-xdist workers) each
-    rename a complete file, and all of them are identical.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_tflite(
     name: str,
     *,
@@ -761,7 +741,7 @@ def build_tflite(
         seed=seed,
         sampler=entry.sampler,
     )
-    _atomic_write(path, data)
+    atomic_write(path, data)
     log.info("built %s: %d bytes in %.1f s → %s", name, len(data), time.monotonic() - t0, path)
     return path
 

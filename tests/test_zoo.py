@@ -439,18 +439,6 @@ def test_interrupted_build_leaves_nothing(
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
-def test_interrupted_write_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def fail_replace(src: Any, dst: Any) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(zoo.os, "replace", fail_replace)
-    with pytest.raises(OSError, match="disk full"):
-        zoo._atomic_write(tmp_path / "m.tflite", b"x" * 100)
-    assert list(tmp_path.iterdir()) == []
-
-
 # ---------------------------------------------------------------------- converter
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymeter.errors import ConfigError
-from tinymeter.report import atomic_write
+from tinymeter.files import atomic_write
 
 log = logging.getLogger(__name__)
 

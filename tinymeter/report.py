@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tinymeter.files import atomic_write
 
 REPORT_VERSION = 1
 
@@ -143,16 +144,6 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
             out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
                        f"{_fmt_int(f.instructions):>14} instr  {f.name}")
     return "\n".join(out)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file + rename so a crash never leaves half a report (or
-    baseline); missing parent directories are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_json(est: Estimate, path: Path) -> None:
