@@ -24,6 +24,7 @@ from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import BuildError, ConfigError
 from tinymeter.files import atomic_copy
+from tinymeter.firmware.boardgen import board_source
 
 if TYPE_CHECKING:
     from tinymeter.firmware.codegen import GeneratedModel
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KERNEL_SETS = ("reference", "optimized")
+#: Where the firmware's report goes: ``semihosting`` (emulator or debugger) or ``uart``
+#: (the hardware image: board boot writes, report on the board UART, marker pins).
+IO_MODES = ("semihosting", "uart")
 ARM_CC = "arm-none-eabi-gcc"
 TOOLCHAIN_HINT = ("install it with: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
                   "(or run `make demo`, which does)")
@@ -48,10 +52,13 @@ class BuildConfig:
     runs: int = 1
     stack_bytes: int = 16 * 1024
     extra_cflags: tuple[str, ...] = ()
+    io: str = "semihosting"
 
     def __post_init__(self) -> None:
         if self.kernels not in KERNEL_SETS:
             raise ConfigError(f"unknown kernel set {self.kernels!r}; choose from {', '.join(KERNEL_SETS)}")
+        if self.io not in IO_MODES:
+            raise ConfigError(f"unknown firmware I/O {self.io!r}; choose from {', '.join(IO_MODES)}")
         if self.opt not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og"):
             raise ConfigError(f"unsupported optimization level {self.opt!r}")
         if self.runs < 1:
@@ -113,8 +120,15 @@ def host_sources(root: Path) -> list[Path]:
 def compile_argv(cc: str, core: Core, config: BuildConfig, source: Path, obj: Path,
                  include: Path) -> list[str]:
     """Command line compiling one C file for the target core."""
-    return [cc, *core.gcc_flags, config.opt, *COMMON_CFLAGS, f"-DTM_RUNS={config.runs}",
+    io = ["-DTM_IO_UART"] if config.io == "uart" else []
+    return [cc, *core.gcc_flags, config.opt, *COMMON_CFLAGS, f"-DTM_RUNS={config.runs}", *io,
             *config.extra_cflags, f"-I{include}", "-c", str(source), "-o", str(obj)]
+
+
+def board_sources(board: Board, config: BuildConfig) -> dict[str, str]:
+    """Generated per-board C files of an image (name -> text): the board's I/O tables
+    (``tm_board.c``) for the hardware image, nothing for semihosting."""
+    return {"tm_board.c": board_source(board)} if config.io == "uart" else {}
 
 
 def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: Path,
@@ -310,28 +324,34 @@ class FirmwareBuilder:
         config = config or BuildConfig()
         core = board.core
         objects = self._runtime_objects(core, config)
-        key = content_digest(model.source, linker_script(board, config.stack_bytes),
+        generated = {"model.c": model.source, **board_sources(board, config)}
+        key = content_digest(*generated.values(), linker_script(board, config.stack_bytes),
                       *(o.parent.name for o in objects[:1]))
-        build_dir = self._ensure(self.cache_dir / "firmware" / f"{board.name}-{config.kernels}-{key}")
+        build_dir = self._ensure(self.cache_dir / "firmware" /
+                                 f"{board.name}-{config.kernels}-{config.io}-{key}")
         elf = build_dir / "firmware.elf"
         if not elf.exists():
             work = Path(tempfile.mkdtemp(prefix="fw-", dir=build_dir))
             try:
-                (work / "model.c").write_text(model.source)
                 (work / "linker.ld").write_text(linker_script(board, config.stack_bytes))
-                run_tool(compile_argv(self.cc, core, config, work / "model.c", work / "model.o",
-                                  self.root / "include"), "compiling the generated model")
-                run_tool(link_argv(self.cc, core, [*objects, work / "model.o"], work / "linker.ld",
+                gen_objects = []
+                for name, text in generated.items():
+                    (work / name).write_text(text)
+                    obj = work / f"{Path(name).stem}.o"
+                    run_tool(compile_argv(self.cc, core, config, work / name, obj,
+                                          self.root / "include"), f"compiling the generated {name}")
+                    gen_objects.append(obj)
+                run_tool(link_argv(self.cc, core, [*objects, *gen_objects], work / "linker.ld",
                                work / "firmware.elf", work / "firmware.map"),
                      f"linking the firmware for {board.name}")
-                for name in ("model.c", "linker.ld", "firmware.map"):
+                for name in (*generated, "linker.ld", "firmware.map"):
                     atomic_copy(work / name, build_dir / name)
                 atomic_copy(work / "firmware.elf", elf)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         if out_dir is not None:
             self._ensure(Path(out_dir))
-            for name in ("firmware.elf", "model.c", "linker.ld", "firmware.map"):
+            for name in ("firmware.elf", *generated, "linker.ld", "firmware.map"):
                 atomic_copy(build_dir / name, Path(out_dir) / name)
         sections = section_sizes(elf)
         flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
@@ -463,6 +483,9 @@ def build_tflm(tflite: bytes, name: str, opcodes: Sequence[str], n_operators: in
     build directory is *out_dir* or a fresh temporary directory.
     """
     config = config or BuildConfig()
+    if config.io != "semihosting":
+        raise ConfigError("the TFLM harness reports through semihosting only; build it "
+                          "without the UART I/O")
     tflm_lib = Path(tflm_lib)
     if not tflm_lib.is_file():
         raise ConfigError(f"TFLM library {tflm_lib} does not exist")

@@ -189,7 +189,7 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)
     image = build_model(resolve_model(args.model), board,
-                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs))
+                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs, io="uart"))
     runner = ProbeRunner(board, _probe_config(args))
     runner.flash(image.elf)
     print(f"flashed {image.elf} ({image.flash_bytes} B) to {board.name} with {args.probe}")

@@ -200,7 +200,8 @@ def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: Meas
     """Build *model_path* for the link's board, measure it (or reuse a stored measurement
     of the identical image when *resume*), store and return it."""
     board = link.board
-    build = replace(build or BuildConfig(), runs=config.firmware_runs)
+    # The hardware image (UART report, marker pins), also what the virtual board runs.
+    build = replace(build or BuildConfig(), runs=config.firmware_runs, io="uart")
     image = build_model(model_path, board, build, builder=builder)
     gen = image.model
     sha = file_sha256(image.elf)

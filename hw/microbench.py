@@ -50,6 +50,7 @@ from tinymeter.files import atomic_copy
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
+    board_sources,
     calibration_sources,
     compile_argv,
     content_digest,
@@ -196,7 +197,8 @@ class MicrobenchImage:
         return tuple(b.op for b in self.benchmarks)
 
 
-def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | None = None) -> MicrobenchImage:
+def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | None = None,
+                     io: str = "uart") -> MicrobenchImage:
     """Build (or reuse from the builder's cache) the microbenchmark firmware for *board*.
 
     Always ``-O2``: the benchmark bodies are assembly, and a fixed level keeps the
@@ -204,14 +206,15 @@ def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | Non
     """
     builder = builder or FirmwareBuilder()
     core = board.core
-    config = BuildConfig(opt="-O2", runs=runs)
+    config = BuildConfig(opt="-O2", runs=runs, io=io)
     benchmarks = benchmarks_for(core)
     root = builder.root
     include = root / "include"
     sources = calibration_sources(root)
-    table = table_source(benchmarks)
+    generated = {"tm_calib_table.c": table_source(benchmarks), **board_sources(board, config)}
     script = linker_script(board, config.stack_bytes)
-    key = content_digest(table, script, builder.cc, *(p.read_bytes() for p in sources),
+    key = content_digest(*generated.values(), script, builder.cc,
+                  *(p.read_bytes() for p in sources),
                   *(p.read_bytes() for p in sorted((root / "calib").glob("*.h"))),
                   *(p.read_bytes() for p in sorted(include.glob("*.h"))),
                   " ".join(compile_argv(builder.cc, core, config, Path("s.c"), Path("o.o"), include)))
@@ -221,17 +224,18 @@ def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | Non
         out_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="mb-", dir=out_dir))
         try:
-            (work / "tm_calib_table.c").write_text(table)
             (work / "linker.ld").write_text(script)
+            for name, text in generated.items():
+                (work / name).write_text(text)
             objects = []
-            for i, src in enumerate([*sources, work / "tm_calib_table.c"]):
+            for i, src in enumerate([*sources, *(work / name for name in generated)]):
                 obj = work / f"{i:02d}_{src.stem}.o"
                 run_tool(compile_argv(builder.cc, core, config, src, obj, include),
                      f"compiling {src.name} for {core.name}")
                 objects.append(obj)
             run_tool(link_argv(builder.cc, core, objects, work / "linker.ld", work / "firmware.elf",
                            work / "firmware.map"), f"linking the microbenchmarks for {board.name}")
-            for name in ("tm_calib_table.c", "linker.ld", "firmware.map"):
+            for name in (*generated, "linker.ld", "firmware.map"):
                 atomic_copy(work / name, out_dir / name)
             atomic_copy(work / "firmware.elf", elf)
         finally:

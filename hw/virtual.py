@@ -6,8 +6,8 @@ firmware's ``TM1`` report lines to a pty whose slave side the measurement opens 
 any serial port.  Its per-layer cycles come from the emulator's block profile and a
 *hidden* :class:`~tinymeter.sim.costmodel.CostParameters` (the "silicon"), optionally
 with small deterministic jitter and a slower first (cold-cache) run, so calibration
-has a ground truth to recover.  The emulated DWT reads 0, so the cycles are
-synthesized here rather than taken from the firmware's own output.
+has a ground truth to recover.  The firmware's own DWT numbers in the emulator are the
+datasheet model's, so the report's cycles are synthesized here from the hidden model.
 
 Transport faults can be injected per run (dropped bytes, a reset in the middle of a
 report) to exercise the parser's recovery end to end.
@@ -298,7 +298,7 @@ class VirtualBoard:
         """A synthetic current trace of the last boot's runs with GPIO-marked windows.
 
         Channel 0 is high during each inference, channel 1 toggles at every layer
-        boundary (what a firmware with per-layer GPIO marks would show), the supply is
+        boundary (what the hardware image's ``[markers]`` pins show), the supply is
         the board voltage; power is the hidden active power inside inferences and the
         idle power between them.
         """

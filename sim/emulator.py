@@ -51,7 +51,7 @@ from tinymeter.sim.blocks import (
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
-from tinymeter.sim.peripherals import PAGE, SystemTimers, UartTx
+from tinymeter.sim.peripherals import PAGE, BoardRegisters, MarkEvent, SystemTimers, UartTx
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ IO_INPUT = "tm_io_input_hook"
 IO_OUTPUT = "tm_io_output_hook"
 PROF_BEGIN = "tm_prof_begin"
 PROF_END = "tm_prof_end"
+#: The hardware image's final idle loop (r0 = exit code): the end of a UART-I/O run.
+HALT = "tm_halt"
 #: TFLM ``tflite::MicroProfiler::BeginEvent(const char*)`` / ``EndEvent(uint32_t)``,
 #: matched on mangled names (``uint32_t`` is ``unsigned long`` (m) on arm-none-eabi,
 #: ``unsigned int`` (j) elsewhere); any enclosing inline namespace is allowed.
@@ -135,6 +137,9 @@ class RunResult:
     cost_model: CostModel | None = None
     #: Layer names from the TFLM profiler's BeginEvent tags (event id -> tag).
     layer_names: dict[int, str] = field(default_factory=dict)
+    #: Marker-pin changes of the hardware image, at estimated cycles (see
+    #: :class:`~tinymeter.sim.peripherals.BoardRegisters`).
+    marks: list[MarkEvent] = field(default_factory=list)
 
     @property
     def cycles(self) -> float:
@@ -170,10 +175,11 @@ class _Bus:
     sink: Callable[[bytes], None] = lambda _data: None
     timers: SystemTimers | None = None
     uart: UartTx | None = None
+    registers: BoardRegisters | None = None
 
     def devices(self) -> list[tuple[int, _MmioDevice]]:
         out: list[tuple[int, _MmioDevice]] = []
-        for dev in (self.timers, self.uart):
+        for dev in (self.timers, self.uart, self.registers):
             if dev is not None:
                 out += [(page, dev) for page in dev.pages()]
         return out
@@ -248,17 +254,31 @@ class Emulator:
             raise EmulationError(f"core {self.board.core.name}: unicorn has no CPU model "
                                  f"{name}") from None
 
-    def _mmio_pages(self) -> list[int]:
-        """Pages served by register models instead of RAM (system timers, board UART)."""
-        pages = list(SystemTimers.pages())
+    def _in_memory(self, page: int) -> bool:
+        return any(r.origin < page + PAGE and page < r.end for r in self.board.memory)
+
+    def _uart_page(self) -> int | None:
         uart = self.board.uart
-        if uart.kind:
-            page = uart.base & ~(PAGE - 1)
-            if any(r.origin < page + PAGE and page < r.end for r in self.board.memory):
-                raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
-                                     "lies inside a memory region")
-            pages.append(page)
-        return pages
+        if not uart.kind:
+            return None
+        page = uart.base & ~(PAGE - 1)
+        if self._in_memory(page):
+            raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
+                                 "lies inside a memory region")
+        return page
+
+    def _board_registers(self, cycles: Callable[[], int]) -> BoardRegisters:
+        """Boot-write and marker pages not already served by another model or memory."""
+        taken = {*SystemTimers.pages(), self._uart_page()}
+        return BoardRegisters(self.board, cycles,
+                              exclude=lambda page: page in taken or self._in_memory(page))
+
+    def _mmio_pages(self) -> list[int]:
+        """Pages served by register models instead of RAM (system timers, board UART,
+        boot-write and marker registers)."""
+        uart = self._uart_page()
+        return [*SystemTimers.pages(), *([] if uart is None else [uart]),
+                *self._board_registers(lambda: 0).pages()]
 
     def _memory_map(self) -> list[tuple[int, int, int]]:
         """Page-aligned, merged (start, end, perms) RAM ranges: board memories + system
@@ -341,6 +361,7 @@ class Emulator:
         if self.board.uart.kind:
             bus.uart = UartTx(self.board.uart.kind, self.board.uart.base,
                               lambda data: bus.sink(data))
+        bus.registers = self._board_registers(lambda: bus.cycles())
         for page, dev in bus.devices():
             uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
         return bus
@@ -418,9 +439,10 @@ class Emulator:
                 wall: float) -> RunResult:
         """The run's outputs and, when counted, its block table, profile and cycles."""
         outputs = self._collect_outputs(session)
+        marks = list(self.bus.registers.events) if self.bus.registers is not None else []
         common = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
-                      inferences=session.next_inference, cost_model=model)
+                      inferences=session.next_inference, cost_model=model, marks=marks)
         if snapshot is None:
             return RunResult(instructions=0, blocks=BlockTable.empty(), profile=None, **common)
         # Blocks at intercepted entries were counted by the block hook before the
@@ -496,9 +518,10 @@ class Emulator:
     # -- hooks -----------------------------------------------------------------------
     def _install_abi_hooks(self, uc: Uc, image: ElfImage, session: _Session) -> None:
         handlers = {IO_NEXT: self._on_io_next, IO_INPUT: self._on_io_input,
-                    IO_OUTPUT: self._on_io_output}
+                    IO_OUTPUT: self._on_io_output, HALT: self._on_halt}
         for name, handler in handlers.items():
-            sym = image.require_symbol(name) if session.inputs else image.symbol(name)
+            required = session.inputs and name != HALT
+            sym = image.require_symbol(name) if required else image.symbol(name)
             if sym is None:
                 continue
             uc.hook_add(unicorn.UC_HOOK_CODE, handler, session, begin=sym.address,
@@ -547,6 +570,13 @@ class Emulator:
         slot.extend([None] * (index + 1 - len(slot)))
         slot[index] = bytes(uc.mem_read(buf, nbytes))
         self._return(uc)
+
+    @staticmethod
+    def _on_halt(uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        """The hardware image idles here after its report: the end of the run."""
+        code = uc.reg_read(arm_const.UC_ARM_REG_R0)
+        session.semihost.exit_code = code - (1 << 32) if code & 0x80000000 else code
+        uc.emu_stop()
 
     def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)

@@ -13,6 +13,10 @@ the whole program (about 4x slower); an MMIO page costs only its own accesses.
   CYCCNT, or SysTick on ARMv6-M) prints the emulator's estimated cycles.
 * :class:`UartTx` serves a board UART's transmit side: status always "transmit empty,
   transmission complete", every byte written to the data register goes to a sink.
+* :class:`BoardRegisters` serves the pages the hardware firmware's boot writes and
+  marker pins touch (clock gates, pin multiplexing, flash control, GPIO): plain
+  storage, polls answered as the board file says they end, marker writes logged with
+  the cycle count at which they happened (an emulated logic-analyser trace).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from tinymeter.boards import UART_LAYOUTS, Board
 
 log = logging.getLogger(__name__)
 
@@ -210,17 +216,6 @@ class SystemTimers:
         self._pages[page].write(offset, size, value)
 
 
-#: UART register layouts by board-file ``[uart] kind``: (data register, status register)
-#: offsets, and the status bits reported as always set (TXE bit 7, TC bit 6).
-UART_LAYOUTS: dict[str, tuple[int, int]] = {
-    # STM32 L4/L5/G0/F7/H7 USART and LPUART: TDR at 0x28, ISR at 0x1C.
-    "stm32-usart": (0x28, 0x1C),
-    # STM32 F1/F2/F4 USART: DR at 0x04, SR at 0x00.
-    "stm32-usart-legacy": (0x04, 0x00),
-}
-UART_TX_READY = (1 << 7) | (1 << 6)
-
-
 class UartTx:
     """Transmit side of a UART at *base*: bytes written to the data register go to *sink*.
 
@@ -235,9 +230,10 @@ class UartTx:
         self.kind = kind
         self.base = base
         self.page = base & ~(PAGE - 1)
-        data, status = UART_LAYOUTS[kind]
-        self._data = base - self.page + data
-        self._status = base - self.page + status
+        layout = UART_LAYOUTS[kind]
+        self._data = base - self.page + layout.data
+        self._status = base - self.page + layout.status
+        self._ready = layout.tx_empty | layout.tx_done
         self._sink = sink
         self._store = _Page()
 
@@ -247,10 +243,64 @@ class UartTx:
     def read(self, page: int, offset: int, size: int) -> int:
         value = self._store.read(offset, size)
         if offset == self._status:
-            value |= UART_TX_READY
+            value |= self._ready
         return value
 
     def write(self, page: int, offset: int, size: int, value: int) -> None:
         if offset == self._data:
             self._sink(bytes([value & 0xFF]))
         self._store.write(offset, size, value)
+
+
+@dataclass(frozen=True)
+class MarkEvent:
+    """A marker pin changing level: at *cycle* (estimated), line *mark* went to *level*."""
+
+    cycle: int
+    mark: str
+    level: int
+
+
+class BoardRegisters:
+    """The board's boot-write and marker registers as storage pages.
+
+    A read of a register the board file polls (``wait_mask``) returns the awaited bits,
+    as the hardware would once ready, so the firmware's boot sequence runs straight
+    through.  Word writes of a marker's exact set/clear value append a
+    :class:`MarkEvent`.  *exclude* pages (served by another model, or memory) are left
+    out.
+    """
+
+    def __init__(self, board: Board, cycles: Callable[[], int],
+                 exclude: Callable[[int], bool] = lambda _page: False) -> None:
+        self._cycles = cycles
+        self._polls = {r.addr: (r.wait_mask, r.wait_value) for r in board.init if r.wait_mask}
+        self._marks: dict[tuple[int, int], tuple[str, int]] = {}
+        addresses = [r.addr for r in board.init]
+        for name in ("inference", "layer"):
+            mark = getattr(board.markers, name)
+            if mark is not None:
+                self._marks[(mark.set_addr, mark.set_value)] = (name, 1)
+                self._marks[(mark.clear_addr, mark.clear_value)] = (name, 0)
+                addresses += [mark.set_addr, mark.clear_addr]
+        self._pages = {page: _Page() for page in sorted({a & ~(PAGE - 1) for a in addresses})
+                       if not exclude(page)}
+        self.events: list[MarkEvent] = []
+
+    def pages(self) -> tuple[int, ...]:
+        return tuple(self._pages)
+
+    def read(self, page: int, offset: int, size: int) -> int:
+        value = self._pages[page].read(offset, size)
+        poll = self._polls.get(page + offset) if size == 4 else None
+        if poll is not None:
+            mask, wanted = poll
+            value = (value & ~mask) | wanted
+        return value
+
+    def write(self, page: int, offset: int, size: int, value: int) -> None:
+        self._pages[page].write(offset, size, value)
+        if size == 4:
+            hit = self._marks.get((page + offset, value & _MASK32))
+            if hit is not None:
+                self.events.append(MarkEvent(self._cycles(), *hit))

@@ -97,7 +97,8 @@ SECTIONS {{
 }}
 """
 
-UART_REGS = {"stm32-usart": (0x28, 0x1C), "stm32-usart-legacy": (0x04, 0x00)}
+UART_REGS = {"stm32-usart": (0x28, 0x1C), "stm32-lpuart": (0x28, 0x1C),
+             "stm32-usart-legacy": (0x04, 0x00)}
 
 
 def build_foreign(board: Board, workdir: Path) -> Path:

@@ -286,7 +286,7 @@ def test_board_uart_kind_is_strict() -> None:
     path = Path(__file__).resolve().parents[1] / "tinymeter" / "boards" / "nucleo-f207zg.toml"
     raw = tomllib.loads(path.read_text())
     assert parse_board(raw).uart.kind == "stm32-usart-legacy"
-    assert load_board("nucleo-l4r5zi").uart.kind == "stm32-usart"
+    assert load_board("nucleo-l4r5zi").uart.kind == "stm32-lpuart"
     raw["uart"]["kind"] = "pl011"
     with pytest.raises(ConfigError, match="uart.kind"):
         parse_board(raw)

@@ -24,9 +24,41 @@ log = logging.getLogger(__name__)
 #: The board every command uses unless told otherwise (the README's reference board).
 DEFAULT_BOARD = "nucleo-l4r5zi"
 MEMORY_KINDS = ("flash", "sram", "tcm")
-#: UART register layouts the emulator can serve (``[uart] kind``; see
-#: ``tinymeter.sim.peripherals.UART_LAYOUTS``): "" = not emulated.
-UART_KINDS = ("", "stm32-usart", "stm32-usart-legacy")
+
+
+@dataclass(frozen=True)
+class UartLayout:
+    """Register layout of a UART family: what the hardware firmware programs and polls,
+    and what the emulator serves (offsets from the UART base)."""
+
+    data: int
+    status: int
+    brr: int
+    cr1: int
+    #: CR1 value enabling the UART and its transmitter.
+    cr1_enable: int
+    #: Status bits: transmit data register empty, transmission complete.
+    tx_empty: int = 1 << 7
+    tx_done: int = 1 << 6
+    #: BRR = brr_scale * kernel clock / baud rate (16x oversampling USART: 1; LPUART: 256).
+    brr_scale: int = 1
+    #: Smallest BRR the UART accepts (RM0432 LPUART: 0x300).
+    brr_min: int = 16
+
+
+#: UART register layouts by ``[uart] kind``.  STM32 L4/L5/G0/F7/H7 USART: TDR 0x28,
+#: ISR 0x1C, BRR 0x0C, CR1 0x00 (UE bit 0, TE bit 3); their LPUART has the same map
+#: with a 256x baud divider; F1/F2/F4 USART: DR 0x04, SR 0x00, BRR 0x08, CR1 0x0C (UE
+#: bit 13, TE bit 3).
+UART_LAYOUTS: dict[str, UartLayout] = {
+    "stm32-usart": UartLayout(data=0x28, status=0x1C, brr=0x0C, cr1=0x00, cr1_enable=0x9),
+    "stm32-lpuart": UartLayout(data=0x28, status=0x1C, brr=0x0C, cr1=0x00, cr1_enable=0x9,
+                               brr_scale=256, brr_min=0x300),
+    "stm32-usart-legacy": UartLayout(data=0x04, status=0x00, brr=0x08, cr1=0x0C,
+                                     cr1_enable=(1 << 13) | (1 << 3)),
+}
+#: Accepted ``[uart] kind`` values: "" = no UART the firmware or emulator can use.
+UART_KINDS = ("", *UART_LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -68,15 +100,59 @@ class Probe:
 class Uart:
     """The UART wired to the debug probe's virtual COM port.
 
-    ``kind`` names its register layout so the emulator can serve its transmit side to
-    foreign firmware: ``stm32-usart`` (TDR 0x28, ISR 0x1C: L4/L5/G0/F7) or
-    ``stm32-usart-legacy`` (DR 0x04, SR 0x00: F1/F2/F4); empty = not emulated.
+    ``kind`` names its register layout (:data:`UART_LAYOUTS`): the hardware firmware
+    writes its report through it and the emulator serves its transmit side; empty = no
+    usable UART.  ``kernel_clock_hz`` is the clock of its baud-rate generator once the
+    board's ``[[init]]`` writes have run (the reset clock unless they change it).
     """
 
     name: str = ""
     base: int = 0
     baudrate: int = 115200
     kind: str = ""
+    kernel_clock_hz: int = 0
+
+    @property
+    def layout(self) -> UartLayout | None:
+        return UART_LAYOUTS.get(self.kind)
+
+
+@dataclass(frozen=True)
+class RegisterInit:
+    """One boot-time register write of the hardware firmware: ``reg = (reg & ~clear) | set``,
+    then, when ``wait_mask`` is set, a bounded wait until ``(reg & wait_mask) == wait_value``.
+
+    Why data and not C: clock gates, pin multiplexing and flash wait states differ per
+    chip and board, and a user with another board writes them into its board file.
+    """
+
+    what: str
+    addr: int
+    set: int = 0
+    clear: int = 0
+    wait_mask: int = 0
+    wait_value: int = 0
+
+
+@dataclass(frozen=True)
+class GpioMark:
+    """A GPIO line driven by the firmware for a power monitor's digital input: writing
+    ``set_value`` to ``set_addr`` raises it, ``clear_value`` to ``clear_addr`` lowers it."""
+
+    pin: str
+    set_addr: int
+    set_value: int
+    clear_addr: int
+    clear_value: int
+
+
+@dataclass(frozen=True)
+class Markers:
+    """Power-monitor marks: ``inference`` is high for the duration of each inference
+    (monitor channel 0), ``layer`` toggles at every layer boundary (channel 1)."""
+
+    inference: GpioMark | None = None
+    layer: GpioMark | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +179,8 @@ class Board:
     probe: Probe = field(default_factory=Probe)
     uart: Uart = field(default_factory=Uart)
     power: Power = field(default_factory=Power)
+    init: tuple[RegisterInit, ...] = ()
+    markers: Markers = field(default_factory=Markers)
     path: Path | None = None
 
     def region(self, name: str) -> MemoryRegion:
@@ -163,7 +241,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         raw, where,
         {"name": (str,), "description": (str,), "core": (str,), "clock_hz": (int,),
          "layout": (dict,), "memory": (list,), "flash_accelerator": (dict,), "probe": (dict,),
-         "uart": (dict,), "power": (dict,)},
+         "uart": (dict,), "power": (dict,), "init": (list,), "markers": (dict,)},
         required=("name", "core", "clock_hz", "layout", "memory"),
     )
     if top["clock_hz"] <= 0:
@@ -199,10 +277,13 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     probe = _take(_section(top, "probe", where), f"{where}.probe",
                   {"pyocd_target": (str,), "openocd_config": (str,)})
     uart = _take(_section(top, "uart", where), f"{where}.uart",
-                 {"name": (str,), "base": (int,), "baudrate": (int,), "kind": (str,)})
+                 {"name": (str,), "base": (int,), "baudrate": (int,), "kind": (str,),
+                  "kernel_clock_hz": (int,)})
     if uart.get("kind", "") not in UART_KINDS:
         raise ConfigError(f"{where}.uart.kind: {uart['kind']!r} is not one of "
                           f"{', '.join(k for k in UART_KINDS if k)}")
+    if uart.get("baudrate", 1) <= 0 or uart.get("kernel_clock_hz", 0) < 0:
+        raise ConfigError(f"{where}.uart: baudrate must be positive, kernel_clock_hz >= 0")
     power = _take(_section(top, "power", where), f"{where}.power",
                   {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
     return Board(
@@ -217,8 +298,53 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         probe=Probe(**probe),
         uart=Uart(**uart),
         power=Power(**{k: float(v) for k, v in power.items()}),
+        init=_parse_init(top.get("init", []), f"{where}.init"),
+        markers=_parse_markers(_section(top, "markers", where), f"{where}.markers"),
         path=path,
     )
+
+
+def _register_word(value: int, where: str) -> int:
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise ConfigError(f"{where}: 0x{value:x} does not fit a 32-bit register")
+    return value
+
+
+def _parse_init(entries: list[Any], where: str) -> tuple[RegisterInit, ...]:
+    """``[[init]]`` register writes, each checked to be word-aligned 32-bit values."""
+    out = []
+    for i, entry in enumerate(entries):
+        here = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{here}: must be a table")
+        e = _take(entry, here, {"what": (str,), "addr": (int,), "set": (int,), "clear": (int,),
+                                "wait_mask": (int,), "wait_value": (int,)},
+                  required=("what", "addr"))
+        for key in ("addr", "set", "clear", "wait_mask", "wait_value"):
+            _register_word(e.get(key, 0), f"{here}.{key}")
+        if e["addr"] % 4:
+            raise ConfigError(f"{here}.addr: 0x{e['addr']:08x} is not word-aligned")
+        if e.get("wait_value", 0) & ~e.get("wait_mask", 0):
+            raise ConfigError(f"{here}: wait_value has bits outside wait_mask")
+        out.append(RegisterInit(**e))
+    return tuple(out)
+
+
+def _parse_markers(raw: dict[str, Any], where: str) -> Markers:
+    """``[markers]``: optional ``inference`` and ``layer`` GPIO lines."""
+    table = _take(raw, where, {"inference": (dict,), "layer": (dict,)})
+    marks: dict[str, GpioMark] = {}
+    for key, value in table.items():
+        m = _take(value, f"{where}.{key}",
+                  {"pin": (str,), "set_addr": (int,), "set_value": (int,), "clear_addr": (int,),
+                   "clear_value": (int,)},
+                  required=("pin", "set_addr", "set_value", "clear_addr", "clear_value"))
+        for field_name in ("set_addr", "set_value", "clear_addr", "clear_value"):
+            _register_word(m[field_name], f"{where}.{key}.{field_name}")
+        if m["set_addr"] % 4 or m["clear_addr"] % 4:
+            raise ConfigError(f"{where}.{key}: register addresses must be word-aligned")
+        marks[key] = GpioMark(**m)
+    return Markers(**marks)
 
 
 def _builtin_dir() -> Path:

@@ -46,7 +46,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                             timeout_s=args.timeout)
     else:
         model_path = resolve_model(args.model)
-        config = BuildConfig(kernels=args.kernels, opt=args.opt)
+        config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
         est = estimate(model_path, board, config, budget_instructions=args.budget,
                        timeout_s=args.timeout, progress=not args.quiet)
     print(format_table(est, top_functions=args.profile))
@@ -77,7 +77,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from tinymeter.pipeline import build_model, resolve_model
 
     image = build_model(resolve_model(args.model), load_board(args.board),
-                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs),
+                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs,
+                                    io=args.io),
                         out_dir=args.out)
     print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
           f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
@@ -236,6 +237,7 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="TFLM include directory (repeatable: TFLM root, flatbuffers, ...)")
     e.add_argument("--tflm-arena", type=positive_int, default=64 * 1024,
                    help="tensor arena bytes for the TFLM harness (default 65536)")
+    add_io_arg(e)
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,
@@ -246,6 +248,14 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="wall-clock limit in seconds")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=_cmd_estimate)
+
+
+def add_io_arg(sp: argparse.ArgumentParser) -> None:
+    """--io: which firmware image (``flash``/``measure`` always use the hardware one)."""
+    sp.add_argument("--io", default="semihosting", choices=("semihosting", "uart"),
+                    help="report through semihosting (emulator/debugger; default) or build "
+                         "the hardware image: board boot writes, report on the board UART, "
+                         "power-monitor marker pins")
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -261,6 +271,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     add_build_args(b)
     b.add_argument("--runs", type=positive_int, default=1,
                    help="inferences the firmware runs on hardware")
+    add_io_arg(b)
     b.add_argument("--out", type=Path, required=True, help="output directory")
     b.set_defaults(func=_cmd_build)
 

@@ -57,6 +57,28 @@ void tm_platform_init(void);
 void tm_platform_write(const char *s, uint32_t len);
 void tm_platform_exit(int code);
 uint32_t tm_platform_cycles(void);
+/* Bits of tm_platform_cycles that count: ARMv6-M has no DWT CYCCNT and counts with the
+ * 24-bit SysTick, so differences are taken modulo 2^24 (a layer may span a wrap). */
+#if defined(__ARM_ARCH_6M__)
+#define TM_CYCLE_MASK 0x00FFFFFFu
+#else
+#define TM_CYCLE_MASK 0xFFFFFFFFu
+#endif
+
+#if defined(TM_IO_UART)
+/* Hardware build: power-monitor marks (platform/cortexm.c, pins from tm_board.c), and
+ * the idle loop the firmware ends in once its report is out (no debugger to exit to;
+ * the emulator intercepts its entry and stops with r0 as the exit code). */
+void tm_platform_mark_inference(uint32_t high);
+void tm_platform_mark_layer(uint32_t high);
+void tm_halt(int code);
+#define TM_MARK_INFERENCE(high) tm_platform_mark_inference(high)
+#define TM_MARK_LAYER(high) tm_platform_mark_layer(high)
+#else
+/* Semihosting and host builds have no marks: they must not cost an instruction. */
+#define TM_MARK_INFERENCE(high) ((void)0)
+#define TM_MARK_LAYER(high) ((void)0)
+#endif
 
 /* Runs every layer once, bracketed by the profiler hooks. */
 void tm_invoke(void);

@@ -56,17 +56,24 @@ TM_HOOK void tm_prof_begin(uint32_t layer, const char *op_name) {
 
 TM_HOOK void tm_prof_end(uint32_t layer) {
   uint32_t now = tm_platform_cycles();
-  tm_layer_cycles[layer] = now - tm_layer_start;
+  tm_layer_cycles[layer] = (now - tm_layer_start) & TM_CYCLE_MASK;
   TM_OPAQUE();
 }
 
+/* On hardware builds the marker lines frame the inference (layer line low first, so
+ * the window opens with it settled) and the layer line toggles between layers, outside
+ * the cycle-counted spans: n layers give n - 1 toggles inside the window. */
 void tm_invoke(void) {
+  TM_MARK_LAYER(0u);
+  TM_MARK_INFERENCE(1u);
   for (uint32_t l = 0; l < tm_num_layers; ++l) {
     const tm_layer *layer = &tm_layers[l];
+    if (l != 0u) TM_MARK_LAYER(l & 1u);
     tm_prof_begin(l, layer->op_name);
     layer->kernel(layer->params);
     tm_prof_end(l);
   }
+  TM_MARK_INFERENCE(0u);
 }
 
 static void tm_puts(const char *s) { tm_platform_write(s, (uint32_t)strlen(s)); }

@@ -65,7 +65,7 @@ TM_HOOK void tm_prof_begin(uint32_t layer, const char *op_name) {
 
 TM_HOOK void tm_prof_end(uint32_t layer) {
   uint32_t now = tm_platform_cycles();
-  if (layer < TM_TFLM_MAX_LAYERS) tm_layer_cycles[layer] = now - tm_layer_start;
+  if (layer < TM_TFLM_MAX_LAYERS) tm_layer_cycles[layer] = (now - tm_layer_start) & TM_CYCLE_MASK;
   TM_OPAQUE();
 }
 
