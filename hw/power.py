@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -307,6 +308,9 @@ class JoulescopeMonitor:
         self._device.stop()
         start, end = self._device.stream_buffer.sample_id_range
         n = min(end - start, int(duration * self.sampling_frequency))
+        if n < 2:
+            raise HardwareError(f"Joulescope {self._device} returned no samples "
+                                f"({end - start} buffered, {duration:.3g} s captured)")
         data = self._device.stream_buffer.samples_get(end - n, end,
                                                       fields=["current", "voltage", "current_lsb",
                                                               "voltage_lsb"])
@@ -328,9 +332,14 @@ class PPK2Monitor:
     """Nordic Power Profiler Kit II through ``ppk2-api`` (source-meter mode, 100 kS/s).
 
     The PPK2's logic port gives the digital channels (D0 = inference, D1 = layers).
+    It streams about 400 kB/s over USB serial, far more than the OS buffer holds, so a
+    background thread drains it from :meth:`start` to :meth:`stop`; a capture that is
+    not drained would silently lose samples.
     """
 
     SAMPLE_RATE = 100_000.0
+    #: Seconds between buffer drains.
+    POLL_INTERVAL_S = 0.005
 
     def __init__(self, port: str, voltage_mv: int = 3300) -> None:
         self._mod = _require("ppk2_api.ppk2_api", "ppk2-api")
@@ -339,6 +348,9 @@ class PPK2Monitor:
         self._ppk: Any = None
         self._current: list[float] = []
         self._digital: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
 
     def start(self) -> None:
         self._ppk = self._mod.PPK2_API(self.port)
@@ -346,13 +358,24 @@ class PPK2Monitor:
         self._ppk.use_source_meter()
         self._ppk.set_source_voltage(self.voltage_mv)
         self._ppk.toggle_DUT_power("ON")
+        self._current, self._digital, self._error = [], [], None
         self._ppk.start_measuring()
-        self._current, self._digital = [], []
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._drain, daemon=True, name="ppk2-drain")
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.poll()
+                self._stop.wait(self.POLL_INTERVAL_S)
+        except Exception as exc:  # reported by stop()
+            self._error = exc
 
     def poll(self) -> None:
-        """Drain the PPK2's buffer (call periodically during long captures)."""
+        """Move what the PPK2 has sent into the capture (the drain thread calls this)."""
         raw = self._ppk.get_data()
-        if raw != b"":
+        if raw:
             samples, raw_digital = self._ppk.get_samples(raw)
             self._current.extend(samples)
             channels = self._ppk.digital_channels(raw_digital)
@@ -362,8 +385,14 @@ class PPK2Monitor:
             self._digital.extend(bits.tolist())
 
     def stop(self) -> PowerTrace:
-        if self._ppk is None:
+        if self._ppk is None or self._thread is None:
             raise HardwareError("PPK2 capture was not started")
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        if self._error is not None:
+            raise HardwareError(f"PPK2 on {self.port}: reading samples failed: "
+                                f"{self._error}") from self._error
         self.poll()
         self._ppk.stop_measuring()
         n = len(self._current)
@@ -375,6 +404,10 @@ class PPK2Monitor:
                           gpio=np.asarray(self._digital, dtype=np.int64), source="ppk2")
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
         if self._ppk is not None:
             self._ppk.toggle_DUT_power("OFF")
             self._ppk = None

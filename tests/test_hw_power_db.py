@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,140 @@ def test_instrument_adapters_need_their_packages(monkeypatch: pytest.MonkeyPatch
         JoulescopeMonitor()
     with pytest.raises(ToolMissingError, match="pip install ppk2-api"):
         PPK2Monitor("/dev/ttyACM1")
+
+
+class _FakePPK2:
+    """Test double of ``ppk2_api.ppk2_api.PPK2_API``: streams chunks of (µA samples,
+    logic-port bytes) as ``get_data`` is polled, like the real serial stream."""
+
+    def __init__(self, port: str, chunks: list[tuple[list[float], list[int]]],
+                 calls: list[tuple]) -> None:
+        self.port, self._chunks, self.calls = port, list(chunks), calls
+
+    def __getattr__(self, name: str):
+        return lambda *args: self.calls.append((name, *args))
+
+    def get_data(self) -> bytes:
+        return repr(self._chunks.pop(0)).encode() if self._chunks else b""
+
+    def get_samples(self, raw: bytes) -> tuple[list[float], list[int]]:
+        import ast
+
+        samples, digital = ast.literal_eval(raw.decode())
+        return samples, digital
+
+    def digital_channels(self, raw_digital: list[int]) -> list[list[int]]:
+        return [[(b >> k) & 1 for b in raw_digital] for k in range(8)]
+
+
+def test_ppk2_adapter_drains_and_packs_logic_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    calls: list[tuple] = []
+    # 3 chunks: idle, inference (D0) with a layer toggle (D1), idle; D2 must be ignored
+    chunks = [([100.0] * 4, [0b100] * 4), ([2000.0] * 6, [1, 1, 1, 3, 3, 3]), ([100.0] * 4, [0] * 4)]
+    mod = types.ModuleType("ppk2_api.ppk2_api")
+    mod.PPK2_API = lambda port: _FakePPK2(port, chunks, calls)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ppk2_api", types.ModuleType("ppk2_api"))
+    monkeypatch.setitem(sys.modules, "ppk2_api.ppk2_api", mod)
+    monitor = PPK2Monitor("/dev/ttyACM1", voltage_mv=1800)
+    monitor.POLL_INTERVAL_S = 0.001
+    monitor.start()
+    for _ in range(2000):  # the drain thread empties the stream without anyone polling
+        if len(monitor._current) == 14:
+            break
+        time.sleep(0.001)
+    trace = monitor.stop()
+    monitor.close()
+    assert [c[0] for c in calls] == ["get_modifiers", "use_source_meter", "set_source_voltage",
+                                     "toggle_DUT_power", "start_measuring", "stop_measuring",
+                                     "toggle_DUT_power"]
+    assert calls[2] == ("set_source_voltage", 1800) and calls[3] == ("toggle_DUT_power", "ON")
+    assert calls[-1] == ("toggle_DUT_power", "OFF")
+    assert trace.gpio.tolist() == [0] * 4 + [1, 1, 1, 3, 3, 3] + [0] * 4
+    assert np.allclose(trace.current_a, np.array([100.0] * 4 + [2000.0] * 6 + [100.0] * 4) * 1e-6)
+    assert np.allclose(trace.voltage_v, 1.8) and trace.time_s[1] == pytest.approx(1e-5)
+    result = energy_from_trace(trace, n_layers=2)
+    assert result.windows == 1
+    # layer 0: samples 4..7 (3 intervals at 2 mA), layer 1: 7..10 (2 at 2 mA, 1 falling)
+    assert result.per_layer_uj[0] == pytest.approx(3 * 2e-3 * 1.8 * 1e-5 * 1e6)
+    with pytest.raises(HardwareError, match="not started"):
+        PPK2Monitor("/dev/ttyACM1").stop()
+
+
+def test_ppk2_adapter_reports_stream_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    class Broken(_FakePPK2):
+        def get_data(self) -> bytes:
+            raise OSError("device disconnected")
+
+    mod = types.ModuleType("ppk2_api.ppk2_api")
+    mod.PPK2_API = lambda port: Broken(port, [], [])  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ppk2_api", types.ModuleType("ppk2_api"))
+    monkeypatch.setitem(sys.modules, "ppk2_api.ppk2_api", mod)
+    monitor = PPK2Monitor("/dev/ttyACM1")
+    monitor.start()
+    with pytest.raises(HardwareError, match="reading samples failed: device disconnected"):
+        monitor.stop()
+    monitor.close()
+
+
+class _FakeJoulescope:
+    """Test double of a ``joulescope`` v1 device with a stream buffer of n samples."""
+
+    def __init__(self, n: int, calls: list[tuple]) -> None:
+        self.calls = calls
+        self.n = n
+        outer = self
+
+        class Buffer:
+            sample_id_range = (1000, 1000 + n)
+
+            def samples_get(self, start: int, stop: int, fields: list[str]) -> dict:
+                outer.calls.append(("samples_get", start, stop, tuple(fields)))
+                k = stop - start
+                in0 = np.array([0, 1, 1, 1, 0] * (k // 5 + 1))[:k]
+                return {"signals": {"current": {"value": np.full(k, 0.002)},
+                                    "voltage": {"value": np.full(k, 3.3)},
+                                    "current_lsb": {"value": in0},
+                                    "voltage_lsb": {"value": np.zeros(k, int)}}}
+
+        self.stream_buffer = Buffer()
+
+    def __str__(self) -> str:
+        return "Joulescope:000415"
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kw: self.calls.append((name, *args, *sorted(kw.items())))
+
+
+def test_joulescope_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    calls: list[tuple] = []
+    mod = types.ModuleType("joulescope")
+    mod.scan = lambda config: [_FakeJoulescope(10, calls)]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "joulescope", mod)
+    with pytest.raises(HardwareError, match="no Joulescope found with serial 999"):
+        JoulescopeMonitor(serial="999").start()
+    monitor = JoulescopeMonitor(serial="000415", max_seconds=5.0, sampling_frequency=2e6)
+    monitor.start()
+    time.sleep(0.01)  # 20,000 samples' worth: more than the 10 buffered
+    trace = monitor.stop()
+    monitor.close()
+    names = [c[0] for c in calls]
+    assert names[:5] == ["open", "parameter_set", "parameter_set", "parameter_set", "start"]
+    assert calls[1:4] == [("parameter_set", "sampling_frequency", 2000000),
+                          ("parameter_set", "i_range", "auto"),
+                          ("parameter_set", "buffer_duration", 5.0)]
+    assert calls[4] == ("start", ("duration", 5.0), ("stop_fn", None))
+    # the capture is only as long as start..stop lasted (not the whole buffer)
+    get = next(c for c in calls if c[0] == "samples_get")
+    assert get[2] == 1010 and get[3] == ("current", "voltage", "current_lsb", "voltage_lsb")
+    assert names[-3:] == ["stop", "samples_get", "close"]
+    assert trace.source == "joulescope" and len(trace.gpio) == get[2] - get[1]
+    assert set(trace.gpio.tolist()) <= {0, 1} and trace.voltage_v[0] == 3.3
 
 
 def _measurement():
