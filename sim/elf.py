@@ -197,6 +197,46 @@ class ElfImage:
                              "(code generated or copied at run time?)")
 
 
+    def idle_loops(self) -> list[int]:
+        """Addresses of the idle loops in the code (see :func:`find_idle_loops`): within
+        function symbols when the ELF has them, else in the executable segments."""
+        spans = [(f.address, f.size) for f in self.functions if f.size > 0]
+        chunks: list[tuple[int, bytes]] = []
+        for address, size in spans:
+            try:
+                chunks.append((address, self.read_code(address, size)))
+            except EmulationError:
+                continue  # a function without file bytes (copied to RAM at run time)
+        if not spans:
+            chunks = [(seg.vaddr, seg.data) for seg in self.segments if seg.executable]
+        return sorted({a for base, code in chunks for a in find_idle_loops(code, base)})
+
+
+#: Thumb encodings of the loops firmware parks in once its work is done.
+_B_SELF = 0xE7FE          # b.n .
+_B_BACK_ONE = 0xE7FD      # b.n to the previous halfword
+_BW_SELF = (0xF7FF, 0xBFFE)  # b.w .
+_WAIT = (0xBF30, 0xBF20)  # wfi, wfe
+
+
+def find_idle_loops(code: bytes, base: int) -> list[int]:
+    """Addresses (in *code* loaded at *base*) where Thumb firmware idles forever:
+    ``b .`` (16- or 32-bit) and ``wfi``/``wfe`` followed by a branch back to it.
+
+    Why: firmware that reports over a UART ends in such a loop instead of a
+    semihosting exit; reaching one is the end of its work.  Scanned on every halfword,
+    so a match may be the second half of a 32-bit instruction: harmless, because only
+    an instruction starting there can ever reach it.
+    """
+    half = [int.from_bytes(code[i:i + 2], "little") for i in range(0, len(code) - 1, 2)]
+    out = []
+    for i, h in enumerate(half):
+        nxt = half[i + 1] if i + 1 < len(half) else None
+        if h == _B_SELF or (h, nxt) == _BW_SELF or (h in _WAIT and nxt == _B_BACK_ONE):
+            out.append(base + 2 * i)
+    return out
+
+
 def _symbols_of(section: SymbolTableSection) -> list[Symbol]:
     out = []
     for sym in section.iter_symbols():

@@ -88,6 +88,10 @@ HALT = "tm_halt"
 #: ``unsigned int`` (j) elsewhere); any enclosing inline namespace is allowed.
 _TFLM_BEGIN = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler10BeginEventEPKc")
 _TFLM_END = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler8EndEventE[mj]")
+#: Function names whose idle loop means the firmware gave up (HAL ``Error_Handler``,
+#: fault handlers, ``abort``/``_exit`` of a failed assertion, ``Default_Handler``).
+_ERROR_TRAP = re.compile(r"error|fault|abort|assert|panic|default_handler|^_exit$",
+                         re.IGNORECASE)
 #: BeginEvent tag pointers recorded per run (events beyond this keep their counts only).
 _MAX_EVENT_TAGS = 1 << 16
 
@@ -140,6 +144,8 @@ class RunResult:
     #: Marker-pin changes of the hardware image, at estimated cycles (see
     #: :class:`~tinymeter.sim.peripherals.BoardRegisters`).
     marks: list[MarkEvent] = field(default_factory=list)
+    #: "semihosting exit", "tm_halt", "stop at NAME" or "idle loop at SYMBOL+OFF".
+    stop_reason: str = "semihosting exit"
 
     @property
     def cycles(self) -> float:
@@ -211,6 +217,8 @@ class _Session:
     bad_access: str = ""
     intercepted: list[int] = field(default_factory=list)
     timed_out: bool = False
+    #: How the run ended when not by semihosting: "tm_halt", "stop at NAME", "idle loop at ...".
+    stop_reason: str = ""
 
     @property
     def inference(self) -> int:
@@ -227,16 +235,23 @@ class Emulator:
     ``event_profiler`` names an optional second pair of layer-switch functions whose
     layer ids are consecutive (TFLM ``MicroProfiler::BeginEvent``/``EndEvent``,
     mangled names), wrapping at ``event_wrap`` when non-zero.
+
+    A run ends at a semihosting exit, at ``tm_halt`` (the hardware image), at the entry
+    of any function named in ``stop_at``, or, with ``stop_on_idle``, when the firmware
+    reaches an idle loop (``b .``, ``wfi`` loop: how UART-only firmware ends).
     """
 
     def __init__(self, board: Board, *, event_profiler: tuple[str, str] | None = None,
-                 event_wrap: int = 0, cost_model: CostModel | None = None) -> None:
+                 event_wrap: int = 0, cost_model: CostModel | None = None,
+                 stop_at: Sequence[str] = (), stop_on_idle: bool = False) -> None:
         """*cost_model* prices every block for the hook's cycle sums (default: the board's,
         :func:`~tinymeter.sim.costmodel.cost_model_for`)."""
         self.board = board
         self.event_profiler = event_profiler
         self.event_wrap = event_wrap
         self.cost_model = cost_model
+        self.stop_at = tuple(stop_at)
+        self.stop_on_idle = stop_on_idle
         self.uc: Uc | None = None
         self.bus = _Bus()
         self.image: ElfImage | None = None
@@ -442,7 +457,8 @@ class Emulator:
         marks = list(self.bus.registers.events) if self.bus.registers is not None else []
         common = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
-                      inferences=session.next_inference, cost_model=model, marks=marks)
+                      inferences=session.next_inference, cost_model=model, marks=marks,
+                      stop_reason=session.stop_reason or "semihosting exit")
         if snapshot is None:
             return RunResult(instructions=0, blocks=BlockTable.empty(), profile=None, **common)
         # Blocks at intercepted entries were counted by the block hook before the
@@ -527,6 +543,15 @@ class Emulator:
             uc.hook_add(unicorn.UC_HOOK_CODE, handler, session, begin=sym.address,
                         end=sym.address)
             session.intercepted.append(sym.address)
+        for name in self.stop_at:
+            address = image.require_symbol(name).address
+            uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stop_symbol, (session, name),
+                        begin=address, end=address)
+            session.intercepted.append(address)
+        if self.stop_on_idle:
+            for address in image.idle_loops():
+                uc.hook_add(unicorn.UC_HOOK_CODE, self._on_idle, session, begin=address,
+                            end=address)
 
     @staticmethod
     def _return(uc: Uc) -> None:
@@ -576,7 +601,30 @@ class Emulator:
         """The hardware image idles here after its report: the end of the run."""
         code = uc.reg_read(arm_const.UC_ARM_REG_R0)
         session.semihost.exit_code = code - (1 << 32) if code & 0x80000000 else code
+        session.stop_reason = HALT
         uc.emu_stop()
+
+    @staticmethod
+    def _on_stop_symbol(uc: Uc, _address: int, _size: int,
+                        where: tuple[_Session, str]) -> None:
+        session, name = where
+        session.semihost.exit_code = 0
+        session.stop_reason = f"stop at {name}"
+        uc.emu_stop()
+
+    def _on_idle(self, uc: Uc, address: int, _size: int, session: _Session) -> None:
+        """An idle loop: the firmware has nothing left to do (it executes once, counted),
+        unless the loop is an error trap (``Error_Handler``, ``*Fault*``, ``abort``...)."""
+        assert self.image is not None
+        where = self.image.describe(address)
+        if _ERROR_TRAP.search(where.split("+", 1)[0]):
+            return self._fail(uc, session, self._fault(
+                uc, session, f"firmware stopped in the error loop {where}", address))
+        session.semihost.exit_code = 0
+        session.stop_reason = f"idle loop at {where}"
+        log.info("firmware reached an %s", session.stop_reason)
+        uc.emu_stop()
+        return None
 
     def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)

@@ -64,6 +64,11 @@ static void uart_puts(const char *s) {
     REG(UART_BASE + UART_DATA) = (uint8_t)*s;
   }
 }
+__attribute__((noinline)) void done(void) { __asm__ volatile("" ::: "memory"); }
+__attribute__((noinline)) void Error_Handler(void) {
+  for (;;) {
+  }
+}
 __attribute__((noreturn)) void reset(void) {
   tflite::MicroProfiler profiler;
   uart_puts("hello from the uart\n");
@@ -73,6 +78,23 @@ __attribute__((noreturn)) void reset(void) {
     work(1000u * (i + 1u));
     profiler.EndEvent(h);
   }
+#if defined(END_IDLE) /* UART-only firmware: report, then park */
+  uart_puts("done\n");
+  for (;;) {
+  }
+#elif defined(END_WFI)
+  uart_puts("done\n");
+  for (;;) {
+    __asm__ volatile("wfi");
+  }
+#elif defined(END_CALL) /* keeps working forever: stop at done() */
+  done();
+  for (;;) {
+    work(100u);
+  }
+#elif defined(END_ERROR)
+  Error_Handler();
+#endif
   semihost(0x04, "and from semihosting\n");
   semihost(0x18, (const void *)0x20026u);
   for (;;) {
@@ -101,7 +123,9 @@ UART_REGS = {"stm32-usart": (0x28, 0x1C), "stm32-lpuart": (0x28, 0x1C),
              "stm32-usart-legacy": (0x04, 0x00)}
 
 
-def build_foreign(board: Board, workdir: Path) -> Path:
+def build_foreign(board: Board, workdir: Path, ending: str = "") -> Path:
+    """Compile the test program; *ending* ("IDLE", "WFI", "CALL", "ERROR") replaces the
+    semihosting exit by another way a firmware ends."""
     workdir.mkdir(parents=True, exist_ok=True)
     data, status = UART_REGS[board.uart.kind]
     (workdir / "prog.cc").write_text(PROGRAM)
@@ -113,6 +137,7 @@ def build_foreign(board: Board, workdir: Path) -> Path:
         [GXX, *board.core.gcc_flags, "-O2", "-ffreestanding", "-fno-exceptions", "-fno-rtti",
          "-nostdlib", "-nostartfiles", f"-DUART_BASE=0x{board.uart.base:08x}u",
          f"-DUART_DATA=0x{data:x}u", f"-DUART_STATUS=0x{status:x}u",
+         *([f"-DEND_{ending}"] if ending else []),
          "-T", str(workdir / "link.ld"), str(workdir / "prog.cc"), "-o", str(elf), "-lgcc"],
         check=True, capture_output=True, text=True)
     return elf
@@ -167,3 +192,76 @@ def test_estimate_cli_elf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert report["cost_parameters"]["cpi"]["alu"] == 1.0
     assert [layer["op"] for layer in report["layers"]][-1] == "SOFTMAX"
     assert main(["estimate", "model.tflite", "--elf", str(elf), "-q"]) == 2
+
+
+def test_find_idle_loops() -> None:
+    from tinymeter.sim.elf import find_idle_loops
+
+    code = bytes.fromhex(
+        "0020"        # 0x100 movs r0, #0
+        "fee7"        # 0x102 b.n .
+        "30bf" "fde7"  # 0x104 wfi; b.n 0x104
+        "20bf" "fde7"  # 0x108 wfe; b.n 0x108
+        "fff7febf"    # 0x10c b.w .
+        "30bf" "00bf"  # 0x110 wfi; nop (not a loop)
+        "fde7")       # 0x114 b.n 0x112 (back one, but not to a wait)
+    assert find_idle_loops(code, 0x100) == [0x102, 0x104, 0x108, 0x10C]
+    assert find_idle_loops(b"\xfe", 0) == []
+
+
+@needs_gxx
+@pytest.mark.parametrize(("ending", "reason"), [
+    ("IDLE", "idle loop at reset+0x"), ("WFI", "idle loop at reset+0x"),
+    ("CALL", "stop at done")])
+def test_foreign_elf_without_semihosting_exit(ending: str, reason: str, tmp_path: Path) -> None:
+    from tinymeter.pipeline import estimate_elf
+    from tinymeter.sim.emulator import Emulator
+
+    board = load_board("nucleo-l4r5zi")
+    elf = build_foreign(board, tmp_path, ending)
+    stop_at = ("done",) if ending == "CALL" else ()
+    run = Emulator(board, stop_at=stop_at, stop_on_idle=True).run(
+        elf, [], budget_instructions=10**7, timeout_s=20)
+    assert run.exit_code == 0 and run.stop_reason.startswith(reason)
+    assert run.stdout == ("hello from the uart\n" + ("done\n" if ending != "CALL" else ""))
+    est = estimate_elf(elf, board, budget_instructions=10**7, timeout_s=20, stop_at=stop_at)
+    assert [r.op for r in est.layers] == ["CONV_2D", "DEPTHWISE_CONV_2D", "SOFTMAX"]
+    # the same three layers as with the semihosting ending, instruction for instruction
+    ref = estimate_elf(build_foreign(board, tmp_path / "ref"), board,
+                       budget_instructions=10**7, timeout_s=20)
+    assert [r.instructions for r in est.layers] == [r.instructions for r in ref.layers]
+
+
+@needs_gxx
+def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
+    from tinymeter.errors import BudgetExceeded, ConfigError, FirmwareFault
+    from tinymeter.pipeline import estimate_elf
+    from tinymeter.sim.emulator import Emulator
+
+    board = load_board("nucleo-l4r5zi")
+    with pytest.raises(FirmwareFault, match=r"error loop Error_Handler.* at pc=0x"):
+        estimate_elf(build_foreign(board, tmp_path / "e", "ERROR"), board,
+                     budget_instructions=10**7, timeout_s=20)
+    calls = build_foreign(board, tmp_path / "c", "CALL")
+    with pytest.raises(ConfigError, match="no symbol 'finish' to stop at"):
+        estimate_elf(calls, board, stop_at=("finish",))
+    # without a stop symbol a firmware that keeps working is hung, as before
+    with pytest.raises(BudgetExceeded, match="did not finish within 1000000 instructions"):
+        estimate_elf(calls, board, budget_instructions=10**6, timeout_s=20)
+    # idle loops end a run only when asked: the default is the strict tinymeter ABI
+    with pytest.raises(BudgetExceeded):
+        Emulator(board).run(build_foreign(board, tmp_path / "i", "IDLE"), [],
+                            budget_instructions=10**6, timeout_s=20)
+
+
+@needs_gxx
+def test_estimate_cli_stop_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinymeter.cli import main
+
+    board = load_board("nucleo-l4r5zi")
+    elf = build_foreign(board, tmp_path, "CALL")
+    assert main(["estimate", "--elf", str(elf), "--board", board.name, "-q",
+                 "--stop-at", "done"]) == 0
+    assert "SOFTMAX" in capsys.readouterr().out
+    assert main(["estimate", "--stop-at", "done", "-q"]) == 2
+    assert "--stop-at applies to --elf only" in capsys.readouterr().err

@@ -30,13 +30,16 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.report import format_table, write_csv, write_json
 
     board = load_board(args.board)
+    if args.stop_at and args.elf is None:
+        raise ConfigError("--stop-at applies to --elf only (tinymeter's own firmware ends "
+                          "by itself)")
     if args.elf is not None:
         from tinymeter.pipeline import estimate_elf
 
         if args.model is not None:
             raise ConfigError("give either a model or --elf, not both")
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
-                           timeout_s=args.timeout)
+                           timeout_s=args.timeout, stop_at=args.stop_at or ())
     elif args.tflm_lib is not None:
         from tinymeter.pipeline import estimate_tflm
 
@@ -229,6 +232,9 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--elf", type=Path, default=None,
                    help="profile a prebuilt Cortex-M ELF for --board instead of a model "
                         "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
+    e.add_argument("--stop-at", action="append", metavar="SYMBOL",
+                   help="with --elf: end the run when this function is entered (repeatable); "
+                        "runs also end at a semihosting exit or an idle loop")
     e.add_argument("--tflm-lib", type=Path, default=None,
                    help="link against this prebuilt TFLM static library instead of the "
                         "built-in runtime (harness firmware/runtime/tflm; unverified with "

@@ -11,7 +11,7 @@ import logging
 import re
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,12 +218,16 @@ def _foreign_layer_names(run: RunResult, n_layers: int) -> list[str]:
 
 
 def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None) -> Estimate:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None,
+                 stop_at: Sequence[str] = ()) -> Estimate:
     """Profile a prebuilt Cortex-M ELF (not built by tinymeter) per layer and per function.
 
-    The ELF must be linked for *board* (vector table at the start of its text region) and
-    end through semihosting SYS_EXIT; console output may use semihosting or the board
-    UART (``RunResult.stdout``).  Layers come from ``tm_prof_begin/tm_prof_end`` when
+    The ELF must be linked for *board* (vector table at the start of its text region).
+    It ends through semihosting SYS_EXIT, by reaching an idle loop (``while (1) {}``,
+    ``wfi`` loop: how UART-only firmware ends; one in ``Error_Handler``, a fault
+    handler or ``abort`` is an error), or at the entry of a function named in
+    *stop_at*.  Console output may use semihosting or the board UART
+    (``RunResult.stdout``).  Layers come from ``tm_prof_begin/tm_prof_end`` when
     present, else from TFLM's ``MicroProfiler::BeginEvent/EndEvent`` (one layer per
     event, named by its tag); without either, everything is "outside layers" and only
     the function profile is meaningful.
@@ -235,7 +239,11 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     if not own_pair and events is None:
         log.warning("%s has neither %s/%s nor TFLM MicroProfiler events: no per-layer "
                     "attribution", elf_path, PROF_BEGIN, PROF_END)
-    emulator = Emulator(board, event_profiler=events, cost_model=model)
+    for name in stop_at:
+        if elf.symbol(name) is None:
+            raise ConfigError(f"{elf_path}: no symbol {name!r} to stop at")
+    emulator = Emulator(board, event_profiler=events, cost_model=model, stop_at=stop_at,
+                        stop_on_idle=True)
     inputs: list[list[bytes]] = [[]] if elf.symbol(IO_NEXT) is not None else []
     run = emulator.run(elf, inputs, budget_instructions=budget_instructions,
                        timeout_s=timeout_s)
