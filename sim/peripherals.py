@@ -283,6 +283,9 @@ class BoardRegisters:
                 self._marks[(mark.set_addr, mark.set_value)] = (name, 1)
                 self._marks[(mark.clear_addr, mark.clear_value)] = (name, 0)
                 addresses += [mark.set_addr, mark.clear_addr]
+        self._counter = board.cycle_counter.addr if board.cycle_counter else None
+        if self._counter is not None:
+            addresses.append(self._counter)
         self._pages = {page: _Page() for page in sorted({a & ~(PAGE - 1) for a in addresses})
                        if not exclude(page)}
         self.events: list[MarkEvent] = []
@@ -291,6 +294,8 @@ class BoardRegisters:
         return tuple(self._pages)
 
     def read(self, page: int, offset: int, size: int) -> int:
+        if size == 4 and page + offset == self._counter:
+            return self._cycles() & _MASK32
         value = self._pages[page].read(offset, size)
         poll = self._polls.get(page + offset) if size == 4 else None
         if poll is not None:

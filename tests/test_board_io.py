@@ -71,6 +71,9 @@ def test_init_and_markers_parse() -> None:
     (lambda r: r["markers"]["layer"].pop("pin"), r"markers.layer: missing key\(s\) pin"),
     (lambda r: r["markers"]["layer"].update(set_addr=0x48001019), "word-aligned"),
     (lambda r: r["uart"].update(kernel_clock_hz=-1), "kernel_clock_hz"),
+    (lambda r: r.update(cycle_counter={"what": "TIM2_CNT", "addr": 0x40000026}),
+     "cycle_counter.addr: 0x40000026 is not word-aligned"),
+    (lambda r: r.update(cycle_counter={"addr": 0x40000024}), r"cycle_counter: missing key\(s\) what"),
     (lambda r: r["uart"].update(kind="nrf-uarte"), "uart.kind"),
 ])
 def test_board_io_errors(edit: Any, message: str) -> None:
@@ -213,7 +216,8 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
     assert hw.exit_code == 0 and hw.inferences == 2
     assert hw.outputs == semi.outputs
     # the report went through the emulated UART, line for line the semihosting report
-    # (the DWT cycles may differ by a cycle or so: the code sits at other addresses)
+    # (the timed cycles may differ by a few: other code addresses, and the M0+ image
+    # reads its cycles from TIM2 instead of SysTick)
     hw_lines, semi_lines = hw.stdout.splitlines(), semi.stdout.splitlines()
     assert len(hw_lines) == len(semi_lines) and hw.stdout.count("TM1 END") == 2
     for a, b in zip(hw_lines, semi_lines):
@@ -222,7 +226,7 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
             continue
         (head_a, x), (head_b, y) = a.rsplit(maxsplit=1), b.rsplit(maxsplit=1)
         x, y = int(x.removeprefix("total=")), int(y.removeprefix("total="))
-        assert head_a == head_b and abs(x - y) <= 2 + y // 10_000, (a, b)
+        assert head_a == head_b and abs(x - y) <= 16 + y // 10_000, (a, b)
     assert semi.marks == []
     n = len(gen.layers)
     per_inference = [("layer", 0), ("inference", 1),
@@ -243,3 +247,30 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
         assert len(segment) == n
         for got, want in zip(segment, reported[k * n:(k + 1) * n]):
             assert want <= got + 1 <= want + 120
+
+
+def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: FirmwareBuilder) -> None:
+    """A layer of ~40M cycles on the M0+: SysTick (24 bits) can only give it modulo 2^24;
+    the hardware image reads the board's 32-bit TIM2 counter and reports it whole."""
+    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.sim.emulator import Emulator
+
+    board = load_board("nucleo-g0b1re")
+    assert board.cycle_counter is not None and board.cycle_counter.addr == 0x40000024
+    x = int8_tensor("x", (1, 32, 32, 16), 0.05, 3)
+    w = int8_tensor("w", (32, 3, 3, 16), 0.01, data=random_int8((32, 3, 3, 16), seed=5))
+    b = bias_tensor("b", np.zeros(32, np.int32), input_scale=0.05, weight_scales=w)
+    y = int8_tensor("y", (1, 32, 32, 32), 0.1, -2)
+    path = tmp_path / "conv.tflite"
+    path.write_bytes(single_op_model("CONV_2D", [x, w, b], [y],
+                                     options={"padding": "SAME", "stride_w": 1, "stride_h": 1}))
+    reports = {}
+    for io in ("semihosting", "uart"):
+        image = build_model(path, board, BuildConfig(io=io), builder=builder)
+        run = Emulator(board).run(image.elf, [[]], budget_instructions=10**9, timeout_s=300)
+        reports[io] = int(next(line for line in run.stdout.splitlines()
+                               if line.startswith("TM1 L 0 ")).split()[-1])
+        layer = run.cycles_per_layer()[0]
+    assert layer > 2**25
+    assert reports["semihosting"] == pytest.approx(layer % 2**24, abs=200)
+    assert reports["uart"] == pytest.approx(layer, abs=200)

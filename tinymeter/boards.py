@@ -147,6 +147,16 @@ class GpioMark:
 
 
 @dataclass(frozen=True)
+class CycleCounter:
+    """A free-running 32-bit up-counter at the core clock that the hardware image reads
+    instead of SysTick on cores without DWT CYCCNT (ARMv6-M), so layers longer than
+    2^24 cycles are timed correctly; started by the board's ``[[init]]`` writes."""
+
+    what: str
+    addr: int
+
+
+@dataclass(frozen=True)
 class Markers:
     """Power-monitor marks: ``inference`` is high for the duration of each inference
     (monitor channel 0), ``layer`` toggles at every layer boundary (channel 1)."""
@@ -181,6 +191,7 @@ class Board:
     power: Power = field(default_factory=Power)
     init: tuple[RegisterInit, ...] = ()
     markers: Markers = field(default_factory=Markers)
+    cycle_counter: CycleCounter | None = None
     path: Path | None = None
 
     def region(self, name: str) -> MemoryRegion:
@@ -241,7 +252,8 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         raw, where,
         {"name": (str,), "description": (str,), "core": (str,), "clock_hz": (int,),
          "layout": (dict,), "memory": (list,), "flash_accelerator": (dict,), "probe": (dict,),
-         "uart": (dict,), "power": (dict,), "init": (list,), "markers": (dict,)},
+         "uart": (dict,), "power": (dict,), "init": (list,), "markers": (dict,),
+         "cycle_counter": (dict,)},
         required=("name", "core", "clock_hz", "layout", "memory"),
     )
     if top["clock_hz"] <= 0:
@@ -300,6 +312,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         power=Power(**{k: float(v) for k, v in power.items()}),
         init=_parse_init(top.get("init", []), f"{where}.init"),
         markers=_parse_markers(_section(top, "markers", where), f"{where}.markers"),
+        cycle_counter=_parse_cycle_counter(top.get("cycle_counter"), f"{where}.cycle_counter"),
         path=path,
     )
 
@@ -328,6 +341,15 @@ def _parse_init(entries: list[Any], where: str) -> tuple[RegisterInit, ...]:
             raise ConfigError(f"{here}: wait_value has bits outside wait_mask")
         out.append(RegisterInit(**e))
     return tuple(out)
+
+
+def _parse_cycle_counter(raw: dict[str, Any] | None, where: str) -> CycleCounter | None:
+    if raw is None:
+        return None
+    c = _take(raw, where, {"what": (str,), "addr": (int,)}, required=("what", "addr"))
+    if _register_word(c["addr"], f"{where}.addr") % 4:
+        raise ConfigError(f"{where}.addr: 0x{c['addr']:08x} is not word-aligned")
+    return CycleCounter(**c)
 
 
 def _parse_markers(raw: dict[str, Any], where: str) -> Markers:

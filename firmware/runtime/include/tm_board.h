@@ -28,6 +28,10 @@ extern const uint32_t tm_board_init_count;
 extern const tm_uart_regs tm_board_uart;
 extern const tm_gpio_mark tm_board_mark_inference;
 extern const tm_gpio_mark tm_board_mark_layer;
+/* 32-bit core-clock counter read instead of SysTick on ARMv6-M (0 = none), and the
+ * bits of a cycle difference that count (0xFFFFFF with the 24-bit SysTick). */
+extern const uint32_t tm_board_cycle_counter;
+extern const uint32_t tm_board_cycle_mask;
 extern const uint32_t tm_board_l1_icache;
 extern const uint32_t tm_board_l1_dcache;
 

@@ -58,8 +58,12 @@ void tm_platform_write(const char *s, uint32_t len);
 void tm_platform_exit(int code);
 uint32_t tm_platform_cycles(void);
 /* Bits of tm_platform_cycles that count: ARMv6-M has no DWT CYCCNT and counts with the
- * 24-bit SysTick, so differences are taken modulo 2^24 (a layer may span a wrap). */
-#if defined(__ARM_ARCH_6M__)
+ * 24-bit SysTick, so differences are taken modulo 2^24 (a layer may span a wrap),
+ * unless the hardware image's board provides a 32-bit counter (tm_board.c). */
+#if defined(__ARM_ARCH_6M__) && defined(TM_IO_UART)
+extern const uint32_t tm_board_cycle_mask;
+#define TM_CYCLE_MASK tm_board_cycle_mask
+#elif defined(__ARM_ARCH_6M__)
 #define TM_CYCLE_MASK 0x00FFFFFFu
 #else
 #define TM_CYCLE_MASK 0xFFFFFFFFu
