@@ -14,6 +14,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
     result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
     _print_calibration(board, samples, result)
+    if result.active_mw is not None and board.hardware_clock_hz != board.clock_hz:
+        # Cycles do not depend on the clock, power does: a power fitted at the hardware
+        # image's clock would misstate every estimate at the modelled clock.
+        print(f"note: energy was measured at {board.hardware_clock_hz / 1e6:g} MHz (the "
+              f"hardware image's clock); the fitted {result.active_mw:.1f} mW is not saved, "
+              f"estimates are for {board.clock_hz / 1e6:g} MHz")
+        result = replace(result, active_mw=None)
     if not args.no_save:
         path = args.out or calibration_path(board)
         if path is None:

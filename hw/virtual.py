@@ -306,7 +306,7 @@ class VirtualBoard:
         runs = list(self.last_runs)
         if not runs:
             raise HardwareError("virtual power trace: no inference ran since the last reset")
-        clock = float(self.board.clock_hz)
+        clock = float(self.board.hardware_clock_hz)  # what the hardware image runs at
         gap = max(int(gap_s * sample_rate_hz), 2)
         current: list[np.ndarray] = []
         gpio: list[np.ndarray] = []

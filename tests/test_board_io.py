@@ -51,9 +51,11 @@ def test_shipped_boards_have_hardware_io() -> None:
 
 def test_init_and_markers_parse() -> None:
     board = load_board("nucleo-l4r5zi")
-    acr = board.init[-1]
+    acr = next(r for r in board.init if r.addr == 0x40022000)
     assert (acr.addr, acr.set, acr.clear, acr.wait_mask, acr.wait_value) == (
         0x40022000, 0x705, 0xF, 0xF, 0x5)
+    assert board.hardware_clock_hz == board.clock_hz == 120_000_000
+    assert load_board("nucleo-f767zi").hardware_clock_hz == 16_000_000
     assert board.markers.inference is not None
     assert board.markers.inference.pin == "PE9"
     assert (board.markers.inference.set_addr, board.markers.inference.set_value,
@@ -99,9 +101,12 @@ def test_board_source_tables() -> None:
     src = board_source(load_board("nucleo-l4r5zi"))
     assert ("    {0x40022000u, 0x0000000Fu, 0x00000705u, 0x0000000Fu, 0x00000005u}, "
             "/* FLASH_ACR: 5 wait states, prefetch, I/D cache */") in src
-    assert "const uint32_t tm_board_init_count = 8u;" in src
+    assert "const uint32_t tm_board_init_count = 15u;" in src
+    # LPUART1 at 115200 baud from PCLK1 = 120 MHz: 256 * 120e6 / 115200 = 266666.7
     assert ("    0x40008000u, 0x28u, 0x1Cu, 0x80u,\n"
-            "    0x40u, 0x0Cu, 8889u, 0x00u, 0x9u};") in src
+            "    0x40u, 0x0Cu, 266667u, 0x00u, 0x9u};") in src
+    assert ("    {0x40021008u, 0x00000003u, 0x00000003u, 0x0000000Cu, 0x0000000Cu}, "
+            "/* RCC_CFGR.SW = PLL, wait SWS */") in src
     assert ("const tm_gpio_mark tm_board_mark_layer = "
             "{0x48001018u, 0x00000800u, 0x48001018u, 0x08000000u};") in src
     assert "const uint32_t tm_board_l1_icache = 0u;" in src

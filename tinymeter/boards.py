@@ -192,7 +192,16 @@ class Board:
     init: tuple[RegisterInit, ...] = ()
     markers: Markers = field(default_factory=Markers)
     cycle_counter: CycleCounter | None = None
+    #: Core clock of the hardware image once its ``[[init]]`` writes have run, when they
+    #: do not reach ``clock_hz`` (0 = they do).  Cycles are unaffected (the flash wait
+    #: states are those of ``clock_hz``); measured latency and power are at this clock.
+    hw_clock_hz: int = 0
     path: Path | None = None
+
+    @property
+    def hardware_clock_hz(self) -> int:
+        """The clock the hardware image actually runs at."""
+        return self.hw_clock_hz or self.clock_hz
 
     def region(self, name: str) -> MemoryRegion:
         for r in self.memory:
@@ -251,6 +260,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     top = _take(
         raw, where,
         {"name": (str,), "description": (str,), "core": (str,), "clock_hz": (int,),
+         "hw_clock_hz": (int,),
          "layout": (dict,), "memory": (list,), "flash_accelerator": (dict,), "probe": (dict,),
          "uart": (dict,), "power": (dict,), "init": (list,), "markers": (dict,),
          "cycle_counter": (dict,)},
@@ -258,6 +268,8 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     )
     if top["clock_hz"] <= 0:
         raise ConfigError(f"{where}.clock_hz: must be positive")
+    if top.get("hw_clock_hz", 0) < 0:
+        raise ConfigError(f"{where}.hw_clock_hz: must be positive (or absent)")
     regions = []
     for i, entry in enumerate(top["memory"]):
         if not isinstance(entry, dict):
@@ -313,6 +325,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         init=_parse_init(top.get("init", []), f"{where}.init"),
         markers=_parse_markers(_section(top, "markers", where), f"{where}.markers"),
         cycle_counter=_parse_cycle_counter(top.get("cycle_counter"), f"{where}.cycle_counter"),
+        hw_clock_hz=top.get("hw_clock_hz", 0),
         path=path,
     )
 
