@@ -212,6 +212,92 @@ def check_output_geometry(op: Operator, index: int, out_shape: Sequence[int], ba
                               f"computed {want}")
 
 
+#: Builtin options of a conv window (strides, dilations; absent = 1) and of a pool
+#: window (strides, filter size; absent = invalid).
+CONV_WINDOW_OPTIONS = ("stride_h", "stride_w", "dilation_h_factor", "dilation_w_factor")
+POOL_WINDOW_OPTIONS = ("stride_h", "stride_w", "filter_height", "filter_width")
+
+
+def window_options(op: Operator, index: int, keys: Sequence[str],
+                   default: int) -> tuple[str, list[int]]:
+    """(padding, values of *keys*) from the builtin options; every value must be >= 1."""
+    padding = str(op.options.get("padding", "SAME"))
+    if padding not in ("SAME", "VALID"):
+        raise fail(op, index, f"padding {padding} is not supported")
+    vals = [int(op.options.get(k, default)) for k in keys]
+    if any(v < 1 for v in vals):
+        raise fail(op, index, f"{', '.join(keys)} must be >= 1, got {vals}")
+    return padding, vals
+
+
+@dataclass(frozen=True)
+class Window:
+    """Geometry of a 2-D window op (conv, depthwise conv, pool) as TFLM's Prepare
+    computes it (``ComputePaddingHeightWidth``), the output tensor checked against it."""
+
+    padding: str
+    batches: int
+    in_h: int
+    in_w: int
+    in_ch: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    pad: quant.PaddingValues
+
+    @property
+    def out_pixels(self) -> int:
+        """Output positions (batches x height x width)."""
+        return self.batches * self.pad.out_height * self.pad.out_width
+
+    def params(self, dilation: bool = True) -> dict[str, CValue]:
+        """The geometry fields of a window kernel's parameter struct (dilation only
+        for the conv kernels)."""
+        out: dict[str, CValue] = {
+            "batches": self.batches, "in_h": self.in_h, "in_w": self.in_w,
+            "out_h": self.pad.out_height, "out_w": self.pad.out_width,
+            "filter_h": self.filter_h, "filter_w": self.filter_w,
+            "stride_h": self.stride_h, "stride_w": self.stride_w,
+            "pad_h": self.pad.height, "pad_w": self.pad.width,
+        }
+        if dilation:
+            out |= {"dilation_h": self.dilation_h, "dilation_w": self.dilation_w}
+        return out
+
+    def info(self) -> dict[str, object]:
+        """Report facts: kernel size, stride, padding."""
+        return {"kernel_size": f"{self.filter_h}x{self.filter_w}",
+                "stride": f"{self.stride_h}x{self.stride_w}", "padding": self.padding}
+
+
+def conv_window(ctx: LowerContext, op: Operator, index: int, x: int, y: int,
+                filter_hw: tuple[int, int], out_ch: int) -> Window:
+    """The window of a CONV_2D / DEPTHWISE_CONV_2D with input *x*, output *y*."""
+    batches, in_h, in_w, in_ch = shape4(ctx, op, index, x, "input")
+    out_shape = shape4(ctx, op, index, y, "output")
+    padding, (sh, sw, dh, dw) = window_options(op, index, CONV_WINDOW_OPTIONS, default=1)
+    fh, fw = filter_hw
+    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, fh, fw, padding)
+    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
+    return Window(padding, batches, in_h, in_w, in_ch, fh, fw, sh, sw, dh, dw, pad)
+
+
+def pool_window(ctx: LowerContext, op: Operator, index: int, x: int, y: int) -> Window:
+    """The window of an AVERAGE_POOL_2D / MAX_POOL_2D (dilation 1, channels kept)."""
+    batches, in_h, in_w, ch = shape4(ctx, op, index, x, "input")
+    out_shape = shape4(ctx, op, index, y, "output")
+    padding, (sh, sw, fh, fw) = window_options(op, index, POOL_WINDOW_OPTIONS, default=0)
+    pad = quant.compute_padding_height_width(sh, sw, 1, 1, in_h, in_w, fh, fw, padding)
+    # With the output matching this geometry every window overlaps the input by at
+    # least one tap (SAME pads less than a filter; VALID windows lie inside), so an
+    # average never divides by zero -- TFLM would fail at Eval otherwise.
+    check_output_geometry(op, index, out_shape, batches, pad, ch)
+    return Window(padding, batches, in_h, in_w, ch, fh, fw, sh, sw, 1, 1, pad)
+
+
 def bias_ptr(ctx: LowerContext, op: Operator, index: int, b: int, channels: int) -> CValue:
     """C expression for a conv/FC bias (``0`` = NULL when omitted); one value per channel."""
     if b < 0:

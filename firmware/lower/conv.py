@@ -29,7 +29,7 @@ from tinymeter.firmware.lower.base import (
     Lowering,
     activation_range_quantized,
     bias_ptr,
-    check_output_geometry,
+    conv_window,
     fail,
     per_tensor_qparams,
     require_types,
@@ -87,19 +87,6 @@ def _bias(ctx: LowerContext, op: Operator, index: int, bias: int, channels: int)
     """C expression for the int32 bias data (``0`` = NULL when the bias is omitted)."""
     require_types(ctx, op, index, _INT32, [bias])
     return bias_ptr(ctx, op, index, bias, channels)
-
-
-def _window_options(op: Operator, index: int) -> tuple[str, int, int, int, int]:
-    """(padding, stride_h, stride_w, dilation_h, dilation_w) from the builtin options."""
-    o = op.options
-    padding = str(o.get("padding", "SAME"))
-    if padding not in ("SAME", "VALID"):
-        raise fail(op, index, f"padding {padding} is not supported")
-    vals = [int(o.get(k, 1)) for k in ("stride_h", "stride_w", "dilation_h_factor",
-                                        "dilation_w_factor")]
-    if any(v < 1 for v in vals):
-        raise fail(op, index, f"strides and dilations must be >= 1, got {vals}")
-    return padding, vals[0], vals[1], vals[2], vals[3]
 
 
 def _per_channel_arrays(ctx: LowerContext, mults: Sequence[int], shifts: Sequence[int],
@@ -171,32 +158,21 @@ def lower_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """CONV_2D -> ``tm_conv2d_s8`` (TFLM ``ConvPrepare`` + ``ConvPerChannel``)."""
     x, w, b, y = _io(op, index)
     require_types(ctx, op, index, _INT8, [x, w, y])
-    in_shape = shape4(ctx, op, index, x, "input")
-    f_shape = shape4(ctx, op, index, w, "filter")
-    out_shape = shape4(ctx, op, index, y, "output")
-    padding, sh, sw, dh, dw = _window_options(op, index)
-    batches, in_h, in_w, in_ch = in_shape
-    out_ch, f_h, f_w, f_in_ch = f_shape
-    if in_ch % f_in_ch:
-        raise fail(op, index, f"input channels {in_ch} are not a multiple of filter "
+    out_ch, f_h, f_w, f_in_ch = shape4(ctx, op, index, w, "filter")
+    win = conv_window(ctx, op, index, x, y, (f_h, f_w), out_ch)
+    if win.in_ch % f_in_ch:
+        raise fail(op, index, f"input channels {win.in_ch} are not a multiple of filter "
                               f"input channels {f_in_ch}")
-    groups = in_ch // f_in_ch
+    groups = win.in_ch // f_in_ch
     if out_ch % groups:
         raise fail(op, index, f"output channels {out_ch} are not divisible by {groups} groups")
-    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, f_h, f_w, padding)
-    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
     head, fq, input_offset = _conv_common(ctx, op, index, (x, w, b, y), out_ch, 0)
     params: dict[str, CValue] = {
-        **head, "batches": batches, "in_h": in_h, "in_w": in_w, "in_ch": in_ch,
-        "out_h": pad.out_height, "out_w": pad.out_width, "out_ch": out_ch,
-        "filter_h": f_h, "filter_w": f_w, "filter_in_ch": f_in_ch,
-        "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
-        "pad_h": pad.height, "pad_w": pad.width,
+        **head, **win.params(), "in_ch": win.in_ch, "out_ch": out_ch, "filter_in_ch": f_in_ch,
         "kernel_sums": _kernel_sums(ctx, index, w, b, 0, out_ch, input_offset),
     }
-    macs = math.prod(out_shape) * f_h * f_w * f_in_ch
-    info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
-            "padding": padding, "groups": groups,
+    macs = win.out_pixels * out_ch * f_h * f_w * f_in_ch
+    info = {**win.info(), "dilation": f"{win.dilation_h}x{win.dilation_w}", "groups": groups,
             "per_channel": len(fq.scale) > 1}
     return Layer(index, op.opcode, "tm_conv2d_s8", "tm_conv2d_s8_params", params, macs, info)
 
@@ -205,32 +181,23 @@ def lower_depthwise_conv2d(ctx: LowerContext, op: Operator, index: int) -> Layer
     """DEPTHWISE_CONV_2D -> ``tm_depthwise_conv2d_s8`` (TFLM ``DepthwiseConvPrepare``)."""
     x, w, b, y = _io(op, index)
     require_types(ctx, op, index, _INT8, [x, w, y])
-    in_shape = shape4(ctx, op, index, x, "input")
     f_shape = shape4(ctx, op, index, w, "filter")
-    out_shape = shape4(ctx, op, index, y, "output")
-    padding, sh, sw, dh, dw = _window_options(op, index)
-    batches, in_h, in_w, in_ch = in_shape
     f_one, f_h, f_w, out_ch = f_shape
-    dm = int(op.options.get("depth_multiplier", 1) or 1)
     if f_one != 1:
         raise fail(op, index, f"filter shape {f_shape} must start with 1")
-    if dm < 1 or out_ch != in_ch * dm:
-        raise fail(op, index, f"output channels {out_ch} != input channels {in_ch} x "
+    win = conv_window(ctx, op, index, x, y, (f_h, f_w), out_ch)
+    dm = int(op.options.get("depth_multiplier", 1) or 1)
+    if dm < 1 or out_ch != win.in_ch * dm:
+        raise fail(op, index, f"output channels {out_ch} != input channels {win.in_ch} x "
                               f"depth_multiplier {dm}")
-    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, f_h, f_w, padding)
-    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
     head, fq, input_offset = _conv_common(ctx, op, index, (x, w, b, y), out_ch, 3)
     params: dict[str, CValue] = {
-        **head, "batches": batches, "in_h": in_h, "in_w": in_w, "in_ch": in_ch,
-        "out_h": pad.out_height, "out_w": pad.out_width, "out_ch": out_ch,
-        "depth_multiplier": dm, "filter_h": f_h, "filter_w": f_w,
-        "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
-        "pad_h": pad.height, "pad_w": pad.width,
+        **head, **win.params(), "in_ch": win.in_ch, "out_ch": out_ch, "depth_multiplier": dm,
         "kernel_sums": _kernel_sums(ctx, index, w, b, 3, out_ch, input_offset),
     }
-    macs = math.prod(out_shape) * f_h * f_w
-    info = {"kernel_size": f"{f_h}x{f_w}", "stride": f"{sh}x{sw}", "dilation": f"{dh}x{dw}",
-            "padding": padding, "depth_multiplier": dm, "per_channel": len(fq.scale) > 1}
+    macs = win.out_pixels * out_ch * f_h * f_w
+    info = {**win.info(), "dilation": f"{win.dilation_h}x{win.dilation_w}",
+            "depth_multiplier": dm, "per_channel": len(fq.scale) > 1}
     return Layer(index, op.opcode, "tm_depthwise_conv2d_s8", "tm_depthwise_conv2d_s8_params",
                  params, macs, info)
 

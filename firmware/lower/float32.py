@@ -25,8 +25,9 @@ from tinymeter.firmware.lower.base import (
     Lowering,
     activation_range_float,
     bias_ptr,
-    check_output_geometry,
+    conv_window,
     fail,
+    pool_window,
     require_types,
     shape4,
     single_output_operands,
@@ -39,16 +40,6 @@ log = logging.getLogger(__name__)
 
 _F32 = (TensorType.FLOAT32,)
 _I32 = (TensorType.INT32,)
-
-
-def _window(op: Operator, index: int, keys: tuple[str, ...]) -> tuple[str, list[int]]:
-    padding = str(op.options.get("padding", "SAME"))
-    if padding not in ("SAME", "VALID"):
-        raise fail(op, index, f"padding {padding} is not supported")
-    vals = [int(op.options.get(k, 1)) for k in keys]
-    if any(v < 1 for v in vals):
-        raise fail(op, index, f"{', '.join(keys)} must be >= 1, got {vals}")
-    return padding, vals
 
 
 def _conv_operands(ctx: LowerContext, op: Operator, index: int) -> tuple[int, int, int, int]:
@@ -64,58 +55,39 @@ def _conv_operands(ctx: LowerContext, op: Operator, index: int) -> tuple[int, in
 def lower_conv2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """CONV_2D float -> ``tm_conv2d_f32`` (TFLM reference_ops::Conv)."""
     x, w, b, y = _conv_operands(ctx, op, index)
-    batches, in_h, in_w, in_ch = shape4(ctx, op, index, x, "input")
     out_ch, fh, fw, f_in = shape4(ctx, op, index, w, "filter")
-    out_shape = shape4(ctx, op, index, y, "output")
-    padding, (sh, sw, dh, dw) = _window(op, index, ("stride_h", "stride_w", "dilation_h_factor",
-                                                    "dilation_w_factor"))
-    if in_ch % f_in or out_ch % (in_ch // f_in):
-        raise fail(op, index, f"channels {in_ch} -> {out_ch} do not form groups of filter "
+    win = conv_window(ctx, op, index, x, y, (fh, fw), out_ch)
+    if win.in_ch % f_in or out_ch % (win.in_ch // f_in):
+        raise fail(op, index, f"channels {win.in_ch} -> {out_ch} do not form groups of filter "
                               f"depth {f_in}")
-    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, fh, fw, padding)
-    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
     lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": bias_ptr(ctx, op, index, b, out_ch),
-        "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "batches": batches,
-        "in_h": in_h, "in_w": in_w, "in_ch": in_ch, "out_h": pad.out_height,
-        "out_w": pad.out_width, "out_ch": out_ch, "filter_h": fh, "filter_w": fw,
-        "filter_in_ch": f_in, "stride_h": sh, "stride_w": sw, "dilation_h": dh,
-        "dilation_w": dw, "pad_h": pad.height, "pad_w": pad.width,
+        "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "in_ch": win.in_ch,
+        "out_ch": out_ch, "filter_in_ch": f_in, **win.params(),
     }
-    info = {"kernel_size": f"{fh}x{fw}", "stride": f"{sh}x{sw}", "padding": padding,
-            "dtype": "float32"}
     return Layer(index, op.opcode, "tm_conv2d_f32", "tm_conv2d_f32_params", params,
-                 math.prod(out_shape) * fh * fw * f_in, info)
+                 win.out_pixels * out_ch * fh * fw * f_in, {**win.info(), "dtype": "float32"})
 
 
 def lower_depthwise_conv2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """DEPTHWISE_CONV_2D float -> ``tm_depthwise_conv2d_f32`` (reference_ops::DepthwiseConv)."""
     x, w, b, y = _conv_operands(ctx, op, index)
-    batches, in_h, in_w, in_ch = shape4(ctx, op, index, x, "input")
     one, fh, fw, out_ch = shape4(ctx, op, index, w, "filter")
-    out_shape = shape4(ctx, op, index, y, "output")
-    padding, (sh, sw, dh, dw) = _window(op, index, ("stride_h", "stride_w", "dilation_h_factor",
-                                                    "dilation_w_factor"))
+    win = conv_window(ctx, op, index, x, y, (fh, fw), out_ch)
     dm = int(op.options.get("depth_multiplier", 1) or 1)
-    if one != 1 or dm < 1 or out_ch != in_ch * dm:
+    if one != 1 or dm < 1 or out_ch != win.in_ch * dm:
         raise fail(op, index, f"filter shape {(one, fh, fw, out_ch)} does not match input "
-                              f"channels {in_ch} x depth_multiplier {dm}")
-    pad = quant.compute_padding_height_width(sh, sw, dh, dw, in_h, in_w, fh, fw, padding)
-    check_output_geometry(op, index, out_shape, batches, pad, out_ch)
+                              f"channels {win.in_ch} x depth_multiplier {dm}")
     lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w), "bias": bias_ptr(ctx, op, index, b, out_ch),
-        "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "batches": batches,
-        "in_h": in_h, "in_w": in_w, "in_ch": in_ch, "out_h": pad.out_height,
-        "out_w": pad.out_width, "out_ch": out_ch, "depth_multiplier": dm,
-        "filter_h": fh, "filter_w": fw, "stride_h": sh, "stride_w": sw,
-        "dilation_h": dh, "dilation_w": dw, "pad_h": pad.height, "pad_w": pad.width,
+        "output": ctx.ptr(y), "act_min": lo, "act_max": hi, "in_ch": win.in_ch,
+        "out_ch": out_ch, "depth_multiplier": dm, **win.params(),
     }
-    info = {"kernel_size": f"{fh}x{fw}", "stride": f"{sh}x{sw}", "padding": padding,
-            "depth_multiplier": dm, "dtype": "float32"}
     return Layer(index, op.opcode, "tm_depthwise_conv2d_f32", "tm_depthwise_conv2d_f32_params",
-                 params, math.prod(out_shape) * fh * fw, info)
+                 params, win.out_pixels * out_ch * fh * fw,
+                 {**win.info(), "depth_multiplier": dm, "dtype": "float32"})
 
 
 def lower_fully_connected_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
@@ -148,23 +120,15 @@ def lower_fully_connected_f32(ctx: LowerContext, op: Operator, index: int) -> La
 def _lower_pool_f32(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Layer:
     (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, _F32, [x, y])
-    batches, in_h, in_w, ch = shape4(ctx, op, index, x, "input")
-    out_shape = shape4(ctx, op, index, y, "output")
-    padding, (sh, sw, fh, fw) = _window(op, index, ("stride_h", "stride_w", "filter_height",
-                                                    "filter_width"))
-    pad = quant.compute_padding_height_width(sh, sw, 1, 1, in_h, in_w, fh, fw, padding)
-    check_output_geometry(op, index, out_shape, batches, pad, ch)
+    win = pool_window(ctx, op, index, x, y)
     lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), "act_min": lo, "act_max": hi,
-        "batches": batches, "in_h": in_h, "in_w": in_w, "channels": ch,
-        "out_h": pad.out_height, "out_w": pad.out_width, "filter_h": fh, "filter_w": fw,
-        "stride_h": sh, "stride_w": sw, "pad_h": pad.height, "pad_w": pad.width,
+        "channels": win.in_ch, **win.params(dilation=False),
     }
-    info = {"kernel_size": f"{fh}x{fw}", "stride": f"{sh}x{sw}", "padding": padding,
-            "dtype": "float32"}
     return Layer(index, op.opcode, kernel, "tm_pool_f32_params", params,
-                 math.prod(out_shape) * fh * fw, info)
+                 win.out_pixels * win.in_ch * win.filter_h * win.filter_w,
+                 {**win.info(), "dtype": "float32"})
 
 
 def lower_average_pool2d_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:

@@ -10,7 +10,6 @@ quantization. The device kernels are ``runtime/kernels/*/pooling.c``.
 from __future__ import annotations
 
 import logging
-import math
 
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
@@ -19,12 +18,11 @@ from tinymeter.firmware.lower.base import (
     LowerContext,
     Lowering,
     activation_range_quantized,
-    check_output_geometry,
     fail,
     fused_activation,
     per_tensor_qparams,
+    pool_window,
     require_types,
-    shape4,
     single_output_operands,
 )
 from tinymeter.models.tflite import Operator, TensorType
@@ -38,21 +36,7 @@ def _lower_pool(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Lay
     """Shared validation and parameter computation of both pooling ops."""
     (x,), y = single_output_operands(op, index)
     require_types(ctx, op, index, _INT8, [x, y])
-    batches, in_h, in_w, channels = shape4(ctx, op, index, x, "input")
-    out_shape = shape4(ctx, op, index, y, "output")
-    o = op.options
-    padding = str(o.get("padding", "SAME"))
-    if padding not in ("SAME", "VALID"):
-        raise fail(op, index, f"padding {padding} is not supported")
-    sh, sw = int(o.get("stride_h", 0)), int(o.get("stride_w", 0))
-    fh, fw = int(o.get("filter_height", 0)), int(o.get("filter_width", 0))
-    if min(sh, sw, fh, fw) < 1:
-        raise fail(op, index, f"strides ({sh}, {sw}) and filter size ({fh}, {fw}) must be >= 1")
-    pad = quant.compute_padding_height_width(sh, sw, 1, 1, in_h, in_w, fh, fw, padding)
-    # With the output matching this geometry every window overlaps the input by at
-    # least one tap (SAME pads less than a filter; VALID windows lie inside), so the
-    # average kernel never divides by zero -- TFLM would fail at Eval otherwise.
-    check_output_geometry(op, index, out_shape, batches, pad, channels)
+    win = pool_window(ctx, op, index, x, y)
     in_scale, in_zp = per_tensor_qparams(ctx, op, index, x)
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     # TFLM PoolingPrepare: |double(in) - double(out)| <= 1e-6 and equal zero points.
@@ -64,14 +48,11 @@ def _lower_pool(ctx: LowerContext, op: Operator, index: int, kernel: str) -> Lay
     act_min, act_max = activation_range_quantized(op, index, out_scale, out_zp)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "output": ctx.ptr(y), "act_min": act_min, "act_max": act_max,
-        "batches": batches, "in_h": in_h, "in_w": in_w, "channels": channels,
-        "out_h": pad.out_height, "out_w": pad.out_width, "filter_h": fh, "filter_w": fw,
-        "stride_h": sh, "stride_w": sw, "pad_h": pad.height, "pad_w": pad.width,
+        "channels": win.in_ch, **win.params(dilation=False),
     }
-    info = {"kernel_size": f"{fh}x{fw}", "stride": f"{sh}x{sw}", "padding": padding,
-            "activation": act}
+    info = {**win.info(), "activation": act}
     # "MACs" here: one add/compare per window tap, the work the kernel does.
-    macs = math.prod(out_shape) * fh * fw
+    macs = win.out_pixels * win.in_ch * win.filter_h * win.filter_w
     log.debug("op %d %s: %s", index, op.opcode, info)
     return Layer(index, op.opcode, kernel, "tm_pool_s8_params", params, macs, info)
 
