@@ -279,3 +279,20 @@ def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: Firmwa
     assert layer > 2**25
     assert reports["semihosting"] == pytest.approx(layer % 2**24, abs=200)
     assert reports["uart"] == pytest.approx(layer, abs=200)
+
+
+def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) -> None:
+    from tinymeter.cli import main
+
+    assert main(["boards", "nucleo-g0b1re"]) == 0
+    text = capsys.readouterr().out
+    assert "cortex-m0plus (armv6-m), 64 MHz" in text
+    assert "runs at 16 MHz" in text
+    assert "mark inference pin PA8 -> power monitor input 0" in text
+    assert "mark layer     pin PA9 -> power monitor input 1" in text
+    assert "cycle count  TIM2_CNT at 0x40000024" in text
+    assert "uart         USART2 stm32-usart at 0x40004400, 115200 baud" in text
+    assert main(["boards"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(list_boards())
+    assert main(["boards", "nucleo-nope"]) == 2
+    assert "unknown board 'nucleo-nope'" in capsys.readouterr().err

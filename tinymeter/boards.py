@@ -410,3 +410,40 @@ def load_board(name_or_path: str | Path) -> Board:
     board = parse_board(raw, where=path.name, path=path)
     log.debug("loaded board %s from %s", board.name, path)
     return board
+
+
+def describe_board(board: Board) -> str:
+    """A human-readable sheet of *board*: what the estimates assume and how to wire it for
+    ``tinymeter measure`` (UART, power-monitor marker pins, probe names)."""
+    lines = [f"{board.name}: {board.description}",
+             f"  core         {board.core.name} ({board.core.arch}), {board.clock_hz / 1e6:g} MHz"]
+    if board.hardware_clock_hz != board.clock_hz:
+        lines.append(f"  hw image     runs at {board.hardware_clock_hz / 1e6:g} MHz (cycles as "
+                     f"at {board.clock_hz / 1e6:g} MHz; latency/power measured at the lower clock)")
+    for r in board.memory:
+        role = [k for k, v in (("text", board.text_region), ("data", board.data_region))
+                if v == r.name]
+        lines.append(f"  memory       {r.name:8} {r.kind:5} 0x{r.origin:08X} {r.size // 1024:6} KiB "
+                     f"{r.wait_states} WS" + (f"  ({', '.join(role)})" if role else ""))
+    a = board.flash_accelerator
+    lines.append(f"  accelerator  prefetch {'on' if a.prefetch else 'off'}, I-cache "
+                 f"{a.icache_bytes} B, D-cache {a.dcache_bytes} B")
+    u = board.uart
+    lines.append(f"  uart         {u.name or '-'} {u.kind or '(none)'} at 0x{u.base:08X}, "
+                 f"{u.baudrate} baud" if u.kind else "  uart         none (no hardware image)")
+    m = board.markers
+    for name, mark in (("inference", m.inference), ("layer", m.layer)):
+        channel = 0 if name == "inference" else 1
+        lines.append(f"  mark {name:9} " + (f"pin {mark.pin} -> power monitor input {channel}"
+                                            if mark else "not wired"))
+    if board.cycle_counter is not None:
+        lines.append(f"  cycle count  {board.cycle_counter.what} at 0x{board.cycle_counter.addr:08X}")
+    lines.append(f"  boot writes  {len(board.init)} ([[init]] in the board file)")
+    lines.append(f"  probe        pyocd target {board.probe.pyocd_target or '-'}, openocd "
+                 f"{board.probe.openocd_config or '-'}")
+    pw = board.power
+    lines.append(f"  power        {pw.active_mw:g} mW active, {pw.idle_mw:g} mW idle at "
+                 f"{pw.voltage:g} V")
+    if board.path is not None:
+        lines.append(f"  file         {board.path}")
+    return "\n".join(lines)

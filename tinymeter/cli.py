@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,8 +90,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
-    from tinymeter.boards import list_boards, load_board
+    from tinymeter.boards import describe_board, list_boards, load_board
 
+    if args.board is not None:
+        print(describe_board(load_board(args.board)))
+        return 0
     for name in list_boards():
         b = load_board(name)
         print(f"{b.name:18} {b.core.name:14} {b.clock_hz / 1e6:6g} MHz  flash "
@@ -283,7 +287,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_boards(sub: argparse._SubParsersAction) -> None:
-    bo = sub.add_parser("boards", help="list the shipped board files")
+    bo = sub.add_parser("boards", help="list the shipped board files, or describe one")
+    bo.add_argument("board", nargs="?", default=None,
+                    help="board name or file: show its memory map, clocks, UART, marker "
+                         "pins and probe names")
     bo.set_defaults(func=_cmd_boards)
 
 
@@ -366,6 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TinymeterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`tinymeter ... | head`): not an error of ours. Point
+        # stdout at devnull so the interpreter's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # A path the user gave that the system refuses (unwritable --out, full disk, a
         # directory where a file was expected): the user's to fix, so one line, not a trace.
