@@ -90,8 +90,10 @@ _TFLM_BEGIN = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler10BeginEventEPKc
 _TFLM_END = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler8EndEventE[mj]")
 #: Function names whose idle loop means the firmware gave up (HAL ``Error_Handler``,
 #: fault handlers, ``abort``/``_exit`` of a failed assertion, ``Default_Handler``).
-_ERROR_TRAP = re.compile(r"error|fault|abort|assert|panic|default_handler|^_exit$",
-                         re.IGNORECASE)
+_ERROR_TRAP = re.compile(r"error|fault|abort|assert|panic|default_handler", re.IGNORECASE)
+#: The C library's process exit (newlib ``_exit(int status)``): with ``stop_on_idle`` its
+#: entry ends the run with r0 as the exit code, as ``tm_halt`` does.
+LIBC_EXIT = "_exit"
 #: BeginEvent tag pointers recorded per run (events beyond this keep their counts only).
 _MAX_EVENT_TAGS = 1 << 16
 
@@ -548,6 +550,11 @@ class Emulator:
             uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stop_symbol, (session, name),
                         begin=address, end=address)
             session.intercepted.append(address)
+        libc_exit = image.symbol(LIBC_EXIT) if self.stop_on_idle else None
+        if libc_exit is not None:
+            uc.hook_add(unicorn.UC_HOOK_CODE, self._on_halt, session, begin=libc_exit.address,
+                        end=libc_exit.address)
+            session.intercepted.append(libc_exit.address)
         if self.stop_on_idle:
             for address in image.idle_loops():
                 uc.hook_add(unicorn.UC_HOOK_CODE, self._on_idle, session, begin=address,
@@ -596,12 +603,13 @@ class Emulator:
         slot[index] = bytes(uc.mem_read(buf, nbytes))
         self._return(uc)
 
-    @staticmethod
-    def _on_halt(uc: Uc, _address: int, _size: int, session: _Session) -> None:
-        """The hardware image idles here after its report: the end of the run."""
+    def _on_halt(self, uc: Uc, address: int, _size: int, session: _Session) -> None:
+        """``tm_halt`` (the hardware image idles there after its report) or the C
+        library's ``_exit``: the end of the run, r0 = exit code."""
         code = uc.reg_read(arm_const.UC_ARM_REG_R0)
         session.semihost.exit_code = code - (1 << 32) if code & 0x80000000 else code
-        session.stop_reason = HALT
+        assert self.image is not None
+        session.stop_reason = self.image.describe(address)
         uc.emu_stop()
 
     @staticmethod

@@ -65,6 +65,11 @@ static void uart_puts(const char *s) {
   }
 }
 __attribute__((noinline)) void done(void) { __asm__ volatile("" ::: "memory"); }
+__attribute__((noinline, noreturn)) void _exit(int status) {
+  (void)status;
+  for (;;) {
+  }
+}
 __attribute__((noinline)) void Error_Handler(void) {
   for (;;) {
   }
@@ -94,6 +99,9 @@ __attribute__((noreturn)) void reset(void) {
   }
 #elif defined(END_ERROR)
   Error_Handler();
+#elif defined(END_EXIT) /* returned from main into the C library's _exit */
+  uart_puts("done\n");
+  _exit(END_EXIT);
 #endif
   semihost(0x04, "and from semihosting\n");
   semihost(0x18, (const void *)0x20026u);
@@ -124,8 +132,8 @@ UART_REGS = {"stm32-usart": (0x28, 0x1C), "stm32-lpuart": (0x28, 0x1C),
 
 
 def build_foreign(board: Board, workdir: Path, ending: str = "") -> Path:
-    """Compile the test program; *ending* ("IDLE", "WFI", "CALL", "ERROR") replaces the
-    semihosting exit by another way a firmware ends."""
+    """Compile the test program; *ending* ("IDLE", "WFI", "CALL", "ERROR", "EXIT=<code>")
+    replaces the semihosting exit by another way a firmware ends."""
     workdir.mkdir(parents=True, exist_ok=True)
     data, status = UART_REGS[board.uart.kind]
     (workdir / "prog.cc").write_text(PROGRAM)
@@ -212,7 +220,7 @@ def test_find_idle_loops() -> None:
 @needs_gxx
 @pytest.mark.parametrize(("ending", "reason"), [
     ("IDLE", "idle loop at reset+0x"), ("WFI", "idle loop at reset+0x"),
-    ("CALL", "stop at done")])
+    ("CALL", "stop at done"), ("EXIT=0", "_exit")])
 def test_foreign_elf_without_semihosting_exit(ending: str, reason: str, tmp_path: Path) -> None:
     from tinymeter.pipeline import estimate_elf
     from tinymeter.sim.emulator import Emulator
@@ -234,7 +242,7 @@ def test_foreign_elf_without_semihosting_exit(ending: str, reason: str, tmp_path
 
 @needs_gxx
 def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
-    from tinymeter.errors import BudgetExceeded, ConfigError, FirmwareFault
+    from tinymeter.errors import BudgetExceeded, ConfigError, EmulationError, FirmwareFault
     from tinymeter.pipeline import estimate_elf
     from tinymeter.sim.emulator import Emulator
 
@@ -245,6 +253,9 @@ def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
     calls = build_foreign(board, tmp_path / "c", "CALL")
     with pytest.raises(ConfigError, match="no symbol 'finish' to stop at"):
         estimate_elf(calls, board, stop_at=("finish",))
+    with pytest.raises(EmulationError, match=r"firmware exited with code 3; last output: 'done'"):
+        estimate_elf(build_foreign(board, tmp_path / "x", "EXIT=3"), board,
+                     budget_instructions=10**7, timeout_s=20)
     # without a stop symbol a firmware that keeps working is hung, as before
     with pytest.raises(BudgetExceeded, match="did not finish within 1000000 instructions"):
         estimate_elf(calls, board, budget_instructions=10**6, timeout_s=20)
