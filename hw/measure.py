@@ -167,6 +167,10 @@ class HardwareDevice:
     def run(self, image: FirmwareImage, inputs: Sequence[Sequence[np.ndarray]]) -> DeviceRun:
         if any(len(x) for x in inputs):
             raise ConfigError("a hardware device runs the firmware's default inputs only")
+        if image.config.io != "uart":
+            # A semihosting image would stop at its first report line without a debugger.
+            raise ConfigError("a board needs the hardware image: build it with "
+                              "BuildConfig(io='uart') (tinymeter build --io uart)")
         result = measure_elf(self.link, image.elf, self.config, expect_model=image.model.name,
                              expect_ops=[layer.op_name for layer in image.model.layers])
         return DeviceRun(outputs=[], stdout=result.transcript.decode("ascii", "replace"))

@@ -36,10 +36,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return write_demo_models(tmp_path_factory.mktemp("models"))
 
 
-def _image(model: Path, runs: int, cache: Path):
+def _image(model: Path, runs: int, cache: Path, io: str = "uart"):
     board = load_board(BOARD)
     gen = generate(load_tflite(model), name=model.stem)
-    return gen, FirmwareBuilder(cache_dir=cache).build(gen, board, BuildConfig(runs=runs))
+    return gen, FirmwareBuilder(cache_dir=cache).build(gen, board, BuildConfig(runs=runs, io=io))
 
 
 @pytest.mark.parametrize("glitches", [{}, {1: "drop_bytes", 2: "garbage"}, {2: "reset_mid_report"},
@@ -62,6 +62,25 @@ def test_measure_through_transport_faults(glitches: dict[int, str], cache: Path,
     assert m.layers[0].op == gen.layers[0].op_name
     if glitches:
         assert result.parse_stats["discarded_reports"] >= 1
+
+
+def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
+    """The board behind the same Device protocol as the emulator (timing only)."""
+    from tinymeter.errors import ConfigError
+    from tinymeter.hw.measure import HardwareDevice
+
+    board = load_board(BOARD)
+    gen, image = _image(models[0], runs=3, cache=cache)
+    with VirtualBoard(board, VirtualTiming.for_board(board)) as vb:
+        device = HardwareDevice(vb, MeasureConfig(runs=2, warmup=1, timeout_s=30))
+        assert device.board is board
+        run = device.run(image, [[]])
+        assert run.outputs == [] and run.stdout.count("TM1 END") >= 3
+        with pytest.raises(ConfigError, match="default inputs only"):
+            device.run(image, [[np.zeros(4)]])
+        _, semihosting = _image(models[0], runs=3, cache=cache, io="semihosting")
+        with pytest.raises(ConfigError, match="needs the hardware image"):
+            device.run(semihosting, [[]])
 
 
 def test_virtual_board_errors(cache: Path, models: list[Path]) -> None:
