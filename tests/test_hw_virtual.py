@@ -70,7 +70,7 @@ def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
     from tinymeter.hw.measure import HardwareDevice
 
     board = load_board(BOARD)
-    gen, image = _image(models[0], runs=3, cache=cache)
+    _, image = _image(models[0], runs=3, cache=cache)
     with VirtualBoard(board, VirtualTiming.for_board(board)) as vb:
         device = HardwareDevice(vb, MeasureConfig(runs=2, warmup=1, timeout_s=30))
         assert device.board is board
