@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -234,9 +235,33 @@ def run_tool(argv: Sequence[str], what: str) -> None:
     except FileNotFoundError:
         raise BuildError(f"{argv[0]} not found; {TOOLCHAIN_HINT}") from None
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        errors = [line for line in detail if "error" in line.lower()] or detail
-        raise BuildError(f"{what} failed: {' | '.join(errors[:3])}")
+        raise BuildError(f"{what} failed: {tool_error_summary(proc.stderr or proc.stdout)}")
+
+
+def tool_error_summary(output: str, limit: int = 3) -> str:
+    """The lines of a failed compiler/linker run that say what is wrong: the linker's
+    region overflows first (collect2's "ld returned 1" says nothing), then errors, with
+    the toolchain's long path prefixes dropped."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    overflow = [line for line in lines if "overflowed by" in line]
+    errors = [line for line in lines if "error" in line.lower() and "collect2" not in line]
+    picked = overflow or errors or lines
+    return " | ".join(re.sub(r"^\S*/bin/ld(\.bfd)?: ", "ld: ", line) for line in picked[:limit])
+
+
+def check_fits(model: GeneratedModel, board: Board, config: BuildConfig) -> None:
+    """Refuse a model that cannot fit the board before compiling anything: weights
+    beyond the text region, or tensor arena plus stack beyond the data region (the
+    linker would say the same later, less readably)."""
+    text, data = board.text, board.data
+    if model.weight_bytes > text.size:
+        raise BuildError(f"model {model.name}: {model.weight_bytes:,} B of weights do not fit "
+                         f"the {text.size:,} B {text.name} of {board.name}")
+    need = model.arena_bytes + config.stack_bytes
+    if need > data.size:
+        raise BuildError(f"model {model.name}: tensor arena {model.arena_bytes:,} B + stack "
+                         f"{config.stack_bytes:,} B do not fit the {data.size:,} B {data.name} "
+                         f"of {board.name}")
 
 
 def content_digest(*parts: bytes | str) -> str:
@@ -322,6 +347,7 @@ class FirmwareBuilder:
               out_dir: Path | None = None) -> FirmwareImage:
         """Build (or reuse from the cache) the firmware ELF for *model* on *board*."""
         config = config or BuildConfig()
+        check_fits(model, board, config)
         core = board.core
         objects = self._runtime_objects(core, config)
         generated = {"model.c": model.source, **board_sources(board, config)}

@@ -91,3 +91,41 @@ def test_kernel_sets() -> None:
 def test_build_config_errors(kwargs, match) -> None:
     with pytest.raises(ConfigError, match=match):
         BuildConfig(**kwargs)
+
+
+def test_tool_error_summary_names_the_overflow() -> None:
+    from tinymeter.firmware.build import tool_error_summary
+
+    out = ("/usr/lib/gcc/arm-none-eabi/12.2.1/../../../arm-none-eabi/bin/ld: fw.elf section "
+           "`.bss' will not fit in region `RAM'\n"
+           "/usr/lib/gcc/arm-none-eabi/12.2.1/../../../arm-none-eabi/bin/ld: region `RAM' "
+           "overflowed by 917536 bytes\n"
+           "collect2: error: ld returned 1 exit status\n")
+    assert tool_error_summary(out) == "ld: region `RAM' overflowed by 917536 bytes"
+    cc = "k.c: In function 'f':\nk.c:3:5: error: 'x' undeclared\nk.c:4:1: warning: unused\n"
+    assert tool_error_summary(cc) == "k.c:3:5: error: 'x' undeclared"
+    assert tool_error_summary("something odd\n") == "something odd"
+
+
+def test_model_that_cannot_fit_is_refused_before_compiling(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tinymeter.errors import BuildError
+    from tinymeter.firmware.build import FirmwareBuilder
+    from tinymeter.firmware.codegen import generate
+    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.tflite import parse_tflite
+
+    x = int8_tensor("x", (1, 1024), 0.05, 2)
+    w = int8_tensor("w", (640, 1024), 0.01, 0, data=random_int8((640, 1024), seed=1))
+    b = bias_tensor("b", np.zeros(640, np.int32), input_scale=0.05, weight_scales=w)
+    y = int8_tensor("y", (1, 640), 0.2, -1)
+    gen = generate(parse_tflite(single_op_model("FULLY_CONNECTED", [x, w, b], [y])), name="fc")
+    # cc=/bin/false: nothing may be compiled before the check refuses the model
+    builder = FirmwareBuilder(cache_dir=tmp_path, cc="/bin/false")
+    with pytest.raises(BuildError, match=r"model fc: 660,488 B of weights do not fit the "
+                                         r"524,288 B FLASH of nucleo-g0b1re"):
+        builder.build(gen, load_board("nucleo-g0b1re"))
+    with pytest.raises(BuildError, match=r"tensor arena \d[\d,]* B \+ stack 1,048,576 B do not "
+                                         r"fit the 655,360 B RAM of nucleo-l4r5zi"):
+        builder.build(gen, load_board("nucleo-l4r5zi"), BuildConfig(stack_bytes=1 << 20))
