@@ -78,3 +78,17 @@ def test_cli_estimate_json(tmp_path: Path, capsys) -> None:
     assert sum(r["macs"] for r in report["layers"]) == pytest.approx(264_192, rel=0.01)
     assert report["cost_model"] == "tm-cortex-m4f-v1"
     assert len(csv.read_text().splitlines()) == 11
+
+
+def test_report_says_how_much_of_the_board_a_model_takes(tmp_path: Path,
+                                                          builder: FirmwareBuilder) -> None:
+    from tinymeter.report import format_table
+
+    est = estimate(_fc_model(tmp_path, 64, 16), load_board("nucleo-g0b1re"), builder=builder)
+    assert (est.board_flash_bytes, est.board_ram_bytes) == (512 * 1024, 144 * 1024)
+    line = next(x for x in format_table(est).splitlines() if x.startswith("memory"))
+    ram = f"RAM {est.ram_bytes:,} B of 144 KiB ({100 * est.ram_bytes / (144 * 1024):.1f}%)"
+    flash = (f"flash {est.flash_bytes:,} B of 512 KiB ({100 * est.flash_bytes / (512 * 1024):.1f}%, "
+             f"weights {est.weight_bytes:,} B)")
+    assert ram in line and flash in line
+    assert est.to_dict()["board_ram_bytes"] == 144 * 1024

@@ -201,7 +201,8 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         ms=model.seconds(cycles) * 1e3, energy_uj=model.energy_uj(cycles),
         overhead_instructions=overhead, arena_bytes=arena_bytes, flash_bytes=flash_bytes,
         ram_bytes=ram_bytes, weight_bytes=weight_bytes, stack_bytes=stack_bytes,
-        emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions))
+        emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions),
+        board_flash_bytes=board.text.size, board_ram_bytes=board.data.size)
 
 
 _TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)

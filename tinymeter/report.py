@@ -71,6 +71,9 @@ class Estimate:
     emulation_seconds: float
     emulation_mips: float
     functions: tuple[FunctionProfile, ...] = ()
+    #: Sizes of the board's text (flash) and data (RAM) regions, for the "fits" figures.
+    board_flash_bytes: int = 0
+    board_ram_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,6 +83,13 @@ class Estimate:
 
 def _fmt_int(n: int) -> str:
     return f"{n:,}"
+
+
+def _share(used: int, available: int) -> tuple[str, str]:
+    """(" of 640 KiB", "12.5%"): how much of the board a figure takes (empty if unknown)."""
+    if available <= 0:
+        return "", ""
+    return f" of {available // 1024:,} KiB", f"{100 * used / available:.1f}%"
 
 
 def _g(value: Any) -> str:
@@ -133,8 +143,12 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
                f"{_fmt_int(est.overhead_instructions)} outside)")
     out.append(f"energy    {est.energy_uj:.2f} uJ per inference")
     stack = f", stack peak {_fmt_int(est.stack_bytes)} B" if est.stack_bytes is not None else ""
-    out.append(f"memory    arena {_fmt_int(est.arena_bytes)} B, RAM {_fmt_int(est.ram_bytes)} B"
-               f"{stack}, flash {_fmt_int(est.flash_bytes)} B (weights {_fmt_int(est.weight_bytes)} B)")
+    ram_of, ram_pct = _share(est.ram_bytes, est.board_ram_bytes)
+    flash_of, flash_pct = _share(est.flash_bytes, est.board_flash_bytes)
+    out.append(f"memory    arena {_fmt_int(est.arena_bytes)} B{stack}, RAM "
+               f"{_fmt_int(est.ram_bytes)} B{ram_of}{f' ({ram_pct})' if ram_pct else ''}, flash "
+               f"{_fmt_int(est.flash_bytes)} B{flash_of} ({flash_pct + ', ' if flash_pct else ''}"
+               f"weights {_fmt_int(est.weight_bytes)} B)")
     out.append(f"emulation {est.emulation_seconds:.2f} s, {est.emulation_mips:.0f} MIPS")
     out.append(cost_model_line(est))
     if top_functions and est.functions:
