@@ -29,7 +29,12 @@ from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.hw.serialport import Port, collect_reports, open_port
 from tinymeter.pipeline import build_model
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
-from tinymeter.sim.costmodel import CostParameters, layer_features
+from tinymeter.sim.costmodel import (
+    CostParameters,
+    cost_model_for,
+    layer_features,
+    parameter_vector,
+)
 from tinymeter.sim.emulator import Emulator
 
 log = logging.getLogger(__name__)
@@ -189,23 +194,56 @@ class ModelRun:
 
 def emulate_features(image: FirmwareImage, prior: CostParameters) -> np.ndarray:
     """Per-layer calibration features of one emulated inference of *image*."""
+    return emulate_image(image, prior)[0]
+
+
+def emulate_image(image: FirmwareImage, prior: CostParameters) -> tuple[np.ndarray, float]:
+    """(per-layer calibration features, estimated cycles per inference under *prior*) of
+    one emulated inference of *image*."""
     run = Emulator(image.board).run(image.elf, [[]],
                                     budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS,
                                     timeout_s=DEFAULT_TIMEOUT_S)
     if run.profile is None:
         raise HardwareError("emulation produced no profile")
-    return layer_features(run.profile, prior, len(image.model.layers))
+    features = layer_features(run.profile, prior, len(image.model.layers))
+    return features, float((features @ parameter_vector(prior)).sum())
+
+
+def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,
+                    clock_hz: int) -> MeasureConfig:
+    """*config* with its waits raised to what the model needs on the board: a report
+    arrives only after an inference, which takes ``cycles / clock`` at the clock the
+    hardware image runs at (16 MHz on some boards), so a big model on a slow clock must
+    not look like a dead serial line.  Margins: 2x the inference (idle wait), 2x all
+    inferences of a boot plus 10 s (boot wait).  Never lowers a configured wait."""
+    seconds = cycles_per_inference / clock_hz
+    boot = 2 * seconds * config.firmware_runs + 10.0
+    idle = 2 * seconds + 5.0
+    scaled = replace(config, timeout_s=max(config.timeout_s, boot),
+                     idle_timeout_s=max(config.idle_timeout_s, idle))
+    if scaled != config:
+        log.info("waits raised to %.0f s per boot, %.0f s idle (%.2f s per inference at %g MHz)",
+                 scaled.timeout_s, scaled.idle_timeout_s, seconds, clock_hz / 1e6)
+    return scaled
+
+
+def _hardware_build(build: BuildConfig | None, config: MeasureConfig) -> BuildConfig:
+    """The hardware image (UART report, marker pins; also what the virtual board runs)
+    with one inference per measured and warm-up run."""
+    return replace(build or BuildConfig(), runs=config.firmware_runs, io="uart")
 
 
 def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: MeasureConfig, *,
                   build: BuildConfig | None = None, builder: FirmwareBuilder | None = None,
-                  power: PowerMonitor | None = None, resume: bool = True) -> tuple[FirmwareImage,
-                                                                                    StoredMeasurement]:
+                  power: PowerMonitor | None = None, resume: bool = True,
+                  expected_cycles: float | None = None) -> tuple[FirmwareImage,
+                                                                 StoredMeasurement]:
     """Build *model_path* for the link's board, measure it (or reuse a stored measurement
-    of the identical image when *resume*), store and return it."""
+    of the identical image when *resume*), store and return it.  The waits are scaled to
+    the model (:func:`scaled_timeouts`) from *expected_cycles* per inference, emulated
+    with the board's cost model when not given."""
     board = link.board
-    # The hardware image (UART report, marker pins), also what the virtual board runs.
-    build = replace(build or BuildConfig(), runs=config.firmware_runs, io="uart")
+    build = _hardware_build(build, config)
     image = build_model(model_path, board, build, builder=builder)
     gen = image.model
     sha = file_sha256(image.elf)
@@ -215,6 +253,9 @@ def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: Meas
                                                                   stored.energy_uj is not None):
             log.info("%s: reusing measurement %d", gen.name, stored.id)
             return image, stored
+    if expected_cycles is None:
+        expected_cycles = emulate_image(image, cost_model_for(board).params)[1]
+    config = scaled_timeouts(config, expected_cycles, board.hardware_clock_hz)
     result = measure_elf(link, image.elf, config, expect_model=gen.name,
                          expect_ops=[layer.op_name for layer in gen.layers], power=power)
     e = result.energy
@@ -238,14 +279,16 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
     out = []
     for path in models:
         power = power_factory() if power_factory else None
+        image = build_model(Path(path), link.board, _hardware_build(build, config),
+                            builder=builder)
+        features, cycles = emulate_image(image, prior)
         try:
             image, stored = measure_model(Path(path), link, db, config, build=build, builder=builder,
-                                          power=power, resume=resume)
+                                          power=power, resume=resume, expected_cycles=cycles)
         finally:
             if power is not None:
                 power.close()
-        out.append(ModelRun(Path(path).stem, image, file_sha256(image.elf),
-                            emulate_features(image, prior), stored))
+        out.append(ModelRun(Path(path).stem, image, file_sha256(image.elf), features, stored))
     return out
 
 

@@ -214,3 +214,19 @@ def test_measure_on_real_board(request: pytest.FixtureRequest, models: list[Path
                  "--db", str(tmp_path / "r.sqlite"), "--json", str(tmp_path / "m.json")]) == 0
     data = json.loads((tmp_path / "m.json").read_text())
     assert all(c > 0 for c in data["measured_cycles"])
+
+
+def test_measure_waits_scale_with_the_model_and_hardware_clock() -> None:
+    from tinymeter.hw.measure import scaled_timeouts
+
+    config = MeasureConfig(runs=5, warmup=1, timeout_s=120, idle_timeout_s=30)
+    # DS-CNN-sized: 50M cycles at 120 MHz = 0.42 s per inference: the defaults stand
+    assert scaled_timeouts(config, 50e6, 120_000_000) == config
+    # 400M cycles on a board whose hardware image runs at 16 MHz: 25 s per inference
+    slow = scaled_timeouts(config, 400e6, 16_000_000)
+    assert slow.idle_timeout_s == pytest.approx(2 * 25 + 5)
+    assert slow.timeout_s == pytest.approx(2 * 25 * 6 + 10)
+    assert (slow.runs, slow.warmup, slow.retries) == (5, 1, config.retries)
+    # never lowers what the user asked for
+    generous = MeasureConfig(timeout_s=10_000, idle_timeout_s=1_000)
+    assert scaled_timeouts(generous, 400e6, 16_000_000) == generous
