@@ -235,6 +235,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
           f"{estimated.sum():12.0f} {_pct(total_err):>8}")
     if stored.energy_uj is not None:
         print(f"energy {stored.energy_uj:.3f} µJ per inference")
+    if board.hardware_clock_hz != board.clock_hz:
+        print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
+              f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
     if args.json:
         data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
                 "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
