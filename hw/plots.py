@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinymeter.sim.peripherals import MarkEvent
+
 log = logging.getLogger(__name__)
 
 
@@ -85,6 +87,37 @@ def energy_vs_latency(latency_ms: Sequence[float], energy_uj: Sequence[float], p
     ax.set_xlabel("latency per inference (ms)")
     ax.set_ylabel("energy per inference (µJ)")
     ax.set_title(title or "energy vs latency")
+    return _save(fig, plt, path)
+
+
+def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *,
+                    ops: Sequence[str] = (), title: str = "") -> Path:
+    """The hardware image's two power-monitor marker lines over time, as a logic analyser
+    (or the power monitor's digital inputs) would show them: ``inference`` high around
+    each inference, ``layer`` toggling between layers; layer spans labelled with *ops*."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3))
+    lines = {"inference": 1.5, "layer": 0.0}
+    end = max((e.cycle for e in marks), default=0) / clock_hz * 1e3
+    for name, base in lines.items():
+        events = [e for e in marks if e.mark == name]
+        t = [0.0, *(e.cycle / clock_hz * 1e3 for e in events), end * 1.02 or 1.0]
+        level = [0, *(e.level for e in events)]
+        ax.step(t, [base + v for v in [*level, level[-1]]], where="post", lw=1.2, label=name)
+    # label the layer spans of the first inference: between its layer-line changes
+    rise = next((e.cycle for e in marks if e.mark == "inference" and e.level), None)
+    fall = next((e.cycle for e in marks if e.mark == "inference" and not e.level), None)
+    if rise is not None and fall is not None and ops:
+        edges = [rise, *(e.cycle for e in marks if e.mark == "layer" and rise < e.cycle < fall),
+                 fall]
+        for i, (a, b) in enumerate(zip(edges, edges[1:])):
+            if i < len(ops) and (b - a) >= 0.02 * (fall - rise):  # room for a label
+                ax.annotate(f"{i} {ops[i]}", ((a + b) / 2 / clock_hz * 1e3, 2.65), fontsize=6,
+                            rotation=50, ha="left", va="bottom")
+    ax.set_yticks(list(lines.values()), [f"{k} (input {i})" for i, k in enumerate(lines)])
+    ax.set_ylim(-0.3, 4.6)
+    ax.set_xlabel(f"ms at {clock_hz / 1e6:g} MHz")
+    ax.set_title(title or "power-monitor marker lines")
     return _save(fig, plt, path)
 
 

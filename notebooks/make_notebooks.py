@@ -146,6 +146,24 @@ HAVE_VIRTUAL = importlib.util.find_spec("tinymeter.hw.virtual") is not None
 if not HAVE_VIRTUAL:
     print("skipping: this tinymeter has no virtual board (tinymeter.hw.virtual); "
           "connect a board and use `tinymeter calibrate --probe pyocd` instead")'''),
+        ("md", "The firmware flashed to a board is the *hardware image*: it brings up the board's "
+               "UART for its report and marks each inference and layer on two GPIO pins for a power "
+               "monitor's digital inputs. The board file says which pins; the emulator runs the same "
+               "image and records the marker edges at its estimated cycles."),
+        ("code", '''from tinymeter.boards import describe_board, load_board
+from tinymeter.firmware.build import BuildConfig
+from tinymeter.hw.plots import marker_timeline
+from tinymeter.pipeline import build_model, resolve_model
+from tinymeter.sim.emulator import Emulator
+
+board = load_board("nucleo-l4r5zi")
+print(describe_board(board))
+image = build_model(resolve_model(None), board, BuildConfig(kernels="optimized", io="uart"))
+run = Emulator(board).run(image.elf, [[]], budget_instructions=10**9, timeout_s=300)
+print(run.stdout)
+png = marker_timeline(run.marks, board.hardware_clock_hz, OUT / "marker_lines.png",
+                      ops=[layer.op_name for layer in image.model.layers])
+display(Image(filename=str(png)))'''),
         ("code", '''from tinymeter.cli import main
 
 if HAVE_VIRTUAL:

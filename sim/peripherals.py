@@ -274,7 +274,14 @@ class BoardRegisters:
     def __init__(self, board: Board, cycles: Callable[[], int],
                  exclude: Callable[[int], bool] = lambda _page: False) -> None:
         self._cycles = cycles
-        self._polls = {r.addr: (r.wait_mask, r.wait_value) for r in board.init if r.wait_mask}
+        # Several writes may poll one register (RCC_CR: HSIRDY, later PLLRDY): every
+        # awaited bit reads as awaited.
+        self._polls: dict[int, tuple[int, int]] = {}
+        for r in board.init:
+            if r.wait_mask:
+                mask, value = self._polls.get(r.addr, (0, 0))
+                self._polls[r.addr] = (mask | r.wait_mask,
+                                       (value & ~r.wait_mask) | r.wait_value)
         self._marks: dict[tuple[int, int], tuple[str, int]] = {}
         addresses = [r.addr for r in board.init]
         for name in ("inference", "layer"):

@@ -28,7 +28,7 @@ EXPECTED = {
     "02_conversion_quantization": ["accuracy.png", "digits_int8.tflite"],
     "03_build_emulate": ["layers_reference.png", "kernels.png", "boards.png", "estimate_reference.json",
                          "estimate_optimized.json"],
-    "04_hardware_calibration": [],  # checked below: plots only when the virtual board exists
+    "04_hardware_calibration": ["marker_lines.png"],  # calibration plots checked below
     "05_nas": ["pareto.png", "parity.png", "results.csv", "sweep.sqlite"],
 }
 
