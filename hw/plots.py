@@ -6,6 +6,7 @@ campaigns do not accumulate memory.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,7 +111,7 @@ def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *,
     if rise is not None and fall is not None and ops:
         edges = [rise, *(e.cycle for e in marks if e.mark == "layer" and rise < e.cycle < fall),
                  fall]
-        for i, (a, b) in enumerate(zip(edges, edges[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(edges)):
             if i < len(ops) and (b - a) >= 0.02 * (fall - rise):  # room for a label
                 ax.annotate(f"{i} {ops[i]}", ((a + b) / 2 / clock_hz * 1e3, 2.65), fontsize=6,
                             rotation=50, ha="left", va="bottom")
