@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -313,7 +314,8 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
         with _db(args) as db, _link(args, board) as link:
             runs = campaign(models, link, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
-                            power_factory=_power_factory(args, link), resume=not args.remeasure)
+                            power_factory=_power_factory(args, link), resume=not args.remeasure,
+                            progress=sys.stderr.isatty())
             samples = samples_from_runs(runs)
             if not args.no_microbench:
                 from tinymeter.hw.microbench import measure_microbench

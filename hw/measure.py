@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from tqdm import tqdm
 
 from tinymeter.boards import Board
 from tinymeter.device import DeviceRun
@@ -272,12 +273,14 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
              prior: CostParameters, *, build: BuildConfig | None = None,
              builder: FirmwareBuilder | None = None,
              power_factory: Callable[[], PowerMonitor] | None = None,
-             resume: bool = True) -> list[ModelRun]:
-    """Measure every model (resumable through *db*) and emulate it for its features."""
+             resume: bool = True, progress: bool = False) -> list[ModelRun]:
+    """Measure every model (resumable through *db*) and emulate it for its features;
+    *progress* shows a bar (a campaign on a board takes minutes per model)."""
     if len({Path(m).stem for m in models}) != len(models):
         raise ConfigError("calibration models must have distinct file names")
     out = []
-    for path in models:
+    for path in tqdm(models, desc=f"measuring on {link.board.name}", unit="model",
+                     disable=not progress):
         power = power_factory() if power_factory else None
         image = build_model(Path(path), link.board, _hardware_build(build, config),
                             builder=builder)
