@@ -24,6 +24,8 @@ toolchain:
 	fi
 
 $(STAMP): pyproject.toml setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "tinymeter needs Python 3.11 or newer ($(PYTHON) is $$($(PYTHON) -V 2>&1)); run make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[tf,test]'

@@ -17,7 +17,7 @@ import json
 import logging
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tinymeter.errors import ConfigError
@@ -137,7 +137,7 @@ class ResultsDB:
             latency_s: float | None = None, layer_energy_uj: tuple[float, ...] | None = None,
             parse_stats: dict[str, object] | None = None, transcript: bytes | None = None) -> int:
         """Store one measurement (one transaction); returns its id."""
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         with self._db:
             cur = self._db.execute(
                 "INSERT INTO measurements (created, board, image_sha256, model, model_sha256, "

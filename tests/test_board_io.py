@@ -13,12 +13,12 @@ exactly its layers for :func:`tinymeter.hw.power.layer_energy`.
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import tomllib
 
 from tinymeter.boards import UART_LAYOUTS, list_boards, load_board, parse_board
 from tinymeter.errors import ConfigError

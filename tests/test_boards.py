@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import tomllib
+
+import pytest
 
 from tinymeter.boards import list_boards, load_board, parse_board
 from tinymeter.errors import ConfigError

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from tinymeter.cores import Core, get_core
 from tinymeter.errors import ConfigError
