@@ -37,29 +37,10 @@
 #undef tm_conv2d_s8
 
 #include <arm_acle.h>
-#include <string.h>
+
+#include "tm_simd.h"
 
 void tm_conv2d_s8_generic(const void *params);
-
-static TM_ALWAYS_INLINE uint32_t tm_ld4(const int8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4); /* one (unaligned-capable) LDR on ARMv7E-M */
-  return v;
-}
-
-/* Bytes 1 and 3, sign-extended to halfwords (SXTB16 with ROR #8, which GCC's ACLE
- * cannot express in one instruction). */
-static TM_ALWAYS_INLINE int32_t tm_sxtb16_ror8(uint32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_sxtab16_ror8(int32_t a, uint32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
 
 /* s0 += w0 . (x + off), s1 += w1 . (x + off) over len elements. */
 static TM_ALWAYS_INLINE void tm_dot_1x2(const int8_t *x, const int8_t *w0, const int8_t *w1,

@@ -33,27 +33,10 @@
 #undef tm_depthwise_conv2d_s8
 
 #include <arm_acle.h>
-#include <string.h>
+
+#include "tm_simd.h"
 
 void tm_depthwise_conv2d_s8_generic(const void *params);
-
-static TM_ALWAYS_INLINE uint32_t tm_dw_ld4(const int8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_dw_sxtb16_ror8(uint32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_dw_sxtab16_ror8(int32_t a, uint32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
 
 static TM_ALWAYS_INLINE int8_t tm_dw_requant(const tm_depthwise_conv2d_s8_params *p, int32_t acc,
                                               int32_t c) {
@@ -99,7 +82,7 @@ static TM_ALWAYS_INLINE int8_t tm_dw_out_r(int32_t acc, const tm_dw_rq *rq, int3
   do {                                                         \
     const uint32_t xv_ = (xv_expr);                            \
     const int32_t xe_ = __sxtb16((int8x4_t)xv_);               \
-    const int32_t xo_ = tm_dw_sxtb16_ror8(xv_);                \
+    const int32_t xo_ = tm_sxtb16_ror8(xv_);                \
     s0 = __smlabb((int32_t)(w)[0], xe_, s0);                   \
     s2 = __smlatt((int32_t)(w)[0], xe_, s2);                   \
     s1 = __smlabb((int32_t)(w)[1], xo_, s1);                   \
@@ -121,9 +104,9 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
   const int32_t act_min = p->act_min, act_max = p->act_max;
   uint32_t wx[2 * TM_DW_MAX_TAPS];
   for (int32_t t = 0; t < taps; ++t) {
-    const uint32_t raw = tm_dw_ld4(p->filter + t * ch + c);
+    const uint32_t raw = tm_ld4(p->filter + t * ch + c);
     wx[2 * t] = (uint32_t)__sxtb16((int8x4_t)raw);
-    wx[2 * t + 1] = (uint32_t)tm_dw_sxtb16_ror8(raw);
+    wx[2 * t + 1] = (uint32_t)tm_sxtb16_ror8(raw);
   }
   tm_dw_rq rq[4];
   int all_right = 1;
@@ -162,24 +145,24 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
         if (__builtin_expect(rows_in && ix0 >= 0 && ix0 + (fw - 1) * dil_w < in_w, 1)) {
           if (is3x3) {
             const int8_t *r = ip;
-            TM_DW_TAP(tm_dw_ld4(r), wx + 0);
-            TM_DW_TAP(tm_dw_ld4(r + col_step), wx + 2);
-            TM_DW_TAP(tm_dw_ld4(r + 2 * col_step), wx + 4);
+            TM_DW_TAP(tm_ld4(r), wx + 0);
+            TM_DW_TAP(tm_ld4(r + col_step), wx + 2);
+            TM_DW_TAP(tm_ld4(r + 2 * col_step), wx + 4);
             r += row_step;
-            TM_DW_TAP(tm_dw_ld4(r), wx + 6);
-            TM_DW_TAP(tm_dw_ld4(r + col_step), wx + 8);
-            TM_DW_TAP(tm_dw_ld4(r + 2 * col_step), wx + 10);
+            TM_DW_TAP(tm_ld4(r), wx + 6);
+            TM_DW_TAP(tm_ld4(r + col_step), wx + 8);
+            TM_DW_TAP(tm_ld4(r + 2 * col_step), wx + 10);
             r += row_step;
-            TM_DW_TAP(tm_dw_ld4(r), wx + 12);
-            TM_DW_TAP(tm_dw_ld4(r + col_step), wx + 14);
-            TM_DW_TAP(tm_dw_ld4(r + 2 * col_step), wx + 16);
+            TM_DW_TAP(tm_ld4(r), wx + 12);
+            TM_DW_TAP(tm_ld4(r + col_step), wx + 14);
+            TM_DW_TAP(tm_ld4(r + 2 * col_step), wx + 16);
           } else {
             const uint32_t *w = wx;
             const int8_t *r = ip;
             for (int32_t ky = 0; ky < fh; ++ky, r += row_step) {
               const int8_t *x = r;
               for (int32_t kx = 0; kx < fw; ++kx, x += col_step, w += 2) {
-                TM_DW_TAP(tm_dw_ld4(x), w);
+                TM_DW_TAP(tm_ld4(x), w);
               }
             }
           }
@@ -194,17 +177,17 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
           const int cx1 = ix0 + dil_w >= 0 && ix0 + dil_w < in_w;
           const int cx2 = ix0 + 2 * dil_w >= 0 && ix0 + 2 * dil_w < in_w;
           const int8_t *r = ip;
-          TM_DW_TAP(ry0 && cx0 ? tm_dw_ld4(r) : zp4, wx + 0);
-          TM_DW_TAP(ry0 && cx1 ? tm_dw_ld4(r + col_step) : zp4, wx + 2);
-          TM_DW_TAP(ry0 && cx2 ? tm_dw_ld4(r + 2 * col_step) : zp4, wx + 4);
+          TM_DW_TAP(ry0 && cx0 ? tm_ld4(r) : zp4, wx + 0);
+          TM_DW_TAP(ry0 && cx1 ? tm_ld4(r + col_step) : zp4, wx + 2);
+          TM_DW_TAP(ry0 && cx2 ? tm_ld4(r + 2 * col_step) : zp4, wx + 4);
           r += row_step;
-          TM_DW_TAP(ry1 && cx0 ? tm_dw_ld4(r) : zp4, wx + 6);
-          TM_DW_TAP(ry1 && cx1 ? tm_dw_ld4(r + col_step) : zp4, wx + 8);
-          TM_DW_TAP(ry1 && cx2 ? tm_dw_ld4(r + 2 * col_step) : zp4, wx + 10);
+          TM_DW_TAP(ry1 && cx0 ? tm_ld4(r) : zp4, wx + 6);
+          TM_DW_TAP(ry1 && cx1 ? tm_ld4(r + col_step) : zp4, wx + 8);
+          TM_DW_TAP(ry1 && cx2 ? tm_ld4(r + 2 * col_step) : zp4, wx + 10);
           r += row_step;
-          TM_DW_TAP(ry2 && cx0 ? tm_dw_ld4(r) : zp4, wx + 12);
-          TM_DW_TAP(ry2 && cx1 ? tm_dw_ld4(r + col_step) : zp4, wx + 14);
-          TM_DW_TAP(ry2 && cx2 ? tm_dw_ld4(r + 2 * col_step) : zp4, wx + 16);
+          TM_DW_TAP(ry2 && cx0 ? tm_ld4(r) : zp4, wx + 12);
+          TM_DW_TAP(ry2 && cx1 ? tm_ld4(r + col_step) : zp4, wx + 14);
+          TM_DW_TAP(ry2 && cx2 ? tm_ld4(r + 2 * col_step) : zp4, wx + 16);
         } else {
           /* Border: only the in-image taps, with the input offset added while
            * widening (SXTAB16) and the accumulators starting at the bias. */
@@ -221,9 +204,9 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
             const int8_t *x = r;
             const uint32_t *w = wr;
             for (int32_t kx = kx0; kx < kx1; ++kx, x += col_step, w += 2) {
-              const uint32_t xv = tm_dw_ld4(x);
+              const uint32_t xv = tm_ld4(x);
               const int32_t xe = __sxtab16(off2, (int8x4_t)xv);
-              const int32_t xo = tm_dw_sxtab16_ror8(off2, xv);
+              const int32_t xo = tm_sxtab16_ror8(off2, xv);
               s0 = __smlabb((int32_t)w[0], xe, s0);
               s2 = __smlatt((int32_t)w[0], xe, s2);
               s1 = __smlabb((int32_t)w[1], xo, s1);

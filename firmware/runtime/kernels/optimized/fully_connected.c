@@ -22,27 +22,10 @@
 #undef tm_fully_connected_s8
 
 #include <arm_acle.h>
-#include <string.h>
+
+#include "tm_simd.h"
 
 void tm_fully_connected_s8_generic(const void *params);
-
-static TM_ALWAYS_INLINE uint32_t tm_fc_ld4(const int8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_fc_sxtb16_ror8(uint32_t x) {
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_fc_sxtab16_ror8(int32_t a, uint32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
 
 /* Dot products of rows x0 (and x1 when nx == 2) with w0 (and w1 when nw == 2).
  * acc = {x0w0, x0w1, x1w0, x1w1}; unused entries stay 0. nx/nw are constants at
@@ -52,30 +35,30 @@ static TM_ALWAYS_INLINE void tm_fc_dot(const int8_t *x0, const int8_t *x1, const
                                         int32_t off, int32_t off2, int32_t acc[4]) {
   int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
   for (int32_t n = len >> 2; n > 0; --n) {
-    const uint32_t av = tm_fc_ld4(x0);
+    const uint32_t av = tm_ld4(x0);
     x0 += 4;
     const int32_t ae = __sxtab16(off2, (int8x4_t)av);
-    const int32_t ao = tm_fc_sxtab16_ror8(off2, av);
+    const int32_t ao = tm_sxtab16_ror8(off2, av);
     int32_t be = 0, bo = 0;
     if (nx == 2) {
-      const uint32_t bv = tm_fc_ld4(x1);
+      const uint32_t bv = tm_ld4(x1);
       x1 += 4;
       be = __sxtab16(off2, (int8x4_t)bv);
-      bo = tm_fc_sxtab16_ror8(off2, bv);
+      bo = tm_sxtab16_ror8(off2, bv);
     }
-    uint32_t wv = tm_fc_ld4(w0);
+    uint32_t wv = tm_ld4(w0);
     w0 += 4;
     int32_t we = __sxtb16((int8x4_t)wv);
-    int32_t wo = tm_fc_sxtb16_ror8(wv);
+    int32_t wo = tm_sxtb16_ror8(wv);
     s00 = __smlad(wo, ao, __smlad(we, ae, s00));
     if (nx == 2) {
       s10 = __smlad(wo, bo, __smlad(we, be, s10));
     }
     if (nw == 2) {
-      wv = tm_fc_ld4(w1);
+      wv = tm_ld4(w1);
       w1 += 4;
       we = __sxtb16((int8x4_t)wv);
-      wo = tm_fc_sxtb16_ror8(wv);
+      wo = tm_sxtb16_ror8(wv);
       s01 = __smlad(wo, ao, __smlad(we, ae, s01));
       if (nx == 2) {
         s11 = __smlad(wo, bo, __smlad(we, be, s11));
@@ -236,14 +219,14 @@ static TM_ALWAYS_INLINE void tm_fc_mac_4x1(const int8_t *w, int32_t k, const uin
   (void)kk;
   for (int32_t g = 0; g < groups; ++g, x += 2, wa += 4, wb += 4, wc += 4, wd += 4) {
     const int32_t xe = (int32_t)x[0], xo = (int32_t)x[1];
-    uint32_t v = tm_fc_ld4(wa);
-    a0 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a0));
-    v = tm_fc_ld4(wc);
-    a1 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a1));
-    v = tm_fc_ld4(wb);
-    a2 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a2));
-    v = tm_fc_ld4(wd);
-    a3 = __smlad(tm_fc_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a3));
+    uint32_t v = tm_ld4(wa);
+    a0 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a0));
+    v = tm_ld4(wc);
+    a1 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a1));
+    v = tm_ld4(wb);
+    a2 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a2));
+    v = tm_ld4(wd);
+    a3 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a3));
   }
 #endif
   acc[0] = a0;
@@ -283,9 +266,9 @@ static void tm_fc_s8_widened(const tm_fully_connected_s8_params *p) {
     const int8_t *const x = p->input + b * k;
     int8_t *const out = p->output + b * out_depth;
     for (int32_t g = 0; g < groups; ++g) {
-      const uint32_t raw = tm_fc_ld4(x + 4 * g);
+      const uint32_t raw = tm_ld4(x + 4 * g);
       xw[2 * g] = (uint32_t)__sxtb16((int8x4_t)raw);
-      xw[2 * g + 1] = (uint32_t)tm_fc_sxtb16_ror8(raw);
+      xw[2 * g + 1] = (uint32_t)tm_sxtb16_ror8(raw);
     }
     const int8_t *w = p->filter;
     int32_t oc = 0;
@@ -309,9 +292,9 @@ static void tm_fc_s8_widened(const tm_fully_connected_s8_params *p) {
     for (; oc < out_depth; ++oc, w += k) {
       int32_t acc = ksum[oc];
       for (int32_t g = 0; g < groups; ++g) {
-        const uint32_t wv = tm_fc_ld4(w + 4 * g);
+        const uint32_t wv = tm_ld4(w + 4 * g);
         acc = __smlad(__sxtb16((int8x4_t)wv), (int32_t)xw[2 * g], acc);
-        acc = __smlad(tm_fc_sxtb16_ror8(wv), (int32_t)xw[2 * g + 1], acc);
+        acc = __smlad(tm_sxtb16_ror8(wv), (int32_t)xw[2 * g + 1], acc);
       }
       for (int32_t i = k4; i < k; ++i) {
         acc += w[i] * x[i];

@@ -26,50 +26,10 @@
 #undef tm_avgpool_s8
 #undef tm_maxpool_s8
 
-#include <string.h>
+#include "tm_simd.h"
 
 void tm_avgpool_s8_generic(const void *params);
 void tm_maxpool_s8_generic(const void *params);
-
-static TM_ALWAYS_INLINE uint32_t tm_pool_ld4(const int8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static TM_ALWAYS_INLINE void tm_pool_st4(int8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-
-/* Per-byte signed max / min. SSUB8 and SEL share one asm statement so the
- * compiler cannot separate the GE-flag producer from its consumer. */
-static TM_ALWAYS_INLINE uint32_t tm_max_s8x4(uint32_t a, uint32_t b) {
-  uint32_t t, r;
-  __asm__("ssub8 %0, %2, %3\n\tsel %1, %2, %3" : "=&r"(t), "=r"(r) : "r"(a), "r"(b) : "cc");
-  (void)t;
-  return r;
-}
-
-static TM_ALWAYS_INLINE uint32_t tm_min_s8x4(uint32_t a, uint32_t b) {
-  uint32_t t, r;
-  __asm__("ssub8 %0, %2, %3\n\tsel %1, %3, %2" : "=&r"(t), "=r"(r) : "r"(a), "r"(b) : "cc");
-  (void)t;
-  return r;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_sxtab16(int32_t a, uint32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
-
-static TM_ALWAYS_INLINE int32_t tm_sxtab16_ror8(int32_t a, uint32_t x) {
-  int32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
-
-static TM_ALWAYS_INLINE uint32_t tm_pack_s8x4(int32_t v) {
-  return (uint32_t)(uint8_t)v * 0x01010101u;
-}
 
 /* TFLM's rounded average of one lane sum, via the window reciprocal. */
 static TM_ALWAYS_INLINE int8_t tm_avg_lane(int32_t s, uint32_t half, uint32_t recip,
@@ -108,10 +68,10 @@ void tm_maxpool_s8(const void *params) {
           for (int32_t fy = fy0; fy < fy1; ++fy, row += in_row) {
             const int8_t *tap = row;
             for (int32_t fx = fx0; fx < fx1; ++fx, tap += channels) {
-              m = tm_max_s8x4(m, tm_pool_ld4(tap));
+              m = tm_max_s8x4(m, tm_ld4(tap));
             }
           }
-          tm_pool_st4(out, tm_min_s8x4(tm_max_s8x4(m, lo4), hi4));
+          tm_st4(out, tm_min_s8x4(tm_max_s8x4(m, lo4), hi4));
           out += 4;
         }
         for (; c < channels; ++c) {
@@ -167,7 +127,7 @@ void tm_avgpool_s8(const void *params) {
           for (int32_t fy = fy0; fy < fy1; ++fy, row += in_row) {
             const int8_t *tap = row;
             for (int32_t fx = fx0; fx < fx1; ++fx, tap += channels) {
-              const uint32_t w = tm_pool_ld4(tap);
+              const uint32_t w = tm_ld4(tap);
               even = tm_sxtab16(even, w);
               odd = tm_sxtab16_ror8(odd, w);
             }
