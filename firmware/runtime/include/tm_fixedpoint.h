@@ -133,13 +133,19 @@ static TM_ALWAYS_INLINE void tm_requantize_right_constants(int right, uint32_t *
   *c_hi = right >= 2 ? (int32_t)(INT32_C(1) << (right - 2)) : 0;
 }
 
-static TM_ALWAYS_INLINE int32_t tm_requantize_right(int32_t a, int32_t multiplier, uint32_t c_lo,
-                                                    int32_t c_hi, int right) {
+/* tm_requantize_right with shr = right - 1 precomputed (per channel, out of the loops). */
+static TM_ALWAYS_INLINE int32_t tm_requantize_right_shr(int32_t a, int32_t multiplier,
+                                                        uint32_t c_lo, int32_t c_hi, int shr) {
   const uint64_t c = ((uint64_t)(uint32_t)c_hi << 32) | c_lo;
   const uint64_t t = (uint64_t)((int64_t)a * (int64_t)multiplier) + c;
   const uint32_t lo = (uint32_t)t;
   const int32_t hi = (int32_t)(uint32_t)(t >> 32) - (int32_t)(((uint32_t)a & ~lo) >> 31);
-  return hi >> (right - 1);
+  return hi >> shr;
+}
+
+static TM_ALWAYS_INLINE int32_t tm_requantize_right(int32_t a, int32_t multiplier, uint32_t c_lo,
+                                                    int32_t c_hi, int right) {
+  return tm_requantize_right_shr(a, multiplier, c_lo, c_hi, right - 1);
 }
 
 /* Clamp to the int8 range after the activation clamp has been applied. */

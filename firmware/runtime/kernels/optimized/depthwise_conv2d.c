@@ -59,6 +59,7 @@ typedef struct {
   int32_t mask;
   uint32_t c_lo; /* tm_requantize_right constants (right >= 1) */
   int32_t c_hi;
+  int32_t shr; /* right - 1 */
 } tm_dw_rq;
 
 static TM_ALWAYS_INLINE int8_t tm_dw_out(int32_t acc, const tm_dw_rq *rq, int32_t out_off,
@@ -69,12 +70,9 @@ static TM_ALWAYS_INLINE int8_t tm_dw_out(int32_t acc, const tm_dw_rq *rq, int32_
   return (int8_t)(v > act_max ? act_max : v);
 }
 
-/* tm_dw_out for a channel with a right shift: one SMLAL (tm_requantize_right). */
-static TM_ALWAYS_INLINE int8_t tm_dw_out_r(int32_t acc, const tm_dw_rq *rq, int32_t out_off,
-                                           int32_t act_min, int32_t act_max) {
-  int32_t v = tm_requantize_right(acc, rq->mult, rq->c_lo, rq->c_hi, (int)rq->right) + out_off;
-  v = v < act_min ? act_min : v;
-  return (int8_t)(v > act_max ? act_max : v);
+/* Requantization of a channel with a right shift: one SMLAL (tm_requantize_right). */
+static TM_ALWAYS_INLINE int32_t tm_dw_rq_right(int32_t acc, const tm_dw_rq *rq) {
+  return tm_requantize_right_shr(acc, rq->mult, rq->c_lo, rq->c_hi, (int)rq->shr);
 }
 
 /* One tap of four channels: xv = 4 raw input bytes, w = widened weights {(0,2), (1,3)}. */
@@ -102,6 +100,7 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
   const uint32_t zp4 = ((uint32_t)(-off) & 0xFFu) * 0x01010101u;
   const int32_t out_off = p->output_offset;
   const int32_t act_min = p->act_min, act_max = p->act_max;
+  const uint32_t lo4 = tm_pack_s8x4(act_min), hi4 = tm_pack_s8x4(act_max);
   uint32_t wx[2 * TM_DW_MAX_TAPS];
   for (int32_t t = 0; t < taps; ++t) {
     const uint32_t raw = tm_ld4(p->filter + t * ch + c);
@@ -120,6 +119,7 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
     rq[i].mask = (int32_t)((UINT32_C(1) << right) - 1u);
     rq[i].c_lo = 0;
     rq[i].c_hi = 0;
+    rq[i].shr = right - 1;
     if (right >= 1) {
       tm_requantize_right_constants((int)right, &rq[i].c_lo, &rq[i].c_hi);
     } else {
@@ -215,10 +215,15 @@ static void tm_dw_group4(const tm_depthwise_conv2d_s8_params *p, int32_t c) {
           }
         }
         if (__builtin_expect(all_right, 1)) {
-          out[0] = tm_dw_out_r(s0, &rq[0], out_off, act_min, act_max);
-          out[1] = tm_dw_out_r(s1, &rq[1], out_off, act_min, act_max);
-          out[2] = tm_dw_out_r(s2, &rq[2], out_off, act_min, act_max);
-          out[3] = tm_dw_out_r(s3, &rq[3], out_off, act_min, act_max);
+          /* Saturate each to int8 (SSAT), pack the four bytes, clamp all four to the
+           * activation range at once (SSUB8/SEL) and store one word: the same bytes as
+           * clamping each int32 (the activation range lies inside int8). */
+          const uint32_t v0 = (uint8_t)__ssat(tm_dw_rq_right(s0, &rq[0]) + out_off, 8);
+          const uint32_t v1 = (uint8_t)__ssat(tm_dw_rq_right(s1, &rq[1]) + out_off, 8);
+          const uint32_t v2 = (uint8_t)__ssat(tm_dw_rq_right(s2, &rq[2]) + out_off, 8);
+          const uint32_t v3 = (uint32_t)__ssat(tm_dw_rq_right(s3, &rq[3]) + out_off, 8);
+          const uint32_t packed = v0 | (v1 << 8) | (v2 << 16) | (v3 << 24);
+          tm_st4(out, tm_min_s8x4(tm_max_s8x4(packed, lo4), hi4));
         } else {
           out[0] = tm_dw_out(s0, &rq[0], out_off, act_min, act_max);
           out[1] = tm_dw_out(s1, &rq[1], out_off, act_min, act_max);
