@@ -92,3 +92,28 @@ def test_report_says_how_much_of_the_board_a_model_takes(tmp_path: Path,
              f"weights {est.weight_bytes:,} B)")
     assert ram in line and flash in line
     assert est.to_dict()["board_ram_bytes"] == 144 * 1024
+
+
+def test_estimate_compare_boards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _fc_model(tmp_path, 32, 8)
+    out = tmp_path / "cmp.json"
+    assert main(["estimate", str(model), "--compare", "nucleo-g0b1re,nucleo-f767zi", "-q",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == f"{model.name}, reference kernels, on 2 boards"
+    assert text[1].split() == ["board", "core", "MHz", "est.", "ms", "cycles", "energy", "uJ",
+                               "RAM", "flash"]
+    rows = [line.split() for line in text[3:5]]
+    assert [r[:3] for r in rows] == [["nucleo-g0b1re", "cortex-m0plus", "64"],
+                                     ["nucleo-f767zi", "cortex-m7", "216"]]
+    data = json.loads(out.read_text())
+    assert [d["board"] for d in data] == ["nucleo-g0b1re", "nucleo-f767zi"]
+    # the table's ms and percentages are the reports'
+    for row, est in zip(rows, data):
+        assert row[3] == f"{est['ms']:.3f}"
+        assert row[6] == f"{100 * est['ram_bytes'] / est['board_ram_bytes']:.1f}%"
+    assert main(["estimate", "--compare", ",", "-q"]) == 2
+    assert "--compare needs board names" in capsys.readouterr().err
+    assert main(["estimate", "--compare", "all", "--elf", "x.elf", "-q"]) == 2
+    assert main(["estimate", str(model), "--compare", "nucleo-nope", "-q"]) == 2
+    assert "unknown board 'nucleo-nope'" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from typing import Any
 from tinymeter import __version__
 from tinymeter.boards import DEFAULT_BOARD
 from tinymeter.errors import ConfigError, TinymeterError
+from tinymeter.files import atomic_write
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.pipeline import estimate, resolve_model
     from tinymeter.report import format_table, write_csv, write_json
 
+    if args.compare:
+        return _estimate_boards(args)
     board = load_board(args.board)
     if args.stop_at and args.elf is None:
         raise ConfigError("--stop-at applies to --elf only (tinymeter's own firmware ends "
@@ -60,6 +63,30 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(est, args.csv)
         print(f"wrote {args.csv}")
+    return 0
+
+
+def _estimate_boards(args: argparse.Namespace) -> int:
+    """``estimate --compare``: the same model on several boards, one row each."""
+    from tinymeter.boards import list_boards, load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.pipeline import estimate, resolve_model
+    from tinymeter.report import format_comparison
+
+    if args.elf is not None or args.tflm_lib is not None:
+        raise ConfigError("--compare estimates a model with tinymeter's runtime (not --elf or "
+                          "--tflm-lib, which are built for one board)")
+    names = list_boards() if args.compare == "all" else [b for b in args.compare.split(",") if b]
+    if not names:
+        raise ConfigError("--compare needs board names separated by commas, or 'all'")
+    model_path = resolve_model(args.model)
+    config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
+    ests = [estimate(model_path, load_board(name), config, budget_instructions=args.budget,
+                     timeout_s=args.timeout, progress=not args.quiet) for name in names]
+    print(format_comparison(ests))
+    if args.json:
+        atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -248,6 +275,9 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--tflm-arena", type=positive_int, default=64 * 1024,
                    help="tensor arena bytes for the TFLM harness (default 65536)")
     add_io_arg(e)
+    e.add_argument("--compare", metavar="BOARDS", default=None,
+                   help="estimate on several boards (comma-separated names, or 'all') and "
+                        "print one row per board instead of the layer table")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,

@@ -160,6 +160,28 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     return "\n".join(out)
 
 
+def format_comparison(ests: Sequence[Estimate]) -> str:
+    """One row per board of the same model: latency, cycles, energy, and how much of the
+    board's RAM and flash the firmware takes (the "which board?" view)."""
+    headers = ["board", "core", "MHz", "est. ms", "cycles", "energy uJ", "RAM", "flash"]
+    rows = []
+    for e in ests:
+        ram = _share(e.ram_bytes, e.board_ram_bytes)[1] or f"{e.ram_bytes:,} B"
+        flash = _share(e.flash_bytes, e.board_flash_bytes)[1] or f"{e.flash_bytes:,} B"
+        rows.append([e.board, e.core, f"{e.clock_hz / 1e6:g}", f"{e.ms:.3f}",
+                     _fmt_int(e.cycles), f"{e.energy_uj:.2f}", ram, flash])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    first = ests[0]
+    title = f"{first.model}, {first.kernels} kernels, on {len(ests)} boards"
+    return "\n".join([title, line(headers), "  ".join("-" * w for w in widths),
+                      *(line(r) for r in rows)])
+
+
 def write_json(est: Estimate, path: Path) -> None:
     atomic_write(path, json.dumps(est.to_dict(), indent=2) + "\n")
 
