@@ -281,10 +281,10 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
     out = []
     for path in tqdm(models, desc=f"measuring on {link.board.name}", unit="model",
                      disable=not progress):
-        power = power_factory() if power_factory else None
         image = build_model(Path(path), link.board, _hardware_build(build, config),
                             builder=builder)
         features, cycles = emulate_image(image, prior)
+        power = power_factory() if power_factory else None
         try:
             image, stored = measure_model(Path(path), link, db, config, build=build, builder=builder,
                                           power=power, resume=resume, expected_cycles=cycles)
