@@ -89,7 +89,7 @@ HALT = "tm_halt"
 _TFLM_BEGIN = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler10BeginEventEPKc")
 _TFLM_END = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler8EndEventE[mj]")
 #: Function names whose idle loop means the firmware gave up (HAL ``Error_Handler``,
-#: fault handlers, ``abort``/``_exit`` of a failed assertion, ``Default_Handler``).
+#: fault handlers, ``abort`` of a failed assertion, ``Default_Handler``).
 _ERROR_TRAP = re.compile(r"error|fault|abort|assert|panic|default_handler", re.IGNORECASE)
 #: The C library's process exit (newlib ``_exit(int status)``): with ``stop_on_idle`` its
 #: entry ends the run with r0 as the exit code, as ``tm_halt`` does.
@@ -274,34 +274,28 @@ class Emulator:
     def _in_memory(self, page: int) -> bool:
         return any(r.origin < page + PAGE and page < r.end for r in self.board.memory)
 
-    def _uart_page(self) -> int | None:
+    def _peripherals(self) -> _Bus:
+        """The register models of this board (system timers, board UART, boot-write and
+        marker registers), each on pages no other model or memory region has."""
+        bus = _Bus()
+        bus.timers = SystemTimers(lambda: bus.cycles())
+        taken = set(bus.timers.pages())
         uart = self.board.uart
-        if not uart.kind:
-            return None
-        page = uart.base & ~(PAGE - 1)
-        if self._in_memory(page):
-            raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
-                                 "lies inside a memory region")
-        return page
+        if uart.kind:
+            bus.uart = UartTx(uart.kind, uart.base, lambda data: bus.sink(data))
+            if any(self._in_memory(page) for page in bus.uart.pages()):
+                raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
+                                     "lies inside a memory region")
+            taken.update(bus.uart.pages())
+        bus.registers = BoardRegisters(self.board, lambda: bus.cycles(),
+                                       exclude=lambda page: page in taken or self._in_memory(page))
+        return bus
 
-    def _board_registers(self, cycles: Callable[[], int]) -> BoardRegisters:
-        """Boot-write and marker pages not already served by another model or memory."""
-        taken = {*SystemTimers.pages(), self._uart_page()}
-        return BoardRegisters(self.board, cycles,
-                              exclude=lambda page: page in taken or self._in_memory(page))
-
-    def _mmio_pages(self) -> list[int]:
-        """Pages served by register models instead of RAM (system timers, board UART,
-        boot-write and marker registers)."""
-        uart = self._uart_page()
-        return [*SystemTimers.pages(), *([] if uart is None else [uart]),
-                *self._board_registers(lambda: 0).pages()]
-
-    def _memory_map(self) -> list[tuple[int, int, int]]:
+    def _memory_map(self, mmio_pages: Sequence[int]) -> list[tuple[int, int, int]]:
         """Page-aligned, merged (start, end, perms) RAM ranges: board memories + system
-        space, minus the MMIO pages (``mem_map`` and ``mmio_map`` must not overlap)."""
+        space, minus *mmio_pages* (``mem_map`` and ``mmio_map`` must not overlap)."""
         merged = self._merged_ranges()
-        for page in self._mmio_pages():
+        for page in mmio_pages:
             split: list[tuple[int, int, int]] = []
             for start, end, perms in merged:
                 if start <= page < end:
@@ -339,9 +333,13 @@ class Emulator:
         image = elf if isinstance(elf, ElfImage) else ElfImage.load(elf)
         where = str(image.path) if image.path else "firmware"
         uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
-        for start, end, perms in self._memory_map():
+        bus = self._peripherals()
+        devices = bus.devices()
+        for start, end, perms in self._memory_map([page for page, _dev in devices]):
             uc.mem_map(start, end - start, perms)
-        self.bus = self._map_peripherals(uc)
+        for page, dev in devices:
+            uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
+        self.bus = bus
         for seg in image.segments:
             region = self.board.region_of(seg.paddr)
             if region is None or not region.contains(seg.paddr, max(len(seg.data), 1)):
@@ -371,17 +369,6 @@ class Emulator:
             self._cache_key = image.digest
         log.debug("loaded %s on %s: sp=0x%08x reset=0x%08x", where, self.board.name, sp, reset)
         return image
-
-    def _map_peripherals(self, uc: Uc) -> _Bus:
-        bus = _Bus()
-        bus.timers = SystemTimers(lambda: bus.cycles())
-        if self.board.uart.kind:
-            bus.uart = UartTx(self.board.uart.kind, self.board.uart.base,
-                              lambda data: bus.sink(data))
-        bus.registers = self._board_registers(lambda: bus.cycles())
-        for page, dev in bus.devices():
-            uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
-        return bus
 
     # -- the run ---------------------------------------------------------------------
     def run(self, elf_path: str | Path | ElfImage, inputs: Sequence[Sequence[bytes]], *,
@@ -535,10 +522,13 @@ class Emulator:
 
     # -- hooks -----------------------------------------------------------------------
     def _install_abi_hooks(self, uc: Uc, image: ElfImage, session: _Session) -> None:
-        handlers = {IO_NEXT: self._on_io_next, IO_INPUT: self._on_io_input,
-                    IO_OUTPUT: self._on_io_output, HALT: self._on_halt}
+        io = {IO_NEXT: self._on_io_next, IO_INPUT: self._on_io_input,
+              IO_OUTPUT: self._on_io_output}
+        handlers = {**io, HALT: self._on_halt}
+        if self.stop_on_idle:
+            handlers[LIBC_EXIT] = self._on_halt
         for name, handler in handlers.items():
-            required = session.inputs and name != HALT
+            required = session.inputs and name in io
             sym = image.require_symbol(name) if required else image.symbol(name)
             if sym is None:
                 continue
@@ -550,11 +540,6 @@ class Emulator:
             uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stop_symbol, (session, name),
                         begin=address, end=address)
             session.intercepted.append(address)
-        libc_exit = image.symbol(LIBC_EXIT) if self.stop_on_idle else None
-        if libc_exit is not None:
-            uc.hook_add(unicorn.UC_HOOK_CODE, self._on_halt, session, begin=libc_exit.address,
-                        end=libc_exit.address)
-            session.intercepted.append(libc_exit.address)
         if self.stop_on_idle:
             for address in image.idle_loops():
                 uc.hook_add(unicorn.UC_HOOK_CODE, self._on_idle, session, begin=address,
