@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -290,8 +290,11 @@ class FirmwareBuilder:
         self.root = runtime_dir()
 
     def _sources_digest(self, sources: Sequence[Path]) -> str:
-        headers = sorted((self.root / "include").glob("*.h"))
-        return content_digest(*(p.read_bytes() for p in (*sources, *headers)))
+        """Digest of *sources* and of every runtime file they may include: the headers,
+        and the reference kernels the optimized ones ``#include`` (an edit there must
+        not reuse stale optimized objects)."""
+        runtime = sorted(p for p in self.root.rglob("*") if p.suffix in (".c", ".h", ".cc"))
+        return content_digest(*(str(p) for p in sources), *(p.read_bytes() for p in runtime))
 
     def _objects(self, sources: Sequence[Path], argv: Callable[[Path, Path], list[str]],
                  key_parts: Sequence[str], target: str) -> list[Path]:
@@ -325,11 +328,11 @@ class FirmwareBuilder:
                 shutil.rmtree(tmp, ignore_errors=True)
         return objects
 
-    def _runtime_objects(self, core: Core, config: BuildConfig) -> list[Path]:
+    def _target_objects(self, sources: Sequence[Path], core: Core,
+                        config: BuildConfig) -> list[Path]:
         include = self.root / "include"
         return self._objects(
-            firmware_sources(self.root, config.kernels, core),
-            lambda src, obj: compile_argv(self.cc, core, config, src, obj, include),
+            sources, lambda src, obj: compile_argv(self.cc, core, config, src, obj, include),
             (core.name, repr(config), self.cc), core.name)
 
     def _host_objects(self) -> list[Path]:
@@ -343,38 +346,50 @@ class FirmwareBuilder:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def link_image(self, sources: Sequence[Path], generated: Mapping[str, str], board: Board,
+                   config: BuildConfig, kind: str = "firmware") -> Path:
+        """Build (or reuse) a firmware ELF for *board* from runtime *sources* (objects
+        cached per core and config) plus *generated* C files (name -> text, compiled per
+        image); returns its cache directory, holding ``firmware.elf``, the generated
+        files, ``linker.ld`` and ``firmware.map``.  *kind* names the cache folder."""
+        core = board.core
+        objects = self._target_objects(sources, core, config)
+        script = linker_script(board, config.stack_bytes)
+        key = content_digest(*generated.values(), script, objects[0].parent.name)
+        build_dir = self._ensure(self.cache_dir / kind /
+                                 f"{board.name}-{config.kernels}-{config.io}-{key}")
+        elf = build_dir / "firmware.elf"
+        if elf.exists():
+            return build_dir
+        work = Path(tempfile.mkdtemp(prefix="fw-", dir=build_dir))
+        try:
+            (work / "linker.ld").write_text(script)
+            gen_objects = []
+            for name, text in generated.items():
+                (work / name).write_text(text)
+                obj = work / f"{Path(name).stem}.o"
+                run_tool(compile_argv(self.cc, core, config, work / name, obj,
+                                      self.root / "include"), f"compiling the generated {name}")
+                gen_objects.append(obj)
+            run_tool(link_argv(self.cc, core, [*objects, *gen_objects], work / "linker.ld",
+                               work / "firmware.elf", work / "firmware.map"),
+                     f"linking the {kind} for {board.name}")
+            for name in (*generated, "linker.ld", "firmware.map"):
+                atomic_copy(work / name, build_dir / name)
+            atomic_copy(work / "firmware.elf", elf)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return build_dir
+
     def build(self, model: GeneratedModel, board: Board, config: BuildConfig | None = None,
               out_dir: Path | None = None) -> FirmwareImage:
         """Build (or reuse from the cache) the firmware ELF for *model* on *board*."""
         config = config or BuildConfig()
         check_fits(model, board, config)
-        core = board.core
-        objects = self._runtime_objects(core, config)
         generated = {"model.c": model.source, **board_sources(board, config)}
-        key = content_digest(*generated.values(), linker_script(board, config.stack_bytes),
-                      *(o.parent.name for o in objects[:1]))
-        build_dir = self._ensure(self.cache_dir / "firmware" /
-                                 f"{board.name}-{config.kernels}-{config.io}-{key}")
+        build_dir = self.link_image(firmware_sources(self.root, config.kernels, board.core),
+                                    generated, board, config)
         elf = build_dir / "firmware.elf"
-        if not elf.exists():
-            work = Path(tempfile.mkdtemp(prefix="fw-", dir=build_dir))
-            try:
-                (work / "linker.ld").write_text(linker_script(board, config.stack_bytes))
-                gen_objects = []
-                for name, text in generated.items():
-                    (work / name).write_text(text)
-                    obj = work / f"{Path(name).stem}.o"
-                    run_tool(compile_argv(self.cc, core, config, work / name, obj,
-                                          self.root / "include"), f"compiling the generated {name}")
-                    gen_objects.append(obj)
-                run_tool(link_argv(self.cc, core, [*objects, *gen_objects], work / "linker.ld",
-                               work / "firmware.elf", work / "firmware.map"),
-                     f"linking the firmware for {board.name}")
-                for name in (*generated, "linker.ld", "firmware.map"):
-                    atomic_copy(work / name, build_dir / name)
-                atomic_copy(work / "firmware.elf", elf)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
         if out_dir is not None:
             self._ensure(Path(out_dir))
             for name in ("firmware.elf", *generated, "linker.ld", "firmware.map"):

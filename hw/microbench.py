@@ -35,8 +35,6 @@ whose misfit the per-layer errors show.  On the virtual board both hold exactly.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,17 +44,11 @@ import numpy as np
 from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import ConfigError, HardwareError
-from tinymeter.files import atomic_copy
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
     board_sources,
     calibration_sources,
-    compile_argv,
-    content_digest,
-    link_argv,
-    linker_script,
-    run_tool,
 )
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.measure import BoardLink, MeasureConfig, measure_elf
@@ -205,41 +197,12 @@ def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | Non
     harness around them (and so the measured image) independent of the NN build flags.
     """
     builder = builder or FirmwareBuilder()
-    core = board.core
     config = BuildConfig(opt="-O2", runs=runs, io=io)
-    benchmarks = benchmarks_for(core)
-    root = builder.root
-    include = root / "include"
-    sources = calibration_sources(root)
+    benchmarks = benchmarks_for(board.core)
     generated = {"tm_calib_table.c": table_source(benchmarks), **board_sources(board, config)}
-    script = linker_script(board, config.stack_bytes)
-    key = content_digest(*generated.values(), script, builder.cc,
-                  *(p.read_bytes() for p in sources),
-                  *(p.read_bytes() for p in sorted((root / "calib").glob("*.h"))),
-                  *(p.read_bytes() for p in sorted(include.glob("*.h"))),
-                  " ".join(compile_argv(builder.cc, core, config, Path("s.c"), Path("o.o"), include)))
-    out_dir = builder.cache_dir / "microbench" / f"{board.name}-{key}"
-    elf = out_dir / "firmware.elf"
-    if not elf.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="mb-", dir=out_dir))
-        try:
-            (work / "linker.ld").write_text(script)
-            for name, text in generated.items():
-                (work / name).write_text(text)
-            objects = []
-            for i, src in enumerate([*sources, *(work / name for name in generated)]):
-                obj = work / f"{i:02d}_{src.stem}.o"
-                run_tool(compile_argv(builder.cc, core, config, src, obj, include),
-                     f"compiling {src.name} for {core.name}")
-                objects.append(obj)
-            run_tool(link_argv(builder.cc, core, objects, work / "linker.ld", work / "firmware.elf",
-                           work / "firmware.map"), f"linking the microbenchmarks for {board.name}")
-            for name in (*generated, "linker.ld", "firmware.map"):
-                atomic_copy(work / name, out_dir / name)
-            atomic_copy(work / "firmware.elf", elf)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    build_dir = builder.link_image(calibration_sources(builder.root), generated, board, config,
+                                   kind="microbench")
+    elf = build_dir / "firmware.elf"
     return MicrobenchImage(elf, board, benchmarks)
 
 

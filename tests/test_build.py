@@ -129,3 +129,21 @@ def test_model_that_cannot_fit_is_refused_before_compiling(tmp_path: Path) -> No
     with pytest.raises(BuildError, match=r"tensor arena \d[\d,]* B \+ stack 1,048,576 B do not "
                                          r"fit the 655,360 B RAM of nucleo-l4r5zi"):
         builder.build(gen, load_board("nucleo-l4r5zi"), BuildConfig(stack_bytes=1 << 20))
+
+
+def test_object_cache_key_covers_included_reference_kernels(tmp_path: Path) -> None:
+    """The optimized conv2d.c #includes ../reference/conv2d.c: editing the reference file
+    must change the key of the optimized objects, or a stale build would be reused."""
+    import shutil
+
+    from tinymeter.firmware.build import FirmwareBuilder
+
+    builder = FirmwareBuilder(cache_dir=tmp_path / "cache")
+    builder.root = tmp_path / "runtime"
+    shutil.copytree(runtime_dir(), builder.root)
+    sources = firmware_sources(builder.root, "optimized", load_board("nucleo-l4r5zi").core)
+    assert builder.root / "kernels" / "reference" / "conv2d.c" not in sources
+    before = builder._sources_digest(sources)
+    ref = builder.root / "kernels" / "reference" / "conv2d.c"
+    ref.write_text(ref.read_text() + "\n/* edited */\n")
+    assert builder._sources_digest(sources) != before
