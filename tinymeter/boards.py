@@ -335,6 +335,13 @@ def _register_word(value: int, where: str) -> int:
     return value
 
 
+def _register_address(value: int, where: str) -> int:
+    """A 32-bit, word-aligned register address (the firmware writes whole words)."""
+    if _register_word(value, where) % 4:
+        raise ConfigError(f"{where}: 0x{value:08x} is not word-aligned")
+    return value
+
+
 def _parse_init(entries: list[Any], where: str) -> tuple[RegisterInit, ...]:
     """``[[init]]`` register writes, each checked to be word-aligned 32-bit values."""
     out = []
@@ -345,10 +352,9 @@ def _parse_init(entries: list[Any], where: str) -> tuple[RegisterInit, ...]:
         e = _take(entry, here, {"what": (str,), "addr": (int,), "set": (int,), "clear": (int,),
                                 "wait_mask": (int,), "wait_value": (int,)},
                   required=("what", "addr"))
-        for key in ("addr", "set", "clear", "wait_mask", "wait_value"):
+        _register_address(e["addr"], f"{here}.addr")
+        for key in ("set", "clear", "wait_mask", "wait_value"):
             _register_word(e.get(key, 0), f"{here}.{key}")
-        if e["addr"] % 4:
-            raise ConfigError(f"{here}.addr: 0x{e['addr']:08x} is not word-aligned")
         if e.get("wait_value", 0) & ~e.get("wait_mask", 0):
             raise ConfigError(f"{here}: wait_value has bits outside wait_mask")
         out.append(RegisterInit(**e))
@@ -359,8 +365,7 @@ def _parse_cycle_counter(raw: dict[str, Any] | None, where: str) -> CycleCounter
     if raw is None:
         return None
     c = _take(raw, where, {"what": (str,), "addr": (int,)}, required=("what", "addr"))
-    if _register_word(c["addr"], f"{where}.addr") % 4:
-        raise ConfigError(f"{where}.addr: 0x{c['addr']:08x} is not word-aligned")
+    _register_address(c["addr"], f"{where}.addr")
     return CycleCounter(**c)
 
 
@@ -373,10 +378,10 @@ def _parse_markers(raw: dict[str, Any], where: str) -> Markers:
                   {"pin": (str,), "set_addr": (int,), "set_value": (int,), "clear_addr": (int,),
                    "clear_value": (int,)},
                   required=("pin", "set_addr", "set_value", "clear_addr", "clear_value"))
-        for field_name in ("set_addr", "set_value", "clear_addr", "clear_value"):
-            _register_word(m[field_name], f"{where}.{key}.{field_name}")
-        if m["set_addr"] % 4 or m["clear_addr"] % 4:
-            raise ConfigError(f"{where}.{key}: register addresses must be word-aligned")
+        for name in ("set_addr", "clear_addr"):
+            _register_address(m[name], f"{where}.{key}.{name}")
+        for name in ("set_value", "clear_value"):
+            _register_word(m[name], f"{where}.{key}.{name}")
         marks[key] = GpioMark(**m)
     return Markers(**marks)
 
@@ -431,8 +436,7 @@ def describe_board(board: Board) -> str:
     lines.append(f"  uart         {u.name or '-'} {u.kind or '(none)'} at 0x{u.base:08X}, "
                  f"{u.baudrate} baud" if u.kind else "  uart         none (no hardware image)")
     m = board.markers
-    for name, mark in (("inference", m.inference), ("layer", m.layer)):
-        channel = 0 if name == "inference" else 1
+    for channel, (name, mark) in enumerate((("inference", m.inference), ("layer", m.layer))):
         lines.append(f"  mark {name:9} " + (f"pin {mark.pin} -> power monitor input {channel}"
                                             if mark else "not wired"))
     if board.cycle_counter is not None:
