@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from tinymeter import __version__
 from tinymeter.errors import ConfigError, TinymeterError
+from tinymeter.texttable import text_table
 
 from .sweepdb import SweepDB
 
@@ -395,10 +396,7 @@ def format_rows(rows: Sequence[SweepRow], front: Sequence[SweepRow] = ()) -> str
     body = [["*" if (r.key, r.board, r.kernels) in on_front else "", r.name, f"{r.board}/{r.kernels}",
              f"{100 * r.accuracy:.1f}", f"{r.macs:,}", f"{r.ms:.3f}", f"{r.energy_uj:.1f}",
              f"{r.arena_bytes:,}", f"{r.flash_bytes:,}"] for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-             for cells in [headers, ["-" * w for w in widths], *body]]
-    return "\n".join(lines)
+    return "\n".join(text_table(headers, body, left=(0, 1, 2)))
 
 
 # ================================================================ TensorFlow parts

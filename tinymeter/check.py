@@ -24,6 +24,7 @@ from typing import Any
 
 from tinymeter.errors import ConfigError
 from tinymeter.files import atomic_write
+from tinymeter.texttable import text_table
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +218,8 @@ def format_check(result: CheckResult) -> str:
     marks = {"regression": "FAIL", "improved": "better", "ok": "ok", "new": "new", "missing": "not measured"}
     rows = [[d.entry, _LABELS[d.metric], _fmt_value(d.metric, d.baseline), _fmt_value(d.metric, d.current),
              _fmt_pct(d.change_pct), marks[d.status]] for d in result.diffs]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i in (0, 1, 5) else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
+    out = [line.rstrip() for line in text_table(headers, rows, left=(0, 1, 5))]
+    out.append("")
     n = len(result.regressions)
     if n:
         worst = max(result.regressions, key=lambda d: d.change_pct or 0.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymeter.files import atomic_write
+from tinymeter.texttable import text_table
 
 REPORT_VERSION = 1
 
@@ -128,16 +129,9 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     total_macs = sum(r.macs for r in est.layers)
     footer = ["", "total", _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
               f"{est.ms:.3f}", f"{est.energy_uj:.2f}", "100.0%"]
-    widths = [max(len(h), *(len(r[i]) for r in [*rows, footer])) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 1 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
-    sep = "  ".join("-" * w for w in widths)
     out = [f"{est.model} on {est.board} ({est.core} @ {est.clock_hz / 1e6:g} MHz, "
            f"{est.kernels} kernels, cost model {est.cost_model})",
-           line(headers), sep, *(line(r) for r in rows), sep, line(footer), ""]
+           *text_table(headers, rows, left=(1,), footer=footer), ""]
     out.append(f"latency   {est.ms:.3f} ms  ({_fmt_int(est.cycles)} cycles, "
                f"{_fmt_int(est.instructions)} instructions in layers, "
                f"{_fmt_int(est.overhead_instructions)} outside)")
@@ -170,16 +164,9 @@ def format_comparison(ests: Sequence[Estimate]) -> str:
         flash = _share(e.flash_bytes, e.board_flash_bytes)[1] or f"{e.flash_bytes:,} B"
         rows.append([e.board, e.core, f"{e.clock_hz / 1e6:g}", f"{e.ms:.3f}",
                      _fmt_int(e.cycles), f"{e.energy_uj:.2f}", ram, flash])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
-
     first = ests[0]
     title = f"{first.model}, {first.kernels} kernels, on {len(ests)} boards"
-    return "\n".join([title, line(headers), "  ".join("-" * w for w in widths),
-                      *(line(r) for r in rows)])
+    return "\n".join([title, *text_table(headers, rows, left=(0, 1))])
 
 
 def write_json(est: Estimate, path: Path) -> None:
