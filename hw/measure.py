@@ -236,16 +236,22 @@ def _hardware_build(build: BuildConfig | None, config: MeasureConfig) -> BuildCo
 
 def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: MeasureConfig, *,
                   build: BuildConfig | None = None, builder: FirmwareBuilder | None = None,
-                  power: PowerMonitor | None = None, resume: bool = True,
-                  expected_cycles: float | None = None) -> tuple[FirmwareImage,
-                                                                 StoredMeasurement]:
-    """Build *model_path* for the link's board, measure it (or reuse a stored measurement
-    of the identical image when *resume*), store and return it.  The waits are scaled to
-    the model (:func:`scaled_timeouts`) from *expected_cycles* per inference, emulated
-    with the board's cost model when not given."""
+                  power: PowerMonitor | None = None, resume: bool = True) -> tuple[FirmwareImage,
+                                                                                    StoredMeasurement]:
+    """Build the hardware image of *model_path* for the link's board and measure it
+    (:func:`measure_image`)."""
+    image = build_model(model_path, link.board, _hardware_build(build, config), builder=builder)
+    return image, measure_image(image, model_path, link, db, config, power=power, resume=resume)
+
+
+def measure_image(image: FirmwareImage, model_path: Path, link: BoardLink, db: ResultsDB,
+                  config: MeasureConfig, *, power: PowerMonitor | None = None,
+                  resume: bool = True, expected_cycles: float | None = None) -> StoredMeasurement:
+    """Measure *image* (or reuse a stored measurement of the identical image when
+    *resume*), store and return it.  The waits are scaled to the model
+    (:func:`scaled_timeouts`) from *expected_cycles* per inference, emulated with the
+    board's cost model when not given."""
     board = link.board
-    build = _hardware_build(build, config)
-    image = build_model(model_path, board, build, builder=builder)
     gen = image.model
     sha = file_sha256(image.elf)
     if resume:
@@ -253,7 +259,7 @@ def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: Meas
         if stored is not None and stored.runs >= config.runs and (power is None or
                                                                   stored.energy_uj is not None):
             log.info("%s: reusing measurement %d", gen.name, stored.id)
-            return image, stored
+            return stored
     if expected_cycles is None:
         expected_cycles = emulate_image(image, cost_model_for(board).params)[1]
     config = scaled_timeouts(config, expected_cycles, board.hardware_clock_hz)
@@ -261,12 +267,12 @@ def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: Meas
                          expect_ops=[layer.op_name for layer in gen.layers], power=power)
     e = result.energy
     mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
-                 warmup=config.warmup, model_sha256=file_sha256(model_path), kernels=build.kernels,
-                 opt=build.opt, tools=result.tools,
+                 warmup=config.warmup, model_sha256=file_sha256(model_path),
+                 kernels=image.config.kernels, opt=image.config.opt, tools=result.tools,
                  energy_uj=e.per_inference_uj if e else None, latency_s=e.latency_s if e else None,
                  layer_energy_uj=e.per_layer_uj if e else None, parse_stats=result.parse_stats,
                  transcript=result.transcript)
-    return image, db.get(mid)
+    return db.get(mid)
 
 
 def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: MeasureConfig,
@@ -286,12 +292,12 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
         features, cycles = emulate_image(image, prior)
         power = power_factory() if power_factory else None
         try:
-            image, stored = measure_model(Path(path), link, db, config, build=build, builder=builder,
-                                          power=power, resume=resume, expected_cycles=cycles)
+            stored = measure_image(image, Path(path), link, db, config, power=power, resume=resume,
+                                   expected_cycles=cycles)
         finally:
             if power is not None:
                 power.close()
-        out.append(ModelRun(Path(path).stem, image, file_sha256(image.elf), features, stored))
+        out.append(ModelRun(Path(path).stem, image, stored.image_sha256, features, stored))
     return out
 
 
