@@ -300,3 +300,16 @@ def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) 
     assert len(capsys.readouterr().out.splitlines()) == len(list_boards())
     assert main(["boards", "nucleo-nope"]) == 2
     assert "unknown board 'nucleo-nope'" in capsys.readouterr().err
+
+
+def test_uart_inside_memory_is_a_board_error(builder: FirmwareBuilder) -> None:
+    from tinymeter.errors import EmulationError
+    from tinymeter.sim.emulator import Emulator
+
+    board = load_board("nucleo-l4r5zi")
+    image = build_model(resolve_model(None), board, BuildConfig(), builder=builder)
+    raw = _raw()
+    raw["uart"]["base"] = 0x20001000
+    with pytest.raises(EmulationError, match=r"board nucleo-l4r5zi: UART base 0x20001000 lies "
+                                             r"inside a memory region"):
+        Emulator(parse_board(raw)).load(image.elf)
