@@ -64,7 +64,7 @@ def board_source(board: Board) -> str:
             for r in board.init]
     # An empty initializer list is not C11; a zero entry with count 0 is never read.
     table = "\n".join(rows) if rows else "    {0u, 0u, 0u, 0u, 0u},"
-    accel = board.flash_accelerator
+    l1 = board.l1_cache
     m7 = board.core.mcpu == "cortex-m7"
     marks = board.markers
     cc = board.cycle_counter
@@ -91,6 +91,6 @@ const uint32_t tm_board_cycle_counter = 0x{counter:08X}u;
 const uint32_t tm_board_cycle_mask = 0x{mask:08X}u;
 
 /* Cortex-M7 L1 caches, as the cost model of this board assumes. */
-const uint32_t tm_board_l1_icache = {int(m7 and accel.icache_bytes > 0)}u;
-const uint32_t tm_board_l1_dcache = {int(m7 and accel.dcache_bytes > 0)}u;
+const uint32_t tm_board_l1_icache = {int(m7 and l1.icache_bytes > 0)}u;
+const uint32_t tm_board_l1_dcache = {int(m7 and l1.dcache_bytes > 0)}u;
 """
