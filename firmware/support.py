@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware.lower import LowerContext, lowerings
+from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,10 @@ def op_support(model: Model) -> list[OpSupport]:
         if lower is None:
             rows.append(OpSupport(i, op.opcode, False, False,
                                   reason=f"no kernel for {op.opcode} in tinymeter's runtime"))
+            continue
+        defect = next(operator_defects(sg, i, op), None)
+        if defect is not None:  # nonsense values would crash or mislead the lowering
+            rows.append(OpSupport(i, op.opcode, False, False, reason=str(defect)))
             continue
         try:
             layer = lower(LowerContext(model, sg, offsets), op, i)
