@@ -23,7 +23,7 @@ from tinymeter.boards import Board
 from tinymeter.errors import ConfigError, EmulationError
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage, section_sizes
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.tflite import load_tflite
+from tinymeter.models.tflite import load_tflite, read_model_bytes
 from tinymeter.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.blocks import CLASSES
@@ -280,8 +280,8 @@ def estimate_tflm(model_path: Path, board: Board, tflm_lib: Path,
 
     from tinymeter.firmware.build import build_tflm
 
-    data = Path(model_path).read_bytes()
     main = load_tflite(model_path).main
+    data = read_model_bytes(model_path)
     opcodes = [op.opcode for op in main.operators]
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
         elf = build_tflm(data, Path(model_path).stem, opcodes, len(opcodes), board, tflm_lib,
