@@ -118,12 +118,18 @@ class DebugInfo:
     def inlined_entries(self, names: frozenset[str]) -> list[tuple[int, str]]:
         """(entry address, name) of every inlined copy of a function named in *names*:
         reaching one is reaching that function, even without a call.  Walks every unit
-        (done once per run, only for the few error-trap names)."""
+        (done once per run, only for the few error-trap names).  Only the units that
+        hold an abstract (inlinable) definition of one of them are walked DIE by DIE,
+        so a large TFLM ELF costs its few HAL units, not all of TFLM."""
         if self._dwarf is None:
             return []
         out = []
         for _ranges, cu in self._unit_list():
             try:
+                if not any(child.tag == "DW_TAG_subprogram" and "DW_AT_inline" in child.attributes
+                           and _die_name(child) in names
+                           for child in cu.get_top_DIE().iter_children()):
+                    continue
                 for die in cu.iter_DIEs():
                     if die.tag != "DW_TAG_inlined_subroutine" or _die_name(die) not in names:
                         continue
