@@ -93,14 +93,28 @@ def _estimate_boards(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tinymeter.firmware.support import format_support, op_support, unsupported
     from tinymeter.models.inspect import format_summary, inspect_model
     from tinymeter.models.tflite import load_tflite
     from tinymeter.pipeline import resolve_model
 
-    summary = inspect_model(load_tflite(resolve_model(args.model)))
+    model = load_tflite(resolve_model(args.model))
+    summary = inspect_model(model)
+    support = op_support(model)
+    print(format_support(support))
+    print()
     print(format_summary(summary))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+        import dataclasses
+
+        doc = {**dataclasses.asdict(summary), "support": [r.to_dict() for r in support]}
+        atomic_write(args.json, json.dumps(doc, indent=2) + "\n")
+    bad = unsupported(support)
+    if args.strict and bad:
+        print(f"error: --strict: {len(bad)} operator(s) will not run on tinymeter's runtime: "
+              + "; ".join(r.reason for r in bad[:3]) + (" ..." if len(bad) > 3 else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -311,7 +325,9 @@ def add_io_arg(sp: argparse.ArgumentParser) -> None:
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("inspect", help="list ops, MACs, parameters and tensor sizes of a model")
     add_model_arg(i)
-    i.add_argument("--json", type=Path)
+    i.add_argument("--json", type=Path, help="write the summary and per-op support as JSON")
+    i.add_argument("--strict", action="store_true",
+                   help="exit with status 1 if any operator will not run on tinymeter's runtime")
     i.set_defaults(func=_cmd_inspect)
 
 
