@@ -128,3 +128,47 @@ def test_inspect_unknown_dims_no_negative_macs(capsys, tmp_path: Path) -> None:
     summary = inspect_model(single_op_model_ir("FULLY_CONNECTED", [x, w, None], [y]))
     assert summary.total_macs == 0 and summary.peak_activation_bytes == 0
     assert any("unknown dimension" in d and "'x'" in d for d in summary.defects)
+
+
+# -- board files ---------------------------------------------------------------------------
+
+
+def _board_file(tmp_path: Path, old: str, new: str) -> Path:
+    from tinymeter.boards import load_board
+
+    src = load_board("nucleo-l4r5zi").path
+    assert src is not None
+    text = src.read_text(encoding="utf-8")
+    assert old in text, old
+    dst = tmp_path / "b.toml"
+    dst.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return dst
+
+
+def test_board_file_not_utf8(capsys, tmp_path: Path) -> None:
+    from tinymeter.boards import load_board
+
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(load_board("nucleo-l4r5zi").path.read_bytes().replace(  # type: ignore[union-attr]
+        b'name = "nucleo-l4r5zi"', b'name = "nucl\xe9o"'))
+    _one_error(capsys, ["boards", str(path)], "not UTF-8", "0xe9")
+
+
+@pytest.mark.parametrize("name", ["nu\\u0000cleo", "../../x", "a/b", "", "x" * 65, " lead"])
+def test_board_name_must_be_an_identifier(capsys, tmp_path: Path, name: str) -> None:
+    path = _board_file(tmp_path, 'name = "nucleo-l4r5zi"', f'name = "{name}"')
+    _one_error(capsys, ["boards", str(path)], "not a board identifier")
+
+
+@pytest.mark.parametrize(("old", "new", "what"), [
+    ("active_mw = ", "active_mw = -43 #", "active_mw: -43"),
+    ("active_mw = ", "active_mw = inf #", "active_mw: inf"),
+    ("voltage = ", "voltage = nan #", "voltage: nan"),
+    ("clock_hz = 120_000_000", "clock_hz = 9223372036854775807", "clock_hz: 9223372036854775807"),
+    ("icache_bytes = ", "icache_bytes = -1024 #", "icache_bytes: -1024"),
+    ("base = 0x", "base = 0x1", "does not fit a 32-bit register"),
+])
+def test_board_values_are_range_checked(capsys, tmp_path: Path, old: str, new: str,
+                                        what: str) -> None:
+    path = _board_file(tmp_path, old, new)
+    _one_error(capsys, ["boards", str(path)], what)
