@@ -35,16 +35,18 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.compare:
         return _estimate_boards(args)
     board = load_board(args.board)
-    if args.stop_at and args.elf is None:
-        raise ConfigError("--stop-at applies to --elf only (tinymeter's own firmware ends "
-                          "by itself)")
+    if (args.stop_at or args.span) and args.elf is None:
+        raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
+                          "firmware ends by itself)")
     if args.elf is not None:
-        from tinymeter.pipeline import estimate_elf
+        from tinymeter.pipeline import estimate_elf, parse_span
 
         if args.model is not None:
             raise ConfigError("give either a model or --elf, not both")
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
-                           timeout_s=args.timeout, stop_at=args.stop_at or ())
+                           timeout_s=args.timeout, stop_at=args.stop_at or (),
+                           span=parse_span(args.span) if args.span else None,
+                           span_count=args.span_count)
     elif args.tflm_lib is not None:
         from tinymeter.pipeline import estimate_tflm
 
@@ -285,7 +287,15 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                         "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
     e.add_argument("--stop-at", action="append", metavar="SYMBOL",
                    help="with --elf: end the run when this function is entered (repeatable); "
-                        "runs also end at a semihosting exit or an idle loop")
+                        "runs also end at a semihosting exit or an idle loop; C++ names "
+                        "may be demangled (ns::f or ns::f(int))")
+    e.add_argument("--span", metavar="START:END",
+                   help="with --elf: measure from the entry of function START to the next "
+                        "entry of END (one row per span; the function profile covers the "
+                        "spans only)")
+    e.add_argument("--span-count", type=non_negative_int, default=1, metavar="N",
+                   help="with --span: stop after N spans (default 1; 0 = run to the "
+                        "firmware's end and report every span)")
     e.add_argument("--tflm-lib", type=Path, default=None,
                    help="link against this prebuilt TFLM static library instead of the "
                         "built-in runtime (harness firmware/runtime/tflm; unverified with "
