@@ -212,7 +212,7 @@ def emulate_microbench(image: MicrobenchImage, prior: CostParameters) -> np.ndar
                                     timeout_s=300.0)
     if run.profile is None:
         raise HardwareError("microbenchmark emulation produced no profile")
-    return layer_features(run.profile, prior, len(image.benchmarks))
+    return layer_features(run, prior, len(image.benchmarks))
 
 
 def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,

@@ -121,6 +121,9 @@ class BlockInfo:
     #: The last instruction is conditional (a conditional branch ends most loop blocks).
     ends_conditional: bool = False
     mnemonics: tuple[str, ...] = field(repr=False, default=())
+    #: Single loads issued right behind a load or store they pipeline with (Cortex-M3/M4
+    #: TRM "load/store timings"): counted in ``classes["load"]`` too.
+    pipelined_loads: int = 0
 
 
 #: Condition suffixes of Thumb mnemonics (``bne``, ``addeq``, ``bxgt``).
@@ -161,6 +164,44 @@ def _register_list_length(op_str: str) -> int:
     return len(inner.split(",")) if inner else 0
 
 
+#: Single-register loads and stores whose address and data phases the M3/M4/M33 pipeline
+#: overlaps with a neighbour (LDRD/LDM and exclusive accesses do not pipeline).
+_SINGLE_LOADS = frozenset(["ldr", "ldrb", "ldrh", "ldrsb", "ldrsh"])
+_SINGLE_STORES = frozenset(["str", "strb", "strh"])
+
+
+def _address_registers(op_str: str) -> tuple[str, ...]:
+    """Registers inside the ``[...]`` of a load/store operand string."""
+    start, end = op_str.find("["), op_str.find("]")
+    if start < 0 or end < start:
+        return ()
+    return tuple(t.strip().split(" ")[0] for t in op_str[start + 1:end].split(","))
+
+
+class _Pipeline:
+    """Tracks whether the next single load pipelines behind the previous instruction:
+    it does after a single load whose destination it does not use as an address, and
+    after a single store with an immediate offset (nothing pipelines behind a
+    register-offset store)."""
+
+    def __init__(self) -> None:
+        self.previous: tuple[str, str, tuple[str, ...]] | None = None  # name, dest, addr regs
+
+    def step(self, name: str, op_str: str) -> bool:
+        dest = op_str.split(",", 1)[0].strip()
+        regs = _address_registers(op_str)
+        pipelined = False
+        if name in _SINGLE_LOADS and self.previous is not None and not dest.startswith("pc"):
+            prev_name, prev_dest, prev_regs = self.previous
+            if prev_name in _SINGLE_LOADS:
+                pipelined = prev_dest not in regs
+            else:
+                pipelined = len(prev_regs) < 2 or prev_regs[1].startswith("#")
+        single = name in _SINGLE_LOADS or name in _SINGLE_STORES
+        self.previous = (name, dest, regs) if single and regs[:1] != ("pc",) else None
+        return pipelined
+
+
 def disassemble_block(code: bytes, address: int, md: Disassembler | None = None) -> BlockInfo:
     """Disassemble one block into instruction and class counts."""
     md = md or make_disassembler()
@@ -169,11 +210,14 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     names: list[str] = []
     conditional = False
     offset = 0
+    pipeline = _Pipeline()
+    pipelined = 0
     while offset < len(code):
         progressed = False
         for insn in md.fast.disasm(code[offset:], address + offset):
             name = insn.insn_name()
             classes[classify(name)] += 1
+            pipelined += pipeline.step(name, insn.op_str)
             if name in _PUSH_POP or name in _MULTIPLE:
                 regs += _register_list_length(insn.op_str)
             conditional = _is_conditional(insn.mnemonic, name)
@@ -185,12 +229,13 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             # halfword rather than failing a whole model run over one opcode.
             log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
             classes[CLASS_INDEX["other"]] += 1
+            pipeline.previous = None
             names.append("?")
             conditional = False
             offset += 2
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
-                     ends_conditional=conditional)
+                     ends_conditional=conditional, pipelined_loads=pipelined)
 
 
 def make_disassembler() -> Disassembler:
