@@ -323,7 +323,7 @@ def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]
     p = result.fit.params
     out: dict[str, object] = {
         "cpi": p.cpi, "per_register": p.per_register, "branch_refill": p.branch_refill,
-        "pipelined_load": p.pipelined_load,
+        "pipelined_load": p.pipelined_load, "dual_issue_alu": p.dual_issue_alu,
         "ifetch_weight": p.ifetch_weight, "data_weight": p.data_weight,
         "mnemonic_cycles": p.mnemonic_cycles,
     }

@@ -11,6 +11,7 @@ mnemonics to classes; the cycle cost model (later) consumes the per-class counts
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -124,6 +125,9 @@ class BlockInfo:
     #: Single loads issued right behind a load or store they pipeline with (Cortex-M3/M4
     #: TRM "load/store timings"): counted in ``classes["load"]`` too.
     pipelined_loads: int = 0
+    #: ALU instructions that can issue in the same cycle as the instruction before them on
+    #: a dual-issue core (Cortex-M7): counted in ``classes["alu"]`` too.
+    dual_issued: int = 0
 
 
 #: Condition suffixes of Thumb mnemonics (``bne``, ``addeq``, ``bxgt``).
@@ -202,6 +206,33 @@ class _Pipeline:
         return pipelined
 
 
+_PAIRABLE = frozenset(CLASS_INDEX[c] for c in ("alu", "mul", "mac", "load", "store"))
+_REGISTER = re.compile(r"\b(r1[0-2]|r[0-9]|sb|sl|fp|ip|sp|lr)\b")
+
+
+class _DualIssue:
+    """Which ALU instructions a dual-issue core (Cortex-M7 TRM, "dual issue") starts in the
+    same cycle as their predecessor: the predecessor is a single-cycle-class instruction
+    (ALU, multiply, MAC, single load/store) that is not itself the second of a pair, the ALU
+    instruction reads no register the predecessor writes, and neither is conditional."""
+
+    def __init__(self) -> None:
+        self.previous: tuple[int, frozenset[str]] | None = None  # class, registers written
+
+    def step(self, cls: int, name: str, op_str: str, conditional: bool) -> bool:
+        regs = _REGISTER.findall(op_str)
+        written = frozenset(regs[:1]) if cls != CLASS_INDEX["store"] and regs else frozenset()
+        if "!" in op_str or "], #" in op_str:  # writeback of a load/store base
+            base = _address_registers(op_str)[:1]
+            written |= frozenset(base)
+        # conservative: any register the ALU instruction names (read or written) must not
+        # be one the predecessor writes
+        paired = (cls == CLASS_INDEX["alu"] and not conditional and name != "it"
+                  and self.previous is not None and not set(regs) & self.previous[1])
+        self.previous = None if paired or conditional or cls not in _PAIRABLE else (cls, written)
+        return paired
+
+
 def disassemble_block(code: bytes, address: int, md: Disassembler | None = None) -> BlockInfo:
     """Disassemble one block into instruction and class counts."""
     md = md or make_disassembler()
@@ -211,13 +242,17 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     conditional = False
     offset = 0
     pipeline = _Pipeline()
-    pipelined = 0
+    dual = _DualIssue()
+    pipelined = dual_issued = 0
     while offset < len(code):
         progressed = False
         for insn in md.fast.disasm(code[offset:], address + offset):
             name = insn.insn_name()
-            classes[classify(name)] += 1
+            cls = classify(name)
+            classes[cls] += 1
             pipelined += pipeline.step(name, insn.op_str)
+            dual_issued += dual.step(cls, name, insn.op_str,
+                                     _is_conditional(insn.mnemonic, name))
             if name in _PUSH_POP or name in _MULTIPLE:
                 regs += _register_list_length(insn.op_str)
             conditional = _is_conditional(insn.mnemonic, name)
@@ -230,12 +265,14 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
             classes[CLASS_INDEX["other"]] += 1
             pipeline.previous = None
+            dual.previous = None
             names.append("?")
             conditional = False
             offset += 2
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
-                     ends_conditional=conditional, pipelined_loads=pipelined)
+                     ends_conditional=conditional, pipelined_loads=pipelined,
+                     dual_issued=dual_issued)
 
 
 def make_disassembler() -> Disassembler:

@@ -69,6 +69,9 @@ class CostParameters:
     pipelined_load: float = 2.0
     #: Per-mnemonic cycle overrides (e.g. vdiv, vsqrt, mla on M3).
     mnemonic_cycles: dict[str, float] = field(default_factory=dict)
+    #: Cycles of an ALU instruction issued together with its predecessor on a dual-issue
+    #: core (Cortex-M7: 0); None = the core issues one instruction per cycle.
+    dual_issue_alu: float | None = None
     #: Weights of the simulated stall mechanisms (1 = as the board's wait states say;
     #: calibration fits them, and how far they move says which mechanism was off).
     ifetch_weight: float = 1.0
@@ -84,6 +87,8 @@ class CostParameters:
         values = [(f"cpi.{k}", v) for k, v in self.cpi.items()]
         values += [(f"mnemonic_cycles.{k}", v) for k, v in self.mnemonic_cycles.items()]
         values += [(n, getattr(self, n)) for n in _SCALARS]
+        if self.dual_issue_alu is not None:
+            values.append(("dual_issue_alu", self.dual_issue_alu))
         for name, value in values:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"cost parameters: {name} must be a number, got {value!r}")
@@ -135,13 +140,13 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vmla": 3.0, "vmls": 3.0, "vfma": 3.0,
                          "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
-    # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline, branch prediction (taken
-    # loop branches mostly predicted: refill 1 charged), 64-bit loads; the effective CPI
-    # of simple ALU ops is below one.
+    # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
+    # instruction issues with its predecessor), branch prediction (taken loop branches
+    # mostly predicted: refill 1 charged), 64-bit loads.
     "cortex-m7": CostParameters(
-        cpi=_cpi(alu=0.6, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
+        cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=8, vfp=1, other=1),
-        per_register=0.5, branch_refill=1.0, pipelined_load=1.0,
+        per_register=0.5, branch_refill=1.0, pipelined_load=1.0, dual_issue_alu=0.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
     # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.
     "cortex-m33": CostParameters(
@@ -154,6 +159,7 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
 #: Last mnemonics that end a block with an always-taken control transfer.
 _TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
 _LOAD = CLASSES.index("load")
+_ALU = CLASSES.index("alu")
 
 
 def end_kind(info: BlockInfo) -> int:
@@ -198,6 +204,8 @@ class CostModel:
                 cycles += extra - p.cpi[CLASSES[classify(mnemonic)]]
         cycles += p.per_register * info.multiple_registers
         cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
+        if p.dual_issue_alu is not None:
+            cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
         return cycles
 
     def block_cost(self, info: BlockInfo) -> BlockCost:
@@ -317,7 +325,7 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"calibration file {path}: expected a JSON object, "
                           f"got {type(raw).__name__}")
-    allowed = {"cpi", "mnemonic_cycles", "active_mw", *_SCALARS}
+    allowed = {"cpi", "mnemonic_cycles", "active_mw", "dual_issue_alu", *_SCALARS}
     unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -351,7 +359,8 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     The overridden mnemonics are part of the layout, so features and parameters must be
     built from the same :class:`CostParameters` (the calibration prior).
     """
-    return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", "per_register",
+    dual = ("alu.dual",) if params.dual_issue_alu is not None else ()
+    return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
             *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
             "branch.taken", "stall.ifetch", "stall.data")
 
@@ -363,27 +372,31 @@ _DYNAMIC = ("branch.taken", "stall.ifetch", "stall.data")
 def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
     """Static feature row of one execution of *info* (the dynamic columns zero):
     ``block_features(b, p) @ parameter_vector(p) == CostModel(..., p).core_cycles(b)``."""
-    overrides = sorted(params.mnemonic_cycles)
-    n_classes = len(CLASSES)
-    row = np.zeros(n_classes + 2 + len(overrides) + len(_DYNAMIC))
-    row[:n_classes] = info.classes
+    names = feature_names(params)
+    col = {n: i for i, n in enumerate(names)}
+    row = np.zeros(len(names))
+    row[:len(CLASSES)] = info.classes
     row[_LOAD] -= info.pipelined_loads
-    row[n_classes] = info.pipelined_loads
-    row[n_classes + 1] = info.multiple_registers
-    if overrides:
-        index = {m: n_classes + 2 + i for i, m in enumerate(overrides)}
-        for mnemonic in info.mnemonics:
-            col = index.get(mnemonic)
-            if col is not None:
-                row[col] += 1.0
-                row[classify(mnemonic)] -= 1.0
+    row[col["load.pipelined"]] = info.pipelined_loads
+    if "alu.dual" in col:
+        row[_ALU] -= info.dual_issued
+        row[col["alu.dual"]] = info.dual_issued
+    row[col["per_register"]] = info.multiple_registers
+    for mnemonic in info.mnemonics:
+        i = col.get(f"mnemonic.{mnemonic}")
+        if i is not None and mnemonic in params.mnemonic_cycles:
+            row[i] += 1.0
+            row[classify(mnemonic)] -= 1.0
     return row
 
 
 def parameter_vector(params: CostParameters) -> np.ndarray:
     """theta of *params* in the layout of :func:`feature_names`."""
     theta = [params.cpi[c] for c in CLASSES]
-    theta += [params.pipelined_load, params.per_register]
+    theta.append(params.pipelined_load)
+    if params.dual_issue_alu is not None:
+        theta.append(params.dual_issue_alu)
+    theta.append(params.per_register)
     theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
     theta += [params.branch_refill, params.ifetch_weight, params.data_weight]
     return np.array(theta, dtype=np.float64)
@@ -398,6 +411,7 @@ def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostPara
     value = dict(zip(names, (float(v) for v in theta)))
     return replace(prior, cpi={c: value[f"cpi.{c}"] for c in CLASSES},
                    pipelined_load=value["load.pipelined"], per_register=value["per_register"],
+                   dual_issue_alu=value.get("alu.dual", prior.dual_issue_alu),
                    mnemonic_cycles={m: value[f"mnemonic.{m}"] for m in sorted(prior.mnemonic_cycles)},
                    branch_refill=value["branch.taken"], ifetch_weight=value["stall.ifetch"],
                    data_weight=value["stall.data"])

@@ -217,7 +217,17 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
     rng = np.random.default_rng(7)
     inputs = [[rng.integers(-128, 128, t.bytes, dtype=np.int8).tobytes() for t in gen.inputs]
               for _ in range(2)]
-    runs = {io: Emulator(board).run(img.elf, inputs, budget_instructions=10**9, timeout_s=300)
+    # without stall weights: the two images place code differently, and cache and flash
+    # line effects of placement are not what this test is about
+    from dataclasses import replace
+
+    from tinymeter.sim.costmodel import cost_model_for
+
+    datasheet = cost_model_for(board)
+    steady = replace(datasheet, params=replace(datasheet.params, ifetch_weight=0.0,
+                                               data_weight=0.0))
+    runs = {io: Emulator(board, cost_model=steady).run(img.elf, inputs, budget_instructions=10**9,
+                                                       timeout_s=300)
             for io, img in images.items()}
     hw, semi = runs["uart"], runs["semihosting"]
     assert hw.exit_code == 0 and hw.inferences == 2
@@ -233,7 +243,10 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
             continue
         (head_a, x), (head_b, y) = a.rsplit(maxsplit=1), b.rsplit(maxsplit=1)
         x, y = int(x.removeprefix("total=")), int(y.removeprefix("total="))
-        assert head_a == head_b and abs(x - y) <= 16 + y // 10_000, (a, b)
+        # 0.5%: the images' code sits at other addresses, so the emulator's translation
+        # blocks split straight-line code at other places, and a load (or M7 ALU pair)
+        # right after such a split is not seen pipelining with its predecessor
+        assert head_a == head_b and abs(x - y) <= 16 + y // 200, (a, b)
     assert semi.marks == []
     n = len(gen.layers)
     per_inference = [("layer", 0), ("inference", 1),

@@ -632,7 +632,7 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
         /* The data access waits for the port, takes it for wait_states + 1 cycles and
          * delays an instruction prefetch in flight (data has priority, the prefetch
          * restarts after it). */
-        uint64_t now = run->now + stall;
+        uint64_t now = run->now + run->stall + stall;
         uint64_t start = ctx->flash_free > now && !ctx->stream_valid ? ctx->flash_free : now;
         uint64_t done = start + access;
         stall += done - now;
