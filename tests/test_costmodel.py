@@ -235,6 +235,20 @@ def test_m7_dual_issue_bounds(tmp_path: Path) -> None:
 
 
 @needs_as
+def test_m7_dual_issue_pairs_independent_alu_instructions(tmp_path: Path) -> None:
+    """M7 TRM (dual issue): an ALU instruction that names no register its predecessor
+    writes issues in the same cycle; pairs do not chain; a dependent chain issues one per
+    cycle.  Other cores issue one instruction per cycle either way."""
+    pairs = "\n".join(f"adds r{i % 2}, r{i % 2}, #1" for i in range(8))   # r0, r1, r0, ...
+    chain = "\n".join("adds r0, r0, #1" for _ in range(8))
+    assert cycles("cortex-m7", pairs, tmp_path) == 4
+    assert cycles("cortex-m7", chain, tmp_path) == 8
+    after_load = "ldr r2, [r3]\n adds r0, r0, #1\n adds r1, r2, #1"  # 1 + 0, then 1
+    assert cycles("cortex-m7", after_load, tmp_path) == 2
+    assert cycles("cortex-m4f", pairs, tmp_path) == 8
+
+
+@needs_as
 def test_m0plus_has_no_thumb2_and_costs_are_integral(tmp_path: Path) -> None:
     """ARMv6-M timings are whole cycles; every M0+ case above is exact."""
     for core, source, expected in EXACT:
