@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -34,16 +35,18 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.compare:
         return _estimate_boards(args)
     board = load_board(args.board)
-    if args.stop_at and args.elf is None:
-        raise ConfigError("--stop-at applies to --elf only (tinymeter's own firmware ends "
-                          "by itself)")
+    if (args.stop_at or args.span) and args.elf is None:
+        raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
+                          "firmware ends by itself)")
     if args.elf is not None:
-        from tinymeter.pipeline import estimate_elf
+        from tinymeter.pipeline import estimate_elf, parse_span
 
         if args.model is not None:
             raise ConfigError("give either a model or --elf, not both")
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
-                           timeout_s=args.timeout, stop_at=args.stop_at or ())
+                           timeout_s=args.timeout, stop_at=args.stop_at or (),
+                           span=parse_span(args.span) if args.span else None,
+                           span_count=args.span_count)
     elif args.tflm_lib is not None:
         from tinymeter.pipeline import estimate_tflm
 
@@ -222,15 +225,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
 
 
-def _bounded(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str], Any]:
-    """argparse type: *kind* parsed from text and bounded below, so a nonsense value is
-    one usage error naming the flag instead of a silently odd run."""
+def _bounded(kind: type, low: float, inclusive: bool, what: str,
+             high: float = math.inf) -> Callable[[str], Any]:
+    """argparse type: *kind* parsed from text, finite and bounded, so a nonsense value
+    (NaN, inf, negative) is one usage error naming the flag instead of a silently odd
+    run or a crash after the work is done."""
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (value >= low if inclusive else value > low) or value != value:  # NaN
+        if not math.isfinite(value) or value > high or not (value >= low if inclusive else value > low):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     convert.__name__ = what  # argparse names the type in its messages
@@ -240,6 +245,9 @@ def _bounded(kind: type, low: float, inclusive: bool, what: str) -> Callable[[st
 positive_int = _bounded(int, 0, False, "a positive integer")
 non_negative_int = _bounded(int, 0, True, "a non-negative integer")
 positive_float = _bounded(float, 0.0, False, "a positive number")
+non_negative_float = _bounded(float, 0.0, True, "a non-negative number")
+#: Firmware run counts live in a uint32_t (TM_RUNS).
+run_count = _bounded(int, 0, False, "a positive integer below 2^32", high=0xFFFFFFFF)
 
 
 def add_model_arg(sp: argparse.ArgumentParser) -> None:
@@ -279,7 +287,15 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                         "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
     e.add_argument("--stop-at", action="append", metavar="SYMBOL",
                    help="with --elf: end the run when this function is entered (repeatable); "
-                        "runs also end at a semihosting exit or an idle loop")
+                        "runs also end at a semihosting exit or an idle loop; C++ names "
+                        "may be demangled (ns::f or ns::f(int))")
+    e.add_argument("--span", metavar="START:END",
+                   help="with --elf: measure from the entry of function START to the next "
+                        "entry of END (one row per span; the function profile covers the "
+                        "spans only)")
+    e.add_argument("--span-count", type=non_negative_int, default=1, metavar="N",
+                   help="with --span: stop after N spans (default 1; 0 = run to the "
+                        "firmware's end and report every span)")
     e.add_argument("--tflm-lib", type=Path, default=None,
                    help="link against this prebuilt TFLM static library instead of the "
                         "built-in runtime (harness firmware/runtime/tflm; unverified with "
@@ -325,7 +341,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build the firmware ELF for a model and board")
     add_model_arg(b)
     add_build_args(b)
-    b.add_argument("--runs", type=positive_int, default=1,
+    b.add_argument("--runs", type=run_count, default=1,
                    help="inferences the firmware runs on hardware")
     add_io_arg(b)
     b.add_argument("--out", type=Path, required=True, help="output directory")
@@ -383,7 +399,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     ck.add_argument("results", nargs="+",
                     help="estimate JSON reports (tinymeter estimate --json) or .tflite models to estimate")
     ck.add_argument("--baseline", type=Path, required=True, help="baseline JSON")
-    ck.add_argument("--max-regression", type=float, default=5.0, metavar="PCT",
+    ck.add_argument("--max-regression", type=non_negative_float, default=5.0, metavar="PCT",
                     help="allowed growth in percent (default 5)")
     ck.add_argument("--metrics", help="comma-separated subset of ms,arena_bytes,flash_bytes")
     ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")

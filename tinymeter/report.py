@@ -75,6 +75,8 @@ class Estimate:
     #: Sizes of the board's text (flash) and data (RAM) regions, for the "fits" figures.
     board_flash_bytes: int = 0
     board_ram_bytes: int = 0
+    #: What ``functions`` covers: "whole run", or "span START:END" for ``--span``.
+    profile_scope: str = "whole run"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -147,7 +149,7 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     out.append(cost_model_line(est))
     if top_functions and est.functions:
         out.append("")
-        out.append("top functions (whole run):")
+        out.append(f"top functions ({est.profile_scope}):")
         for f in est.functions[:top_functions]:
             out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
                        f"{_fmt_int(f.instructions):>14} instr  {f.name}")
