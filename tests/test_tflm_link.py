@@ -212,8 +212,8 @@ inline const char *EnumNameBuiltinOperator(BuiltinOperator e) {
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/micro_common.h"
 #include "tensorflow/lite/schema/schema_generated.h"
-typedef TfLiteStatus (*TfLiteBridgeBuiltinParseFunction)(const void *, void *, void *, void **);
 namespace tflite {
+typedef TfLiteStatus (*TfLiteBridgeBuiltinParseFunction)(const void *, void *, void *, void **);
 class MicroOpResolver {
  public:
   virtual const TFLMRegistration *FindOp(BuiltinOperator op) const = 0;

@@ -185,7 +185,7 @@ class TmResolver : public tflite::MicroOpResolver {
   const TFLMRegistration *FindOp(const char *op) const override {
     return tm_wrap(inner_.FindOp(op), op);
   }
-  TfLiteBridgeBuiltinParseFunction GetOpDataParser(tflite::BuiltinOperator op) const override {
+  tflite::TfLiteBridgeBuiltinParseFunction GetOpDataParser(tflite::BuiltinOperator op) const override {
     return inner_.GetOpDataParser(op);
   }
 
