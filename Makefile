@@ -23,12 +23,12 @@ toolchain:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib; \
 	fi
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "tinymeter needs Python 3.11 or newer ($(PYTHON) is $$($(PYTHON) -V 2>&1)); run make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[tf,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[tf,test]'
 	touch $(STAMP)
 
 setup: toolchain $(STAMP)

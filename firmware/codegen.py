@@ -20,6 +20,7 @@ from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.base import ConstArray, CValue, Layer
+from tinymeter.models.defects import raise_on_defects
 from tinymeter.models.tflite import Model, TensorType
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def lower_model(model: Model) -> tuple[LowerContext, list[Layer], planner.ArenaP
     if len(model.subgraphs) != 1:
         raise UnsupportedModelError(
             f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models are supported")
+    raise_on_defects(model)
     sg = model.subgraphs[0]
     table = lowerings()
     unsupported = sorted({op.opcode for op in sg.operators if op.opcode not in table})

@@ -84,7 +84,19 @@ def quantize_value_f32(scale: float, zero_point: int, value: float) -> int:
 
 def activation_range_quantized(activation: str, scale: float, zero_point: int,
                                qmin: int = INT8_MIN, qmax: int = INT8_MAX) -> tuple[int, int]:
-    """TFLM ``CalculateActivationRangeQuantized`` for a fused activation function name."""
+    """TFLM ``CalculateActivationRangeQuantized`` for a fused activation function name;
+    an empty range (minimum above maximum: a zero point outside the type, a scale of
+    the wrong sign) is an error, not a kernel that clamps every value to garbage."""
+    low, high = _activation_range(activation, scale, zero_point, qmin, qmax)
+    if low > high:
+        raise UnsupportedModelError(
+            f"{activation} activation clamp is empty: minimum {low} > maximum {high} "
+            f"(output scale {scale!r}, zero point {zero_point})")
+    return low, high
+
+
+def _activation_range(activation: str, scale: float, zero_point: int,
+                      qmin: int, qmax: int) -> tuple[int, int]:
     if activation == "NONE":
         return qmin, qmax
     if activation == "RELU":

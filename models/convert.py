@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from tinymeter.errors import ConfigError
+from tinymeter.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -46,9 +46,17 @@ def import_tf() -> Any:
 
     ``TF_CPP_MIN_LOG_LEVEL`` only works if set before the first import, hence this
     single entry point. ``setdefault`` keeps a user's explicit choice (for debugging).
+    Every TensorFlow path (zoo, conversion, seeding, NAS) comes through here, so an
+    install without the ``tf`` extra gets one error naming the fix, not a traceback.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    try:
+        import keras  # noqa: F401  (the zoo and seeding need it next to tensorflow)
+        import tensorflow as tf
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"this needs TensorFlow ({exc}); install it with `pip install 'tinymeter[tf]'` "
+            "(parsing, estimating and measuring .tflite files work without it)") from None
 
     tf.get_logger().setLevel(logging.ERROR)
     return tf

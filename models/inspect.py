@@ -26,8 +26,10 @@ Totals count each shared constant tensor once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from tinymeter.models.defects import model_defects
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,18 @@ class ModelSummary:
     peak_activation_bytes: int
     input_bytes: int
     output_bytes: int
+    #: Value defects (bad quantization, unknown dims, non-constant weights), one line
+    #: each naming operator and tensor; ``estimate`` refuses a model that has any.
+    defects: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``inspect --json``): shapes as lists, defects as strings."""
+        return asdict(self)
+
+
+def _known(shape: tuple[int, ...]) -> bool:
+    """False for shapes with unknown (negative) dimensions: no sizes or MACs from them."""
+    return all(d >= 0 for d in shape)
 
 
 def _is_param(t: Tensor) -> bool:
@@ -72,7 +86,9 @@ def _is_param(t: Tensor) -> bool:
 
 
 def _bytes(t: Tensor) -> int:
-    size = t.dtype.nbytes(max(t.numel, 0))
+    if not _known(t.shape):
+        return 0
+    size = t.dtype.nbytes(t.numel)
     return 0 if size is None else size
 
 
@@ -86,6 +102,8 @@ def op_macs(sg: Subgraph, op: Operator) -> int:
     outs = [sg.tensors[i] for i in op.outputs]
     if not outs or len(ins) < 2 or ins[1] is None or ins[0] is None:
         return 0
+    if not all(_known(t.shape) for t in (*ins, *outs) if t is not None):
+        return 0  # unknown dims: reported as a defect, not counted as negative MACs
     out_elems = outs[0].numel
     w = ins[1].shape
     if op.opcode == "CONV_2D" and len(w) == 4:
@@ -121,7 +139,7 @@ def inspect_model(model: Model, subgraph: int = 0) -> ModelSummary:
         outs = [(i, sg.tensors[i]) for i in op.outputs]
         params = weight_bytes = 0
         for i, t in ins:
-            if _is_param(t):
+            if _is_param(t) and _known(t.shape):
                 params += t.numel
                 weight_bytes += _bytes(t)
                 if i not in seen_params:
@@ -156,6 +174,7 @@ def inspect_model(model: Model, subgraph: int = 0) -> ModelSummary:
         peak_activation_bytes=peak,
         input_bytes=sum(_bytes(sg.tensors[i]) for i in sg.inputs),
         output_bytes=sum(_bytes(sg.tensors[i]) for i in sg.outputs),
+        defects=tuple(str(d) for d in model_defects(model, subgraph)),
     )
     logger.debug("inspected %d ops: %d MACs, %d params", len(rows), total_macs, total_params)
     return summary
@@ -181,5 +200,8 @@ def format_summary(summary: ModelSummary) -> str:
         f"{summary.total_params:,} params, {summary.total_weight_bytes:,} weight bytes, "
         f"peak activations {summary.peak_activation_bytes:,} bytes (naive)"
     )
+    if summary.defects:
+        lines.append(f"{len(summary.defects)} defect(s); estimate refuses this model:")
+        lines.extend(f"  defect: {d}" for d in summary.defects)
     return "\n".join(lines)
 

@@ -555,7 +555,7 @@ class Tensor:
     def array(self) -> np.ndarray:
         """Constant data as a read-only numpy array of ``dtype`` reshaped to ``shape``."""
         if self.data is None:
-            raise ValueError(f"tensor {self.name!r} is not constant (has no data)")
+            raise UnsupportedModelError(f"tensor {self.name!r} is not constant (has no data)")
         if self.sparse:
             raise UnsupportedModelError(f"tensor {self.name!r} is sparse; only dense "
                                         "constant tensors can be decoded")

@@ -14,6 +14,9 @@ import bisect
 import hashlib
 import io
 import logging
+import shutil
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +25,8 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from tinymeter.errors import EmulationError
+from tinymeter.errors import ConfigError, EmulationError
+from tinymeter.sim.dwarf import DebugInfo, Frame
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,11 @@ class ElfImage:
 
     def __init__(self, *, path: Path | None, entry: int, segments: tuple[Segment, ...],
                  symbols: tuple[Symbol, ...], sections: tuple[Section, ...] = (),
-                 digest: str = "") -> None:
+                 digest: str = "", raw: bytes = b"") -> None:
         self.path = path
+        self._raw = raw
+        self._debug: DebugInfo | None = None
+        self._demangled: dict[str, str] | None = None
         #: Content hash, so per-image caches (disassembled blocks) survive reloads safely.
         self.digest = digest
         self.entry = entry
@@ -124,7 +131,8 @@ class ElfImage:
         log.debug("%s: %d segments, %d symbols, entry 0x%08x",
                   where, len(segments), len(symbols), entry)
         return cls(path=path, entry=entry, segments=tuple(segments), symbols=tuple(symbols),
-                   sections=tuple(sections), digest=hashlib.sha256(data).hexdigest())
+                   sections=tuple(sections), digest=hashlib.sha256(data).hexdigest(),
+                   raw=data)
 
     @classmethod
     def load(cls, path: str | Path) -> ElfImage:
@@ -147,6 +155,71 @@ class ElfImage:
             raise EmulationError(f"{where} has no symbol {name!r} (required by the "
                                  "tinymeter firmware ABI)")
         return sym
+
+    def demangled(self, name: str) -> str:
+        """The C++ demangled form of symbol *name* (itself for C names)."""
+        if self._demangled is None:
+            self._demangled = demangle(sorted({s.name for s in self._sorted}
+                                              | set(self._by_name)))
+        return self._demangled.get(name, name)
+
+    def find_function(self, name: str) -> Symbol | None:
+        """The function a user names: its symbol name (mangled or C), its full demangled
+        signature (``ns::f(int)``), or its demangled name without parameters (``ns::f``).
+        Raises :class:`ConfigError` when the short form names several functions."""
+        sym = self._by_name.get(name)
+        if sym is not None and (sym.is_global or not sym.is_function):
+            return sym
+        exact: list[Symbol] = []
+        short: list[Symbol] = []
+        for s in self.functions:
+            full = self.demangled(s.name)
+            if s.name == name or full == name:
+                exact.append(s)
+            elif strip_parameters(full) == name:
+                short.append(s)
+        found = exact or short
+        originals = [s for s in found if "." not in s.name]
+        found = originals or found  # GCC clones (f.constprop.0, f.isra.0): see clones_of
+        addresses = {s.address for s in found}
+        if len(addresses) > 1:
+            where = str(self.path) if self.path else "firmware image"
+            listed = ", ".join(sorted(self.demangled(s.name) for s in found)[:6])
+            raise ConfigError(f"{where}: {name!r} names {len(addresses)} functions ({listed}); "
+                              "give the full signature or the mangled name")
+        return found[0] if found else None
+
+    def clones_of(self, sym: Symbol) -> list[Symbol]:
+        """GCC's specialised copies of *sym* (``name.constprop.0``, ``.isra.0``,
+        ``.part.0``): callers may enter one of them instead of *sym* itself."""
+        prefix = sym.name + "."
+        return [s for s in self.functions if s.name.startswith(prefix)
+                and s.address != sym.address]
+
+    @property
+    def debug(self) -> DebugInfo:
+        """The image's DWARF (lazy; empty answers when the ELF has none)."""
+        if self._debug is None:
+            self._debug = DebugInfo(self._raw)
+        return self._debug
+
+    def frames(self, address: int) -> list[Frame]:
+        """Functions containing *address*, innermost first, inlined copies included (from
+        DWARF); without debug information the symbol's function alone."""
+        frames = self.debug.frames(address)
+        if frames:
+            return frames
+        found = self.symbol_at(address)
+        return [Frame(self.demangled(found[0].name), False)] if found else []
+
+    def describe_frames(self, address: int) -> str:
+        """``Error_Handler (inlined into SystemClock_Config)`` style place of *address*."""
+        frames = self.frames(address)
+        if not frames:
+            return self.describe(address)
+        inner = frames[0].name
+        outer = [f.name for f in frames[1:]]
+        return inner + (f" (inlined into {' <- '.join(outer)})" if outer else "")
 
     def symbol_at(self, address: int) -> tuple[Symbol, int] | None:
         """The symbol containing *address* (Thumb bit ignored) and the offset into it.
@@ -235,6 +308,52 @@ def find_idle_loops(code: bytes, base: int) -> list[int]:
         if h == _B_SELF or (h, nxt) == _BW_SELF or (h in _WAIT and nxt == _B_BACK_ONE):
             out.append(base + 2 * i)
     return out
+
+
+def strip_parameters(signature: str) -> str:
+    """``ns::f(int) const`` -> ``ns::f``: a demangled signature without its parameter
+    list (found from the end, so ``(anonymous namespace)::f(int)`` keeps its prefix)."""
+    text = signature.split(" [clone ", 1)[0].rstrip()
+    for suffix in (" const", " volatile", " &&", " &"):
+        text = text.removesuffix(suffix)
+    if not text.endswith(")"):
+        return text
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return text[:i]
+    return text
+
+
+def demangle(names: Sequence[str]) -> dict[str, str]:
+    """Demangled form of every C++ name in *names* (others map to themselves), through
+    binutils' ``c++filt`` in one batch (the Arm toolchain ships it); without it, names
+    stay as they are."""
+    mangled = [n for n in names if n.startswith("_Z") and "\n" not in n]
+    if not mangled:
+        return {}
+    tool = _cxxfilt()
+    if tool is None:
+        log.warning("no c++filt found: C++ symbols stay mangled")
+        return {}
+    try:
+        proc = subprocess.run([tool], input="\n".join(mangled) + "\n", capture_output=True,
+                              text=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("c++filt failed (%s): C++ symbols stay mangled", exc)
+        return {}
+    out = proc.stdout.splitlines()
+    if len(out) != len(mangled):
+        return {}
+    return {m: d for m, d in zip(mangled, out) if d != m}
+
+
+def _cxxfilt() -> str | None:
+    return shutil.which("arm-none-eabi-c++filt") or shutil.which("c++filt")
 
 
 def _symbols_of(section: SymbolTableSection) -> list[Symbol]:

@@ -39,7 +39,13 @@ import unicorn
 from unicorn import Uc, UcError, arm_const, unicorn_const
 
 from tinymeter.boards import Board
-from tinymeter.errors import BudgetExceeded, EmulationError, FirmwareFault, TinymeterError
+from tinymeter.errors import (
+    BudgetExceeded,
+    ConfigError,
+    EmulationError,
+    FirmwareFault,
+    TinymeterError,
+)
 from tinymeter.sim.blocks import (
     BlockInfo,
     BlockProfile,
@@ -49,10 +55,12 @@ from tinymeter.sim.blocks import (
     make_disassembler,
 )
 from tinymeter.sim.costmodel import CostModel, cost_model_for
-from tinymeter.sim.elf import ElfImage
+from tinymeter.sim.dwarf import Frame
+from tinymeter.sim.elf import ElfImage, Symbol
 from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
 from tinymeter.sim.peripherals import PAGE, BoardRegisters, MarkEvent, SystemTimers, UartTx
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
+from tinymeter.sim.traps import TRAP_FUNCTIONS, call_path, trap_frame
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +96,6 @@ HALT = "tm_halt"
 #: ``unsigned int`` (j) elsewhere); any enclosing inline namespace is allowed.
 _TFLM_BEGIN = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler10BeginEventEPKc")
 _TFLM_END = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler8EndEventE[mj]")
-#: Function names whose idle loop means the firmware gave up (HAL ``Error_Handler``,
-#: fault handlers, ``abort`` of a failed assertion, ``Default_Handler``).
-_ERROR_TRAP = re.compile(r"error|fault|abort|assert|panic|default_handler", re.IGNORECASE)
 #: The C library's process exit (newlib ``_exit(int status)``): with ``stop_on_idle`` its
 #: entry ends the run with r0 as the exit code, as ``tm_halt`` does.
 LIBC_EXIT = "_exit"
@@ -146,8 +151,11 @@ class RunResult:
     #: Marker-pin changes of the hardware image, at estimated cycles (see
     #: :class:`~tinymeter.sim.peripherals.BoardRegisters`).
     marks: list[MarkEvent] = field(default_factory=list)
-    #: "semihosting exit", "tm_halt", "stop at NAME" or "idle loop at SYMBOL+OFF".
+    #: "semihosting exit", "tm_halt", "stop at NAME", "idle loop at SYMBOL+OFF" or
+    #: "span START:END completed N time(s)".
     stop_reason: str = "semihosting exit"
+    #: Spans completed (``Emulator(span=...)``): layer ids 0..spans-1 are the iterations.
+    spans: int = 0
 
     @property
     def cycles(self) -> float:
@@ -221,6 +229,9 @@ class _Session:
     timed_out: bool = False
     #: How the run ended when not by semihosting: "tm_halt", "stop at NAME", "idle loop at ...".
     stop_reason: str = ""
+    #: Span bookkeeping (``Emulator(span=...)``): a START entry is open, spans completed.
+    span_open: bool = False
+    spans_done: int = 0
 
     @property
     def inference(self) -> int:
@@ -245,15 +256,27 @@ class Emulator:
 
     def __init__(self, board: Board, *, event_profiler: tuple[str, str] | None = None,
                  event_wrap: int = 0, cost_model: CostModel | None = None,
-                 stop_at: Sequence[str] = (), stop_on_idle: bool = False) -> None:
+                 stop_at: Sequence[str] = (), stop_on_idle: bool = False,
+                 span: tuple[str, str] | None = None, span_count: int = 1) -> None:
         """*cost_model* prices every block for the hook's cycle sums (default: the board's,
-        :func:`~tinymeter.sim.costmodel.cost_model_for`)."""
+        :func:`~tinymeter.sim.costmodel.cost_model_for`).
+
+        *span* ``(START, END)`` (function names, C++ demangled accepted) makes the
+        hook's layers the spans instead of profiler events: layer *k* is everything
+        from the *k*-th entry of START to the next entry of END; the run stops at the
+        END entry that completes *span_count* spans (0: run to the firmware's end).
+        Symbol names in *stop_at* and *span* are looked up like ``--stop-at``:
+        mangled, full demangled signature, or demangled name without parameters."""
+        if span is not None and event_profiler is not None:
+            raise ValueError("a span replaces the profiler events: give one, not both")
         self.board = board
         self.event_profiler = event_profiler
         self.event_wrap = event_wrap
         self.cost_model = cost_model
         self.stop_at = tuple(stop_at)
         self.stop_on_idle = stop_on_idle
+        self.span = span
+        self.span_count = span_count
         self.uc: Uc | None = None
         self.bus = _Bus()
         self.image: ElfImage | None = None
@@ -447,7 +470,8 @@ class Emulator:
         common = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
                       inferences=session.next_inference, cost_model=model, marks=marks,
-                      stop_reason=session.stop_reason or "semihosting exit")
+                      stop_reason=session.stop_reason or "semihosting exit",
+                      spans=session.spans_done)
         if snapshot is None:
             return RunResult(instructions=0, blocks=BlockTable.empty(), profile=None, **common)
         # Blocks at intercepted entries were counted by the block hook before the
@@ -502,15 +526,25 @@ class Emulator:
         if begin is None or end is None:
             log.debug("no %s/%s in the firmware: no per-layer attribution", PROF_BEGIN, PROF_END)
         ev_begin = ev_end = None
-        if self.event_profiler is not None:
-            ev_begin = image.require_symbol(self.event_profiler[0]).address
-            ev_end = image.require_symbol(self.event_profiler[1]).address
+        pair = self.span or self.event_profiler
+        if pair is not None:
+            ev_begin, ev_end = (self._function(image, name).address for name in pair)
+        tags = self.span is None and ev_begin is not None
         return BlockCounter(
             prof_begin=begin.address if begin and end else None,
             prof_end=end.address if begin and end else None,
             event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
             budget_instructions=budget, cost=cost,
-            event_tags=_MAX_EVENT_TAGS if ev_begin is not None else 0)
+            event_tags=_MAX_EVENT_TAGS if tags else 0)
+
+    @staticmethod
+    def _function(image: ElfImage, name: str) -> Symbol:
+        """The function a user named (mangled, demangled, or without parameters)."""
+        sym = image.find_function(name)
+        if sym is None:
+            where = str(image.path) if image.path else "firmware image"
+            raise ConfigError(f"{where}: no function {name!r}")
+        return sym
 
     def _heap_info(self, image: ElfImage) -> tuple[int, int, int, int]:
         """SYS_HEAPINFO answer: heap from the linker's ``end`` symbol up to the stack."""
@@ -536,14 +570,101 @@ class Emulator:
                         end=sym.address)
             session.intercepted.append(sym.address)
         for name in self.stop_at:
-            address = image.require_symbol(name).address
-            uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stop_symbol, (session, name),
-                        begin=address, end=address)
-            session.intercepted.append(address)
+            sym = self._function(image, name)
+            for address in {sym.address, *(c.address for c in image.clones_of(sym))}:
+                uc.hook_add(unicorn.UC_HOOK_CODE, self._on_stop_symbol, (session, name),
+                            begin=address, end=address)
+                session.intercepted.append(address)
+        if self.span is not None:
+            self._install_span_hooks(uc, image, session)
         if self.stop_on_idle:
             for address in image.idle_loops():
                 uc.hook_add(unicorn.UC_HOOK_CODE, self._on_idle, session, begin=address,
                             end=address)
+            self._install_trap_hooks(uc, image, session)
+
+    def _install_span_hooks(self, uc: Uc, image: ElfImage, session: _Session) -> None:
+        """Span bookkeeping at START and END entries; entries of their GCC clones are
+        errors (the counting hook watches one address each: a clone would be missed)."""
+        assert self.span is not None
+        start, end = (self._function(image, name) for name in self.span)
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._on_span_start, session, begin=start.address,
+                    end=start.address)
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._on_span_end, session, begin=end.address,
+                    end=end.address)
+        for sym in (start, end):
+            for clone in image.clones_of(sym):
+                uc.hook_add(unicorn.UC_HOOK_CODE, self._on_span_clone, (session, clone.name),
+                            begin=clone.address, end=clone.address)
+
+    def _on_span_clone(self, uc: Uc, _address: int, _size: int,
+                       where: tuple[_Session, str]) -> None:
+        session, name = where
+        self._fail(uc, session, ConfigError(
+            f"the firmware entered {name}, a compiler clone of a --span function, not the "
+            f"function itself: give the clone's name in --span ({name})"))
+
+    def _install_trap_hooks(self, uc: Uc, image: ElfImage, session: _Session) -> None:
+        """Entries of the error traps, out of line (symbols) and inlined (DWARF): reaching
+        one ends the run with an error and the call path, never with a report."""
+        entries = {sym.address: name for name in TRAP_FUNCTIONS
+                   if (sym := image.symbol(name)) is not None and sym.is_function}
+        for address, name in image.debug.inlined_entries(frozenset(TRAP_FUNCTIONS)):
+            entries.setdefault(address, name)
+        for address, name in sorted(entries.items()):
+            uc.hook_add(unicorn.UC_HOOK_CODE, self._on_trap, (session, name), begin=address,
+                        end=address)
+
+    def _on_trap(self, uc: Uc, address: int, _size: int, where: tuple[_Session, str]) -> None:
+        session, name = where
+        self._fail(uc, session, self._fault(
+            uc, session, f"firmware reached the error trap {name}; call path: "
+            f"{self._call_path(uc, address)}", address))
+
+    def _call_path(self, uc: Uc, pc: int) -> str:
+        assert self.image is not None
+
+        def read_word(address: int) -> int | None:
+            try:
+                return struct.unpack("<I", bytes(uc.mem_read(address, 4)))[0]
+            except UcError:
+                return None
+
+        path = call_path(self.image, read_word, pc, uc.reg_read(arm_const.UC_ARM_REG_LR),
+                         uc.reg_read(arm_const.UC_ARM_REG_SP), self.initial_sp)
+        return " <- ".join(path)
+
+    def _on_span_start(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        if session.span_open:
+            assert self.span is not None
+            self._fail(uc, session, EmulationError(
+                f"span {self.span[0]}:{self.span[1]}: {self.span[0]} entered again before "
+                f"{self.span[1]} (spans must not nest or repeat their start) at "
+                f"{self._where(uc, session)}"))
+        session.span_open = True
+
+    def _on_span_end(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        if not session.span_open:
+            return
+        session.span_open = False
+        session.spans_done += 1
+        if self.span_count and session.spans_done >= self.span_count:
+            assert self.span is not None
+            session.semihost.exit_code = 0
+            session.stop_reason = (f"span {self.span[0]}:{self.span[1]} completed "
+                                   f"{session.spans_done} time(s)")
+            uc.emu_stop()
+
+    def _pending(self, session: _Session) -> str:
+        """What the user asked to reach that has not been reached yet ("" when nothing)."""
+        if self.stop_at:
+            return f"the stop symbol {' or '.join(self.stop_at)}"
+        if self.span is not None:
+            needed = self.span_count or 1
+            if session.span_open or session.spans_done < needed:
+                return (f"the end of span {self.span[0]}:{self.span[1]} "
+                        f"({session.spans_done} of {needed} completed)")
+        return ""
 
     @staticmethod
     def _return(uc: Uc) -> None:
@@ -610,9 +731,19 @@ class Emulator:
         unless the loop is an error trap (``Error_Handler``, ``*Fault*``, ``abort``...)."""
         assert self.image is not None
         where = self.image.describe(address)
-        if _ERROR_TRAP.search(where.split("+", 1)[0]):
+        frames = self.image.frames(address)
+        place = self.image.describe_frames(address)
+        trap = trap_frame(frames) or trap_frame([Frame(where.split("+", 1)[0], False)])
+        if trap is not None:
             return self._fail(uc, session, self._fault(
-                uc, session, f"firmware stopped in the error loop {where}", address))
+                uc, session, f"firmware stopped in the error loop {trap.name} ({place}); "
+                f"call path: {self._call_path(uc, address)}", address))
+        pending = self._pending(session)
+        if pending:
+            return self._fail(uc, session, EmulationError(
+                f"firmware parked in an idle loop in {place} before reaching {pending} at "
+                f"{self._where(uc, session, address)}; call path: "
+                f"{self._call_path(uc, address)}"))
         session.semihost.exit_code = 0
         session.stop_reason = f"idle loop at {where}"
         log.info("firmware reached an %s", session.stop_reason)

@@ -275,4 +275,4 @@ def test_estimate_cli_stop_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "--stop-at", "done"]) == 0
     assert "SOFTMAX" in capsys.readouterr().out
     assert main(["estimate", "--stop-at", "done", "-q"]) == 2
-    assert "--stop-at applies to --elf only" in capsys.readouterr().err
+    assert "--stop-at and --span apply to --elf only" in capsys.readouterr().err

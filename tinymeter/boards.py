@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -309,6 +310,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         raise ConfigError(f"{where}.uart: baudrate must be positive, kernel_clock_hz >= 0")
     power = _take(_section(top, "power", where), f"{where}.power",
                   {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
+    _check_values(top, regions, accel, uart, power, where)
     return Board(
         name=top["name"],
         description=top.get("description", top["name"]),
@@ -327,6 +329,49 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         hw_clock_hz=top.get("hw_clock_hz", 0),
         path=path,
     )
+
+
+#: A board name is a file-name-safe identifier: it names cache directories and files.
+BOARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+#: Plausible ranges of board figures (inclusive): beyond them a value is a typo (or
+#: NaN/inf), and would silently give negative or infinite energy, 0 ms latencies or
+#: addresses truncated to 32 bits.
+MAX_CLOCK_HZ = 2_000_000_000
+_RANGES: dict[str, tuple[float, float]] = {
+    "clock_hz": (1, MAX_CLOCK_HZ), "hw_clock_hz": (0, MAX_CLOCK_HZ),
+    "wait_states": (0, 64), "icache_bytes": (0, 1 << 24), "dcache_bytes": (0, 1 << 24),
+    "baudrate": (1, 100_000_000), "kernel_clock_hz": (0, MAX_CLOCK_HZ),
+    "voltage": (0.5, 24.0), "active_mw": (0.0, 100_000.0), "idle_mw": (0.0, 100_000.0),
+}
+
+
+def _check_range(key: str, value: float, where: str) -> None:
+    low, high = _RANGES[key]
+    if not (low <= value <= high):  # also false for NaN
+        raise ConfigError(f"{where}.{key}: {value!r} is outside the plausible range "
+                          f"[{low:g}, {high:g}]")
+
+
+def _check_values(top: dict[str, Any], regions: list[MemoryRegion], accel: dict[str, Any],
+                  uart: dict[str, Any], power: dict[str, Any], where: str) -> None:
+    """Names and value ranges that the type checks of :func:`_take` cannot see."""
+    if not BOARD_NAME.fullmatch(top["name"]):
+        raise ConfigError(f"{where}.name: {top['name']!r} is not a board identifier (letters, "
+                          "digits, '-', '_', '.', '+'; at most 64; no path separators)")
+    for key in ("clock_hz", "hw_clock_hz"):
+        if key in top:
+            _check_range(key, top[key], where)
+    for i, r in enumerate(regions):
+        if r.end > 1 << 32:
+            raise ConfigError(f"{where}.memory[{i}] ({r.name}): ends at 0x{r.end:x}, beyond "
+                              "the 32-bit address space")
+        _check_range("wait_states", r.wait_states, f"{where}.memory[{i}]")
+    for section, table in (("flash_accelerator", accel), ("uart", uart), ("power", power)):
+        for key, value in table.items():
+            if key in _RANGES:
+                _check_range(key, value, f"{where}.{section}")
+    if "base" in uart:
+        _register_address(uart["base"], f"{where}.uart.base")
 
 
 def _register_word(value: int, where: str) -> int:
@@ -406,9 +451,14 @@ def load_board(name_or_path: str | Path) -> Board:
             raise ConfigError(f"unknown board {str(name_or_path)!r}; "
                               f"known boards: {', '.join(list_boards())}")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"board file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"board file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                          f"at offset {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read board file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"board file {path}: invalid TOML: {exc}") from None
     board = parse_board(raw, where=path.name, path=path)

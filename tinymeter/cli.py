@@ -34,16 +34,18 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.compare:
         return _estimate_boards(args)
     board = load_board(args.board)
-    if args.stop_at and args.elf is None:
-        raise ConfigError("--stop-at applies to --elf only (tinymeter's own firmware ends "
-                          "by itself)")
+    if (args.stop_at or args.span) and args.elf is None:
+        raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
+                          "firmware ends by itself)")
     if args.elf is not None:
-        from tinymeter.pipeline import estimate_elf
+        from tinymeter.pipeline import estimate_elf, parse_span
 
         if args.model is not None:
             raise ConfigError("give either a model or --elf, not both")
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
-                           timeout_s=args.timeout, stop_at=args.stop_at or ())
+                           timeout_s=args.timeout, stop_at=args.stop_at or (),
+                           span=parse_span(args.span) if args.span else None,
+                           span_count=args.span_count)
     elif uses_tflm(args):
         from tinymeter.tflmrun import estimate_tflm
 
@@ -114,14 +116,28 @@ def tflm_library(args: argparse.Namespace, board: Any) -> Any:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tinymeter.firmware.support import format_support, op_support, unsupported
     from tinymeter.models.inspect import format_summary, inspect_model
     from tinymeter.models.tflite import load_tflite
     from tinymeter.pipeline import resolve_model
 
-    summary = inspect_model(load_tflite(resolve_model(args.model)))
+    model = load_tflite(resolve_model(args.model))
+    summary = inspect_model(model)
+    support = op_support(model)
+    print(format_support(support))
+    print()
     print(format_summary(summary))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+        import dataclasses
+
+        doc = {**dataclasses.asdict(summary), "support": [r.to_dict() for r in support]}
+        atomic_write(args.json, json.dumps(doc, indent=2) + "\n")
+    bad = unsupported(support)
+    if args.strict and bad:
+        print(f"error: --strict: {len(bad)} operator(s) will not run on tinymeter's runtime: "
+              + "; ".join(r.reason for r in bad[:3]) + (" ..." if len(bad) > 3 else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -328,7 +344,15 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                         "(layers from tm_prof_begin/end or TFLM MicroProfiler events)")
     e.add_argument("--stop-at", action="append", metavar="SYMBOL",
                    help="with --elf: end the run when this function is entered (repeatable); "
-                        "runs also end at a semihosting exit or an idle loop")
+                        "runs also end at a semihosting exit or an idle loop; C++ names "
+                        "may be demangled (ns::f or ns::f(int))")
+    e.add_argument("--span", metavar="START:END",
+                   help="with --elf: measure from the entry of function START to the next "
+                        "entry of END (one row per span; the function profile covers the "
+                        "spans only)")
+    e.add_argument("--span-count", type=non_negative_int, default=1, metavar="N",
+                   help="with --span: stop after N spans (default 1; 0 = run to the "
+                        "firmware's end and report every span)")
     add_runtime_args(e)
     add_io_arg(e)
     e.add_argument("--compare", metavar="BOARDS", default=None,
@@ -385,7 +409,9 @@ def add_io_arg(sp: argparse.ArgumentParser) -> None:
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("inspect", help="list ops, MACs, parameters and tensor sizes of a model")
     add_model_arg(i)
-    i.add_argument("--json", type=Path)
+    i.add_argument("--json", type=Path, help="write the summary and per-op support as JSON")
+    i.add_argument("--strict", action="store_true",
+                   help="exit with status 1 if any operator will not run on tinymeter's runtime")
     i.set_defaults(func=_cmd_inspect)
 
 

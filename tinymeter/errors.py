@@ -14,6 +14,10 @@ class TinymeterError(Exception):
     """Base class: a user-facing error with a one-line, cause-naming message."""
 
 
+class MissingDependencyError(TinymeterError):
+    """An optional Python package a feature needs (TensorFlow for the zoo) is not installed."""
+
+
 class ConfigError(TinymeterError):
     """A configuration or board file is invalid (unknown key, wrong type, missing field)."""
 

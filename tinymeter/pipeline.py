@@ -107,12 +107,18 @@ def stack_peak(emulator: Emulator) -> int | None:
 
 
 def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[int],
-                    op_names: list[str]) -> tuple[list[LayerEstimate], int, np.ndarray]:
-    """Per-layer instructions, cycles and energy from the run's block profile."""
+                    op_names: list[str], *, whole_run: bool = False
+                    ) -> tuple[list[LayerEstimate], int, np.ndarray]:
+    """Per-layer instructions, cycles and energy from the run's block profile.
+
+    *whole_run* makes every row of the profile belong to layer 0 (``n_layers`` must be
+    1): the one-row report of firmware without any layer or span markers."""
     profile = run.profile
     if profile is None:
         raise EmulationError("the run has no instruction profile (counting was disabled)")
     layer = profile.table.layer
+    if whole_run:
+        layer = np.zeros_like(layer)
     executed = profile.instructions * profile.counts
     if run.cost_model == model and len(run.block_cycles) == len(profile.table):
         # summed by the native hook during the run (exactly count x fixed-point cost)
@@ -140,22 +146,54 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     return rows, overhead, row_cycles
 
 
-def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray) -> list[FunctionProfile]:
-    """Flat profile over the whole run: instructions and cycles per function."""
+def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray, *,
+                     inside: int | None = None) -> list[FunctionProfile]:
+    """Flat profile: instructions and cycles per function (over the whole run, or with
+    *inside* = n only the rows of layers/spans 0..n-1).
+
+    Rows are per function address, named by the demangled name; functions of one name
+    at different addresses (static functions, anonymous namespaces: every TFLM kernel's
+    ``Eval``) stay separate rows, told apart by their source file (DWARF) or address."""
     profile, elf = run.profile, emulator.image
     if profile is None or elf is None:
         return []
-    instr: dict[str, int] = {}
-    cyc: dict[str, float] = {}
+    instr: dict[int, int] = {}
+    cyc: dict[int, float] = {}
     executed = (profile.instructions * profile.counts).tolist()
-    for addr, n, c in zip(profile.table.address.tolist(), executed, row_cycles.tolist()):
+    layers = profile.table.layer.tolist()
+    for addr, layer, n, c in zip(profile.table.address.tolist(), layers, executed,
+                                 row_cycles.tolist()):
+        if inside is not None and not 0 <= layer < inside:
+            continue
         found = elf.symbol_at(addr)
-        name = found[0].name if found else f"0x{addr:08x}"
-        instr[name] = instr.get(name, 0) + n
-        cyc[name] = cyc.get(name, 0.0) + c
+        key = found[0].address if found else addr
+        instr[key] = instr.get(key, 0) + n
+        cyc[key] = cyc.get(key, 0.0) + c
+    names = _function_names(elf, list(instr))
     total = sum(cyc.values()) or 1.0
-    return sorted((FunctionProfile(n, instr[n], round(cyc[n]), cyc[n] / total) for n in instr),
-                  key=lambda f: -f.cycles)
+    return sorted((FunctionProfile(names[k], instr[k], round(cyc[k]), cyc[k] / total)
+                   for k in instr), key=lambda f: (-f.cycles, f.name))
+
+
+def _function_names(elf: ElfImage, addresses: list[int]) -> dict[int, str]:
+    """Display name per function address: demangled, with ``[file.cc]`` (or ``@0x...``
+    when files do not tell them apart) where several addresses share a name."""
+    base: dict[int, str] = {}
+    for addr in addresses:
+        found = elf.symbol_at(addr)
+        base[addr] = elf.demangled(found[0].name) if found else f"0x{addr:08x}"
+    groups: dict[str, list[int]] = {}
+    for addr, name in base.items():
+        groups.setdefault(name, []).append(addr)
+    out = dict(base)
+    for name, addrs in groups.items():
+        if len(addrs) < 2:
+            continue
+        units = {a: elf.debug.unit_name(a) for a in addrs}
+        distinct = len(set(units.values())) == len(addrs) and all(units.values())
+        for a in addrs:
+            out[a] = f"{name} [{units[a]}]" if distinct else f"{name} @0x{a:08x}"
+    return out
 
 
 def with_layer_facts(rows: list[LayerEstimate], model: Model) -> list[LayerEstimate]:
@@ -207,7 +245,7 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
 def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunResult,
               rows: list[LayerEstimate], overhead: int, functions: list[FunctionProfile], *,
               arena_bytes: int, flash_bytes: int, ram_bytes: int, weight_bytes: int,
-              stack_bytes: int | None) -> Estimate:
+              stack_bytes: int | None, profile_scope: str = "whole run") -> Estimate:
     """The report of one run: totals are sums of the layer rows (so they always agree
     with the table), latency and energy priced once from the total cycles."""
     cycles = sum(r.cycles for r in rows)
@@ -219,7 +257,8 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         overhead_instructions=overhead, arena_bytes=arena_bytes, flash_bytes=flash_bytes,
         ram_bytes=ram_bytes, weight_bytes=weight_bytes, stack_bytes=stack_bytes,
         emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions),
-        board_flash_bytes=board.text.size, board_ram_bytes=board.data.size)
+        board_flash_bytes=board.text.size, board_ram_bytes=board.data.size,
+        profile_scope=profile_scope)
 
 
 _TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)
@@ -235,9 +274,18 @@ def _foreign_layer_names(run: RunResult, n_layers: int) -> list[str]:
     return [names[i] for i in range(n_layers)]
 
 
+def parse_span(text: str) -> tuple[str, str]:
+    """``START:END`` -> (START, END); C++ ``::`` inside either name is kept."""
+    parts = re.split(r"(?<!:):(?!:)", text)
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(f"--span {text!r}: expected START:END (two function names)")
+    return parts[0].strip(), parts[1].strip()
+
+
 def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
                  timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None,
-                 stop_at: Sequence[str] = ()) -> Estimate:
+                 stop_at: Sequence[str] = (), span: tuple[str, str] | None = None,
+                 span_count: int = 1) -> Estimate:
     """Profile a prebuilt Cortex-M ELF (not built by tinymeter) per layer and per function.
 
     The ELF must be linked for *board* (vector table at the start of its text region).
@@ -248,29 +296,33 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     (``RunResult.stdout``).  Layers come from ``tm_prof_begin/tm_prof_end`` when
     present, else from TFLM's ``MicroProfiler::BeginEvent/EndEvent`` (one layer per
     event, named by its tag); without either, everything is "outside layers" and only
-    the function profile is meaningful.
+    the function profile is meaningful, and the report has one "whole run" row.
+
+    *span* ``(START, END)`` measures from the entry of START to the next entry of END
+    instead: one row per span completed (the run stops after *span_count* spans; 0
+    runs to the firmware's end), totals over the spans, and a function profile of the
+    code inside them.  Function names may be mangled or demangled C++.
     """
     elf = ElfImage.load(elf_path)
     model = cost_model or cost_model_for(board)
+    for name in (*stop_at, *(span or ())):
+        if elf.find_function(name) is None:
+            what = "to stop at" if name in stop_at else "for the span"
+            raise ConfigError(f"{elf_path}: no symbol {name!r} {what}")
     own_pair = elf.symbol(PROF_BEGIN) is not None and elf.symbol(PROF_END) is not None
-    events = None if own_pair else tflm_profiler_symbols(elf)
-    if not own_pair and events is None:
+    events = None if own_pair or span else tflm_profiler_symbols(elf)
+    if not own_pair and events is None and span is None:
         log.warning("%s has neither %s/%s nor TFLM MicroProfiler events: no per-layer "
                     "attribution", elf_path, PROF_BEGIN, PROF_END)
-    for name in stop_at:
-        if elf.symbol(name) is None:
-            raise ConfigError(f"{elf_path}: no symbol {name!r} to stop at")
     emulator = Emulator(board, event_profiler=events, cost_model=model, stop_at=stop_at,
-                        stop_on_idle=True)
+                        stop_on_idle=True, span=span, span_count=span_count)
     inputs: list[list[bytes]] = [[]] if elf.symbol(IO_NEXT) is not None else []
     run = emulator.run(elf, inputs, budget_instructions=budget_instructions,
                        timeout_s=timeout_s)
     assert run.profile is not None
-    layer_ids = [int(x) for x in np.unique(run.profile.table.layer).tolist() if x >= 0]
-    n_layers = max(layer_ids) + 1 if layer_ids else 0
-    rows, overhead, row_cycles = layer_estimates(
-        run, model, n_layers, [0] * n_layers, _foreign_layer_names(run, n_layers))
-    functions = function_profile(run, emulator, row_cycles)
+    rows, overhead, row_cycles = _elf_rows(run, model, span, span_count, elf_path)
+    functions = function_profile(run, emulator, row_cycles,
+                                 inside=len(rows) if span is not None else None)
     sections = section_sizes(Path(elf_path))
     return _assemble(
         Path(elf_path).name, board, "prebuilt ELF", model, run, rows, overhead, functions,
@@ -278,7 +330,28 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
         flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
                                                       ".ARM.exidx", ".data")),
         ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".stack")),
-        weight_bytes=0, stack_bytes=stack_peak(emulator))
+        weight_bytes=0, stack_bytes=stack_peak(emulator),
+        profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run")
+
+
+def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
+              span_count: int, elf_path: Path) -> tuple[list[LayerEstimate], int, np.ndarray]:
+    """Report rows of a foreign ELF: one per span, per profiler layer, or one for the
+    whole run (so the totals are never an empty 0 cycles)."""
+    assert run.profile is not None
+    if span is not None:
+        needed = span_count or 1
+        if run.spans < needed:
+            raise EmulationError(f"{elf_path}: the firmware ended ({run.stop_reason}) after "
+                                 f"{run.spans} of {needed} span(s) {span[0]}:{span[1]}")
+        names = [f"{span[0]}:{span[1]} #{k + 1}" for k in range(run.spans)]
+        return layer_estimates(run, model, run.spans, [0] * run.spans, names)
+    layer_ids = [int(x) for x in np.unique(run.profile.table.layer).tolist() if x >= 0]
+    n_layers = max(layer_ids) + 1 if layer_ids else 0
+    if n_layers == 0:
+        return layer_estimates(run, model, 1, [0], ["whole run"], whole_run=True)
+    return layer_estimates(run, model, n_layers, [0] * n_layers,
+                           _foreign_layer_names(run, n_layers))
 
 
 def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,

@@ -82,6 +82,8 @@ class Estimate:
     runtime: str = "own"
     #: The runtime's own log lines (TFLM's DebugLog output, forwarded by the harness).
     log: tuple[str, ...] = ()
+    #: What ``functions`` covers: "whole run", or "span START:END" for ``--span``.
+    profile_scope: str = "whole run"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -158,7 +160,7 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     out.extend(f"runtime log: {line}" for line in est.log)
     if top_functions and est.functions:
         out.append("")
-        out.append("top functions (whole run):")
+        out.append(f"top functions ({est.profile_scope}):")
         for f in est.functions[:top_functions]:
             out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
                        f"{_fmt_int(f.instructions):>14} instr  {f.name}")

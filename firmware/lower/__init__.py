@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import ModuleType
 
-from tinymeter.firmware.lower import conv, elementwise, float32, misc, pool, reshape, softmax
+from tinymeter.firmware.lower import (
+    conv,
+    elementwise,
+    float32,
+    misc,
+    movement,
+    pool,
+    reshape,
+    softmax,
+)
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
 from tinymeter.models.tflite import Operator, TensorType
 
@@ -19,7 +28,8 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 
 #: Op-family modules of this package, in registration order (a later module's entry
 #: for the same op and type wins).
-MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc)
+MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
+                                   movement)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

@@ -10,5 +10,6 @@
 #include "tm_ops_reshape.h"
 #include "tm_ops_float.h"
 #include "tm_ops_misc.h"
+#include "tm_ops_movement.h"
 
 #endif /* TM_OPS_H */

@@ -1,0 +1,174 @@
+"""Issue 13 reproducers: each bad input ends in one clear error (or a right answer).
+
+Library calls raise a :class:`~tinymeter.errors.TinymeterError` subclass naming the
+cause; the CLI prints one ``error:`` line and exits 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinymeter.cli import main
+from tinymeter.errors import MissingDependencyError
+
+
+def _one_error(capsys: pytest.CaptureFixture[str], argv: list[str], *fragments: str) -> str:
+    """Run the CLI in-process; assert exit 2 and one ``error:`` line holding *fragments*."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    for f in fragments:
+        assert f in err[0], err[0]
+    return err[0]
+
+
+# -- packaging -----------------------------------------------------------------------------
+
+
+def test_zoo_build_without_tensorflow(capsys, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import raises ImportError
+    _one_error(capsys, ["zoo", "build", "lenet"], "needs TensorFlow", "tinymeter[tf]")
+
+
+def test_import_tf_error_type(monkeypatch) -> None:
+    from tinymeter.models.convert import import_tf, seed_everything
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(MissingDependencyError):
+        import_tf()
+    with pytest.raises(MissingDependencyError):
+        seed_everything(0)
+
+
+# -- quantization and weight defects -------------------------------------------------------
+
+
+def _fc_model(tmp_path: Path, *, x_scale: float = 0.1, x_zp: int = 0, w_scale: float = 0.05,
+              y_scale: float = 0.2, y_zp: int = 0, bias_zp: int = 0, const_w: bool = True,
+              activation: str = "NONE") -> Path:
+    """FULLY_CONNECTED 8 -> 4 with the given (possibly nonsense) quantization."""
+    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model, tensor
+    from tinymeter.models.tflite import TensorType
+
+    x = int8_tensor("x", (1, 8), x_scale, x_zp)
+    w = int8_tensor("w", (4, 8), w_scale, 0, data=random_int8((4, 8), 1) if const_w else None)
+    b = tensor("b", (4,), TensorType.INT32, scale=0.005, zero_point=bias_zp, data=[1, 2, 3, 4])
+    y = int8_tensor("y", (1, 4), y_scale, y_zp)
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(single_op_model("FULLY_CONNECTED", [x, w, b], [y],
+                                     {"fused_activation_function": activation}))
+    return path
+
+
+BAD_QUANT = [
+    ({"x_scale": 0.0}, "'x'", "scale 0.0"),
+    ({"x_scale": float("nan")}, "'x'", "scale nan"),
+    ({"w_scale": float("inf")}, "'w'", "scale inf"),
+    ({"y_scale": -0.5}, "'y'", "scale -0.5"),
+    ({"y_scale": 1e-50}, "'y'", "as float32"),
+    ({"x_zp": 1_000_000}, "'x'", "zero point 1000000"),
+    ({"y_zp": 2**31 - 1, "activation": "RELU"}, "'y'", "zero point 2147483647"),
+    ({"bias_zp": 2**40}, "'b'", "zero point 1099511627776"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "name", "what"), BAD_QUANT)
+def test_bad_quantization_is_refused_and_flagged(capsys, tmp_path: Path, kwargs, name, what) -> None:
+    path = _fc_model(tmp_path, **kwargs)
+    _one_error(capsys, ["estimate", str(path), "-q"], "operator 0 (FULLY_CONNECTED)", name, what)
+    assert main(["inspect", str(path), "--json", str(tmp_path / "i.json")]) == 0
+    out = capsys.readouterr().out
+    assert "defect: operator 0 (FULLY_CONNECTED)" in out and what in out
+    import json
+
+    defects = json.loads((tmp_path / "i.json").read_text())["defects"]
+    assert len(defects) == 1 and name in defects[0]
+
+
+def test_non_constant_filter_is_refused_and_flagged(capsys, tmp_path: Path) -> None:
+    path = _fc_model(tmp_path, const_w=False)
+    _one_error(capsys, ["estimate", str(path), "-q"], "operator 0 (FULLY_CONNECTED)", "'w'",
+               "filter", "no constant data")
+    assert main(["inspect", str(path)]) == 0
+    assert "is the filter but has no constant data" in capsys.readouterr().out
+
+
+def test_empty_activation_clamp() -> None:
+    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.firmware import quant
+
+    with pytest.raises(UnsupportedModelError, match="clamp is empty"):
+        quant.activation_range_quantized("RELU", 0.1, 1000)
+    with pytest.raises(UnsupportedModelError, match="clamp is empty"):
+        quant.activation_range_quantized("RELU6", -0.1, 0)
+    assert quant.activation_range_quantized("RELU6", 0.1, -128) == (-128, -68)
+
+
+def test_inspect_json_roundtrip(capsys, tmp_path: Path) -> None:
+    import json
+
+    path = _fc_model(tmp_path)
+    assert main(["inspect", str(path), "--json", str(tmp_path / "i.json")]) == 0
+    d = json.loads((tmp_path / "i.json").read_text())
+    assert d["total_macs"] == 32 and d["defects"] == [] and d["ops"][0]["opcode"] == "FULLY_CONNECTED"
+    assert d["ops"][0]["output_shapes"] == [[1, 4]]
+
+
+def test_inspect_unknown_dims_no_negative_macs(capsys, tmp_path: Path) -> None:
+    from tinymeter.models.inspect import inspect_model
+    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model_ir
+
+    x = int8_tensor("x", (-1, 8), 0.1, 0)
+    w = int8_tensor("w", (4, 8), 0.05, 0, data=random_int8((4, 8), 1))
+    y = int8_tensor("y", (-1, 4), 0.2, 0)
+    summary = inspect_model(single_op_model_ir("FULLY_CONNECTED", [x, w, None], [y]))
+    assert summary.total_macs == 0 and summary.peak_activation_bytes == 0
+    assert any("unknown dimension" in d and "'x'" in d for d in summary.defects)
+
+
+# -- board files ---------------------------------------------------------------------------
+
+
+def _board_file(tmp_path: Path, old: str, new: str) -> Path:
+    from tinymeter.boards import load_board
+
+    src = load_board("nucleo-l4r5zi").path
+    assert src is not None
+    text = src.read_text(encoding="utf-8")
+    assert old in text, old
+    dst = tmp_path / "b.toml"
+    dst.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return dst
+
+
+def test_board_file_not_utf8(capsys, tmp_path: Path) -> None:
+    from tinymeter.boards import load_board
+
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(load_board("nucleo-l4r5zi").path.read_bytes().replace(  # type: ignore[union-attr]
+        b'name = "nucleo-l4r5zi"', b'name = "nucl\xe9o"'))
+    _one_error(capsys, ["boards", str(path)], "not UTF-8", "0xe9")
+
+
+@pytest.mark.parametrize("name", ["nu\\u0000cleo", "../../x", "a/b", "", "x" * 65, " lead"])
+def test_board_name_must_be_an_identifier(capsys, tmp_path: Path, name: str) -> None:
+    path = _board_file(tmp_path, 'name = "nucleo-l4r5zi"', f'name = "{name}"')
+    _one_error(capsys, ["boards", str(path)], "not a board identifier")
+
+
+@pytest.mark.parametrize(("old", "new", "what"), [
+    ("active_mw = ", "active_mw = -43 #", "active_mw: -43"),
+    ("active_mw = ", "active_mw = inf #", "active_mw: inf"),
+    ("voltage = ", "voltage = nan #", "voltage: nan"),
+    ("clock_hz = 120_000_000", "clock_hz = 9223372036854775807", "clock_hz: 9223372036854775807"),
+    ("icache_bytes = ", "icache_bytes = -1024 #", "icache_bytes: -1024"),
+    ("base = 0x", "base = 0x1", "does not fit a 32-bit register"),
+])
+def test_board_values_are_range_checked(capsys, tmp_path: Path, old: str, new: str,
+                                        what: str) -> None:
+    path = _board_file(tmp_path, old, new)
+    _one_error(capsys, ["boards", str(path)], what)
