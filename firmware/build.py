@@ -62,8 +62,8 @@ class BuildConfig:
             raise ConfigError(f"unknown firmware I/O {self.io!r}; choose from {', '.join(IO_MODES)}")
         if self.opt not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og"):
             raise ConfigError(f"unsupported optimization level {self.opt!r}")
-        if self.runs < 1:
-            raise ConfigError("runs must be >= 1")
+        if not 1 <= self.runs <= 0xFFFFFFFF:  # TM_RUNS counts down in a uint32_t
+            raise ConfigError(f"runs must be between 1 and 4294967295, got {self.runs}")
         if self.stack_bytes < 1024 or self.stack_bytes % 8:
             raise ConfigError("stack_bytes must be a multiple of 8 and at least 1024")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import struct
 import threading
@@ -73,6 +74,11 @@ class VirtualTiming:
     seed: int = 0
     active_mw: float = 40.0
     idle_mw: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.noise) and 0.0 <= self.noise <= 0.5):
+            raise ConfigError(f"virtual board noise must be between 0 and 0.5 (relative), "
+                              f"got {self.noise!r}")
 
     @classmethod
     def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.0005,

@@ -49,6 +49,9 @@ def entries_from_report(report: Mapping[str, Any], where: str = "report") -> Ent
     if isinstance(report, list):
         out: Entries = {}
         for i, item in enumerate(report):
+            if not isinstance(item, Mapping):  # a list of reports, not lists of lists
+                raise BaselineError(f"{where}[{i}]: expected a report object, got "
+                                    f"{type(item).__name__}")
             out.update(entries_from_report(item, f"{where}[{i}]"))
         return out
     if not isinstance(report, Mapping):
@@ -100,6 +103,8 @@ def _read_json(path: Path, what: str, hint: str = "") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise BaselineError(f"{what} {path} is nested too deeply to be a tinymeter report") from None
 
 
 def load_baseline(path: Path | str) -> Entries:

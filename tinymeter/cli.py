@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -287,15 +288,17 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
 # -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
 
 
-def _bounded(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str], Any]:
-    """argparse type: *kind* parsed from text and bounded below, so a nonsense value is
-    one usage error naming the flag instead of a silently odd run."""
+def _bounded(kind: type, low: float, inclusive: bool, what: str,
+             high: float = math.inf) -> Callable[[str], Any]:
+    """argparse type: *kind* parsed from text, finite and bounded, so a nonsense value
+    (NaN, inf, negative) is one usage error naming the flag instead of a silently odd
+    run or a crash after the work is done."""
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (value >= low if inclusive else value > low) or value != value:  # NaN
+        if not math.isfinite(value) or value > high or not (value >= low if inclusive else value > low):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     convert.__name__ = what  # argparse names the type in its messages
@@ -305,6 +308,9 @@ def _bounded(kind: type, low: float, inclusive: bool, what: str) -> Callable[[st
 positive_int = _bounded(int, 0, False, "a positive integer")
 non_negative_int = _bounded(int, 0, True, "a non-negative integer")
 positive_float = _bounded(float, 0.0, False, "a positive number")
+non_negative_float = _bounded(float, 0.0, True, "a non-negative number")
+#: Firmware run counts live in a uint32_t (TM_RUNS).
+run_count = _bounded(int, 0, False, "a positive integer below 2^32", high=0xFFFFFFFF)
 
 
 def add_model_arg(sp: argparse.ArgumentParser) -> None:
@@ -419,7 +425,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build the firmware ELF for a model and board")
     add_model_arg(b)
     add_build_args(b)
-    b.add_argument("--runs", type=positive_int, default=1,
+    b.add_argument("--runs", type=run_count, default=1,
                    help="inferences the firmware runs on hardware")
     add_runtime_args(b)
     add_io_arg(b)
@@ -478,7 +484,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     ck.add_argument("results", nargs="+",
                     help="estimate JSON reports (tinymeter estimate --json) or .tflite models to estimate")
     ck.add_argument("--baseline", type=Path, required=True, help="baseline JSON")
-    ck.add_argument("--max-regression", type=float, default=5.0, metavar="PCT",
+    ck.add_argument("--max-regression", type=non_negative_float, default=5.0, metavar="PCT",
                     help="allowed growth in percent (default 5)")
     ck.add_argument("--metrics", help="comma-separated subset of ms,arena_bytes,flash_bytes")
     ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")

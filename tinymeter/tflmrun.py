@@ -29,7 +29,7 @@ from tinymeter.firmware.tflm import (
     too_big_error,
 )
 from tinymeter.models.inspect import inspect_model
-from tinymeter.models.tflite import Model, load_tflite
+from tinymeter.models.tflite import Model, load_tflite, read_model_bytes
 from tinymeter.report import Estimate
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import CostModel, cost_model_for
@@ -96,7 +96,7 @@ def build_tflm_image(model_path: Path, board: Board, library: TflmLibrary,
     """Build the harness firmware for *model_path* in *work*; the arena is
     *arena_bytes*, or sized automatically (:func:`size_arena`).  With *out_dir* the
     ELF, its map, linker script and generated files are kept there."""
-    data = Path(model_path).read_bytes()
+    data = read_model_bytes(model_path)
     main = load_tflite(model_path).main
     name = Path(model_path).stem
     build = TflmBuild(data, name, [op.opcode for op in main.operators], board, library,
