@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from types import ModuleType
 
 from tinymeter.firmware.lower import (
+    activations,
+    binary,
     conv,
     elementwise,
     float32,
@@ -29,7 +31,7 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 #: Op-family modules of this package, in registration order (a later module's entry
 #: for the same op and type wins).
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
-                                   movement)
+                                   movement, activations, binary)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:
