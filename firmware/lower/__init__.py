@@ -21,6 +21,7 @@ from tinymeter.firmware.lower import (
     movement,
     pool,
     reshape,
+    resize,
     softmax,
 )
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
@@ -31,7 +32,7 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 #: Op-family modules of this package, in registration order (a later module's entry
 #: for the same op and type wins).
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
-                                   movement, activations, binary)
+                                   movement, activations, binary, resize)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

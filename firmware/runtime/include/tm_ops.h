@@ -13,5 +13,6 @@
 #include "tm_ops_movement.h"
 #include "tm_ops_activations.h"
 #include "tm_ops_binary.h"
+#include "tm_ops_resize.h"
 
 #endif /* TM_OPS_H */
