@@ -130,6 +130,12 @@ def _io_tensors(model: Model, indices: Sequence[int]) -> list[IoTensor]:
     return out
 
 
+def io_tensors(model: Model, indices: Sequence[int]) -> list[IoTensor]:
+    """Shape, type and quantization of the main subgraph's tensors *indices* (the
+    model's inputs or outputs) as the device stores them."""
+    return _io_tensors(model, indices)
+
+
 def default_inputs(inputs: Sequence[IoTensor], seed: int = 0) -> list[bytes]:
     """Deterministic pseudo-random inputs, used on hardware where no host feeds data."""
     rng = np.random.default_rng(seed)

@@ -47,13 +47,12 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                            timeout_s=args.timeout, stop_at=args.stop_at or (),
                            span=parse_span(args.span) if args.span else None,
                            span_count=args.span_count)
-    elif args.tflm_lib is not None:
-        from tinymeter.pipeline import estimate_tflm
+    elif uses_tflm(args):
+        from tinymeter.tflmrun import estimate_tflm
 
-        est = estimate_tflm(resolve_model(args.model), board, args.tflm_lib,
-                            args.tflm_include or [], BuildConfig(opt=args.opt),
-                            arena_bytes=args.tflm_arena, budget_instructions=args.budget,
-                            timeout_s=args.timeout)
+        est = estimate_tflm(resolve_model(args.model), board, tflm_library(args, board),
+                            BuildConfig(opt=args.opt, io=args.io), arena_bytes=args.tflm_arena,
+                            budget_instructions=args.budget, timeout_s=args.timeout)
     else:
         model_path = resolve_model(args.model)
         config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
@@ -76,21 +75,45 @@ def _estimate_boards(args: argparse.Namespace) -> int:
     from tinymeter.pipeline import estimate, resolve_model
     from tinymeter.report import format_comparison
 
-    if args.elf is not None or args.tflm_lib is not None:
-        raise ConfigError("--compare estimates a model with tinymeter's runtime (not --elf or "
-                          "--tflm-lib, which are built for one board)")
+    if args.elf is not None:
+        raise ConfigError("--compare estimates a model (not --elf, which is built for one board)")
     names = list_boards() if args.compare == "all" else [b for b in args.compare.split(",") if b]
     if not names:
         raise ConfigError("--compare needs board names separated by commas, or 'all'")
     model_path = resolve_model(args.model)
     config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
-    ests = [estimate(model_path, load_board(name), config, budget_instructions=args.budget,
-                     timeout_s=args.timeout, progress=not args.quiet) for name in names]
+    ests = []
+    for name in names:
+        board = load_board(name)
+        if uses_tflm(args):
+            from tinymeter.tflmrun import estimate_tflm
+
+            ests.append(estimate_tflm(model_path, board, tflm_library(args, board),
+                                      BuildConfig(opt=args.opt), arena_bytes=args.tflm_arena,
+                                      budget_instructions=args.budget, timeout_s=args.timeout))
+        else:
+            ests.append(estimate(model_path, board, config, budget_instructions=args.budget,
+                                 timeout_s=args.timeout, progress=not args.quiet))
     print(format_comparison(ests))
     if args.json:
         atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def uses_tflm(args: argparse.Namespace) -> bool:
+    """Whether a command runs the model in a TFLM library (``--runtime tflm`` or an
+    explicit ``--tflm-lib``)."""
+    return getattr(args, "runtime", "own") == "tflm" or getattr(args, "tflm_lib", None) is not None
+
+
+def tflm_library(args: argparse.Namespace, board: Any) -> Any:
+    """The TFLM library of a command: ``--tflm-lib`` with ``--tflm-root``/``--tflm-include``,
+    else the one registered for the board's core (``tinymeter tflm add``)."""
+    from tinymeter.tflmconfig import resolve_library
+
+    return resolve_library(board.core.name, lib=args.tflm_lib, root=args.tflm_root,
+                           includes=args.tflm_include or (), kernels=args.tflm_kernels)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -124,12 +147,33 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import build_model, resolve_model
 
-    image = build_model(resolve_model(args.model), load_board(args.board),
+    board = load_board(args.board)
+    if uses_tflm(args):
+        return _build_tflm(args, board)
+    image = build_model(resolve_model(args.model), board,
                         BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs,
                                     io=args.io),
                         out_dir=args.out)
     print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
           f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
+    return 0
+
+
+def _build_tflm(args: argparse.Namespace, board: Any) -> int:
+    """``build --runtime tflm``: the TFLM-harness ELF with its arena sized, kept in --out."""
+    import tempfile
+
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.pipeline import resolve_model
+    from tinymeter.tflmrun import build_tflm_image
+
+    library = tflm_library(args, board)
+    with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
+        image = build_tflm_image(resolve_model(args.model), board, library,
+                                 BuildConfig(opt=args.opt, runs=args.runs, io=args.io),
+                                 arena_bytes=args.tflm_arena, work=Path(work), out_dir=args.out)
+    print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
+          f"arena {image.arena_bytes} B (TFLM uses {image.arena_used} B), {library.label}")
     return 0
 
 
@@ -222,6 +266,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _cmd_tflm(args: argparse.Namespace) -> int:
+    """``tinymeter tflm add|list``: the registered TFLM libraries."""
+    from tinymeter import tflmconfig
+
+    if args.tflm_cmd == "add":
+        target = (Path.cwd() / tflmconfig.PROJECT_FILE) if args.project else None
+        entry = tflmconfig.add_library(args.lib, args.core, args.root, kernels=args.kernels,
+                                       path=target)
+        where = target or tflmconfig.user_config_path()
+        print(f"registered {entry.lib} for {entry.core} ({entry.kernels} kernels) in {where}")
+        return 0
+    entries = tflmconfig.load_registry()
+    if not entries:
+        print("no TFLM libraries registered (tinymeter tflm add LIB --core CORE --root DIR)")
+    for e in entries:
+        print(f"{e.core:14} {e.kernels:9} {e.lib}  (root {e.root})")
+    return 0
+
+
 # -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
 
 
@@ -296,14 +359,7 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--span-count", type=non_negative_int, default=1, metavar="N",
                    help="with --span: stop after N spans (default 1; 0 = run to the "
                         "firmware's end and report every span)")
-    e.add_argument("--tflm-lib", type=Path, default=None,
-                   help="link against this prebuilt TFLM static library instead of the "
-                        "built-in runtime (harness firmware/runtime/tflm; unverified with "
-                        "real TFLM builds)")
-    e.add_argument("--tflm-include", type=Path, action="append",
-                   help="TFLM include directory (repeatable: TFLM root, flatbuffers, ...)")
-    e.add_argument("--tflm-arena", type=positive_int, default=64 * 1024,
-                   help="tensor arena bytes for the TFLM harness (default 65536)")
+    add_runtime_args(e)
     add_io_arg(e)
     e.add_argument("--compare", metavar="BOARDS", default=None,
                    help="estimate on several boards (comma-separated names, or 'all') and "
@@ -318,6 +374,34 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="wall-clock limit in seconds")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=_cmd_estimate)
+
+
+def add_runtime_args(sp: argparse.ArgumentParser) -> None:
+    """--runtime and the TFLM library options (registered libraries need none)."""
+    sp.add_argument("--runtime", default="own", choices=("own", "tflm"),
+                    help="run the model in tinymeter's runtime (default) or in a prebuilt "
+                         "TFLM library (registered with `tinymeter tflm add`, or --tflm-lib)")
+    sp.add_argument("--tflm-lib", type=Path, default=None,
+                    help="a prebuilt TFLM static library (libtensorflow-microlite.a) to link "
+                         "the TFLM harness against (implies --runtime tflm)")
+    sp.add_argument("--tflm-root", type=Path, default=None,
+                    help="the TFLM source checkout the library was built from (headers: the "
+                         "root, downloads/flatbuffers/include and downloads/gemmlowp)")
+    sp.add_argument("--tflm-include", type=Path, action="append",
+                    help="extra TFLM include directory (repeatable)")
+    sp.add_argument("--tflm-kernels", default=None, choices=("cmsis-nn", "reference"),
+                    help="which registered library of the core (default: CMSIS-NN if "
+                         "registered)")
+    sp.add_argument("--tflm-arena", type=_multiple_of_16, default=None,
+                    help="TFLM tensor arena bytes (default: sized automatically from "
+                         "TFLM's arena_used_bytes())")
+
+
+def _multiple_of_16(text: str) -> int:
+    value = positive_int(text)
+    if value % 16:
+        raise argparse.ArgumentTypeError(f"expected a multiple of 16, got {text!r}")
+    return value
 
 
 def add_io_arg(sp: argparse.ArgumentParser) -> None:
@@ -343,6 +427,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     add_build_args(b)
     b.add_argument("--runs", type=run_count, default=1,
                    help="inferences the firmware runs on hardware")
+    add_runtime_args(b)
     add_io_arg(b)
     b.add_argument("--out", type=Path, required=True, help="output directory")
     b.set_defaults(func=_cmd_build)
@@ -410,13 +495,30 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     ck.set_defaults(func=_cmd_check)
 
 
+def _add_tflm(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("tflm", help="register prebuilt TFLM libraries (used by --runtime tflm)")
+    tsub = t.add_subparsers(dest="tflm_cmd", required=True)
+    ta = tsub.add_parser("add", help="register a library for a core (replaces the one of the "
+                                     "same core and kernel set)")
+    ta.add_argument("lib", type=Path, help="libtensorflow-microlite.a")
+    ta.add_argument("--core", required=True, help="core the library was built for, e.g. cortex-m4f")
+    ta.add_argument("--root", type=Path, required=True,
+                    help="the TFLM source checkout it was built from (for the headers)")
+    ta.add_argument("--kernels", choices=("cmsis-nn", "reference"), default=None,
+                    help="kernel set (default: detected from the library's symbols)")
+    ta.add_argument("--project", action="store_true",
+                    help="write ./tinymeter.toml instead of the user's config file")
+    tsub.add_parser("list", help="list the registered libraries (project file first)")
+    t.set_defaults(func=_cmd_tflm)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinymeter", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
-                _add_check):
+                _add_check, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
