@@ -266,6 +266,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """``tinymeter validate``: emulated outputs vs the host interpreters; exit 1 on mismatch."""
+    from tinymeter.boards import load_board
+    from tinymeter.pipeline import resolve_model
+    from tinymeter.validate import format_validation, validate
+
+    board = load_board(args.board)
+    library = tflm_library(args, board) if uses_tflm(args) else None
+    result = validate(resolve_model(args.model), board, library=library, kernels=args.kernels,
+                      inputs=args.inputs, samples=args.samples, seed=args.seed,
+                      budget_instructions=args.budget, timeout_s=args.timeout)
+    print(format_validation(result))
+    if args.json:
+        atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if result.passed else 1
+
+
 def _cmd_tflm(args: argparse.Namespace) -> int:
     """``tinymeter tflm add|list``: the registered TFLM libraries."""
     from tinymeter import tflmconfig
@@ -495,6 +513,28 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     ck.set_defaults(func=_cmd_check)
 
 
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser("validate", help="run the firmware in the emulator and compare its "
+                       "outputs with the tflite-micro interpreter (and TensorFlow for float "
+                       "models); exit 1 on mismatch")
+    add_model_arg(v)
+    add_build_args(v)
+    add_runtime_args(v)
+    v.add_argument("--inputs", type=Path, default=None,
+                   help=".npy (one input) or .npz (arrays named like the inputs, or arr_0...) "
+                        "holding one sample or a batch (leading axis); float data for int8 "
+                        "inputs is quantized (default: seeded random inputs)")
+    v.add_argument("--samples", type=positive_int, default=4,
+                   help="random samples without --inputs (default 4)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    v.add_argument("--json", type=Path, help="write the result as JSON")
+    v.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET_INSTRUCTIONS,
+                   help="instruction budget before the firmware is declared hung")
+    v.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
+                   help="wall-clock limit in seconds")
+    v.set_defaults(func=_cmd_validate)
+
+
 def _add_tflm(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tflm", help="register prebuilt TFLM libraries (used by --runtime tflm)")
     tsub = t.add_subparsers(dest="tflm_cmd", required=True)
@@ -518,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
-                _add_check, _add_tflm):
+                _add_check, _add_validate, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 

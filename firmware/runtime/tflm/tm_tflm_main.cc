@@ -215,6 +215,9 @@ void tm_report(uint32_t run, uint32_t layers) {
   }
   tm_puts("TM1 END total=");
   tm_putu(total);
+  /* check covers the BEGIN line's run index and layer count (hw/protocol.py) */
+  tm_puts(" check=");
+  tm_putu(total + run + layers);
   tm_puts("\n");
 }
 
