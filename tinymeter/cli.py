@@ -142,6 +142,25 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tinymeter.models.user_convert import (
+        convert_user_model,
+        format_accuracy,
+        load_calibration,
+    )
+
+    calibration = load_calibration(args.calibration_data) if args.calibration_data else None
+    result = convert_user_model(args.model, args.quantize, calibration, seed=args.seed)
+    out = args.out or Path(args.model).with_suffix("").with_name(
+        f"{Path(args.model).with_suffix('').name}-{args.quantize}.tflite")
+    atomic_write(out, result.tflite)
+    print(f"wrote {out} ({len(result.tflite):,} bytes, {args.quantize})")
+    print(format_accuracy(result))
+    if args.json:
+        atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
@@ -439,6 +458,21 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_cmd_inspect)
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5) or SavedModel "
+                                       "directory to .tflite and report quantization error")
+    c.add_argument("model", type=Path, help="MODEL.keras, MODEL.h5 or SAVED_MODEL_DIR")
+    c.add_argument("--quantize", default="int8", choices=("int8", "int16x8", "float32"),
+                   help="int8 (default), int16x8 (int16 activations, int8 weights) or float32")
+    c.add_argument("--calibration-data", dest="calibration_data", type=Path,
+                   help="representative inputs: FILE.npy (N, *input_shape) or FILE.npz (one "
+                        "array per input); default: seeded synthetic data, with a warning")
+    c.add_argument("-o", "--out", type=Path, help="output .tflite (default MODEL-QUANT.tflite)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the synthetic calibration set")
+    c.add_argument("--json", type=Path, help="write the conversion and accuracy report as JSON")
+    c.set_defaults(func=_cmd_convert)
+
+
 def _add_build(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build the firmware ELF for a model and board")
     add_model_arg(b)
@@ -557,8 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
-                _add_check, _add_validate, _add_tflm):
+    for add in (_add_estimate, _add_inspect, _add_convert, _add_build, _add_boards, _add_zoo,
+                _add_sweep, _add_check, _add_validate, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
