@@ -34,6 +34,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
     if args.compare:
         return _estimate_boards(args)
+    if args.compare_runtimes:
+        return _estimate_runtimes(args)
     board = load_board(args.board)
     if (args.stop_at or args.span) and args.elf is None:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
@@ -97,6 +99,45 @@ def _estimate_boards(args: argparse.Namespace) -> int:
     print(format_comparison(ests))
     if args.json:
         atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _estimate_runtimes(args: argparse.Namespace) -> int:
+    """``estimate --compare-runtimes``: own reference, own optimized and every TFLM library
+    of the board's core (or --tflm-lib), one per-layer table."""
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.pipeline import estimate, resolve_model
+    from tinymeter.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
+    from tinymeter.tflmconfig import libraries_for, load_registry
+    from tinymeter.tflmrun import estimate_tflm
+
+    if args.elf is not None:
+        raise ConfigError("--compare-runtimes estimates a model (not --elf)")
+    board = load_board(args.board)
+    model_path = resolve_model(args.model)
+    if args.tflm_lib is not None:
+        libraries = [tflm_library(args, board)]
+    else:
+        libraries = [e.library() for e in libraries_for(load_registry(), board.core.name)
+                     if args.tflm_kernels in (None, e.kernels)]
+    limits = {"budget_instructions": args.budget, "timeout_s": args.timeout}
+    runs = [RuntimeRun(f"own {k[:3]}", estimate(model_path, board, BuildConfig(kernels=k,
+                                                                                opt=args.opt),
+                                                progress=not args.quiet, **limits))
+            for k in ("reference", "optimized")]
+    for lib in libraries:
+        label = "TFLM CMSIS-NN" if lib.kernels == "cmsis-nn" else f"TFLM {lib.kernels[:3]}"
+        runs.append(RuntimeRun(label, estimate_tflm(model_path, board, lib,
+                                                    BuildConfig(opt=args.opt),
+                                                    arena_bytes=args.tflm_arena, **limits)))
+    print(format_runtime_comparison(runs))
+    if not libraries:
+        print(f"(no TFLM library registered for {board.core.name}: tinymeter tflm add LIB "
+              f"--core {board.core.name} --root DIR)")
+    if args.json:
+        atomic_write(args.json, json.dumps(comparison_dict(runs), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -382,6 +423,10 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--compare", metavar="BOARDS", default=None,
                    help="estimate on several boards (comma-separated names, or 'all') and "
                         "print one row per board instead of the layer table")
+    e.add_argument("--compare-runtimes", action="store_true",
+                   help="one per-layer table of tinymeter's reference and optimized kernels "
+                        "and every TFLM library registered for the board's core (or "
+                        "--tflm-lib): instructions, cycles, speedup")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,
