@@ -17,6 +17,7 @@ from tinymeter.firmware.lower import (
     conv,
     elementwise,
     float32,
+    indexing,
     misc,
     movement,
     pool,
@@ -32,7 +33,8 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 #: Op-family modules of this package, in registration order (a later module's entry
 #: for the same op and type wins).
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
-                                   movement, activations, binary, resize)
+                                   movement, activations, binary, resize,
+                                   indexing)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

@@ -14,5 +14,6 @@
 #include "tm_ops_activations.h"
 #include "tm_ops_binary.h"
 #include "tm_ops_resize.h"
+#include "tm_ops_indexing.h"
 
 #endif /* TM_OPS_H */
