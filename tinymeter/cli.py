@@ -325,6 +325,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``tinymeter export``: the own runtime for one model as a C library."""
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.codegen import generate
+    from tinymeter.firmware.export import write_export
+    from tinymeter.models.tflite import load_tflite
+    from tinymeter.pipeline import resolve_model
+
+    board = load_board(args.board)
+    path = resolve_model(args.model)
+    gen = generate(load_tflite(path), name=path.stem)
+    sources = write_export(gen, board, args.kernels, args.out)
+    print(f"exported {gen.name} to {args.out}: {len(sources)} C sources, arena "
+          f"{gen.arena_bytes} B, API in tinymeter_model.h (see README.md)")
+    return 0
+
+
 def _cmd_tflm(args: argparse.Namespace) -> int:
     """``tinymeter tflm add|list``: the registered TFLM libraries."""
     from tinymeter import tflmconfig
@@ -580,6 +597,18 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_cmd_validate)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser("export", help="export tinymeter's runtime for a model as a C library "
+                       "(model source, kernels for the core, one API header, README)")
+    add_model_arg(x)
+    x.add_argument("--board", default=DEFAULT_BOARD,
+                   help=f"board name or file: its core picks the kernels (default {DEFAULT_BOARD})")
+    x.add_argument("--kernels", default="optimized", choices=("reference", "optimized"),
+                   help="kernel set (default optimized; cores without DSP get reference)")
+    x.add_argument("--out", type=Path, required=True, help="output directory")
+    x.set_defaults(func=_cmd_export)
+
+
 def _add_tflm(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tflm", help="register prebuilt TFLM libraries (used by --runtime tflm)")
     tsub = t.add_subparsers(dest="tflm_cmd", required=True)
@@ -603,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
-                _add_check, _add_validate, _add_tflm):
+                _add_check, _add_validate, _add_export, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
