@@ -283,6 +283,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from tinymeter import check
 
     current: dict = {}
+    root = Path(args.baseline).parent  # model paths in keys are relative to the baseline
     tflites = [p for p in args.results if Path(p).suffix == ".tflite"]
     if tflites:
         from tinymeter.boards import load_board
@@ -295,15 +296,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 raise ConfigError(f"model file {path} does not exist")
             for board in boards:
                 est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
-                current.update(check.entries_from_report(est.to_dict(), str(path)))
-    current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"]))
+                current.update(check.entries_from_report(est.to_dict(), str(path), root))
+    current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"],
+                                      root))
     if args.update_baseline:
         check.write_baseline(current, args.baseline)
         print(f"wrote baseline {args.baseline} ({len(current)} entries)")
         return 0
     metrics = args.metrics.split(",") if args.metrics else list(check.METRICS)
-    result = check.compare(current, check.load_baseline(args.baseline), args.max_regression, metrics)
+    result = check.compare(current, check.load_baseline(args.baseline), args.max_regression, metrics,
+                           allow_missing=args.allow_missing)
     print(check.format_check(result))
+    if args.junit:
+        atomic_write(args.junit, check.junit_xml(result))
+        print(f"wrote {args.junit}", file=sys.stderr)
     return 0 if result.passed else 1
 
 
@@ -560,13 +566,20 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    ck = sub.add_parser("check", help="CI gate: fail if latency, arena or flash grew past a limit")
+    ck = sub.add_parser("check", help="CI gate: fail if latency, energy, RAM, arena or flash grew "
+                        "past a limit, or a baseline entry was not measured")
     ck.add_argument("results", nargs="+",
-                    help="estimate JSON reports (tinymeter estimate --json) or .tflite models to estimate")
+                    help="estimate or measure JSON reports (--json of either) or .tflite models "
+                         "to estimate")
     ck.add_argument("--baseline", type=Path, required=True, help="baseline JSON")
     ck.add_argument("--max-regression", type=non_negative_float, default=5.0, metavar="PCT",
                     help="allowed growth in percent (default 5)")
-    ck.add_argument("--metrics", help="comma-separated subset of ms,arena_bytes,flash_bytes")
+    ck.add_argument("--metrics", help="comma-separated subset of "
+                    "ms,energy_uj,arena_bytes,ram_bytes,flash_bytes (default all)")
+    ck.add_argument("--allow-missing", action="store_true",
+                    help="baseline entries absent from the results pass (default: they fail)")
+    ck.add_argument("--junit", type=Path, metavar="FILE",
+                    help="also write the verdict per model as JUnit XML for CI systems")
     ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")
     ck.add_argument("--kernels", default="reference", choices=("reference", "optimized"),
                     help="kernel set for .tflite inputs")
