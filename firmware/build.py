@@ -86,6 +86,12 @@ def runtime_dir() -> Path:
     return Path(str(resources.files("tinymeter.firmware") / "runtime"))
 
 
+def effective_kernels(kernels: str, core: Core) -> str:
+    """The kernel set that really runs: cores without the DSP extension (M0+, M3) run
+    the reference kernels whatever was asked (reports and ``check`` keys say so)."""
+    return kernels if kernels != "optimized" or core.dsp else "reference"
+
+
 def kernel_sources(root: Path, kernels: str, core: Core | None) -> list[Path]:
     """Kernel files of a set: optimized files replace reference files of the same name.
 

@@ -247,7 +247,12 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
               f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
     if args.json:
+        from tinymeter.firmware.build import effective_kernels
+
         data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
+                "model_path": str(Path(path).resolve()),
+                "kernels": effective_kernels(args.kernels, board.core),
+                "ms": stored.total_cycles * ms,
                 "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
                 "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,
                 "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,

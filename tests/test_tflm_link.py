@@ -498,3 +498,41 @@ def test_registered_library_runs_with_runtime_tflm(
     assert str(lib.resolve()) in capsys.readouterr().out
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
     assert "TFLM reference (libfake_tflm_48.a) kernels" in capsys.readouterr().out
+
+
+@needs_gxx
+def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``estimate --compare-runtimes``: own reference, own optimized and the TFLM library
+    per layer, speedups over the first; misaligned layers are an error."""
+    import json
+    from dataclasses import replace
+
+    from tinymeter.cli import main
+    from tinymeter.errors import EmulationError
+    from tinymeter.runtimecmp import RuntimeRun, check_aligned
+
+    model = _fc_model(tmp_path)
+    lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
+    report = tmp_path / "cmp.json"
+    assert main(["estimate", str(model), "-q", "--compare-runtimes", "--tflm-lib", str(lib),
+                 "--tflm-root", str(root), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert [h.strip() for h in header.split("  ") if h.strip()] == [
+        "#", "op", "MACs", "own ref instr", "own ref cycles", "own opt instr", "own opt cycles",
+        "own opt speedup", "TFLM ref instr", "TFLM ref cycles", "TFLM ref speedup"]
+    row = next(line for line in out.splitlines() if line.startswith("0 "))
+    assert row.split()[:3] == ["0", "FULLY_CONNECTED", "64"]
+    data = json.loads(report.read_text())
+    runs = data["runtimes"]
+    assert [r["label"] for r in runs] == ["own ref", "own opt", "TFLM ref"]
+    assert [r["runtime"] for r in runs] == ["own", "own", "tflm"]
+    ref, tflm = runs[0], runs[2]
+    speedup = ref["layers"][0]["cycles"] / tflm["layers"][0]["cycles"]
+    assert f"{speedup:.2f}x" in row
+    from tinymeter.report import Estimate, LayerEstimate
+    fields = {k: v for k, v in ref.items() if k in Estimate.__dataclass_fields__}
+    est = Estimate(**{**fields, "layers": ()})
+    extra = LayerEstimate(0, "ADD", 0, 1, 1, 0.0, 0.0, 1.0)
+    with pytest.raises(EmulationError, match="b ran 1 layers, a 0: layers do not align"):
+        check_aligned([RuntimeRun("a", est), RuntimeRun("b", replace(est, layers=(extra,)))])

@@ -34,6 +34,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
     if args.compare:
         return _estimate_boards(args)
+    if args.compare_runtimes:
+        return _estimate_runtimes(args)
     board = load_board(args.board)
     if (args.stop_at or args.span) and args.elf is None:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
@@ -97,6 +99,45 @@ def _estimate_boards(args: argparse.Namespace) -> int:
     print(format_comparison(ests))
     if args.json:
         atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _estimate_runtimes(args: argparse.Namespace) -> int:
+    """``estimate --compare-runtimes``: own reference, own optimized and every TFLM library
+    of the board's core (or --tflm-lib), one per-layer table."""
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.pipeline import estimate, resolve_model
+    from tinymeter.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
+    from tinymeter.tflmconfig import libraries_for, load_registry
+    from tinymeter.tflmrun import estimate_tflm
+
+    if args.elf is not None:
+        raise ConfigError("--compare-runtimes estimates a model (not --elf)")
+    board = load_board(args.board)
+    model_path = resolve_model(args.model)
+    if args.tflm_lib is not None:
+        libraries = [tflm_library(args, board)]
+    else:
+        libraries = [e.library() for e in libraries_for(load_registry(), board.core.name)
+                     if args.tflm_kernels in (None, e.kernels)]
+    limits = {"budget_instructions": args.budget, "timeout_s": args.timeout}
+    runs = [RuntimeRun(f"own {k[:3]}", estimate(model_path, board, BuildConfig(kernels=k,
+                                                                                opt=args.opt),
+                                                progress=not args.quiet, **limits))
+            for k in ("reference", "optimized")]
+    for lib in libraries:
+        label = "TFLM CMSIS-NN" if lib.kernels == "cmsis-nn" else f"TFLM {lib.kernels[:3]}"
+        runs.append(RuntimeRun(label, estimate_tflm(model_path, board, lib,
+                                                    BuildConfig(opt=args.opt),
+                                                    arena_bytes=args.tflm_arena, **limits)))
+    print(format_runtime_comparison(runs))
+    if not libraries:
+        print(f"(no TFLM library registered for {board.core.name}: tinymeter tflm add LIB "
+              f"--core {board.core.name} --root DIR)")
+    if args.json:
+        atomic_write(args.json, json.dumps(comparison_dict(runs), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -261,6 +302,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from tinymeter import check
 
     current: dict = {}
+    root = Path(args.baseline).parent  # model paths in keys are relative to the baseline
     tflites = [p for p in args.results if Path(p).suffix == ".tflite"]
     if tflites:
         from tinymeter.boards import load_board
@@ -273,15 +315,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 raise ConfigError(f"model file {path} does not exist")
             for board in boards:
                 est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
-                current.update(check.entries_from_report(est.to_dict(), str(path)))
-    current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"]))
+                current.update(check.entries_from_report(est.to_dict(), str(path), root))
+    current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"],
+                                      root))
     if args.update_baseline:
         check.write_baseline(current, args.baseline)
         print(f"wrote baseline {args.baseline} ({len(current)} entries)")
         return 0
     metrics = args.metrics.split(",") if args.metrics else list(check.METRICS)
-    result = check.compare(current, check.load_baseline(args.baseline), args.max_regression, metrics)
+    result = check.compare(current, check.load_baseline(args.baseline), args.max_regression, metrics,
+                           allow_missing=args.allow_missing)
     print(check.format_check(result))
+    if args.junit:
+        atomic_write(args.junit, check.junit_xml(result))
+        print(f"wrote {args.junit}", file=sys.stderr)
     return 0 if result.passed else 1
 
 
@@ -301,6 +348,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0 if result.passed else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``tinymeter export``: the own runtime for one model as a C library."""
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.codegen import generate
+    from tinymeter.firmware.export import write_export
+    from tinymeter.models.tflite import load_tflite
+    from tinymeter.pipeline import resolve_model
+
+    board = load_board(args.board)
+    path = resolve_model(args.model)
+    gen = generate(load_tflite(path), name=path.stem)
+    sources = write_export(gen, board, args.kernels, args.out)
+    print(f"exported {gen.name} to {args.out}: {len(sources)} C sources, arena "
+          f"{gen.arena_bytes} B, API in tinymeter_model.h (see README.md)")
+    return 0
 
 
 def _cmd_tflm(args: argparse.Namespace) -> int:
@@ -401,6 +465,10 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--compare", metavar="BOARDS", default=None,
                    help="estimate on several boards (comma-separated names, or 'all') and "
                         "print one row per board instead of the layer table")
+    e.add_argument("--compare-runtimes", action="store_true",
+                   help="one per-layer table of tinymeter's reference and optimized kernels "
+                        "and every TFLM library registered for the board's core (or "
+                        "--tflm-lib): instructions, cycles, speedup")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,
@@ -532,13 +600,20 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    ck = sub.add_parser("check", help="CI gate: fail if latency, arena or flash grew past a limit")
+    ck = sub.add_parser("check", help="CI gate: fail if latency, energy, RAM, arena or flash grew "
+                        "past a limit, or a baseline entry was not measured")
     ck.add_argument("results", nargs="+",
-                    help="estimate JSON reports (tinymeter estimate --json) or .tflite models to estimate")
+                    help="estimate or measure JSON reports (--json of either) or .tflite models "
+                         "to estimate")
     ck.add_argument("--baseline", type=Path, required=True, help="baseline JSON")
     ck.add_argument("--max-regression", type=non_negative_float, default=5.0, metavar="PCT",
                     help="allowed growth in percent (default 5)")
-    ck.add_argument("--metrics", help="comma-separated subset of ms,arena_bytes,flash_bytes")
+    ck.add_argument("--metrics", help="comma-separated subset of "
+                    "ms,energy_uj,arena_bytes,ram_bytes,flash_bytes (default all)")
+    ck.add_argument("--allow-missing", action="store_true",
+                    help="baseline entries absent from the results pass (default: they fail)")
+    ck.add_argument("--junit", type=Path, metavar="FILE",
+                    help="also write the verdict per model as JUnit XML for CI systems")
     ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")
     ck.add_argument("--kernels", default="reference", choices=("reference", "optimized"),
                     help="kernel set for .tflite inputs")
@@ -569,6 +644,18 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_cmd_validate)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser("export", help="export tinymeter's runtime for a model as a C library "
+                       "(model source, kernels for the core, one API header, README)")
+    add_model_arg(x)
+    x.add_argument("--board", default=DEFAULT_BOARD,
+                   help=f"board name or file: its core picks the kernels (default {DEFAULT_BOARD})")
+    x.add_argument("--kernels", default="optimized", choices=("reference", "optimized"),
+                   help="kernel set (default optimized; cores without DSP get reference)")
+    x.add_argument("--out", type=Path, required=True, help="output directory")
+    x.set_defaults(func=_cmd_export)
+
+
 def _add_tflm(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tflm", help="register prebuilt TFLM libraries (used by --runtime tflm)")
     tsub = t.add_subparsers(dest="tflm_cmd", required=True)
@@ -592,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_estimate, _add_inspect, _add_convert, _add_build, _add_boards, _add_zoo,
-                _add_sweep, _add_check, _add_validate, _add_tflm):
+                _add_sweep, _add_check, _add_validate, _add_export, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 

@@ -13,7 +13,7 @@ import struct
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from tinymeter.boards import Board
 from tinymeter.errors import ConfigError, EmulationError
-from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage, section_sizes
+from tinymeter.firmware.build import (
+    BuildConfig,
+    FirmwareBuilder,
+    FirmwareImage,
+    effective_kernels,
+    section_sizes,
+)
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import Model, load_tflite
 from tinymeter.report import Estimate, FunctionProfile, LayerEstimate
@@ -202,7 +208,6 @@ def _function_names(elf: ElfImage, addresses: list[int]) -> dict[int, str]:
 def with_layer_facts(rows: list[LayerEstimate], model: Model) -> list[LayerEstimate]:
     """*rows* (one per operator, in order) with each operator's weight bytes and output
     shape from the model."""
-    from dataclasses import replace
 
     from tinymeter.tflmrun import layer_facts
 
@@ -240,9 +245,14 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
     finally:
         bar.close()
     rows = with_layer_facts(rows, parsed)
-    return _assemble(Path(model_path).name, board, config.kernels, model, run, rows, overhead,
-                     functions, arena_bytes=gen.arena_bytes, flash_bytes=image.flash_bytes,
-                     ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes, stack_bytes=stack)
+    kernels = effective_kernels(config.kernels, board.core)
+    if kernels != config.kernels:
+        log.warning("%s (%s) has no DSP extension: the %s kernels were requested, the %s "
+                    "kernels run", board.name, board.core.name, config.kernels, kernels)
+    est = _assemble(Path(model_path).name, board, kernels, model, run, rows, overhead,
+                    functions, arena_bytes=gen.arena_bytes, flash_bytes=image.flash_bytes,
+                    ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes, stack_bytes=stack)
+    return replace(est, model_path=str(Path(model_path).resolve()))
 
 
 def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunResult,

@@ -84,6 +84,9 @@ class Estimate:
     log: tuple[str, ...] = ()
     #: What ``functions`` covers: "whole run", or "span START:END" for ``--span``.
     profile_scope: str = "whole run"
+    #: Absolute path of the model file (``check`` keys entries by it, relative to the
+    #: baseline); empty when unknown.
+    model_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
