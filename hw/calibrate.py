@@ -219,6 +219,8 @@ def fit_parameters(samples: Sequence[ModelSample], prior: CostParameters, *,
                    regularization: float = DEFAULT_REGULARIZATION,
                    nonnegative: bool = True) -> Fit:
     """Weighted, prior-regularized (non-negative) least squares over every layer."""
+    if not (math.isfinite(regularization) and regularization >= 0):
+        raise ConfigError(f"regularization must be a finite number >= 0, got {regularization!r}")
     x, y, _ = _stack(samples)
     names = feature_names(prior)
     if x.shape[1] != len(names):

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from tinymeter.boards import Board
-from tinymeter.cli import add_build_args, add_model_arg, positive_float, positive_int
+from tinymeter.cli import (
+    add_build_args,
+    add_model_arg,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    run_count,
+)
 from tinymeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,8 +51,8 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--baud", type=positive_int, help="baud rate (default: the board file's)")
     sp.add_argument("--runs", type=int, default=5, help="measured inferences (default 5)")
     sp.add_argument("--warmup", type=int, default=1, help="warm-up inferences dropped (default 1)")
-    sp.add_argument("--timeout", type=float, default=120.0, help="seconds per boot (default 120)")
-    sp.add_argument("--idle-timeout", type=float, default=30.0,
+    sp.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per boot (default 120)")
+    sp.add_argument("--idle-timeout", type=positive_float, default=30.0,
                     help="seconds without serial output before giving up (default 30)")
     sp.add_argument("--retries", type=int, default=2, help="extra resets when a boot yields too "
                     "few good reports (default 2)")
@@ -58,7 +65,7 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
                     help="instead of a monitor: a CSV trace exported by any instrument")
     sp.add_argument("--virtual-seed", type=int, default=2024,
                     help="virtual board: seed of its hidden timing model")
-    sp.add_argument("--virtual-noise", type=float, default=0.0005,
+    sp.add_argument("--virtual-noise", type=non_negative_float, default=0.0005,
                     help="virtual board: relative per-run jitter (default 0.0005)")
     sp.add_argument("--plot", type=Path, help="write PNG plots into this directory")
 
@@ -69,7 +76,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     add_model_arg(f)
     add_build_args(f)
     _probe_args(f, virtual=False)
-    f.add_argument("--runs", type=positive_int, default=1, help="inferences the firmware runs per boot")
+    f.add_argument("--runs", type=run_count, default=1, help="inferences the firmware runs per boot")
     f.set_defaults(func=_cmd_flash)
 
     m = sub.add_parser("measure", help="measure per-layer cycles (and energy) on a board")
@@ -92,7 +99,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--no-microbench", action="store_true",
                    help="calibrate from the models only, without the microbenchmark firmware "
                         "(most parameters then stay unidentified)")
-    c.add_argument("--regularization", type=float, default=None,
+    c.add_argument("--regularization", type=non_negative_float, default=None,
                    help="ridge weight toward the datasheet values (default 1e-8)")
     c.add_argument("--json", type=Path, help="write the calibration report as JSON")
     c.set_defaults(func=_cmd_calibrate)
@@ -240,7 +247,12 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
               f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
     if args.json:
+        from tinymeter.firmware.build import effective_kernels
+
         data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
+                "model_path": str(Path(path).resolve()),
+                "kernels": effective_kernels(args.kernels, board.core),
+                "ms": stored.total_cycles * ms,
                 "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
                 "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,
                 "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,

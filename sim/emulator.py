@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 
 #: Private peripheral bus / system control space (SCB, NVIC, CPACR, DWT, SysTick).
 SYSTEM_SPACE = (0xE0000000, 0x00100000)
+#: Longest wall-clock limit of a run (a year): threading.Timer overflows on inf.
+MAX_TIMEOUT_S = 365 * 24 * 3600.0
 #: Never-executed stop address handed to ``emu_start`` (execution stops via hooks).
 _STOP_ADDRESS = 0xF0000000
 
@@ -441,6 +443,8 @@ class Emulator:
         keeps the firmware's default inputs.  ``count=False`` runs without the native
         hook (raw speed; no instruction budget, no statistics; only *timeout_s* bounds it).
         """
+        if not (0 < timeout_s <= MAX_TIMEOUT_S):  # also NaN; inf overflows the timer thread
+            raise ConfigError(f"timeout must be between 0 and {MAX_TIMEOUT_S:g} s, got {timeout_s!r}")
         image = self.load(elf_path)
         uc = self.uc
         assert uc is not None

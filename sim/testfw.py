@@ -140,3 +140,31 @@ def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog
         raise BuildError(f"test program {name} failed to build for {board.name}:\n"
                          f"{proc.stderr.strip()}")
     return elf
+
+
+OBJCOPY = "arm-none-eabi-objcopy"
+
+
+def assemble_argv(source: Path, obj: Path, cpu: str, fpu: str | None = None) -> list[str]:
+    """Command line assembling a Thumb snippet for ``-mcpu=cpu`` (pure, so tests check it)."""
+    return [GCC, f"-mcpu={cpu}", "-mthumb", *([f"-mfpu={fpu}", "-mfloat-abi=hard"] if fpu
+                                                 else []), "-c", "-x", "assembler",
+            str(source), "-o", str(obj)]
+
+
+def assemble(asm: str, workdir: Path, *, cpu: str = "cortex-m4",
+             fpu: str | None = "fpv4-sp-d16") -> bytes:
+    """Assemble *asm* (unified-syntax Thumb, placed at offset 0 of ``.text``) into the raw
+    bytes of its ``.text`` section: hand-checkable instruction encodings for decoder tests."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    source, obj, raw = workdir / "snippet.s", workdir / "snippet.o", workdir / "snippet.bin"
+    source.write_text(".syntax unified\n.thumb\n.text\n" + asm + "\n")
+    for cmd in (assemble_argv(source, obj, cpu, fpu),
+                [OBJCOPY, "-O", "binary", "-j", ".text", str(obj), str(raw)]):
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise BuildError(f"{cmd[0]} not found on PATH") from None
+        if proc.returncode != 0:
+            raise BuildError(f"assembling a snippet for {cpu} failed:\n{proc.stderr.strip()}")
+    return raw.read_bytes()

@@ -172,3 +172,89 @@ def test_board_values_are_range_checked(capsys, tmp_path: Path, old: str, new: s
                                         what: str) -> None:
     path = _board_file(tmp_path, old, new)
     _one_error(capsys, ["boards", str(path)], what)
+
+
+# -- inputs that used to crash -------------------------------------------------------------
+
+
+def test_check_deeply_nested_json(capsys, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    base = tmp_path / "base.json"
+    base.write_text("[" * 50 + "]" * 50)
+    _one_error(capsys, ["check", str(deep), "--baseline", str(base)], "nested too deeply")
+    _one_error(capsys, ["check", str(base), "--baseline", str(base)], "expected a report object")
+
+
+def test_results_db_schema_version_not_an_integer(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tinymeter.errors import ConfigError
+    from tinymeter.hw.resultsdb import ResultsDB
+
+    path = tmp_path / "r.sqlite"
+    ResultsDB(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='two' WHERE key='schema_version'")
+    db.close()
+    with pytest.raises(ConfigError, match="schema_version 'two', not an integer"):
+        ResultsDB(path)
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["estimate", "--timeout", "inf"], "--timeout"),
+    (["estimate", "--timeout", "nan"], "--timeout"),
+    (["build", "m.tflite", "--out", "o", "--runs", "1099511627776"], "--runs"),
+    (["calibrate", "--regularization", "nan"], "--regularization"),
+    (["calibrate", "--regularization", "-1"], "--regularization"),
+    (["measure", "--virtual-noise", "-5"], "--virtual-noise"),
+    (["check", "x.json", "--baseline", "b.json", "--max-regression", "inf"], "--max-regression"),
+])
+def test_nonsense_numbers_are_usage_errors(capsys, argv: list[str], flag: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err
+
+
+def test_library_rejects_nonsense_numbers() -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import ConfigError
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.hw.calibrate import fit_parameters
+    from tinymeter.hw.virtual import VirtualTiming
+    from tinymeter.sim.costmodel import datasheet_cost_model
+
+    with pytest.raises(ConfigError, match="runs must be between"):
+        BuildConfig(runs=2**40)
+    board = load_board("nucleo-l4r5zi")
+    with pytest.raises(ConfigError, match="noise"):
+        VirtualTiming.for_board(board, noise=-5)
+    prior = datasheet_cost_model(board).params
+    for bad in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="regularization"):
+            fit_parameters([], prior, regularization=bad)
+
+
+def test_emulator_rejects_infinite_timeout(tmp_path: Path) -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import ConfigError
+    from tinymeter.sim.emulator import Emulator
+
+    with pytest.raises(ConfigError, match="timeout"):
+        Emulator(load_board("nucleo-l4r5zi")).run(tmp_path / "none.elf", [[]],
+                                                  budget_instructions=1, timeout_s=float("inf"))
+
+
+def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
+    from tinymeter.errors import MalformedModelError
+    from tinymeter.models.tflite import read_model_bytes
+
+    _one_error(capsys, ["inspect", "/dev/zero"], "larger than 256 MiB")
+    big = tmp_path / "big.tflite"
+    big.write_bytes(bytes(2048))
+    with pytest.raises(MalformedModelError, match="larger than"):
+        read_model_bytes(big, limit=1024)
+    assert len(read_model_bytes(big, limit=2048)) == 2048
+    _one_error(capsys, ["inspect", str(tmp_path)], "is a directory")

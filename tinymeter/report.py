@@ -34,6 +34,9 @@ class LayerEstimate:
     share: float
     #: Instruction counts per instruction class (alu, load, mac, ...).
     classes: dict[str, int] = field(default_factory=dict)
+    #: Bytes of the operator's weights and biases, and its (first) output's shape.
+    weight_bytes: int = 0
+    output_shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,15 @@ class Estimate:
     #: Sizes of the board's text (flash) and data (RAM) regions, for the "fits" figures.
     board_flash_bytes: int = 0
     board_ram_bytes: int = 0
+    #: Which runtime ran the model: "own" (tinymeter's), "tflm" (a TFLM library) or "elf".
+    runtime: str = "own"
+    #: The runtime's own log lines (TFLM's DebugLog output, forwarded by the harness).
+    log: tuple[str, ...] = ()
     #: What ``functions`` covers: "whole run", or "span START:END" for ``--span``.
     profile_scope: str = "whole run"
+    #: Absolute path of the model file (``check`` keys entries by it, relative to the
+    #: baseline); empty when unknown.
+    model_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,15 +135,18 @@ def cost_model_line(est: Estimate) -> str:
 
 def format_table(est: Estimate, top_functions: int = 0) -> str:
     """Human-readable per-layer table plus totals."""
-    headers = ["#", "op", "MACs", "instructions", "est. cycles", "est. ms", "energy uJ", "share"]
-    rows = [[str(r.index), r.op, _fmt_int(r.macs), _fmt_int(r.instructions), _fmt_int(r.cycles),
+    headers = ["#", "op", "output", "weights", "MACs", "instructions", "est. cycles", "est. ms",
+               "energy uJ", "share"]
+    rows = [[str(r.index), r.op, "x".join(map(str, r.output_shape)), _fmt_int(r.weight_bytes),
+             _fmt_int(r.macs), _fmt_int(r.instructions), _fmt_int(r.cycles),
              f"{r.ms:.3f}", f"{r.energy_uj:.2f}", f"{100 * r.share:.1f}%"] for r in est.layers]
     total_macs = sum(r.macs for r in est.layers)
-    footer = ["", "total", _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
+    footer = ["", "total", "", _fmt_int(sum(r.weight_bytes for r in est.layers)),
+              _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
               f"{est.ms:.3f}", f"{est.energy_uj:.2f}", "100.0%"]
     out = [f"{est.model} on {est.board} ({est.core} @ {est.clock_hz / 1e6:g} MHz, "
            f"{est.kernels} kernels, cost model {est.cost_model})",
-           *text_table(headers, rows, left=(1,), footer=footer), ""]
+           *text_table(headers, rows, left=(1, 2), footer=footer), ""]
     out.append(f"latency   {est.ms:.3f} ms  ({_fmt_int(est.cycles)} cycles, "
                f"{_fmt_int(est.instructions)} instructions in layers, "
                f"{_fmt_int(est.overhead_instructions)} outside)")
@@ -147,6 +160,7 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
                f"weights {_fmt_int(est.weight_bytes)} B)")
     out.append(f"emulation {est.emulation_seconds:.2f} s, {est.emulation_mips:.0f} MIPS")
     out.append(cost_model_line(est))
+    out.extend(f"runtime log: {line}" for line in est.log)
     if top_functions and est.functions:
         out.append("")
         out.append(f"top functions ({est.profile_scope}):")

@@ -12,13 +12,17 @@ from collections.abc import Mapping
 from types import ModuleType
 
 from tinymeter.firmware.lower import (
+    activations,
+    binary,
     conv,
     elementwise,
     float32,
+    indexing,
     misc,
     movement,
     pool,
     reshape,
+    resize,
     softmax,
 )
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
@@ -29,7 +33,8 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 #: Op-family modules of this package, in registration order (a later module's entry
 #: for the same op and type wins).
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
-                                   movement)
+                                   movement, activations, binary, resize,
+                                   indexing)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:
