@@ -201,6 +201,25 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tinymeter.models.user_convert import (
+        convert_user_model,
+        format_accuracy,
+        load_calibration,
+    )
+
+    calibration = load_calibration(args.calibration_data) if args.calibration_data else None
+    result = convert_user_model(args.model, args.quantize, calibration, seed=args.seed)
+    out = args.out or Path(args.model).with_suffix("").with_name(
+        f"{Path(args.model).with_suffix('').name}-{args.quantize}.tflite")
+    atomic_write(out, result.tflite)
+    print(f"wrote {out} ({len(result.tflite):,} bytes, {args.quantize})")
+    print(format_accuracy(result))
+    if args.json:
+        atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
@@ -347,6 +366,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0 if result.passed else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``tinymeter export``: the own runtime for one model as a C library."""
+    from tinymeter.boards import load_board
+    from tinymeter.firmware.codegen import generate
+    from tinymeter.firmware.export import write_export
+    from tinymeter.models.tflite import load_tflite
+    from tinymeter.pipeline import resolve_model
+
+    board = load_board(args.board)
+    path = resolve_model(args.model)
+    gen = generate(load_tflite(path), name=path.stem)
+    sources = write_export(gen, board, args.kernels, args.out)
+    print(f"exported {gen.name} to {args.out}: {len(sources)} C sources, arena "
+          f"{gen.arena_bytes} B, API in tinymeter_model.h (see README.md)")
+    return 0
 
 
 def _cmd_tflm(args: argparse.Namespace) -> int:
@@ -512,6 +548,21 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_cmd_inspect)
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5) or SavedModel "
+                                       "directory to .tflite and report quantization error")
+    c.add_argument("model", type=Path, help="MODEL.keras, MODEL.h5 or SAVED_MODEL_DIR")
+    c.add_argument("--quantize", default="int8", choices=("int8", "int16x8", "float32"),
+                   help="int8 (default), int16x8 (int16 activations, int8 weights) or float32")
+    c.add_argument("--calibration-data", dest="calibration_data", type=Path,
+                   help="representative inputs: FILE.npy (N, *input_shape) or FILE.npz (one "
+                        "array per input); default: seeded synthetic data, with a warning")
+    c.add_argument("-o", "--out", type=Path, help="output .tflite (default MODEL-QUANT.tflite)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the synthetic calibration set")
+    c.add_argument("--json", type=Path, help="write the conversion and accuracy report as JSON")
+    c.set_defaults(func=_cmd_convert)
+
+
 def _add_build(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("build", help="build the firmware ELF for a model and board")
     add_model_arg(b)
@@ -615,6 +666,18 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_cmd_validate)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser("export", help="export tinymeter's runtime for a model as a C library "
+                       "(model source, kernels for the core, one API header, README)")
+    add_model_arg(x)
+    x.add_argument("--board", default=DEFAULT_BOARD,
+                   help=f"board name or file: its core picks the kernels (default {DEFAULT_BOARD})")
+    x.add_argument("--kernels", default="optimized", choices=("reference", "optimized"),
+                   help="kernel set (default optimized; cores without DSP get reference)")
+    x.add_argument("--out", type=Path, required=True, help="output directory")
+    x.set_defaults(func=_cmd_export)
+
+
 def _add_tflm(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tflm", help="register prebuilt TFLM libraries (used by --runtime tflm)")
     tsub = t.add_subparsers(dest="tflm_cmd", required=True)
@@ -637,8 +700,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
-                _add_check, _add_validate, _add_tflm):
+    for add in (_add_estimate, _add_inspect, _add_convert, _add_build, _add_boards, _add_zoo,
+                _add_sweep, _add_check, _add_validate, _add_export, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
