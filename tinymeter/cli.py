@@ -26,6 +26,15 @@ from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 log = logging.getLogger(__name__)
 
 
+def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
+    """The cost model ``--calibration`` selects for *board*, and the line saying which
+    calibration that is (printed with the result)."""
+    from tinymeter.calibrations import choose_calibration
+
+    choice = choose_calibration(board, args.calibration)
+    return choice.cost_model(board), choice.describe()
+
+
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
@@ -37,6 +46,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.compare_runtimes:
         return _estimate_runtimes(args)
     board = load_board(args.board)
+    cost_model, calibration = _cost_model(args, board)
     if (args.stop_at or args.span) and args.elf is None:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
                           "firmware ends by itself)")
@@ -48,19 +58,21 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
                            timeout_s=args.timeout, stop_at=args.stop_at or (),
                            span=parse_span(args.span) if args.span else None,
-                           span_count=args.span_count)
+                           span_count=args.span_count, cost_model=cost_model)
     elif uses_tflm(args):
         from tinymeter.tflmrun import estimate_tflm
 
         est = estimate_tflm(resolve_model(args.model), board, tflm_library(args, board),
                             BuildConfig(opt=args.opt, io=args.io), arena_bytes=args.tflm_arena,
-                            budget_instructions=args.budget, timeout_s=args.timeout)
+                            budget_instructions=args.budget, timeout_s=args.timeout,
+                            cost_model=cost_model)
     else:
         model_path = resolve_model(args.model)
         config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
         est = estimate(model_path, board, config, budget_instructions=args.budget,
-                       timeout_s=args.timeout, progress=not args.quiet)
+                       timeout_s=args.timeout, progress=not args.quiet, cost_model=cost_model)
     print(format_table(est, top_functions=args.profile))
+    print(calibration)
     if args.json:
         write_json(est, args.json)
         print(f"wrote {args.json}")
@@ -85,18 +97,24 @@ def _estimate_boards(args: argparse.Namespace) -> int:
     model_path = resolve_model(args.model)
     config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
     ests = []
+    calibrations: list[str] = []
     for name in names:
         board = load_board(name)
+        cost_model, calibration = _cost_model(args, board)
+        calibrations.append(f"{name}: {calibration}")
         if uses_tflm(args):
             from tinymeter.tflmrun import estimate_tflm
 
             ests.append(estimate_tflm(model_path, board, tflm_library(args, board),
                                       BuildConfig(opt=args.opt), arena_bytes=args.tflm_arena,
-                                      budget_instructions=args.budget, timeout_s=args.timeout))
+                                      budget_instructions=args.budget, timeout_s=args.timeout,
+                                      cost_model=cost_model))
         else:
             ests.append(estimate(model_path, board, config, budget_instructions=args.budget,
-                                 timeout_s=args.timeout, progress=not args.quiet))
+                                 timeout_s=args.timeout, progress=not args.quiet,
+                                 cost_model=cost_model))
     print(format_comparison(ests))
+    print("\n".join(calibrations))
     if args.json:
         atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
         print(f"wrote {args.json}")
@@ -180,6 +198,25 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
               + "; ".join(r.reason for r in bad[:3]) + (" ..." if len(bad) > 3 else ""),
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tinymeter.models.user_convert import (
+        convert_user_model,
+        format_accuracy,
+        load_calibration,
+    )
+
+    calibration = load_calibration(args.calibration_data) if args.calibration_data else None
+    result = convert_user_model(args.model, args.quantize, calibration, seed=args.seed)
+    out = args.out or Path(args.model).with_suffix("").with_name(
+        f"{Path(args.model).with_suffix('').name}-{args.quantize}.tflite")
+    atomic_write(out, result.tflite)
+    print(f"wrote {out} ({len(result.tflite):,} bytes, {args.quantize})")
+    print(format_accuracy(result))
+    if args.json:
+        atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
     return 0
 
 
@@ -450,6 +487,10 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="one per-layer table of tinymeter's reference and optimized kernels "
                         "and every TFLM library registered for the board's core (or "
                         "--tflm-lib): instructions, cycles, speedup")
+    e.add_argument("--calibration", metavar="FILE|none", default=None,
+                   help="cost-model calibration to apply: a file written by `tinymeter "
+                        "calibrate`, or 'none' for the datasheet model (default: the board's "
+                        "stored calibration, if any; the choice is printed)")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,
@@ -505,6 +546,21 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--strict", action="store_true",
                    help="exit with status 1 if any operator will not run on tinymeter's runtime")
     i.set_defaults(func=_cmd_inspect)
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5) or SavedModel "
+                                       "directory to .tflite and report quantization error")
+    c.add_argument("model", type=Path, help="MODEL.keras, MODEL.h5 or SAVED_MODEL_DIR")
+    c.add_argument("--quantize", default="int8", choices=("int8", "int16x8", "float32"),
+                   help="int8 (default), int16x8 (int16 activations, int8 weights) or float32")
+    c.add_argument("--calibration-data", dest="calibration_data", type=Path,
+                   help="representative inputs: FILE.npy (N, *input_shape) or FILE.npz (one "
+                        "array per input); default: seeded synthetic data, with a warning")
+    c.add_argument("-o", "--out", type=Path, help="output .tflite (default MODEL-QUANT.tflite)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the synthetic calibration set")
+    c.add_argument("--json", type=Path, help="write the conversion and accuracy report as JSON")
+    c.set_defaults(func=_cmd_convert)
 
 
 def _add_build(sub: argparse._SubParsersAction) -> None:
@@ -644,8 +700,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tinymeter {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_estimate, _add_inspect, _add_build, _add_boards, _add_zoo, _add_sweep,
-                _add_check, _add_validate, _add_export, _add_tflm):
+    for add in (_add_estimate, _add_inspect, _add_convert, _add_build, _add_boards, _add_zoo,
+                _add_sweep, _add_check, _add_validate, _add_export, _add_tflm):
         add(sub)
     from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 

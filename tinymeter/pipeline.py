@@ -55,14 +55,17 @@ STACK_PAINT = 0xDEADBEEF
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    """A .tflite path as given, a zoo model name built on demand, or the default model."""
+    """A .tflite path as given, a Keras file / SavedModel directory converted to int8
+    (cached), a zoo model name built on demand, or the default model."""
     from tinymeter.models import zoo
 
     if model is None:
         return zoo.default_model_path()
     path = Path(model)
     if path.exists():
-        return path
+        from tinymeter.models.user_convert import cached_conversion, is_convertible
+
+        return cached_conversion(path) if is_convertible(path) else path
     if path.suffix == ".tflite" or "/" in str(model):
         raise ConfigError(f"model file {model} does not exist")
     if str(model) in zoo.list_models():
