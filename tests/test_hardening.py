@@ -312,3 +312,35 @@ def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path)
     rows = list(csv.DictReader(table.open()))
     assert [(r["board"], r["fits"]) for r in rows] == [("nucleo-l4r5zi", "true"),
                                                         ("nucleo-g0b1re", "false")]
+
+
+# -- help and first-use messages -----------------------------------------------------------
+
+
+def test_zoo_build_announces_itself_once(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tinymeter.models import zoo
+    from tinymeter.pipeline import resolve_model
+
+    monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "build_keras", lambda *a, **k: None)
+    monkeypatch.setattr(zoo._convert, "convert_keras", lambda *a, **k: b"tflite bytes")
+    path = resolve_model("lenet")
+    assert path.read_bytes() == b"tflite bytes"
+    assert "building zoo model lenet" in capsys.readouterr().err
+    assert resolve_model("lenet") == path and capsys.readouterr().err == ""  # cached
+    path.unlink()
+    resolve_model("lenet", quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_help_texts_match_behaviour(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["flash", "--help"])
+    out = capsys.readouterr().out
+    assert "virtual" not in out
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    assert "default: the built-in demo set" in " ".join(capsys.readouterr().out.split())
+    assert main(["zoo", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("ds_cnn_kws ") and "untrained" in captured.err
