@@ -15,5 +15,6 @@
 #include "tm_ops_binary.h"
 #include "tm_ops_resize.h"
 #include "tm_ops_indexing.h"
+#include "tm_ops_int16.h"
 
 #endif /* TM_OPS_H */
