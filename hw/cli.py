@@ -93,8 +93,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     add_build_args(c)
     _probe_args(c)
     _measure_args(c)
-    c.add_argument("--out", type=Path, help="calibration file to write (default: "
-                   "<board>.calibration.json next to the board file)")
+    c.add_argument("--out", type=Path, help="calibration file to write (default: the user's "
+                   "data directory, keyed by board and --uid; estimates then use it)")
     c.add_argument("--no-save", action="store_true", help="fit and report only")
     c.add_argument("--no-microbench", action="store_true",
                    help="calibrate from the models only, without the microbenchmark firmware "
@@ -210,7 +210,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.measure import emulate_features, measure_model
     from tinymeter.pipeline import resolve_model
-    from tinymeter.sim.costmodel import cost_model_for, parameter_vector
+    from tinymeter.sim.costmodel import parameter_vector
 
     board = load_board(args.board)
     path = resolve_model(args.model)
@@ -225,7 +225,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         finally:
             if power is not None:
                 power.close()
-        model = cost_model_for(board)
+        from tinymeter.calibrations import choose_calibration
+
+        model = choose_calibration(board, None, args.uid).cost_model(board)
         estimated = emulate_features(image, model.params) @ parameter_vector(model.params)
     ms = 1e3 / board.clock_hz
     print(f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement {stored.id} "
@@ -273,9 +275,10 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
+    from tinymeter.calibrations import calibration_file
     from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
     from tinymeter.hw.microbench import absent_instructions
-    from tinymeter.sim.costmodel import calibration_path, datasheet_cost_model
+    from tinymeter.sim.costmodel import datasheet_cost_model
 
     board = load_board(args.board)
     prior = datasheet_cost_model(board).params
@@ -291,11 +294,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
               f"estimates are for {board.clock_hz / 1e6:g} MHz")
         result = replace(result, active_mw=None)
     if not args.no_save:
-        path = args.out or calibration_path(board)
-        if path is None:
-            raise ConfigError("the board has no file location; choose one with --out")
-        save_calibration(result, path, board.name)
-        print(f"wrote {path}")
+        # The board's latest fit (what estimates use), and the chip's own when the probe
+        # is named (what measurements through that probe use).
+        paths = [args.out] if args.out else [calibration_file(board.name)] + (
+            [calibration_file(board.name, args.uid)] if args.uid else [])
+        for path in paths:
+            save_calibration(result, path, board.name)
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps({"board": board.name, **result.summary()}, indent=2)
                                    + "\n")

@@ -55,10 +55,18 @@ from tinymeter.sim.blocks import (
     make_disassembler,
 )
 from tinymeter.sim.costmodel import CostModel, cost_model_for
+from tinymeter.sim.devices import DeviceRegisters
 from tinymeter.sim.dwarf import Frame
 from tinymeter.sim.elf import ElfImage, Symbol
 from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
-from tinymeter.sim.peripherals import PAGE, BoardRegisters, MarkEvent, SystemTimers, UartTx
+from tinymeter.sim.peripherals import (
+    PAGE,
+    BoardRegisters,
+    MarkEvent,
+    SystemTimers,
+    UartTx,
+    marker_writes,
+)
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 from tinymeter.sim.traps import TRAP_FUNCTIONS, call_path, trap_frame
 
@@ -194,10 +202,12 @@ class _Bus:
     timers: SystemTimers | None = None
     uart: UartTx | None = None
     registers: BoardRegisters | None = None
+    #: The board file's behaviour peripherals (``[[peripheral]]`` with follow/model).
+    mcu: DeviceRegisters | None = None
 
     def devices(self) -> list[tuple[int, _MmioDevice]]:
         out: list[tuple[int, _MmioDevice]] = []
-        for dev in (self.timers, self.uart, self.registers):
+        for dev in (self.timers, self.uart, self.mcu, self.registers):
             if dev is not None:
                 out += [(page, dev) for page in dev.pages()]
         return out
@@ -312,9 +322,35 @@ class Emulator:
                 raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
                                      "lies inside a memory region")
             taken.update(bus.uart.pages())
-        bus.registers = BoardRegisters(self.board, lambda: bus.cycles(),
-                                       exclude=lambda page: page in taken or self._in_memory(page))
+        bus.mcu = DeviceRegisters(self.board.devices, lambda: bus.cycles(),
+                                  marker_writes(self.board),
+                                  exclude=lambda page: page in taken or self._in_memory(page))
+        taken.update(bus.mcu.pages())
+        bus.registers = BoardRegisters(
+            self.board, lambda: bus.cycles(),
+            exclude=lambda page: (page in taken or self._in_memory(page)
+                                  or self._in_device_storage(page)))
         return bus
+
+    def _storage_ranges(self) -> list[tuple[int, int]]:
+        """Page ranges of the board's plain peripheral registers (RAM in the engine):
+        ``[peripheral_space]`` and the pages of ``[[peripheral]]`` entries."""
+        devices = self.board.devices
+        out = list(devices.ranges)
+        for p in devices.peripherals:
+            out.append((p.base & ~(PAGE - 1), -(-p.end // PAGE) * PAGE))
+        return out
+
+    def _in_device_storage(self, page: int) -> bool:
+        return any(start <= page < end for start, end in self._storage_ranges())
+
+    def _load_reset_values(self, uc: Uc, mmio_pages: set[int]) -> None:
+        """Reset values of the plain peripheral registers mapped as RAM."""
+        for p in self.board.devices.peripherals:
+            for address, value in p.reset:
+                if address & ~(PAGE - 1) not in mmio_pages and not self._in_memory(
+                        address & ~(PAGE - 1)):
+                    uc.mem_write(address, struct.pack("<I", value))
 
     def _memory_map(self, mmio_pages: Sequence[int]) -> list[tuple[int, int, int]]:
         """Page-aligned, merged (start, end, perms) RAM ranges: board memories + system
@@ -342,6 +378,8 @@ class Emulator:
             ranges.append((r.origin & ~(PAGE - 1), -(-r.end // PAGE) * PAGE, perms))
         base, size = SYSTEM_SPACE
         ranges.append((base, base + size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE))
+        for start, end in self._storage_ranges():
+            ranges.append((start, end, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE))
         ranges.sort()
         merged: list[tuple[int, int, int]] = []
         for start, end, perms in ranges:
@@ -364,6 +402,7 @@ class Emulator:
             uc.mem_map(start, end - start, perms)
         for page, dev in devices:
             uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
+        self._load_reset_values(uc, {page for page, _dev in devices})
         self.bus = bus
         for seg in image.segments:
             region = self.board.region_of(seg.paddr)
@@ -470,7 +509,8 @@ class Emulator:
                 wall: float) -> RunResult:
         """The run's outputs and, when counted, its block table, profile and cycles."""
         outputs = self._collect_outputs(session)
-        marks = list(self.bus.registers.events) if self.bus.registers is not None else []
+        marks = sorted([*(self.bus.registers.events if self.bus.registers else ()),
+                        *(self.bus.mcu.events if self.bus.mcu else ())], key=lambda m: m.cycle)
         common = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
                       inferences=session.next_inference, cost_model=model, marks=marks,

@@ -12,7 +12,8 @@ the whole program (about 4x slower); an MMIO page costs only its own accesses.
   hook's running estimate, so firmware that times itself (``tm_prof_begin/end`` reading
   CYCCNT, or SysTick on ARMv6-M) prints the emulator's estimated cycles.
 * :class:`UartTx` serves a board UART's transmit side: status always "transmit empty,
-  transmission complete", every byte written to the data register goes to a sink.
+  transmission complete" (and, on USART/LPUART with ISR, TEACK/REACK following
+  CR1.TE/RE), every byte written to the data register goes to a sink.
 * :class:`BoardRegisters` serves the pages the hardware firmware's boot writes and
   marker pins touch (clock gates, pin multiplexing, flash control, GPIO): plain
   storage, polls answered as the board file says they end, marker writes logged with
@@ -234,6 +235,8 @@ class UartTx:
         self._data = base - self.page + layout.data
         self._status = base - self.page + layout.status
         self._ready = layout.tx_empty | layout.tx_done
+        self._cr1 = base - self.page + layout.cr1
+        self._acks = layout.ack_bits
         self._sink = sink
         self._store = _Page()
 
@@ -244,6 +247,9 @@ class UartTx:
         value = self._store.read(offset, size)
         if offset == self._status:
             value |= self._ready
+            if self._acks:  # TEACK/REACK follow CR1.TE/RE (HAL_UART_Init waits on them)
+                cr1 = self._store.read(self._cr1, 4)
+                value |= ((cr1 >> 3) & 1) << 21 | ((cr1 >> 2) & 1) << 22
         return value
 
     def write(self, page: int, offset: int, size: int, value: int) -> None:
@@ -259,6 +265,18 @@ class MarkEvent:
     cycle: int
     mark: str
     level: int
+
+
+def marker_writes(board: Board) -> dict[tuple[int, int], tuple[str, int]]:
+    """(register address, written word) -> (marker name, level) of the board's
+    ``[markers]``: the writes that raise or lower the power-monitor lines."""
+    marks: dict[tuple[int, int], tuple[str, int]] = {}
+    for name in ("inference", "layer"):
+        mark = getattr(board.markers, name)
+        if mark is not None:
+            marks[(mark.set_addr, mark.set_value)] = (name, 1)
+            marks[(mark.clear_addr, mark.clear_value)] = (name, 0)
+    return marks
 
 
 class BoardRegisters:
@@ -282,14 +300,8 @@ class BoardRegisters:
                 mask, value = self._polls.get(r.addr, (0, 0))
                 self._polls[r.addr] = (mask | r.wait_mask,
                                        (value & ~r.wait_mask) | r.wait_value)
-        self._marks: dict[tuple[int, int], tuple[str, int]] = {}
-        addresses = [r.addr for r in board.init]
-        for name in ("inference", "layer"):
-            mark = getattr(board.markers, name)
-            if mark is not None:
-                self._marks[(mark.set_addr, mark.set_value)] = (name, 1)
-                self._marks[(mark.clear_addr, mark.clear_value)] = (name, 0)
-                addresses += [mark.set_addr, mark.clear_addr]
+        self._marks = marker_writes(board)
+        addresses = [r.addr for r in board.init] + [a for a, _v in self._marks]
         self._counter = board.cycle_counter.addr if board.cycle_counter else None
         if self._counter is not None:
             addresses.append(self._counter)

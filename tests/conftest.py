@@ -6,7 +6,17 @@ Hardware tests (``@pytest.mark.hardware``) need a real board and are skipped unl
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Calibrations written by tests (``calibrate`` without --out) go to a throw-away data
+    directory, never the user's (subprocesses inherit it); one per worker process."""
+    if "TINYMETER_DATA" not in os.environ:
+        os.environ["TINYMETER_DATA"] = tempfile.mkdtemp(prefix="tinymeter-test-data-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -26,6 +26,15 @@ from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 log = logging.getLogger(__name__)
 
 
+def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
+    """The cost model ``--calibration`` selects for *board*, and the line saying which
+    calibration that is (printed with the result)."""
+    from tinymeter.calibrations import choose_calibration
+
+    choice = choose_calibration(board, args.calibration)
+    return choice.cost_model(board), choice.describe()
+
+
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
@@ -37,6 +46,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if args.compare_runtimes:
         return _estimate_runtimes(args)
     board = load_board(args.board)
+    cost_model, calibration = _cost_model(args, board)
     if (args.stop_at or args.span) and args.elf is None:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
                           "firmware ends by itself)")
@@ -48,19 +58,21 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
                            timeout_s=args.timeout, stop_at=args.stop_at or (),
                            span=parse_span(args.span) if args.span else None,
-                           span_count=args.span_count)
+                           span_count=args.span_count, cost_model=cost_model)
     elif uses_tflm(args):
         from tinymeter.tflmrun import estimate_tflm
 
         est = estimate_tflm(resolve_model(args.model), board, tflm_library(args, board),
                             BuildConfig(opt=args.opt, io=args.io), arena_bytes=args.tflm_arena,
-                            budget_instructions=args.budget, timeout_s=args.timeout)
+                            budget_instructions=args.budget, timeout_s=args.timeout,
+                            cost_model=cost_model)
     else:
         model_path = resolve_model(args.model)
         config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
         est = estimate(model_path, board, config, budget_instructions=args.budget,
-                       timeout_s=args.timeout, progress=not args.quiet)
+                       timeout_s=args.timeout, progress=not args.quiet, cost_model=cost_model)
     print(format_table(est, top_functions=args.profile))
+    print(calibration)
     if args.json:
         write_json(est, args.json)
         print(f"wrote {args.json}")
@@ -85,18 +97,24 @@ def _estimate_boards(args: argparse.Namespace) -> int:
     model_path = resolve_model(args.model)
     config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
     ests = []
+    calibrations: list[str] = []
     for name in names:
         board = load_board(name)
+        cost_model, calibration = _cost_model(args, board)
+        calibrations.append(f"{name}: {calibration}")
         if uses_tflm(args):
             from tinymeter.tflmrun import estimate_tflm
 
             ests.append(estimate_tflm(model_path, board, tflm_library(args, board),
                                       BuildConfig(opt=args.opt), arena_bytes=args.tflm_arena,
-                                      budget_instructions=args.budget, timeout_s=args.timeout))
+                                      budget_instructions=args.budget, timeout_s=args.timeout,
+                                      cost_model=cost_model))
         else:
             ests.append(estimate(model_path, board, config, budget_instructions=args.budget,
-                                 timeout_s=args.timeout, progress=not args.quiet))
+                                 timeout_s=args.timeout, progress=not args.quiet,
+                                 cost_model=cost_model))
     print(format_comparison(ests))
+    print("\n".join(calibrations))
     if args.json:
         atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
         print(f"wrote {args.json}")
@@ -469,6 +487,10 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="one per-layer table of tinymeter's reference and optimized kernels "
                         "and every TFLM library registered for the board's core (or "
                         "--tflm-lib): instructions, cycles, speedup")
+    e.add_argument("--calibration", metavar="FILE|none", default=None,
+                   help="cost-model calibration to apply: a file written by `tinymeter "
+                        "calibrate`, or 'none' for the datasheet model (default: the board's "
+                        "stored calibration, if any; the choice is printed)")
     e.add_argument("--json", type=Path, help="write the full report as JSON")
     e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,

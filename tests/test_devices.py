@@ -1,0 +1,136 @@
+"""Board-file peripheral descriptions (``[peripheral_space]``, ``[[peripheral]]``) and
+their register models: ready flags following enables, timers on estimated cycles,
+GPIO output marks; and the strict parsing of the board-file keys."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from tinymeter.boards import load_board, parse_board
+from tinymeter.devicemap import DeviceMap
+from tinymeter.errors import ConfigError
+from tinymeter.sim.devices import DeviceRegisters
+
+RCC = 0x40021000
+TIM2 = 0x40000000
+GPIOB = 0x48000400
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _l4r5() -> tuple[DeviceMap, Clock, DeviceRegisters]:
+    board = load_board("nucleo-l4r5zi")
+    clock = Clock()
+    return board.devices, clock, DeviceRegisters(board.devices, clock)
+
+
+def _rd(dev: DeviceRegisters, address: int) -> int:
+    return dev.read(address & ~0xFFF, address & 0xFFF, 4)
+
+
+def _wr(dev: DeviceRegisters, address: int, value: int, size: int = 4) -> None:
+    dev.write(address & ~0xFFF, address & 0xFFF, size, value)
+
+
+def test_l4r5_device_map_and_pages() -> None:
+    devices, _clock, dev = _l4r5()
+    assert {p.name for p in devices.peripherals} >= {"RCC", "PWR", "FLASH", "TIM2", "GPIOB"}
+    # behaviour pages only: timers, RCC, GPIO ports; PWR and FLASH are plain storage
+    assert dev.pages() == (0x40000000, 0x40001000, 0x40021000, 0x48000000, 0x48001000)
+    assert all(p.section.startswith("RM0432") for p in devices.peripherals)
+
+
+def test_rcc_ready_flags_follow_enables() -> None:
+    _devices, _clock, dev = _l4r5()
+    assert _rd(dev, RCC) == 0x63  # reset: MSI on and ready, range 6
+    _wr(dev, RCC, 0x63 | 0x100)  # HSION
+    assert _rd(dev, RCC) & 0x400
+    _wr(dev, RCC, 0x163 | 0x01000000)  # PLLON
+    assert _rd(dev, RCC) & 0x02000000
+    _wr(dev, RCC, 0x163)  # PLL off: PLLRDY drops, as the HAL waits for before reprogramming
+    assert not _rd(dev, RCC) & 0x02000000
+    _wr(dev, RCC + 0x98, 1)  # CRRCR.HSI48ON (L4+)
+    assert _rd(dev, RCC + 0x98) == 0x3
+    assert _rd(dev, RCC + 0x08) & 0xC == 0  # SWS = MSI at reset
+    _wr(dev, RCC + 0x08, 0x3)
+    assert _rd(dev, RCC + 0x08) == 0xF
+    _wr(dev, RCC + 0x09, 0x12, size=1)  # byte write keeps the rest of the word
+    assert _rd(dev, RCC + 0x08) == 0x120F
+
+
+def test_timer_counts_estimated_cycles_with_prescaler_and_update() -> None:
+    _devices, clock, dev = _l4r5()
+    assert _rd(dev, TIM2 + 0x2C) == 0xFFFFFFFF  # 32-bit ARR at reset
+    clock.now = 1000
+    assert _rd(dev, TIM2 + 0x24) == 0  # disabled: frozen
+    _wr(dev, TIM2 + 0x00, 1)  # CEN
+    clock.now = 1500
+    assert _rd(dev, TIM2 + 0x24) == 500
+    _wr(dev, TIM2 + 0x00, 0)
+    clock.now = 9000
+    assert _rd(dev, TIM2 + 0x24) == 500
+    # PSC is preloaded: active only after an update event (EGR.UG), which clears CNT
+    _wr(dev, TIM2 + 0x28, 9)
+    _wr(dev, TIM2 + 0x14, 1)
+    assert _rd(dev, TIM2 + 0x10) & 1  # UG sets UIF
+    _wr(dev, TIM2 + 0x10, 0)
+    assert _rd(dev, TIM2 + 0x10) == 0
+    _wr(dev, TIM2 + 0x2C, 99)  # ARR 99: overflow every 100 ticks = 1000 cycles
+    _wr(dev, TIM2 + 0x00, 1)
+    timer = dev.timers[0]
+    assert timer.next_update_cycle(clock.now) == 10_000
+    clock.now = 9000 + 999
+    assert _rd(dev, TIM2 + 0x24) == 99 and _rd(dev, TIM2 + 0x10) == 0
+    clock.now = 9000 + 1000
+    assert _rd(dev, TIM2 + 0x24) == 0 and _rd(dev, TIM2 + 0x10) == 1
+    assert timer.next_update_cycle(clock.now) == 11_000
+    _wr(dev, TIM2 + 0x0C, 1)  # DIER.UIE
+    assert timer.pending_update(clock.now)
+
+
+def test_gpio_output_changes_are_marks() -> None:
+    board = load_board("nucleo-l4r5zi")
+    clock = Clock()
+    from tinymeter.sim.peripherals import marker_writes
+
+    dev = DeviceRegisters(board.devices, clock, marker_writes(board))
+    clock.now = 10
+    _wr(dev, GPIOB + 0x18, 1 << 7)  # BSRR set PB7
+    clock.now = 20
+    _wr(dev, GPIOB + 0x18, 1 << 7)  # no change: no mark
+    _wr(dev, GPIOB + 0x14, 0)  # ODR write: PB7 low
+    clock.now = 30
+    _wr(dev, 0x48001018, 0x200)  # the board's inference marker (PE9) keeps its name
+    assert [(m.cycle, m.mark, m.level) for m in dev.events] == [
+        (10, "PB7", 1), (20, "PB7", 0), (30, "inference", 1)]
+    assert _rd(dev, GPIOB + 0x14) == 0 and _rd(dev, 0x48001014) == 0x200
+
+
+def _board_with(extra: str) -> dict:
+    base = (load_board("nucleo-g0b1re").path.read_text())
+    return tomllib.loads(base + "\n" + extra)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\ncolour=1\n", "unknown key"),
+    ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\nmodel='uart'\n", "model"),
+    ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\nreset={A=[0x400, 1]}\n",
+     "outside the peripheral"),
+    ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
+     "follow=[{what='a', from=[0, 1], to=[0, 6]}]\n", "same"),
+    ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
+     "[[peripheral]]\nname='Y'\nbase=0x40000200\nsize=0x400\n", "overlap"),
+    ("[peripheral_space]\nranges=[[0x40000000, 0x40000800]]\n", "4 KiB-aligned"),
+    ("[peripheral_space]\nranges=[[0x40000000, 0x40001000]]\nsvd='x'\n", "unknown key"),
+])
+def test_board_peripheral_keys_are_strict(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_board(_board_with(extra), "b.toml")
