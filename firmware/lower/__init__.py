@@ -26,6 +26,7 @@ from tinymeter.firmware.lower import (
     reshape,
     resize,
     softmax,
+    transpose_conv,
 )
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
 from tinymeter.models.tflite import Operator, TensorType
@@ -36,7 +37,7 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 #: for the same op and type wins).
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
                                    movement, activations, binary, resize,
-                                   indexing, int16)
+                                   indexing, int16, transpose_conv)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

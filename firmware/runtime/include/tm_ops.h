@@ -16,5 +16,6 @@
 #include "tm_ops_resize.h"
 #include "tm_ops_indexing.h"
 #include "tm_ops_int16.h"
+#include "tm_ops_transpose_conv.h"
 
 #endif /* TM_OPS_H */
