@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError
+from tinymeter.errors import BuildError, ConfigError, DoesNotFit
 from tinymeter.files import atomic_copy
 from tinymeter.firmware.boardgen import board_source
 
@@ -261,13 +261,14 @@ def check_fits(model: GeneratedModel, board: Board, config: BuildConfig) -> None
     linker would say the same later, less readably)."""
     text, data = board.text, board.data
     if model.weight_bytes > text.size:
-        raise BuildError(f"model {model.name}: {model.weight_bytes:,} B of weights do not fit "
-                         f"the {text.size:,} B {text.name} of {board.name}")
+        raise DoesNotFit(f"model {model.name}: {model.weight_bytes:,} B of weights do not fit "
+                         f"the {text.size:,} B {text.name} of {board.name}",
+                         memory="flash", needed=model.weight_bytes, available=text.size)
     need = model.arena_bytes + config.stack_bytes
     if need > data.size:
-        raise BuildError(f"model {model.name}: tensor arena {model.arena_bytes:,} B + stack "
+        raise DoesNotFit(f"model {model.name}: tensor arena {model.arena_bytes:,} B + stack "
                          f"{config.stack_bytes:,} B do not fit the {data.size:,} B {data.name} "
-                         f"of {board.name}")
+                         f"of {board.name}", memory="RAM", needed=need, available=data.size)
 
 
 def content_digest(*parts: bytes | str) -> str:

@@ -32,6 +32,7 @@ from tinymeter.cli import (
     run_count,
 )
 from tinymeter.errors import ConfigError
+from tinymeter.files import is_stdout, write_output
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,12 @@ def _db(args: argparse.Namespace) -> Any:
     return ResultsDB(args.db or default_db_path())
 
 
+def _wrote(path: Path) -> None:
+    """The "wrote FILE" line of a file output (stderr; nothing for stdout)."""
+    if not is_stdout(path):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:6.2f}%"
 
@@ -263,7 +270,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     print(f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement {stored.id} "
           f"in {db.path}")
     print(f"{'#':>3} {'op':20} {'measured':>12} {'ms':>9} {'estimated':>12} {'error':>8}"
-          + (f" {'µJ':>9}" if stored.energy_uj is not None else ""))
+          + (f" {'uJ':>9}" if stored.energy_uj is not None else ""))
     for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
         err = (estimated[i] - cyc) / cyc
         line = f"{i:3d} {op:20} {cyc:12.0f} {cyc * ms:9.4f} {estimated[i]:12.0f} {_pct(err):>8}"
@@ -274,7 +281,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     print(f"    {'total':20} {stored.total_cycles:12.0f} {stored.total_cycles * ms:9.4f} "
           f"{estimated.sum():12.0f} {_pct(total_err):>8}")
     if stored.energy_uj is not None:
-        print(f"energy {stored.energy_uj:.3f} µJ per inference")
+        print(f"energy {stored.energy_uj:.3f} uJ per inference")
     if board.hardware_clock_hz != board.clock_hz:
         print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
               f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
@@ -289,7 +296,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,
                 "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,
                 "tools": stored.tools, "image_sha256": stored.image_sha256}
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+        write_output(args.json, json.dumps(data, indent=2) + "\n")
+        _wrote(args.json)
     if args.plot:
         from tinymeter.hw import plots
 
@@ -299,7 +307,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         plots.layer_latency_bars(stored.ops, [c * ms for c in stored.cycles],
                                  args.plot / "layer_latency.png",
                                  estimated_ms=[c * ms for c in estimated])
-        print(f"plots in {args.plot}")
+        print(f"plots in {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -332,11 +340,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             save_calibration(result, path, board.name)
             print(f"wrote {path}", file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps({"board": board.name, **result.summary()}, indent=2)
-                                   + "\n")
+        write_output(args.json, json.dumps({"board": board.name, **result.summary()}, indent=2)
+                     + "\n")
+        _wrote(args.json)
     if args.plot:
         _calibration_plots(args.plot, samples, result, board)
-        print(f"plots in {args.plot}")
+        print(f"plots in {args.plot}", file=sys.stderr)
     return 0
 
 

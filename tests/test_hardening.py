@@ -258,3 +258,57 @@ def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
         read_model_bytes(big, limit=1024)
     assert len(read_model_bytes(big, limit=2048)) == 2048
     _one_error(capsys, ["inspect", str(tmp_path)], "is a directory")
+
+
+# -- output conventions --------------------------------------------------------------------
+
+
+def _reshape_model(tmp_path: Path, n: int = 8) -> Path:
+    from tinymeter.models.testing import int8_tensor, single_op_model
+
+    x = int8_tensor("x", (1, n), 0.1, 0)
+    path = tmp_path / f"reshape{n}.tflite"
+    path.write_bytes(single_op_model("RESHAPE", [x], [int8_tensor("y", (n,), 0.1, 0)],
+                                     {"new_shape": [n]}))
+    return path
+
+
+def test_json_dash_is_stdout_and_wrote_lines_go_to_stderr(capsys, tmp_path: Path) -> None:
+    import json
+
+    model = _reshape_model(tmp_path)
+    assert main(["estimate", str(model), "-q", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"] == model.name and captured.err == ""
+    assert main(["estimate", str(model), "--json", "-", "--csv", str(tmp_path / "l.csv")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["layers"][0]["op"] == "RESHAPE"
+    assert "RESHAPE" in captured.err and f"wrote {tmp_path / 'l.csv'}" in captured.err
+    assert main(["estimate", str(model), "--csv", "-", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("index,op,macs")
+    assert main(["estimate", str(model), "--json", str(tmp_path / "e.json")]) == 0
+    captured = capsys.readouterr()
+    assert "RESHAPE" in captured.out and "wrote" not in captured.out
+    assert f"wrote {tmp_path / 'e.json'}" in captured.err
+    _one_error(capsys, ["estimate", str(model), "--json", "-", "--csv", "-"], "only one")
+    assert main(["inspect", str(model), "--json", "-", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["ops"][0]["opcode"] == "RESHAPE"
+
+
+def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path) -> None:
+    import csv
+    import json
+
+    model = _reshape_model(tmp_path, 200_000)  # 400 KB arena: not in the G0's 144 KiB RAM
+    out, table = tmp_path / "c.json", tmp_path / "c.csv"
+    assert main(["estimate", str(model), "--compare", "nucleo-g0b1re,nucleo-l4r5zi", "-q",
+                 "--json", str(out), "--csv", str(table)]) == 0
+    text = capsys.readouterr().out
+    assert "nucleo-g0b1re" in text and "does not fit" in text
+    assert "nucleo-g0b1re: does not fit: needs" in text and "B RAM, has 147,456 B" in text
+    data = json.loads(out.read_text())
+    assert [d["board"] for d in data] == ["nucleo-l4r5zi", "nucleo-g0b1re"]
+    assert data[1]["fits"] is False and "does not fit" in data[1]["error"]
+    rows = list(csv.DictReader(table.open()))
+    assert [(r["board"], r["fits"]) for r in rows] == [("nucleo-l4r5zi", "true"),
+                                                        ("nucleo-g0b1re", "false")]
