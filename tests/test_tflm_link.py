@@ -100,13 +100,25 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
     the harness's arena line, the enlarged sizing board."""
     from tinymeter.errors import ConfigError
     from tinymeter.firmware.tflm import (
+        archive_symbols,
         arena_for,
+        harness_flags_for,
         include_dirs,
         kernel_set_of_archive,
         parse_arena,
         sizing_board,
     )
 
+    def archive(*names: bytes) -> bytes:
+        body = len(names).to_bytes(4, "big") + b"\0\0\0\0" * len(names) + b"\0".join(names) + b"\0"
+        header = b"/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"0".ljust(8)
+        return b"!<arch>\n" + header + str(len(body)).encode().ljust(10) + b"`\n" + body
+
+    release = archive(b"_ZN6tflite16MicroInterpreter6InvokeEv", b"DebugLog")
+    debug = archive(b"_ZN6tflite16MicroInterpreter6InvokeEv", b"_Z11MicroPrintfPKcz")
+    assert archive_symbols(release) == {b"_ZN6tflite16MicroInterpreter6InvokeEv", b"DebugLog"}
+    assert harness_flags_for(release) == ("-DTF_LITE_STRIP_ERROR_STRINGS",)
+    assert harness_flags_for(debug) == () and harness_flags_for(b"not an archive") == ()
     assert kernel_set_of_archive(b"!<arch>\n...arm_convolve_wrapper_s8\0...") == "cmsis-nn"
     assert kernel_set_of_archive(b"!<arch>\n..._ZN6tflite12Register_ADDEv\0") == "reference"
     with pytest.raises(ConfigError, match="not a TFLM source checkout"):
