@@ -264,8 +264,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                         BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs,
                                     io=args.io),
                         out_dir=args.out)
-    print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
+    print(f"{args.out}/firmware.elf (and .bin, .hex): flash {image.flash_bytes} B, RAM "
+          f"{image.ram_bytes} B, arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
     return 0
 
 
