@@ -100,13 +100,25 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
     the harness's arena line, the enlarged sizing board."""
     from tinymeter.errors import ConfigError
     from tinymeter.firmware.tflm import (
+        archive_symbols,
         arena_for,
+        harness_flags_for,
         include_dirs,
         kernel_set_of_archive,
         parse_arena,
         sizing_board,
     )
 
+    def archive(*names: bytes) -> bytes:
+        body = len(names).to_bytes(4, "big") + b"\0\0\0\0" * len(names) + b"\0".join(names) + b"\0"
+        header = b"/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"0".ljust(8)
+        return b"!<arch>\n" + header + str(len(body)).encode().ljust(10) + b"`\n" + body
+
+    release = archive(b"_ZN6tflite16MicroInterpreter6InvokeEv", b"DebugLog")
+    debug = archive(b"_ZN6tflite16MicroInterpreter6InvokeEv", b"_Z11MicroPrintfPKcz")
+    assert archive_symbols(release) == {b"_ZN6tflite16MicroInterpreter6InvokeEv", b"DebugLog"}
+    assert harness_flags_for(release) == ("-DTF_LITE_STRIP_ERROR_STRINGS",)
+    assert harness_flags_for(debug) == () and harness_flags_for(b"not an archive") == ()
     assert kernel_set_of_archive(b"!<arch>\n...arm_convolve_wrapper_s8\0...") == "cmsis-nn"
     assert kernel_set_of_archive(b"!<arch>\n..._ZN6tflite12Register_ADDEv\0") == "reference"
     with pytest.raises(ConfigError, match="not a TFLM source checkout"):
@@ -398,7 +410,7 @@ def test_fake_tflm_compile_link_run(board_name: str, tmp_path: Path) -> None:
     lib, root = build_fake_tflm(tmp_path / "tflm", board.core.name)
     library = TflmLibrary.from_root(lib, root)
     assert library.kernels == "reference" and library.label == "TFLM reference (libfake_tflm_48.a)"
-    build = TflmBuild(b"TFL3-not-parsed-by-the-fake", "fake", ["SOFTMAX", "FULLY_CONNECTED"],
+    build = TflmBuild(b"TFL3-not-parsed-by-the-fake", "fake", ["FULLY_CONNECTED", "SOFTMAX"],
                       board, library, work=tmp_path / "fw")
     elf = build.link(1024)
     assert section_sizes(elf)[".tflm_arena"] == 1024
@@ -536,3 +548,22 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     extra = LayerEstimate(0, "ADD", 0, 1, 1, 0.0, 0.0, 1.0)
     with pytest.raises(EmulationError, match="b ran 1 layers, a 0: layers do not align"):
         check_aligned([RuntimeRun("a", est), RuntimeRun("b", replace(est, layers=(extra,)))])
+
+
+@needs_gxx
+def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``measure --tflm-lib`` builds the TFLM harness's hardware image (UART report, marker
+    pins) and measures it per layer like the own runtime's (virtual board)."""
+    from tinymeter.cli import main
+
+    model = _fc_model(tmp_path)
+    lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
+    assert main(["measure", str(model), "--probe", "virtual", "--tflm-lib", str(lib),
+                 "--tflm-root", str(root), "--runs", "2", "--warmup", "0",
+                 "--db", str(tmp_path / "db.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "fc on nucleo-l4r5zi: 2 runs" in out
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("0 "))
+    assert row.split()[1] == "FULLY_CONNECTED"
+    measured, estimated = float(row.split()[2]), float(row.split()[4])
+    assert measured > 0 and abs(estimated / measured - 1) < 0.5

@@ -20,23 +20,66 @@ from typing import Any
 from tinymeter import __version__
 from tinymeter.boards import DEFAULT_BOARD
 from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.files import atomic_write
+from tinymeter.files import atomic_write, is_stdout, write_output
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
+
+
+#: A requested output: (path or None, function rendering its text when it is written).
+Output = tuple[Path | None, Callable[[], str]]
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """At most one output may be ``-`` (standard output); checked before any work."""
+    if sum(is_stdout(p) for p in paths) > 1:
+        raise ConfigError("only one of the outputs can be '-' (standard output)")
+
+
+def _emit(args: argparse.Namespace, text: str, outputs: Sequence[Output]) -> None:
+    """Print the human-readable result and write the requested files.
+
+    Conventions of every command: the result goes to stdout unless a machine output
+    does (``--json -``), then the result goes to stderr (``-q`` drops it); "wrote"
+    lines go to stderr and ``-q`` silences them.
+    """
+    quiet = getattr(args, "quiet", False)
+    _check_outputs(*(p for p, _ in outputs))
+    if any(is_stdout(p) for p, _ in outputs):
+        if not quiet:
+            print(text, file=sys.stderr)
+    else:
+        print(text)
+    for path, render in outputs:
+        if path is None:
+            continue
+        write_output(path, render())
+        if not is_stdout(path) and not quiet:
+            print(f"wrote {path}", file=sys.stderr)
+
+
+def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
+    """The cost model ``--calibration`` selects for *board*, and the line saying which
+    calibration that is (printed with the result)."""
+    from tinymeter.calibrations import choose_calibration
+
+    choice = choose_calibration(board, args.calibration)
+    return choice.cost_model(board), choice.describe()
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import estimate, resolve_model
-    from tinymeter.report import format_table, write_csv, write_json
+    from tinymeter.report import format_table, layers_csv
 
+    _check_outputs(args.json, args.csv)
     if args.compare:
         return _estimate_boards(args)
     if args.compare_runtimes:
         return _estimate_runtimes(args)
     board = load_board(args.board)
+    cost_model, calibration = _cost_model(args, board)
     if (args.stop_at or args.span) and args.elf is None:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
                           "firmware ends by itself)")
@@ -48,34 +91,32 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
                            timeout_s=args.timeout, stop_at=args.stop_at or (),
                            span=parse_span(args.span) if args.span else None,
-                           span_count=args.span_count)
+                           span_count=args.span_count, cost_model=cost_model)
     elif uses_tflm(args):
         from tinymeter.tflmrun import estimate_tflm
 
         est = estimate_tflm(resolve_model(args.model), board, tflm_library(args, board),
                             BuildConfig(opt=args.opt, io=args.io), arena_bytes=args.tflm_arena,
-                            budget_instructions=args.budget, timeout_s=args.timeout)
+                            budget_instructions=args.budget, timeout_s=args.timeout,
+                            cost_model=cost_model)
     else:
-        model_path = resolve_model(args.model)
+        model_path = resolve_model(args.model, quiet=args.quiet)
         config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
         est = estimate(model_path, board, config, budget_instructions=args.budget,
-                       timeout_s=args.timeout, progress=not args.quiet)
-    print(format_table(est, top_functions=args.profile))
-    if args.json:
-        write_json(est, args.json)
-        print(f"wrote {args.json}")
-    if args.csv:
-        write_csv(est, args.csv)
-        print(f"wrote {args.csv}")
+                       timeout_s=args.timeout, progress=not args.quiet, cost_model=cost_model)
+    _emit(args, format_table(est, top_functions=args.profile) + "\n" + calibration,
+          [(args.json, lambda: json.dumps(est.to_dict(), indent=2) + "\n"),
+           (args.csv, lambda: layers_csv(est))])
     return 0
 
 
 def _estimate_boards(args: argparse.Namespace) -> int:
     """``estimate --compare``: the same model on several boards, one row each."""
     from tinymeter.boards import list_boards, load_board
+    from tinymeter.errors import DoesNotFit
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import estimate, resolve_model
-    from tinymeter.report import format_comparison
+    from tinymeter.pipeline import resolve_model
+    from tinymeter.report import Unfit, comparison_csv, format_comparison
 
     if args.elf is not None:
         raise ConfigError("--compare estimates a model (not --elf, which is built for one board)")
@@ -85,22 +126,38 @@ def _estimate_boards(args: argparse.Namespace) -> int:
     model_path = resolve_model(args.model)
     config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
     ests = []
+    unfit: list[Unfit] = []
+    calibrations: list[str] = []
     for name in names:
         board = load_board(name)
-        if uses_tflm(args):
-            from tinymeter.tflmrun import estimate_tflm
-
-            ests.append(estimate_tflm(model_path, board, tflm_library(args, board),
-                                      BuildConfig(opt=args.opt), arena_bytes=args.tflm_arena,
-                                      budget_instructions=args.budget, timeout_s=args.timeout))
-        else:
-            ests.append(estimate(model_path, board, config, budget_instructions=args.budget,
-                                 timeout_s=args.timeout, progress=not args.quiet))
-    print(format_comparison(ests))
-    if args.json:
-        atomic_write(args.json, json.dumps([e.to_dict() for e in ests], indent=2) + "\n")
-        print(f"wrote {args.json}")
+        cost_model, calibration = _cost_model(args, board)
+        calibrations.append(f"{name}: {calibration}")
+        try:
+            ests.append(_estimate_one(args, model_path, board, config, cost_model))
+        except DoesNotFit as exc:  # one board too small: its row says so, the others go on
+            unfit.append(Unfit(board.name, board.core.name, board.clock_hz, exc.short))
+    _emit(args, format_comparison(ests, unfit, model=Path(model_path).name) + "\n"
+          + "\n".join(calibrations),
+          [(args.json, lambda: json.dumps([e.to_dict() for e in ests] + [u.to_dict() for u in unfit],
+                                          indent=2) + "\n"),
+           (args.csv, lambda: comparison_csv(ests, unfit))])
     return 0
+
+
+def _estimate_one(args: argparse.Namespace, model_path: Path, board: Any, config: Any,
+                  cost_model: Any) -> Any:
+    """One board of ``--compare``: tinymeter's runtime or the TFLM library."""
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.pipeline import estimate
+
+    if uses_tflm(args):
+        from tinymeter.tflmrun import estimate_tflm
+
+        return estimate_tflm(model_path, board, tflm_library(args, board), BuildConfig(opt=args.opt),
+                             arena_bytes=args.tflm_arena, budget_instructions=args.budget,
+                             timeout_s=args.timeout, cost_model=cost_model)
+    return estimate(model_path, board, config, budget_instructions=args.budget,
+                    timeout_s=args.timeout, progress=not args.quiet, cost_model=cost_model)
 
 
 def _estimate_runtimes(args: argparse.Namespace) -> int:
@@ -132,13 +189,11 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
         runs.append(RuntimeRun(label, estimate_tflm(model_path, board, lib,
                                                     BuildConfig(opt=args.opt),
                                                     arena_bytes=args.tflm_arena, **limits)))
-    print(format_runtime_comparison(runs))
+    text = format_runtime_comparison(runs)
     if not libraries:
-        print(f"(no TFLM library registered for {board.core.name}: tinymeter tflm add LIB "
-              f"--core {board.core.name} --root DIR)")
-    if args.json:
-        atomic_write(args.json, json.dumps(comparison_dict(runs), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        text += (f"\n(no TFLM library registered for {board.core.name}: tinymeter tflm add LIB "
+                 f"--core {board.core.name} --root DIR)")
+    _emit(args, text, [(args.json, lambda: json.dumps(comparison_dict(runs), indent=2) + "\n")])
     return 0
 
 
@@ -166,14 +221,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     model = load_tflite(resolve_model(args.model))
     summary = inspect_model(model)
     support = op_support(model)
-    print(format_support(support))
-    print()
-    print(format_summary(summary))
-    if args.json:
-        import dataclasses
-
-        doc = {**dataclasses.asdict(summary), "support": [r.to_dict() for r in support]}
-        atomic_write(args.json, json.dumps(doc, indent=2) + "\n")
+    doc = {**summary.to_dict(), "support": [r.to_dict() for r in support]}
+    _emit(args, format_support(support) + "\n\n" + format_summary(summary),
+          [(args.json, lambda: json.dumps(doc, indent=2) + "\n")])
     bad = unsupported(support)
     if args.strict and bad:
         print(f"error: --strict: {len(bad)} operator(s) will not run on tinymeter's runtime: "
@@ -195,7 +245,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     out = args.out or Path(args.model).with_suffix("").with_name(
         f"{Path(args.model).with_suffix('').name}-{args.quantize}.tflite")
     atomic_write(out, result.tflite)
-    print(f"wrote {out} ({len(result.tflite):,} bytes, {args.quantize})")
+    print(f"wrote {out} ({len(result.tflite):,} bytes, {args.quantize})", file=sys.stderr)
     print(format_accuracy(result))
     if args.json:
         atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
@@ -214,8 +264,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                         BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs,
                                     io=args.io),
                         out_dir=args.out)
-    print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
+    print(f"{args.out}/firmware.elf (and .bin, .hex): flash {image.flash_bytes} B, RAM "
+          f"{image.ram_bytes} B, arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
     return 0
 
 
@@ -254,8 +304,13 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     from tinymeter.models import zoo
 
     if args.zoo_cmd == "list":
-        for name in zoo.list_models():
-            print(name)
+        names = zoo.list_models()
+        width = max(len(n) for n in names)
+        for name in names:
+            print(f"{name:{width}}  {zoo.get_entry(name).summary}")
+        print("\nzoo models have the real architectures with random (untrained) weights: right "
+              "for latency, memory and energy, meaningless outputs; `tinymeter sweep` trains "
+              "its digits models", file=sys.stderr)
         return 0
     path = zoo.build_tflite(args.name, quantize=args.quantize)
     print(path)
@@ -294,7 +349,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"cycles per MAC rise with width at {len(inversions)} step(s) (lost fast paths): {steps}")
     for name, error in sorted(result.failed.items()):
         print(f"failed: {name}: {error}")
-    print(f"wrote {paths['pareto_png']}, {paths['parity_png']}, {paths['csv']}")
+    print(f"wrote {paths['pareto_png']}, {paths['parity_png']}, {paths['csv']}", file=sys.stderr)
     return 0
 
 
@@ -320,7 +375,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                                       root))
     if args.update_baseline:
         check.write_baseline(current, args.baseline)
-        print(f"wrote baseline {args.baseline} ({len(current)} entries)")
+        print(f"wrote baseline {args.baseline} ({len(current)} entries)", file=sys.stderr)
         return 0
     metrics = args.metrics.split(",") if args.metrics else list(check.METRICS)
     result = check.compare(current, check.load_baseline(args.baseline), args.max_regression, metrics,
@@ -343,10 +398,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     result = validate(resolve_model(args.model), board, library=library, kernels=args.kernels,
                       inputs=args.inputs, samples=args.samples, seed=args.seed,
                       budget_instructions=args.budget, timeout_s=args.timeout)
-    print(format_validation(result))
-    if args.json:
-        atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
-        print(f"wrote {args.json}")
+    _emit(args, format_validation(result),
+          [(args.json, lambda: json.dumps(result.to_dict(), indent=2) + "\n")])
     return 0 if result.passed else 1
 
 
@@ -469,15 +522,21 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="one per-layer table of tinymeter's reference and optimized kernels "
                         "and every TFLM library registered for the board's core (or "
                         "--tflm-lib): instructions, cycles, speedup")
-    e.add_argument("--json", type=Path, help="write the full report as JSON")
-    e.add_argument("--csv", type=Path, help="write the per-layer table as CSV")
+    e.add_argument("--calibration", metavar="FILE|none", default=None,
+                   help="cost-model calibration to apply: a file written by `tinymeter "
+                        "calibrate`, or 'none' for the datasheet model (default: the board's "
+                        "stored calibration, if any; the choice is printed)")
+    e.add_argument("--json", type=Path, help="write the full report as JSON ('-': stdout)")
+    e.add_argument("--csv", type=Path, help="write the per-layer table (with --compare: one row "
+                   "per board) as CSV ('-': stdout)")
     e.add_argument("--profile", type=non_negative_int, nargs="?", const=15, default=0,
                    help="also show the top N functions (default 15)")
     e.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET_INSTRUCTIONS,
                    help="instruction budget before the firmware is declared hung")
     e.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
                    help="wall-clock limit in seconds")
-    e.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    e.add_argument("-q", "--quiet", action="store_true",
+                   help="only the result: no progress, no 'wrote' lines")
     e.set_defaults(func=_cmd_estimate)
 
 
@@ -520,7 +579,9 @@ def add_io_arg(sp: argparse.ArgumentParser) -> None:
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("inspect", help="list ops, MACs, parameters and tensor sizes of a model")
     add_model_arg(i)
-    i.add_argument("--json", type=Path, help="write the summary and per-op support as JSON")
+    i.add_argument("--json", type=Path, help="write the summary, defects and per-op support as "
+                   "JSON ('-': stdout)")
+    i.add_argument("-q", "--quiet", action="store_true", help="no 'wrote' lines")
     i.add_argument("--strict", action="store_true",
                    help="exit with status 1 if any operator will not run on tinymeter's runtime")
     i.set_defaults(func=_cmd_inspect)

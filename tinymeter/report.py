@@ -170,9 +170,32 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     return "\n".join(out)
 
 
-def format_comparison(ests: Sequence[Estimate]) -> str:
+@dataclass(frozen=True)
+class Unfit:
+    """A board of a comparison that cannot hold the model."""
+
+    board: str
+    core: str
+    clock_hz: int
+    reason: str  # "does not fit: needs X B flash, has Y B"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"board": self.board, "core": self.core, "clock_hz": self.clock_hz, "fits": False,
+                "error": self.reason}
+
+
+def _kernels_label(ests: Sequence[Estimate]) -> str:
+    kinds = sorted({e.kernels for e in ests})
+    if len(kinds) == 1:
+        return f"{kinds[0]} kernels"
+    return "/".join(kinds) + " kernels (reference on cores without DSP)"
+
+
+def format_comparison(ests: Sequence[Estimate], unfit: Sequence[Unfit] = (),
+                      model: str = "") -> str:
     """One row per board of the same model: latency, cycles, energy, and how much of the
-    board's RAM and flash the firmware takes (the "which board?" view)."""
+    board's RAM and flash the firmware takes (the "which board?" view); boards that
+    cannot hold the model get a "does not fit" row and a line saying by how much."""
     headers = ["board", "core", "MHz", "est. ms", "cycles", "energy uJ", "RAM", "flash"]
     rows = []
     for e in ests:
@@ -180,9 +203,28 @@ def format_comparison(ests: Sequence[Estimate]) -> str:
         flash = _share(e.flash_bytes, e.board_flash_bytes)[1] or f"{e.flash_bytes:,} B"
         rows.append([e.board, e.core, f"{e.clock_hz / 1e6:g}", f"{e.ms:.3f}",
                      _fmt_int(e.cycles), f"{e.energy_uj:.2f}", ram, flash])
-    first = ests[0]
-    title = f"{first.model}, {first.kernels} kernels, on {len(ests)} boards"
-    return "\n".join([title, *text_table(headers, rows, left=(0, 1))])
+    for u in unfit:
+        rows.append([u.board, u.core, f"{u.clock_hz / 1e6:g}", "does not fit", "-", "-", "-", "-"])
+    name = ests[0].model if ests else model
+    kernels = f", {_kernels_label(ests)}" if ests else ""
+    title = f"{name}{kernels}, on {len(ests) + len(unfit)} boards"
+    notes = [f"{u.board}: {u.reason}" for u in unfit]
+    return "\n".join([title, *text_table(headers, rows, left=(0, 1)), *notes])
+
+
+def comparison_csv(ests: Sequence[Estimate], unfit: Sequence[Unfit] = ()) -> str:
+    """The comparison as CSV, one row per board (``fits`` false with the reason)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["board", "core", "clock_hz", "kernels", "ms", "cycles", "energy_uj", "ram_bytes",
+                "board_ram_bytes", "flash_bytes", "board_flash_bytes", "fits", "error"])
+    for e in ests:
+        w.writerow([e.board, e.core, e.clock_hz, e.kernels, f"{e.ms:.6f}", e.cycles,
+                    f"{e.energy_uj:.4f}", e.ram_bytes, e.board_ram_bytes, e.flash_bytes,
+                    e.board_flash_bytes, "true", ""])
+    for u in unfit:
+        w.writerow([u.board, u.core, u.clock_hz, "", "", "", "", "", "", "", "", "false", u.reason])
+    return buf.getvalue()
 
 
 def write_json(est: Estimate, path: Path) -> None:

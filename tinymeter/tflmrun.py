@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tinymeter.boards import Board
 from tinymeter.errors import EmulationError
-from tinymeter.firmware.build import BuildConfig
+from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import default_inputs, io_tensors
 from tinymeter.firmware.tflm import (
     ArenaReport,
@@ -181,3 +181,22 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
                     ram_bytes=image.ram_bytes, weight_bytes=inspect_model(model).total_weight_bytes,
                     stack_bytes=stack)
     return replace(est, runtime="tflm", log=image.log)
+
+
+def firmware_image(image: TflmImage, model_path: Path, config: BuildConfig) -> FirmwareImage:
+    """*image* as the :class:`~tinymeter.firmware.build.FirmwareImage` the measuring and
+    flashing code takes: one layer per operator (op names and MACs from the model), so a
+    TFLM hardware image is flashed, measured and calibrated like the own runtime's."""
+    from tinymeter.firmware.codegen import GeneratedModel
+    from tinymeter.firmware.lower.base import Layer
+
+    model = load_tflite(model_path)
+    main = model.main
+    macs, weights, _shapes = layer_facts(model)
+    layers = [Layer(op_index=i, op_name=op.opcode, kernel="tflm", params_type="", params={},
+                    macs=m) for i, (op, m) in enumerate(zip(main.operators, macs))]
+    gen = GeneratedModel(source="", layers=layers, inputs=io_tensors(model, main.inputs),
+                         outputs=io_tensors(model, main.outputs), arena_bytes=image.arena_used,
+                         weight_bytes=sum(weights), name=Path(model_path).stem)
+    return FirmwareImage(image.elf, image.board, config, gen, image.flash_bytes,
+                         image.ram_bytes, image.sections)

@@ -15,5 +15,7 @@
 #include "tm_ops_binary.h"
 #include "tm_ops_resize.h"
 #include "tm_ops_indexing.h"
+#include "tm_ops_int16.h"
+#include "tm_ops_transpose_conv.h"
 
 #endif /* TM_OPS_H */

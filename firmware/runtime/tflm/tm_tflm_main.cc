@@ -11,7 +11,8 @@
  * tm_prof_begin/tm_prof_end, numbered in execution order.  So layer i is operator i of
  * the model, for any build type, and the emulator attributes cycles per op exactly as
  * for tinymeter's own runtime.  The same I/O hooks (tm_io_next, tm_io_input_hook,
- * tm_io_output_hook) and "TM1" report lines are used, plus:
+ * tm_io_output_hook), "TM1" report lines and, in the hardware image (TM_IO_UART: report
+ * on the board UART, power-monitor marker pins), the same marks are used, plus:
  *   TM1 ARENA size=<bytes given> used=<arena_used_bytes()>   after AllocateTensors
  *   TM1 LOG <text>                                            TFLM's DebugLog output
  *
@@ -139,6 +140,7 @@ int tm_slots_used = 0;
 TfLiteStatus tm_invoke_slot(int slot, TfLiteContext *context, TfLiteNode *node) {
   uint32_t layer = tm_next_layer++;
   if (layer < TM_TFLM_MAX_LAYERS) tm_layer_tags[layer] = tm_slot_names[slot];
+  if (layer != 0u) TM_MARK_LAYER(layer & 1u); /* hardware image: layer marker pin */
   tm_prof_begin(layer, tm_slot_names[slot]);
   TfLiteStatus status = tm_real[slot].invoke(context, node);
   tm_prof_end(layer);
@@ -207,7 +209,9 @@ void tm_report(uint32_t run, uint32_t layers) {
     tm_puts("TM1 L ");
     tm_putu(l);
     tm_puts(" ");
-    tm_puts(tm_layer_tags[l] ? tm_layer_tags[l] : "?");
+    /* the model's op name of operator l (tm_tflm_model.c), else TFLM's registration name */
+    const char *name = l < tm_num_layers ? tm_layers[l].op_name : tm_layer_tags[l];
+    tm_puts(name ? name : "?");
     tm_puts(" ");
     tm_putu(tm_layer_cycles[l]);
     tm_puts("\n");
@@ -267,7 +271,11 @@ int main(void) {
       tm_io_input_hook((uint32_t)i, static_cast<uint8_t *>(t->data.data), (uint32_t)t->bytes);
     }
     tm_next_layer = 0;
-    if (interpreter.Invoke() != kTfLiteOk) tm_fail("Invoke");
+    TM_MARK_LAYER(0u);
+    TM_MARK_INFERENCE(1u);
+    TfLiteStatus invoked = interpreter.Invoke();
+    TM_MARK_INFERENCE(0u);
+    if (invoked != kTfLiteOk) tm_fail("Invoke");
     for (size_t i = 0; i < interpreter.outputs_size(); ++i) {
       TfLiteTensor *t = interpreter.output(i);
       tm_io_output_hook((uint32_t)i, static_cast<const uint8_t *>(t->data.data),
