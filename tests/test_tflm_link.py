@@ -601,3 +601,21 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
         "tflm", "optimized")
     with pytest.raises(ConfigError, match="unknown kernel set"):
         SweepConfig.from_mapping({"kernel_sets": ["tflm-x"]})
+
+
+@needs_gxx
+@pytest.mark.slow
+def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``calibrate --tflm-lib``: the campaign builds, emulates and measures TFLM images."""
+    from tinymeter.cli import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _fc_model(tmp_path / "a")
+    b = _fc_model(tmp_path / "b").rename(tmp_path / "b" / "fc2.tflite")
+    lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
+    assert main(["calibrate", str(a), str(b), "--probe", "virtual", "--tflm-lib", str(lib),
+                 "--tflm-root", str(root), "--no-microbench", "--no-save", "--runs", "2",
+                 "--warmup", "0", "--db", str(tmp_path / "db.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "calibration of nucleo-l4r5zi (cortex-m4f) from 2 models, 2 layers" in out
