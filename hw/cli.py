@@ -42,7 +42,8 @@ POWER = ("none", "joulescope", "ppk2", "virtual")
 
 def _probe_args(sp: argparse.ArgumentParser, virtual: bool = True) -> None:
     sp.add_argument("--probe", default="pyocd", choices=PROBES if virtual else PROBES[:2],
-                    help="flashing tool (default pyocd); 'virtual' = the emulator behind a pty")
+                    help="flashing tool (default pyocd)" + ("; 'virtual' = the emulator behind a "
+                                                            "pty" if virtual else ""))
     sp.add_argument("--uid", help="probe unique id / adapter serial (several probes plugged in)")
     sp.add_argument("--probe-timeout", type=positive_float, default=120.0,
                     help="seconds allowed for one flash or reset (default 120)")
@@ -93,7 +94,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("calibrate", help="fit the board's cost-model parameters to measurements")
     c.add_argument("models", nargs="*", type=Path,
-                   help=".tflite files (default with --probe virtual: the built-in demo set)")
+                   help=".tflite files (default: the built-in demo set, small models with "
+                        "different layer mixes)")
     add_build_args(c)
     _probe_args(c)
     _measure_args(c)
@@ -371,17 +373,14 @@ def _tflm_image_factory(args: argparse.Namespace, board: Board,
 
 
 def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
-    """Measure the models (default with the virtual board: the demo set) and, unless
-    --no-microbench, the microbenchmark firmware; one sample per firmware."""
+    """Measure the models (default: the demo set) and, unless --no-microbench, the
+    microbenchmark firmware; one sample per firmware."""
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.measure import campaign, samples_from_runs
 
     models = list(args.models)
     with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
         if not models:
-            if args.probe != "virtual":
-                raise ConfigError("give the .tflite models to calibrate with (several, with "
-                                  "different layer mixes)")
             from tinymeter.hw.demomodels import write_demo_models
 
             models = write_demo_models(Path(tmp))

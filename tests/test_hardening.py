@@ -312,3 +312,70 @@ def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path)
     rows = list(csv.DictReader(table.open()))
     assert [(r["board"], r["fits"]) for r in rows] == [("nucleo-l4r5zi", "true"),
                                                         ("nucleo-g0b1re", "false")]
+
+
+# -- help and first-use messages -----------------------------------------------------------
+
+
+def test_zoo_build_announces_itself_once(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tinymeter.models import zoo
+    from tinymeter.pipeline import resolve_model
+
+    monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "build_keras", lambda *a, **k: None)
+    monkeypatch.setattr(zoo._convert, "convert_keras", lambda *a, **k: b"tflite bytes")
+    path = resolve_model("lenet")
+    assert path.read_bytes() == b"tflite bytes"
+    assert "building zoo model lenet" in capsys.readouterr().err
+    assert resolve_model("lenet") == path and capsys.readouterr().err == ""  # cached
+    path.unlink()
+    resolve_model("lenet", quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_help_texts_match_behaviour(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["flash", "--help"])
+    out = capsys.readouterr().out
+    assert "virtual" not in out
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    assert "default: the built-in demo set" in " ".join(capsys.readouterr().out.split())
+    assert main(["zoo", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("ds_cnn_kws ") and "untrained" in captured.err
+
+
+# -- build outputs -------------------------------------------------------------------------
+
+
+def test_objcopy_argv_exact() -> None:
+    from tinymeter.firmware.build import objcopy_argv, objcopy_for
+
+    assert objcopy_for("arm-none-eabi-gcc") == "arm-none-eabi-objcopy"
+    assert objcopy_for("/opt/gnu/bin/arm-none-eabi-gcc") == "/opt/gnu/bin/arm-none-eabi-objcopy"
+    assert objcopy_argv("arm-none-eabi-objcopy", Path("b/firmware.elf"), Path("o/firmware.bin"),
+                        "binary") == ["arm-none-eabi-objcopy", "-O", "binary", "b/firmware.elf",
+                                      "o/firmware.bin"]
+    assert objcopy_argv("x-objcopy", Path("f.elf"), Path("f.hex"), "ihex") == [
+        "x-objcopy", "-O", "ihex", "f.elf", "f.hex"]
+
+
+def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.sim.elf import ElfImage
+
+    model = _reshape_model(tmp_path)
+    out = tmp_path / "fw"
+    assert main(["build", str(model), "--board", "nucleo-l4r5zi", "--out", str(out)]) == 0
+    assert "firmware.elf (and .bin, .hex)" in capsys.readouterr().out
+    flash = load_board("nucleo-l4r5zi").text
+    image = ElfImage.load(out / "firmware.elf")
+    loadable = sorted((s.paddr, s.data) for s in image.segments if flash.contains(s.paddr) and s.data)
+    start = loadable[0][0]
+    assert start == flash.origin  # the vector table comes first
+    blob = (out / "firmware.bin").read_bytes()
+    for paddr, data in loadable:  # the raw image holds every loaded byte at its flash offset
+        assert blob[paddr - start:paddr - start + len(data)] == bytes(data)
+    hex_lines = (out / "firmware.hex").read_text().split()
+    assert hex_lines[0].startswith(":02000004") and hex_lines[-1] == ":00000001FF"

@@ -100,7 +100,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                             budget_instructions=args.budget, timeout_s=args.timeout,
                             cost_model=cost_model)
     else:
-        model_path = resolve_model(args.model)
+        model_path = resolve_model(args.model, quiet=args.quiet)
         config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
         est = estimate(model_path, board, config, budget_instructions=args.budget,
                        timeout_s=args.timeout, progress=not args.quiet, cost_model=cost_model)
@@ -264,8 +264,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                         BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs,
                                     io=args.io),
                         out_dir=args.out)
-    print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
+    print(f"{args.out}/firmware.elf (and .bin, .hex): flash {image.flash_bytes} B, RAM "
+          f"{image.ram_bytes} B, arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
     return 0
 
 
@@ -304,8 +304,13 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     from tinymeter.models import zoo
 
     if args.zoo_cmd == "list":
-        for name in zoo.list_models():
-            print(name)
+        names = zoo.list_models()
+        width = max(len(n) for n in names)
+        for name in names:
+            print(f"{name:{width}}  {zoo.get_entry(name).summary}")
+        print("\nzoo models have the real architectures with random (untrained) weights: right "
+              "for latency, memory and energy, meaningless outputs; `tinymeter sweep` trains "
+              "its digits models", file=sys.stderr)
         return 0
     path = zoo.build_tflite(args.name, quantize=args.quantize)
     print(path)
