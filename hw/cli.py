@@ -108,6 +108,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--regularization", type=non_negative_float, default=None,
                    help="ridge weight toward the datasheet values (default 1e-8)")
     c.add_argument("--json", type=Path, help="write the calibration report as JSON")
+    add_runtime_args(c)
     c.set_defaults(func=_cmd_calibrate)
 
 
@@ -353,6 +354,26 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tflm_image_factory(args: argparse.Namespace, board: Board,
+                        work: Path) -> Callable[[Path, Any], Any] | None:
+    """With ``--runtime tflm``/``--tflm-lib``: build a model's TFLM hardware image in
+    *work* (kept until the campaign ends); else None (tinymeter's runtime)."""
+    from tinymeter.cli import tflm_library, uses_tflm
+
+    if not uses_tflm(args):
+        return None
+    from tinymeter.tflmrun import build_tflm_image, firmware_image
+
+    library = tflm_library(args, board)
+
+    def image_for(model_path: Path, config: Any) -> Any:
+        built = build_tflm_image(model_path, board, library, config,
+                                 arena_bytes=args.tflm_arena, work=work / model_path.stem)
+        return firmware_image(built, model_path, config)
+
+    return image_for
+
+
 def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
     """Measure the models (default: the demo set) and, unless --no-microbench, the
     microbenchmark firmware; one sample per firmware."""
@@ -372,7 +393,8 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
             runs = campaign(models, link, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
                             power_factory=_power_factory(args, link), resume=not args.remeasure,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(),
+                            image_for=_tflm_image_factory(args, board, Path(tmp)))
             samples = samples_from_runs(runs)
             if not args.no_microbench:
                 from tinymeter.hw.microbench import measure_microbench

@@ -58,7 +58,9 @@ from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.devices import DeviceRegisters
 from tinymeter.sim.dwarf import Frame
 from tinymeter.sim.elf import ElfImage, Symbol
+from tinymeter.sim.exceptions import EXC_RETURN_MIN, ExceptionEngine
 from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
+from tinymeter.sim.nvic import FIRST_IRQ, ExceptionModel, LineSource
 from tinymeter.sim.peripherals import (
     PAGE,
     BoardRegisters,
@@ -81,6 +83,7 @@ _STOP_ADDRESS = 0xF0000000
 
 # QEMU exception numbers delivered to UC_HOOK_INTR on Arm.
 _EXCP_BKPT = 7
+_EXCP_PREFETCH_ABORT = 3
 _EXCEPTION_NAMES = {
     1: "undefined instruction (UDEF)", 2: "SVC", 3: "prefetch abort", 4: "data abort",
     5: "IRQ", 6: "FIQ", 7: "BKPT", 8: "exception exit", 16: "semihosting trap",
@@ -204,6 +207,10 @@ class _Bus:
     registers: BoardRegisters | None = None
     #: The board file's behaviour peripherals (``[[peripheral]]`` with follow/model).
     mcu: DeviceRegisters | None = None
+    #: NVIC/SCB state and interrupt sources (SysTick, board timers with an ``irq``).
+    exceptions: ExceptionModel = field(default_factory=ExceptionModel)
+    #: Called when a register write may move the next interrupt (set by ``run()``).
+    reschedule: Callable[[], None] = lambda: None
 
     def devices(self) -> list[tuple[int, _MmioDevice]]:
         out: list[tuple[int, _MmioDevice]] = []
@@ -244,6 +251,8 @@ class _Session:
     #: Span bookkeeping (``Emulator(span=...)``): a START entry is open, spans completed.
     span_open: bool = False
     spans_done: int = 0
+    #: Exception entry/return on the core (None without the counting hook).
+    exceptions: ExceptionEngine | None = None
 
     @property
     def inference(self) -> int:
@@ -313,7 +322,9 @@ class Emulator:
         """The register models of this board (system timers, board UART, boot-write and
         marker registers), each on pages no other model or memory region has."""
         bus = _Bus()
-        bus.timers = SystemTimers(lambda: bus.cycles())
+        bus.timers = SystemTimers(lambda: bus.cycles(), bus.exceptions,
+                                  on_change=lambda: bus.reschedule())
+        bus.exceptions.sources.append(bus.timers)
         taken = set(bus.timers.pages())
         uart = self.board.uart
         if uart.kind:
@@ -326,6 +337,12 @@ class Emulator:
                                   marker_writes(self.board),
                                   exclude=lambda page: page in taken or self._in_memory(page))
         taken.update(bus.mcu.pages())
+        bus.mcu.on_change = lambda: bus.reschedule()
+        for timer in bus.mcu.timers:
+            if timer.spec.irq >= 0:
+                bus.exceptions.sources.append(LineSource(
+                    FIRST_IRQ + timer.spec.irq, timer.pending_update,
+                    timer.next_update_if_enabled))
         bus.registers = BoardRegisters(
             self.board, lambda: bus.cycles(),
             exclude=lambda page: (page in taken or self._in_memory(page)
@@ -476,6 +493,10 @@ class Emulator:
         self.bus.sink = session.semihost.emit
         if counter is not None:
             self.bus.cycles = lambda: counter.cycles
+            # interrupts need the cycle alarm of the counting hook
+            session.exceptions = ExceptionEngine(self.bus.exceptions, self.board.text.origin,
+                                                 self.board.core.has_fpu)
+            self.bus.reschedule = lambda: self._schedule(session)
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -493,8 +514,14 @@ class Emulator:
         start = time.perf_counter()
         engine_error: UcError | None = None
         timer.start()
+        pc = self.reset_pc
         try:
-            uc.emu_start(self.reset_pc, _STOP_ADDRESS)
+            while True:
+                uc.emu_start(pc, _STOP_ADDRESS)
+                # the cycle alarm stopped the engine: deliver due interrupts, go on
+                if not self._alarm(uc, session):
+                    break
+                pc = uc.reg_read(arm_const.UC_ARM_REG_PC) | 1
         except UcError as exc:
             engine_error = exc
         except TinymeterError as exc:  # raised inside a hook and re-raised by the binding
@@ -503,6 +530,24 @@ class Emulator:
             timer.cancel()
             timer.join()
         return engine_error, time.perf_counter() - start
+
+    def _alarm(self, uc: Uc, session: _Session) -> bool:
+        """After ``emu_start`` returned: if the counting hook's cycle alarm stopped it (and
+        nothing else ended the run), service interrupts and say to resume."""
+        counter, engine = session.counter, session.exceptions
+        if counter is None or engine is None or not counter.take_alarm():
+            return False
+        if session.error is not None or session.timed_out:
+            return False
+        engine.service(uc, counter.cycles)
+        self._schedule(session)
+        return True
+
+    def _schedule(self, session: _Session) -> None:
+        """Set the counting hook's alarm at the next interrupt event."""
+        counter, engine = session.counter, session.exceptions
+        if counter is not None and engine is not None:
+            counter.set_alarm(engine.next_alarm(counter.cycles))
 
     def _result(self, uc: Uc, image: ElfImage, session: _Session,
                 snapshot: CounterSnapshot | None, model: CostModel | None,
@@ -796,6 +841,15 @@ class Emulator:
 
     def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        if intno == _EXCP_PREFETCH_ABORT and pc >= EXC_RETURN_MIN and session.exceptions:
+            # a handler returned (bx lr / pop {pc} with EXC_RETURN): unstack
+            assert session.counter is not None
+            try:
+                session.exceptions.leave(uc, pc | 1, session.counter.cycles)
+            except TinymeterError as exc:
+                return self._fail(uc, session, exc)
+            self._schedule(session)
+            return None
         if intno == _EXCP_BKPT:
             insn = struct.unpack("<H", bytes(uc.mem_read(pc & ~1, 2)))[0]
             if insn == SEMIHOSTING_BKPT:

@@ -134,3 +134,31 @@ def _board_with(extra: str) -> dict:
 def test_board_peripheral_keys_are_strict(extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_board(_board_with(extra), "b.toml")
+
+
+def test_exception_model_registers_and_choice() -> None:
+    from tinymeter.sim.nvic import ExceptionModel
+
+    m = ExceptionModel()
+    m.write_word(0xE000E100, 1 << 29)  # ISER0: TIM3 (IRQ 29 = exception 45)
+    m.write_word(0xE000E104, 1 << 2)   # ISER1: IRQ 34
+    assert m.enabled == {45, 50} and m.read_word(0xE000E104) == 4
+    m.write_word(0xE000E41C, 0x4000)   # IPR7 byte 1: IRQ 29 priority 0x40
+    m.write_word(0xE000ED20, 0xF0 << 24)  # SHPR3: SysTick priority 0xF0
+    assert m.priority[45] == 0x40 and m.priority[15] == 0xF0
+    assert m.read_word(0xE000ED20) == 0xF0 << 24
+    m.write_word(0xE000ED04, 1 << 26)  # ICSR.PENDSTSET
+    m.pending.add(45)
+    assert m.choose(primask=0, basepri=0) == 45  # higher priority (lower value) first
+    assert m.choose(primask=1, basepri=0) is None and m.masked_pending()
+    assert m.choose(primask=0, basepri=0x40) is None  # BASEPRI masks 0x40 and below
+    m.enter(45)
+    assert m.read_word(0xE000ED04) & 0x1FF == 45 and m.read_word(0xE000E300) == 1 << 29
+    assert m.choose(primask=0, basepri=0) is None  # SysTick (0xF0) cannot preempt 0x40
+    m.leave()
+    assert m.choose(primask=0, basepri=0) == 15
+    m.write_word(0xE000E180, 1 << 29)  # ICER0
+    m.write_word(0xE000ED04, 1 << 25)  # PENDSTCLR
+    assert m.enabled == {50} and 15 not in m.pending
+    m.write_word(0xE000ED08, 0x08000400)
+    assert m.vtor == 0x08000400

@@ -379,7 +379,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if not Path(path).exists():
                 raise ConfigError(f"model file {path} does not exist")
             for board in boards:
-                est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
+                if uses_tflm(args):
+                    from tinymeter.tflmrun import estimate_tflm
+
+                    est = estimate_tflm(Path(path), board, tflm_library(args, board),
+                                        arena_bytes=args.tflm_arena)
+                else:
+                    est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
                 current.update(check.entries_from_report(est.to_dict(), str(path), root))
     current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"],
                                       root))
@@ -658,7 +664,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                     help="evaluate a deterministic subset of this many candidates")
     sw.add_argument("--boards", help=f"comma-separated boards (default {DEFAULT_BOARD})")
     sw.add_argument("--kernels", dest="kernel_sets", help="kernel sets, e.g. optimized,reference "
-                    "(default optimized)")
+                    "(default optimized); tflm, tflm-cmsis-nn, tflm-reference run the "
+                    "candidates in the TFLM library registered for each board's core")
     sw.add_argument("--executor", default="process",
                     help="process (local pool, default), serial, or dask://HOST:PORT")
     sw.add_argument("--workers", type=positive_int, help="local worker processes (default: CPU count)")
@@ -691,6 +698,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")
     ck.add_argument("--kernels", default="reference", choices=("reference", "optimized"),
                     help="kernel set for .tflite inputs")
+    add_runtime_args(ck)
     ck.add_argument("--update-baseline", action="store_true",
                     help="write the current results as the new baseline instead of checking")
     ck.set_defaults(func=_cmd_check)
