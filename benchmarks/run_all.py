@@ -9,6 +9,8 @@ Measures, on the default model and board:
   Target: counting with cycles keeps >= 60% of the no-hook MIPS;
 * wall time of a full `estimate` (parse, lower, build from a warm cache, emulate,
   cost model) and of a cold build;
+* "polling": MIPS while spinning on SRAM, a plain peripheral register (RAM page) and a
+  register with behaviour (MMIO page: a Python call per access) (bench_polling.py);
 * "kernels": instructions per inference of the MLPerf Tiny models with the reference
   and optimized kernel sets, and the speedup per layer type (bench_kernels.py).
 """
@@ -35,6 +37,7 @@ from tinymeter.sim.emulator import Emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_kernels  # sibling script, importable once its folder is on the path
+import bench_polling
 
 log = logging.getLogger("bench")
 
@@ -110,6 +113,7 @@ def main() -> int:
                     "platform": platform.platform()},
         "emulation": [bench_emulation(model, args.board, "reference", args.repeats)],
         "estimate": [bench_estimate(model, args.board)],
+        "polling": bench_polling.run(),
     }
     if not args.no_kernels:
         result["kernels"] = bench_kernels.run(bench_kernels.default_models(), args.board)

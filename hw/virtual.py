@@ -30,6 +30,7 @@ import numpy as np
 from tinymeter.boards import Board
 from tinymeter.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
+from tinymeter.hw.protocol import report_check
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import (
     CostParameters,
@@ -140,7 +141,8 @@ def report_lines(model: str, run: int, cycles: list[int], ops: tuple[str, ...]) 
     """The exact bytes ``tm_report`` prints for one run."""
     lines = [f"TM1 BEGIN {model} run={run} layers={len(cycles)}\n".encode()]
     lines += [f"TM1 L {i} {op} {c}\n".encode() for i, (op, c) in enumerate(zip(ops, cycles))]
-    lines.append(f"TM1 END total={sum(cycles) % (1 << 32)}\n".encode())
+    total = sum(cycles) % (1 << 32)
+    lines.append(f"TM1 END total={total} check={report_check(total, run, len(cycles))}\n".encode())
     return lines
 
 

@@ -69,6 +69,7 @@
 #define TM_FLAG_BUDGET 1u
 #define TM_FLAG_OOM 2u
 #define TM_FLAG_COST 4u
+#define TM_FLAG_ALARM 8u
 #define TM_ARM_REG_R0 66 /* UC_ARM_REG_R0 in unicorn/arm.h; R0..R12 are consecutive */
 #define TM_ARM_REG_R1 67
 #define TM_ARM_REG_SP 12 /* UC_ARM_REG_SP */
@@ -228,6 +229,9 @@ typedef struct tm_ctx {
     /* timing state, owned by C */
     uint64_t stream_ready;      /* fixed point: when the prefetched flash unit is ready */
     uint64_t flash_free;        /* fixed point: when the flash port is free */
+    /* cycle alarm (fixed point; 0 = none): the first block starting at or after it stops
+     * emulation uncounted, so Python can deliver an interrupt and resume there */
+    uint64_t alarm_cycles;
     uint32_t stream_unit;       /* unit number the prefetch stream holds next */
     uint32_t stream_valid;
     uint32_t l1_enabled;        /* CCR.IC | CCR.DC as last read */
@@ -743,9 +747,20 @@ static tm_entry *tm_lookup(tm_ctx *ctx, uint32_t addr32, uint32_t size, int32_t 
 void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     tm_ctx *ctx = (tm_ctx *)user_data;
 
-    /* the branch that ended the previous block is decided by where we are now */
+    /* the branch that ended the previous block is decided by where we are now (also when
+     * an interrupt comes first: execution continues here after it returns) */
     tm_resolve_branch(ctx, address);
 
+    if (ctx->alarm_cycles && ctx->cycles >= ctx->alarm_cycles) {
+        /* before any counting or layer switch: the block does not run now (emu_stop in a
+         * block hook stops before it) and is counted once when emulation resumes at it;
+         * the exception handler that runs first is no branch successor of anything */
+        ctx->alarm_cycles = 0;
+        ctx->flags |= TM_FLAG_ALARM;
+        ctx->last = NULL;
+        ctx->emu_stop(uc);
+        return;
+    }
     if (address == ctx->prof_begin_addr) {
         uint32_t r0 = 0;
         ctx->reg_read(uc, TM_ARM_REG_R0, &r0);
@@ -853,6 +868,7 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     ctx->stream_ready = 0;
     ctx->flash_free = 0;
     ctx->code_region = UINT32_MAX;
+    ctx->alarm_cycles = 0;
     return 0;
 }
 
