@@ -128,6 +128,51 @@ class BlockInfo:
     #: ALU instructions that can issue in the same cycle as the instruction before them on
     #: a dual-issue core (Cortex-M7): counted in ``classes["alu"]`` too.
     dual_issued: int = 0
+    #: What the first instruction needs of a predecessor to pipeline or pair with it, and
+    #: what the last one offers a successor (:class:`Seam`): the emulator splits straight
+    #: code into blocks at places the core does not, so the native hook joins a block to
+    #: the one that fell through into it.
+    seam: Seam = field(default_factory=lambda: Seam())
+
+
+@dataclass(frozen=True)
+class Seam:
+    """Pipelining and dual-issue facts at a block's edges, register sets as bit masks
+    (r0-r12 = bits 0-12, sp = 13, lr = 14).
+
+    ``head``: HEAD_LOAD if the first instruction is a single load (``head_regs``: its
+    address registers), HEAD_ALU if it is an unconditional ALU instruction (``head_regs``:
+    every register it names).  ``tail``: TAIL_LOAD after a single load (``tail_dest``: its
+    destination), TAIL_STORE_IMM after an immediate-offset single store (a load may
+    pipeline behind either); ``tail_pairs``: the last instruction may pair with an ALU
+    successor that names none of ``tail_written``.  ``dual_issued_if_paired``: the
+    block's dual-issued count when its first instruction pairs with the predecessor
+    (the pairs after it shift).
+    """
+
+    head: int = 0
+    head_regs: int = 0
+    tail: int = 0
+    tail_dest: int = 0
+    tail_pairs: bool = False
+    tail_written: int = 0
+    dual_issued_if_paired: int = 0
+
+
+HEAD_LOAD, HEAD_ALU = 1, 2
+TAIL_LOAD, TAIL_STORE_IMM = 1, 2
+_REGISTER_BITS = {**{f"r{i}": i for i in range(13)}, "sb": 9, "sl": 10, "fp": 11, "ip": 12,
+                  "sp": 13, "lr": 14}
+
+
+def register_mask(names: object) -> int:
+    """Bit mask of the core registers among *names* (others, e.g. ``pc``, ignored)."""
+    mask = 0
+    for name in names:  # type: ignore[attr-defined]
+        bit = _REGISTER_BITS.get(str(name))
+        if bit is not None:
+            mask |= 1 << bit
+    return mask
 
 
 #: Condition suffixes of Thumb mnemonics (``bne``, ``addeq``, ``bxgt``).
@@ -233,6 +278,30 @@ class _DualIssue:
         return paired
 
 
+def _head(cls: int, name: str, op_str: str, conditional: bool) -> tuple[int, int]:
+    """(HEAD_* kind, register mask) of a block's first instruction."""
+    if name in _SINGLE_LOADS and not op_str.split(",", 1)[0].strip().startswith("pc"):
+        return HEAD_LOAD, register_mask(_address_registers(op_str))
+    if cls == CLASS_INDEX["alu"] and not conditional and name != "it":
+        return HEAD_ALU, register_mask(_REGISTER.findall(op_str))
+    return 0, 0
+
+
+def _seam(head: tuple[int, int], pipeline: _Pipeline, dual: _DualIssue,
+          dual_if_paired: int) -> Seam:
+    tail, dest = 0, 0
+    if pipeline.previous is not None:
+        name, prev_dest, regs = pipeline.previous
+        if name in _SINGLE_LOADS:
+            tail, dest = TAIL_LOAD, register_mask([prev_dest])
+        elif len(regs) < 2 or regs[1].startswith("#"):
+            tail = TAIL_STORE_IMM
+    return Seam(head=head[0], head_regs=head[1], tail=tail, tail_dest=dest,
+                tail_pairs=dual.previous is not None,
+                tail_written=register_mask(dual.previous[1]) if dual.previous else 0,
+                dual_issued_if_paired=dual_if_paired)
+
+
 def disassemble_block(code: bytes, address: int, md: Disassembler | None = None) -> BlockInfo:
     """Disassemble one block into instruction and class counts."""
     md = md or make_disassembler()
@@ -243,16 +312,22 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     offset = 0
     pipeline = _Pipeline()
     dual = _DualIssue()
-    pipelined = dual_issued = 0
+    paired_head = _DualIssue()
+    pipelined = dual_issued = dual_if_paired = 0
+    head: tuple[int, int] | None = None
     while offset < len(code):
         progressed = False
         for insn in md.fast.disasm(code[offset:], address + offset):
             name = insn.insn_name()
             cls = classify(name)
             classes[cls] += 1
+            cond = _is_conditional(insn.mnemonic, name)
+            if head is None:
+                head = _head(cls, name, insn.op_str, cond)
+                paired_head.previous = (CLASS_INDEX["alu"], frozenset())  # pairs with anything
             pipelined += pipeline.step(name, insn.op_str)
-            dual_issued += dual.step(cls, name, insn.op_str,
-                                     _is_conditional(insn.mnemonic, name))
+            dual_issued += dual.step(cls, name, insn.op_str, cond)
+            dual_if_paired += paired_head.step(cls, name, insn.op_str, cond)
             if name in _PUSH_POP or name in _MULTIPLE:
                 regs += _register_list_length(insn.op_str)
             conditional = _is_conditional(insn.mnemonic, name)
@@ -265,14 +340,16 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
             classes[CLASS_INDEX["other"]] += 1
             pipeline.previous = None
-            dual.previous = None
+            dual.previous = paired_head.previous = None
+            head = head or (0, 0)
             names.append("?")
             conditional = False
             offset += 2
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
                      ends_conditional=conditional, pipelined_loads=pipelined,
-                     dual_issued=dual_issued)
+                     dual_issued=dual_issued,
+                     seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired))
 
 
 def make_disassembler() -> Disassembler:

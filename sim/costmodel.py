@@ -33,8 +33,9 @@ import numpy as np
 
 from tinymeter.boards import Board, CacheGeometry
 from tinymeter.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
 from tinymeter.sim.native_hook import (
+    CACHE_POLICIES,
     CYCLE_SCALE,
     END_CONDITIONAL,
     END_NONE,
@@ -42,6 +43,7 @@ from tinymeter.sim.native_hook import (
     MAX_REGIONS,
     MEMORY_KINDS,
     STAT,
+    TAIL_PAIRS,
     BlockCost,
     TimingConfig,
 )
@@ -215,9 +217,28 @@ class CostModel:
         kind = end_kind(info)
         # A not-taken conditional branch costs its own cycle only (in the core cycles):
         # M0+/M3/M4/M33 TRMs; on the M7 a mispredicted one would cost more (not modelled).
-        return BlockCost(base=to_fixed(self.core_cycles(info)),
+        base = to_fixed(self.core_cycles(info))
+        seam = info.seam
+        pipe, pair = self.seam_deltas(info)
+        return BlockCost(base=base,
                          taken=to_fixed(self.params.branch_refill) if kind != END_NONE else 0,
-                         end_kind=kind)
+                         end_kind=kind, seam_pipe=round(pipe * CYCLE_SCALE),
+                         seam_pair=round(pair * CYCLE_SCALE),
+                         head=seam.head | seam.head_regs << 16 if pipe or pair else 0,
+                         tail=seam.tail | (TAIL_PAIRS if seam.tail_pairs else 0)
+                         | seam.tail_dest << 16,
+                         tail_written=seam.tail_written)
+
+    def seam_deltas(self, info: BlockInfo) -> tuple[float, float]:
+        """Cycle changes of *info* when entered straight from a predecessor its first
+        instruction pipelines (load) or pairs (ALU, dual-issue cores) with."""
+        p, seam = self.params, info.seam
+        pipe = p.pipelined_load - p.cpi["load"] if seam.head == HEAD_LOAD else 0.0
+        pair = 0.0
+        if seam.head == HEAD_ALU and p.dual_issue_alu is not None:
+            pair = (p.dual_issue_alu - p.cpi["alu"]) * (seam.dual_issued_if_paired
+                                                         - info.dual_issued)
+        return pipe, pair
 
     def block_cycles(self, info: BlockInfo, taken: float | None = None) -> float:
         """Cycles of one execution of a block without memory stalls; a conditional end
@@ -258,8 +279,10 @@ def to_fixed(cycles: float) -> int:
 _KIND_CODE = {"flash": 0, "sram": 1, "tcm": 2}
 
 
-def _geometry(cache: CacheGeometry) -> tuple[int, int, int]:
-    return (cache.line, cache.sets, cache.associativity) if cache.size else (0, 0, 0)
+def _geometry(cache: CacheGeometry) -> tuple[int, int, int, int]:
+    if not cache.size:
+        return (0, 0, 0, 0)
+    return (cache.line, cache.sets, cache.associativity, CACHE_POLICIES[cache.policy])
 
 
 def timing_config(board: Board, params: CostParameters) -> TimingConfig:
@@ -426,17 +449,38 @@ def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
         raise ConfigError("the run has no block profile (counting was disabled)")
     per_key = {key: block_features(info, params) for key, info in profile.infos.items()}
     table = profile.table
-    out = np.zeros((len(table), len(feature_names(params))))
+    names = feature_names(params)
+    out = np.zeros((len(table), len(names)))
     counts = profile.counts.astype(np.float64)
+    stats = run.stats
+    seams = len(stats) == len(table)
     for i, key in enumerate(zip(table.address.tolist(), table.size.tolist())):
         out[i] = per_key[key] * counts[i]
-    stats = run.stats
+        if seams:
+            out[i] += _seam_features(profile.infos[key], names, int(stats[i, STAT["seam_pipe"]]),
+                                     int(stats[i, STAT["seam_pair"]]))
     if len(stats):
         n = len(_DYNAMIC)
         out[:, -n] = stats[:, STAT["taken"]]
         out[:, -n + 1] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
         out[:, -n + 2] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
     return out
+
+
+def _seam_features(info: BlockInfo, names: tuple[str, ...], piped: int, paired: int
+                   ) -> np.ndarray:
+    """Feature change of the executions that joined their predecessor at the block's
+    start: *piped* times its first load pipelined, *paired* times its first ALU
+    instruction dual-issued (shifting the pairs after it)."""
+    row = np.zeros(len(names))
+    if piped:
+        row[_LOAD] -= piped
+        row[names.index("load.pipelined")] += piped
+    if paired and "alu.dual" in names:
+        shift = info.seam.dual_issued_if_paired - info.dual_issued
+        row[_ALU] -= shift * paired
+        row[names.index("alu.dual")] += shift * paired
+    return row
 
 
 def layer_features(run: RunResult, params: CostParameters, n_layers: int) -> np.ndarray:

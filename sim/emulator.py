@@ -64,6 +64,7 @@ from tinymeter.sim.elf import ElfImage, Symbol
 from tinymeter.sim.exceptions import EXC_RETURN_MIN, ExceptionEngine
 from tinymeter.sim.native_hook import (
     CYCLE_SCALE,
+    END_SKIP,
     STAT_COLUMNS,
     BlockCost,
     BlockCounter,
@@ -620,7 +621,7 @@ class Emulator:
 
         def cost(address: int, size: int) -> BlockCost:
             if address in intercepted:
-                return BlockCost(base=0)
+                return BlockCost(base=0, end_kind=END_SKIP)
             code = image.read_code(address, size)
             info = cache.get((address, size))
             if info is None:
@@ -633,9 +634,7 @@ class Emulator:
                 programs[(address, size)] = program
             if not len(program):
                 return block
-            return BlockCost(base=block.base, taken=block.taken, not_taken=block.not_taken,
-                             end_kind=block.end_kind, ops=program.ops,
-                             regs_mask=program.regs_mask)
+            return replace(block, ops=program.ops, regs_mask=program.regs_mask)
 
         return cost
 

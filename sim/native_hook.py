@@ -36,9 +36,15 @@ _INITIAL_CAPACITY = 1 << 14
 CYCLE_FRAC_BITS = 16
 CYCLE_SCALE = 1 << CYCLE_FRAC_BITS
 MAX_REGIONS = 8
+#: Cache replacement policies (``TM_POLICY_*``), by board-file name.
+CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 
 #: How a block ends (``tm_block_desc.end_kind``).
 END_NONE, END_TAKEN, END_CONDITIONAL = 0, 1, 2
+#: A block that never executes (an intercepted ABI entry): counted, costs nothing.
+END_SKIP = 3
+#: ``tm_block_desc.tail`` flag: the last instruction may pair with an ALU successor.
+TAIL_PAIRS = 4
 #: Memory kinds of ``tm_region.kind`` and access buckets of the statistics (the last
 #: bucket: accesses whose address the block's address program could not resolve).
 MEMORY_KINDS = ("flash", "sram", "tcm", "peripheral", "other")
@@ -46,7 +52,7 @@ ACCESS_BUCKETS = (*MEMORY_KINDS, "unresolved")
 #: Columns of the per-row statistics matrix (``TM_S_*`` in counthook.c).
 STAT_COLUMNS: tuple[str, ...] = (
     "count", "cycles", "taken", "not_taken", "branch", "ifetch_stall", "data_stall",
-    "icache_hit", "icache_miss", "dcache_hit", "dcache_miss",
+    "icache_hit", "icache_miss", "dcache_hit", "dcache_miss", "seam_pipe", "seam_pair",
     *(f"loads.{b}" for b in ACCESS_BUCKETS), *(f"stores.{b}" for b in ACCESS_BUCKETS),
     *(f"load_bytes.{b}" for b in ACCESS_BUCKETS),
 )
@@ -62,11 +68,17 @@ class BlockDesc(ctypes.Structure):
         ("base", ctypes.c_uint64),
         ("taken", ctypes.c_uint64),
         ("not_taken", ctypes.c_uint64),
+        ("seam_pipe", ctypes.c_int64),
+        ("seam_pair", ctypes.c_int64),
         ("ops", ctypes.c_void_p),
         ("n_ops", ctypes.c_uint32),
         ("regs_mask", ctypes.c_uint32),
         ("end_kind", ctypes.c_uint32),
         ("error", ctypes.c_uint32),
+        ("head", ctypes.c_uint32),
+        ("tail", ctypes.c_uint32),
+        ("tail_written", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
     ]
 
 
@@ -92,10 +104,10 @@ class TimingConfig(ctypes.Structure):
         ("regions", Region * MAX_REGIONS),
         ("prefetch", ctypes.c_uint32),
         ("l1_fill", ctypes.c_uint32),
-        ("accel_icache", ctypes.c_uint32 * 3),
-        ("accel_dcache", ctypes.c_uint32 * 3),
-        ("l1_icache", ctypes.c_uint32 * 3),
-        ("l1_dcache", ctypes.c_uint32 * 3),
+        ("accel_icache", ctypes.c_uint32 * 4),
+        ("accel_dcache", ctypes.c_uint32 * 4),
+        ("l1_icache", ctypes.c_uint32 * 4),
+        ("l1_dcache", ctypes.c_uint32 * 4),
         ("ifetch_weight", ctypes.c_uint64),
         ("data_weight", ctypes.c_uint64),
     ]
@@ -106,6 +118,7 @@ class CacheState(ctypes.Structure):
 
     _fields_ = [("line_shift", ctypes.c_uint32), ("set_mask", ctypes.c_uint32),
                 ("ways", ctypes.c_uint32), ("unit_shift", ctypes.c_uint32),
+                ("policy", ctypes.c_uint32), ("rng", ctypes.c_uint32),
                 ("tags", ctypes.c_void_p), ("units", ctypes.c_void_p),
                 ("stamp", ctypes.c_void_p), ("tick", ctypes.c_uint64),
                 ("epoch", ctypes.c_uint64), ("hint", ctypes.c_uint32 * 64)]
@@ -254,6 +267,14 @@ class BlockCost:
     end_kind: int = END_NONE
     ops: np.ndarray | None = None
     regs_mask: int = 0
+    #: Cycle change when the block is entered straight from its predecessor and its first
+    #: load pipelines / first ALU instruction pairs with it (``head``/``tail`` encodings
+    #: of ``tm_block_desc``; see :class:`tinymeter.sim.blocks.Seam`).
+    seam_pipe: int = 0
+    seam_pair: int = 0
+    head: int = 0
+    tail: int = 0
+    tail_written: int = 0
 
 
 @dataclass(frozen=True)
@@ -348,7 +369,11 @@ class BlockCounter:
                     if not 0 <= value < 1 << 63:
                         raise ValueError(f"block {name} cost {value} out of range")
                     setattr(desc, name, value)
-                desc.end_kind = block.end_kind
+                if block.base + min(block.seam_pipe, block.seam_pair, 0) < 0:
+                    raise ValueError("negative block cost at a seam")
+                for name in ("end_kind", "seam_pipe", "seam_pair", "head", "tail",
+                             "tail_written"):
+                    setattr(desc, name, int(getattr(block, name)))
                 if block.ops is not None and len(block.ops):
                     ops = np.ascontiguousarray(block.ops, dtype=np.int32)
                     desc.ops = ops.ctypes.data  # C copies it before this returns

@@ -101,6 +101,8 @@ class CacheGeometry:
     size: int = 0
     line: int = 32
     ways: int = 0
+    #: Replacement: "lru", "fifo" or "random" (:data:`CACHE_POLICIES`).
+    policy: str = "lru"
 
     @property
     def lines(self) -> int:
@@ -128,16 +130,20 @@ class FlashAccelerator:
     icache_ways: int = 0
     dcache_line: int = 32
     dcache_ways: int = 0
+    icache_policy: str = "lru"
+    dcache_policy: str = "lru"
     #: Where the values come from (reference-manual section), or why they are assumed.
     source: str = ""
 
     @property
     def icache(self) -> CacheGeometry:
-        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways)
+        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways,
+                             self.icache_policy)
 
     @property
     def dcache(self) -> CacheGeometry:
-        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways)
+        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways,
+                             self.dcache_policy)
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,8 @@ class L1Cache:
     dcache_bytes: int = 0
     dcache_line: int = 32
     dcache_ways: int = 4
+    icache_policy: str = "lru"
+    dcache_policy: str = "lru"
     #: Extra cycles of a line fill beyond the region's wait states (bus latency of the
     #: AXI master); calibration owns it where the TRM gives no number.
     fill_cycles: int = 0
@@ -158,11 +166,13 @@ class L1Cache:
 
     @property
     def icache(self) -> CacheGeometry:
-        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways)
+        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways,
+                             self.icache_policy)
 
     @property
     def dcache(self) -> CacheGeometry:
-        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways)
+        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways,
+                             self.dcache_policy)
 
 
 @dataclass(frozen=True)
@@ -385,16 +395,14 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     accel = _take(_section(top, "flash_accelerator", where), f"{where}.flash_accelerator",
                   {"prefetch": (bool,), "icache_bytes": (int,), "dcache_bytes": (int,),
                    "icache_line": (int,), "icache_ways": (int,), "dcache_line": (int,),
-                   "dcache_ways": (int,), "source": (str,)})
+                   "dcache_ways": (int,), "icache_policy": (str,), "dcache_policy": (str,),
+                   "source": (str,)})
     l1 = _take(_section(top, "l1_cache", where), f"{where}.l1_cache",
                {"icache_bytes": (int,), "icache_line": (int,), "icache_ways": (int,),
                 "dcache_bytes": (int,), "dcache_line": (int,), "dcache_ways": (int,),
-                "fill_cycles": (int,), "source": (str,)})
+                "icache_policy": (str,), "dcache_policy": (str,), "fill_cycles": (int,),
+                "source": (str,)})
     accelerator, l1_cache = FlashAccelerator(**accel), L1Cache(**l1)
-    for name, cache in (("flash_accelerator.icache", accelerator.icache),
-                        ("flash_accelerator.dcache", accelerator.dcache),
-                        ("l1_cache.icache", l1_cache.icache), ("l1_cache.dcache", l1_cache.dcache)):
-        _check_cache(cache, f"{where}.{name}")
     if l1_cache.fill_cycles < 0:
         raise ConfigError(f"{where}.l1_cache.fill_cycles: must be >= 0")
     probe = _take(_section(top, "probe", where), f"{where}.probe",
@@ -410,6 +418,10 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     power = _take(_section(top, "power", where), f"{where}.power",
                   {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
     _check_values(top, regions, accel, uart, power, where)
+    for name, cache in (("flash_accelerator.icache", accelerator.icache),
+                        ("flash_accelerator.dcache", accelerator.dcache),
+                        ("l1_cache.icache", l1_cache.icache), ("l1_cache.dcache", l1_cache.dcache)):
+        _check_cache(cache, f"{where}.{name}")
     return Board(
         name=top["name"],
         description=top.get("description", top["name"]),
@@ -432,12 +444,19 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     )
 
 
+#: Cache replacement policies the timing model simulates.
+CACHE_POLICY_NAMES = ("lru", "fifo", "random")
+
+
 def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
 
 def _check_cache(cache: CacheGeometry, where: str) -> None:
     """A cache the timing model can simulate: power-of-two line and set count."""
+    if cache.policy not in CACHE_POLICY_NAMES:
+        raise ConfigError(f"{where}: policy {cache.policy!r} is not one of "
+                          f"{', '.join(CACHE_POLICY_NAMES)}")
     if cache.size == 0:
         return
     if cache.size < 0 or not _power_of_two(cache.line) or cache.ways < 0:

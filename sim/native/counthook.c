@@ -82,6 +82,7 @@
 #define TM_END_NONE 0u        /* falls through or ends in a non-branch */
 #define TM_END_TAKEN 1u       /* unconditional branch, call or return: always taken */
 #define TM_END_CONDITIONAL 2u /* conditional branch (B<cond>, CBZ, CBNZ): successor decides */
+#define TM_END_SKIP 3u        /* never executes (an intercepted ABI entry): counted, costs 0 */
 
 /* Memory kinds (tm_region.kind) and the access buckets of the statistics. */
 #define TM_KIND_FLASH 0u
@@ -106,6 +107,8 @@ enum {
     TM_S_IC_MISS,
     TM_S_DC_HIT,        /* data-cache lookups */
     TM_S_DC_MISS,
+    TM_S_SEAM_PIPE,     /* executions whose first load pipelined behind the fall-through */
+    TM_S_SEAM_PAIR,     /* executions whose first ALU instruction paired with it */
     TM_S_LOADS,         /* TM_NBUCKETS columns: loads per memory kind, then unresolved */
     TM_S_STORES = TM_S_LOADS + TM_NBUCKETS,
     TM_S_LOAD_BYTES = TM_S_STORES + TM_NBUCKETS,
@@ -121,12 +124,26 @@ typedef struct tm_block_desc {
     uint64_t base;       /* fixed point: core cycles of one execution, no memory stalls */
     uint64_t taken;      /* fixed point: extra cycles when the block's end branch is taken */
     uint64_t not_taken;  /* fixed point: extra cycles when a conditional end falls through */
+    int64_t seam_pipe;   /* fixed point: cycle change when the first load pipelines behind
+                            the block that fell through into this one */
+    int64_t seam_pair;   /* fixed point: cycle change when the first ALU instruction pairs */
     const int32_t *ops;  /* address program, TM_AP_OP_WORDS int32 per op (copied by C) */
     uint32_t n_ops;
     uint32_t regs_mask;  /* registers the program reads at block entry */
     uint32_t end_kind;
     uint32_t error;      /* non-zero: the callback failed (stop the run) */
+    uint32_t head;       /* TM_HEAD_* | register mask << 16 (see blocks.Seam) */
+    uint32_t tail;       /* TM_TAIL_* | TM_TAIL_PAIRS | load destination mask << 16 */
+    uint32_t tail_written; /* registers the last instruction writes (pairing) */
+    uint32_t pad;
 } tm_block_desc;
+
+#define TM_HEAD_LOAD 1u
+#define TM_HEAD_ALU 2u
+#define TM_TAIL_LOAD 1u
+#define TM_TAIL_STORE_IMM 2u
+#define TM_TAIL_KIND 3u
+#define TM_TAIL_PAIRS 4u
 /* Returns nothing; fills *out (zeroed by C before the call). */
 typedef void (*tm_cost_fn)(void *user, uint32_t addr, uint32_t size, tm_block_desc *out);
 
@@ -140,12 +157,19 @@ typedef struct tm_region {
     uint32_t cacheable;     /* cached by the L1 caches (when the firmware enables them) */
 } tm_region;
 
-/* A set-associative LRU cache whose lines hold a mask of the access units filled so far. */
+/* Replacement policies of a cache. */
+#define TM_POLICY_LRU 0u
+#define TM_POLICY_FIFO 1u
+#define TM_POLICY_RANDOM 2u
+
+/* A set-associative cache whose lines hold a mask of the access units filled so far. */
 typedef struct tm_cache {
     uint32_t line_shift;  /* 0 = no cache */
     uint32_t set_mask;
     uint32_t ways;
     uint32_t unit_shift;  /* log2 bytes per fill unit (the memory's access width) */
+    uint32_t policy;      /* TM_POLICY_*: LRU stamps on every hit, FIFO on fills only */
+    uint32_t rng;         /* xorshift state of TM_POLICY_RANDOM (fixed seed: reproducible) */
     uint32_t *tags;       /* [sets * ways]: line number + 1, 0 = empty */
     uint32_t *units;      /* [sets * ways]: bit u = unit u of the line is present */
     uint64_t *stamp;      /* [sets * ways]: LRU time */
@@ -161,10 +185,10 @@ typedef struct tm_timing_config {
     tm_region regions[TM_MAX_REGIONS];
     uint32_t prefetch;          /* flash accelerator prefetch buffer */
     uint32_t l1_fill;           /* extra cycles of an L1 line fill beyond the wait states */
-    uint32_t accel_icache[3];   /* line bytes, sets, ways (0 = none) */
-    uint32_t accel_dcache[3];
-    uint32_t l1_icache[3];
-    uint32_t l1_dcache[3];
+    uint32_t accel_icache[4];   /* line bytes, sets, ways (0 = none), TM_POLICY_* */
+    uint32_t accel_dcache[4];
+    uint32_t l1_icache[4];
+    uint32_t l1_dcache[4];
     uint64_t ifetch_weight;     /* fixed point multipliers of the raw stalls (calibration) */
     uint64_t data_weight;
 } tm_timing_config;
@@ -188,6 +212,11 @@ typedef struct tm_cost_entry {
     uint64_t base;
     uint64_t taken;
     uint64_t not_taken;
+    int64_t seam_pipe;
+    int64_t seam_pair;
+    uint32_t head;
+    uint32_t tail;
+    uint32_t tail_written;
     int32_t *ops;
     uint32_t n_ops;
     uint32_t regs_mask;
@@ -388,6 +417,11 @@ static tm_cost_entry *tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size) {
     c->ops = ops;
     c->n_ops = desc.n_ops;
     c->regs_mask = desc.regs_mask;
+    c->seam_pipe = desc.seam_pipe;
+    c->seam_pair = desc.seam_pair;
+    c->head = desc.head;
+    c->tail = desc.tail;
+    c->tail_written = desc.tail_written;
     ctx->cost_used++;
     return c;
 }
@@ -402,8 +436,8 @@ static uint32_t tm_log2(uint32_t v) {
     return s;
 }
 
-/* geometry = {line bytes, sets, ways}; unit = bytes per fill access. */
-static int tm_cache_init(tm_cache *c, const uint32_t geometry[3], uint32_t unit_shift) {
+/* geometry = {line bytes, sets, ways, policy}; unit = bytes per fill access. */
+static int tm_cache_init(tm_cache *c, const uint32_t geometry[4], uint32_t unit_shift) {
     free(c->tags);
     free(c->units);
     free(c->stamp);
@@ -422,7 +456,28 @@ static int tm_cache_init(tm_cache *c, const uint32_t geometry[3], uint32_t unit_
     c->set_mask = geometry[1] - 1;
     c->ways = geometry[2];
     c->unit_shift = unit_shift < c->line_shift ? unit_shift : c->line_shift;
+    c->policy = geometry[3];
+    c->rng = 0x9E3779B9u;
     return 0;
+}
+
+static uint32_t tm_victim(tm_cache *c, const uint32_t *tags, const uint64_t *stamp) {
+    uint32_t victim = 0;
+    for (uint32_t w = 0; w < c->ways; w++) {
+        if (!tags[w]) {
+            return w;  /* an empty way first, whatever the policy */
+        }
+        if (stamp[w] < stamp[victim]) {
+            victim = w;
+        }
+    }
+    if (c->policy == TM_POLICY_RANDOM) {
+        c->rng ^= c->rng << 13;
+        c->rng ^= c->rng >> 17;
+        c->rng ^= c->rng << 5;
+        victim = c->rng % c->ways;
+    }
+    return victim;
 }
 
 static void tm_cache_free(tm_cache *c) {
@@ -455,7 +510,9 @@ static int tm_cache_access(tm_cache *c, uint32_t address, int whole_line, uint32
     }
     if (way < c->ways) {
         *hint = way;
-        stamp[way] = c->tick;
+        if (c->policy == TM_POLICY_LRU) {
+            stamp[way] = c->tick;
+        }
         *slot = (uint32_t)set + way;
         if (units[way] & unit_bit) {
             return 1;
@@ -464,12 +521,7 @@ static int tm_cache_access(tm_cache *c, uint32_t address, int whole_line, uint32
         c->epoch++;
         return 0;
     }
-    uint32_t victim = 0;
-    for (uint32_t w = 1; w < c->ways; w++) {
-        if (stamp[w] < stamp[victim]) {
-            victim = w;
-        }
-    }
+    uint32_t victim = tm_victim(c, tags, stamp);
     tags[victim] = line + 1;
     units[victim] = whole_line ? 0xFFFFFFFFu : unit_bit;
     stamp[victim] = c->tick;
@@ -534,8 +586,12 @@ static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size,
     if (cache && memo->hit_cache == cache && memo->hit_epoch == cache->epoch) {
         /* nothing was allocated since the block last hit throughout: it hits again; the
          * LRU stamps advance exactly as the lookups would advance them */
-        for (uint32_t k = 0; k < n_units; k++) {
-            cache->stamp[memo->hit_slots[k]] = ++cache->tick;
+        if (cache->policy == TM_POLICY_LRU) {
+            for (uint32_t k = 0; k < n_units; k++) {
+                cache->stamp[memo->hit_slots[k]] = ++cache->tick;
+            }
+        } else {
+            cache->tick += n_units;
         }
         e->s[TM_S_IC_HIT] += n_units;
         return 0;
@@ -688,6 +744,25 @@ static inline uint64_t tm_weighted(uint64_t raw, uint64_t weight) {
     return (uint64_t)(((__uint128_t)raw * weight) >> TM_CYCLE_FRAC_BITS);
 }
 
+/* Core cycles of a block entered straight from `p`: its first load pipelines behind a
+ * load (not feeding its address) or an immediate-offset store, or its first ALU
+ * instruction dual-issues with a pairable predecessor that writes none of its registers. */
+static uint64_t tm_seam(tm_entry *e, const tm_cost_entry *p, const tm_cost_entry *c,
+                        uint64_t t) {
+    uint32_t kind = c->head & 0xFFFFu, regs = c->head >> 16;
+    uint32_t tail = p->tail & TM_TAIL_KIND;
+    if (kind == TM_HEAD_LOAD &&
+        ((tail == TM_TAIL_LOAD && !((p->tail >> 16) & regs)) || tail == TM_TAIL_STORE_IMM)) {
+        e->s[TM_S_SEAM_PIPE]++;
+        return (uint64_t)((int64_t)t + c->seam_pipe);
+    }
+    if (kind == TM_HEAD_ALU && (p->tail & TM_TAIL_PAIRS) && !(p->tail_written & regs)) {
+        e->s[TM_S_SEAM_PAIR]++;
+        return (uint64_t)((int64_t)t + c->seam_pair);
+    }
+    return t;
+}
+
 /* The previous block ended in a conditional branch: the successor says whether it was taken. */
 static void tm_resolve_branch(tm_ctx *ctx, uint64_t address) {
     tm_entry *p = ctx->last;
@@ -789,6 +864,11 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
 
     uint32_t addr32 = (uint32_t)address;
     int32_t layer = ctx->current_layer;
+    /* the predecessor ran straight into this block (the emulator split the code here,
+     * the core does not): its last instruction may pipeline or pair with our first */
+    const tm_cost_entry *prev_fell_through =
+        ctx->last && ctx->last->desc && ctx->last->desc->end_kind == TM_END_NONE &&
+        (uint64_t)ctx->last->addr + ctx->last->size == address ? ctx->last->desc : NULL;
     tm_entry *e = ctx->last;
     if (!(e && e->addr == addr32 && e->size == size && e->layer == layer)) {
         e = tm_lookup(ctx, addr32, size, layer);
@@ -799,7 +879,15 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
         }
     }
     const tm_cost_entry *c = e->desc;
+    if (c->end_kind == TM_END_SKIP) {
+        e->s[TM_S_COUNT]++;
+        ctx->last = e;
+        return;
+    }
     uint64_t t = c->base;
+    if (c->head && prev_fell_through) {
+        t = tm_seam(e, prev_fell_through, c, t);
+    }
     if (c->end_kind == TM_END_TAKEN) {
         t += c->taken;
         e->s[TM_S_TAKEN]++;
