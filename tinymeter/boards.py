@@ -340,7 +340,8 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
 
 
 def _parse_devices(top: dict[str, Any], where: str) -> DeviceMap:
-    ranges, reference = ((), "")
+    ranges: tuple[tuple[int, int], ...] = ()
+    reference = ""
     if "peripheral_space" in top:
         ranges, reference = parse_space(top["peripheral_space"], f"{where}.peripheral_space",
                                         _take)
