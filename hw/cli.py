@@ -304,12 +304,14 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if args.plot:
         from tinymeter.hw import plots
 
+        title = (f"{stored.model} on {board.name} ({args.kernels} kernels, cost model "
+                 f"{model.name}, {model.source})")
         plots.estimated_vs_measured(stored.cycles, estimated, args.plot / "estimated_vs_measured.png",
                                     labels=[f"{i}" for i in range(len(stored.ops))],
-                                    title=f"{stored.model} on {board.name}")
+                                    title=title)
         plots.layer_latency_bars(stored.ops, [c * ms for c in stored.cycles],
                                  args.plot / "layer_latency.png",
-                                 estimated_ms=[c * ms for c in estimated])
+                                 estimated_ms=[c * ms for c in estimated], title=title)
         print(f"plots in {args.plot}", file=sys.stderr)
     return 0
 
@@ -452,14 +454,18 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> N
     labels = [f"{s.model}:{i}" for s in samples for i in range(len(s.measured))]
     plots.estimated_vs_measured(measured, before, out / "estimated_vs_measured.png",
                                 calibrated=after, labels=labels,
-                                title=f"calibration on {board.name}")
+                                title=f"calibration on {board.name} ({board.core.name}): datasheet "
+                                      f"model vs calibrated fit, {len(samples)} firmwares")
     ms = 1e3 / board.clock_hz
     first = samples[0]
     plots.layer_latency_bars(list(first.ops), (first.measured * ms).tolist(),
                              out / f"layer_latency_{first.model}.png",
-                             estimated_ms=(first.features @ result.fit.theta * ms).tolist())
+                             estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
+                             title=f"{first.model} on {board.name}: measured vs calibrated "
+                                   f"estimate")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],
                                 out / "energy_vs_latency.png", labels=[e[2] for e in energy],
-                                power_mw=result.active_mw)
+                                power_mw=result.active_mw,
+                                title=f"energy vs latency per inference on {board.name}")

@@ -379,3 +379,65 @@ def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
         assert blob[paddr - start:paddr - start + len(data)] == bytes(data)
     hex_lines = (out / "firmware.hex").read_text().split()
     assert hex_lines[0].startswith(":02000004") and hex_lines[-1] == ":00000001FF"
+
+
+# -- reports and plots ---------------------------------------------------------------------
+
+
+def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+
+    x = int8_tensor("x", (1, 16), 0.05, 0)
+    w = int8_tensor("w", (8, 16), 0.01, 0, data=random_int8((8, 16), seed=1))
+    b = bias_tensor("b", np.zeros(8, np.int32), input_scale=0.05, weight_scales=w)
+    model = tmp_path / "fc.tflite"
+    model.write_bytes(single_op_model("FULLY_CONNECTED", [x, w, b], [int8_tensor("y", (1, 8), 0.2, 0)]))
+    md, page = tmp_path / "r" / "report.md", tmp_path / "report.html"
+    assert main(["estimate", str(model), "-q", "--report", str(md)]) == 0
+    text = md.read_text()
+    assert text.startswith("# fc.tflite on nucleo-l4r5zi")
+    assert "| 0 | FULLY_CONNECTED | 128 |" in text and "**calibration**: none" in text
+    assert "![per-layer latency](report_layers.png)" in text
+    assert (md.parent / "report_layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["estimate", str(model), "-q", "--report", str(page)]) == 0
+    html = page.read_text()
+    assert "<h1>fc.tflite on nucleo-l4r5zi</h1>" in html and "data:image/png;base64," in html
+    assert "<td>FULLY_CONNECTED</td>" in html
+    _one_error(capsys, ["estimate", str(model), "-q", "--report", str(tmp_path / "r.pdf")],
+               "must end in .md or .html")
+
+
+def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
+    from tinymeter.models.nas_plots import estimate_title
+    from tinymeter.report import Estimate
+
+    est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
+                   kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
+                   layers=(), instructions=0, cycles=0, ms=0.0, energy_uj=0.0,
+                   overhead_instructions=0, arena_bytes=0, flash_bytes=0, ram_bytes=0,
+                   weight_bytes=0, stack_bytes=None, emulation_seconds=0.0, emulation_mips=0.0)
+    assert estimate_title(est) == ("kws.tflite on nucleo-l4r5zi (optimized kernels, cost model "
+                                   "tm-cortex-m4f-v1)")
+
+
+def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
+    from tinymeter.models import nas, nas_plots
+
+    rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
+                            "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
+            for board in ("nucleo-g0b1re", "nucleo-l4r5zi") for kernels in ("reference", "optimized")
+            for w in (4, 5, 6)]
+    path = nas_plots.plot_pareto(rows, tmp_path / "pareto.png")
+    from matplotlib.image import imread
+
+    height, width = imread(path).shape[:2]
+    assert width < 1600 and height > 900  # 2 x 2 panels, not four in one 2640-pixel row
+
+
+def _sweep_row_fields() -> dict:
+    return {"key": "k", "name": "n", "width": 4, "depth": 1, "kernel": 3, "board": "b",
+            "kernels": "reference", "accuracy": 0.5, "float_accuracy": 0.5, "macs": 1000,
+            "params": 10, "ms": 1.0, "cycles": 100, "energy_uj": 1.0, "arena_bytes": 100,
+            "flash_bytes": 1000}

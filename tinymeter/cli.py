@@ -74,6 +74,10 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.report import format_table, layers_csv
 
     _check_outputs(args.json, args.csv)
+    if args.report:
+        from tinymeter.reportpage import check_report_path
+
+        check_report_path(args.report)
     if args.compare:
         return _estimate_boards(args)
     if args.compare_runtimes:
@@ -107,6 +111,12 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     _emit(args, format_table(est, top_functions=args.profile) + "\n" + calibration,
           [(args.json, lambda: json.dumps(est.to_dict(), indent=2) + "\n"),
            (args.csv, lambda: layers_csv(est))])
+    if args.report:
+        from tinymeter.reportpage import write_report_page
+
+        for path in write_report_page(est, args.report, calibration):
+            if not args.quiet:
+                print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -528,6 +538,9 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="one per-layer table of tinymeter's reference and optimized kernels "
                         "and every TFLM library registered for the board's core (or "
                         "--tflm-lib): instructions, cycles, speedup")
+    e.add_argument("--report", type=Path, metavar="FILE",
+                   help="also write a one-page report (FILE.md: Markdown + plot PNG beside it; "
+                        "FILE.html: self-contained) with the totals, per-layer table and plot")
     e.add_argument("--calibration", metavar="FILE|none", default=None,
                    help="cost-model calibration to apply: a file written by `tinymeter "
                         "calibrate`, or 'none' for the datasheet model (default: the board's "
