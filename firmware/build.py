@@ -146,6 +146,26 @@ def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: P
             *(str(o) for o in objects), "-o", str(elf)]
 
 
+#: Flash images written next to the ELF: what ST-LINK drag-and-drop (raw binary from the
+#: flash origin) and programmers (Intel HEX, addresses included) take.
+FLASH_IMAGES = {"firmware.bin": "binary", "firmware.hex": "ihex"}
+
+
+def objcopy_for(cc: str) -> str:
+    """The toolchain's objcopy next to its compiler (``arm-none-eabi-gcc`` ->
+    ``arm-none-eabi-objcopy``; a path keeps its folder)."""
+    head, sep, _tail = cc.rpartition("gcc")
+    return f"{head}objcopy" if sep else "arm-none-eabi-objcopy"
+
+
+def objcopy_argv(objcopy: str, elf: Path, out: Path, fmt: str) -> list[str]:
+    """Command line converting the ELF to a flash image: the loadable sections at their
+    load addresses (initialised .data included, .bss and the stack not)."""
+    if fmt not in FLASH_IMAGES.values():
+        raise ConfigError(f"unknown flash image format {fmt!r}")
+    return [objcopy, "-O", fmt, str(elf), str(out)]
+
+
 def host_compile_argv(cc: str, source: Path, obj: Path, include: Path) -> list[str]:
     """Command line compiling one runtime or model file for the host platform."""
     return [cc, "-O2", *COMMON_CFLAGS, "-DTM_PLATFORM_HOST", f"-I{include}", "-c", str(source),
@@ -399,12 +419,26 @@ class FirmwareBuilder:
         elf = build_dir / "firmware.elf"
         if out_dir is not None:
             self._ensure(Path(out_dir))
-            for name in ("firmware.elf", *generated, "linker.ld", "firmware.map"):
+            self._flash_images(build_dir)
+            for name in ("firmware.elf", *FLASH_IMAGES, *generated, "linker.ld", "firmware.map"):
                 atomic_copy(build_dir / name, Path(out_dir) / name)
         sections = section_sizes(elf)
         flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
         ram = sum(sections.get(s, 0) for s in (".data", ".bss", ".stack"))
         return FirmwareImage(elf, board, config, model, flash, ram, sections)
+
+    def _flash_images(self, build_dir: Path) -> None:
+        """firmware.bin and firmware.hex of the cached ELF (made once, on first request)."""
+        for name, fmt in FLASH_IMAGES.items():
+            if (build_dir / name).exists():
+                continue
+            work = Path(tempfile.mkdtemp(prefix="img-", dir=build_dir))
+            try:
+                run_tool(objcopy_argv(objcopy_for(self.cc), build_dir / "firmware.elf",
+                                      work / name, fmt), f"writing {name}")
+                atomic_copy(work / name, build_dir / name)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
     def build_host(self, model: GeneratedModel) -> Path:
         """Build (or reuse) a host executable running *model* with reference kernels."""

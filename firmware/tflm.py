@@ -58,6 +58,7 @@ _RESOLVER_EXCEPTIONS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequen
 _CMSIS_NN_SYMBOLS = (b"arm_convolve_wrapper_s8", b"arm_fully_connected_s8",
                      b"arm_depthwise_conv_wrapper_s8", b"arm_elementwise_add_s8",
                      b"arm_softmax_s8")
+_MICRO_PRINTF = b"_Z11MicroPrintfPKcz"
 _ARENA_LINE = re.compile(r"^TM1 ARENA size=(\d+) (?:used=(\d+)|failed)$", re.MULTILINE)
 _LOG_LINE = re.compile(r"^TM1 LOG (.*)$", re.MULTILINE)
 #: RAM the sizing run gives the arena at most (the board's data region is enlarged to
@@ -94,18 +95,44 @@ def include_dirs(root: Path) -> list[Path]:
     return dirs
 
 
+def archive_symbols(data: bytes) -> set[bytes]:
+    """The global symbols a static library defines, from its archive index (the GNU/SysV
+    ``/`` member: big-endian count, offsets, NUL-terminated names); empty without one."""
+    if not data.startswith(b"!<arch>\n") or len(data) < 68 or data[8:10] != b"/ ":
+        return set()
+    size = int(data[56:66].decode("ascii", "replace").strip() or 0)
+    body = data[68:68 + size]
+    count = int.from_bytes(body[:4], "big")
+    names = body[4 + 4 * count:].split(b"\0")
+    return {n for n in names[:count] if n}
+
+
 def kernel_set_of_archive(data: bytes) -> str:
     """Which TFLM kernels a static library holds, from its symbol names: ``cmsis-nn``
     when CMSIS-NN's entry points are in it, else ``reference``."""
     return "cmsis-nn" if any(s in data for s in _CMSIS_NN_SYMBOLS) else "reference"
 
 
-def detect_kernel_set(lib: Path) -> str:
-    """:func:`kernel_set_of_archive` of the library file *lib*."""
+def harness_flags_for(data: bytes) -> tuple[str, ...]:
+    """Flags the harness needs to match how the library was built: a release build
+    (``BUILD_TYPE=release``, TF_LITE_STRIP_ERROR_STRINGS) defines no ``MicroPrintf``,
+    which TFLM's headers then turn into a no-op, so the harness must be compiled so too."""
+    symbols = archive_symbols(data)
+    if symbols and _MICRO_PRINTF not in symbols:
+        return ("-DTF_LITE_STRIP_ERROR_STRINGS",)
+    return ()
+
+
+def _read_library(lib: Path) -> bytes:
     try:
-        return kernel_set_of_archive(Path(lib).read_bytes())
+        return Path(lib).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read TFLM library {lib}: {exc.strerror or exc}") from None
+
+
+def detect_kernel_set(lib: Path) -> str:
+    """:func:`kernel_set_of_archive` of the library file *lib*."""
+    return kernel_set_of_archive(_read_library(lib))
 
 
 def kernel_label(kernels: str) -> str:
@@ -122,12 +149,21 @@ class TflmLibrary:
     includes: tuple[Path, ...]
     kernels: str
     root: Path | None = None
+    #: Extra harness flags matching the library's build (:func:`harness_flags_for`).
+    flags: tuple[str, ...] = ()
+
+    @classmethod
+    def open(cls, path: Path, includes: Sequence[Path], kernels: str | None = None,
+             root: Path | None = None) -> TflmLibrary:
+        """The library file *path* with its kernel set and build flags detected."""
+        data = _read_library(Path(path))
+        return cls(Path(path), tuple(map(Path, includes)), kernels or kernel_set_of_archive(data),
+                   Path(root) if root is not None else None, harness_flags_for(data))
 
     @classmethod
     def from_root(cls, path: Path, root: Path, kernels: str | None = None) -> TflmLibrary:
         """The library *path* built from the TFLM checkout *root* (includes derived)."""
-        return cls(Path(path), tuple(include_dirs(root)), kernels or detect_kernel_set(path),
-                   Path(root))
+        return cls.open(path, include_dirs(root), kernels, root)
 
     @property
     def label(self) -> str:
@@ -270,7 +306,9 @@ class TflmBuild:
         (work / "tm_tflm_model.h").write_text(self.header)
         include = root / "include"
         harness = work / "tm_tflm_main.o"
-        run_tool(tflm_compile_argv(self.cxx, core, self.config, root / "tflm" / "tm_tflm_main.cc",
+        config = replace(self.config, extra_cflags=(*self.library.flags,
+                                                    *self.config.extra_cflags))
+        run_tool(tflm_compile_argv(self.cxx, core, config, root / "tflm" / "tm_tflm_main.cc",
                                    harness, [work, include, *self.library.includes]),
                  "compiling the TFLM harness")
         objects = [harness]

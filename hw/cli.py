@@ -42,7 +42,8 @@ POWER = ("none", "joulescope", "ppk2", "virtual")
 
 def _probe_args(sp: argparse.ArgumentParser, virtual: bool = True) -> None:
     sp.add_argument("--probe", default="pyocd", choices=PROBES if virtual else PROBES[:2],
-                    help="flashing tool (default pyocd); 'virtual' = the emulator behind a pty")
+                    help="flashing tool (default pyocd)" + ("; 'virtual' = the emulator behind a "
+                                                            "pty" if virtual else ""))
     sp.add_argument("--uid", help="probe unique id / adapter serial (several probes plugged in)")
     sp.add_argument("--probe-timeout", type=positive_float, default=120.0,
                     help="seconds allowed for one flash or reset (default 120)")
@@ -93,7 +94,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("calibrate", help="fit the board's cost-model parameters to measurements")
     c.add_argument("models", nargs="*", type=Path,
-                   help=".tflite files (default with --probe virtual: the built-in demo set)")
+                   help=".tflite files (default: the built-in demo set, small models with "
+                        "different layer mixes)")
     add_build_args(c)
     _probe_args(c)
     _measure_args(c)
@@ -106,6 +108,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--regularization", type=non_negative_float, default=None,
                    help="ridge weight toward the datasheet values (default 1e-8)")
     c.add_argument("--json", type=Path, help="write the calibration report as JSON")
+    add_runtime_args(c)
     c.set_defaults(func=_cmd_calibrate)
 
 
@@ -301,12 +304,14 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if args.plot:
         from tinymeter.hw import plots
 
+        title = (f"{stored.model} on {board.name} ({args.kernels} kernels, cost model "
+                 f"{model.name}, {model.source})")
         plots.estimated_vs_measured(stored.cycles, estimated, args.plot / "estimated_vs_measured.png",
                                     labels=[f"{i}" for i in range(len(stored.ops))],
-                                    title=f"{stored.model} on {board.name}")
+                                    title=title)
         plots.layer_latency_bars(stored.ops, [c * ms for c in stored.cycles],
                                  args.plot / "layer_latency.png",
-                                 estimated_ms=[c * ms for c in estimated])
+                                 estimated_ms=[c * ms for c in estimated], title=title)
         print(f"plots in {args.plot}", file=sys.stderr)
     return 0
 
@@ -349,18 +354,35 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tflm_image_factory(args: argparse.Namespace, board: Board,
+                        work: Path) -> Callable[[Path, Any], Any] | None:
+    """With ``--runtime tflm``/``--tflm-lib``: build a model's TFLM hardware image in
+    *work* (kept until the campaign ends); else None (tinymeter's runtime)."""
+    from tinymeter.cli import tflm_library, uses_tflm
+
+    if not uses_tflm(args):
+        return None
+    from tinymeter.tflmrun import build_tflm_image, firmware_image
+
+    library = tflm_library(args, board)
+
+    def image_for(model_path: Path, config: Any) -> Any:
+        built = build_tflm_image(model_path, board, library, config,
+                                 arena_bytes=args.tflm_arena, work=work / model_path.stem)
+        return firmware_image(built, model_path, config)
+
+    return image_for
+
+
 def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
-    """Measure the models (default with the virtual board: the demo set) and, unless
-    --no-microbench, the microbenchmark firmware; one sample per firmware."""
+    """Measure the models (default: the demo set) and, unless --no-microbench, the
+    microbenchmark firmware; one sample per firmware."""
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.measure import campaign, samples_from_runs
 
     models = list(args.models)
     with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
         if not models:
-            if args.probe != "virtual":
-                raise ConfigError("give the .tflite models to calibrate with (several, with "
-                                  "different layer mixes)")
             from tinymeter.hw.demomodels import write_demo_models
 
             models = write_demo_models(Path(tmp))
@@ -371,7 +393,8 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
             runs = campaign(models, link, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
                             power_factory=_power_factory(args, link), resume=not args.remeasure,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(),
+                            image_for=_tflm_image_factory(args, board, Path(tmp)))
             samples = samples_from_runs(runs)
             if not args.no_microbench:
                 from tinymeter.hw.microbench import measure_microbench
@@ -431,14 +454,18 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> N
     labels = [f"{s.model}:{i}" for s in samples for i in range(len(s.measured))]
     plots.estimated_vs_measured(measured, before, out / "estimated_vs_measured.png",
                                 calibrated=after, labels=labels,
-                                title=f"calibration on {board.name}")
+                                title=f"calibration on {board.name} ({board.core.name}): datasheet "
+                                      f"model vs calibrated fit, {len(samples)} firmwares")
     ms = 1e3 / board.clock_hz
     first = samples[0]
     plots.layer_latency_bars(list(first.ops), (first.measured * ms).tolist(),
                              out / f"layer_latency_{first.model}.png",
-                             estimated_ms=(first.features @ result.fit.theta * ms).tolist())
+                             estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
+                             title=f"{first.model} on {board.name}: measured vs calibrated "
+                                   f"estimate")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],
                                 out / "energy_vs_latency.png", labels=[e[2] for e in energy],
-                                power_mw=result.active_mw)
+                                power_mw=result.active_mw,
+                                title=f"energy vs latency per inference on {board.name}")

@@ -705,8 +705,12 @@ def build_tflite(
     cache_dir: Path | str | None = None,
     io_dtype: str = "int8",
     seed: int = 0,
+    notify: Callable[[str], None] | None = None,
 ) -> Path:
     """Path of the cached .tflite of zoo model ``name``, building it if needed.
+
+    ``notify`` is told (one line) before a build starts: the first use of a model runs
+    TensorFlow for tens of seconds, which should not look like a hang.
 
     ``quantize``: "int8" (full-integer, the firmware's format) or "float32".
     ``io_dtype``: type of the int8 model's input/output tensors, "int8" (default, like
@@ -731,6 +735,9 @@ def build_tflite(
         return path
 
     log.info("building zoo model %s (%s, %s)...", name, quantize, _fmt_params(resolved))
+    if notify is not None:
+        notify(f"building zoo model {name} ({quantize}) with TensorFlow: first use only, "
+               f"about 10-30 s; cached in {path.parent}")
     t0 = time.monotonic()
     model = build_keras(name, resolved, seed=seed)
     data = _convert.convert_keras(
@@ -750,6 +757,7 @@ def _fmt_params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def default_model_path(cache_dir: Path | str | None = None) -> Path:
+def default_model_path(cache_dir: Path | str | None = None,
+                       notify: Callable[[str], None] | None = None) -> Path:
     """The product demo's model: the cached int8 DS-CNN, built on first use (~10 s)."""
-    return build_tflite(DEFAULT_MODEL, quantize="int8", cache_dir=cache_dir)
+    return build_tflite(DEFAULT_MODEL, quantize="int8", cache_dir=cache_dir, notify=notify)

@@ -80,6 +80,10 @@ class Timer:
         cycles = period_ticks * (self.psc + 1) / self.spec.clock_ratio
         return self._base_cycle + int(cycles + 0.999999)
 
+    def next_update_if_enabled(self, now: int) -> int | None:
+        """Next update cycle when its interrupt is enabled (DIER.UIE), else None."""
+        return self.next_update_cycle(now) if self.dier & _UIE else None
+
     def pending_update(self, now: int) -> bool:
         """Update interrupt pending: UIF set (or newly set) and enabled in DIER."""
         return bool(self.dier & _UIE) and bool(self.read(TIM_SR) & _UIF)
@@ -167,6 +171,8 @@ class DeviceRegisters:
             elif p.model == "gpio":
                 self._gpio[p.base] = p
         self.events: list[MarkEvent] = []
+        #: Called after a timer register write (may move the next interrupt).
+        self.on_change: Callable[[], None] = lambda: None
 
     def pages(self) -> tuple[int, ...]:
         return self._pages
@@ -196,6 +202,7 @@ class DeviceRegisters:
     def _write_word(self, address: int, value: int) -> None:
         base = self._owner(address)
         if base in self._timer_at and self._timer_at[base].write(address - base, value):
+            self.on_change()
             return
         if base in self._gpio:
             self._gpio_write(self._gpio[base], address, value)

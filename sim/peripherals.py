@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinymeter.boards import UART_LAYOUTS, Board
+from tinymeter.sim.nvic import ExceptionModel
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ DEMCR = 0xE000EDFC
 
 _CYCCNTENA = 1
 _CSR_ENABLE = 1
+_CSR_TICKINT = 2
 _CSR_COUNTFLAG = 1 << 16
 _MASK24 = 0xFFFFFF
 _MASK32 = 0xFFFFFFFF
@@ -82,6 +84,8 @@ class _SysTick:
     frozen: int = 0
     #: Zero-crossings already reported through COUNTFLAG.
     reported_zeros: int = 0
+    #: Zero-crossings already turned into SysTick exceptions (TICKINT).
+    delivered_zeros: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -112,6 +116,14 @@ class _SysTick:
 
     def restart(self, now: int, value: int) -> None:
         self.start_value, self.start_cycle, self.reported_zeros = value & _MASK24, now, 0
+        self.delivered_zeros = 0
+
+    def zero_cycle(self, k: int) -> int | None:
+        """Cycle of the *k*-th zero crossing (1-based) since the last restart."""
+        first = self.start_value or (self.rvr + 1 if self.rvr else 0)
+        if not first or (k > 1 and not self.rvr):
+            return None
+        return self.start_cycle + first + (k - 1) * (self.rvr + 1)
 
 
 class SystemTimers:
@@ -124,8 +136,13 @@ class SystemTimers:
     required for counting (firmware that forgets it still gets numbers).
     """
 
-    def __init__(self, cycles: Callable[[], int]) -> None:
+    def __init__(self, cycles: Callable[[], int], exceptions: ExceptionModel | None = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        """*exceptions* serves the NVIC/SCB registers (else plain storage); *on_change*
+        is called after a write that may move the next interrupt (SysTick, NVIC)."""
         self._cycles = cycles
+        self._exceptions = exceptions
+        self.on_change = on_change
         self._pages = {DWT_PAGE: _Page(), SCS_PAGE: _Page()}
         self._dwt_ctrl = 0
         #: CYCCNT = (value + cycles - since) while enabled; frozen value otherwise.
@@ -138,6 +155,29 @@ class SystemTimers:
         """Page addresses this model serves (each :data:`PAGE` bytes)."""
         return (DWT_PAGE, SCS_PAGE)
 
+    # -- SysTick exception ------------------------------------------------------------
+    #: Exception number of SysTick (an interrupt source of the exception model).
+    exception = 15
+
+    def _ticking(self) -> bool:
+        st = self._systick
+        return st.enabled and bool(st.csr & _CSR_TICKINT)
+
+    def asserted(self, now: int) -> bool:
+        """A SysTick exception is due: a zero crossing not delivered yet (TICKINT)."""
+        st = self._systick
+        if not self._ticking():
+            return False
+        zeros = st._zeros(now - st.start_cycle)
+        if zeros > st.delivered_zeros:
+            st.delivered_zeros = zeros
+            return True
+        return False
+
+    def next_cycle(self, _now: int) -> int | None:
+        st = self._systick
+        return st.zero_cycle(st.delivered_zeros + 1) if self._ticking() else None
+
     # -- registers -------------------------------------------------------------------
     def cyccnt(self) -> int:
         if self._dwt_ctrl & _CYCCNTENA:
@@ -145,6 +185,8 @@ class SystemTimers:
         return self._cyccnt_value
 
     def _read_word(self, address: int) -> int | None:
+        if self._exceptions is not None and self._exceptions.handles(address):
+            return self._exceptions.read_word(address)
         if address == DWT_CTRL:
             return self._dwt_ctrl
         if address == DWT_CYCCNT:
@@ -168,6 +210,10 @@ class SystemTimers:
 
     def _write_word(self, address: int, value: int) -> bool:
         now = self._cycles()
+        if self._exceptions is not None and self._exceptions.handles(address):
+            self._exceptions.write_word(address, value)
+            self.on_change()
+            return True
         if address == DWT_CTRL:
             was = self._dwt_ctrl & _CYCCNTENA
             self._cyccnt_value = self.cyccnt()
@@ -187,13 +233,16 @@ class SystemTimers:
             elif not enable and st.enabled:
                 st.frozen = st.value(now)
             st.csr = value & 0x7
+            self.on_change()
             return True
         if address == SYST_RVR:
             st.rvr = value & _MASK24
+            self.on_change()
             return True
         if address == SYST_CVR:  # any write clears the counter (and COUNTFLAG)
             st.frozen = 0
             st.restart(now, 0)
+            self.on_change()
             return True
         return address == SYST_CALIB  # read-only: ignore writes
 

@@ -1,7 +1,8 @@
 """An STM32Cube-style application (``tests/data/cube_app.c``) runs unpatched in the
-emulator: HAL-like clock setup polling ready flags, LPUART1 printf after TEACK/REACK,
-TIM2 timing a workload, GPIO marks, and an inlined Error_Handler that is an error.
-The firmware's own TIM2 reading must agree with tinymeter's span cycles within 1%."""
+emulator: HAL-like clock setup polling ready flags, SysTick-driven HAL_Delay, TIM3
+update interrupts, LPUART1 printf after TEACK/REACK, TIM2 timing a workload, GPIO
+marks, and an inlined Error_Handler that is an error.  The firmware's own TIM2 reading
+must agree with tinymeter's span cycles within 1%."""
 
 from __future__ import annotations
 
@@ -39,16 +40,18 @@ def test_cube_app_unpatched_timer_matches_span(board: Board, tmp_path: Path) -> 
     from tinymeter.pipeline import estimate_elf
     from tinymeter.sim.emulator import Emulator
 
-    elf = build_cube(board, tmp_path, "NO_DELAY")
+    elf = build_cube(board, tmp_path, "TIM3_TICKS=5u")
     est = estimate_elf(elf, board, span=SPAN, span_count=0, budget_instructions=10**7,
                        timeout_s=60)
     assert len(est.layers) == 1
     span_cycles = est.layers[0].cycles
     run = Emulator(board, stop_on_idle=True).run(elf, [], budget_instructions=10**7,
                                                  timeout_s=60)
-    assert run.stdout.startswith("boot at 120000000 Hz\r\n")
+    lines = run.stdout.splitlines()
+    assert lines[:2] == ["boot at 120000000 Hz", "delay 3 ms: 4 ticks"]  # HAL: >= delay + 1
+    assert re.fullmatch(r"tim3 5 updates at tick (9|10)", lines[2])
     firmware = _firmware_cycles(run.stdout)
-    assert firmware == pytest.approx(span_cycles, rel=0.01)
+    assert firmware == pytest.approx(span_cycles, rel=0.01)  # SysTick/TIM3 handlers in both
     assert firmware < span_cycles  # TIM2 starts inside start_timer, after the span does
     assert run.stop_reason.startswith("idle loop at main+")
     led = [(m.mark, m.level) for m in run.marks if m.mark == "PB7"]

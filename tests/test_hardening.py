@@ -312,3 +312,132 @@ def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path)
     rows = list(csv.DictReader(table.open()))
     assert [(r["board"], r["fits"]) for r in rows] == [("nucleo-l4r5zi", "true"),
                                                         ("nucleo-g0b1re", "false")]
+
+
+# -- help and first-use messages -----------------------------------------------------------
+
+
+def test_zoo_build_announces_itself_once(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tinymeter.models import zoo
+    from tinymeter.pipeline import resolve_model
+
+    monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "build_keras", lambda *a, **k: None)
+    monkeypatch.setattr(zoo._convert, "convert_keras", lambda *a, **k: b"tflite bytes")
+    path = resolve_model("lenet")
+    assert path.read_bytes() == b"tflite bytes"
+    assert "building zoo model lenet" in capsys.readouterr().err
+    assert resolve_model("lenet") == path and capsys.readouterr().err == ""  # cached
+    path.unlink()
+    resolve_model("lenet", quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_help_texts_match_behaviour(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["flash", "--help"])
+    out = capsys.readouterr().out
+    assert "virtual" not in out
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    assert "default: the built-in demo set" in " ".join(capsys.readouterr().out.split())
+    assert main(["zoo", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("ds_cnn_kws ") and "untrained" in captured.err
+
+
+# -- build outputs -------------------------------------------------------------------------
+
+
+def test_objcopy_argv_exact() -> None:
+    from tinymeter.firmware.build import objcopy_argv, objcopy_for
+
+    assert objcopy_for("arm-none-eabi-gcc") == "arm-none-eabi-objcopy"
+    assert objcopy_for("/opt/gnu/bin/arm-none-eabi-gcc") == "/opt/gnu/bin/arm-none-eabi-objcopy"
+    assert objcopy_argv("arm-none-eabi-objcopy", Path("b/firmware.elf"), Path("o/firmware.bin"),
+                        "binary") == ["arm-none-eabi-objcopy", "-O", "binary", "b/firmware.elf",
+                                      "o/firmware.bin"]
+    assert objcopy_argv("x-objcopy", Path("f.elf"), Path("f.hex"), "ihex") == [
+        "x-objcopy", "-O", "ihex", "f.elf", "f.hex"]
+
+
+def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.sim.elf import ElfImage
+
+    model = _reshape_model(tmp_path)
+    out = tmp_path / "fw"
+    assert main(["build", str(model), "--board", "nucleo-l4r5zi", "--out", str(out)]) == 0
+    assert "firmware.elf (and .bin, .hex)" in capsys.readouterr().out
+    flash = load_board("nucleo-l4r5zi").text
+    image = ElfImage.load(out / "firmware.elf")
+    loadable = sorted((s.paddr, s.data) for s in image.segments if flash.contains(s.paddr) and s.data)
+    start = loadable[0][0]
+    assert start == flash.origin  # the vector table comes first
+    blob = (out / "firmware.bin").read_bytes()
+    for paddr, data in loadable:  # the raw image holds every loaded byte at its flash offset
+        assert blob[paddr - start:paddr - start + len(data)] == bytes(data)
+    hex_lines = (out / "firmware.hex").read_text().split()
+    assert hex_lines[0].startswith(":02000004") and hex_lines[-1] == ":00000001FF"
+
+
+# -- reports and plots ---------------------------------------------------------------------
+
+
+def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+
+    x = int8_tensor("x", (1, 16), 0.05, 0)
+    w = int8_tensor("w", (8, 16), 0.01, 0, data=random_int8((8, 16), seed=1))
+    b = bias_tensor("b", np.zeros(8, np.int32), input_scale=0.05, weight_scales=w)
+    model = tmp_path / "fc.tflite"
+    model.write_bytes(single_op_model("FULLY_CONNECTED", [x, w, b], [int8_tensor("y", (1, 8), 0.2, 0)]))
+    md, page = tmp_path / "r" / "report.md", tmp_path / "report.html"
+    assert main(["estimate", str(model), "-q", "--report", str(md)]) == 0
+    text = md.read_text()
+    assert text.startswith("# fc.tflite on nucleo-l4r5zi")
+    assert "| 0 | FULLY_CONNECTED | 128 |" in text and "**calibration**: none" in text
+    assert "![per-layer latency](report_layers.png)" in text
+    assert (md.parent / "report_layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["estimate", str(model), "-q", "--report", str(page)]) == 0
+    html = page.read_text()
+    assert "<h1>fc.tflite on nucleo-l4r5zi</h1>" in html and "data:image/png;base64," in html
+    assert "<td>FULLY_CONNECTED</td>" in html
+    _one_error(capsys, ["estimate", str(model), "-q", "--report", str(tmp_path / "r.pdf")],
+               "must end in .md or .html")
+
+
+def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
+    from tinymeter.models.nas_plots import estimate_title
+    from tinymeter.report import Estimate
+
+    est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
+                   kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
+                   layers=(), instructions=0, cycles=0, ms=0.0, energy_uj=0.0,
+                   overhead_instructions=0, arena_bytes=0, flash_bytes=0, ram_bytes=0,
+                   weight_bytes=0, stack_bytes=None, emulation_seconds=0.0, emulation_mips=0.0)
+    assert estimate_title(est) == ("kws.tflite on nucleo-l4r5zi (optimized kernels, cost model "
+                                   "tm-cortex-m4f-v1)")
+
+
+def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
+    from tinymeter.models import nas, nas_plots
+
+    rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
+                            "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
+            for board in ("nucleo-g0b1re", "nucleo-l4r5zi") for kernels in ("reference", "optimized")
+            for w in (4, 5, 6)]
+    path = nas_plots.plot_pareto(rows, tmp_path / "pareto.png")
+    from matplotlib.image import imread
+
+    height, width = imread(path).shape[:2]
+    assert width < 1600 and height > 900  # 2 x 2 panels, not four in one 2640-pixel row
+
+
+def _sweep_row_fields() -> dict:
+    return {"key": "k", "name": "n", "width": 4, "depth": 1, "kernel": 3, "board": "b",
+            "kernels": "reference", "accuracy": 0.5, "float_accuracy": 0.5, "macs": 1000,
+            "params": 10, "ms": 1.0, "cycles": 100, "energy_uj": 1.0, "arena_bytes": 100,
+            "flash_bytes": 1000}

@@ -100,13 +100,25 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
     the harness's arena line, the enlarged sizing board."""
     from tinymeter.errors import ConfigError
     from tinymeter.firmware.tflm import (
+        archive_symbols,
         arena_for,
+        harness_flags_for,
         include_dirs,
         kernel_set_of_archive,
         parse_arena,
         sizing_board,
     )
 
+    def archive(*names: bytes) -> bytes:
+        body = len(names).to_bytes(4, "big") + b"\0\0\0\0" * len(names) + b"\0".join(names) + b"\0"
+        header = b"/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"0".ljust(8)
+        return b"!<arch>\n" + header + str(len(body)).encode().ljust(10) + b"`\n" + body
+
+    release = archive(b"_ZN6tflite16MicroInterpreter6InvokeEv", b"DebugLog")
+    debug = archive(b"_ZN6tflite16MicroInterpreter6InvokeEv", b"_Z11MicroPrintfPKcz")
+    assert archive_symbols(release) == {b"_ZN6tflite16MicroInterpreter6InvokeEv", b"DebugLog"}
+    assert harness_flags_for(release) == ("-DTF_LITE_STRIP_ERROR_STRINGS",)
+    assert harness_flags_for(debug) == () and harness_flags_for(b"not an archive") == ()
     assert kernel_set_of_archive(b"!<arch>\n...arm_convolve_wrapper_s8\0...") == "cmsis-nn"
     assert kernel_set_of_archive(b"!<arch>\n..._ZN6tflite12Register_ADDEv\0") == "reference"
     with pytest.raises(ConfigError, match="not a TFLM source checkout"):
@@ -555,3 +567,55 @@ def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFix
     assert row.split()[1] == "FULLY_CONNECTED"
     measured, estimated = float(row.split()[2]), float(row.split()[4])
     assert measured > 0 and abs(estimated / measured - 1) < 0.5
+
+
+@needs_gxx
+def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check MODEL --tflm-lib`` gates the TFLM run; sweep targets ``tflm``/``tflm-reference``
+    estimate candidates in the registered library of the board's core."""
+    import json
+
+    from tinymeter.cli import main
+    from tinymeter.errors import ConfigError
+    from tinymeter.models.nas import SweepConfig, Target, estimate_tflite
+
+    model = _fc_model(tmp_path)
+    lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
+    base = tmp_path / "baseline.json"
+    tflm = ["--tflm-lib", str(lib), "--tflm-root", str(root)]
+    assert main(["check", str(model), "--baseline", str(base), "--update-baseline", *tflm]) == 0
+    entries = json.loads(base.read_text())
+    assert "48" in json.dumps(entries)  # the TFLM arena, not the own runtime's
+    assert main(["check", str(model), "--baseline", str(base), *tflm]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("TINYMETER_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["tflm", "add", str(lib), "--core", "cortex-m4f", "--root", str(root)]) == 0
+    summary = estimate_tflite(model.read_bytes(), Target("nucleo-l4r5zi", "tflm-reference"))
+    assert summary["arena_bytes"] == 48
+    with pytest.raises(ConfigError, match="no TFLM library registered for cortex-m4f with "
+                                          "cmsis-nn kernels"):
+        estimate_tflite(model.read_bytes(), Target("nucleo-l4r5zi", "tflm-cmsis-nn"))
+    assert SweepConfig.from_mapping({"kernel_sets": ["tflm", "optimized"]}).kernel_sets == (
+        "tflm", "optimized")
+    with pytest.raises(ConfigError, match="unknown kernel set"):
+        SweepConfig.from_mapping({"kernel_sets": ["tflm-x"]})
+
+
+@needs_gxx
+@pytest.mark.slow
+def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``calibrate --tflm-lib``: the campaign builds, emulates and measures TFLM images."""
+    from tinymeter.cli import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _fc_model(tmp_path / "a")
+    b = _fc_model(tmp_path / "b").rename(tmp_path / "b" / "fc2.tflite")
+    lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
+    assert main(["calibrate", str(a), str(b), "--probe", "virtual", "--tflm-lib", str(lib),
+                 "--tflm-root", str(root), "--no-microbench", "--no-save", "--runs", "2",
+                 "--warmup", "0", "--db", str(tmp_path / "db.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "calibration of nucleo-l4r5zi (cortex-m4f) from 2 models, 2 layers" in out

@@ -74,6 +74,10 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from tinymeter.report import format_table, layers_csv
 
     _check_outputs(args.json, args.csv)
+    if args.report:
+        from tinymeter.reportpage import check_report_path
+
+        check_report_path(args.report)
     if args.compare:
         return _estimate_boards(args)
     if args.compare_runtimes:
@@ -100,13 +104,19 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                             budget_instructions=args.budget, timeout_s=args.timeout,
                             cost_model=cost_model)
     else:
-        model_path = resolve_model(args.model)
+        model_path = resolve_model(args.model, quiet=args.quiet)
         config = BuildConfig(kernels=args.kernels, opt=args.opt, io=args.io)
         est = estimate(model_path, board, config, budget_instructions=args.budget,
                        timeout_s=args.timeout, progress=not args.quiet, cost_model=cost_model)
     _emit(args, format_table(est, top_functions=args.profile) + "\n" + calibration,
           [(args.json, lambda: json.dumps(est.to_dict(), indent=2) + "\n"),
            (args.csv, lambda: layers_csv(est))])
+    if args.report:
+        from tinymeter.reportpage import write_report_page
+
+        for path in write_report_page(est, args.report, calibration):
+            if not args.quiet:
+                print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -264,8 +274,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                         BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs,
                                     io=args.io),
                         out_dir=args.out)
-    print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
+    print(f"{args.out}/firmware.elf (and .bin, .hex): flash {image.flash_bytes} B, RAM "
+          f"{image.ram_bytes} B, arena {image.model.arena_bytes} B, {len(image.model.layers)} layers")
     return 0
 
 
@@ -304,8 +314,13 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     from tinymeter.models import zoo
 
     if args.zoo_cmd == "list":
-        for name in zoo.list_models():
-            print(name)
+        names = zoo.list_models()
+        width = max(len(n) for n in names)
+        for name in names:
+            print(f"{name:{width}}  {zoo.get_entry(name).summary}")
+        print("\nzoo models have the real architectures with random (untrained) weights: right "
+              "for latency, memory and energy, meaningless outputs; `tinymeter sweep` trains "
+              "its digits models", file=sys.stderr)
         return 0
     path = zoo.build_tflite(args.name, quantize=args.quantize)
     print(path)
@@ -364,7 +379,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if not Path(path).exists():
                 raise ConfigError(f"model file {path} does not exist")
             for board in boards:
-                est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
+                if uses_tflm(args):
+                    from tinymeter.tflmrun import estimate_tflm
+
+                    est = estimate_tflm(Path(path), board, tflm_library(args, board),
+                                        arena_bytes=args.tflm_arena)
+                else:
+                    est = estimate(Path(path), board, BuildConfig(kernels=args.kernels))
                 current.update(check.entries_from_report(est.to_dict(), str(path), root))
     current.update(check.load_entries([p for p in args.results if Path(p).suffix != ".tflite"],
                                       root))
@@ -517,6 +538,9 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                    help="one per-layer table of tinymeter's reference and optimized kernels "
                         "and every TFLM library registered for the board's core (or "
                         "--tflm-lib): instructions, cycles, speedup")
+    e.add_argument("--report", type=Path, metavar="FILE",
+                   help="also write a one-page report (FILE.md: Markdown + plot PNG beside it; "
+                        "FILE.html: self-contained) with the totals, per-layer table and plot")
     e.add_argument("--calibration", metavar="FILE|none", default=None,
                    help="cost-model calibration to apply: a file written by `tinymeter "
                         "calibrate`, or 'none' for the datasheet model (default: the board's "
@@ -640,7 +664,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                     help="evaluate a deterministic subset of this many candidates")
     sw.add_argument("--boards", help=f"comma-separated boards (default {DEFAULT_BOARD})")
     sw.add_argument("--kernels", dest="kernel_sets", help="kernel sets, e.g. optimized,reference "
-                    "(default optimized)")
+                    "(default optimized); tflm, tflm-cmsis-nn, tflm-reference run the "
+                    "candidates in the TFLM library registered for each board's core")
     sw.add_argument("--executor", default="process",
                     help="process (local pool, default), serial, or dask://HOST:PORT")
     sw.add_argument("--workers", type=positive_int, help="local worker processes (default: CPU count)")
@@ -673,6 +698,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     ck.add_argument("--board", action="append", help="board(s) for .tflite inputs (repeatable)")
     ck.add_argument("--kernels", default="reference", choices=("reference", "optimized"),
                     help="kernel set for .tflite inputs")
+    add_runtime_args(ck)
     ck.add_argument("--update-baseline", action="store_true",
                     help="write the current results as the new baseline instead of checking")
     ck.set_defaults(func=_cmd_check)

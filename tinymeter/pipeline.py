@@ -54,13 +54,19 @@ log = logging.getLogger(__name__)
 STACK_PAINT = 0xDEADBEEF
 
 
-def resolve_model(model: str | Path | None) -> Path:
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def resolve_model(model: str | Path | None, *, quiet: bool = False) -> Path:
     """A .tflite path as given, a Keras file / SavedModel directory converted to int8
-    (cached), a zoo model name built on demand, or the default model."""
+    (cached), a zoo model name built on demand, or the default model. A zoo build says
+    so on stderr first (unless *quiet*): it takes tens of seconds."""
     from tinymeter.models import zoo
 
+    notify = None if quiet else _say
     if model is None:
-        return zoo.default_model_path()
+        return zoo.default_model_path(notify=notify)
     path = Path(model)
     if path.exists():
         from tinymeter.models.user_convert import cached_conversion, is_convertible
@@ -69,7 +75,7 @@ def resolve_model(model: str | Path | None) -> Path:
     if path.suffix == ".tflite" or "/" in str(model):
         raise ConfigError(f"model file {model} does not exist")
     if str(model) in zoo.list_models():
-        return zoo.build_tflite(str(model))
+        return zoo.build_tflite(str(model), notify=notify)
     raise ConfigError(f"{model!r} is neither a file nor a zoo model "
                       f"(zoo: {', '.join(zoo.list_models())})")
 

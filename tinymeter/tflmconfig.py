@@ -45,7 +45,7 @@ class TflmEntry:
 
     def library(self) -> TflmLibrary:
         """The library with its include folders derived from the checkout."""
-        return TflmLibrary(self.lib, tuple(include_dirs(self.root)), self.kernels, self.root)
+        return TflmLibrary.open(self.lib, include_dirs(self.root), self.kernels, self.root)
 
 
 def user_config_path() -> Path:
@@ -173,8 +173,7 @@ def resolve_library(core: str, *, lib: Path | None = None, root: Path | None = N
             raise ConfigError("--tflm-lib needs the TFLM checkout it was built from "
                               "(--tflm-root DIR) for the headers")
         dirs = [*(include_dirs(root) if root is not None else []), *map(Path, includes)]
-        return TflmLibrary(Path(lib), tuple(dirs), kernels or detect_kernel_set(Path(lib)),
-                           Path(root) if root is not None else None)
+        return TflmLibrary.open(Path(lib), dirs, kernels, root)
     if root is not None or includes:
         raise ConfigError("--tflm-root/--tflm-include need --tflm-lib (registered libraries "
                           "know their checkout)")
