@@ -293,7 +293,8 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
                                  BuildConfig(opt=args.opt, runs=args.runs, io=args.io),
                                  arena_bytes=args.tflm_arena, work=Path(work), out_dir=args.out)
     print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.arena_bytes} B (TFLM uses {image.arena_used} B), {library.label}")
+          f"arena {image.arena_bytes} B (TFLM's arena_used_bytes() {image.arena_used} B), "
+          f"{library.label}")
     return 0
 
 
