@@ -318,10 +318,12 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         names = zoo.list_models()
         width = max(len(n) for n in names)
         for name in names:
-            print(f"{name:{width}}  {zoo.get_entry(name).summary}")
-        print("\nzoo models have the real architectures with random (untrained) weights: right "
-              "for latency, memory and energy, meaningless outputs; `tinymeter sweep` trains "
-              "its digits models", file=sys.stderr)
+            entry = zoo.get_entry(name)
+            weights = f"[trained on {entry.trained_on}]" if entry.trained_on else "[untrained]"
+            print(f"{name:{width}}  {weights:32} {entry.summary}")
+        print("\n[untrained] models have the real architectures with random weights: right "
+              "for latency, memory and energy, meaningless outputs; [trained] ones are trained "
+              "on a dataset that ships in a package", file=sys.stderr)
         return 0
     path = zoo.build_tflite(args.name, quantize=args.quantize)
     print(path)
