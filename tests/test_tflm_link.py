@@ -595,9 +595,13 @@ def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFix
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
     assert main(["measure", str(model), "--probe", "virtual", "--tflm-lib", str(lib),
                  "--tflm-root", str(root), "--runs", "2", "--warmup", "0",
-                 "--db", str(tmp_path / "db.sqlite")]) == 0
+                 "--db", str(tmp_path / "db.sqlite"), "--json", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
     assert "fc on nucleo-l4r5zi: 2 runs" in out
+    import json
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["runtime"] == "tflm" and data["kernels"] == "TFLM reference (libfake_tflm_48.a)"
+    assert data["ops"] == ["FULLY_CONNECTED"]
     row = next(line for line in out.splitlines() if line.lstrip().startswith("0 "))
     assert row.split()[1] == "FULLY_CONNECTED"
     measured, estimated = float(row.split()[2]), float(row.split()[4])
