@@ -19,7 +19,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -352,6 +352,53 @@ class TflmBuild:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+ARENA_LIMIT_SYMBOL = "tm_tflm_arena_limit"
+
+
+def patch_word(elf: Path, symbol: str, value: int, out: Path) -> Path:
+    """Copy *elf* to *out* with the 32-bit constant *symbol* (in a loaded segment) set
+    to *value*: how the arena search tries sizes without relinking."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    data = bytearray(Path(elf).read_bytes())
+    with open(elf, "rb") as fh:
+        f = ELFFile(fh)
+        symtab = f.get_section_by_name(".symtab")
+        found = symtab.get_symbol_by_name(symbol) if isinstance(symtab, SymbolTableSection) else None
+        if not found:
+            raise BuildError(f"{elf} has no symbol {symbol!r} (not a tinymeter TFLM harness?)")
+        address = found[0]["st_value"]
+        offset = next((seg["p_offset"] + address - seg["p_vaddr"] for seg in f.iter_segments()
+                       if seg["p_type"] == "PT_LOAD"
+                       and seg["p_vaddr"] <= address < seg["p_vaddr"] + seg["p_filesz"]), None)
+    if offset is None:
+        raise BuildError(f"{elf}: {symbol} is not in a loaded segment")
+    data[offset:offset + 4] = int(value).to_bytes(4, "little")
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def search_sizes(lo: int, hi: int, fits: Callable[[int], bool]) -> int:
+    """The smallest multiple of 16 in (lo, hi] for which *fits* holds, given it holds at
+    *hi* and fails at *lo*: doubling steps up from *lo*, then bisection."""
+    step, good, bad = 16, hi, lo
+    while bad + step < hi:
+        if fits(bad + step):
+            good = bad + step
+            break
+        bad, step = bad + step, step * 2
+    while good - bad > 16:
+        mid = (bad + good) // 2 // 16 * 16
+        if mid <= bad:
+            break
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
 
 
 def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:

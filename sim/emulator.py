@@ -30,7 +30,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +39,7 @@ import unicorn
 from unicorn import Uc, UcError, arm_const, unicorn_const
 
 from tinymeter.boards import Board
+from tinymeter.devicemap import DeviceMap
 from tinymeter.errors import (
     BudgetExceeded,
     ConfigError,
@@ -71,6 +72,7 @@ from tinymeter.sim.peripherals import (
 )
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 from tinymeter.sim.traps import TRAP_FUNCTIONS, call_path, trap_frame
+from tinymeter.svd import merge, parse_svd, read_svd
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +307,7 @@ class Emulator:
         self.reset_pc = 0
         self._block_cache: dict[tuple[int, int], BlockInfo] = {}
         self._cache_key = ""
+        self._device_map: DeviceMap | None = None
 
     # -- engine setup ----------------------------------------------------------------
     def _cpu_model(self) -> int:
@@ -333,7 +336,7 @@ class Emulator:
                 raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
                                      "lies inside a memory region")
             taken.update(bus.uart.pages())
-        bus.mcu = DeviceRegisters(self.board.devices, lambda: bus.cycles(),
+        bus.mcu = DeviceRegisters(self._devices(), lambda: bus.cycles(),
                                   marker_writes(self.board),
                                   exclude=lambda page: page in taken or self._in_memory(page))
         taken.update(bus.mcu.pages())
@@ -349,13 +352,28 @@ class Emulator:
                                   or self._in_device_storage(page)))
         return bus
 
+    def _devices(self) -> DeviceMap:
+        """The board's peripherals, with those of its SVD (parsed once per emulator)."""
+        if self._device_map is None:
+            devices = self.board.devices
+            if devices.svd:
+                data, label = read_svd(devices.svd, self.board.path.parent
+                                       if self.board.path else None)
+                devices = replace(devices, peripherals=merge(parse_svd(data, label),
+                                                             devices.peripherals))
+            self._device_map = devices
+        return self._device_map
+
     def _storage_ranges(self) -> list[tuple[int, int]]:
         """Page ranges of the board's plain peripheral registers (RAM in the engine):
-        ``[peripheral_space]`` and the pages of ``[[peripheral]]`` entries."""
-        devices = self.board.devices
+        ``[peripheral_space]`` and the pages of the peripherals (board file and SVD)
+        outside the board's memory and the system space."""
+        devices = self._devices()
         out = list(devices.ranges)
         for p in devices.peripherals:
-            out.append((p.base & ~(PAGE - 1), -(-p.end // PAGE) * PAGE))
+            start, end = p.base & ~(PAGE - 1), -(-p.end // PAGE) * PAGE
+            if not self._in_memory(start) and not start >= SYSTEM_SPACE[0]:
+                out.append((start, end))
         return out
 
     def _in_device_storage(self, page: int) -> bool:
@@ -363,10 +381,11 @@ class Emulator:
 
     def _load_reset_values(self, uc: Uc, mmio_pages: set[int]) -> None:
         """Reset values of the plain peripheral registers mapped as RAM."""
-        for p in self.board.devices.peripherals:
+        mapped = self._storage_ranges()
+        for p in self._devices().peripherals:
             for address, value in p.reset:
-                if address & ~(PAGE - 1) not in mmio_pages and not self._in_memory(
-                        address & ~(PAGE - 1)):
+                page = address & ~(PAGE - 1)
+                if page not in mmio_pages and any(a <= page < b for a, b in mapped):
                     uc.mem_write(address, struct.pack("<I", value))
 
     def _memory_map(self, mmio_pages: Sequence[int]) -> list[tuple[int, int, int]]:

@@ -5,6 +5,7 @@ GPIO output marks; and the strict parsing of the board-file keys."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -129,7 +130,7 @@ def _board_with(extra: str) -> dict:
     ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
      "[[peripheral]]\nname='Y'\nbase=0x40000200\nsize=0x400\n", "overlap"),
     ("[peripheral_space]\nranges=[[0x40000000, 0x40000800]]\n", "4 KiB-aligned"),
-    ("[peripheral_space]\nranges=[[0x40000000, 0x40001000]]\nsvd='x'\n", "unknown key"),
+    ("[peripheral_space]\nranges=[[0x40000000, 0x40001000]]\nsv='x'\n", "unknown key"),
 ])
 def test_board_peripheral_keys_are_strict(extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -162,3 +163,111 @@ def test_exception_model_registers_and_choice() -> None:
     assert m.enabled == {50} and 15 not in m.pending
     m.write_word(0xE000ED08, 0x08000400)
     assert m.vtor == 0x08000400
+
+
+TINY_SVD = """<?xml version="1.0" encoding="utf-8"?>
+<device schemaVersion="1.1">
+  <name>TINY</name>
+  <resetValue>0x00000000</resetValue>
+  <peripherals>
+    <peripheral>
+      <name>FOO1</name>
+      <baseAddress>0x40010000</baseAddress>
+      <addressBlock><offset>0</offset><size>0x400</size><usage>registers</usage></addressBlock>
+      <registers>
+        <register><name>CTRL</name><addressOffset>0x0</addressOffset><resetValue>0x12345678</resetValue></register>
+        <register><name>CH%s</name><dim>3</dim><dimIncrement>4</dimIncrement>
+          <addressOffset>0x10</addressOffset><resetValue>#101</resetValue></register>
+        <cluster><name>BANK</name><addressOffset>0x100</addressOffset>
+          <register><name>ID</name><addressOffset>0x8</addressOffset><resetValue>0xCAFE</resetValue></register>
+        </cluster>
+      </registers>
+    </peripheral>
+    <peripheral derivedFrom="FOO1">
+      <name>FOO2</name>
+      <baseAddress>0x40020000</baseAddress>
+    </peripheral>
+  </peripherals>
+</device>
+"""
+
+SVD_PROGRAM = r"""
+#define REG(a) (*(volatile uint32_t *)(a))
+static void put_hex(uint32_t v) {
+    char s[10];
+    for (int i = 0; i < 8; i++) s[i] = "0123456789abcdef"[(v >> (28 - 4 * i)) & 15];
+    s[8] = '\n'; s[9] = 0;
+    tm_puts(s);
+}
+int main(void) {
+    put_hex(REG(0x40010000u)); put_hex(REG(0x40010018u)); put_hex(REG(0x40010108u));
+    put_hex(REG(0x40020000u));
+    REG(0x40020004u) = 7u;  /* plain storage: reads back */
+    put_hex(REG(0x40020004u));
+    put_hex(REG(0x40030000u));  /* inside [peripheral_space] ranges: 0 */
+    return 0;
+}
+"""
+
+
+def test_svd_parse_and_pyocd_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import zipfile
+
+    from tinymeter.svd import parse_svd, read_svd
+
+    foo1, foo2 = parse_svd(TINY_SVD.encode(), "tiny.svd")
+    assert (foo1.name, foo1.base, foo1.size) == ("FOO1", 0x40010000, 0x400)
+    assert dict(foo1.reset) == {0x40010000: 0x12345678, 0x40010010: 5, 0x40010014: 5,
+                                0x40010018: 5, 0x40010108: 0xCAFE}
+    assert foo2.base == 0x40020000 and dict(foo2.reset)[0x40020000] == 0x12345678
+    with pytest.raises(ConfigError, match="not a valid SVD"):
+        parse_svd(b"<device>", "bad.svd")
+    # a registry package's SVD: pyOCD ships its SVDs in pyocd/debug/svd/svd_data.zip
+    pkg = tmp_path / "site" / "pyocd" / "debug" / "svd"
+    pkg.mkdir(parents=True)
+    (tmp_path / "site" / "pyocd" / "__init__.py").write_text("")
+    with zipfile.ZipFile(pkg / "svd_data.zip", "w") as zf:
+        zf.writestr("TINY.svd", TINY_SVD)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "pyocd", raising=False)
+    data, label = read_svd("pyocd:TINY.svd", None)
+    assert data == TINY_SVD.encode() and label == "pyocd:TINY.svd"
+    with pytest.raises(ConfigError, match=r"pyOCD ships no SVD named 'NOPE.svd' \(it has: "
+                                          r"TINY.svd\)"):
+        read_svd("pyocd:NOPE.svd", None)
+
+
+def test_board_with_svd_serves_every_peripheral(tmp_path: Path) -> None:
+    from tinymeter.sim.emulator import Emulator
+    from tinymeter.sim.testfw import build_program, toolchain_available
+
+    if not toolchain_available():
+        pytest.skip("arm-none-eabi-gcc missing")
+    (tmp_path / "tiny.svd").write_text(TINY_SVD)
+    text = load_board("nucleo-g0b1re").path.read_text().replace(
+        'name = "nucleo-g0b1re"', 'name = "svd-board"')
+    board_file = tmp_path / "svd-board.toml"
+    board_file.write_text(text + '\n[peripheral_space]\nsvd = "tiny.svd"\n'
+                          "ranges = [[0x40030000, 0x40031000]]\n")
+    board = load_board(board_file)
+    assert board.devices.svd == "tiny.svd"
+    elf = build_program(board, SVD_PROGRAM, tmp_path / "fw")
+    run = Emulator(board).run(elf, [], budget_instructions=10**6, timeout_s=30)
+    assert run.stdout.split() == ["12345678", "00000005", "0000cafe", "12345678", "00000007",
+                                  "00000000"]
+
+
+@pytest.mark.parametrize(("board_name", "rcc"), [("nucleo-f767zi", 0x40023800),
+                                                  ("nucleo-l552ze-q", 0x40021000)])
+def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int) -> None:
+    board = load_board(board_name)
+    dev = DeviceRegisters(board.devices, Clock())
+    _wr(dev, rcc, 1 << 24)  # PLLON
+    assert _rd(dev, rcc) & (1 << 25)
+    _wr(dev, rcc + 0x08, 0x2)  # SW = PLL
+    assert _rd(dev, rcc + 0x08) & 0xC == 0x8
+    assert {t.spec.name for t in dev.timers} >= {"TIM2", "TIM3", "TIM6"}
+    if board_name == "nucleo-f767zi":  # over-drive: ready flags in another register
+        _wr(dev, 0x40007000, 0x0000C000 | (3 << 16))
+        assert _rd(dev, 0x40007004) & (3 << 16) == 3 << 16

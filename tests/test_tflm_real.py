@@ -72,6 +72,7 @@ def test_real_tflm_estimate(name: str, real, tmp_path: Path) -> None:  # type: i
     assert est.runtime == "tflm" and est.kernels.startswith(
         "TFLM CMSIS-NN" if real.kernels == "cmsis-nn" else "TFLM reference")
     assert est.arena_bytes > 0
+    # the ELF links exactly the arena the report names (16-byte granules)
     assert section_sizes(out / "firmware.elf")[".tflm_arena"] == arena_for(est.arena_bytes)
     known = KNOWN_INSTRUCTIONS[name][1 if real.kernels == "cmsis-nn" else 0]
     print(f"\nREAL-TFLM {name} {real.kernels}: rows {len(est.layers)}, MACs "

@@ -113,3 +113,27 @@ def test_bad_inputs_are_named(keras_model, tmp_path: Path) -> None:
     np.savez(tmp_path / "two.npz", np.ones((2, 3)), np.zeros((2, 1)))
     a, b = load_calibration(tmp_path / "two.npz")
     assert a.shape == (2, 3) and b.shape == (2, 1) and a.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["unet_tiny", "movement_mix", "kws_int16x8"])
+def test_benchmark_models_bit_exact(name: str, tmp_path: Path) -> None:
+    """The converted Keras models of `make bench` (U-Net with TRANSPOSE_CONV and RESIZE,
+    data movement + activations, int16x8 DS-CNN) run bit-exactly like TFLM on the
+    host and on the emulated M4 with the optimized kernel set."""
+    import sys
+
+    from tinymeter.device import run_on_emulator
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_ops
+
+    blob = bench_ops.build(name, tmp_path).read_bytes()
+    m = parse_tflite(blob)
+    t = m.main.tensors[m.main.inputs[0]]
+    info = np.iinfo(t.dtype.numpy_dtype)
+    x = np.random.default_rng(0).integers(info.min, info.max + 1, size=t.shape) \
+        .astype(t.dtype.numpy_dtype)
+    ref = run_tflm(blob, [x])
+    for got in (run_on_host(blob, [[x]])[0],
+                run_on_emulator(blob, [[x]], board="nucleo-l4r5zi", kernels="optimized")[0]):
+        assert all(np.array_equal(a, b) for a, b in zip(got, ref))

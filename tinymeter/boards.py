@@ -341,11 +341,11 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
 
 def _parse_devices(top: dict[str, Any], where: str) -> DeviceMap:
     ranges: tuple[tuple[int, int], ...] = ()
-    reference = ""
+    reference, svd = "", ""
     if "peripheral_space" in top:
-        ranges, reference = parse_space(top["peripheral_space"], f"{where}.peripheral_space",
-                                        _take)
-    return DeviceMap(ranges=ranges, reference=reference,
+        ranges, reference, svd = parse_space(top["peripheral_space"],
+                                             f"{where}.peripheral_space", _take)
+    return DeviceMap(ranges=ranges, reference=reference, svd=svd,
                      peripherals=parse_peripherals(top.get("peripheral", []),
                                                    f"{where}.peripheral", _take))
 

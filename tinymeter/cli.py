@@ -293,7 +293,8 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
                                  BuildConfig(opt=args.opt, runs=args.runs, io=args.io),
                                  arena_bytes=args.tflm_arena, work=Path(work), out_dir=args.out)
     print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.arena_bytes} B (TFLM uses {image.arena_used} B), {library.label}")
+          f"arena {image.arena_bytes} B (TFLM's arena_used_bytes() {image.arena_used} B), "
+          f"{library.label}")
     return 0
 
 
@@ -317,10 +318,12 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         names = zoo.list_models()
         width = max(len(n) for n in names)
         for name in names:
-            print(f"{name:{width}}  {zoo.get_entry(name).summary}")
-        print("\nzoo models have the real architectures with random (untrained) weights: right "
-              "for latency, memory and energy, meaningless outputs; `tinymeter sweep` trains "
-              "its digits models", file=sys.stderr)
+            entry = zoo.get_entry(name)
+            weights = f"[trained on {entry.trained_on}]" if entry.trained_on else "[untrained]"
+            print(f"{name:{width}}  {weights:32} {entry.summary}")
+        print("\n[untrained] models have the real architectures with random weights: right "
+              "for latency, memory and energy, meaningless outputs; [trained] ones are trained "
+              "on a dataset that ships in a package", file=sys.stderr)
         return 0
     path = zoo.build_tflite(args.name, quantize=args.quantize)
     print(path)

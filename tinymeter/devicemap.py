@@ -83,6 +83,9 @@ class DeviceMap:
     ranges: tuple[tuple[int, int], ...] = ()
     reference: str = ""
     peripherals: tuple[Peripheral, ...] = ()
+    #: CMSIS-SVD the peripherals come from (path or ``pyocd:NAME.svd``; see
+    #: :mod:`tinymeter.svd`), merged under ``peripherals`` by the emulator.
+    svd: str = ""
 
     def peripheral_at(self, address: int) -> Peripheral | None:
         for p in self.peripherals:
@@ -108,18 +111,18 @@ def _pair(value: Any, where: str) -> tuple[int, int]:
 
 
 def parse_space(raw: dict[str, Any], where: str,
-                take: Any) -> tuple[tuple[tuple[int, int], ...], str]:
-    """``[peripheral_space]``: ``ranges = [[start, end], ...]`` (page-aligned) and the
-    ``reference`` (manual section) they come from."""
-    t = take(raw, where, {"ranges": (list,), "reference": (str,)}, required=("ranges",))
+                take: Any) -> tuple[tuple[tuple[int, int], ...], str, str]:
+    """``[peripheral_space]``: ``ranges = [[start, end], ...]`` (page-aligned), the
+    ``reference`` (manual section) they come from, and the ``svd`` description."""
+    t = take(raw, where, {"ranges": (list,), "reference": (str,), "svd": (str,)})
     ranges = []
-    for i, r in enumerate(t["ranges"]):
+    for i, r in enumerate(t.get("ranges", [])):
         start, end = _pair(r, f"{where}.ranges[{i}]")
         if start % 0x1000 or end % 0x1000 or end <= start:
             raise ConfigError(f"{where}.ranges[{i}]: [0x{start:x}, 0x{end:x}] must be "
                               "4 KiB-aligned with end > start")
         ranges.append((start, end))
-    return tuple(sorted(ranges)), t.get("reference", "")
+    return tuple(sorted(ranges)), t.get("reference", ""), t.get("svd", "")
 
 
 def _parse_follow(entries: list[Any], base: int, size: int, where: str,
