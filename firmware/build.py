@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError
+from tinymeter.errors import BuildError, ConfigError, DoesNotFit
 from tinymeter.files import atomic_copy
 from tinymeter.firmware.boardgen import board_source
 
@@ -62,8 +62,8 @@ class BuildConfig:
             raise ConfigError(f"unknown firmware I/O {self.io!r}; choose from {', '.join(IO_MODES)}")
         if self.opt not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og"):
             raise ConfigError(f"unsupported optimization level {self.opt!r}")
-        if self.runs < 1:
-            raise ConfigError("runs must be >= 1")
+        if not 1 <= self.runs <= 0xFFFFFFFF:  # TM_RUNS counts down in a uint32_t
+            raise ConfigError(f"runs must be between 1 and 4294967295, got {self.runs}")
         if self.stack_bytes < 1024 or self.stack_bytes % 8:
             raise ConfigError("stack_bytes must be a multiple of 8 and at least 1024")
 
@@ -84,6 +84,12 @@ class FirmwareImage:
 def runtime_dir() -> Path:
     """Root of the C runtime sources shipped with the package."""
     return Path(str(resources.files("tinymeter.firmware") / "runtime"))
+
+
+def effective_kernels(kernels: str, core: Core) -> str:
+    """The kernel set that really runs: cores without the DSP extension (M0+, M3) run
+    the reference kernels whatever was asked (reports and ``check`` keys say so)."""
+    return kernels if kernels != "optimized" or core.dsp else "reference"
 
 
 def kernel_sources(root: Path, kernels: str, core: Core | None) -> list[Path]:
@@ -138,6 +144,26 @@ def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: P
     return [cc, *core.gcc_flags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
             "-Wl,--gc-sections", f"-Wl,-Map={map_file}", f"-T{script}",
             *(str(o) for o in objects), "-o", str(elf)]
+
+
+#: Flash images written next to the ELF: what ST-LINK drag-and-drop (raw binary from the
+#: flash origin) and programmers (Intel HEX, addresses included) take.
+FLASH_IMAGES = {"firmware.bin": "binary", "firmware.hex": "ihex"}
+
+
+def objcopy_for(cc: str) -> str:
+    """The toolchain's objcopy next to its compiler (``arm-none-eabi-gcc`` ->
+    ``arm-none-eabi-objcopy``; a path keeps its folder)."""
+    head, sep, _tail = cc.rpartition("gcc")
+    return f"{head}objcopy" if sep else "arm-none-eabi-objcopy"
+
+
+def objcopy_argv(objcopy: str, elf: Path, out: Path, fmt: str) -> list[str]:
+    """Command line converting the ELF to a flash image: the loadable sections at their
+    load addresses (initialised .data included, .bss and the stack not)."""
+    if fmt not in FLASH_IMAGES.values():
+        raise ConfigError(f"unknown flash image format {fmt!r}")
+    return [objcopy, "-O", fmt, str(elf), str(out)]
 
 
 def host_compile_argv(cc: str, source: Path, obj: Path, include: Path) -> list[str]:
@@ -255,13 +281,14 @@ def check_fits(model: GeneratedModel, board: Board, config: BuildConfig) -> None
     linker would say the same later, less readably)."""
     text, data = board.text, board.data
     if model.weight_bytes > text.size:
-        raise BuildError(f"model {model.name}: {model.weight_bytes:,} B of weights do not fit "
-                         f"the {text.size:,} B {text.name} of {board.name}")
+        raise DoesNotFit(f"model {model.name}: {model.weight_bytes:,} B of weights do not fit "
+                         f"the {text.size:,} B {text.name} of {board.name}",
+                         memory="flash", needed=model.weight_bytes, available=text.size)
     need = model.arena_bytes + config.stack_bytes
     if need > data.size:
-        raise BuildError(f"model {model.name}: tensor arena {model.arena_bytes:,} B + stack "
+        raise DoesNotFit(f"model {model.name}: tensor arena {model.arena_bytes:,} B + stack "
                          f"{config.stack_bytes:,} B do not fit the {data.size:,} B {data.name} "
-                         f"of {board.name}")
+                         f"of {board.name}", memory="RAM", needed=need, available=data.size)
 
 
 def content_digest(*parts: bytes | str) -> str:
@@ -392,12 +419,26 @@ class FirmwareBuilder:
         elf = build_dir / "firmware.elf"
         if out_dir is not None:
             self._ensure(Path(out_dir))
-            for name in ("firmware.elf", *generated, "linker.ld", "firmware.map"):
+            self._flash_images(build_dir)
+            for name in ("firmware.elf", *FLASH_IMAGES, *generated, "linker.ld", "firmware.map"):
                 atomic_copy(build_dir / name, Path(out_dir) / name)
         sections = section_sizes(elf)
         flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
         ram = sum(sections.get(s, 0) for s in (".data", ".bss", ".stack"))
         return FirmwareImage(elf, board, config, model, flash, ram, sections)
+
+    def _flash_images(self, build_dir: Path) -> None:
+        """firmware.bin and firmware.hex of the cached ELF (made once, on first request)."""
+        for name, fmt in FLASH_IMAGES.items():
+            if (build_dir / name).exists():
+                continue
+            work = Path(tempfile.mkdtemp(prefix="img-", dir=build_dir))
+            try:
+                run_tool(objcopy_argv(objcopy_for(self.cc), build_dir / "firmware.elf",
+                                      work / name, fmt), f"writing {name}")
+                atomic_copy(work / name, build_dir / name)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
     def build_host(self, model: GeneratedModel) -> Path:
         """Build (or reuse) a host executable running *model* with reference kernels."""
@@ -426,133 +467,3 @@ def section_sizes(elf: Path) -> dict[str, int]:
     with open(elf, "rb") as fh:
         f = ELFFile(fh)
         return {s.name: s["sh_size"] for s in f.iter_sections() if s["sh_flags"] & 0x2}
-
-
-# -- linking against a user-supplied prebuilt TFLM library -------------------------------
-#
-# The harness ``runtime/tflm/tm_tflm_main.cc`` runs the model in tflite::MicroInterpreter
-# instead of tinymeter's runtime.  It is exercised here only against a fake TFLM (a test
-# double in tests/test_tflm_link.py); linking a real TFLM build is unverified offline.
-
-ARM_CXX = "arm-none-eabi-g++"
-#: TFLM is built without exceptions/RTTI and with TF_LITE_STATIC_MEMORY (which changes
-#: the TfLiteTensor layout), so the harness must be compiled the same way.
-TFLM_CXXFLAGS = ("-std=c++17", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics",
-                 "-fno-unwind-tables", "-ffunction-sections", "-fdata-sections", "-Wall",
-                 "-DTF_LITE_STATIC_MEMORY")
-#: Resolver method names that do not follow the CamelCase rule of :func:`resolver_method`.
-_RESOLVER_EXCEPTIONS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-                        "LSTM": "AddLstm", "SVDF": "AddSvdf", "PRELU": "AddPrelu",
-                        "L2_POOL_2D": "AddL2Pool2D"}
-
-
-def resolver_method(opcode: str) -> str:
-    """``MicroMutableOpResolver`` method registering a builtin op (``CONV_2D`` ->
-    ``AddConv2D``).  Custom ops cannot be registered by name."""
-    from tinymeter.errors import UnsupportedModelError
-
-    if opcode.startswith("CUSTOM:"):
-        raise UnsupportedModelError(f"custom op {opcode[7:]!r}: register it in your own "
-                                    "TFLM harness (no resolver method by name)")
-    if opcode in _RESOLVER_EXCEPTIONS:
-        return _RESOLVER_EXCEPTIONS[opcode]
-    # "CONV_2D" -> Conv2D: parts starting with a digit ("2D", "3D") keep their case
-    return "Add" + "".join(part if part[:1].isdigit() else part[:1] + part[1:].lower()
-                           for part in opcode.split("_"))
-
-
-def tflm_model_files(tflite: bytes, name: str, opcodes: Sequence[str], n_operators: int,
-                     arena_bytes: int) -> tuple[str, str]:
-    """(C source, header) of the generated model part of the TFLM harness: the
-    flatbuffer as a 16-byte-aligned array, the model name, and the resolver setup."""
-    if arena_bytes <= 0 or arena_bytes % 16:
-        raise ConfigError("the TFLM arena size must be a positive multiple of 16 bytes")
-    ops = sorted(set(opcodes))
-    methods = [resolver_method(op) for op in ops]
-    rows = [", ".join(f"0x{b:02x}" for b in tflite[i:i + 16]) for i in range(0, len(tflite), 16)]
-    source = ("/* Generated by tinymeter: the .tflite model for the TFLM harness. */\n"
-              "#include <stdint.h>\n"
-              f"const char tm_model_name[] = \"{name}\";\n"
-              f"const unsigned int tm_tflm_model_len = {len(tflite)}u;\n"
-              "__attribute__((aligned(16))) const unsigned char tm_tflm_model_data[] = {\n  "
-              + ",\n  ".join(rows) + "\n};\n")
-    adds = " ".join(f"(r).{m}();" for m in methods)
-    header = ("/* Generated by tinymeter: op resolver and sizes for the TFLM harness. */\n"
-              "#ifndef TM_TFLM_MODEL_H\n#define TM_TFLM_MODEL_H\n"
-              f"#define TM_TFLM_NUM_OPS {max(len(ops), 1)}\n"
-              f"#define TM_TFLM_MAX_LAYERS {max(n_operators, 1)}\n"
-              f"#define TM_TFLM_ARENA_BYTES {arena_bytes}\n"
-              f"#define TM_TFLM_ADD_OPS(r) do {{ {adds} }} while (0)\n"
-              f"/* ops: {', '.join(ops)} */\n#endif\n")
-    return source, header
-
-
-def tflm_compile_argv(cxx: str, core: Core, config: BuildConfig, source: Path, obj: Path,
-                      includes: Sequence[Path]) -> list[str]:
-    """Command line compiling the C++ harness against the TFLM headers."""
-    return [cxx, *core.gcc_flags, config.opt, *TFLM_CXXFLAGS, f"-DTM_RUNS={config.runs}",
-            *config.extra_cflags, *(f"-I{i}" for i in includes), "-c", str(source), "-o",
-            str(obj)]
-
-
-def tflm_link_argv(cxx: str, core: Core, objects: Sequence[Path], tflm_lib: Path,
-                   script: Path, elf: Path, map_file: Path) -> list[str]:
-    """Command line linking harness, platform and the TFLM static library (g++ adds
-    libstdc++/libsupc++ for the vtables and operator delete of the profiler class)."""
-    return [cxx, *core.gcc_flags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-            "-Wl,--gc-sections", f"-Wl,-Map={map_file}", f"-T{script}",
-            *(str(o) for o in objects), "-Wl,--start-group", str(tflm_lib), "-lm",
-            "-Wl,--end-group", "-o", str(elf)]
-
-
-def tflm_linker_script(board: Board, stack_bytes: int) -> str:
-    """:func:`linker_script` plus ``.init_array`` (C++ static constructors of the
-    library, run by the harness), placed in the text region."""
-    init = (f"  .init_array :\n  {{\n    . = ALIGN(4);\n    __init_array_start = .;\n"
-            f"    KEEP(*(SORT(.init_array.*)))\n    KEEP(*(.init_array))\n"
-            f"    __init_array_end = .;\n  }} > {board.text.name}\n\n  .ARM.exidx :")
-    return linker_script(board, stack_bytes).replace("  .ARM.exidx :", init, 1)
-
-
-def build_tflm(tflite: bytes, name: str, opcodes: Sequence[str], n_operators: int,
-               board: Board, tflm_lib: Path, tflm_includes: Sequence[Path],
-               config: BuildConfig | None = None, arena_bytes: int = 64 * 1024,
-               out_dir: Path | None = None, cc: str = ARM_CC, cxx: str = ARM_CXX) -> Path:
-    """Build the TFLM-harness firmware ELF for *board*; returns its path.
-
-    Not cached (the library is the user's and may change under the same path); the
-    build directory is *out_dir* or a fresh temporary directory.
-    """
-    config = config or BuildConfig()
-    if config.io != "semihosting":
-        raise ConfigError("the TFLM harness reports through semihosting only; build it "
-                          "without the UART I/O")
-    tflm_lib = Path(tflm_lib)
-    if not tflm_lib.is_file():
-        raise ConfigError(f"TFLM library {tflm_lib} does not exist")
-    for inc in tflm_includes:
-        if not Path(inc).is_dir():
-            raise ConfigError(f"TFLM include directory {inc} does not exist")
-    root = runtime_dir()
-    work = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="tflm-"))
-    work.mkdir(parents=True, exist_ok=True)
-    source, header = tflm_model_files(tflite, name, opcodes, n_operators, arena_bytes)
-    (work / "tm_tflm_model.c").write_text(source)
-    (work / "tm_tflm_model.h").write_text(header)
-    (work / "linker.ld").write_text(tflm_linker_script(board, config.stack_bytes))
-    include = root / "include"
-    objects = []
-    for src in (root / "platform" / "cortexm.c", root / "platform" / "startup_cortexm.c",
-                work / "tm_tflm_model.c"):
-        obj = work / f"{src.stem}.o"
-        run_tool(compile_argv(cc, board.core, config, src, obj, include), f"compiling {src.name}")
-        objects.append(obj)
-    harness = work / "tm_tflm_main.o"
-    run_tool(tflm_compile_argv(cxx, board.core, config, root / "tflm" / "tm_tflm_main.cc", harness,
-                           [work, include, *map(Path, tflm_includes)]),
-         "compiling the TFLM harness")
-    objects.insert(0, harness)
-    elf = work / "firmware.elf"
-    run_tool(tflm_link_argv(cxx, board.core, objects, tflm_lib, work / "linker.ld", elf,
-                        work / "firmware.map"), f"linking against {tflm_lib.name}")
-    return elf

@@ -79,6 +79,19 @@ def _c_literal(value: CValue) -> str:
     return "{" + ", ".join(_c_literal(v) for v in value) + "}"
 
 
+#: Longest model name the firmware prints in its report (``TM1 BEGIN <name> ...``): the
+#: host's report parser drops lines over 512 bytes and accepts names of these characters.
+MAX_REPORT_NAME = 64
+
+
+def report_name(name: str) -> str:
+    """*name* (a file stem) as the firmware reports it: characters outside
+    ``[A-Za-z0-9_.-]`` become ``_``, at most :data:`MAX_REPORT_NAME` of them, so any
+    model file name yields report lines the host parser accepts."""
+    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "_" for c in name)
+    return cleaned[:MAX_REPORT_NAME] or "model"
+
+
 def _c_string(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in escaped) + '"'
@@ -115,6 +128,12 @@ def _io_tensors(model: Model, indices: Sequence[int]) -> list[IoTensor]:
         out.append(IoTensor(t, tensor.name, tuple(int(d) for d in tensor.shape), tensor.dtype,
                             scale, zp))
     return out
+
+
+def io_tensors(model: Model, indices: Sequence[int]) -> list[IoTensor]:
+    """Shape, type and quantization of the main subgraph's tensors *indices* (the
+    model's inputs or outputs) as the device stores them."""
+    return _io_tensors(model, indices)
 
 
 def default_inputs(inputs: Sequence[IoTensor], seed: int = 0) -> list[bytes]:
@@ -155,6 +174,7 @@ def lower_model(model: Model) -> tuple[LowerContext, list[Layer], planner.ArenaP
 def generate(model: Model, name: str = "model",
              inputs_default: Sequence[bytes] | None = None) -> GeneratedModel:
     """Produce ``model.c`` for *model*; raises UnsupportedModelError on anything unsupported."""
+    name = report_name(name)
     ctx, layers, arena = lower_model(model)
     sg = ctx.subgraph
     ins = _io_tensors(model, sg.inputs)

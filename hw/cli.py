@@ -22,8 +22,17 @@ from typing import Any
 import numpy as np
 
 from tinymeter.boards import Board
-from tinymeter.cli import add_build_args, add_model_arg, positive_float, positive_int
+from tinymeter.cli import (
+    add_build_args,
+    add_model_arg,
+    add_runtime_args,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    run_count,
+)
 from tinymeter.errors import ConfigError
+from tinymeter.files import is_stdout, write_output
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,8 @@ POWER = ("none", "joulescope", "ppk2", "virtual")
 
 def _probe_args(sp: argparse.ArgumentParser, virtual: bool = True) -> None:
     sp.add_argument("--probe", default="pyocd", choices=PROBES if virtual else PROBES[:2],
-                    help="flashing tool (default pyocd); 'virtual' = the emulator behind a pty")
+                    help="flashing tool (default pyocd)" + ("; 'virtual' = the emulator behind a "
+                                                            "pty" if virtual else ""))
     sp.add_argument("--uid", help="probe unique id / adapter serial (several probes plugged in)")
     sp.add_argument("--probe-timeout", type=positive_float, default=120.0,
                     help="seconds allowed for one flash or reset (default 120)")
@@ -44,8 +54,8 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--baud", type=positive_int, help="baud rate (default: the board file's)")
     sp.add_argument("--runs", type=int, default=5, help="measured inferences (default 5)")
     sp.add_argument("--warmup", type=int, default=1, help="warm-up inferences dropped (default 1)")
-    sp.add_argument("--timeout", type=float, default=120.0, help="seconds per boot (default 120)")
-    sp.add_argument("--idle-timeout", type=float, default=30.0,
+    sp.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per boot (default 120)")
+    sp.add_argument("--idle-timeout", type=positive_float, default=30.0,
                     help="seconds without serial output before giving up (default 30)")
     sp.add_argument("--retries", type=int, default=2, help="extra resets when a boot yields too "
                     "few good reports (default 2)")
@@ -58,7 +68,7 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
                     help="instead of a monitor: a CSV trace exported by any instrument")
     sp.add_argument("--virtual-seed", type=int, default=2024,
                     help="virtual board: seed of its hidden timing model")
-    sp.add_argument("--virtual-noise", type=float, default=0.0005,
+    sp.add_argument("--virtual-noise", type=non_negative_float, default=0.0005,
                     help="virtual board: relative per-run jitter (default 0.0005)")
     sp.add_argument("--plot", type=Path, help="write PNG plots into this directory")
 
@@ -69,7 +79,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     add_model_arg(f)
     add_build_args(f)
     _probe_args(f, virtual=False)
-    f.add_argument("--runs", type=positive_int, default=1, help="inferences the firmware runs per boot")
+    f.add_argument("--runs", type=run_count, default=1, help="inferences the firmware runs per boot")
+    add_runtime_args(f)
     f.set_defaults(func=_cmd_flash)
 
     m = sub.add_parser("measure", help="measure per-layer cycles (and energy) on a board")
@@ -78,23 +89,26 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     _probe_args(m)
     _measure_args(m)
     m.add_argument("--json", type=Path, help="write the measurement as JSON")
+    add_runtime_args(m)
     m.set_defaults(func=_cmd_measure)
 
     c = sub.add_parser("calibrate", help="fit the board's cost-model parameters to measurements")
     c.add_argument("models", nargs="*", type=Path,
-                   help=".tflite files (default with --probe virtual: the built-in demo set)")
+                   help=".tflite files (default: the built-in demo set, small models with "
+                        "different layer mixes)")
     add_build_args(c)
     _probe_args(c)
     _measure_args(c)
-    c.add_argument("--out", type=Path, help="calibration file to write (default: "
-                   "<board>.calibration.json next to the board file)")
+    c.add_argument("--out", type=Path, help="calibration file to write (default: the user's "
+                   "data directory, keyed by board and --uid; estimates then use it)")
     c.add_argument("--no-save", action="store_true", help="fit and report only")
     c.add_argument("--no-microbench", action="store_true",
                    help="calibrate from the models only, without the microbenchmark firmware "
                         "(most parameters then stay unidentified)")
-    c.add_argument("--regularization", type=float, default=None,
+    c.add_argument("--regularization", type=non_negative_float, default=None,
                    help="ridge weight toward the datasheet values (default 1e-8)")
     c.add_argument("--json", type=Path, help="write the calibration report as JSON")
+    add_runtime_args(c)
     c.set_defaults(func=_cmd_calibrate)
 
 
@@ -176,6 +190,12 @@ def _db(args: argparse.Namespace) -> Any:
     return ResultsDB(args.db or default_db_path())
 
 
+def _wrote(path: Path) -> None:
+    """The "wrote FILE" line of a file output (stderr; nothing for stdout)."""
+    if not is_stdout(path):
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:6.2f}%"
 
@@ -190,20 +210,40 @@ def _cmd_flash(args: argparse.Namespace) -> int:
     from tinymeter.pipeline import build_model, resolve_model
 
     board = load_board(args.board)
-    image = build_model(resolve_model(args.model), board,
-                        BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs, io="uart"))
+    config = BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs, io="uart")
     runner = ProbeRunner(board, _probe_config(args))
-    runner.flash(image.elf)
+    with _tflm_image(args, board, resolve_model(args.model), config) as tflm:
+        image = tflm or build_model(resolve_model(args.model), board, config)
+        runner.flash(image.elf)
     print(f"flashed {image.elf} ({image.flash_bytes} B) to {board.name} with {args.probe}")
     return 0
+
+
+@contextmanager
+def _tflm_image(args: argparse.Namespace, board: Board, model_path: Path,
+                config: Any) -> Iterator[Any]:
+    """With ``--runtime tflm``/``--tflm-lib``: the TFLM harness's hardware image (arena
+    sized) as a FirmwareImage, alive while the context is; else None."""
+    from tinymeter.cli import tflm_library, uses_tflm
+
+    if not uses_tflm(args):
+        yield None
+        return
+    from tinymeter.tflmrun import build_tflm_image, firmware_image
+
+    library = tflm_library(args, board)
+    with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
+        built = build_tflm_image(model_path, board, library, config,
+                                 arena_bytes=args.tflm_arena, work=Path(work))
+        yield firmware_image(built, model_path, config)
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.measure import emulate_features, measure_model
+    from tinymeter.hw.measure import emulate_features, measure_image, measure_model
     from tinymeter.pipeline import resolve_model
-    from tinymeter.sim.costmodel import cost_model_for, parameter_vector
+    from tinymeter.sim.costmodel import parameter_vector
 
     board = load_board(args.board)
     path = resolve_model(args.model)
@@ -211,20 +251,29 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     with _db(args) as db, _link(args, board) as link:
         factory = _power_factory(args, link)
         power = factory() if factory else None
+        build = BuildConfig(kernels=args.kernels, opt=args.opt, runs=config.firmware_runs,
+                            io="uart")
         try:
-            image, stored = measure_model(path, link, db, config,
-                                          build=BuildConfig(kernels=args.kernels, opt=args.opt),
-                                          power=power, resume=not args.remeasure)
+            with _tflm_image(args, board, path, build) as tflm:
+                if tflm is not None:
+                    image = tflm
+                    stored = measure_image(image, path, link, db, config, power=power,
+                                           resume=not args.remeasure)
+                else:
+                    image, stored = measure_model(path, link, db, config, build=build,
+                                                  power=power, resume=not args.remeasure)
+                from tinymeter.calibrations import choose_calibration
+
+                model = choose_calibration(board, None, args.uid).cost_model(board)
+                estimated = emulate_features(image, model.params) @ parameter_vector(model.params)
         finally:
             if power is not None:
                 power.close()
-        model = cost_model_for(board)
-        estimated = emulate_features(image, model.params) @ parameter_vector(model.params)
     ms = 1e3 / board.clock_hz
     print(f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement {stored.id} "
           f"in {db.path}")
     print(f"{'#':>3} {'op':20} {'measured':>12} {'ms':>9} {'estimated':>12} {'error':>8}"
-          + (f" {'µJ':>9}" if stored.energy_uj is not None else ""))
+          + (f" {'uJ':>9}" if stored.energy_uj is not None else ""))
     for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
         err = (estimated[i] - cyc) / cyc
         line = f"{i:3d} {op:20} {cyc:12.0f} {cyc * ms:9.4f} {estimated[i]:12.0f} {_pct(err):>8}"
@@ -235,35 +284,44 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     print(f"    {'total':20} {stored.total_cycles:12.0f} {stored.total_cycles * ms:9.4f} "
           f"{estimated.sum():12.0f} {_pct(total_err):>8}")
     if stored.energy_uj is not None:
-        print(f"energy {stored.energy_uj:.3f} µJ per inference")
+        print(f"energy {stored.energy_uj:.3f} uJ per inference")
     if board.hardware_clock_hz != board.clock_hz:
         print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
               f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
     if args.json:
+        from tinymeter.firmware.build import effective_kernels
+
         data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
+                "model_path": str(Path(path).resolve()),
+                "kernels": effective_kernels(args.kernels, board.core),
+                "ms": stored.total_cycles * ms,
                 "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
                 "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,
                 "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,
                 "tools": stored.tools, "image_sha256": stored.image_sha256}
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+        write_output(args.json, json.dumps(data, indent=2) + "\n")
+        _wrote(args.json)
     if args.plot:
         from tinymeter.hw import plots
 
+        title = (f"{stored.model} on {board.name} ({args.kernels} kernels, cost model "
+                 f"{model.name}, {model.source})")
         plots.estimated_vs_measured(stored.cycles, estimated, args.plot / "estimated_vs_measured.png",
                                     labels=[f"{i}" for i in range(len(stored.ops))],
-                                    title=f"{stored.model} on {board.name}")
+                                    title=title)
         plots.layer_latency_bars(stored.ops, [c * ms for c in stored.cycles],
                                  args.plot / "layer_latency.png",
-                                 estimated_ms=[c * ms for c in estimated])
-        print(f"plots in {args.plot}")
+                                 estimated_ms=[c * ms for c in estimated], title=title)
+        print(f"plots in {args.plot}", file=sys.stderr)
     return 0
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
+    from tinymeter.calibrations import calibration_file
     from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
     from tinymeter.hw.microbench import absent_instructions
-    from tinymeter.sim.costmodel import calibration_path, datasheet_cost_model
+    from tinymeter.sim.costmodel import datasheet_cost_model
 
     board = load_board(args.board)
     prior = datasheet_cost_model(board).params
@@ -279,32 +337,52 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
               f"estimates are for {board.clock_hz / 1e6:g} MHz")
         result = replace(result, active_mw=None)
     if not args.no_save:
-        path = args.out or calibration_path(board)
-        if path is None:
-            raise ConfigError("the board has no file location; choose one with --out")
-        save_calibration(result, path, board.name)
-        print(f"wrote {path}")
+        # The board's latest fit (what estimates use), and the chip's own when the probe
+        # is named (what measurements through that probe use).
+        paths = [args.out] if args.out else [calibration_file(board.name)] + (
+            [calibration_file(board.name, args.uid)] if args.uid else [])
+        for path in paths:
+            save_calibration(result, path, board.name)
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps({"board": board.name, **result.summary()}, indent=2)
-                                   + "\n")
+        write_output(args.json, json.dumps({"board": board.name, **result.summary()}, indent=2)
+                     + "\n")
+        _wrote(args.json)
     if args.plot:
         _calibration_plots(args.plot, samples, result, board)
-        print(f"plots in {args.plot}")
+        print(f"plots in {args.plot}", file=sys.stderr)
     return 0
 
 
+def _tflm_image_factory(args: argparse.Namespace, board: Board,
+                        work: Path) -> Callable[[Path, Any], Any] | None:
+    """With ``--runtime tflm``/``--tflm-lib``: build a model's TFLM hardware image in
+    *work* (kept until the campaign ends); else None (tinymeter's runtime)."""
+    from tinymeter.cli import tflm_library, uses_tflm
+
+    if not uses_tflm(args):
+        return None
+    from tinymeter.tflmrun import build_tflm_image, firmware_image
+
+    library = tflm_library(args, board)
+
+    def image_for(model_path: Path, config: Any) -> Any:
+        built = build_tflm_image(model_path, board, library, config,
+                                 arena_bytes=args.tflm_arena, work=work / model_path.stem)
+        return firmware_image(built, model_path, config)
+
+    return image_for
+
+
 def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
-    """Measure the models (default with the virtual board: the demo set) and, unless
-    --no-microbench, the microbenchmark firmware; one sample per firmware."""
+    """Measure the models (default: the demo set) and, unless --no-microbench, the
+    microbenchmark firmware; one sample per firmware."""
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.measure import campaign, samples_from_runs
 
     models = list(args.models)
     with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
         if not models:
-            if args.probe != "virtual":
-                raise ConfigError("give the .tflite models to calibrate with (several, with "
-                                  "different layer mixes)")
             from tinymeter.hw.demomodels import write_demo_models
 
             models = write_demo_models(Path(tmp))
@@ -315,7 +393,8 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
             runs = campaign(models, link, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
                             power_factory=_power_factory(args, link), resume=not args.remeasure,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(),
+                            image_for=_tflm_image_factory(args, board, Path(tmp)))
             samples = samples_from_runs(runs)
             if not args.no_microbench:
                 from tinymeter.hw.microbench import measure_microbench
@@ -375,14 +454,18 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> N
     labels = [f"{s.model}:{i}" for s in samples for i in range(len(s.measured))]
     plots.estimated_vs_measured(measured, before, out / "estimated_vs_measured.png",
                                 calibrated=after, labels=labels,
-                                title=f"calibration on {board.name}")
+                                title=f"calibration on {board.name} ({board.core.name}): datasheet "
+                                      f"model vs calibrated fit, {len(samples)} firmwares")
     ms = 1e3 / board.clock_hz
     first = samples[0]
     plots.layer_latency_bars(list(first.ops), (first.measured * ms).tolist(),
                              out / f"layer_latency_{first.model}.png",
-                             estimated_ms=(first.features @ result.fit.theta * ms).tolist())
+                             estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
+                             title=f"{first.model} on {board.name}: measured vs calibrated "
+                                   f"estimate")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],
                                 out / "energy_vs_latency.png", labels=[e[2] for e in energy],
-                                power_mw=result.active_mw)
+                                power_mw=result.active_mw,
+                                title=f"energy vs latency per inference on {board.name}")

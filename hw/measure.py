@@ -279,16 +279,21 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
              prior: CostParameters, *, build: BuildConfig | None = None,
              builder: FirmwareBuilder | None = None,
              power_factory: Callable[[], PowerMonitor] | None = None,
-             resume: bool = True, progress: bool = False) -> list[ModelRun]:
+             resume: bool = True, progress: bool = False,
+             image_for: Callable[[Path, BuildConfig], FirmwareImage] | None = None
+             ) -> list[ModelRun]:
     """Measure every model (resumable through *db*) and emulate it for its features;
-    *progress* shows a bar (a campaign on a board takes minutes per model)."""
+    *progress* shows a bar (a campaign on a board takes minutes per model).
+    *image_for* builds a model's hardware image (default: tinymeter's runtime; the TFLM
+    harness for ``--runtime tflm``)."""
     if len({Path(m).stem for m in models}) != len(models):
         raise ConfigError("calibration models must have distinct file names")
     out = []
     for path in tqdm(models, desc=f"measuring on {link.board.name}", unit="model",
                      disable=not progress):
-        image = build_model(Path(path), link.board, _hardware_build(build, config),
-                            builder=builder)
+        hw_build = _hardware_build(build, config)
+        image = (image_for(Path(path), hw_build) if image_for is not None else
+                 build_model(Path(path), link.board, hw_build, builder=builder))
         features, cycles = emulate_image(image, prior)
         power = power_factory() if power_factory else None
         try:

@@ -31,24 +31,31 @@ def estimated_vs_measured(measured: Sequence[float], estimated: Sequence[float],
                           calibrated: Sequence[float] | None = None, labels: Sequence[str] = (),
                           band: float = 0.05, title: str = "") -> Path:
     """Scatter of per-layer estimated vs measured cycles on log axes, with the ideal line
-    and a +-*band* relative error band."""
+    and a +-*band* relative error band. Only layers outside the band are labelled (dozens
+    of labels inside it pile up into an unreadable blot)."""
     plt = _pyplot()
     m = np.asarray(measured, dtype=float)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    e = np.asarray(estimated, dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 6.5))
     lo, hi = float(m.min()) / 1.5, float(m.max()) * 1.5
     xs = np.geomspace(lo, hi, 50)
-    ax.plot(xs, xs, "k-", lw=1, label="ideal")
-    ax.fill_between(xs, xs * (1 - band), xs * (1 + band), color="0.85",
-                    label=f"±{band * 100:g}%")
-    ax.scatter(m, estimated, s=18, label="datasheet model", marker="o")
+    ax.fill_between(xs, xs * (1 - band), xs * (1 + band), color="tab:green", alpha=0.25,
+                    lw=0, label=f"±{band * 100:g}% band")
+    for factor in (1 - band, 1 + band):
+        ax.plot(xs, xs * factor, color="tab:green", lw=0.8, alpha=0.8)
+    ax.plot(xs, xs, "k-", lw=1, label="estimate = measurement")
+    ax.scatter(m, e, s=18, label="datasheet model", marker="o")
     if calibrated is not None:
         ax.scatter(m, calibrated, s=18, label="calibrated", marker="x")
-    for x, y, text in zip(m, estimated, labels):
-        ax.annotate(text, (x, y), fontsize=6, alpha=0.6)
+    outside = [i for i in range(len(m)) if abs(e[i] - m[i]) > band * m[i]]
+    for i in outside[:25]:
+        if i < len(labels):
+            ax.annotate(labels[i], (m[i], e[i]), fontsize=7, alpha=0.8,
+                        textcoords="offset points", xytext=(4, 4))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("measured cycles per layer")
-    ax.set_ylabel("estimated cycles per layer")
+    ax.set_xlabel("measured cycles per layer (board)")
+    ax.set_ylabel("estimated cycles per layer (emulator + cost model)")
     ax.set_title(title or "estimated vs measured")
     ax.legend(loc="upper left")
     return _save(fig, plt, path)
@@ -66,7 +73,11 @@ def layer_latency_bars(ops: Sequence[str], measured_ms: Sequence[float], path: P
     if estimated_ms is not None:
         ax.bar(x + width / 2, estimated_ms, width, label="estimated")
     ax.set_xticks(x, [f"{i} {op}" for i, op in enumerate(ops)], rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("ms")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("latency per layer (ms)")
+    values = [v for v in (*measured_ms, *(estimated_ms or ())) if v > 0]
+    if len(values) > 1 and max(values) / min(values) > 50:
+        ax.set_yscale("log")  # small layers stay visible
     ax.set_title(title or "latency per layer")
     ax.legend()
     return _save(fig, plt, path)

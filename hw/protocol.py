@@ -4,16 +4,20 @@ The firmware prints, after every inference (``firmware/runtime/src/tm_main.c``):
 
     TM1 BEGIN <model> run=<k> layers=<n>
     TM1 L <index> <op> <cycles>          (n lines, index 0..n-1)
-    TM1 END total=<sum of cycles mod 2^32>
+    TM1 END total=<sum of cycles mod 2^32> check=<(total + run + layers) mod 2^32>
 
 and ``TM1 FAULT <what>`` from its fault handlers.  A UART has no framing or checksum,
 so a report is accepted only when every line parses, the layer indices run 0..n-1
-without gaps, there are exactly ``layers`` of them and ``total`` equals their sum
-(the sum is the checksum: a dropped digit changes it).  Anything else discards the
-report, never a single line, so a measurement can lose a run but never mix two.
+without gaps, there are exactly ``layers`` of them, ``total`` equals their sum (a
+changed cycle digit changes it) and ``check`` covers the run index and layer count
+of the ``BEGIN`` line too (a corrupted ``run=0`` -> ``run=8`` would otherwise keep a
+warm-up report and count a phantom boot).  Anything else discards the report, never
+a single line, so a measurement can lose a run but never mix two.  Lines longer than
+``max_line`` bytes (512; the firmware's are far shorter: model names are at most
+64 characters) are dropped whatever the chunking of the bytes.
 
 A ``BEGIN`` inside a report means the board reset mid-report: the partial report is
-dropped.  A run index that does not increase means a new boot; reports carry a boot
+dropped.  A run index that does not increase (over accepted reports) means a new boot; reports carry a boot
 number so repeats from two boots are neither merged by run index nor counted twice.
 
 Pure logic, no I/O: feed bytes in any chunking, get complete reports back.
@@ -39,8 +43,13 @@ _U32 = 1 << 32
 _BEGIN = re.compile(r"TM1 BEGIN (?P<model>[A-Za-z0-9_.\-]+) run=(?P<run>\d{1,10}) "
                     r"layers=(?P<layers>\d{1,6})")
 _LAYER = re.compile(r"TM1 L (?P<index>\d{1,6}) (?P<op>[A-Za-z0-9_:]+) (?P<cycles>\d{1,10})")
-_END = re.compile(r"TM1 END total=(?P<total>\d{1,10})")
+_END = re.compile(r"TM1 END total=(?P<total>\d{1,10}) check=(?P<check>\d{1,10})")
 _FAULT = re.compile(r"TM1 FAULT (?P<what>[ -~]{1,200})")
+
+
+def report_check(total: int, run: int, layers: int) -> int:
+    """The ``check`` field of an END line: what ``tm_report`` computes in uint32_t."""
+    return (total + run + layers) % _U32
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,8 @@ class ReportParser:
                 break
             raw = bytes(self._buffer[:nl])
             del self._buffer[:nl + 1]
-            if self._overflow:
+            if self._overflow or nl > self.max_line:
+                # Same verdict whether the line came in one chunk or in many.
                 self._overflow = False
                 self._garbled("over-long line")
                 continue
@@ -187,7 +197,7 @@ class ReportParser:
             self._on_begin(m["model"], int(m["run"]), int(m["layers"]))
             return None
         if m := _END.fullmatch(line):
-            return self._on_end(int(m["total"]))
+            return self._on_end(int(m["total"]), int(m["check"]))
         if m := _FAULT.fullmatch(line):
             if self._partial is not None:
                 self._discard("fault mid-report")
@@ -200,10 +210,6 @@ class ReportParser:
             self.stats.resets_mid_report += 1
             self._discard(f"BEGIN run={run} inside the report of run={self._partial.run} "
                           "(reset mid-report)")
-        if self._last_run is None or run <= self._last_run:
-            self._boot += 1
-            self.stats.boots += 1
-        self._last_run = run
         if layers == 0:
             self.stats.last_problem = "report with zero layers"
             return
@@ -220,7 +226,7 @@ class ReportParser:
         p.layers.append(LayerCycles(index, op, cycles))
         return None
 
-    def _on_end(self, total: int) -> Report | None:
+    def _on_end(self, total: int, check: int) -> Report | None:
         p = self._partial
         if p is None:
             return None
@@ -230,6 +236,10 @@ class ReportParser:
         if sum(layer.cycles for layer in p.layers) % _U32 != total:
             self._discard(f"END total={total} does not match the layer sum (corrupted digits)")
             return None
+        if report_check(total, p.run, p.expected) != check:
+            self._discard(f"END check={check} does not match run={p.run} layers={p.expected} "
+                          "(corrupted BEGIN or END line)")
+            return None
         ops = tuple(layer.op for layer in p.layers)
         if (self.expect_model is not None and p.model != self.expect_model) or (
                 self.expect_ops is not None and ops != self.expect_ops):
@@ -238,6 +248,12 @@ class ReportParser:
             return None
         self._partial = None
         self.stats.reports += 1
+        # Boots are told apart by validated reports only: a corrupted run index in a
+        # discarded report must not count a phantom boot.
+        if self._last_run is None or p.run <= self._last_run:
+            self._boot += 1
+            self.stats.boots += 1
+        self._last_run = p.run
         return Report(p.model, p.run, self._boot, tuple(p.layers), total)
 
     def _garbled(self, why: str) -> None:

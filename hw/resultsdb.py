@@ -108,6 +108,9 @@ class ResultsDB:
         self._db.execute("PRAGMA foreign_keys = ON")
         try:
             self._migrate()
+        except ConfigError:
+            self._db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise ConfigError(f"results database {self.path}: {exc}") from None
@@ -118,7 +121,13 @@ class ResultsDB:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
+                return
+            try:
+                version = int(row[0])
+            except (TypeError, ValueError):
+                raise ConfigError(f"results database {self.path} has schema_version {row[0]!r}, "
+                                  "not an integer: not a tinymeter results database, or damaged") from None
+            if version > SCHEMA_VERSION:
                 raise ConfigError(f"results database {self.path} has schema {row[0]}, newer than "
                                   f"this tinymeter ({SCHEMA_VERSION}); upgrade tinymeter")
 

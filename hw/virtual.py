@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import struct
 import threading
@@ -29,6 +30,7 @@ import numpy as np
 from tinymeter.boards import Board
 from tinymeter.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
+from tinymeter.hw.protocol import report_check
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import (
     CostParameters,
@@ -73,6 +75,11 @@ class VirtualTiming:
     seed: int = 0
     active_mw: float = 40.0
     idle_mw: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.noise) and 0.0 <= self.noise <= 0.5):
+            raise ConfigError(f"virtual board noise must be between 0 and 0.5 (relative), "
+                              f"got {self.noise!r}")
 
     @classmethod
     def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.0005,
@@ -135,7 +142,8 @@ def report_lines(model: str, run: int, cycles: list[int], ops: tuple[str, ...]) 
     """The exact bytes ``tm_report`` prints for one run."""
     lines = [f"TM1 BEGIN {model} run={run} layers={len(cycles)}\n".encode()]
     lines += [f"TM1 L {i} {op} {c}\n".encode() for i, (op, c) in enumerate(zip(ops, cycles))]
-    lines.append(f"TM1 END total={sum(cycles) % (1 << 32)}\n".encode())
+    total = sum(cycles) % (1 << 32)
+    lines.append(f"TM1 END total={total} check={report_check(total, run, len(cycles))}\n".encode())
     return lines
 
 

@@ -55,6 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
 
 log = logging.getLogger(__name__)
+#: Sweep targets running in a registered TFLM library (``tinymeter tflm add``): the
+#: core's preferred one, or the one of a kernel set.
+TFLM_KERNEL_SETS = ("tflm", "tflm-cmsis-nn", "tflm-reference")
 
 #: Part of every candidate hash: bump when the model family, training or conversion
 #: changes in a way that invalidates stored results.
@@ -211,9 +214,10 @@ class SweepConfig:
 
         object.__setattr__(self, "boards", _str_tuple("boards", self.boards))
         object.__setattr__(self, "kernel_sets", _str_tuple("kernel_sets", self.kernel_sets))
-        bad = [k for k in self.kernel_sets if k not in KERNEL_SETS]
+        bad = [k for k in self.kernel_sets if k not in KERNEL_SETS + TFLM_KERNEL_SETS]
         if bad:
-            raise ConfigError(f"unknown kernel set(s) {bad}; choose from {list(KERNEL_SETS)}")
+            raise ConfigError(f"unknown kernel set(s) {bad}; choose from "
+                              f"{list(KERNEL_SETS + TFLM_KERNEL_SETS)}")
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -603,10 +607,18 @@ def estimate_tflite(tflite: bytes, target: Target) -> dict[str, Any]:
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import estimate
 
+    board = load_board(target.board)
     with tempfile.TemporaryDirectory(prefix="tm-nas-") as tmp:
         path = Path(tmp) / "candidate.tflite"
         path.write_bytes(tflite)
-        est = estimate(path, load_board(target.board), BuildConfig(kernels=target.kernels))
+        if target.kernels in TFLM_KERNEL_SETS:
+            from tinymeter.tflmconfig import resolve_library
+            from tinymeter.tflmrun import estimate_tflm
+
+            library = resolve_library(board.core.name, kernels=target.kernels[5:] or None)
+            est = estimate_tflm(path, board, library)
+        else:
+            est = estimate(path, board, BuildConfig(kernels=target.kernels))
     return estimate_summary(est)
 
 
@@ -746,8 +758,8 @@ def _warm_firmware_cache(targets: Sequence[Target]) -> None:
     seen = set()
     for t in targets:
         board = load_board(t.board)
-        if (board.core.name, t.kernels) in seen:
-            continue
+        if (board.core.name, t.kernels) in seen or t.kernels in TFLM_KERNEL_SETS:
+            continue  # TFLM targets link the user's library per candidate: nothing shared
         seen.add((board.core.name, t.kernels))
         builder.build(gen, board, BuildConfig(kernels=t.kernels))
 

@@ -30,12 +30,20 @@ _METRIC_LABELS: Mapping[str, str] = types.MappingProxyType(
      "arena_bytes": "tensor arena (bytes)", "flash_bytes": "flash (bytes)"})
 _PARITY_STYLE: Mapping[str, tuple[str, str]] = types.MappingProxyType(
     {"x4": ("tab:green", "s"), "even": ("tab:blue", "o"), "odd": ("tab:red", "^")})
+#: Legend text of each channel-parity class (spelled out: "x4" alone says nothing).
+_PARITY_LABEL: Mapping[str, str] = types.MappingProxyType(
+    {"x4": "width a multiple of 4", "even": "even width (not of 4)", "odd": "odd width"})
 
 
-def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2,
+            max_cols: int = 0) -> tuple[Figure, list]:
+    """A figure of *ncols* panels; with *max_cols* they wrap into rows of at most that
+    many (four panels in one 2640-pixel row are unreadable)."""
+    cols = min(ncols, max_cols) if max_cols else ncols
+    rows = -(-ncols // cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(ncols)]
     return fig, axes
 
 
@@ -55,20 +63,20 @@ def plot_pareto(rows: Sequence[SweepRow], path: Path | str, metric: str = "ms") 
     if metric not in COST_METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     groups = group_by_target(rows)
-    fig, axes = _figure(max(1, len(groups)))
+    fig, axes = _figure(max(1, len(groups)), width=6.5, height=4.8, max_cols=2)
     for ax, ((board, kernels), rs) in zip(axes, sorted(groups.items())):
         for parity, (color, marker) in _PARITY_STYLE.items():
             sel = [r for r in rs if r.parity == parity]
             if sel:
                 ax.scatter([getattr(r, metric) for r in sel], [100 * r.accuracy for r in sel], c=color,
-                           marker=marker, label=f"width {parity}", alpha=0.8)
+                           marker=marker, label=_PARITY_LABEL[parity], alpha=0.8)
         front = pareto_rows(rs, metric)
         ax.step([getattr(r, metric) for r in front], [100 * r.accuracy for r in front], where="post",
                 color="black", lw=1.2, label="Pareto front")
         for r in front:
             ax.annotate(r.name, (getattr(r, metric), 100 * r.accuracy), fontsize=7,
                         textcoords="offset points", xytext=(3, -9))
-        ax.set_title(f"{board} / {kernels} kernels", fontsize=10)
+        ax.set_title(f"digits sweep on {board}, {kernels} kernels", fontsize=10)
         ax.set_xlabel(_METRIC_LABELS[metric])
         ax.set_ylabel("int8 test accuracy (%)")
         ax.grid(alpha=0.3)
@@ -97,7 +105,7 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
             sel = [r for r in rs if r.parity == parity]
             if sel:
                 left.scatter([r.macs for r in sel], [r.ms for r in sel], c=color, marker=marker, alpha=0.8,
-                             label=f"width {parity}")
+                             label=_PARITY_LABEL[parity])
                 right.scatter([r.width for r in sel], [r.cycles_per_mac for r in sel], c=color,
                               marker=marker, alpha=0.9, zorder=3)
         for (depth, kernel), series in sorted(width_series(rs).items()):
@@ -106,7 +114,7 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
             last = series[-1]
             right.annotate(f"d{depth} k{kernel}", (last.width, last.cycles_per_mac), fontsize=7,
                            textcoords="offset points", xytext=(4, 0))
-        left.set_xlabel("MACs")
+        left.set_xlabel("MACs (multiply-accumulates)")
         left.set_ylabel("estimated latency (ms)")
         left.set_title(f"{board} / {kernels}: latency vs MACs", fontsize=10)
         right.set_xlabel("width (channels)")
@@ -120,17 +128,40 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
     return _save(fig, path)
 
 
+def estimate_title(est: Estimate) -> str:
+    """What every plot of an estimate says it shows: model, board, kernels or runtime,
+    cost model."""
+    impl = f"{est.kernels} kernels" if est.runtime == "own" else f"{est.runtime} runtime"
+    return f"{est.model} on {est.board} ({impl}, cost model {est.cost_model})"
+
+
+def _spread(values: Sequence[float]) -> bool:
+    """Whether bars of *values* need a log axis (small ones would vanish linearly)."""
+    positive = [v for v in values if v > 0]
+    return len(positive) > 1 and max(positive) / min(positive) > 50
+
+
 def plot_layers(est: Estimate, path: Path | str) -> Path:
-    """Per-layer estimated latency (bars) and MACs (line) of one estimate."""
-    fig, (ax,) = _figure(1, width=max(6.0, 0.5 * len(est.layers) + 3))
+    """Per-layer estimated latency (bars) and MACs (markers) of one estimate; log axes
+    when the layers span orders of magnitude, so small layers stay visible."""
+    fig, (ax,) = _figure(1, width=min(max(6.0, 0.32 * len(est.layers) + 3), 24.0), height=4.8)
     labels = [f"{r.index}:{r.op}" for r in est.layers]
-    ax.bar(range(len(labels)), [r.ms for r in est.layers], color="tab:blue", label="ms")
+    ms = [r.ms for r in est.layers]
+    ax.bar(range(len(labels)), ms, color="tab:blue", label="estimated latency")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("estimated ms")
+    ax.set_xlabel("layer (index:op)")
+    ax.set_ylabel("estimated latency (ms)")
+    if _spread(ms):
+        ax.set_yscale("log")
     twin = ax.twinx()
-    twin.plot(range(len(labels)), [r.macs for r in est.layers], color="tab:orange", marker="o", label="MACs")
-    twin.set_ylabel("MACs")
-    ax.set_title(f"{est.model} on {est.board} ({est.kernels} kernels): {est.ms:.3f} ms", fontsize=10)
+    macs = [r.macs for r in est.layers]
+    twin.plot(range(len(labels)), macs, color="tab:orange", marker="o", lw=0, label="MACs")
+    twin.set_ylabel("MACs (multiply-accumulates)")
+    if _spread(macs):
+        twin.set_yscale("log")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [str(h.get_label()) for h in handles], fontsize=7, loc="upper right")
+    ax.set_title(f"{estimate_title(est)}: {est.ms:.3f} ms", fontsize=10)
     return _save(fig, path)
 
 
@@ -140,18 +171,23 @@ def plot_comparison(estimates: Mapping[str, Estimate], path: Path | str) -> Path
     names = list(estimates)
     ests = list(estimates.values())
     xs = range(len(names))
-    for ax, (label, ys) in zip(axes[:2], [("estimated ms", [e.ms for e in ests]),
-                                          ("energy uJ", [e.energy_uj for e in ests])]):
+    for ax, (label, ys) in zip(axes[:2], [("estimated latency (ms)", [e.ms for e in ests]),
+                                          ("energy per inference (uJ)", [e.energy_uj for e in ests])]):
         ax.bar(xs, ys, color="tab:blue")
         ax.set_ylabel(label)
     mem = axes[2]
     mem.bar([x - 0.2 for x in xs], [e.arena_bytes / 1024 for e in ests], width=0.4, label="arena")
     mem.bar([x + 0.2 for x in xs], [e.flash_bytes / 1024 for e in ests], width=0.4, label="flash")
-    mem.set_ylabel("KiB")
+    mem.set_ylabel("memory (KiB)")
     mem.legend(fontsize=7)
     for ax in axes:
         ax.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
         ax.grid(alpha=0.3, axis="y")
+    if ests:
+        models = sorted({e.model for e in ests})
+        costs = sorted({e.cost_model for e in ests})
+        fig.suptitle(f"{', '.join(models)}: {', '.join(names)} (cost model {', '.join(costs)})",
+                     fontsize=10)
     return _save(fig, path)
 
 

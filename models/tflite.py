@@ -985,14 +985,33 @@ def parse_tflite(data: bytes | bytearray | memoryview) -> Model:
     return model
 
 
-def load_tflite(path: str | os.PathLike[str]) -> Model:
-    """Read and parse a .tflite file; an unreadable file raises MalformedModelError too."""
+#: Largest model file read (a flatbuffer cannot exceed 2 GiB; a microcontroller's
+#: flash holds a few MiB). Reads stop there, so ``/dev/zero`` or a FIFO cannot eat the
+#: machine's memory.
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+
+
+def read_model_bytes(path: str | os.PathLike[str], limit: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of a model file, at most *limit*; MalformedModelError beyond it or if
+    unreadable."""
+    where = os.fspath(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(limit + 1)
+    except IsADirectoryError:
+        raise MalformedModelError(f"model file {where!r} is a directory") from None
     except OSError as exc:
-        raise MalformedModelError(f"cannot read model file {os.fspath(path)!r}: "
+        raise MalformedModelError(f"cannot read model file {where!r}: "
                                   f"{exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise MalformedModelError(f"model file {where!r} is larger than {limit // (1 << 20)} MiB "
+                                  "(not a .tflite model for a microcontroller)")
+    return data
+
+
+def load_tflite(path: str | os.PathLike[str]) -> Model:
+    """Read and parse a .tflite file; an unreadable file raises MalformedModelError too."""
+    data = read_model_bytes(path)
     try:
         return parse_tflite(data)
     except MalformedModelError as exc:

@@ -176,10 +176,11 @@ class CostModel:
 
 
 def calibration_path(board: Board) -> Path | None:
-    """Where calibrated parameters for *board* live (next to its board file)."""
-    if board.path is None:
-        return None
-    return board.path.with_name(f"{board.path.stem}.calibration.json")
+    """Where calibrated parameters for *board* live: the user's data directory, keyed by
+    board name (:mod:`tinymeter.calibrations`), never inside the installed package."""
+    from tinymeter.calibrations import calibration_file
+
+    return calibration_file(board.name)
 
 
 def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:

@@ -218,7 +218,10 @@ class ElfImage:
         if not frames:
             return self.describe(address)
         inner = frames[0].name
-        outer = [f.name for f in frames[1:]]
+        outer: list[str] = []
+        for f in frames[1:]:  # GCC's split parts repeat a level: name it once
+            if f.name != (outer[-1] if outer else inner):
+                outer.append(f.name)
         return inner + (f" (inlined into {' <- '.join(outer)})" if outer else "")
 
     def symbol_at(self, address: int) -> tuple[Symbol, int] | None:

@@ -30,7 +30,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +39,7 @@ import unicorn
 from unicorn import Uc, UcError, arm_const, unicorn_const
 
 from tinymeter.boards import Board
+from tinymeter.devicemap import DeviceMap
 from tinymeter.errors import (
     BudgetExceeded,
     ConfigError,
@@ -55,22 +56,36 @@ from tinymeter.sim.blocks import (
     make_disassembler,
 )
 from tinymeter.sim.costmodel import CostModel, cost_model_for
+from tinymeter.sim.devices import DeviceRegisters
 from tinymeter.sim.dwarf import Frame
 from tinymeter.sim.elf import ElfImage, Symbol
+from tinymeter.sim.exceptions import EXC_RETURN_MIN, ExceptionEngine
 from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
-from tinymeter.sim.peripherals import PAGE, BoardRegisters, MarkEvent, SystemTimers, UartTx
+from tinymeter.sim.nvic import FIRST_IRQ, ExceptionModel, LineSource
+from tinymeter.sim.peripherals import (
+    PAGE,
+    BoardRegisters,
+    MarkEvent,
+    SystemTimers,
+    UartTx,
+    marker_writes,
+)
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 from tinymeter.sim.traps import TRAP_FUNCTIONS, call_path, trap_frame
+from tinymeter.svd import merge, parse_svd, read_svd
 
 log = logging.getLogger(__name__)
 
 #: Private peripheral bus / system control space (SCB, NVIC, CPACR, DWT, SysTick).
 SYSTEM_SPACE = (0xE0000000, 0x00100000)
+#: Longest wall-clock limit of a run (a year): threading.Timer overflows on inf.
+MAX_TIMEOUT_S = 365 * 24 * 3600.0
 #: Never-executed stop address handed to ``emu_start`` (execution stops via hooks).
 _STOP_ADDRESS = 0xF0000000
 
 # QEMU exception numbers delivered to UC_HOOK_INTR on Arm.
 _EXCP_BKPT = 7
+_EXCP_PREFETCH_ABORT = 3
 _EXCEPTION_NAMES = {
     1: "undefined instruction (UDEF)", 2: "SVC", 3: "prefetch abort", 4: "data abort",
     5: "IRQ", 6: "FIQ", 7: "BKPT", 8: "exception exit", 16: "semihosting trap",
@@ -192,10 +207,16 @@ class _Bus:
     timers: SystemTimers | None = None
     uart: UartTx | None = None
     registers: BoardRegisters | None = None
+    #: The board file's behaviour peripherals (``[[peripheral]]`` with follow/model).
+    mcu: DeviceRegisters | None = None
+    #: NVIC/SCB state and interrupt sources (SysTick, board timers with an ``irq``).
+    exceptions: ExceptionModel = field(default_factory=ExceptionModel)
+    #: Called when a register write may move the next interrupt (set by ``run()``).
+    reschedule: Callable[[], None] = lambda: None
 
     def devices(self) -> list[tuple[int, _MmioDevice]]:
         out: list[tuple[int, _MmioDevice]] = []
-        for dev in (self.timers, self.uart, self.registers):
+        for dev in (self.timers, self.uart, self.mcu, self.registers):
             if dev is not None:
                 out += [(page, dev) for page in dev.pages()]
         return out
@@ -232,6 +253,8 @@ class _Session:
     #: Span bookkeeping (``Emulator(span=...)``): a START entry is open, spans completed.
     span_open: bool = False
     spans_done: int = 0
+    #: Exception entry/return on the core (None without the counting hook).
+    exceptions: ExceptionEngine | None = None
 
     @property
     def inference(self) -> int:
@@ -284,6 +307,7 @@ class Emulator:
         self.reset_pc = 0
         self._block_cache: dict[tuple[int, int], BlockInfo] = {}
         self._cache_key = ""
+        self._device_map: DeviceMap | None = None
 
     # -- engine setup ----------------------------------------------------------------
     def _cpu_model(self) -> int:
@@ -301,7 +325,9 @@ class Emulator:
         """The register models of this board (system timers, board UART, boot-write and
         marker registers), each on pages no other model or memory region has."""
         bus = _Bus()
-        bus.timers = SystemTimers(lambda: bus.cycles())
+        bus.timers = SystemTimers(lambda: bus.cycles(), bus.exceptions,
+                                  on_change=lambda: bus.reschedule())
+        bus.exceptions.sources.append(bus.timers)
         taken = set(bus.timers.pages())
         uart = self.board.uart
         if uart.kind:
@@ -310,9 +336,57 @@ class Emulator:
                 raise EmulationError(f"board {self.board.name}: UART base 0x{uart.base:08x} "
                                      "lies inside a memory region")
             taken.update(bus.uart.pages())
-        bus.registers = BoardRegisters(self.board, lambda: bus.cycles(),
-                                       exclude=lambda page: page in taken or self._in_memory(page))
+        bus.mcu = DeviceRegisters(self._devices(), lambda: bus.cycles(),
+                                  marker_writes(self.board),
+                                  exclude=lambda page: page in taken or self._in_memory(page))
+        taken.update(bus.mcu.pages())
+        bus.mcu.on_change = lambda: bus.reschedule()
+        for timer in bus.mcu.timers:
+            if timer.spec.irq >= 0:
+                bus.exceptions.sources.append(LineSource(
+                    FIRST_IRQ + timer.spec.irq, timer.pending_update,
+                    timer.next_update_if_enabled))
+        bus.registers = BoardRegisters(
+            self.board, lambda: bus.cycles(),
+            exclude=lambda page: (page in taken or self._in_memory(page)
+                                  or self._in_device_storage(page)))
         return bus
+
+    def _devices(self) -> DeviceMap:
+        """The board's peripherals, with those of its SVD (parsed once per emulator)."""
+        if self._device_map is None:
+            devices = self.board.devices
+            if devices.svd:
+                data, label = read_svd(devices.svd, self.board.path.parent
+                                       if self.board.path else None)
+                devices = replace(devices, peripherals=merge(parse_svd(data, label),
+                                                             devices.peripherals))
+            self._device_map = devices
+        return self._device_map
+
+    def _storage_ranges(self) -> list[tuple[int, int]]:
+        """Page ranges of the board's plain peripheral registers (RAM in the engine):
+        ``[peripheral_space]`` and the pages of the peripherals (board file and SVD)
+        outside the board's memory and the system space."""
+        devices = self._devices()
+        out = list(devices.ranges)
+        for p in devices.peripherals:
+            start, end = p.base & ~(PAGE - 1), -(-p.end // PAGE) * PAGE
+            if not self._in_memory(start) and not start >= SYSTEM_SPACE[0]:
+                out.append((start, end))
+        return out
+
+    def _in_device_storage(self, page: int) -> bool:
+        return any(start <= page < end for start, end in self._storage_ranges())
+
+    def _load_reset_values(self, uc: Uc, mmio_pages: set[int]) -> None:
+        """Reset values of the plain peripheral registers mapped as RAM."""
+        mapped = self._storage_ranges()
+        for p in self._devices().peripherals:
+            for address, value in p.reset:
+                page = address & ~(PAGE - 1)
+                if page not in mmio_pages and any(a <= page < b for a, b in mapped):
+                    uc.mem_write(address, struct.pack("<I", value))
 
     def _memory_map(self, mmio_pages: Sequence[int]) -> list[tuple[int, int, int]]:
         """Page-aligned, merged (start, end, perms) RAM ranges: board memories + system
@@ -340,6 +414,8 @@ class Emulator:
             ranges.append((r.origin & ~(PAGE - 1), -(-r.end // PAGE) * PAGE, perms))
         base, size = SYSTEM_SPACE
         ranges.append((base, base + size, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE))
+        for start, end in self._storage_ranges():
+            ranges.append((start, end, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE))
         ranges.sort()
         merged: list[tuple[int, int, int]] = []
         for start, end, perms in ranges:
@@ -362,6 +438,7 @@ class Emulator:
             uc.mem_map(start, end - start, perms)
         for page, dev in devices:
             uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
+        self._load_reset_values(uc, {page for page, _dev in devices})
         self.bus = bus
         for seg in image.segments:
             region = self.board.region_of(seg.paddr)
@@ -402,6 +479,8 @@ class Emulator:
         keeps the firmware's default inputs.  ``count=False`` runs without the native
         hook (raw speed; no instruction budget, no statistics; only *timeout_s* bounds it).
         """
+        if not (0 < timeout_s <= MAX_TIMEOUT_S):  # also NaN; inf overflows the timer thread
+            raise ConfigError(f"timeout must be between 0 and {MAX_TIMEOUT_S:g} s, got {timeout_s!r}")
         image = self.load(elf_path)
         uc = self.uc
         assert uc is not None
@@ -433,6 +512,10 @@ class Emulator:
         self.bus.sink = session.semihost.emit
         if counter is not None:
             self.bus.cycles = lambda: counter.cycles
+            # interrupts need the cycle alarm of the counting hook
+            session.exceptions = ExceptionEngine(self.bus.exceptions, self.board.text.origin,
+                                                 self.board.core.has_fpu)
+            self.bus.reschedule = lambda: self._schedule(session)
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -450,8 +533,14 @@ class Emulator:
         start = time.perf_counter()
         engine_error: UcError | None = None
         timer.start()
+        pc = self.reset_pc
         try:
-            uc.emu_start(self.reset_pc, _STOP_ADDRESS)
+            while True:
+                uc.emu_start(pc, _STOP_ADDRESS)
+                # the cycle alarm stopped the engine: deliver due interrupts, go on
+                if not self._alarm(uc, session):
+                    break
+                pc = uc.reg_read(arm_const.UC_ARM_REG_PC) | 1
         except UcError as exc:
             engine_error = exc
         except TinymeterError as exc:  # raised inside a hook and re-raised by the binding
@@ -461,12 +550,31 @@ class Emulator:
             timer.join()
         return engine_error, time.perf_counter() - start
 
+    def _alarm(self, uc: Uc, session: _Session) -> bool:
+        """After ``emu_start`` returned: if the counting hook's cycle alarm stopped it (and
+        nothing else ended the run), service interrupts and say to resume."""
+        counter, engine = session.counter, session.exceptions
+        if counter is None or engine is None or not counter.take_alarm():
+            return False
+        if session.error is not None or session.timed_out:
+            return False
+        engine.service(uc, counter.cycles)
+        self._schedule(session)
+        return True
+
+    def _schedule(self, session: _Session) -> None:
+        """Set the counting hook's alarm at the next interrupt event."""
+        counter, engine = session.counter, session.exceptions
+        if counter is not None and engine is not None:
+            counter.set_alarm(engine.next_alarm(counter.cycles))
+
     def _result(self, uc: Uc, image: ElfImage, session: _Session,
                 snapshot: CounterSnapshot | None, model: CostModel | None,
                 wall: float) -> RunResult:
         """The run's outputs and, when counted, its block table, profile and cycles."""
         outputs = self._collect_outputs(session)
-        marks = list(self.bus.registers.events) if self.bus.registers is not None else []
+        marks = sorted([*(self.bus.registers.events if self.bus.registers else ()),
+                        *(self.bus.mcu.events if self.bus.mcu else ())], key=lambda m: m.cycle)
         common = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
                       inferences=session.next_inference, cost_model=model, marks=marks,
@@ -752,6 +860,15 @@ class Emulator:
 
     def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        if intno == _EXCP_PREFETCH_ABORT and pc >= EXC_RETURN_MIN and session.exceptions:
+            # a handler returned (bx lr / pop {pc} with EXC_RETURN): unstack
+            assert session.counter is not None
+            try:
+                session.exceptions.leave(uc, pc | 1, session.counter.cycles)
+            except TinymeterError as exc:
+                return self._fail(uc, session, exc)
+            self._schedule(session)
+            return None
         if intno == _EXCP_BKPT:
             insn = struct.unpack("<H", bytes(uc.mem_read(pc & ~1, 2)))[0]
             if insn == SEMIHOSTING_BKPT:

@@ -28,6 +28,7 @@ NO_ADDR = (1 << 64) - 1
 FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
+FLAG_ALARM = 8
 _ABI_VERSION = 2
 _INITIAL_CAPACITY = 1 << 14
 #: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``).
@@ -71,6 +72,7 @@ class CountContext(ctypes.Structure):
         ("evt_counter", ctypes.c_uint32),
         ("evt_wrap", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
+        ("alarm_cycles", ctypes.c_uint64),
     ]
 
 
@@ -240,6 +242,17 @@ class BlockCounter:
     def cycles(self) -> int:
         """Live estimated cycles (whole cycles, rounded down): what CYCCNT reads."""
         return int(self._ctx.cycles) >> CYCLE_FRAC_BITS
+
+    def set_alarm(self, cycle: int | None) -> None:
+        """Stop emulation at the first block starting at or after whole cycle *cycle*
+        (None: no alarm); that block is not counted until emulation resumes at it."""
+        self._ctx.alarm_cycles = 0 if cycle is None else max(int(cycle), 1) << CYCLE_FRAC_BITS
+
+    def take_alarm(self) -> bool:
+        """Whether the last stop was the alarm (and clear that)."""
+        fired = bool(self._ctx.flags & FLAG_ALARM)
+        self._ctx.flags &= ~FLAG_ALARM
+        return fired
 
     @property
     def current_layer(self) -> int:

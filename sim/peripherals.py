@@ -12,7 +12,8 @@ the whole program (about 4x slower); an MMIO page costs only its own accesses.
   hook's running estimate, so firmware that times itself (``tm_prof_begin/end`` reading
   CYCCNT, or SysTick on ARMv6-M) prints the emulator's estimated cycles.
 * :class:`UartTx` serves a board UART's transmit side: status always "transmit empty,
-  transmission complete", every byte written to the data register goes to a sink.
+  transmission complete" (and, on USART/LPUART with ISR, TEACK/REACK following
+  CR1.TE/RE), every byte written to the data register goes to a sink.
 * :class:`BoardRegisters` serves the pages the hardware firmware's boot writes and
   marker pins touch (clock gates, pin multiplexing, flash control, GPIO): plain
   storage, polls answered as the board file says they end, marker writes logged with
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinymeter.boards import UART_LAYOUTS, Board
+from tinymeter.sim.nvic import ExceptionModel
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ DEMCR = 0xE000EDFC
 
 _CYCCNTENA = 1
 _CSR_ENABLE = 1
+_CSR_TICKINT = 2
 _CSR_COUNTFLAG = 1 << 16
 _MASK24 = 0xFFFFFF
 _MASK32 = 0xFFFFFFFF
@@ -81,6 +84,8 @@ class _SysTick:
     frozen: int = 0
     #: Zero-crossings already reported through COUNTFLAG.
     reported_zeros: int = 0
+    #: Zero-crossings already turned into SysTick exceptions (TICKINT).
+    delivered_zeros: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -111,6 +116,14 @@ class _SysTick:
 
     def restart(self, now: int, value: int) -> None:
         self.start_value, self.start_cycle, self.reported_zeros = value & _MASK24, now, 0
+        self.delivered_zeros = 0
+
+    def zero_cycle(self, k: int) -> int | None:
+        """Cycle of the *k*-th zero crossing (1-based) since the last restart."""
+        first = self.start_value or (self.rvr + 1 if self.rvr else 0)
+        if not first or (k > 1 and not self.rvr):
+            return None
+        return self.start_cycle + first + (k - 1) * (self.rvr + 1)
 
 
 class SystemTimers:
@@ -123,8 +136,13 @@ class SystemTimers:
     required for counting (firmware that forgets it still gets numbers).
     """
 
-    def __init__(self, cycles: Callable[[], int]) -> None:
+    def __init__(self, cycles: Callable[[], int], exceptions: ExceptionModel | None = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        """*exceptions* serves the NVIC/SCB registers (else plain storage); *on_change*
+        is called after a write that may move the next interrupt (SysTick, NVIC)."""
         self._cycles = cycles
+        self._exceptions = exceptions
+        self.on_change = on_change
         self._pages = {DWT_PAGE: _Page(), SCS_PAGE: _Page()}
         self._dwt_ctrl = 0
         #: CYCCNT = (value + cycles - since) while enabled; frozen value otherwise.
@@ -137,6 +155,29 @@ class SystemTimers:
         """Page addresses this model serves (each :data:`PAGE` bytes)."""
         return (DWT_PAGE, SCS_PAGE)
 
+    # -- SysTick exception ------------------------------------------------------------
+    #: Exception number of SysTick (an interrupt source of the exception model).
+    exception = 15
+
+    def _ticking(self) -> bool:
+        st = self._systick
+        return st.enabled and bool(st.csr & _CSR_TICKINT)
+
+    def asserted(self, now: int) -> bool:
+        """A SysTick exception is due: a zero crossing not delivered yet (TICKINT)."""
+        st = self._systick
+        if not self._ticking():
+            return False
+        zeros = st._zeros(now - st.start_cycle)
+        if zeros > st.delivered_zeros:
+            st.delivered_zeros = zeros
+            return True
+        return False
+
+    def next_cycle(self, _now: int) -> int | None:
+        st = self._systick
+        return st.zero_cycle(st.delivered_zeros + 1) if self._ticking() else None
+
     # -- registers -------------------------------------------------------------------
     def cyccnt(self) -> int:
         if self._dwt_ctrl & _CYCCNTENA:
@@ -144,6 +185,8 @@ class SystemTimers:
         return self._cyccnt_value
 
     def _read_word(self, address: int) -> int | None:
+        if self._exceptions is not None and self._exceptions.handles(address):
+            return self._exceptions.read_word(address)
         if address == DWT_CTRL:
             return self._dwt_ctrl
         if address == DWT_CYCCNT:
@@ -167,6 +210,10 @@ class SystemTimers:
 
     def _write_word(self, address: int, value: int) -> bool:
         now = self._cycles()
+        if self._exceptions is not None and self._exceptions.handles(address):
+            self._exceptions.write_word(address, value)
+            self.on_change()
+            return True
         if address == DWT_CTRL:
             was = self._dwt_ctrl & _CYCCNTENA
             self._cyccnt_value = self.cyccnt()
@@ -186,13 +233,16 @@ class SystemTimers:
             elif not enable and st.enabled:
                 st.frozen = st.value(now)
             st.csr = value & 0x7
+            self.on_change()
             return True
         if address == SYST_RVR:
             st.rvr = value & _MASK24
+            self.on_change()
             return True
         if address == SYST_CVR:  # any write clears the counter (and COUNTFLAG)
             st.frozen = 0
             st.restart(now, 0)
+            self.on_change()
             return True
         return address == SYST_CALIB  # read-only: ignore writes
 
@@ -234,6 +284,8 @@ class UartTx:
         self._data = base - self.page + layout.data
         self._status = base - self.page + layout.status
         self._ready = layout.tx_empty | layout.tx_done
+        self._cr1 = base - self.page + layout.cr1
+        self._acks = layout.ack_bits
         self._sink = sink
         self._store = _Page()
 
@@ -244,6 +296,9 @@ class UartTx:
         value = self._store.read(offset, size)
         if offset == self._status:
             value |= self._ready
+            if self._acks:  # TEACK/REACK follow CR1.TE/RE (HAL_UART_Init waits on them)
+                cr1 = self._store.read(self._cr1, 4)
+                value |= ((cr1 >> 3) & 1) << 21 | ((cr1 >> 2) & 1) << 22
         return value
 
     def write(self, page: int, offset: int, size: int, value: int) -> None:
@@ -259,6 +314,18 @@ class MarkEvent:
     cycle: int
     mark: str
     level: int
+
+
+def marker_writes(board: Board) -> dict[tuple[int, int], tuple[str, int]]:
+    """(register address, written word) -> (marker name, level) of the board's
+    ``[markers]``: the writes that raise or lower the power-monitor lines."""
+    marks: dict[tuple[int, int], tuple[str, int]] = {}
+    for name in ("inference", "layer"):
+        mark = getattr(board.markers, name)
+        if mark is not None:
+            marks[(mark.set_addr, mark.set_value)] = (name, 1)
+            marks[(mark.clear_addr, mark.clear_value)] = (name, 0)
+    return marks
 
 
 class BoardRegisters:
@@ -282,14 +349,8 @@ class BoardRegisters:
                 mask, value = self._polls.get(r.addr, (0, 0))
                 self._polls[r.addr] = (mask | r.wait_mask,
                                        (value & ~r.wait_mask) | r.wait_value)
-        self._marks: dict[tuple[int, int], tuple[str, int]] = {}
-        addresses = [r.addr for r in board.init]
-        for name in ("inference", "layer"):
-            mark = getattr(board.markers, name)
-            if mark is not None:
-                self._marks[(mark.set_addr, mark.set_value)] = (name, 1)
-                self._marks[(mark.clear_addr, mark.clear_value)] = (name, 0)
-                addresses += [mark.set_addr, mark.clear_addr]
+        self._marks = marker_writes(board)
+        addresses = [r.addr for r in board.init] + [a for a, _v in self._marks]
         self._counter = board.cycle_counter.addr if board.cycle_counter else None
         if self._counter is not None:
             addresses.append(self._counter)

@@ -107,9 +107,14 @@ def toolchain_available() -> bool:
 
 
 def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog",
-                  opt: str = "-O1", extra_flags: tuple[str, ...] = ()) -> Path:
+                  opt: str = "-O1", extra_flags: tuple[str, ...] = (),
+                  startup: bool = True) -> Path:
     """Compile *main_c* (C source with ``main``) with the test runtime for *board*.
 
+    ``startup=False`` leaves out the test runtime (vector table, reset handler,
+    semihosting helpers): the program brings its own, as vendor firmware does, and is
+    linked with the same script (``.vectors``, ``_sidata``/``_sdata``/``_edata``,
+    ``_sbss``/``_ebss``, ``_estack``).
     Returns the ELF path.  Raises :class:`BuildError` with the compiler's message.
     """
     workdir.mkdir(parents=True, exist_ok=True)
@@ -121,10 +126,11 @@ def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog
         text_origin=text.origin, text_size=text.size, data_origin=data.origin,
         data_size=data.size))
     elf = workdir / f"{name}.elf"
+    runtime = [str(workdir / "runtime.c")] if startup else []
     cmd = [GCC, *board.core.gcc_flags, opt, "-g", "-ffreestanding", "-nostdlib",
            "-nostartfiles", "-ffunction-sections", "-Wall", *extra_flags,
            "-T", str(workdir / "link.ld"), "-o", str(elf),
-           str(workdir / "runtime.c"), str(workdir / f"{name}.c"), "-lgcc"]
+           *runtime, str(workdir / f"{name}.c"), "-lgcc"]
     log.debug("building %s: %s", elf, " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -231,9 +231,16 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
         if a.startswith("TM1 BEGIN"):
             assert a == b
             continue
+        a, b = a.split(" check=")[0], b.split(" check=")[0]  # check covers the total
         (head_a, x), (head_b, y) = a.rsplit(maxsplit=1), b.rsplit(maxsplit=1)
         x, y = int(x.removeprefix("total=")), int(y.removeprefix("total="))
         assert head_a == head_b and abs(x - y) <= 16 + y // 10_000, (a, b)
+    # the device's END check (run index, layer count) is what the host parser computes
+    from tinymeter.hw.protocol import Report, parse_transcript
+
+    for out in (hw.stdout, semi.stdout):
+        events, stats = parse_transcript(out.encode())
+        assert [e.run for e in events if isinstance(e, Report)] == [0, 1], stats
     assert semi.marks == []
     n = len(gen.layers)
     per_inference = [("layer", 0), ("inference", 1),

@@ -172,3 +172,272 @@ def test_board_values_are_range_checked(capsys, tmp_path: Path, old: str, new: s
                                         what: str) -> None:
     path = _board_file(tmp_path, old, new)
     _one_error(capsys, ["boards", str(path)], what)
+
+
+# -- inputs that used to crash -------------------------------------------------------------
+
+
+def test_check_deeply_nested_json(capsys, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    base = tmp_path / "base.json"
+    base.write_text("[" * 50 + "]" * 50)
+    _one_error(capsys, ["check", str(deep), "--baseline", str(base)], "nested too deeply")
+    _one_error(capsys, ["check", str(base), "--baseline", str(base)], "expected a report object")
+
+
+def test_results_db_schema_version_not_an_integer(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tinymeter.errors import ConfigError
+    from tinymeter.hw.resultsdb import ResultsDB
+
+    path = tmp_path / "r.sqlite"
+    ResultsDB(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='two' WHERE key='schema_version'")
+    db.close()
+    with pytest.raises(ConfigError, match="schema_version 'two', not an integer"):
+        ResultsDB(path)
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["estimate", "--timeout", "inf"], "--timeout"),
+    (["estimate", "--timeout", "nan"], "--timeout"),
+    (["build", "m.tflite", "--out", "o", "--runs", "1099511627776"], "--runs"),
+    (["calibrate", "--regularization", "nan"], "--regularization"),
+    (["calibrate", "--regularization", "-1"], "--regularization"),
+    (["measure", "--virtual-noise", "-5"], "--virtual-noise"),
+    (["check", "x.json", "--baseline", "b.json", "--max-regression", "inf"], "--max-regression"),
+])
+def test_nonsense_numbers_are_usage_errors(capsys, argv: list[str], flag: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err
+
+
+def test_library_rejects_nonsense_numbers() -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import ConfigError
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.hw.calibrate import fit_parameters
+    from tinymeter.hw.virtual import VirtualTiming
+    from tinymeter.sim.costmodel import datasheet_cost_model
+
+    with pytest.raises(ConfigError, match="runs must be between"):
+        BuildConfig(runs=2**40)
+    board = load_board("nucleo-l4r5zi")
+    with pytest.raises(ConfigError, match="noise"):
+        VirtualTiming.for_board(board, noise=-5)
+    prior = datasheet_cost_model(board).params
+    for bad in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="regularization"):
+            fit_parameters([], prior, regularization=bad)
+
+
+def test_emulator_rejects_infinite_timeout(tmp_path: Path) -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import ConfigError
+    from tinymeter.sim.emulator import Emulator
+
+    with pytest.raises(ConfigError, match="timeout"):
+        Emulator(load_board("nucleo-l4r5zi")).run(tmp_path / "none.elf", [[]],
+                                                  budget_instructions=1, timeout_s=float("inf"))
+
+
+def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
+    from tinymeter.errors import MalformedModelError
+    from tinymeter.models.tflite import read_model_bytes
+
+    _one_error(capsys, ["inspect", "/dev/zero"], "larger than 256 MiB")
+    big = tmp_path / "big.tflite"
+    big.write_bytes(bytes(2048))
+    with pytest.raises(MalformedModelError, match="larger than"):
+        read_model_bytes(big, limit=1024)
+    assert len(read_model_bytes(big, limit=2048)) == 2048
+    _one_error(capsys, ["inspect", str(tmp_path)], "is a directory")
+
+
+# -- output conventions --------------------------------------------------------------------
+
+
+def _reshape_model(tmp_path: Path, n: int = 8) -> Path:
+    from tinymeter.models.testing import int8_tensor, single_op_model
+
+    x = int8_tensor("x", (1, n), 0.1, 0)
+    path = tmp_path / f"reshape{n}.tflite"
+    path.write_bytes(single_op_model("RESHAPE", [x], [int8_tensor("y", (n,), 0.1, 0)],
+                                     {"new_shape": [n]}))
+    return path
+
+
+def test_json_dash_is_stdout_and_wrote_lines_go_to_stderr(capsys, tmp_path: Path) -> None:
+    import json
+
+    model = _reshape_model(tmp_path)
+    assert main(["estimate", str(model), "-q", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"] == model.name and captured.err == ""
+    assert main(["estimate", str(model), "--json", "-", "--csv", str(tmp_path / "l.csv")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["layers"][0]["op"] == "RESHAPE"
+    assert "RESHAPE" in captured.err and f"wrote {tmp_path / 'l.csv'}" in captured.err
+    assert main(["estimate", str(model), "--csv", "-", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("index,op,macs")
+    assert main(["estimate", str(model), "--json", str(tmp_path / "e.json")]) == 0
+    captured = capsys.readouterr()
+    assert "RESHAPE" in captured.out and "wrote" not in captured.out
+    assert f"wrote {tmp_path / 'e.json'}" in captured.err
+    _one_error(capsys, ["estimate", str(model), "--json", "-", "--csv", "-"], "only one")
+    assert main(["inspect", str(model), "--json", "-", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["ops"][0]["opcode"] == "RESHAPE"
+
+
+def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path) -> None:
+    import csv
+    import json
+
+    model = _reshape_model(tmp_path, 200_000)  # 400 KB arena: not in the G0's 144 KiB RAM
+    out, table = tmp_path / "c.json", tmp_path / "c.csv"
+    assert main(["estimate", str(model), "--compare", "nucleo-g0b1re,nucleo-l4r5zi", "-q",
+                 "--json", str(out), "--csv", str(table)]) == 0
+    text = capsys.readouterr().out
+    assert "nucleo-g0b1re" in text and "does not fit" in text
+    assert "nucleo-g0b1re: does not fit: needs" in text and "B RAM, has 147,456 B" in text
+    data = json.loads(out.read_text())
+    assert [d["board"] for d in data] == ["nucleo-l4r5zi", "nucleo-g0b1re"]
+    assert data[1]["fits"] is False and "does not fit" in data[1]["error"]
+    rows = list(csv.DictReader(table.open()))
+    assert [(r["board"], r["fits"]) for r in rows] == [("nucleo-l4r5zi", "true"),
+                                                        ("nucleo-g0b1re", "false")]
+
+
+# -- help and first-use messages -----------------------------------------------------------
+
+
+def test_zoo_build_announces_itself_once(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tinymeter.models import zoo
+    from tinymeter.pipeline import resolve_model
+
+    monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
+    monkeypatch.setattr(zoo, "build_keras", lambda *a, **k: None)
+    monkeypatch.setattr(zoo._convert, "convert_keras", lambda *a, **k: b"tflite bytes")
+    path = resolve_model("lenet")
+    assert path.read_bytes() == b"tflite bytes"
+    assert "building zoo model lenet" in capsys.readouterr().err
+    assert resolve_model("lenet") == path and capsys.readouterr().err == ""  # cached
+    path.unlink()
+    resolve_model("lenet", quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_help_texts_match_behaviour(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["flash", "--help"])
+    out = capsys.readouterr().out
+    assert "virtual" not in out
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    assert "default: the built-in demo set" in " ".join(capsys.readouterr().out.split())
+    assert main(["zoo", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("ds_cnn_kws ") and "untrained" in captured.err
+
+
+# -- build outputs -------------------------------------------------------------------------
+
+
+def test_objcopy_argv_exact() -> None:
+    from tinymeter.firmware.build import objcopy_argv, objcopy_for
+
+    assert objcopy_for("arm-none-eabi-gcc") == "arm-none-eabi-objcopy"
+    assert objcopy_for("/opt/gnu/bin/arm-none-eabi-gcc") == "/opt/gnu/bin/arm-none-eabi-objcopy"
+    assert objcopy_argv("arm-none-eabi-objcopy", Path("b/firmware.elf"), Path("o/firmware.bin"),
+                        "binary") == ["arm-none-eabi-objcopy", "-O", "binary", "b/firmware.elf",
+                                      "o/firmware.bin"]
+    assert objcopy_argv("x-objcopy", Path("f.elf"), Path("f.hex"), "ihex") == [
+        "x-objcopy", "-O", "ihex", "f.elf", "f.hex"]
+
+
+def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.sim.elf import ElfImage
+
+    model = _reshape_model(tmp_path)
+    out = tmp_path / "fw"
+    assert main(["build", str(model), "--board", "nucleo-l4r5zi", "--out", str(out)]) == 0
+    assert "firmware.elf (and .bin, .hex)" in capsys.readouterr().out
+    flash = load_board("nucleo-l4r5zi").text
+    image = ElfImage.load(out / "firmware.elf")
+    loadable = sorted((s.paddr, s.data) for s in image.segments if flash.contains(s.paddr) and s.data)
+    start = loadable[0][0]
+    assert start == flash.origin  # the vector table comes first
+    blob = (out / "firmware.bin").read_bytes()
+    for paddr, data in loadable:  # the raw image holds every loaded byte at its flash offset
+        assert blob[paddr - start:paddr - start + len(data)] == bytes(data)
+    hex_lines = (out / "firmware.hex").read_text().split()
+    assert hex_lines[0].startswith(":02000004") and hex_lines[-1] == ":00000001FF"
+
+
+# -- reports and plots ---------------------------------------------------------------------
+
+
+def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+
+    x = int8_tensor("x", (1, 16), 0.05, 0)
+    w = int8_tensor("w", (8, 16), 0.01, 0, data=random_int8((8, 16), seed=1))
+    b = bias_tensor("b", np.zeros(8, np.int32), input_scale=0.05, weight_scales=w)
+    model = tmp_path / "fc.tflite"
+    model.write_bytes(single_op_model("FULLY_CONNECTED", [x, w, b], [int8_tensor("y", (1, 8), 0.2, 0)]))
+    md, page = tmp_path / "r" / "report.md", tmp_path / "report.html"
+    assert main(["estimate", str(model), "-q", "--report", str(md)]) == 0
+    text = md.read_text()
+    assert text.startswith("# fc.tflite on nucleo-l4r5zi")
+    assert "| 0 | FULLY_CONNECTED | 128 |" in text and "**calibration**: none" in text
+    assert "![per-layer latency](report_layers.png)" in text
+    assert (md.parent / "report_layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["estimate", str(model), "-q", "--report", str(page)]) == 0
+    html = page.read_text()
+    assert "<h1>fc.tflite on nucleo-l4r5zi</h1>" in html and "data:image/png;base64," in html
+    assert "<td>FULLY_CONNECTED</td>" in html
+    _one_error(capsys, ["estimate", str(model), "-q", "--report", str(tmp_path / "r.pdf")],
+               "must end in .md or .html")
+
+
+def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
+    from tinymeter.models.nas_plots import estimate_title
+    from tinymeter.report import Estimate
+
+    est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
+                   kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
+                   layers=(), instructions=0, cycles=0, ms=0.0, energy_uj=0.0,
+                   overhead_instructions=0, arena_bytes=0, flash_bytes=0, ram_bytes=0,
+                   weight_bytes=0, stack_bytes=None, emulation_seconds=0.0, emulation_mips=0.0)
+    assert estimate_title(est) == ("kws.tflite on nucleo-l4r5zi (optimized kernels, cost model "
+                                   "tm-cortex-m4f-v1)")
+
+
+def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
+    from tinymeter.models import nas, nas_plots
+
+    rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
+                            "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
+            for board in ("nucleo-g0b1re", "nucleo-l4r5zi") for kernels in ("reference", "optimized")
+            for w in (4, 5, 6)]
+    path = nas_plots.plot_pareto(rows, tmp_path / "pareto.png")
+    from matplotlib.image import imread
+
+    height, width = imread(path).shape[:2]
+    assert width < 1600 and height > 900  # 2 x 2 panels, not four in one 2640-pixel row
+
+
+def _sweep_row_fields() -> dict:
+    return {"key": "k", "name": "n", "width": 4, "depth": 1, "kernel": 3, "board": "b",
+            "kernels": "reference", "accuracy": 0.5, "float_accuracy": 0.5, "macs": 1000,
+            "params": 10, "ms": 1.0, "cycles": 100, "energy_uj": 1.0, "arena_bytes": 100,
+            "flash_bytes": 1000}

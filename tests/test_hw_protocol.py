@@ -103,7 +103,8 @@ def test_garbage_merged_lines_and_overlong_lines() -> None:
     noisy = b"\xff\xfe\x00" + r0 + b"x" * 2000 + b"\n" + merged + run_bytes(2, cycles_of(2))
     events, stats = parse_transcript(noisy)
     assert [r.run for r in reports(events)] == [0, 2]
-    assert stats.garbled_lines == 1 and stats.noise_lines == 1
+    # the 2000-byte line is over-long (garbled) even though it arrived in one chunk
+    assert stats.garbled_lines == 2 and stats.noise_lines == 0
     # a line that never ends is dropped without unbounded buffering
     parser = ReportParser(max_line=100)
     for _ in range(50):
@@ -172,3 +173,44 @@ def test_collect_raises_on_fault() -> None:
     src = FakeSource([run_bytes(0, cycles_of(0)), b"TM1 FAULT hardfault\n"])
     with pytest.raises(FirmwareFaultReport, match="hardfault"):
         collect_reports(src, runs=5, clock=src.clock)
+
+
+def test_corrupted_run_index_caught_by_check() -> None:
+    """run=0 -> run=8 in a BEGIN line: without the check the warm-up report would be
+    kept and counted as a new boot."""
+    bad = RECORDED.replace(b"run=1 ", b"run=9 ", 1)
+    events, stats = parse_transcript(bad)
+    assert [r.run for r in reports(events)] == [0, 2, 3, 4] and stats.boots == 1
+    assert "check=" in stats.last_problem
+    bad = run_bytes(0, cycles_of(0)).replace(b"run=0 ", b"run=8 ") + RECORDED
+    events, stats = parse_transcript(bad)
+    assert [r.run for r in reports(events)] == [0, 1, 2, 3, 4] and stats.boots == 1
+    # the layer count and the check digits themselves are covered too
+    r0 = run_bytes(0, cycles_of(0))
+    check = r0.rsplit(b"check=", 1)[1].strip()
+    assert reports(parse_transcript(r0.replace(b"check=" + check, b"check=1" + check))[0]) == []
+
+
+@pytest.mark.parametrize("length", [511, 512, 513, 600])
+def test_long_line_verdict_does_not_depend_on_chunking(length: int) -> None:
+    """A line over max_line bytes is dropped whether it arrives in one chunk or byte by byte."""
+    line = b"y" * (length - 12) + b"TM1 FAULT xy\n"  # length bytes before the newline
+    whole = ReportParser()
+    one = whole.feed(line)
+    split = ReportParser()
+    many = [e for i in range(len(line)) for e in split.feed(line[i:i + 1])]
+    assert one == many and whole.stats.garbled_lines == split.stats.garbled_lines
+    assert (whole.stats.garbled_lines == 1) == (length > 512)
+    assert (len(one) == 1) == (length <= 512)
+
+
+def test_report_names_are_parser_safe() -> None:
+    from tinymeter.firmware.codegen import MAX_REPORT_NAME, report_name
+
+    assert report_name("kws_ref_model") == "kws_ref_model"
+    assert report_name("my model (v2)") == "my_model__v2_"
+    assert report_name("") == "model" and len(report_name("x" * 600)) == MAX_REPORT_NAME
+    line = f"TM1 BEGIN {report_name('mödel ' * 100)} run=4294967295 layers=999999\n".encode()
+    parser = ReportParser()
+    parser.feed(line)
+    assert parser.in_report and len(line) < 512

@@ -117,8 +117,9 @@ def test_calibrate_recovers_hidden_parameters(cache: Path, models: list[Path], t
             "--runs", "7", "--warmup", "1", "--power", "virtual", "--virtual-noise", "0.0003",
             "--out", str(out), "--json", str(report), "--plot", str(plots)]
     assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert "leave-one-out latency error" in text and f"wrote {out}" in text
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "leave-one-out latency error" in text and f"wrote {out}" in captured.err
     assert "microbenchmarks" in text and "every parameter identified" in text
     assert "load_stall" in text  # the by-construction inseparable splits are listed
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymeter.cores import Core, get_core
+from tinymeter.devicemap import DeviceMap, parse_peripherals, parse_space
 from tinymeter.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class UartLayout:
     brr_scale: int = 1
     #: Smallest BRR the UART accepts (RM0432 LPUART: 0x300).
     brr_min: int = 16
+    #: ISR has TEACK (bit 21) / REACK (bit 22) acknowledging CR1.TE/RE (L4/L5/G0/F7).
+    ack_bits: bool = False
 
 
 #: UART register layouts by ``[uart] kind``.  STM32 L4/L5/G0/F7/H7 USART: TDR 0x28,
@@ -51,9 +54,10 @@ class UartLayout:
 #: with a 256x baud divider; F1/F2/F4 USART: DR 0x04, SR 0x00, BRR 0x08, CR1 0x0C (UE
 #: bit 13, TE bit 3).
 UART_LAYOUTS: dict[str, UartLayout] = {
-    "stm32-usart": UartLayout(data=0x28, status=0x1C, brr=0x0C, cr1=0x00, cr1_enable=0x9),
+    "stm32-usart": UartLayout(data=0x28, status=0x1C, brr=0x0C, cr1=0x00, cr1_enable=0x9,
+                              ack_bits=True),
     "stm32-lpuart": UartLayout(data=0x28, status=0x1C, brr=0x0C, cr1=0x00, cr1_enable=0x9,
-                               brr_scale=256, brr_min=0x300),
+                               brr_scale=256, brr_min=0x300, ack_bits=True),
     "stm32-usart-legacy": UartLayout(data=0x04, status=0x00, brr=0x08, cr1=0x0C,
                                      cr1_enable=(1 << 13) | (1 << 3)),
 }
@@ -197,6 +201,9 @@ class Board:
     #: states are those of ``clock_hz``); measured latency and power are at this clock.
     hw_clock_hz: int = 0
     path: Path | None = None
+    #: MCU peripheral registers for firmware not built by tinymeter (``[peripheral_space]``,
+    #: ``[[peripheral]]``; see :mod:`tinymeter.devicemap`).
+    devices: DeviceMap = field(default_factory=DeviceMap)
 
     @property
     def hardware_clock_hz(self) -> int:
@@ -263,7 +270,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
          "hw_clock_hz": (int,),
          "layout": (dict,), "memory": (list,), "flash_accelerator": (dict,), "probe": (dict,),
          "uart": (dict,), "power": (dict,), "init": (list,), "markers": (dict,),
-         "cycle_counter": (dict,)},
+         "cycle_counter": (dict,), "peripheral_space": (dict,), "peripheral": (list,)},
         required=("name", "core", "clock_hz", "layout", "memory"),
     )
     if top["clock_hz"] <= 0:
@@ -328,7 +335,18 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         cycle_counter=_parse_cycle_counter(top.get("cycle_counter"), f"{where}.cycle_counter"),
         hw_clock_hz=top.get("hw_clock_hz", 0),
         path=path,
+        devices=_parse_devices(top, where),
     )
+
+
+def _parse_devices(top: dict[str, Any], where: str) -> DeviceMap:
+    ranges, reference, svd = ((), "", "")
+    if "peripheral_space" in top:
+        ranges, reference, svd = parse_space(top["peripheral_space"],
+                                             f"{where}.peripheral_space", _take)
+    return DeviceMap(ranges=ranges, reference=reference, svd=svd,
+                     peripherals=parse_peripherals(top.get("peripheral", []),
+                                                   f"{where}.peripheral", _take))
 
 
 #: A board name is a file-name-safe identifier: it names cache directories and files.

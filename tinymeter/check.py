@@ -7,9 +7,16 @@ it takes metric dictionaries and returns a :class:`CheckResult`, rendered by
 :func:`load_baseline`) and raises :class:`BaselineError` for a missing or invalid
 baseline, which the CLI maps to exit status 2; a regression is exit status 1.
 
-Entries are keyed ``"<model> @ <board> (<kernels>)"`` so one baseline covers many
-models, boards and kernel sets. Accepted inputs: ``tinymeter estimate --json``
-reports, JSON lists of them, and baseline files themselves.
+Entries are keyed ``"<model> @ <board> (<kernels>, <cost model>)"`` so one baseline
+covers many models, boards, kernel sets and cost models; ``<model>`` is the model's
+path relative to the baseline's folder when the report records it (two
+``model.tflite`` in different folders are two entries), else its file name.
+Measurements (``tinymeter measure --json``) are keyed with ``measured`` in place of
+the cost model. Accepted inputs: estimate and measure JSON reports, JSON lists of
+them, and baseline files themselves.
+
+A baseline entry (or metric) the current results lack fails the gate unless
+``allow_missing``: a model silently dropped from CI is not a pass.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +37,11 @@ from tinymeter.texttable import text_table
 log = logging.getLogger(__name__)
 
 BASELINE_VERSION = 1
-#: Gated metrics (all "lower is better"), in table order.
-METRICS = ("ms", "arena_bytes", "flash_bytes")
-_LABELS = {"ms": "latency ms", "arena_bytes": "arena B", "flash_bytes": "flash B"}
+#: Gated metrics (all "lower is better"), in table order. A report need not carry all
+#: of them (a measurement has no arena figure), but at least one.
+METRICS = ("ms", "energy_uj", "arena_bytes", "ram_bytes", "flash_bytes")
+_LABELS = {"ms": "latency ms", "energy_uj": "energy uJ", "arena_bytes": "arena B",
+           "ram_bytes": "RAM B", "flash_bytes": "flash B"}
 
 Entries = dict[str, dict[str, float]]
 
@@ -40,16 +50,41 @@ class BaselineError(ConfigError):
     """The baseline (or a current-results file) is missing or not a valid report."""
 
 
-def entry_key(model: str, board: str, kernels: str) -> str:
-    return f"{model} @ {board} ({kernels})"
+def entry_key(model: str, board: str, kernels: str, source: str) -> str:
+    """``model @ board (kernels, source)``; *source* is the cost model or ``measured``."""
+    return f"{model} @ {board} ({kernels}, {source})"
 
 
-def entries_from_report(report: Mapping[str, Any], where: str = "report") -> Entries:
-    """Gated metrics of one ``Estimate.to_dict()`` (or a list, or a baseline document)."""
+def model_id(report: Mapping[str, Any], root: Path | str | None) -> str:
+    """The model part of a key: ``model_path`` relative to *root* (the baseline's
+    folder) when both are known, else the report's model name."""
+    path = report.get("model_path")
+    if isinstance(path, str) and path and root is not None:
+        return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
+    return str(report["model"])
+
+
+def _report_key(report: Mapping[str, Any], root: Path | str | None) -> str:
+    if "measurement_id" in report:  # tinymeter measure --json
+        return entry_key(model_id(report, root), str(report["board"]),
+                         str(report.get("kernels", "unknown kernels")), "measured")
+    runtime = str(report.get("runtime", "own"))
+    impl = str(report["kernels"]) if runtime == "own" else f"{runtime} runtime"
+    return entry_key(model_id(report, root), str(report["board"]), impl,
+                     str(report.get("cost_model", "unknown cost model")))
+
+
+def entries_from_report(report: Mapping[str, Any], where: str = "report",
+                        root: Path | str | None = None) -> Entries:
+    """Gated metrics of one estimate or measure report (or a list, or a baseline
+    document); *root* is the folder model paths are made relative to."""
     if isinstance(report, list):
         out: Entries = {}
         for i, item in enumerate(report):
-            out.update(entries_from_report(item, f"{where}[{i}]"))
+            if not isinstance(item, Mapping):  # a list of reports, not lists of lists
+                raise BaselineError(f"{where}[{i}]: expected a report object, got "
+                                    f"{type(item).__name__}")
+            out.update(entries_from_report(item, f"{where}[{i}]", root))
         return out
     if not isinstance(report, Mapping):
         raise BaselineError(f"{where}: expected a JSON object or list, got {type(report).__name__}")
@@ -65,23 +100,29 @@ def entries_from_report(report: Mapping[str, Any], where: str = "report") -> Ent
         for key, metrics in entries.items():
             out[str(key)] = _metrics(metrics, f"{where}: entry {key!r}")
         return out
-    missing = [k for k in ("model", "board", "kernels") if k not in report]
+    needed = ("model", "board") if "measurement_id" in report else ("model", "board", "kernels")
+    missing = [k for k in needed if k not in report]
     if missing:
-        raise BaselineError(f"{where}: not a tinymeter estimate report (missing {', '.join(missing)})")
-    return {entry_key(str(report["model"]), str(report["board"]), str(report["kernels"])):
-            _metrics(report, where)}
+        raise BaselineError(f"{where}: not a tinymeter estimate or measure report (missing "
+                            f"{', '.join(missing)})")
+    return {_report_key(report, root): _metrics(report, where)}
 
 
 def _metrics(source: Any, where: str) -> dict[str, float]:
+    """The gated metrics *source* has (absent or null ones are skipped; at least one)."""
     if not isinstance(source, Mapping):
         raise BaselineError(f"{where}: expected an object of metrics")
     out = {}
     for m in METRICS:
         value = source.get(m)
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value < 0:
-            raise BaselineError(f"{where}: metric {m!r} missing or not a non-negative number ({value!r})")
+            raise BaselineError(f"{where}: metric {m!r} is not a non-negative number ({value!r})")
         out[m] = float(value)
+    if not out:
+        raise BaselineError(f"{where}: no gated metric ({', '.join(METRICS)})")
     return out
 
 
@@ -100,23 +141,27 @@ def _read_json(path: Path, what: str, hint: str = "") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise BaselineError(f"{what} {path} is nested too deeply to be a tinymeter report") from None
 
 
 def load_baseline(path: Path | str) -> Entries:
     """Entries of a baseline file; BaselineError if missing, unreadable or invalid."""
     data = _read_json(Path(path), "baseline", " (create it from current results with "
                       "`tinymeter check RESULTS --baseline FILE --update-baseline`)")
-    entries = entries_from_report(data, str(path))
+    entries = entries_from_report(data, str(path), Path(path).parent)
     if not entries:
         raise BaselineError(f"baseline {path} has no entries")
     return entries
 
 
-def load_entries(paths: Iterable[Path | str]) -> Entries:
-    """Entries of current-results files (estimate reports); a key twice is an error."""
+def load_entries(paths: Iterable[Path | str], root: Path | str | None = None) -> Entries:
+    """Entries of current-results files (estimate or measure reports), model paths
+    relative to *root*; a key twice is an error."""
     out: Entries = {}
     for p in paths:
-        for key, metrics in entries_from_report(_read_json(Path(p), "results file"), str(p)).items():
+        data = _read_json(Path(p), "results file")
+        for key, metrics in entries_from_report(data, str(p), root).items():
             if key in out:
                 raise BaselineError(f"{key} appears twice in the current results ({p})")
             out[key] = metrics
@@ -125,7 +170,8 @@ def load_entries(paths: Iterable[Path | str]) -> Entries:
 
 def baseline_document(entries: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
     return {"tinymeter_baseline": BASELINE_VERSION,
-            "entries": {k: {m: entries[k][m] for m in METRICS} for k in sorted(entries)}}
+            "entries": {k: {m: entries[k][m] for m in METRICS if m in entries[k]}
+                        for k in sorted(entries)}}
 
 
 def write_baseline(entries: Mapping[str, Mapping[str, float]], path: Path | str) -> None:
@@ -151,14 +197,24 @@ class MetricDiff:
 class CheckResult:
     diffs: tuple[MetricDiff, ...]
     max_regression_pct: float
+    #: Whether baseline entries absent from the current results pass.
+    allow_missing: bool = False
 
     @property
     def regressions(self) -> list[MetricDiff]:
         return [d for d in self.diffs if d.status == "regression"]
 
     @property
+    def missing(self) -> list[MetricDiff]:
+        return [d for d in self.diffs if d.status == "missing"]
+
+    def failed(self, diff: MetricDiff) -> bool:
+        """Whether *diff* fails the gate."""
+        return diff.status == "regression" or (diff.status == "missing" and not self.allow_missing)
+
+    @property
     def passed(self) -> bool:
-        return not self.regressions
+        return not any(self.failed(d) for d in self.diffs)
 
 
 def _change(base: float, cur: float) -> float:
@@ -168,12 +224,14 @@ def _change(base: float, cur: float) -> float:
 
 
 def compare(current: Mapping[str, Mapping[str, float]], baseline: Mapping[str, Mapping[str, float]],
-            max_regression_pct: float, metrics: Sequence[str] = METRICS) -> CheckResult:
+            max_regression_pct: float, metrics: Sequence[str] = METRICS, *,
+            allow_missing: bool = False) -> CheckResult:
     """Diff *current* against *baseline*; growth beyond *max_regression_pct* fails.
 
-    Growth exactly at the limit passes. Entries only in *current* are "new" and entries
-    only in *baseline* "missing": both are reported and neither fails the gate, so
-    adding or retiring a model does not need a baseline update in the same change.
+    Growth exactly at the limit passes. Entries only in *current* are "new" (reported,
+    passing); entries or metrics only in *baseline* are "missing" and fail unless
+    *allow_missing* (retiring a model then needs ``--allow-missing`` or a baseline
+    update, so a model that silently stopped being measured does not pass).
     """
     if not math.isfinite(max_regression_pct) or max_regression_pct < 0:
         raise ConfigError(f"max regression must be a non-negative percentage, got {max_regression_pct}")
@@ -195,7 +253,7 @@ def compare(current: Mapping[str, Mapping[str, float]], baseline: Mapping[str, M
                 pct = _change(base, cur)
                 status = "regression" if pct > max_regression_pct + 1e-9 else "improved" if pct < 0 else "ok"
                 diffs.append(MetricDiff(key, m, base, cur, pct, status))
-    return CheckResult(tuple(diffs), max_regression_pct)
+    return CheckResult(tuple(diffs), max_regression_pct, allow_missing)
 
 
 def _fmt_value(metric: str, v: float | None) -> str:
@@ -215,16 +273,50 @@ def _fmt_pct(p: float | None) -> str:
 def format_check(result: CheckResult) -> str:
     """Readable diff table and a one-line verdict."""
     headers = ["entry", "metric", "baseline", "current", "change", "status"]
-    marks = {"regression": "FAIL", "improved": "better", "ok": "ok", "new": "new", "missing": "not measured"}
+    marks = {"regression": "FAIL", "improved": "better", "ok": "ok", "new": "new",
+             "missing": "not measured (allowed)" if result.allow_missing else "FAIL: not measured"}
     rows = [[d.entry, _LABELS[d.metric], _fmt_value(d.metric, d.baseline), _fmt_value(d.metric, d.current),
              _fmt_pct(d.change_pct), marks[d.status]] for d in result.diffs]
     out = [line.rstrip() for line in text_table(headers, rows, left=(0, 1, 5))]
     out.append("")
     n = len(result.regressions)
+    lost = sorted({d.entry for d in result.missing})
     if n:
         worst = max(result.regressions, key=lambda d: d.change_pct or 0.0)
         out.append(f"FAIL: {n} metric(s) grew by more than {result.max_regression_pct:g}% "
                    f"(worst: {worst.entry} {_LABELS[worst.metric]} {_fmt_pct(worst.change_pct)})")
-    else:
+    if lost and not result.allow_missing:
+        out.append(f"FAIL: {len(lost)} baseline entr{'y' if len(lost) == 1 else 'ies'} not in the "
+                   f"current results (first: {lost[0]}); pass --allow-missing if that is intended")
+    if result.passed:
         out.append(f"PASS: no metric grew by more than {result.max_regression_pct:g}%")
     return "\n".join(out)
+
+
+def junit_xml(result: CheckResult, name: str = "tinymeter check") -> str:
+    """JUnit XML of a check: one test case per entry (model @ board ...), failing with
+    every regressed or missing metric, so CI systems show the gate per model."""
+    from xml.etree import ElementTree as ET
+
+    by_entry: dict[str, list[MetricDiff]] = {}
+    for d in result.diffs:
+        by_entry.setdefault(d.entry, []).append(d)
+    failures = sum(any(result.failed(d) for d in ds) for ds in by_entry.values())
+    suite = ET.Element("testsuite", name=name, tests=str(len(by_entry)), failures=str(failures),
+                       errors="0", skipped="0")
+    for entry, ds in sorted(by_entry.items()):
+        case = ET.SubElement(suite, "testcase", classname="tinymeter.check", name=entry)
+        bad = [d for d in ds if result.failed(d)]
+        lines = [f"{_LABELS[d.metric]}: baseline {_fmt_value(d.metric, d.baseline)}, current "
+                 f"{_fmt_value(d.metric, d.current)} ({_fmt_pct(d.change_pct)}, {d.status})"
+                 for d in ds]
+        if bad:
+            first = bad[0]
+            message = (f"{_LABELS[first.metric]} not measured" if first.status == "missing" else
+                       f"{_LABELS[first.metric]} {_fmt_pct(first.change_pct)} > "
+                       f"{result.max_regression_pct:g}%")
+            ET.SubElement(case, "failure", message=message, type=first.status).text = "\n".join(lines)
+        else:
+            ET.SubElement(case, "system-out").text = "\n".join(lines)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

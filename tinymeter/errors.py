@@ -34,6 +34,22 @@ class BuildError(TinymeterError):
     """The firmware could not be compiled or linked (toolchain missing, compile error, no fit)."""
 
 
+class DoesNotFit(BuildError):
+    """The model (weights, or arena plus stack) is larger than the board's memory region."""
+
+    def __init__(self, message: str, *, memory: str, needed: int, available: int) -> None:
+        super().__init__(message)
+        #: "flash" (the text region) or "RAM" (the data region).
+        self.memory = memory
+        self.needed = needed
+        self.available = available
+
+    @property
+    def short(self) -> str:
+        """``does not fit: needs 600,000 B flash, has 524,288 B``."""
+        return f"does not fit: needs {self.needed:,} B {self.memory}, has {self.available:,} B"
+
+
 class EmulationError(TinymeterError):
     """The firmware misbehaved in the emulator: fault, budget exhausted, timeout, bad exit."""
 

@@ -13,17 +13,24 @@ import struct
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from tinymeter.boards import Board
 from tinymeter.errors import ConfigError, EmulationError
-from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage, section_sizes
+from tinymeter.firmware.build import (
+    BuildConfig,
+    FirmwareBuilder,
+    FirmwareImage,
+    effective_kernels,
+    section_sizes,
+)
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.tflite import load_tflite
+from tinymeter.models.tflite import Model, load_tflite
 from tinymeter.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.blocks import CLASSES
@@ -39,24 +46,36 @@ from tinymeter.sim.emulator import (
 )
 from tinymeter.sim.native_hook import CYCLE_SCALE
 
+if TYPE_CHECKING:
+    from tinymeter.firmware.tflm import TflmLibrary
+
 log = logging.getLogger(__name__)
 
 STACK_PAINT = 0xDEADBEEF
 
 
-def resolve_model(model: str | Path | None) -> Path:
-    """A .tflite path as given, a zoo model name built on demand, or the default model."""
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def resolve_model(model: str | Path | None, *, quiet: bool = False) -> Path:
+    """A .tflite path as given, a Keras file / SavedModel directory converted to int8
+    (cached), a zoo model name built on demand, or the default model. A zoo build says
+    so on stderr first (unless *quiet*): it takes tens of seconds."""
     from tinymeter.models import zoo
 
+    notify = None if quiet else _say
     if model is None:
-        return zoo.default_model_path()
+        return zoo.default_model_path(notify=notify)
     path = Path(model)
     if path.exists():
-        return path
+        from tinymeter.models.user_convert import cached_conversion, is_convertible
+
+        return cached_conversion(path) if is_convertible(path) else path
     if path.suffix == ".tflite" or "/" in str(model):
         raise ConfigError(f"model file {model} does not exist")
     if str(model) in zoo.list_models():
-        return zoo.build_tflite(str(model))
+        return zoo.build_tflite(str(model), notify=notify)
     raise ConfigError(f"{model!r} is neither a file nor a zoo model "
                       f"(zoo: {', '.join(zoo.list_models())})")
 
@@ -192,6 +211,16 @@ def _function_names(elf: ElfImage, addresses: list[int]) -> dict[int, str]:
     return out
 
 
+def with_layer_facts(rows: list[LayerEstimate], model: Model) -> list[LayerEstimate]:
+    """*rows* (one per operator, in order) with each operator's weight bytes and output
+    shape from the model."""
+
+    from tinymeter.tflmrun import layer_facts
+
+    _macs, weights, shapes = layer_facts(model)
+    return [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
+
+
 def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, *,
              budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS, timeout_s: float = DEFAULT_TIMEOUT_S,
              builder: FirmwareBuilder | None = None, progress: bool = False,
@@ -204,7 +233,8 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
     stages = _Stages(bar if show else None)
     try:
         with stages.stage("parsing and lowering the model"):
-            gen = generate(load_tflite(model_path), name=Path(model_path).stem)
+            parsed = load_tflite(model_path)
+            gen = generate(parsed, name=Path(model_path).stem)
         with stages.stage(f"building firmware for {board.name}"):
             image = builder.build(gen, board, config)
         model = cost_model or cost_model_for(board)
@@ -220,9 +250,15 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
             stack = stack_peak(emulator)
     finally:
         bar.close()
-    return _assemble(Path(model_path).name, board, config.kernels, model, run, rows, overhead,
-                     functions, arena_bytes=gen.arena_bytes, flash_bytes=image.flash_bytes,
-                     ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes, stack_bytes=stack)
+    rows = with_layer_facts(rows, parsed)
+    kernels = effective_kernels(config.kernels, board.core)
+    if kernels != config.kernels:
+        log.warning("%s (%s) has no DSP extension: the %s kernels were requested, the %s "
+                    "kernels run", board.name, board.core.name, config.kernels, kernels)
+    est = _assemble(Path(model_path).name, board, kernels, model, run, rows, overhead,
+                    functions, arena_bytes=gen.arena_bytes, flash_bytes=image.flash_bytes,
+                    ram_bytes=image.ram_bytes, weight_bytes=gen.weight_bytes, stack_bytes=stack)
+    return replace(est, model_path=str(Path(model_path).resolve()))
 
 
 def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunResult,
@@ -337,29 +373,10 @@ def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
                            _foreign_layer_names(run, n_layers))
 
 
-def estimate_tflm(model_path: Path, board: Board, tflm_lib: Path,
-                  tflm_includes: list[Path], config: BuildConfig | None = None, *,
-                  arena_bytes: int = 64 * 1024, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
-                  timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None) -> Estimate:
-    """Estimate *model_path* running in a user-supplied prebuilt TFLM library.
+def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
+                  config: BuildConfig | None = None, **kwargs: Any) -> Estimate:
+    """*model_path* running in a prebuilt TFLM library: see
+    :func:`tinymeter.tflmrun.estimate_tflm`."""
+    from tinymeter.tflmrun import estimate_tflm as run_tflm
 
-    The C++ harness (``firmware/runtime/tflm/tm_tflm_main.cc``) embeds the flatbuffer,
-    registers the model's ops and brackets each op with ``tm_prof_begin/end`` through a
-    ``MicroProfilerInterface``; layers are named by TFLM's event tags.  Tested only
-    against a fake TFLM here; real-TFLM use is unverified offline.
-    """
-    import tempfile
-    from dataclasses import replace
-
-    from tinymeter.firmware.build import build_tflm
-
-    data = Path(model_path).read_bytes()
-    main = load_tflite(model_path).main
-    opcodes = [op.opcode for op in main.operators]
-    with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
-        elf = build_tflm(data, Path(model_path).stem, opcodes, len(opcodes), board, tflm_lib,
-                         tflm_includes, config, arena_bytes=arena_bytes, out_dir=Path(work))
-        est = estimate_elf(elf, board, budget_instructions=budget_instructions,
-                           timeout_s=timeout_s, cost_model=cost_model)
-    return replace(est, model=Path(model_path).name,
-                   kernels=f"TFLM ({Path(tflm_lib).name})", arena_bytes=arena_bytes)
+    return run_tflm(model_path, board, library, config, **kwargs)

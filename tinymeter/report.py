@@ -34,6 +34,9 @@ class LayerEstimate:
     share: float
     #: Instruction counts per instruction class (alu, load, mac, ...).
     classes: dict[str, int] = field(default_factory=dict)
+    #: Bytes of the operator's weights and biases, and its (first) output's shape.
+    weight_bytes: int = 0
+    output_shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,15 @@ class Estimate:
     #: Sizes of the board's text (flash) and data (RAM) regions, for the "fits" figures.
     board_flash_bytes: int = 0
     board_ram_bytes: int = 0
+    #: Which runtime ran the model: "own" (tinymeter's), "tflm" (a TFLM library) or "elf".
+    runtime: str = "own"
+    #: The runtime's own log lines (TFLM's DebugLog output, forwarded by the harness).
+    log: tuple[str, ...] = ()
     #: What ``functions`` covers: "whole run", or "span START:END" for ``--span``.
     profile_scope: str = "whole run"
+    #: Absolute path of the model file (``check`` keys entries by it, relative to the
+    #: baseline); empty when unknown.
+    model_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,15 +135,18 @@ def cost_model_line(est: Estimate) -> str:
 
 def format_table(est: Estimate, top_functions: int = 0) -> str:
     """Human-readable per-layer table plus totals."""
-    headers = ["#", "op", "MACs", "instructions", "est. cycles", "est. ms", "energy uJ", "share"]
-    rows = [[str(r.index), r.op, _fmt_int(r.macs), _fmt_int(r.instructions), _fmt_int(r.cycles),
+    headers = ["#", "op", "output", "weights", "MACs", "instructions", "est. cycles", "est. ms",
+               "energy uJ", "share"]
+    rows = [[str(r.index), r.op, "x".join(map(str, r.output_shape)), _fmt_int(r.weight_bytes),
+             _fmt_int(r.macs), _fmt_int(r.instructions), _fmt_int(r.cycles),
              f"{r.ms:.3f}", f"{r.energy_uj:.2f}", f"{100 * r.share:.1f}%"] for r in est.layers]
     total_macs = sum(r.macs for r in est.layers)
-    footer = ["", "total", _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
+    footer = ["", "total", "", _fmt_int(sum(r.weight_bytes for r in est.layers)),
+              _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
               f"{est.ms:.3f}", f"{est.energy_uj:.2f}", "100.0%"]
     out = [f"{est.model} on {est.board} ({est.core} @ {est.clock_hz / 1e6:g} MHz, "
            f"{est.kernels} kernels, cost model {est.cost_model})",
-           *text_table(headers, rows, left=(1,), footer=footer), ""]
+           *text_table(headers, rows, left=(1, 2), footer=footer), ""]
     out.append(f"latency   {est.ms:.3f} ms  ({_fmt_int(est.cycles)} cycles, "
                f"{_fmt_int(est.instructions)} instructions in layers, "
                f"{_fmt_int(est.overhead_instructions)} outside)")
@@ -147,6 +160,7 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
                f"weights {_fmt_int(est.weight_bytes)} B)")
     out.append(f"emulation {est.emulation_seconds:.2f} s, {est.emulation_mips:.0f} MIPS")
     out.append(cost_model_line(est))
+    out.extend(f"runtime log: {line}" for line in est.log)
     if top_functions and est.functions:
         out.append("")
         out.append(f"top functions ({est.profile_scope}):")
@@ -156,9 +170,32 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     return "\n".join(out)
 
 
-def format_comparison(ests: Sequence[Estimate]) -> str:
+@dataclass(frozen=True)
+class Unfit:
+    """A board of a comparison that cannot hold the model."""
+
+    board: str
+    core: str
+    clock_hz: int
+    reason: str  # "does not fit: needs X B flash, has Y B"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"board": self.board, "core": self.core, "clock_hz": self.clock_hz, "fits": False,
+                "error": self.reason}
+
+
+def _kernels_label(ests: Sequence[Estimate]) -> str:
+    kinds = sorted({e.kernels for e in ests})
+    if len(kinds) == 1:
+        return f"{kinds[0]} kernels"
+    return "/".join(kinds) + " kernels (reference on cores without DSP)"
+
+
+def format_comparison(ests: Sequence[Estimate], unfit: Sequence[Unfit] = (),
+                      model: str = "") -> str:
     """One row per board of the same model: latency, cycles, energy, and how much of the
-    board's RAM and flash the firmware takes (the "which board?" view)."""
+    board's RAM and flash the firmware takes (the "which board?" view); boards that
+    cannot hold the model get a "does not fit" row and a line saying by how much."""
     headers = ["board", "core", "MHz", "est. ms", "cycles", "energy uJ", "RAM", "flash"]
     rows = []
     for e in ests:
@@ -166,9 +203,28 @@ def format_comparison(ests: Sequence[Estimate]) -> str:
         flash = _share(e.flash_bytes, e.board_flash_bytes)[1] or f"{e.flash_bytes:,} B"
         rows.append([e.board, e.core, f"{e.clock_hz / 1e6:g}", f"{e.ms:.3f}",
                      _fmt_int(e.cycles), f"{e.energy_uj:.2f}", ram, flash])
-    first = ests[0]
-    title = f"{first.model}, {first.kernels} kernels, on {len(ests)} boards"
-    return "\n".join([title, *text_table(headers, rows, left=(0, 1))])
+    for u in unfit:
+        rows.append([u.board, u.core, f"{u.clock_hz / 1e6:g}", "does not fit", "-", "-", "-", "-"])
+    name = ests[0].model if ests else model
+    kernels = f", {_kernels_label(ests)}" if ests else ""
+    title = f"{name}{kernels}, on {len(ests) + len(unfit)} boards"
+    notes = [f"{u.board}: {u.reason}" for u in unfit]
+    return "\n".join([title, *text_table(headers, rows, left=(0, 1)), *notes])
+
+
+def comparison_csv(ests: Sequence[Estimate], unfit: Sequence[Unfit] = ()) -> str:
+    """The comparison as CSV, one row per board (``fits`` false with the reason)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["board", "core", "clock_hz", "kernels", "ms", "cycles", "energy_uj", "ram_bytes",
+                "board_ram_bytes", "flash_bytes", "board_flash_bytes", "fits", "error"])
+    for e in ests:
+        w.writerow([e.board, e.core, e.clock_hz, e.kernels, f"{e.ms:.6f}", e.cycles,
+                    f"{e.energy_uj:.4f}", e.ram_bytes, e.board_ram_bytes, e.flash_bytes,
+                    e.board_flash_bytes, "true", ""])
+    for u in unfit:
+        w.writerow([u.board, u.core, u.clock_hz, "", "", "", "", "", "", "", "", "false", u.reason])
+    return buf.getvalue()
 
 
 def write_json(est: Estimate, path: Path) -> None:

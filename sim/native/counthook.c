@@ -54,6 +54,7 @@
 #define TM_FLAG_BUDGET 1u
 #define TM_FLAG_OOM 2u
 #define TM_FLAG_COST 4u
+#define TM_FLAG_ALARM 8u
 #define TM_ARM_REG_R0 66 /* UC_ARM_REG_R0 in unicorn/arm.h */
 #define TM_ARM_REG_R1 67
 #define TM_COST_ERROR UINT64_MAX
@@ -112,6 +113,9 @@ typedef struct tm_ctx {
     uint32_t evt_counter;
     uint32_t evt_wrap;
     uint32_t flags;
+    /* cycle alarm (fixed point; 0 = none): the first block starting at or after it stops
+     * emulation uncounted, so Python can deliver an interrupt and resume there */
+    uint64_t alarm_cycles;
 } tm_ctx;
 
 static inline uint64_t tm_hash(uint32_t addr, uint32_t size, int32_t layer) {
@@ -222,6 +226,14 @@ static int tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size, uint64_t *co
 void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     tm_ctx *ctx = (tm_ctx *)user_data;
 
+    if (ctx->alarm_cycles && ctx->cycles >= ctx->alarm_cycles) {
+        /* before any counting or layer switch: the block does not run now (emu_stop in a
+         * block hook stops before it) and is counted once when emulation resumes at it */
+        ctx->alarm_cycles = 0;
+        ctx->flags |= TM_FLAG_ALARM;
+        ctx->emu_stop(uc);
+        return;
+    }
     if (address == ctx->prof_begin_addr) {
         uint32_t r0 = 0;
         ctx->reg_read(uc, TM_ARM_REG_R0, &r0);
@@ -321,6 +333,7 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     ctx->current_layer = -1;
     ctx->evt_counter = 0;
     ctx->flags = 0;
+    ctx->alarm_cycles = 0;
     return 0;
 }
 

@@ -27,4 +27,39 @@ static inline void tm_broadcast_next_run(int32_t n_outer, const int32_t *dims,
   }
 }
 
+/* Apply STMT to every output element of a broadcast binary op whose params
+ * struct P has size, broadcast, dims[ND], strides1[ND], strides2[ND]: inside
+ * STMT, A and B point at the two input elements and O at the output element
+ * (pointers to the given element types). The order is the output's row-major
+ * order; non-broadcast ops take one flat loop. */
+#define TM_BROADCAST_FOR_EACH(P, ND, TA, IN1, TB, IN2, TO, OUT, A, B, O, STMT)           \
+  do {                                                                                  \
+    const TA *A##_base = (IN1);                                                         \
+    const TB *B##_base = (IN2);                                                         \
+    TO *O = (OUT);                                                                      \
+    if (!(P)->broadcast) {                                                              \
+      for (int32_t i_ = 0; i_ < (P)->size; ++i_, ++O) {                                 \
+        const TA *A = A##_base + i_;                                                    \
+        const TB *B = B##_base + i_;                                                    \
+        STMT;                                                                           \
+      }                                                                                 \
+      break;                                                                            \
+    }                                                                                   \
+    const int32_t last_ = (ND) - 1;                                                     \
+    const int32_t inner_ = (P)->dims[last_];                                            \
+    const int32_t is1_ = (P)->strides1[last_], is2_ = (P)->strides2[last_];             \
+    const int32_t outer_ = (P)->size / inner_;                                          \
+    int32_t idx_[(ND) - 1] = {0};                                                       \
+    int32_t o1_ = 0, o2_ = 0;                                                           \
+    for (int32_t r_ = 0; r_ < outer_; ++r_) {                                           \
+      const TA *A = A##_base + o1_;                                                     \
+      const TB *B = B##_base + o2_;                                                     \
+      for (int32_t k_ = 0; k_ < inner_; ++k_, A += is1_, B += is2_, ++O) {              \
+        STMT;                                                                           \
+      }                                                                                 \
+      tm_broadcast_next_run(last_, (P)->dims, (P)->strides1, (P)->strides2, idx_, &o1_, \
+                            &o2_);                                                      \
+    }                                                                                   \
+  } while (0)
+
 #endif /* TM_BROADCAST_H */

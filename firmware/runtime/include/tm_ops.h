@@ -11,5 +11,11 @@
 #include "tm_ops_float.h"
 #include "tm_ops_misc.h"
 #include "tm_ops_movement.h"
+#include "tm_ops_activations.h"
+#include "tm_ops_binary.h"
+#include "tm_ops_resize.h"
+#include "tm_ops_indexing.h"
+#include "tm_ops_int16.h"
+#include "tm_ops_transpose_conv.h"
 
 #endif /* TM_OPS_H */

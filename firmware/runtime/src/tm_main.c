@@ -111,6 +111,9 @@ static void tm_report(uint32_t run) {
   }
   tm_puts("TM1 END total=");
   tm_putu(total);
+  /* check covers the BEGIN line's run index and layer count (hw/protocol.py) */
+  tm_puts(" check=");
+  tm_putu(total + run + tm_num_layers);
   tm_puts("\n");
 }
 
