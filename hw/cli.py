@@ -289,11 +289,14 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
               f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
     if args.json:
+        from tinymeter.cli import tflm_library, uses_tflm
         from tinymeter.firmware.build import effective_kernels
 
         data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
                 "model_path": str(Path(path).resolve()),
-                "kernels": effective_kernels(args.kernels, board.core),
+                "kernels": (tflm_library(args, board).label if uses_tflm(args)
+                            else effective_kernels(args.kernels, board.core)),
+                "runtime": "tflm" if uses_tflm(args) else "own",
                 "ms": stored.total_cycles * ms,
                 "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
                 "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,

@@ -490,6 +490,10 @@ def test_tflm_build_keeps_sized_elf_and_too_big_is_named(
     assert {p.name for p in out_dir.iterdir()} >= {"firmware.elf", "firmware.map", "linker.ld",
                                                    "tm_tflm_model.c", "tm_tflm_model.h"}
     assert "arena 48 B (TFLM's arena_used_bytes() 48 B)" in capsys.readouterr().out
+    # the kept ELF profiles as a foreign ELF too, with TFLM's arena figure
+    assert main(["estimate", "--elf", str(out_dir / "firmware.elf"), "--board", "nucleo-g0b1re",
+                 "-q"]) == 0
+    assert "memory    arena 48 B" in capsys.readouterr().out
     big, _root = build_fake_tflm(tmp_path / "big", "cortex-m0plus", arena_need=1_000_000)
     assert main(["estimate", str(model), "-q", "--board", "nucleo-g0b1re", "--tflm-lib",
                  str(big), "--tflm-root", str(root)]) == 2
@@ -531,6 +535,16 @@ def test_registered_library_runs_with_runtime_tflm(
     assert str(lib.resolve()) in capsys.readouterr().out
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
     assert "TFLM reference (libfake_tflm_48.a) kernels" in capsys.readouterr().out
+    # a project file wins over the user's; its unknown keys are errors
+    other, _r = build_fake_tflm(tmp_path / "other", "cortex-m4f", arena_need=64)
+    assert main(["tflm", "add", str(other), "--core", "cortex-m4f", "--root", str(root),
+                 "--project"]) == 0
+    assert (tmp_path / "tinymeter.toml").exists()
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
+    assert "libfake_tflm_64.a" in capsys.readouterr().out
+    (tmp_path / "tinymeter.toml").write_text("[tflm_libs]\n")
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 2
+    assert "tinymeter.toml: unknown key(s) tflm_libs; allowed: tflm" in capsys.readouterr().err
 
 
 @needs_gxx
@@ -581,9 +595,13 @@ def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFix
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
     assert main(["measure", str(model), "--probe", "virtual", "--tflm-lib", str(lib),
                  "--tflm-root", str(root), "--runs", "2", "--warmup", "0",
-                 "--db", str(tmp_path / "db.sqlite")]) == 0
+                 "--db", str(tmp_path / "db.sqlite"), "--json", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
     assert "fc on nucleo-l4r5zi: 2 runs" in out
+    import json
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["runtime"] == "tflm" and data["kernels"] == "TFLM reference (libfake_tflm_48.a)"
+    assert data["ops"] == ["FULLY_CONNECTED"]
     row = next(line for line in out.splitlines() if line.lstrip().startswith("0 "))
     assert row.split()[1] == "FULLY_CONNECTED"
     measured, estimated = float(row.split()[2]), float(row.split()[4])

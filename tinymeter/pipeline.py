@@ -301,6 +301,17 @@ def parse_span(text: str) -> tuple[str, str]:
     return parts[0].strip(), parts[1].strip()
 
 
+def _elf_arena(run: RunResult, sections: dict[str, int]) -> int:
+    """The tensor arena of a foreign ELF when it says: a tinymeter TFLM harness prints
+    TFLM's ``arena_used_bytes()`` (``TM1 ARENA``); else its arena section, else 0."""
+    from tinymeter.firmware.tflm import parse_arena
+
+    report = parse_arena(run.stdout)
+    if report is not None and report.used is not None:
+        return report.used
+    return sections.get(".tflm_arena", 0)
+
+
 def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
                  timeout_s: float = DEFAULT_TIMEOUT_S, cost_model: CostModel | None = None,
                  stop_at: Sequence[str] = (), span: tuple[str, str] | None = None,
@@ -345,10 +356,10 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     sections = section_sizes(Path(elf_path))
     return _assemble(
         Path(elf_path).name, board, "prebuilt ELF", model, run, rows, overhead, functions,
-        arena_bytes=0,
+        arena_bytes=_elf_arena(run, sections),
         flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
-                                                      ".ARM.exidx", ".data")),
-        ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".stack")),
+                                                      ".init_array", ".ARM.exidx", ".data")),
+        ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack")),
         weight_bytes=0, stack_bytes=stack_peak(emulator),
         profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run")
 
