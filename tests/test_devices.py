@@ -256,3 +256,18 @@ def test_board_with_svd_serves_every_peripheral(tmp_path: Path) -> None:
     run = Emulator(board).run(elf, [], budget_instructions=10**6, timeout_s=30)
     assert run.stdout.split() == ["12345678", "00000005", "0000cafe", "12345678", "00000007",
                                   "00000000"]
+
+
+@pytest.mark.parametrize(("board_name", "rcc"), [("nucleo-f767zi", 0x40023800),
+                                                  ("nucleo-l552ze-q", 0x40021000)])
+def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int) -> None:
+    board = load_board(board_name)
+    dev = DeviceRegisters(board.devices, Clock())
+    _wr(dev, rcc, 1 << 24)  # PLLON
+    assert _rd(dev, rcc) & (1 << 25)
+    _wr(dev, rcc + 0x08, 0x2)  # SW = PLL
+    assert _rd(dev, rcc + 0x08) & 0xC == 0x8
+    assert {t.spec.name for t in dev.timers} >= {"TIM2", "TIM3", "TIM6"}
+    if board_name == "nucleo-f767zi":  # over-drive: ready flags in another register
+        _wr(dev, 0x40007000, 0x0000C000 | (3 << 16))
+        assert _rd(dev, 0x40007004) & (3 << 16) == 3 << 16
