@@ -385,12 +385,13 @@ def patch_word(elf: Path, symbol: str, value: int, out: Path) -> Path:
     """Copy *elf* to *out* with the 32-bit constant *symbol* (in a loaded segment) set
     to *value*: how the arena search tries sizes without relinking."""
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     data = bytearray(Path(elf).read_bytes())
     with open(elf, "rb") as fh:
         f = ELFFile(fh)
         symtab = f.get_section_by_name(".symtab")
-        found = symtab.get_symbol_by_name(symbol) if symtab is not None else None
+        found = symtab.get_symbol_by_name(symbol) if isinstance(symtab, SymbolTableSection) else None
         if not found:
             raise BuildError(f"{elf} has no symbol {symbol!r} (not a tinymeter TFLM harness?)")
         address = found[0]["st_value"]
