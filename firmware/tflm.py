@@ -32,6 +32,8 @@ from tinymeter.firmware.build import (
     BuildConfig,
     board_sources,
     compile_argv,
+    content_digest,
+    default_cache_dir,
     linker_script,
     run_tool,
     runtime_dir,
@@ -306,13 +308,7 @@ class TflmBuild:
         (work / "tm_tflm_model.c").write_text(self.source)
         (work / "tm_tflm_model.h").write_text(self.header)
         include = root / "include"
-        harness = work / "tm_tflm_main.o"
-        config = replace(self.config, extra_cflags=(*self.library.flags,
-                                                    *self.config.extra_cflags))
-        run_tool(tflm_compile_argv(self.cxx, core, config, root / "tflm" / "tm_tflm_main.cc",
-                                   harness, [work, include, *self.library.includes]),
-                 "compiling the TFLM harness")
-        objects = [harness]
+        objects = [self._harness_object(work, include)]
         generated = [work / "tm_tflm_model.c"]
         for name, text in board_sources(self.board, self.config).items():  # hardware image
             (work / name).write_text(text)
@@ -325,6 +321,33 @@ class TflmBuild:
             objects.append(obj)
         self.objects = objects
         return objects
+
+    def _harness_object(self, work: Path, include: Path) -> Path:
+        """The compiled C++ harness (seconds of TFLM headers), cached by everything it
+        depends on: harness and runtime headers, the generated op header, the command
+        line, and the library file's identity (a rebuilt library may come with changed
+        headers)."""
+        root, core = runtime_dir(), self.board.core
+        config = replace(self.config, extra_cflags=(*self.library.flags,
+                                                    *self.config.extra_cflags))
+        source = root / "tflm" / "tm_tflm_main.cc"
+        argv = tflm_compile_argv(self.cxx, core, config, source, Path("h.o"),
+                                 [Path("gen"), include, *self.library.includes])
+        stat = Path(self.library.path).stat()
+        key = content_digest(source.read_bytes(), self.header, " ".join(argv),
+                             str(Path(self.library.path).resolve()), str(stat.st_size),
+                             str(stat.st_mtime_ns),
+                             *(h.read_bytes() for h in sorted(include.glob("*.h"))))
+        cached = default_cache_dir() / "tflm-harness" / f"{key}.o"
+        harness = work / "tm_tflm_main.o"
+        if cached.exists():
+            atomic_copy(cached, harness)
+            return harness
+        run_tool(tflm_compile_argv(self.cxx, core, config, source, harness,
+                                   [work, include, *self.library.includes]),
+                 "compiling the TFLM harness")
+        atomic_copy(harness, cached)
+        return harness
 
     def link(self, arena_bytes: int | None, board: Board | None = None,
              stem: str = "firmware") -> Path:
