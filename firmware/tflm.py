@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, UnsupportedModelError
+from tinymeter.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
 from tinymeter.files import atomic_copy
 from tinymeter.firmware.build import (
     ARM_CC,
@@ -437,10 +437,12 @@ def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:
 
 
 def too_big_error(name: str, board: Board, used: int, arena_room: int,
-                  at_least: bool = False) -> BuildError:
+                  at_least: bool = False) -> DoesNotFit:
     """The error for a model whose arena does not fit: both sizes named (*at_least*:
     the model needs more than *used*, the largest arena tried)."""
     need = f"more than {used:,} B of" if at_least else f"a {used:,} B"
-    return BuildError(f"model {name} needs {need} TFLM tensor arena, but the "
+    return DoesNotFit(f"model {name} needs {need} TFLM tensor arena, but the "
                       f"{board.data.size:,} B {board.data.name} of {board.name} leaves at most "
-                      f"{arena_room:,} B for it (after .data, .bss and the stack)")
+                      f"{arena_room:,} B for it (after .data, .bss and the stack)",
+                      memory="RAM for the arena", needed=used + (16 if at_least else 0),
+                      available=arena_room)
