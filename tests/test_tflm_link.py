@@ -658,3 +658,15 @@ def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "--warmup", "0", "--db", str(tmp_path / "db.sqlite")]) == 0
     out = capsys.readouterr().out
     assert "calibration of nucleo-l4r5zi (cortex-m4f) from 2 models, 2 layers" in out
+
+
+def test_abi_mismatch_hint() -> None:
+    from tinymeter.firmware.tflm import abi_mismatch_hint
+
+    board = load_board("nucleo-g0b1re")
+    msg = "linking failed: ld: error: lib.a(x.o) uses VFP register arguments, fw.elf does not"
+    hint = abi_mismatch_hint(msg, "lib.a", board)
+    assert hint.startswith("lib.a was built for another core or float ABI than nucleo-g0b1re's "
+                           "cortex-m0plus (-mcpu=cortex-m0plus -mthumb -mfloat-abi=soft)")
+    assert abi_mismatch_hint("undefined reference to `x'", "lib.a", board) == \
+        "undefined reference to `x'"
