@@ -25,13 +25,15 @@ from pathlib import Path
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, UnsupportedModelError
+from tinymeter.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
 from tinymeter.files import atomic_copy
 from tinymeter.firmware.build import (
     ARM_CC,
     BuildConfig,
     board_sources,
     compile_argv,
+    content_digest,
+    default_cache_dir,
     linker_script,
     run_tool,
     runtime_dir,
@@ -306,13 +308,7 @@ class TflmBuild:
         (work / "tm_tflm_model.c").write_text(self.source)
         (work / "tm_tflm_model.h").write_text(self.header)
         include = root / "include"
-        harness = work / "tm_tflm_main.o"
-        config = replace(self.config, extra_cflags=(*self.library.flags,
-                                                    *self.config.extra_cflags))
-        run_tool(tflm_compile_argv(self.cxx, core, config, root / "tflm" / "tm_tflm_main.cc",
-                                   harness, [work, include, *self.library.includes]),
-                 "compiling the TFLM harness")
-        objects = [harness]
+        objects = [self._harness_object(work, include)]
         generated = [work / "tm_tflm_model.c"]
         for name, text in board_sources(self.board, self.config).items():  # hardware image
             (work / name).write_text(text)
@@ -325,6 +321,33 @@ class TflmBuild:
             objects.append(obj)
         self.objects = objects
         return objects
+
+    def _harness_object(self, work: Path, include: Path) -> Path:
+        """The compiled C++ harness (seconds of TFLM headers), cached by everything it
+        depends on: harness and runtime headers, the generated op header, the command
+        line, and the library file's identity (a rebuilt library may come with changed
+        headers)."""
+        root, core = runtime_dir(), self.board.core
+        config = replace(self.config, extra_cflags=(*self.library.flags,
+                                                    *self.config.extra_cflags))
+        source = root / "tflm" / "tm_tflm_main.cc"
+        argv = tflm_compile_argv(self.cxx, core, config, source, Path("h.o"),
+                                 [Path("gen"), include, *self.library.includes])
+        stat = Path(self.library.path).stat()
+        key = content_digest(source.read_bytes(), self.header, " ".join(argv),
+                             str(Path(self.library.path).resolve()), str(stat.st_size),
+                             str(stat.st_mtime_ns),
+                             *(h.read_bytes() for h in sorted(include.glob("*.h"))))
+        cached = default_cache_dir() / "tflm-harness" / f"{key}.o"
+        harness = work / "tm_tflm_main.o"
+        if cached.exists():
+            atomic_copy(cached, harness)
+            return harness
+        run_tool(tflm_compile_argv(self.cxx, core, config, source, harness,
+                                   [work, include, *self.library.includes]),
+                 "compiling the TFLM harness")
+        atomic_copy(harness, cached)
+        return harness
 
     def link(self, arena_bytes: int | None, board: Board | None = None,
              stem: str = "firmware") -> Path:
@@ -362,12 +385,13 @@ def patch_word(elf: Path, symbol: str, value: int, out: Path) -> Path:
     """Copy *elf* to *out* with the 32-bit constant *symbol* (in a loaded segment) set
     to *value*: how the arena search tries sizes without relinking."""
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     data = bytearray(Path(elf).read_bytes())
     with open(elf, "rb") as fh:
         f = ELFFile(fh)
         symtab = f.get_section_by_name(".symtab")
-        found = symtab.get_symbol_by_name(symbol) if symtab is not None else None
+        found = symtab.get_symbol_by_name(symbol) if isinstance(symtab, SymbolTableSection) else None
         if not found:
             raise BuildError(f"{elf} has no symbol {symbol!r} (not a tinymeter TFLM harness?)")
         address = found[0]["st_value"]
@@ -413,10 +437,12 @@ def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:
 
 
 def too_big_error(name: str, board: Board, used: int, arena_room: int,
-                  at_least: bool = False) -> BuildError:
+                  at_least: bool = False) -> DoesNotFit:
     """The error for a model whose arena does not fit: both sizes named (*at_least*:
     the model needs more than *used*, the largest arena tried)."""
     need = f"more than {used:,} B of" if at_least else f"a {used:,} B"
-    return BuildError(f"model {name} needs {need} TFLM tensor arena, but the "
+    return DoesNotFit(f"model {name} needs {need} TFLM tensor arena, but the "
                       f"{board.data.size:,} B {board.data.name} of {board.name} leaves at most "
-                      f"{arena_room:,} B for it (after .data, .bss and the stack)")
+                      f"{arena_room:,} B for it (after .data, .bss and the stack)",
+                      memory="RAM for the arena", needed=used + (16 if at_least else 0),
+                      available=arena_room)

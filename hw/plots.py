@@ -10,6 +10,7 @@ import itertools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from tinymeter.sim.peripherals import MarkEvent
 log = logging.getLogger(__name__)
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -27,8 +28,10 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def estimated_vs_measured(measured: Sequence[float], estimated: Sequence[float], path: Path, *,
-                          calibrated: Sequence[float] | None = None, labels: Sequence[str] = (),
+def estimated_vs_measured(measured: Sequence[float] | np.ndarray,
+                          estimated: Sequence[float] | np.ndarray, path: Path, *,
+                          calibrated: Sequence[float] | np.ndarray | None = None,
+                          labels: Sequence[str] = (),
                           band: float = 0.05, title: str = "") -> Path:
     """Scatter of per-layer estimated vs measured cycles on log axes, with the ideal line
     and a +-*band* relative error band. Only layers outside the band are labelled (dozens

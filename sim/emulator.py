@@ -717,7 +717,8 @@ class Emulator:
         one ends the run with an error and the call path, never with a report."""
         entries = {sym.address: name for name in TRAP_FUNCTIONS
                    if (sym := image.symbol(name)) is not None and sym.is_function}
-        for address, name in image.debug.inlined_entries(frozenset(TRAP_FUNCTIONS)):
+        for address, name in image.debug.inlined_entries(frozenset(TRAP_FUNCTIONS),
+                                                         list(entries)):
             entries.setdefault(address, name)
         for address, name in sorted(entries.items()):
             uc.hook_add(unicorn.UC_HOOK_CODE, self._on_trap, (session, name), begin=address,

@@ -441,3 +441,23 @@ def _sweep_row_fields() -> dict:
             "kernels": "reference", "accuracy": 0.5, "float_accuracy": 0.5, "macs": 1000,
             "params": 10, "ms": 1.0, "cycles": 100, "energy_uj": 1.0, "arena_bytes": 100,
             "flash_bytes": 1000}
+
+
+def test_constant_operator_output_is_refused(capsys, tmp_path: Path) -> None:
+    """Found by the fuzz: an output tensor with a buffer was placed in flash and the
+    kernel's first store faulted in the emulator."""
+    import dataclasses
+
+    from tinymeter.models.testing import int8_tensor, single_op_model_ir
+    from tinymeter.models.tflite import serialize_tflite
+
+    x = int8_tensor("x", (1, 8), 0.1, 0)
+    m = single_op_model_ir("RESHAPE", [x], [int8_tensor("y", (8,), 0.1, 0)], {"new_shape": [8]})
+    sg = m.main
+    tensors = list(sg.tensors)
+    tensors[1] = dataclasses.replace(tensors[1], data=bytes(8), buffer=1)
+    bad = dataclasses.replace(m, subgraphs=(dataclasses.replace(sg, tensors=tuple(tensors)),))
+    path = tmp_path / "const_out.tflite"
+    path.write_bytes(serialize_tflite(bad, verify=False))
+    _one_error(capsys, ["estimate", str(path), "-q"], "operator 0 (RESHAPE)", "'y'",
+               "operator output but has constant data")

@@ -134,6 +134,14 @@ int main(void) {
   while (ticks == 0u) {
   }
   print_u("late ", DWT_CYCCNT - t0);
+#elif defined(NO_HANDLER)
+  NVIC_ISER0 = 1u << 30; /* TIM4: no vector in the table */
+  REG(0x40000800u + 0x2Cu) = 99u;
+  REG(0x40000800u + 0x0Cu) = 1u;
+  REG(0x40000800u) = 1u;
+  while (1) {
+    ticks += 1u;
+  }
 #elif defined(NESTED)
   tim3_start(700u);
   systick_start(1000u);
@@ -229,3 +237,11 @@ def test_higher_priority_timer_preempts_systick_handler(board: Board, tmp_path: 
     out = run(board, tmp_path, "NESTED")
     assert _value(out, "nested ") == 1
     assert _value(out, "tim3 stopped ") == 1  # NVIC_ICER disabled its interrupt
+
+
+def test_interrupt_without_handler_is_a_fault(board: Board, tmp_path: Path) -> None:
+    from tinymeter.errors import FirmwareFault
+
+    with pytest.raises(FirmwareFault, match=r"exception 46 has no Thumb handler in the "
+                       r"vector table at 0x08000000 \(entry 0x00000000\)"):
+        run(board, tmp_path, "NO_HANDLER")

@@ -340,7 +340,8 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
 
 
 def _parse_devices(top: dict[str, Any], where: str) -> DeviceMap:
-    ranges, reference, svd = ((), "", "")
+    ranges: tuple[tuple[int, int], ...] = ()
+    reference, svd = "", ""
     if "peripheral_space" in top:
         ranges, reference, svd = parse_space(top["peripheral_space"],
                                              f"{where}.peripheral_space", _take)
