@@ -542,6 +542,10 @@ def test_registered_library_runs_with_runtime_tflm(
     assert (tmp_path / "tinymeter.toml").exists()
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
     assert "libfake_tflm_64.a" in capsys.readouterr().out
+    assert main(["tflm", "remove", "--core", "cortex-m4f", "--project"]) == 0
+    assert "removed 1 library of cortex-m4f" in capsys.readouterr().out
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
+    assert "libfake_tflm_48.a" in capsys.readouterr().out  # the user's again
     (tmp_path / "tinymeter.toml").write_text("[tflm_libs]\n")
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 2
     assert "tinymeter.toml: unknown key(s) tflm_libs; allowed: tflm" in capsys.readouterr().err
