@@ -25,13 +25,15 @@ from pathlib import Path
 
 from tinymeter.boards import Board
 from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, UnsupportedModelError
+from tinymeter.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
 from tinymeter.files import atomic_copy
 from tinymeter.firmware.build import (
     ARM_CC,
     BuildConfig,
     board_sources,
     compile_argv,
+    content_digest,
+    default_cache_dir,
     linker_script,
     run_tool,
     runtime_dir,
@@ -306,13 +308,7 @@ class TflmBuild:
         (work / "tm_tflm_model.c").write_text(self.source)
         (work / "tm_tflm_model.h").write_text(self.header)
         include = root / "include"
-        harness = work / "tm_tflm_main.o"
-        config = replace(self.config, extra_cflags=(*self.library.flags,
-                                                    *self.config.extra_cflags))
-        run_tool(tflm_compile_argv(self.cxx, core, config, root / "tflm" / "tm_tflm_main.cc",
-                                   harness, [work, include, *self.library.includes]),
-                 "compiling the TFLM harness")
-        objects = [harness]
+        objects = [self._harness_object(work, include)]
         generated = [work / "tm_tflm_model.c"]
         for name, text in board_sources(self.board, self.config).items():  # hardware image
             (work / name).write_text(text)
@@ -326,6 +322,33 @@ class TflmBuild:
         self.objects = objects
         return objects
 
+    def _harness_object(self, work: Path, include: Path) -> Path:
+        """The compiled C++ harness (seconds of TFLM headers), cached by everything it
+        depends on: harness and runtime headers, the generated op header, the command
+        line, and the library file's identity (a rebuilt library may come with changed
+        headers)."""
+        root, core = runtime_dir(), self.board.core
+        config = replace(self.config, extra_cflags=(*self.library.flags,
+                                                    *self.config.extra_cflags))
+        source = root / "tflm" / "tm_tflm_main.cc"
+        argv = tflm_compile_argv(self.cxx, core, config, source, Path("h.o"),
+                                 [Path("gen"), include, *self.library.includes])
+        stat = Path(self.library.path).stat()
+        key = content_digest(source.read_bytes(), self.header, " ".join(argv),
+                             str(Path(self.library.path).resolve()), str(stat.st_size),
+                             str(stat.st_mtime_ns),
+                             *(h.read_bytes() for h in sorted(include.glob("*.h"))))
+        cached = default_cache_dir() / "tflm-harness" / f"{key}.o"
+        harness = work / "tm_tflm_main.o"
+        if cached.exists():
+            atomic_copy(cached, harness)
+            return harness
+        run_tool(tflm_compile_argv(self.cxx, core, config, source, harness,
+                                   [work, include, *self.library.includes]),
+                 "compiling the TFLM harness")
+        atomic_copy(harness, cached)
+        return harness
+
     def link(self, arena_bytes: int | None, board: Board | None = None,
              stem: str = "firmware") -> Path:
         """Link ``STEM.elf`` for *board* (default the build's) with the given arena
@@ -335,9 +358,12 @@ class TflmBuild:
         script = self.work / f"{stem}.ld"
         script.write_text(tflm_linker_script(board, self.config.stack_bytes, arena_bytes))
         elf = self.work / f"{stem}.elf"
-        run_tool(tflm_link_argv(self.cxx, board.core, objects, self.library.path, script, elf,
-                                self.work / f"{stem}.map"),
-                 f"linking against {self.library.path.name} for {board.name}")
+        try:
+            run_tool(tflm_link_argv(self.cxx, board.core, objects, self.library.path, script,
+                                    elf, self.work / f"{stem}.map"),
+                     f"linking against {self.library.path.name} for {board.name}")
+        except BuildError as exc:
+            raise BuildError(abi_mismatch_hint(str(exc), self.library.path.name, board)) from None
         return elf
 
     def keep(self, out_dir: Path, stem: str = "firmware") -> Path:
@@ -402,6 +428,20 @@ def search_sizes(lo: int, hi: int, fits: Callable[[int], bool]) -> int:
     return good
 
 
+_ABI_MISMATCH = ("uses VFP register arguments", "conflicting architecture profiles",
+                 "conflicting CPU architectures", "failed to merge target specific data")
+
+
+def abi_mismatch_hint(message: str, lib_name: str, board: Board) -> str:
+    """A link failure's message, led by the cause when the library was built for another
+    core or float ABI (what the linker says is a wall of per-object errors)."""
+    if not any(m in message for m in _ABI_MISMATCH):
+        return message
+    return (f"{lib_name} was built for another core or float ABI than {board.name}'s "
+            f"{board.core.name} ({' '.join(board.core.gcc_flags)}); use a TFLM library built "
+            f"for {board.core.name} ({message[:160]}...)")
+
+
 def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:
     """(flash bytes, RAM bytes, section sizes) of a harness ELF: flash holds code,
     constants, the flatbuffer, init arrays and .data's load image; RAM is .data, .bss,
@@ -414,10 +454,12 @@ def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:
 
 
 def too_big_error(name: str, board: Board, used: int, arena_room: int,
-                  at_least: bool = False) -> BuildError:
+                  at_least: bool = False) -> DoesNotFit:
     """The error for a model whose arena does not fit: both sizes named (*at_least*:
     the model needs more than *used*, the largest arena tried)."""
     need = f"more than {used:,} B of" if at_least else f"a {used:,} B"
-    return BuildError(f"model {name} needs {need} TFLM tensor arena, but the "
+    return DoesNotFit(f"model {name} needs {need} TFLM tensor arena, but the "
                       f"{board.data.size:,} B {board.data.name} of {board.name} leaves at most "
-                      f"{arena_room:,} B for it (after .data, .bss and the stack)")
+                      f"{arena_room:,} B for it (after .data, .bss and the stack)",
+                      memory="RAM for the arena", needed=used + (16 if at_least else 0),
+                      available=arena_room)

@@ -33,6 +33,7 @@ from tinymeter.cli import (
 )
 from tinymeter.errors import ConfigError
 from tinymeter.files import is_stdout, write_output
+from tinymeter.texttable import text_table
 
 log = logging.getLogger(__name__)
 
@@ -272,17 +273,20 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     ms = 1e3 / board.clock_hz
     print(f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement {stored.id} "
           f"in {db.path}")
-    print(f"{'#':>3} {'op':20} {'measured':>12} {'ms':>9} {'estimated':>12} {'error':>8}"
-          + (f" {'uJ':>9}" if stored.energy_uj is not None else ""))
+    energy = stored.energy_uj is not None
+    headers = ["#", "op", "measured cycles", "ms", "est. cycles", "error",
+               *(["energy uJ"] if energy else [])]
+    rows = []
     for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
-        err = (estimated[i] - cyc) / cyc
-        line = f"{i:3d} {op:20} {cyc:12.0f} {cyc * ms:9.4f} {estimated[i]:12.0f} {_pct(err):>8}"
-        if stored.energy_uj is not None and stored.layer_energy_uj[i] is not None:
-            line += f" {stored.layer_energy_uj[i]:9.3f}"
-        print(line)
+        uj = stored.layer_energy_uj[i]
+        rows.append([str(i), op, f"{cyc:,.0f}", f"{cyc * ms:.4f}", f"{estimated[i]:,.0f}",
+                     _pct((estimated[i] - cyc) / cyc).strip(),
+                     *([f"{uj:.3f}" if uj is not None else "-"] if energy else [])])
     total_err = (estimated.sum() - stored.total_cycles) / stored.total_cycles
-    print(f"    {'total':20} {stored.total_cycles:12.0f} {stored.total_cycles * ms:9.4f} "
-          f"{estimated.sum():12.0f} {_pct(total_err):>8}")
+    footer = ["", "total", f"{stored.total_cycles:,.0f}", f"{stored.total_cycles * ms:.4f}",
+              f"{estimated.sum():,.0f}", _pct(total_err).strip(),
+              *([f"{stored.energy_uj:.3f}"] if energy else [])]
+    print("\n".join(text_table(headers, rows, left=(1,), footer=footer)))
     if stored.energy_uj is not None:
         print(f"energy {stored.energy_uj:.3f} uJ per inference")
     if board.hardware_clock_hz != board.clock_hz:
@@ -419,20 +423,21 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
     print(f"calibration of {board.name} ({board.core.name}) from {n_models} models, "
           f"{sum(len(s.measured) for s in samples if s.role == 'model')} layers"
           + (f" + {n_mb} microbenchmarks" if n_mb else " (no microbenchmarks)"))
-    print(f"{'':28} {'before':>9} {'after':>9}")
     rows = [("layer error (mean)", result.before.layer_mape, result.after.layer_mape),
             ("layer error (max)", result.before.layer_max, result.after.layer_max),
             ("model latency error", result.before.model_mape, result.after.model_mape),
             ("leave-one-out latency error", result.loo_before.model_mape,
              result.loo_after.model_mape)]
-    for label, before, after in rows:
-        print(f"{label:28} {_pct(before):>9} {_pct(after):>9}")
-    print(f"{'parameter':22} {'datasheet':>10} {'fitted':>10} {'stderr':>8}  identified")
+    print("\n".join(text_table(["error", "before", "after"],
+                               [[label, _pct(b).strip(), _pct(a).strip()] for label, b, a in rows],
+                               left=(0,))))
     identified = result.fit.identified()
-    for name, p0, p1, se in zip(result.fit.names, parameter_vector(result.prior), result.fit.theta,
-                                result.fit.stderr):
-        print(f"{name:22} {p0:10.3f} {p1:10.3f} {_pct(float(se)):>8}  "
-              f"{'yes' if identified[name] else 'no'}")
+    params = [[name, f"{p0:.3f}", f"{p1:.3f}", _pct(float(se)).strip(),
+               "yes" if identified[name] else "no"]
+              for name, p0, p1, se in zip(result.fit.names, parameter_vector(result.prior),
+                                          result.fit.theta, result.fit.stderr)]
+    print("\n".join(text_table(["parameter", "datasheet", "fitted", "stderr", "identified"],
+                               params, left=(0, 4))))
     if result.unidentified:
         print("not identified:")
         for name, why in result.unidentified.items():

@@ -34,8 +34,20 @@ def _copy_tree(dst: Path) -> Path:
     return dst
 
 
+def _setuptools_can_build() -> bool:
+    """pyproject's build-system needs setuptools >= 77 (the test extra installs it)."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 77
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not _setuptools_can_build():
+        pytest.skip("building the wheel offline needs setuptools>=77 in this environment "
+                    "(`make setup` installs the test extra)")
     tmp = tmp_path_factory.mktemp("wheel")
     src = _copy_tree(tmp / "src")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",

@@ -234,10 +234,12 @@ def write_json(est: Estimate, path: Path) -> None:
 def layers_csv(est: Estimate) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["index", "op", "macs", "instructions", "cycles", "ms", "energy_uj", "share"])
+    w.writerow(["index", "op", "macs", "instructions", "cycles", "ms", "energy_uj", "share",
+                "weight_bytes", "output_shape"])
     for r in est.layers:
         w.writerow([r.index, r.op, r.macs, r.instructions, r.cycles, f"{r.ms:.6f}",
-                    f"{r.energy_uj:.4f}", f"{r.share:.6f}"])
+                    f"{r.energy_uj:.4f}", f"{r.share:.6f}", r.weight_bytes,
+                    "x".join(map(str, r.output_shape))])
     return buf.getvalue()
 
 
