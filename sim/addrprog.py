@@ -72,6 +72,8 @@ _ALU_OF = {"and": ALU_AND, "orr": ALU_ORR, "eor": ALU_EOR, "bic": ALU_BIC, "lsl"
            "lsr": ALU_LSR, "asr": ALU_ASR, "mul": ALU_MUL, "rsb": ALU_RSB, "sxtb": ALU_SXTB,
            "sxth": ALU_SXTH, "uxtb": ALU_UXTB, "uxth": ALU_UXTH}
 _ALU_UNARY = frozenset((ALU_SXTB, ALU_SXTH, ALU_UXTB, ALU_UXTH))
+#: Immediate shifts of a register operand (``mov.w r0, r1, asr #2``) as ALU kinds.
+_SHIFT_KIND = {A.ARM_SFT_LSL: ALU_LSL, A.ARM_SFT_LSR: ALU_LSR, A.ARM_SFT_ASR: ALU_ASR}
 OP_WORDS = 6
 FLAG_BYTES_MASK = 0xFFF
 FLAG_STORE = 1 << 12
@@ -423,7 +425,12 @@ def _arith_add(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
         return True
     t, shift_type, shift = x[1], x[2], x[3]
     if shift_type not in (0, A.ARM_SFT_LSL):
-        return False
+        kind = _SHIFT_KIND.get(shift_type)
+        if kind is None or d == s or PC in (s, t):
+            return False
+        b.alu(d, t, None, shift, kind)  # d = t >> shift, then d = s +- d
+        b.addr(d, s, d, 0, sign)
+        return True
     if PC in (s, t):
         saved = b.const[PC]
         b.const[PC] = b.pc_value(insn, False)  # ADD Rdn, PC reads PC unaligned
@@ -439,11 +446,14 @@ def _arith_add(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
 def _arith_mov(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
     if len(src) != 1:
         return False
-    kind, value, shift_type, _shift, _sub = src[0]
+    kind, value, shift_type, shift, _sub = src[0]
     if kind == "i":
         b.set_const(d, value)
     elif shift_type:
-        return False
+        alu_kind = _SHIFT_KIND.get(shift_type)
+        if alu_kind is None or value == PC:
+            return False
+        b.alu(d, value, None, shift, alu_kind)  # mov.w d, s, asr #k
     elif value == PC:
         b.set_const(d, b.pc_value(insn, False))
     else:
@@ -455,6 +465,21 @@ def _arith_mvn(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
     if len(src) != 1 or src[0][0] != "i":
         return False
     b.set_const(d, ~src[0][1])
+    return True
+
+
+def _arith_bitfield(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
+    """``ubfx``/``sbfx d, s, #lsb, #width`` as two shifts (or shift + mask)."""
+    if (len(src) != 3 or src[0][0] != "r" or src[0][1] == PC or src[1][0] != "i"
+            or src[2][0] != "i" or not 0 < src[2][1] <= 32 - src[1][1]):
+        return False
+    s, lsb, width = src[0][1], src[1][1], src[2][1]
+    if insn.name == "ubfx":
+        b.alu(d, s, None, lsb, ALU_LSR)
+        b.alu(d, d, None, (1 << width) - 1, ALU_AND)
+    else:
+        b.alu(d, s, None, 32 - lsb - width, ALU_LSL)
+        b.alu(d, d, None, 32 - width, ALU_ASR)
     return True
 
 
@@ -476,7 +501,8 @@ def _arith_adr(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
 _ARITH: dict[str, Callable[[_Builder, Insn, int, tuple], bool]] = {
     "add": _arith_add, "addw": _arith_add, "sub": _arith_add, "subw": _arith_add,
     "mov": _arith_mov, "movs": _arith_mov, "movw": _arith_mov, "mvn": _arith_mvn,
-    "movt": _arith_movt, "adr": _arith_adr, "neg": lambda b, _i, d, src: (
+    "movt": _arith_movt, "adr": _arith_adr, "ubfx": _arith_bitfield,
+    "sbfx": _arith_bitfield, "neg": lambda b, _i, d, src: (
         len(src) == 1 and src[0][0] == "r" and not src[0][2]
         and b.alu(d, src[0][1], None, 0, ALU_RSB)),
 }

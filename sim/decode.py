@@ -127,6 +127,9 @@ class Decoder:
         #: The mnemonic alone is ambiguous (``movs r0, r0`` is capstone's ``movs``,
         #: ``movs r0, #0`` its ``mov``); the first halfword's opcode bits settle it.
         self._names: dict[tuple[str, int], str] = {}
+        #: (name, mnemonic, operand text) -> the Insn fields after address and size:
+        #: the same instruction text recurs across a firmware's blocks
+        self.facts: dict[tuple[str, str, str], tuple] = {}
 
     def name_of(self, mnemonic: str, raw: bytes, address: int) -> str:
         """capstone's ``insn_name()`` of the instruction *raw* printed as *mnemonic*."""
@@ -153,7 +156,7 @@ def _core(regs: tuple[int, ...] | list[int]) -> frozenset[int]:
 
 #: Names whose operands :mod:`.addrprog` interprets (everything else only kills).
 ARITH_NAMES = _names("""add addw sub subw mov movs movw movt adr lsl mvn and orr eor bic lsr asr
-                        mul rsb neg sxtb sxth uxtb uxth""")
+                        mul rsb neg sxtb sxth uxtb uxth ubfx sbfx""")
 
 
 def _operands(insn: capstone.CsInsn) -> tuple[tuple[str, int, int, int, bool], ...]:
@@ -298,7 +301,11 @@ def decode_block(code: bytes, address: int, decoder: Decoder | None = None) -> t
         progressed = False
         for at, size, mnemonic, op_str in dec.cs.disasm_lite(code[offset:], address + offset):
             name = dec.name_of(mnemonic, code[at - address:at - address + size], at)
-            out.append(_insn_fast(at, size, name, mnemonic, op_str))
+            key = (name, mnemonic, op_str)
+            facts = dec.facts.get(key)
+            if facts is None:
+                facts = dec.facts[key] = _facts_fast(name, mnemonic, op_str)
+            out.append(Insn(at, size, *facts))
             offset += size
             progressed = True
         if offset < len(code) and not progressed:
@@ -328,6 +335,8 @@ _REG_NAMES.update({"sb": 9, "sl": 10, "fp": 11, "ip": 12, "sp": SP, "lr": LR, "p
                    "r13": SP, "r14": LR, "r15": PC})
 _SHIFTS = {"lsl": A.ARM_SFT_LSL, "lsr": A.ARM_SFT_LSR, "asr": A.ARM_SFT_ASR,
            "ror": A.ARM_SFT_ROR, "rrx": A.ARM_SFT_RRX}
+#: Core register names in operand text, in order (``apsr``/``fpscr`` do not match).
+_CORE_NAME = re.compile(r"\b(r1[0-5]|r[0-9]|sb|sl|fp|ip|sp|lr|pc)\b")
 _TOKENS = re.compile(r"\[[^\]]*\]!?|\{[^}]*\}|[^,\s][^,]*")
 _CONDITIONS = _names("eq ne cs hs cc lo mi pl vs vc hi ls ge lt gt le")
 #: Instructions that write no core register (besides PC for branches).
@@ -452,19 +461,10 @@ def _mem_fast(name: str, tokens: list[str]) -> MemOp | None:
                  is_store=name in _STORES, direction=IA, regs=regs)
 
 
-def _registers_fast(name: str, tokens: list[str], mem: MemOp | None
+def _registers_fast(name: str, op_str: str, tokens: list[str], mem: MemOp | None
                     ) -> tuple[frozenset[int], frozenset[int]]:
     """(read, written) core registers from the printed operands."""
-    mentioned: list[int] = []
-    for tok in tokens:
-        if tok[0] in "[{":
-            mentioned += [_REG_NAMES[p] for p in (x.strip().rstrip("!") for x in
-                                                  tok.strip("[]{}!").split(","))
-                          if p in _REG_NAMES]
-        else:
-            reg = _REG_NAMES.get(tok.rstrip("!"))
-            if reg is not None:
-                mentioned.append(reg)
+    mentioned = [_REG_NAMES[r] for r in _CORE_NAME.findall(op_str)]
     if mem is not None:
         return _mem_registers(name, mem, mentioned)
     if any(tok[0] == "[" and tok[-1] == "!" for tok in tokens):  # e.g. ldc [r4, #8]!
@@ -512,11 +512,13 @@ def _mem_registers(name: str, mem: MemOp, mentioned: list[int]
     return frozenset(read), frozenset(written)
 
 
-def _insn_fast(address: int, size: int, name: str, mnemonic: str, op_str: str) -> Insn:
+def _facts_fast(name: str, mnemonic: str, op_str: str) -> tuple:
+    """Every :class:`Insn` field after address and size, from the printed instruction
+    (nothing in them depends on the address: PC-relative operands print as offsets)."""
     tokens = _tokens(op_str)
     mem = (_mem_fast(name, tokens) if name in _SINGLE_WIDTH or name in _FP_SINGLE
            or name in _CORE_MULTIPLE or name in _FP_MULTIPLE else None)
-    read, written = _registers_fast(name, tokens, mem)
+    read, written = _registers_fast(name, op_str, tokens, mem)
     base = mnemonic.split(".", 1)[0]
     tail = base[len(name):] if base.startswith(name) else ""
     if tail[:1] == "w" and name in ("mov", "add", "sub"):
@@ -524,8 +526,6 @@ def _insn_fast(address: int, size: int, name: str, mnemonic: str, op_str: str) -
     flag_cond = tail[:1] == "s" and tail[1:] in _CONDITIONS
     conditional = (name != "it" and (tail in _CONDITIONS or flag_cond)) or name in ("cbz",
                                                                                      "cbnz")
-    return Insn(address=address, size=size, name=name, mnemonic=mnemonic,
-                op_str=op_str, klass=classify(name), conditional=conditional,
-                regs_read=read, regs_written=written, mem=mem,
-                operands=_arith_operands(tokens) if name in ARITH_NAMES else (),
-                sets_flags=tail[:1] == "s" and tail[1:] in _CONDITIONS | {""})
+    return (name, mnemonic, op_str, classify(name), conditional, read, written, mem,
+            _arith_operands(tokens) if name in ARITH_NAMES else (),
+            tail[:1] == "s" and tail[1:] in _CONDITIONS | {""})
