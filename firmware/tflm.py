@@ -358,9 +358,12 @@ class TflmBuild:
         script = self.work / f"{stem}.ld"
         script.write_text(tflm_linker_script(board, self.config.stack_bytes, arena_bytes))
         elf = self.work / f"{stem}.elf"
-        run_tool(tflm_link_argv(self.cxx, board.core, objects, self.library.path, script, elf,
-                                self.work / f"{stem}.map"),
-                 f"linking against {self.library.path.name} for {board.name}")
+        try:
+            run_tool(tflm_link_argv(self.cxx, board.core, objects, self.library.path, script,
+                                    elf, self.work / f"{stem}.map"),
+                     f"linking against {self.library.path.name} for {board.name}")
+        except BuildError as exc:
+            raise BuildError(abi_mismatch_hint(str(exc), self.library.path.name, board)) from None
         return elf
 
     def keep(self, out_dir: Path, stem: str = "firmware") -> Path:
@@ -423,6 +426,20 @@ def search_sizes(lo: int, hi: int, fits: Callable[[int], bool]) -> int:
         else:
             bad = mid
     return good
+
+
+_ABI_MISMATCH = ("uses VFP register arguments", "conflicting architecture profiles",
+                 "conflicting CPU architectures", "failed to merge target specific data")
+
+
+def abi_mismatch_hint(message: str, lib_name: str, board: Board) -> str:
+    """A link failure's message, led by the cause when the library was built for another
+    core or float ABI (what the linker says is a wall of per-object errors)."""
+    if not any(m in message for m in _ABI_MISMATCH):
+        return message
+    return (f"{lib_name} was built for another core or float ABI than {board.name}'s "
+            f"{board.core.name} ({' '.join(board.core.gcc_flags)}); use a TFLM library built "
+            f"for {board.core.name} ({message[:160]}...)")
 
 
 def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:

@@ -116,7 +116,7 @@ def test_gpio_output_changes_are_marks() -> None:
 
 
 def _board_with(extra: str) -> dict:
-    base = (load_board("nucleo-g0b1re").path.read_text())
+    base = load_board("nucleo-g0b1re").path.read_text().split("# -- the MCU's peripherals")[0]
     return tomllib.loads(base + "\n" + extra)
 
 
@@ -245,7 +245,8 @@ def test_board_with_svd_serves_every_peripheral(tmp_path: Path) -> None:
     if not toolchain_available():
         pytest.skip("arm-none-eabi-gcc missing")
     (tmp_path / "tiny.svd").write_text(TINY_SVD)
-    text = load_board("nucleo-g0b1re").path.read_text().replace(
+    text = load_board("nucleo-g0b1re").path.read_text().split(
+        "# -- the MCU's peripherals")[0].replace(
         'name = "nucleo-g0b1re"', 'name = "svd-board"')
     board_file = tmp_path / "svd-board.toml"
     board_file.write_text(text + '\n[peripheral_space]\nsvd = "tiny.svd"\n'
@@ -258,15 +259,16 @@ def test_board_with_svd_serves_every_peripheral(tmp_path: Path) -> None:
                                   "00000000"]
 
 
-@pytest.mark.parametrize(("board_name", "rcc"), [("nucleo-f767zi", 0x40023800),
-                                                  ("nucleo-l552ze-q", 0x40021000)])
-def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int) -> None:
+@pytest.mark.parametrize(("board_name", "rcc", "sws"), [
+    ("nucleo-f767zi", 0x40023800, 0x8), ("nucleo-l552ze-q", 0x40021000, 0x8),
+    ("nucleo-f207zg", 0x40023800, 0x8), ("nucleo-g0b1re", 0x40021000, 0x10)])
+def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int, sws: int) -> None:
     board = load_board(board_name)
     dev = DeviceRegisters(board.devices, Clock())
     _wr(dev, rcc, 1 << 24)  # PLLON
     assert _rd(dev, rcc) & (1 << 25)
-    _wr(dev, rcc + 0x08, 0x2)  # SW = PLL
-    assert _rd(dev, rcc + 0x08) & 0xC == 0x8
+    _wr(dev, rcc + 0x08, 0x2)  # SW = PLL (G0: SW[2:0] = 2, SWS[5:3])
+    assert _rd(dev, rcc + 0x08) & 0x38 & ~0x7 | _rd(dev, rcc + 0x08) & 0xC == sws
     assert {t.spec.name for t in dev.timers} >= {"TIM2", "TIM3", "TIM6"}
     if board_name == "nucleo-f767zi":  # over-drive: ready flags in another register
         _wr(dev, 0x40007000, 0x0000C000 | (3 << 16))

@@ -542,6 +542,10 @@ def test_registered_library_runs_with_runtime_tflm(
     assert (tmp_path / "tinymeter.toml").exists()
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
     assert "libfake_tflm_64.a" in capsys.readouterr().out
+    assert main(["tflm", "remove", "--core", "cortex-m4f", "--project"]) == 0
+    assert "removed 1 library of cortex-m4f" in capsys.readouterr().out
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
+    assert "libfake_tflm_48.a" in capsys.readouterr().out  # the user's again
     (tmp_path / "tinymeter.toml").write_text("[tflm_libs]\n")
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 2
     assert "tinymeter.toml: unknown key(s) tflm_libs; allowed: tflm" in capsys.readouterr().err
@@ -658,3 +662,15 @@ def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "--warmup", "0", "--db", str(tmp_path / "db.sqlite")]) == 0
     out = capsys.readouterr().out
     assert "calibration of nucleo-l4r5zi (cortex-m4f) from 2 models, 2 layers" in out
+
+
+def test_abi_mismatch_hint() -> None:
+    from tinymeter.firmware.tflm import abi_mismatch_hint
+
+    board = load_board("nucleo-g0b1re")
+    msg = "linking failed: ld: error: lib.a(x.o) uses VFP register arguments, fw.elf does not"
+    hint = abi_mismatch_hint(msg, "lib.a", board)
+    assert hint.startswith("lib.a was built for another core or float ABI than nucleo-g0b1re's "
+                           "cortex-m0plus (-mcpu=cortex-m0plus -mthumb -mfloat-abi=soft)")
+    assert abi_mismatch_hint("undefined reference to `x'", "lib.a", board) == \
+        "undefined reference to `x'"

@@ -2,8 +2,7 @@
 
 Skipped unless ``pytest --tflm-root DIR --tflm-lib LIB [--tflm-lib LIB]`` names a TFLM
 checkout and ``microlite`` libraries built from it for Cortex-M4 with hard float
-(``TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp``, reference and/or
-``OPTIMIZED_KERNEL_DIR=cmsis_nn``).  Neither is part of the repository.
+(reference and/or CMSIS-NN kernels).  Neither is part of the repository.
 
 Per model and library: one row per operator with the model's ops and MACs, the arena
 sized from TFLM's own ``arena_used_bytes()`` and linked exactly, outputs bit-exact with

@@ -78,6 +78,11 @@ def test_convert_int16x8_and_float32(keras_model, tmp_path: Path, caplog) -> Non
     model = parse_tflite(res.tflite)
     assert model.main.tensors[model.main.inputs[0]].dtype == TensorType.INT16
     assert res.accuracy and res.accuracy[0].relative_error < 0.05
+    # the whole 16x8 model (conv, Keras' flatten ops, FC without bias, int16 softmax)
+    # runs on the runtime exactly like TFLM
+    x = np.random.default_rng(2).integers(-32768, 32768, (1, 8, 8, 1)).astype(np.int16)
+    (got,) = run_on_host(res.tflite, [[x]])
+    assert np.array_equal(got[0], run_tflm(res.tflite, [x])[0])
     f = convert_user_model(path, "float32")
     assert not f.accuracy
     assert parse_tflite(f.tflite).main.tensors[0].dtype == TensorType.FLOAT32

@@ -450,6 +450,12 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
         where = target or tflmconfig.user_config_path()
         print(f"registered {entry.lib} for {entry.core} ({entry.kernels} kernels) in {where}")
         return 0
+    if args.tflm_cmd == "remove":
+        target = (Path.cwd() / tflmconfig.PROJECT_FILE) if args.project else None
+        n = tflmconfig.remove_library(args.core, args.kernels, path=target)
+        print(f"removed {n} librar{'y' if n == 1 else 'ies'} of {args.core} from "
+              f"{target or tflmconfig.user_config_path()}")
+        return 0
     entries = tflmconfig.load_registry()
     if not entries:
         print("no TFLM libraries registered (tinymeter tflm add LIB --core CORE --root DIR)")
@@ -754,6 +760,11 @@ def _add_tflm(sub: argparse._SubParsersAction) -> None:
                     help="kernel set (default: detected from the library's symbols)")
     ta.add_argument("--project", action="store_true",
                     help="write ./tinymeter.toml instead of the user's config file")
+    tr = tsub.add_parser("remove", help="unregister the libraries of a core")
+    tr.add_argument("--core", required=True)
+    tr.add_argument("--kernels", choices=("cmsis-nn", "reference"), default=None,
+                    help="only this kernel set (default: all of the core)")
+    tr.add_argument("--project", action="store_true", help="edit ./tinymeter.toml")
     tsub.add_parser("list", help="list the registered libraries (project file first)")
     t.set_defaults(func=_cmd_tflm)
 
