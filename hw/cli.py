@@ -371,7 +371,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                      + "\n")
         _wrote(args, args.json)
     if args.plot:
-        _calibration_plots(args.plot, samples, result, board)
+        _calibration_plots(args.plot, samples, result, board, f"{args.kernels} kernels")
         _wrote(args, args.plot, "plots in")
     return 0
 
@@ -466,9 +466,12 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
 
 
-def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> None:
+def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:
+    """The calibration's plots; titles name the board, *impl* (kernels) and cost model."""
     from tinymeter.hw import plots
-    from tinymeter.sim.costmodel import parameter_vector
+    from tinymeter.sim.costmodel import datasheet_cost_model, parameter_vector
+
+    what = f"{board.name}, {impl}, cost model {datasheet_cost_model(board).name}"
 
     theta0 = parameter_vector(result.prior)
     measured = np.concatenate([s.measured for s in samples])
@@ -477,18 +480,17 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> N
     labels = [f"{s.model}:{i}" for s in samples for i in range(len(s.measured))]
     plots.estimated_vs_measured(measured, before, out / "estimated_vs_measured.png",
                                 calibrated=after, labels=labels,
-                                title=f"calibration on {board.name} ({board.core.name}): datasheet "
-                                      f"model vs calibrated fit, {len(samples)} firmwares")
+                                title=f"calibration on {what}: datasheet vs calibrated, "
+                                      f"{len(samples)} firmwares")
     ms = 1e3 / board.clock_hz
     first = samples[0]
     plots.layer_latency_bars(list(first.ops), (first.measured * ms).tolist(),
                              out / f"layer_latency_{first.model}.png",
                              estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
-                             title=f"{first.model} on {board.name}: measured vs calibrated "
-                                   f"estimate")
+                             title=f"{first.model} on {what}: measured vs calibrated")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],
                                 out / "energy_vs_latency.png", labels=[e[2] for e in energy],
                                 power_mw=result.active_mw,
-                                title=f"energy vs latency per inference on {board.name}")
+                                title=f"energy vs latency per inference on {what}")

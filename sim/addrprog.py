@@ -651,11 +651,12 @@ def _load(r: list[int], ok: list[bool], base: int, index: int, imm: int, meta: i
     return value & _MASK, True
 
 
-def static_resolution(insns: Sequence[Insn], program: AddressProgram
-                      ) -> tuple[int, int, list[Insn]]:
+def static_resolution(insns: Sequence[Insn], program: AddressProgram, *,
+                      loads: bool = True) -> tuple[int, int, list[Insn]]:
     """(accesses, unresolved accesses, the unresolved instructions) of one execution
-    when every entry register is valid and every LOAD reads: resolution never depends
-    on register values, so block counts x this give a whole run's unresolved share."""
+    when every entry register is valid and every LOAD reads (``loads=False``: no memory
+    reader, as with ``tm_ap_eval``): resolution never depends on register values, so
+    block counts x this give a whole run's unresolved share."""
     ok = [True] * 16
     total = 0
     unresolved: list[Insn] = []
@@ -676,7 +677,7 @@ def static_resolution(insns: Sequence[Insn], program: AddressProgram
         elif code == KILL:
             ok[a] = False
         elif code in (LOAD, ALU):
-            ok[a] = (b < 0 or ok[b]) and (c < 0 or ok[c])
+            ok[a] = (code == ALU or loads) and (b < 0 or ok[b]) and (c < 0 or ok[c])
     return total, len(unresolved), unresolved
 
 

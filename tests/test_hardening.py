@@ -479,3 +479,12 @@ def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(captured.out)
     entries = check.load_entries([tmp_path / "m.json"], root=tmp_path)
     assert list(entries) == [f"{model.name} @ nucleo-l4r5zi (reference, measured)"]
+
+
+def test_ppk2_voltage_is_checked_before_the_package() -> None:
+    from tinymeter.errors import ConfigError
+    from tinymeter.hw.power import PPK2Monitor
+
+    for mv in (0, 12_000, -3300):
+        with pytest.raises(ConfigError, match="PPK2 source voltage"):
+            PPK2Monitor("/dev/null", mv)

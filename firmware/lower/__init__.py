@@ -14,6 +14,7 @@ from types import ModuleType
 
 from tinymeter.firmware.lower import (
     activations,
+    batch_matmul,
     binary,
     conv,
     elementwise,
@@ -39,7 +40,7 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
                                    movement, activations, binary, resize,
                                    indexing, int16, transpose_conv,
-                                   unary_math)
+                                   unary_math, batch_matmul)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:
