@@ -714,6 +714,10 @@ class Emulator:
                 session.intercepted.append(address)
         if self.span is not None:
             self._install_span_hooks(uc, image, session)
+        if session.exceptions is not None:
+            for address in image.unmask_points():
+                uc.hook_add(unicorn.UC_HOOK_CODE, self._on_unmask, session, begin=address,
+                            end=address)
         if self.stop_on_idle:
             for address in image.idle_loops():
                 uc.hook_add(unicorn.UC_HOOK_CODE, self._on_idle, session, begin=address,
@@ -771,6 +775,20 @@ class Emulator:
         path = call_path(self.image, read_word, pc, uc.reg_read(arm_const.UC_ARM_REG_LR),
                          uc.reg_read(arm_const.UC_ARM_REG_SP), self.initial_sp)
         return " <- ".join(path)
+
+    def _on_unmask(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        """Right after ``cpsie`` / ``msr PRIMASK|BASEPRI``: take a pending interrupt now
+        that it may be unmasked (only when one is pending: the common case costs a
+        set lookup)."""
+        engine, counter = session.exceptions, session.counter
+        if engine is None or counter is None or not engine.model.pending:
+            return
+        try:
+            engine.service(uc, counter.cycles)
+        except TinymeterError as exc:
+            self._fail(uc, session, exc)
+            return
+        self._schedule(session)
 
     def _on_span_start(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
         if session.span_open:
