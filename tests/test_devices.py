@@ -273,3 +273,16 @@ def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int, sws: in
     if board_name == "nucleo-f767zi":  # over-drive: ready flags in another register
         _wr(dev, 0x40007000, 0x0000C000 | (3 << 16))
         assert _rd(dev, 0x40007004) & (3 << 16) == 3 << 16
+
+
+def test_find_unmask_points() -> None:
+    from tinymeter.sim.elf import find_unmask_points
+
+    code = bytes.fromhex(
+        "62b6"        # 0x100 cpsie i
+        "00bf"        # 0x102 nop
+        "80f31088"    # 0x104 msr PRIMASK, r0
+        "81f31188"    # 0x108 msr BASEPRI, r1
+        "72b6"        # 0x10c cpsid i (masks: no point)
+        "80f30988")   # 0x10e msr PSP, r0 (not a mask)
+    assert find_unmask_points(code, 0x100) == [0x102, 0x108, 0x10C]

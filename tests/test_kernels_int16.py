@@ -38,7 +38,8 @@ F32 = TensorType.FLOAT32
 I64 = TensorType.INT64
 I32 = TensorType.INT32
 N_HOST = 12
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+#: The optimized runners exercise the DSP (SMLALD) CONV_2D / FULLY_CONNECTED kernels.
+RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m4-opt", "emu-m7-opt"]
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 
@@ -259,6 +260,45 @@ def test_accumulator_width_follows_bias(runner, op: str, bias: str, per_channel:
     blob = single_op_model(op, [_t16("x", xshape, s_in), wt, bt], [_t16("y", yshape, s_out)],
                            opts)
     _run(runner, blob, [xshape], 0, {"op": op, "bias": bias, "pc": per_channel})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_concat_pad_movement_s16(runner, seed: int) -> None:
+    """int16 tensors through the type-agnostic kernels: CONCATENATION, PAD (zero point
+    0 fill), PADV2, TRANSPOSE, STRIDED_SLICE."""
+    rng = np.random.default_rng(67_000 + seed)
+    shape = tuple(int(v) for v in rng.integers(1, 5, size=3))
+    s = _s(rng, -4, -2)
+    i32 = TensorType.INT32
+    kind = seed % 5
+    if kind == 0:
+        other = (shape[0], shape[1], int(rng.integers(1, 4)))
+        blob = single_op_model("CONCATENATION", [_t16("a", shape, s), _t16("b", other, s)],
+                               [_t16("y", (*shape[:2], shape[2] + other[2]), s)], {"axis": 2})
+        shapes = [shape, other]
+    elif kind in (1, 2):
+        pads = rng.integers(0, 3, size=(3, 2)).astype(np.int32)
+        out = tuple(int(d + a + b) for d, (a, b) in zip(shape, pads))
+        ins = [_t16("x", shape, s), tensor("p", (3, 2), i32, data=pads)]
+        if kind == 2:
+            ins.append(tensor("c", (), I16, scale=s, zero_point=0,
+                              data=np.array(1234, np.int16)))
+        blob = single_op_model("PADV2" if kind == 2 else "PAD", ins, [_t16("y", out, s)])
+        shapes = [shape]
+    elif kind == 3:
+        perm = [int(p) for p in rng.permutation(3)]
+        blob = single_op_model("TRANSPOSE", [_t16("x", shape, s),
+                                             tensor("p", (3,), i32, data=np.array(perm, np.int32))],
+                               [_t16("y", tuple(shape[p] for p in perm), s)])
+        shapes = [shape]
+    else:
+        begin, end, strides = [0, 0, 0], list(shape), [1, 1, -1]
+        ins = [_t16("x", shape, s)] + [tensor(n, (3,), i32, data=np.array(v, np.int32))
+                                       for n, v in (("b", begin), ("e", end), ("st", strides))]
+        blob = single_op_model("STRIDED_SLICE", ins, [_t16("y", (*shape[:2], shape[2]), s)],
+                               {"begin_mask": 7, "end_mask": 7})
+        shapes = [shape]
+    _run(runner, blob, shapes, seed, {"kind": kind, "shape": shape})
 
 
 def test_depthwise_s16_without_bias_is_rejected() -> None:
