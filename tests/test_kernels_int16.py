@@ -38,7 +38,8 @@ F32 = TensorType.FLOAT32
 I64 = TensorType.INT64
 I32 = TensorType.INT32
 N_HOST = 12
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+#: The optimized runners exercise the DSP (SMLALD) CONV_2D / FULLY_CONNECTED kernels.
+RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m4-opt", "emu-m7-opt"]
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 

@@ -101,6 +101,23 @@ def test_keras_file_accepted_where_tflite_is(keras_model, tmp_path: Path, monkey
     assert "all 7 operators run" in capsys.readouterr().out
 
 
+def test_saved_model_directory(keras_model, tmp_path: Path) -> None:
+    """A SavedModel directory converts like a .keras file (shapes from its signature)."""
+    import keras
+
+    from tinymeter.models.user_convert import convert_user_model, is_convertible
+
+    path, cal = keras_model
+    saved = tmp_path / "saved"
+    keras.models.load_model(path).export(saved)
+    assert is_convertible(saved)
+    res = convert_user_model(saved, "int8", [np.load(cal)])
+    assert not res.synthetic_calibration and res.accuracy[0].samples == 24
+    blob = res.tflite
+    x = np.random.default_rng(3).integers(-128, 128, (1, 8, 8, 1)).astype(np.int8)
+    assert np.array_equal(run_on_host(blob, [[x]])[0][0], run_tflm(blob, [x])[0])
+
+
 def test_bad_inputs_are_named(keras_model, tmp_path: Path) -> None:
     from tinymeter.models.user_convert import convert_user_model, load_calibration
 
