@@ -1,7 +1,7 @@
 # tinymeter: the two commands of the README plus a benchmark target.
 #   make demo   set up everything (Arm toolchain, venv, Python deps) and estimate the default model
 #   make test   set up everything and run lint + the test suite
-#   make bench  run the benchmarks and write JSON into bench-results/
+#   make bench  run the benchmarks and write JSON into bench-results/ (FUZZ=1: also the long fuzz)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BOARD ?= nucleo-l4r5zi
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench setup toolchain lint clean
+.PHONY: demo test bench fuzz typecheck setup toolchain lint clean
 
 toolchain:
 	@if command -v arm-none-eabi-gcc >/dev/null 2>&1 && \
@@ -45,6 +45,17 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --out bench-results
+	@if [ -n "$(FUZZ)" ]; then $(BIN)/python benchmarks/fuzz.py --count $(FUZZ_COUNT) --out bench-results; \
+	else echo "long fuzz skipped (make bench FUZZ=1, or make fuzz)"; fi
+
+# Opt-in long mutational fuzz through estimate: bench-results/fuzz.json (exit 1 on a traceback).
+FUZZ_COUNT ?= 10000
+fuzz: setup
+	$(BIN)/python benchmarks/fuzz.py --count $(FUZZ_COUNT) --out bench-results
+
+# mypy over the package as installed (also a test: tests/test_typecheck.py).
+typecheck: setup
+	$(BIN)/python tools/typecheck.py
 
 clean:
 	rm -rf build bench-results .pytest_cache .ruff_cache

@@ -12,7 +12,12 @@ Measures, on the default model and board:
 * "polling": MIPS while spinning on SRAM, a plain peripheral register (RAM page) and a
   register with behaviour (MMIO page: a Python call per access) (bench_polling.py);
 * "kernels": instructions per inference of the MLPerf Tiny models with the reference
-  and optimized kernel sets, and the speedup per layer type (bench_kernels.py).
+  and optimized kernel sets, and the speedup per layer type (bench_kernels.py);
+* "ops": the same for one converted Keras model per op family added for user models
+  (U-Net with TRANSPOSE_CONV/RESIZE, data movement + activations, int16x8 KWS;
+  bench_ops.py, needs TensorFlow);
+* "addrprog": address programs on KWS (M4 optimized/reference, M0+): unresolved share
+  of data accesses, per-block compile time, ops per executed block (bench_addrprog.py).
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from tinymeter.pipeline import estimate, resolve_model
 from tinymeter.sim.emulator import Emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_addrprog
 import bench_kernels  # sibling script, importable once its folder is on the path
+import bench_ops
 import bench_polling
 
 log = logging.getLogger("bench")
@@ -105,6 +112,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-kernels", action="store_true",
                     help="skip the per-kernel-set benchmark of the MLPerf Tiny models")
+    ap.add_argument("--no-ops", action="store_true",
+                    help="skip the op-family models (bench_ops.py; needs TensorFlow)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = resolve_model(None)
@@ -114,17 +123,23 @@ def main() -> int:
         "emulation": [bench_emulation(model, args.board, "reference", args.repeats)],
         "estimate": [bench_estimate(model, args.board)],
         "polling": bench_polling.run(),
+        "addrprog": bench_addrprog.run(),
     }
     if not args.no_kernels:
         result["kernels"] = bench_kernels.run(bench_kernels.default_models(), args.board)
+    if not args.no_ops:
+        result["ops"] = bench_ops.run(args.board, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "bench.json"
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)
-    print(json.dumps({k: v for k, v in result.items() if k != "kernels"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("kernels", "ops")},
+                     indent=2))
     if "kernels" in result:
         print(bench_kernels.format_summary(result["kernels"]))
+    if "ops" in result:
+        print(bench_ops.format_summary(result["ops"]))
     print(f"wrote {out}")
     return 0
 

@@ -57,9 +57,11 @@ def _optimized_kernels(kernels: str) -> frozenset[str]:
     root = Path(kernels)
     names: set[str] = set()
     for opt in sorted((root / "optimized").glob("*.c")):
+        own = set(_KERNEL_DEF.findall(opt.read_text(encoding="utf-8")))
         ref = root / "reference" / opt.name
-        for src in (opt, ref) if ref.is_file() else (opt,):
-            names.update(_KERNEL_DEF.findall(src.read_text(encoding="utf-8")))
+        if not own and ref.is_file():  # the reference code with faster helpers (add.c)
+            own = set(_KERNEL_DEF.findall(ref.read_text(encoding="utf-8")))
+        names.update(own)
     return frozenset(n for n in names if not n.endswith("_generic"))
 
 
@@ -67,9 +69,9 @@ def optimized_kernels() -> frozenset[str]:
     """Entry points the DSP-optimized kernel set replaces.
 
     An optimized file replaces the reference file of the same name (see
-    ``firmware.build.kernel_sources``), so every entry point of that reference file
-    runs the optimized file's code (its own, or the reference one it includes with
-    a faster requantization).
+    ``firmware.build.kernel_sources``): the entry points it defines itself are
+    optimized; one that defines none recompiles the whole reference file with faster
+    helpers (add.c), so all of that file's entry points count.
     """
     from tinymeter.firmware.build import runtime_dir
 

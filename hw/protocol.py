@@ -192,7 +192,8 @@ class ReportParser:
             self._garbled(f"control characters: {raw[:60]!r}")
             return None
         if m := _LAYER.fullmatch(line):
-            return self._on_layer(int(m["index"]), m["op"], int(m["cycles"]))
+            self._on_layer(int(m["index"]), m["op"], int(m["cycles"]))
+            return None
         if m := _BEGIN.fullmatch(line):
             self._on_begin(m["model"], int(m["run"]), int(m["layers"]))
             return None

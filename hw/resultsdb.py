@@ -12,6 +12,7 @@ older tinymeter is an error rather than a silent misread.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -191,11 +192,11 @@ class ResultsDB:
                                "ORDER BY id DESC LIMIT 1", (board, image_sha256)).fetchone()
         return None if row is None else self.get(int(row[0]))
 
-    def list(self, board: str | None = None) -> list[StoredMeasurement]:
+    def list(self, board: str | None = None) -> builtins.list[StoredMeasurement]:
         q = "SELECT id FROM measurements" + (" WHERE board=?" if board else "") + " ORDER BY id"
         return [self.get(int(r[0])) for r in self._db.execute(q, (board,) if board else ())]
 
-    def run_cycles(self, measurement_id: int) -> list[tuple[int, int, int, int]]:
+    def run_cycles(self, measurement_id: int) -> builtins.list[tuple[int, int, int, int]]:
         """Raw (boot, run, layer, cycles) rows of a measurement."""
         return list(self._db.execute("SELECT boot, run, layer, cycles FROM runs WHERE "
                                      "measurement_id=? ORDER BY boot, run, layer",

@@ -55,8 +55,8 @@ class Defect:
     kind: str = "malformed"
 
     def __str__(self) -> str:
-        return (f"operator {self.op_index} ({self.opcode}): tensor {self.tensor_index} "
-                f"({self.tensor_name!r}) {self.problem}")
+        where = f"operator {self.op_index} ({self.opcode})" if self.op_index >= 0 else self.opcode
+        return f"{where}: tensor {self.tensor_index} ({self.tensor_name!r}) {self.problem}"
 
 
 def _scale_problem(scale: float) -> str | None:
@@ -99,6 +99,10 @@ def operator_defects(sg: Subgraph, index: int, op: Operator) -> Iterator[Defect]
         tensor = sg.tensors[t]
         for problem in tensor_problems(tensor):
             yield Defect(index, op.opcode, t, tensor.name, problem)
+    for t in op.outputs:
+        if 0 <= t < len(sg.tensors) and sg.tensors[t].data is not None:
+            yield Defect(index, op.opcode, t, sg.tensors[t].name,
+                         "is an operator output but has constant data (a buffer)")
     for position, role in CONSTANT_OPERANDS.get(op.opcode, ()):
         if position < len(op.inputs) and op.inputs[position] >= 0:
             t = op.inputs[position]
@@ -114,7 +118,10 @@ def model_defects(model: Model, subgraph: int = 0) -> list[Defect]:
     if not model.subgraphs:
         return []
     sg = model.subgraphs[subgraph]
-    return [d for i, op in enumerate(sg.operators) for d in operator_defects(sg, i, op)]
+    found = [Defect(-1, "subgraph input", t, sg.tensors[t].name,
+                    "is a model input but has constant data (a buffer)")
+             for t in sg.inputs if 0 <= t < len(sg.tensors) and sg.tensors[t].data is not None]
+    return found + [d for i, op in enumerate(sg.operators) for d in operator_defects(sg, i, op)]
 
 
 def raise_on_defects(model: Model, subgraph: int = 0) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from tinymeter.models.defects import model_defects
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
+from tinymeter.texttable import text_table
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +187,11 @@ def _fmt_shapes(shapes: tuple[tuple[int, ...], ...]) -> str:
 
 def format_summary(summary: ModelSummary) -> str:
     """Plain-text table of a summary (for the CLI and notebooks)."""
-    header = f"{'#':>3}  {'op':<20} {'output':<16} {'MACs':>12} {'params':>9} {'wbytes':>9} " \
-             f"{'act bytes':>10}"
-    lines = [header, "-" * len(header)]
-    for r in summary.ops:
-        lines.append(
-            f"{r.index:>3}  {r.opcode:<20} {_fmt_shapes(r.output_shapes):<16} {r.macs:>12,} "
-            f"{r.params:>9,} {r.weight_bytes:>9,} {r.activation_bytes:>10,}"
-        )
-    lines.append("-" * len(header))
+    headers = ["#", "op", "output", "MACs", "params", "weight B", "activation B"]
+    rows = [[str(r.index), r.opcode, _fmt_shapes(r.output_shapes), f"{r.macs:,}", f"{r.params:,}",
+             f"{r.weight_bytes:,}", f"{r.activation_bytes:,}"] for r in summary.ops]
+    lines = text_table(headers, rows, left=(1, 2))
+    lines.append("")
     lines.append(
         f"total: {summary.total_macs:,} MACs ({summary.total_macs / 1e6:.2f} M), "
         f"{summary.total_params:,} params, {summary.total_weight_bytes:,} weight bytes, "

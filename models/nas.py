@@ -36,7 +36,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -355,7 +355,7 @@ def parity_inversions(rows: Sequence[SweepRow]) -> list[tuple[SweepRow, SweepRow
     monotonically with width; a step where it rises instead (typically even -> odd
     with the optimized kernels) is a fast path being lost.
     """
-    out = []
+    out: list[tuple[SweepRow, SweepRow]] = []
     for _, target_rows in sorted(group_by_target(rows).items()):
         for _, series in sorted(width_series(target_rows).items()):
             out.extend((a, b) for a, b in itertools.pairwise(series)
@@ -687,7 +687,7 @@ def _import_dask() -> Any:
 
 
 def _run_jobs(jobs: Sequence[CandidateJob], evaluate: Evaluate, executor: str,
-              workers: int) -> Iterator[tuple[CandidateJob, CandidateResult | BaseException]]:
+              workers: int) -> Generator[tuple[CandidateJob, CandidateResult | BaseException]]:
     """Yield (job, result or exception) as jobs finish, on the chosen executor.
 
     A generator so the caller commits each result before the next arrives; closing
@@ -712,8 +712,8 @@ def _run_jobs(jobs: Sequence[CandidateJob], evaluate: Evaluate, executor: str,
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    exc = fut.exception()
-                    yield futures[fut], (exc if exc is not None else fut.result())
+                    failure = fut.exception()
+                    yield futures[fut], (failure if failure is not None else fut.result())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return

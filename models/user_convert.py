@@ -28,7 +28,8 @@ from tinymeter.models import convert as _convert
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConversionResult", "OutputAccuracy", "cached_conversion", "convert_user_model",
+__all__ = ["ConversionResult", "OutputAccuracy", "cached_conversion", "convert_keras_model",
+           "convert_user_model",
            "format_accuracy", "is_convertible", "load_calibration"]
 
 QUANTIZE_CHOICES = ("int8", "int16x8", "float32")
@@ -171,11 +172,31 @@ def convert_user_model(path: Path | str, quantize: str = "int8",
         raise ConfigError(f"{path} is not a Keras model file ({'/'.join(KERAS_SUFFIXES)}) "
                           "nor a SavedModel directory")
     make, shapes = _load(path)
+    return _convert_loaded(make, shapes, path.name, quantize, calibration, seed, num_samples,
+                           accuracy)
+
+
+def convert_keras_model(model: Any, quantize: str = "int8",
+                        calibration: Sequence[np.ndarray] | None = None, *, seed: int = 0,
+                        accuracy: bool = True) -> ConversionResult:
+    """:func:`convert_user_model` for an in-memory Keras model (no file round trip, so
+    models with Python ``Lambda`` layers convert too)."""
+    tf = _convert.import_tf()
+    if quantize not in QUANTIZE_CHOICES:
+        raise ConfigError(f"unknown quantize {quantize!r}; valid: {', '.join(QUANTIZE_CHOICES)}")
+    shapes = _convert._input_shapes(model)
+    return _convert_loaded(lambda: tf.lite.TFLiteConverter.from_keras_model(model), shapes,
+                           model.name, quantize, calibration, seed, SYNTHETIC_SAMPLES, accuracy)
+
+
+def _convert_loaded(make: Any, shapes: list[tuple[int, ...]], what: str, quantize: str,
+                    calibration: Sequence[np.ndarray] | None, seed: int, num_samples: int,
+                    accuracy: bool) -> ConversionResult:
     synthetic = calibration is None
     if synthetic:
         log.warning("no calibration data given: quantizing %s with %d seeded standard-normal "
                     "samples; ranges from real inputs (--calibration-data FILE.npy) give a more "
-                    "accurate model", path.name, num_samples)
+                    "accurate model", what, num_samples)
         data = _convert.make_representative_data(shapes, num_samples=num_samples, seed=seed)
     else:
         data = _convert._normalize_data(list(calibration), shapes)

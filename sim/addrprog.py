@@ -19,11 +19,31 @@ ADDR        ``[4, d, s, t, shift, sign]``  regs[d] = regs[s] + sign * (regs[t] <
 CONST       ``[5, d, 0, 0, value, 0]``     regs[d] = value; valid[d] = 1
 KILL        ``[6, d, 0, 0, 0, 0]``         valid[d] = 0
 UNKNOWN     ``[7, 0, 0, 0, 0, flags]``     an access whose address form is not modelled
+LOAD        ``[8, d, base, index, imm,     regs[d] = memory at block entry at regs[base]
+            meta]``                        (0 if base < 0) + imm + (regs[index] << shift),
+                                           meta = shift | width << 8 | signed << 12;
+                                           valid iff base/index valid and memory readable
+ALU         ``[9, d, s, t, imm, kind]``    regs[d] = regs[s] <kind> (t >= 0 ? regs[t] : imm):
+                                           and orr eor bic lsl lsr asr mul rsb (x - s),
+                                           sxtb sxth uxtb uxth (of regs[s]); see ``alu``
 ==========  =============================  ==============================================
 
 ``flags`` = bytes moved (bits 0-11) | store << 12 | subtract-index << 13 |
-conditional << 14.  UNKNOWN (an addition to the lead's spec) always emits an
-unresolved access, so the share of unresolved accesses stays honest.
+conditional << 14.  UNKNOWN, LOAD and ALU are additions to the lead's spec (ALU: masked,
+extended and multiplied indices such as ``and r0, #15; add r3, r3, r0, lsl #2`` of table
+lookups, or im2col's ``asr``/``ubfx``).  UNKNOWN always emits an unresolved access, so the
+share of unresolved accesses stays honest.  LOAD
+resolves pointers the block itself loads (spilled pointers reloaded from the stack,
+tensor pointers read from a layer's parameter struct, table lookups): the evaluator
+reads them from memory *at block entry*, which is only correct because the compiler
+emits a LOAD only when no earlier store of the block can have written that memory:
+an earlier store to the same symbolic address forwards the stored register instead,
+and a possibly overlapping one (same base register, unknown or overlapping offset)
+kills the register.  Stores through a different base register are assumed not to
+alias the load (compiled NN code does not store through one pointer and reload a
+pointer through another within one block); the ground-truth test checks this on real
+firmware.  Without a memory reader (``tm_ap_eval``) LOAD acts as KILL: use
+``tm_ap_eval_mem`` (without it 3-8% of the KWS kernels' accesses stay unresolved).
 
 Deliberate choice beyond the spec: an instruction inside an IT block still emits its
 access (flagged conditional), but its *register* updates (writeback, arithmetic)
@@ -46,16 +66,26 @@ from tinymeter.sim.decode import DB, PC, POST, PRE, Insn, MemOp
 
 log = logging.getLogger(__name__)
 
-ACCESS, ACCESS_ABS, ADDI, ADDR, CONST, KILL, UNKNOWN = 1, 2, 3, 4, 5, 6, 7
+ACCESS, ACCESS_ABS, ADDI, ADDR, CONST, KILL, UNKNOWN, LOAD, ALU = 1, 2, 3, 4, 5, 6, 7, 8, 9
+#: ALU kinds (word 5 of an ALU op): x = regs[t] if t >= 0 else imm.
+ALU_AND, ALU_ORR, ALU_EOR, ALU_BIC, ALU_LSL, ALU_LSR, ALU_ASR, ALU_MUL, ALU_RSB = range(1, 10)
+ALU_SXTB, ALU_SXTH, ALU_UXTB, ALU_UXTH = range(10, 14)
+_ALU_OF = {"and": ALU_AND, "orr": ALU_ORR, "eor": ALU_EOR, "bic": ALU_BIC, "lsl": ALU_LSL,
+           "lsr": ALU_LSR, "asr": ALU_ASR, "mul": ALU_MUL, "rsb": ALU_RSB, "sxtb": ALU_SXTB,
+           "sxth": ALU_SXTH, "uxtb": ALU_UXTB, "uxth": ALU_UXTH}
+_ALU_UNARY = frozenset((ALU_SXTB, ALU_SXTH, ALU_UXTB, ALU_UXTH))
+#: Immediate shifts of a register operand (``mov.w r0, r1, asr #2``) as ALU kinds.
+_SHIFT_KIND = {A.ARM_SFT_LSL: ALU_LSL, A.ARM_SFT_LSR: ALU_LSR, A.ARM_SFT_ASR: ALU_ASR}
 OP_WORDS = 6
 FLAG_BYTES_MASK = 0xFFF
 FLAG_STORE = 1 << 12
 FLAG_SUBTRACT = 1 << 13
 FLAG_CONDITIONAL = 1 << 14
+#: LOAD word 5: shift (bits 0-7) | width << 8 | LOAD_SIGNED (sign-extend the value).
+LOAD_SIGNED = 1 << 12
 _MASK = 0xFFFFFFFF
-#: Longest in-block ``lsl`` modelled as repeated doubling when source == destination.
-_MAX_DOUBLINGS = 4
 _TABLE_BRANCH = frozenset(("tbb", "tbh"))
+_SIGNED_LOADS = frozenset(("ldrsb", "ldrsh", "ldrsbt", "ldrsht"))
 _STORE, _STORE_MULTIPLE = CLASS_INDEX["store"], CLASS_INDEX["store_multiple"]
 _MEMORY_CLASSES = frozenset((CLASS_INDEX["load"], _STORE, CLASS_INDEX["load_multiple"],
                              _STORE_MULTIPLE))
@@ -99,25 +129,44 @@ class Access:
 
 
 class _Builder:
-    """Forward pass: emits ops for every instruction, folding in-block constants."""
+    """Forward pass: emits ops for every instruction, folding in-block constants.
+
+    Besides ``const`` (values known at compile time) it tracks ``sym``, a symbolic value
+    per register (root, offset): ADDI keeps the root, every other write makes a fresh
+    root.  Stores of the block are recorded by symbolic address so a later load whose
+    result feeds an address is either forwarded from the stored register (a spill and
+    its reload), compiled to a LOAD of memory at block entry (nothing in the block
+    before it may have written that memory), or killed.
+    """
 
     def __init__(self, read_literal: ReadLiteral) -> None:
         self.ops: list[tuple[int, int, int, int, int, int]] = []
         self.const: list[int | None] = [None] * 16
+        self.sym: list[tuple[tuple, int]] = [(("entry", r), 0) for r in range(16)]
+        self.fresh = 0
+        #: per root: (offset or None, bytes, forwardable source register or None, its sym)
+        self.stores: dict[tuple, list[tuple[int | None, int, int | None, tuple | None]]] = {}
+        self.clobbered = False  # a store to an unknown address happened
         self.read_literal = read_literal
 
-    # -- primitive emitters (keep self.const in step with the ops) --------------------
+    # -- primitive emitters (keep const and sym in step with the ops) -----------------
+    def new_sym(self, d: int) -> None:
+        self.fresh += 1
+        self.sym[d] = (("value", self.fresh), 0)
+
     def set_const(self, d: int, value: int) -> None:
         if d == PC:
             return
         self.ops.append((CONST, d, 0, 0, _s32(value), 0))
         self.const[d] = value & _MASK
+        self.sym[d] = (("const",), value & _MASK)
 
     def kill(self, d: int) -> None:
         if d == PC:
             return
         self.ops.append((KILL, d, 0, 0, 0, 0))
         self.const[d] = None
+        self.new_sym(d)
 
     def addi(self, d: int, s: int, imm: int) -> None:
         if d == PC:
@@ -125,9 +174,12 @@ class _Builder:
         cs = self.const[s]
         if cs is not None:
             self.set_const(d, cs + imm)
-        elif not (d == s and imm & _MASK == 0):
+            return
+        root, off = self.sym[s]
+        if not (d == s and imm & _MASK == 0):
             self.ops.append((ADDI, d, s, 0, _s32(imm), 0))
             self.const[d] = None
+        self.sym[d] = (root, (off + imm) & _MASK)
 
     def addr(self, d: int, s: int, t: int, shift: int, sign: int) -> None:
         cs, ct = self.const[s], self.const[t]
@@ -138,21 +190,89 @@ class _Builder:
         elif d != PC:
             self.ops.append((ADDR, d, s, t, shift, sign))
             self.const[d] = None
+            self.new_sym(d)
 
-    def access(self, base: int, index: int | None, shift: int, imm: int, flags: int) -> None:
+    def fold(self, base: int, index: int | None, shift: int, imm: int, subtract: bool
+             ) -> tuple[int, int | None, int, int, bool]:
+        """(base, index, shift, imm, subtract) with known registers folded into imm;
+        base -1 means an absolute address."""
         cb = self.const[base]
         ci = None if index is None else self.const[index]
         if index is not None and ci is not None:
             step = (ci << shift) & _MASK
-            imm += -step if flags & FLAG_SUBTRACT else step
-            index, flags = None, flags & ~FLAG_SUBTRACT
-        if index is None and cb is not None:
-            self.ops.append((ACCESS_ABS, 0, 0, 0, _s32(cb + imm), flags))
-        elif index is not None and cb is not None and shift == 0 and not flags & FLAG_SUBTRACT:
-            self.ops.append((ACCESS, index, -1, 0, _s32(cb + imm), flags))
+            imm += -step if subtract else step
+            index, subtract = None, False
+        if cb is not None:
+            if index is None:
+                return -1, None, 0, cb + imm, False
+            if shift == 0 and not subtract:
+                return index, None, 0, cb + imm, False
+        return base, index, shift, imm, subtract
+
+    def access(self, base: int, index: int | None, shift: int, imm: int, flags: int) -> None:
+        base, index, shift, imm, subtract = self.fold(base, index, shift, imm,
+                                                      bool(flags & FLAG_SUBTRACT))
+        flags = (flags & ~FLAG_SUBTRACT) | (FLAG_SUBTRACT if subtract else 0)
+        if base < 0:
+            self.ops.append((ACCESS_ABS, 0, 0, 0, _s32(imm), flags))
         else:
             self.ops.append((ACCESS, base, -1 if index is None else index, shift, _s32(imm),
                              flags))
+
+    def address_sym(self, base: int, index: int | None, shift: int, imm: int
+                    ) -> tuple[tuple, int | None]:
+        """Symbolic address (root, offset); offset None when an unknown index adds in."""
+        if index is not None and self.const[index] is None:
+            return self.sym[base][0], None
+        step = 0 if index is None else (self.const[index] or 0) << shift
+        root, off = self.sym[base]
+        return root, (off + imm + step) & _MASK
+
+    # -- loads feeding addresses ---------------------------------------------------------
+    def load(self, d: int, m: MemOp, base: int, index: int | None, imm: int, width: int,
+             signed: bool) -> None:
+        """Register *d* loaded from [base + imm (+ index << shift)] by a load at this point."""
+        if d == PC:
+            return
+        root, off = self.address_sym(base, index, m.shift, imm)
+        source = self.forwarding(root, off, width)
+        if source == -1:
+            self.kill(d)
+            return
+        if source is not None:
+            self.addi(d, source, 0)
+            return
+        fb, fi, fshift, fimm, _sub = self.fold(base, index, m.shift, imm, False)
+        meta = fshift | width << 8 | (LOAD_SIGNED if signed else 0)
+        self.ops.append((LOAD, d, fb, -1 if fi is None else fi, _s32(fimm), meta))
+        self.const[d] = None
+        self.new_sym(d)
+
+    def forwarding(self, root: tuple, off: int | None, width: int) -> int | None:
+        """-1: the load may read memory this block already wrote (kill); a register: the
+        load reads back exactly what that register stored (forward); None: memory at
+        block entry is what the load reads (LOAD)."""
+        if self.clobbered:
+            return -1
+        # stores through other roots are assumed not to alias (see the module docs)
+        for s_off, s_bytes, src, s_sym in reversed(self.stores.get(root, ())):
+            if s_off is None or off is None:
+                return -1
+            if (s_off - off) & _MASK < width or (off - s_off) & _MASK < s_bytes:
+                if (s_off == off and s_bytes == width == 4 and src is not None
+                        and self.sym[src] == s_sym):
+                    return src
+                return -1
+        return None
+
+    def record_store(self, insn: Insn, m: MemOp, base: int, imm: int) -> None:
+        root, off = self.address_sym(base, m.index, m.shift, imm)
+        slots = self.stores.setdefault(root, [])
+        if off is not None and m.regs and m.width == 4 and not insn.conditional:
+            for k, r in enumerate(m.regs):
+                slots.append(((off + 4 * k) & _MASK, 4, r, self.sym[r]))
+        else:
+            slots.append((off, m.bytes_total, None, None))
 
     # -- instructions ---------------------------------------------------------------------
     def instruction(self, insn: Insn) -> None:
@@ -160,8 +280,9 @@ class _Builder:
             handled = self.memory(insn, insn.mem)
         elif insn.klass in _MEMORY_CLASSES and insn.name not in _HINTS:
             # a load/store whose addressing decode.py does not model: count it, unresolved
-            store = FLAG_STORE if insn.klass in (_STORE, _STORE_MULTIPLE) else 0
-            self.ops.append((UNKNOWN, 0, 0, 0, 0, 4 | store))
+            store = insn.klass in (_STORE, _STORE_MULTIPLE)
+            self.ops.append((UNKNOWN, 0, 0, 0, 0, 4 | (FLAG_STORE if store else 0)))
+            self.clobbered = self.clobbered or store
             handled = set()
         elif insn.operands and not insn.conditional:
             handled = self.arithmetic(insn)
@@ -182,6 +303,10 @@ class _Builder:
             imm -= m.bytes_total
         self.access(m.base, m.index, m.shift, imm, flags)
         handled: set[int] = set()
+        if m.is_store:
+            self.record_store(insn, m, m.base, imm)
+        elif not insn.conditional and not m.subtract_index:
+            handled = self.loaded_registers(insn, m, imm)
         if m.writeback and not (not m.is_store and m.base in m.regs):
             handled.add(m.base)
             if insn.conditional:
@@ -191,6 +316,18 @@ class _Builder:
                     -m.bytes_total if m.direction == DB else m.bytes_total)
                 self.addi(m.base, m.base, delta)
         return handled
+
+    def loaded_registers(self, insn: Insn, m: MemOp, imm: int) -> set[int]:
+        """LOAD (or forward) each loaded core register; the base/index last, since the
+        others' addresses read it."""
+        if not m.regs or (m.writeback and m.base in m.regs):
+            return set()
+        signed = insn.name in _SIGNED_LOADS
+        slots = [(r, imm + m.width * k) for k, r in enumerate(m.regs) if r != PC]
+        slots.sort(key=lambda slot: slot[0] in (m.base, m.index))
+        for r, offset in slots:
+            self.load(r, m, m.base, m.index, offset, m.width, signed)
+        return {r for r, _ in slots}
 
     def pc_relative(self, insn: Insn, m: MemOp, flags: int) -> set[int]:
         """Literal loads (Align(PC, 4) + imm) and TBB/TBH tables (PC + Rm [<< 1])."""
@@ -234,10 +371,43 @@ class _Builder:
         src = ops[1:]
         if name in ("add", "addw", "sub", "subw") and len(src) == 1:
             src = (("r", d, 0, 0, False), *src)  # two-operand form: Rdn op= x
+        if name in _ALU_OF:
+            return {d} if self.alu_insn(name, d, src) else set()
         handler = _ARITH.get(name)
         if handler is None or not handler(self, insn, d, src):
             return set()
         return {d}
+
+    def alu_insn(self, name: str, d: int, src: tuple) -> bool:
+        """and/orr/eor/bic/lsl (by register)/lsr/asr/mul/rsb/neg and the extends."""
+        kind = _ALU_OF[name]
+        if kind in _ALU_UNARY:
+            if len(src) != 1 or src[0][0] != "r" or src[0][2]:
+                return False  # sxtb r0, r1, ror #8: rotation not modelled
+            return self.alu(d, src[0][1], None, 0, kind)
+        if len(src) == 1:
+            src = (("r", d, 0, 0, False), *src)  # two-operand form: Rdn op= x
+        if len(src) != 2 or src[0][0] != "r" or src[0][2] or src[1][2] or PC in (
+                src[0][1], src[1][1] if src[1][0] == "r" else 0):
+            return False
+        x = src[1]
+        return self.alu(d, src[0][1], x[1] if x[0] == "r" else None,
+                        x[1] if x[0] == "i" else 0, kind)
+
+    def alu(self, d: int, s: int, t: int | None, imm: int, kind: int) -> bool:
+        cs = self.const[s]
+        ct = imm if t is None else self.const[t]
+        if cs is not None and ct is not None:
+            self.set_const(d, alu(kind, cs, ct))
+        elif t is not None and ct is not None:
+            self.ops.append((ALU, d, s, -1, _s32(ct), kind))
+            self.const[d] = None
+            self.new_sym(d)
+        else:
+            self.ops.append((ALU, d, s, -1 if t is None else t, _s32(imm), kind))
+            self.const[d] = None
+            self.new_sym(d)
+        return True
 
     def pc_value(self, insn: Insn, aligned: bool) -> int:
         pc = insn.address + 4
@@ -257,7 +427,12 @@ def _arith_add(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
         return True
     t, shift_type, shift = x[1], x[2], x[3]
     if shift_type not in (0, A.ARM_SFT_LSL):
-        return False
+        kind = _SHIFT_KIND.get(shift_type)
+        if kind is None or d == s or PC in (s, t):
+            return False
+        b.alu(d, t, None, shift, kind)  # d = t >> shift, then d = s +- d
+        b.addr(d, s, d, 0, sign)
+        return True
     if PC in (s, t):
         saved = b.const[PC]
         b.const[PC] = b.pc_value(insn, False)  # ADD Rdn, PC reads PC unaligned
@@ -273,11 +448,14 @@ def _arith_add(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
 def _arith_mov(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
     if len(src) != 1:
         return False
-    kind, value, shift_type, _shift, _sub = src[0]
+    kind, value, shift_type, shift, _sub = src[0]
     if kind == "i":
         b.set_const(d, value)
     elif shift_type:
-        return False
+        alu_kind = _SHIFT_KIND.get(shift_type)
+        if alu_kind is None or value == PC:
+            return False
+        b.alu(d, value, None, shift, alu_kind)  # mov.w d, s, asr #k
     elif value == PC:
         b.set_const(d, b.pc_value(insn, False))
     else:
@@ -289,6 +467,21 @@ def _arith_mvn(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
     if len(src) != 1 or src[0][0] != "i":
         return False
     b.set_const(d, ~src[0][1])
+    return True
+
+
+def _arith_bitfield(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
+    """``ubfx``/``sbfx d, s, #lsb, #width`` as two shifts (or shift + mask)."""
+    if (len(src) != 3 or src[0][0] != "r" or src[0][1] == PC or src[1][0] != "i"
+            or src[2][0] != "i" or not 0 < src[2][1] <= 32 - src[1][1]):
+        return False
+    s, lsb, width = src[0][1], src[1][1], src[2][1]
+    if insn.name == "ubfx":
+        b.alu(d, s, None, lsb, ALU_LSR)
+        b.alu(d, d, None, (1 << width) - 1, ALU_AND)
+    else:
+        b.alu(d, s, None, 32 - lsb - width, ALU_LSL)
+        b.alu(d, d, None, 32 - width, ALU_ASR)
     return True
 
 
@@ -307,32 +500,47 @@ def _arith_adr(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
     return True
 
 
-def _arith_lsl(b: _Builder, insn: Insn, d: int, src: tuple) -> bool:
-    """``lsl d, s, #k`` as adds: d = s + (s << k) - s, or k doublings when d == s."""
-    if len(src) != 2 or src[0][0] != "r" or src[1][0] != "i" or src[0][1] == PC:
-        return False
-    s, k = src[0][1], src[1][1]
-    cs = b.const[s]
-    if cs is not None:
-        b.set_const(d, cs << k)
-    elif k == 0:
-        b.addi(d, s, 0)
-    elif d != s:
-        b.addr(d, s, s, k, 1)
-        b.addr(d, d, s, 0, -1)
-    elif k <= _MAX_DOUBLINGS:
-        for _ in range(k):
-            b.addr(d, d, d, 0, 1)
-    else:
-        return False
-    return True
-
-
 _ARITH: dict[str, Callable[[_Builder, Insn, int, tuple], bool]] = {
     "add": _arith_add, "addw": _arith_add, "sub": _arith_add, "subw": _arith_add,
     "mov": _arith_mov, "movs": _arith_mov, "movw": _arith_mov, "mvn": _arith_mvn,
-    "movt": _arith_movt, "adr": _arith_adr, "lsl": _arith_lsl,
+    "movt": _arith_movt, "adr": _arith_adr, "ubfx": _arith_bitfield,
+    "sbfx": _arith_bitfield, "neg": lambda b, _i, d, src: (
+        len(src) == 1 and src[0][0] == "r" and not src[0][2]
+        and b.alu(d, src[0][1], None, 0, ALU_RSB)),
 }
+
+
+def alu(kind: int, a: int, x: int) -> int:
+    """regs[d] of an ALU op with a = regs[s], x = regs[t] or imm (32-bit unsigned)."""
+    a &= _MASK
+    x &= _MASK
+    if kind == ALU_AND:
+        return a & x
+    if kind == ALU_ORR:
+        return a | x
+    if kind == ALU_EOR:
+        return a ^ x
+    if kind == ALU_BIC:
+        return a & ~x & _MASK
+    if kind in (ALU_LSL, ALU_LSR, ALU_ASR):
+        n = x & 0xFF  # register shifts use the bottom byte
+        if kind == ALU_LSL:
+            return (a << n) & _MASK if n < 32 else 0
+        if kind == ALU_LSR:
+            return a >> n if n < 32 else 0
+        signed = a - (1 << 32) if a & 0x80000000 else a
+        return (signed >> min(n, 31)) & _MASK
+    if kind == ALU_MUL:
+        return (a * x) & _MASK
+    if kind == ALU_RSB:
+        return (x - a) & _MASK
+    if kind in (ALU_UXTB, ALU_SXTB):
+        v = a & 0xFF
+        return (v - 0x100) & _MASK if kind == ALU_SXTB and v & 0x80 else v
+    if kind in (ALU_UXTH, ALU_SXTH):
+        v = a & 0xFFFF
+        return (v - 0x10000) & _MASK if kind == ALU_SXTH and v & 0x8000 else v
+    raise ValueError(f"unknown ALU kind {kind}")
 
 
 def _eliminate_dead(ops: list[tuple[int, int, int, int, int, int]]
@@ -354,6 +562,11 @@ def _eliminate_dead(ops: list[tuple[int, int, int, int, int, int]]
                 needed.add(op[2])
             elif code == ADDR:
                 needed.update((op[2], op[3]))
+        elif code in (LOAD, ALU):
+            if op[1] not in needed:
+                continue
+            needed.discard(op[1])
+            needed.update(r for r in (op[2], op[3]) if r >= 0)
         kept.append(op)
     kept.reverse()
     if PC in needed:
@@ -376,10 +589,16 @@ def address_program(insns: Sequence[Insn], read_literal: ReadLiteral) -> Address
     return AddressProgram(ops=array, regs_mask=mask)
 
 
+ReadMemory = Callable[[int, int], "int | None"]
+
+
 def evaluate(program: AddressProgram, regs: Sequence[int],
-             valid: Sequence[bool] | None = None) -> list[Access]:
+             valid: Sequence[bool] | None = None,
+             read_memory: ReadMemory | None = None) -> list[Access]:
     """Reference evaluator of *program* over *regs* (16 register values at block entry);
-    ``valid`` defaults to all registers valid.  ``native/tm_addrprog.h`` must agree."""
+    ``valid`` defaults to all registers valid.  *read_memory(address, size)* returns the
+    little-endian value in memory at block entry, or None (LOAD then invalidates, as it
+    does without a reader).  ``native/tm_addrprog.h`` must agree."""
     r = [int(v) & _MASK for v in regs]
     ok = [True] * 16 if valid is None else [bool(v) for v in valid]
     out: list[Access] = []
@@ -390,7 +609,7 @@ def evaluate(program: AddressProgram, regs: Sequence[int],
             if resolved:
                 address = r[a] + d
                 if b >= 0:
-                    step = (r[b] << c) & _MASK
+                    step = (r[b] << (c & 31)) & _MASK
                     address += -step if e & FLAG_SUBTRACT else step
             out.append(_access(address, e, resolved))
         elif code == ACCESS_ABS:
@@ -400,14 +619,68 @@ def evaluate(program: AddressProgram, regs: Sequence[int],
         elif code == ADDI:
             r[a], ok[a] = (r[b] + d) & _MASK, ok[b]
         elif code == ADDR:
-            r[a], ok[a] = (r[b] + e * ((r[c] << d) & _MASK)) & _MASK, ok[b] and ok[c]
+            r[a], ok[a] = (r[b] + e * ((r[c] << (d & 31)) & _MASK)) & _MASK, ok[b] and ok[c]
         elif code == CONST:
             r[a], ok[a] = d & _MASK, True
         elif code == KILL:
             ok[a] = False
+        elif code == LOAD:
+            r[a], ok[a] = _load(r, ok, b, c, d, e, read_memory)
+        elif code == ALU:
+            r[a], ok[a] = alu(e, r[b], r[c] if c >= 0 else d), ok[b] and (c < 0 or ok[c])
         else:
             raise ValueError(f"unknown address-program opcode {code}")
     return out
+
+
+def _load(r: list[int], ok: list[bool], base: int, index: int, imm: int, meta: int,
+          read_memory: ReadMemory | None) -> tuple[int, bool]:
+    """Value and validity of a LOAD (see the module table)."""
+    if read_memory is None or (base >= 0 and not ok[base]) or (index >= 0 and not ok[index]):
+        return 0, False
+    address = imm + (r[base] if base >= 0 else 0)
+    if index >= 0:
+        address += (r[index] << (meta & 31)) & _MASK
+    width = (meta >> 8) & 0xF
+    if width not in (1, 2, 4):
+        return 0, False
+    value = read_memory(address & _MASK, width)
+    if value is None:
+        return 0, False
+    value &= (1 << (8 * width)) - 1
+    if meta & LOAD_SIGNED and value & (1 << (8 * width - 1)):
+        value -= 1 << (8 * width)
+    return value & _MASK, True
+
+
+def static_resolution(insns: Sequence[Insn], program: AddressProgram, *,
+                      loads: bool = True) -> tuple[int, int, list[Insn]]:
+    """(accesses, unresolved accesses, the unresolved instructions) of one execution
+    when every entry register is valid and every LOAD reads (``loads=False``: no memory
+    reader, as with ``tm_ap_eval``): resolution never depends on register values, so
+    block counts x this give a whole run's unresolved share."""
+    ok = [True] * 16
+    total = 0
+    unresolved: list[Insn] = []
+    accessing = [i for i in insns if i.mem is not None
+                 or (i.klass in _MEMORY_CLASSES and i.name not in _HINTS)]
+    for code, a, b, c, _d, _e in program.ops.tolist():
+        if code in (ACCESS, ACCESS_ABS, UNKNOWN):
+            good = code == ACCESS_ABS or (code == ACCESS and ok[a] and (b < 0 or ok[b]))
+            if not good and total < len(accessing):
+                unresolved.append(accessing[total])
+            total += 1
+        elif code == ADDI:
+            ok[a] = ok[b]
+        elif code == ADDR:
+            ok[a] = ok[b] and ok[c]
+        elif code == CONST:
+            ok[a] = True
+        elif code == KILL:
+            ok[a] = False
+        elif code in (LOAD, ALU):
+            ok[a] = (code == ALU or loads) and (b < 0 or ok[b]) and (c < 0 or ok[c])
+    return total, len(unresolved), unresolved
 
 
 def _access(address: int, flags: int, resolved: bool) -> Access:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -115,21 +115,17 @@ class DebugInfo:
                for d in chain if d.tag != "DW_TAG_lexical_block"]
         return list(reversed(out))
 
-    def inlined_entries(self, names: frozenset[str]) -> list[tuple[int, str]]:
-        """(entry address, name) of every inlined copy of a function named in *names*:
-        reaching one is reaching that function, even without a call.  Walks every unit
-        (done once per run, only for the few error-trap names).  Only the units that
-        hold an abstract (inlinable) definition of one of them are walked DIE by DIE,
-        so a large TFLM ELF costs its few HAL units, not all of TFLM."""
-        if self._dwarf is None:
-            return []
+    def inlined_entries(self, names: frozenset[str],
+                        near: Sequence[int]) -> list[tuple[int, str]]:
+        """(entry address, name) of every inlined copy of a function named in *names*
+        within the units that hold the addresses *near* (the out-of-line definitions of
+        those functions: without LTO a function is inlined only in its own unit).
+        Reaching a copy is reaching that function, even without a call.  Only those few
+        units are walked DIE by DIE, so a large TFLM ELF costs its HAL ``main.c``."""
         out = []
-        for _ranges, cu in self._unit_list():
+        units = {cu.cu_offset: cu for cu in (self._unit_at(a & ~1) for a in near) if cu}
+        for cu in units.values():
             try:
-                if not any(child.tag == "DW_TAG_subprogram" and "DW_AT_inline" in child.attributes
-                           and _die_name(child) in names
-                           for child in cu.get_top_DIE().iter_children()):
-                    continue
                 for die in cu.iter_DIEs():
                     if die.tag != "DW_TAG_inlined_subroutine" or _die_name(die) not in names:
                         continue

@@ -64,6 +64,8 @@ def test_optimized_kernels_are_the_dsp_set() -> None:
     assert {"tm_conv2d_s8", "tm_depthwise_conv2d_s8", "tm_fully_connected_s8",
             "tm_add_s8", "tm_avgpool_s8", "tm_maxpool_s8"} <= opt
     assert "tm_softmax_s8" not in opt and not any(k.endswith("_generic") for k in opt)
+    assert {"tm_conv2d_s16", "tm_fully_connected_s16"} <= opt
+    assert "tm_depthwise_conv2d_s16" not in opt  # the 16x8 depthwise runs the reference code
 
 
 def test_inspect_strict_exit_and_json(tmp_path: Path, capsys) -> None:

@@ -106,6 +106,7 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
         include_dirs,
         kernel_set_of_archive,
         parse_arena,
+        search_sizes,
         sizing_board,
     )
 
@@ -140,6 +141,15 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
     assert parse_arena("TM1 ARENA size=131072 used=100660\n").used == 100660
     assert parse_arena("no line") is None
     assert (arena_for(100660), arena_for(100656), arena_for(0)) == (100672, 100656, 16)
+    for need in (49, 64, 65, 160, 1000, 4096):
+        tried: list[int] = []
+
+        def fits(size: int, need: int = need, tried: list[int] = tried) -> bool:
+            tried.append(size)
+            return size >= need
+
+        assert search_sizes(48, 8192, fits) == (need + 15) // 16 * 16
+        assert len(tried) <= 2 * 9 and all(s % 16 == 0 for s in tried)
     board = load_board("nucleo-l4r5zi")
     big = sizing_board(board)
     assert big.data.origin == board.data.origin and big.data.size == 16 * 1024 * 1024
@@ -309,6 +319,9 @@ FAKE_LIB = r"""
 #ifndef FAKE_ARENA_NEED
 #define FAKE_ARENA_NEED 48
 #endif
+#ifndef FAKE_ARENA_TEMP
+#define FAKE_ARENA_TEMP 0 /* needed during AllocateTensors only, not in arena_used_bytes */
+#endif
 static void (*fake_log)(const char *) = nullptr;
 extern "C" void RegisterDebugLogCallback(void (*cb)(const char *)) { fake_log = cb; }
 namespace tflite {
@@ -332,7 +345,7 @@ MicroInterpreter::MicroInterpreter(const Model *, const MicroOpResolver &op_reso
                                    MicroResourceVariables *, MicroProfilerInterface *)
     : resolver_(op_resolver), arena_(tensor_arena), arena_size_(tensor_arena_size) {}
 TfLiteStatus MicroInterpreter::AllocateTensors() {
-  if (arena_size_ < FAKE_ARENA_NEED) {
+  if (arena_size_ < FAKE_ARENA_NEED + FAKE_ARENA_TEMP) {
     if (fake_log) fake_log("Failed to allocate tail memory.\nArena too small");
     return kTfLiteError;
   }
@@ -364,7 +377,8 @@ TfLiteTensor *MicroInterpreter::output(size_t) { return &output_; }
 """
 
 
-def build_fake_tflm(root: Path, core_name: str, arena_need: int = 48) -> tuple[Path, Path]:
+def build_fake_tflm(root: Path, core_name: str, arena_need: int = 48,
+                    arena_temp: int = 0) -> tuple[Path, Path]:
     """Write the fake TFLM as a checkout (headers where TFLM has them, the downloads
     folders its makefile creates) and build its static library for *core_name*;
     returns (library, checkout root)."""
@@ -378,8 +392,9 @@ def build_fake_tflm(root: Path, core_name: str, arena_need: int = 48) -> tuple[P
                                                                             exist_ok=True)
     (root / "fake_tflm.cc").write_text(FAKE_LIB)
     core = get_core(core_name)
-    obj, lib = root / "fake_tflm.o", root / f"libfake_tflm_{arena_need}.a"
-    config = BuildConfig(extra_cflags=(f"-DFAKE_ARENA_NEED={arena_need}",))
+    obj, lib = root / "fake_tflm.o", root / f"libfake_tflm_{arena_need + arena_temp}.a"
+    config = BuildConfig(extra_cflags=(f"-DFAKE_ARENA_NEED={arena_need}",
+                                       f"-DFAKE_ARENA_TEMP={arena_temp}"))
     subprocess.run(tflm_compile_argv("arm-none-eabi-g++", core, config, root / "fake_tflm.cc",
                                      obj, [checkout]), check=True, capture_output=True, text=True)
     subprocess.run(["arm-none-eabi-ar", "rcs", str(lib), str(obj)], check=True)
@@ -474,7 +489,11 @@ def test_tflm_build_keeps_sized_elf_and_too_big_is_named(
     assert section_sizes(out_dir / "firmware.elf")[".tflm_arena"] == 48
     assert {p.name for p in out_dir.iterdir()} >= {"firmware.elf", "firmware.map", "linker.ld",
                                                    "tm_tflm_model.c", "tm_tflm_model.h"}
-    assert "arena 48 B (TFLM uses 48 B)" in capsys.readouterr().out
+    assert "arena 48 B (TFLM's arena_used_bytes() 48 B)" in capsys.readouterr().out
+    # the kept ELF profiles as a foreign ELF too, with TFLM's arena figure
+    assert main(["estimate", "--elf", str(out_dir / "firmware.elf"), "--board", "nucleo-g0b1re",
+                 "-q"]) == 0
+    assert "memory    arena 48 B" in capsys.readouterr().out
     big, _root = build_fake_tflm(tmp_path / "big", "cortex-m0plus", arena_need=1_000_000)
     assert main(["estimate", str(model), "-q", "--board", "nucleo-g0b1re", "--tflm-lib",
                  str(big), "--tflm-root", str(root)]) == 2
@@ -482,6 +501,12 @@ def test_tflm_build_keeps_sized_elf_and_too_big_is_named(
     assert err.startswith("error: model fc needs a 1,000,000 B TFLM tensor arena, but the "
                           "147,456 B")
     assert err.count("\n") == 0 and "leaves at most" in err
+    # arena_used_bytes() short of what AllocateTensors needs: the minimum is searched
+    temp, _root = build_fake_tflm(tmp_path / "temp", "cortex-m0plus", arena_temp=100)
+    assert main(["build", str(model), "--board", "nucleo-g0b1re", "--tflm-lib", str(temp),
+                 "--tflm-root", str(root), "--out", str(tmp_path / "fw2")]) == 0
+    assert section_sizes(tmp_path / "fw2" / "firmware.elf")[".tflm_arena"] == 160
+    assert "arena 160 B (TFLM's arena_used_bytes() 48 B)" in capsys.readouterr().out
     # an explicit arena that is too small says so
     assert main(["estimate", str(model), "-q", "--tflm-lib", str(lib), "--tflm-root", str(root),
                  "--board", "nucleo-g0b1re", "--tflm-arena", "32"]) == 2
@@ -510,6 +535,20 @@ def test_registered_library_runs_with_runtime_tflm(
     assert str(lib.resolve()) in capsys.readouterr().out
     assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
     assert "TFLM reference (libfake_tflm_48.a) kernels" in capsys.readouterr().out
+    # a project file wins over the user's; its unknown keys are errors
+    other, _r = build_fake_tflm(tmp_path / "other", "cortex-m4f", arena_need=64)
+    assert main(["tflm", "add", str(other), "--core", "cortex-m4f", "--root", str(root),
+                 "--project"]) == 0
+    assert (tmp_path / "tinymeter.toml").exists()
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
+    assert "libfake_tflm_64.a" in capsys.readouterr().out
+    assert main(["tflm", "remove", "--core", "cortex-m4f", "--project"]) == 0
+    assert "removed 1 library of cortex-m4f" in capsys.readouterr().out
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 0
+    assert "libfake_tflm_48.a" in capsys.readouterr().out  # the user's again
+    (tmp_path / "tinymeter.toml").write_text("[tflm_libs]\n")
+    assert main(["estimate", str(model), "-q", "--runtime", "tflm"]) == 2
+    assert "tinymeter.toml: unknown key(s) tflm_libs; allowed: tflm" in capsys.readouterr().err
 
 
 @needs_gxx
@@ -560,9 +599,13 @@ def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFix
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
     assert main(["measure", str(model), "--probe", "virtual", "--tflm-lib", str(lib),
                  "--tflm-root", str(root), "--runs", "2", "--warmup", "0",
-                 "--db", str(tmp_path / "db.sqlite")]) == 0
+                 "--db", str(tmp_path / "db.sqlite"), "--json", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
     assert "fc on nucleo-l4r5zi: 2 runs" in out
+    import json
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["runtime"] == "tflm" and data["kernels"] == "TFLM reference (libfake_tflm_48.a)"
+    assert data["ops"] == ["FULLY_CONNECTED"]
     row = next(line for line in out.splitlines() if line.lstrip().startswith("0 "))
     assert row.split()[1] == "FULLY_CONNECTED"
     measured, estimated = float(row.split()[2]), float(row.split()[4])
@@ -619,3 +662,15 @@ def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "--warmup", "0", "--db", str(tmp_path / "db.sqlite")]) == 0
     out = capsys.readouterr().out
     assert "calibration of nucleo-l4r5zi (cortex-m4f) from 2 models, 2 layers" in out
+
+
+def test_abi_mismatch_hint() -> None:
+    from tinymeter.firmware.tflm import abi_mismatch_hint
+
+    board = load_board("nucleo-g0b1re")
+    msg = "linking failed: ld: error: lib.a(x.o) uses VFP register arguments, fw.elf does not"
+    hint = abi_mismatch_hint(msg, "lib.a", board)
+    assert hint.startswith("lib.a was built for another core or float ABI than nucleo-g0b1re's "
+                           "cortex-m0plus (-mcpu=cortex-m0plus -mthumb -mfloat-abi=soft)")
+    assert abi_mismatch_hint("undefined reference to `x'", "lib.a", board) == \
+        "undefined reference to `x'"

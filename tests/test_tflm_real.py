@@ -2,8 +2,7 @@
 
 Skipped unless ``pytest --tflm-root DIR --tflm-lib LIB [--tflm-lib LIB]`` names a TFLM
 checkout and ``microlite`` libraries built from it for Cortex-M4 with hard float
-(``TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp``, reference and/or
-``OPTIMIZED_KERNEL_DIR=cmsis_nn``).  Neither is part of the repository.
+(reference and/or CMSIS-NN kernels).  Neither is part of the repository.
 
 Per model and library: one row per operator with the model's ops and MACs, the arena
 sized from TFLM's own ``arena_used_bytes()`` and linked exactly, outputs bit-exact with
@@ -72,6 +71,7 @@ def test_real_tflm_estimate(name: str, real, tmp_path: Path) -> None:  # type: i
     assert est.runtime == "tflm" and est.kernels.startswith(
         "TFLM CMSIS-NN" if real.kernels == "cmsis-nn" else "TFLM reference")
     assert est.arena_bytes > 0
+    # the ELF links exactly the arena the report names (16-byte granules)
     assert section_sizes(out / "firmware.elf")[".tflm_arena"] == arena_for(est.arena_bytes)
     known = KNOWN_INSTRUCTIONS[name][1 if real.kernels == "cmsis-nn" else 0]
     print(f"\nREAL-TFLM {name} {real.kernels}: rows {len(est.layers)}, MACs "

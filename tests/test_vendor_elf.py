@@ -162,7 +162,9 @@ def test_inline_frames_from_dwarf(vendor_elf: Path) -> None:
     loops = find_idle_loops(elf.read_code(clock.address, clock.size), clock.address)
     assert len(loops) == 1
     assert elf.describe_frames(loops[0]) == "Error_Handler (inlined into clock_config)"
-    entries = elf.debug.inlined_entries(frozenset({"Error_Handler"}))
+    handler = elf.symbol("Error_Handler")
+    assert handler is not None
+    entries = elf.debug.inlined_entries(frozenset({"Error_Handler"}), [handler.address])
     assert [name for _a, name in entries] == ["Error_Handler"]
     assert clock.address < entries[0][0] <= loops[0]
     assert elf.debug.unit_name(clock.address) == "main.cc"

@@ -293,7 +293,8 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
                                  BuildConfig(opt=args.opt, runs=args.runs, io=args.io),
                                  arena_bytes=args.tflm_arena, work=Path(work), out_dir=args.out)
     print(f"{args.out}/firmware.elf: flash {image.flash_bytes} B, RAM {image.ram_bytes} B, "
-          f"arena {image.arena_bytes} B (TFLM uses {image.arena_used} B), {library.label}")
+          f"arena {image.arena_bytes} B (TFLM's arena_used_bytes() {image.arena_used} B), "
+          f"{library.label}")
     return 0
 
 
@@ -317,10 +318,12 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         names = zoo.list_models()
         width = max(len(n) for n in names)
         for name in names:
-            print(f"{name:{width}}  {zoo.get_entry(name).summary}")
-        print("\nzoo models have the real architectures with random (untrained) weights: right "
-              "for latency, memory and energy, meaningless outputs; `tinymeter sweep` trains "
-              "its digits models", file=sys.stderr)
+            entry = zoo.get_entry(name)
+            weights = f"[trained on {entry.trained_on}]" if entry.trained_on else "[untrained]"
+            print(f"{name:{width}}  {weights:32} {entry.summary}")
+        print("\n[untrained] models have the real architectures with random weights: right "
+              "for latency, memory and energy, meaningless outputs; [trained] ones are trained "
+              "on a dataset that ships in a package", file=sys.stderr)
         return 0
     path = zoo.build_tflite(args.name, quantize=args.quantize)
     print(path)
@@ -446,6 +449,12 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
                                        path=target)
         where = target or tflmconfig.user_config_path()
         print(f"registered {entry.lib} for {entry.core} ({entry.kernels} kernels) in {where}")
+        return 0
+    if args.tflm_cmd == "remove":
+        target = (Path.cwd() / tflmconfig.PROJECT_FILE) if args.project else None
+        n = tflmconfig.remove_library(args.core, args.kernels, path=target)
+        print(f"removed {n} librar{'y' if n == 1 else 'ies'} of {args.core} from "
+              f"{target or tflmconfig.user_config_path()}")
         return 0
     entries = tflmconfig.load_registry()
     if not entries:
@@ -751,6 +760,11 @@ def _add_tflm(sub: argparse._SubParsersAction) -> None:
                     help="kernel set (default: detected from the library's symbols)")
     ta.add_argument("--project", action="store_true",
                     help="write ./tinymeter.toml instead of the user's config file")
+    tr = tsub.add_parser("remove", help="unregister the libraries of a core")
+    tr.add_argument("--core", required=True)
+    tr.add_argument("--kernels", choices=("cmsis-nn", "reference"), default=None,
+                    help="only this kernel set (default: all of the core)")
+    tr.add_argument("--project", action="store_true", help="edit ./tinymeter.toml")
     tsub.add_parser("list", help="list the registered libraries (project file first)")
     t.set_defaults(func=_cmd_tflm)
 

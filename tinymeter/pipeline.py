@@ -277,7 +277,8 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
 def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunResult,
               rows: list[LayerEstimate], overhead: int, functions: list[FunctionProfile], *,
               arena_bytes: int, flash_bytes: int, ram_bytes: int, weight_bytes: int,
-              stack_bytes: int | None, profile_scope: str = "whole run") -> Estimate:
+              stack_bytes: int | None, profile_scope: str = "whole run",
+              console: str = "") -> Estimate:
     """The report of one run: totals are sums of the layer rows (so they always agree
     with the table), latency and energy priced once from the total cycles."""
     cycles = sum(r.cycles for r in rows)
@@ -291,7 +292,7 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions),
         timing=sum_splits([r.timing for r in rows]),
         board_flash_bytes=board.text.size, board_ram_bytes=board.data.size,
-        profile_scope=profile_scope)
+        profile_scope=profile_scope, console=console)
 
 
 _TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)
@@ -313,6 +314,17 @@ def parse_span(text: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(p.strip() for p in parts):
         raise ConfigError(f"--span {text!r}: expected START:END (two function names)")
     return parts[0].strip(), parts[1].strip()
+
+
+def _elf_arena(run: RunResult, sections: dict[str, int]) -> int:
+    """The tensor arena of a foreign ELF when it says: a tinymeter TFLM harness prints
+    TFLM's ``arena_used_bytes()`` (``TM1 ARENA``); else its arena section, else 0."""
+    from tinymeter.firmware.tflm import parse_arena
+
+    report = parse_arena(run.stdout)
+    if report is not None and report.used is not None:
+        return report.used
+    return sections.get(".tflm_arena", 0)
 
 
 def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEFAULT_BUDGET_INSTRUCTIONS,
@@ -359,12 +371,13 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     sections = section_sizes(Path(elf_path))
     return _assemble(
         Path(elf_path).name, board, "prebuilt ELF", model, run, rows, overhead, functions,
-        arena_bytes=0,
+        arena_bytes=_elf_arena(run, sections),
         flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
-                                                      ".ARM.exidx", ".data")),
-        ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".stack")),
+                                                      ".init_array", ".ARM.exidx", ".data")),
+        ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack")),
         weight_bytes=0, stack_bytes=stack_peak(emulator),
-        profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run")
+        profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run",
+        console=run.stdout)
 
 
 def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,

@@ -91,6 +91,8 @@ class Estimate:
     profile_scope: str = "whole run"
     #: Cycles by mechanism and memory traffic summed over the layers (as per layer).
     timing: dict[str, Any] = field(default_factory=dict)
+    #: What a prebuilt ELF printed (semihosting or board UART): its own timings, if any.
+    console: str = ""
     #: Absolute path of the model file (``check`` keys entries by it, relative to the
     #: baseline); empty when unknown.
     model_path: str = ""
@@ -138,6 +140,9 @@ def cost_model_line(est: Estimate) -> str:
     if weights:
         parts.append("stall weights " + " ".join(weights))
     return ", ".join(parts)
+
+
+_CONSOLE_LINES = 8
 
 
 def _pct(part: float, whole: float) -> str:
@@ -216,6 +221,9 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
             out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
                        f"{_fmt_int(f.instructions):>14} instr  stall {_stall_cell(f.timing):>11}"
                        f"  {f.name}")
+    if est.console.strip():
+        tail = est.console.strip().splitlines()[-_CONSOLE_LINES:]
+        out += ["", "firmware console (last lines):", *(f"  {line}" for line in tail)]
     return "\n".join(out)
 
 
@@ -283,10 +291,12 @@ def write_json(est: Estimate, path: Path) -> None:
 def layers_csv(est: Estimate) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["index", "op", "macs", "instructions", "cycles", "ms", "energy_uj", "share"])
+    w.writerow(["index", "op", "macs", "instructions", "cycles", "ms", "energy_uj", "share",
+                "weight_bytes", "output_shape"])
     for r in est.layers:
         w.writerow([r.index, r.op, r.macs, r.instructions, r.cycles, f"{r.ms:.6f}",
-                    f"{r.energy_uj:.4f}", f"{r.share:.6f}"])
+                    f"{r.energy_uj:.4f}", f"{r.share:.6f}", r.weight_bytes,
+                    "x".join(map(str, r.output_shape))])
     return buf.getvalue()
 
 

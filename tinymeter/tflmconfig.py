@@ -143,6 +143,17 @@ def add_library(lib: Path, core: str, root: Path, *, kernels: str | None = None,
     return entry
 
 
+def remove_library(core: str, kernels: str | None = None, path: Path | None = None) -> int:
+    """Unregister the libraries of *core* (one kernel set, or all) from the config file
+    *path* (default the user's); returns how many were removed."""
+    target = path or user_config_path()
+    entries = read_entries(target)
+    keep = [e for e in entries if not (e.core == core and kernels in (None, e.kernels))]
+    if len(keep) != len(entries):
+        atomic_write(target, format_entries(keep))
+    return len(entries) - len(keep)
+
+
 def select(entries: Sequence[TflmEntry], core: str, kernels: str | None = None) -> TflmEntry:
     """The library for *core* (and *kernels*, if given; else CMSIS-NN before reference,
     the first registered of a set winning)."""

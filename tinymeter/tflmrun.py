@@ -19,12 +19,15 @@ from tinymeter.errors import EmulationError
 from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import default_inputs, io_tensors
 from tinymeter.firmware.tflm import (
+    ARENA_LIMIT_SYMBOL,
     ArenaReport,
     TflmBuild,
     TflmLibrary,
     arena_for,
     elf_memory,
     parse_arena,
+    patch_word,
+    search_sizes,
     sizing_board,
     too_big_error,
 )
@@ -55,6 +58,13 @@ class TflmImage:
     sections: dict[str, int]
     #: TFLM's own log lines (empty for release builds, which strip them).
     log: tuple[str, ...] = ()
+    #: The arena the model needs: ``arena_used`` unless AllocateTensors needed more
+    #: (the searched minimum, see :func:`size_arena`); 0 = ``arena_used``.
+    arena_min: int = 0
+
+    @property
+    def arena_needed(self) -> int:
+        return self.arena_min or self.arena_used
 
 
 def _arena_run(elf: Path, board: Board, timeout_s: float) -> ArenaReport:
@@ -73,15 +83,28 @@ def _arena_run(elf: Path, board: Board, timeout_s: float) -> ArenaReport:
 
 
 def size_arena(build: TflmBuild, name: str, timeout_s: float) -> tuple[int, ArenaReport]:
-    """The arena TFLM needs for the model, found by running it with the largest arena
-    the board's RAM allows; a model needing more is an error naming both sizes (what it
-    needs is measured on the board with its RAM grown, see :func:`sizing_board`)."""
+    """The smallest arena TFLM allocates the model in, found by running it with the
+    largest arena the board's RAM allows and reading ``arena_used_bytes()``.  That
+    figure excludes the memory planner's temporary buffers, which can need more while
+    AllocateTensors runs (small models), so it is checked and, if short, the minimum
+    is searched by patching the arena limit in a copy of the ELF (no relink).  A model
+    needing more than the board has is an error naming both sizes (what it needs is
+    measured on the board with its RAM grown, see :func:`sizing_board`)."""
     board = build.board
     elf = build.link(None, stem="sizing")
     room = elf_memory(elf)[2].get(".tflm_arena", 0)
     report = _arena_run(elf, board, timeout_s)
     if report.used is not None:
-        return arena_for(report.used), report
+        def fits(size: int) -> bool:
+            trial = patch_word(elf, ARENA_LIMIT_SYMBOL, size, build.work / "trial.elf")
+            return _arena_run(trial, board, timeout_s).used is not None
+
+        arena = arena_for(report.used)
+        if arena < report.size and not fits(arena):
+            arena = search_sizes(arena, report.size // 16 * 16, fits)
+            log.info("%s: TFLM reports %d B used but needs a %d B arena to allocate",
+                     name, report.used, arena)
+        return arena, report
     big = sizing_board(board)
     big_report = _arena_run(build.link(None, board=big, stem="sizing-big"), big, timeout_s)
     if big_report.used is None:
@@ -102,9 +125,12 @@ def build_tflm_image(model_path: Path, board: Board, library: TflmLibrary,
     build = TflmBuild(data, name, [op.opcode for op in main.operators], board, library,
                       config, work=work)
     log_lines: tuple[str, ...] = ()
+    searched = 0
     if arena_bytes is None:
         arena_bytes, sized = size_arena(build, name, timeout_s)
         log_lines = sized.log
+        searched = arena_bytes if sized.used is not None and arena_bytes > arena_for(
+            sized.used) else 0
         log.info("%s: TFLM uses %d B of arena", name, sized.used)
     elf = build.link(arena_bytes)
     check = _arena_run(elf, board, timeout_s)
@@ -118,7 +144,7 @@ def build_tflm_image(model_path: Path, board: Board, library: TflmLibrary,
         elf = Path(out_dir) / "firmware.elf"
     flash, ram, sections = elf_memory(elf)
     return TflmImage(elf, board, library, arena_bytes, check.used, flash, ram, sections,
-                     log_lines or check.log)
+                     log_lines or check.log, searched)
 
 
 def layer_facts(model: Model) -> tuple[list[int], list[int], list[tuple[int, ...]]]:
@@ -177,7 +203,7 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
         stack = stack_peak(emulator)
     rows = [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
     est = _assemble(Path(model_path).name, board, library.label, cost, run, rows, overhead,
-                    functions, arena_bytes=image.arena_used, flash_bytes=image.flash_bytes,
+                    functions, arena_bytes=image.arena_needed, flash_bytes=image.flash_bytes,
                     ram_bytes=image.ram_bytes, weight_bytes=inspect_model(model).total_weight_bytes,
                     stack_bytes=stack)
     return replace(est, runtime="tflm", log=image.log)
@@ -196,7 +222,7 @@ def firmware_image(image: TflmImage, model_path: Path, config: BuildConfig) -> F
     layers = [Layer(op_index=i, op_name=op.opcode, kernel="tflm", params_type="", params={},
                     macs=m) for i, (op, m) in enumerate(zip(main.operators, macs))]
     gen = GeneratedModel(source="", layers=layers, inputs=io_tensors(model, main.inputs),
-                         outputs=io_tensors(model, main.outputs), arena_bytes=image.arena_used,
+                         outputs=io_tensors(model, main.outputs), arena_bytes=image.arena_needed,
                          weight_bytes=sum(weights), name=Path(model_path).stem)
     return FirmwareImage(image.elf, image.board, config, gen, image.flash_bytes,
                          image.ram_bytes, image.sections)

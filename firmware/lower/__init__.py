@@ -14,6 +14,7 @@ from types import ModuleType
 
 from tinymeter.firmware.lower import (
     activations,
+    batch_matmul,
     binary,
     conv,
     elementwise,
@@ -27,6 +28,7 @@ from tinymeter.firmware.lower import (
     resize,
     softmax,
     transpose_conv,
+    unary_math,
 )
 from tinymeter.firmware.lower.base import Layer, LowerContext, Lowering
 from tinymeter.models.tflite import Operator, TensorType
@@ -37,7 +39,8 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 #: for the same op and type wins).
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
                                    movement, activations, binary, resize,
-                                   indexing, int16, transpose_conv)
+                                   indexing, int16, transpose_conv,
+                                   unary_math, batch_matmul)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

@@ -50,9 +50,12 @@ def _geometry(ctx: LowerContext, op: Operator, index: int, shape_t: int, w: int,
     out_ch, f_h, f_w, f_in = shape4(ctx, op, index, w, "filter")
     out = shape4(ctx, op, index, y, "output")
     st = ctx.tensor(shape_t)
-    if st.data is None or [int(v) for v in st.array().reshape(-1)] != list(out):
-        raise fail(op, index, f"output_shape tensor {shape_t} must be a constant equal to the "
-                              f"output shape {tuple(out)}")
+    # TFLM sizes the output from the output tensor, not from output_shape's values
+    # (Keras computes them at run time with SHAPE/STRIDED_SLICE/PACK); a constant
+    # that disagrees is a malformed model.
+    if st.data is not None and [int(v) for v in st.array().reshape(-1)] != list(out):
+        raise fail(op, index, f"output_shape tensor {shape_t} {st.array().tolist()} differs "
+                              f"from the output shape {tuple(out)}")
     if f_in != in_ch or out[3] != out_ch or out[0] != batches:
         raise fail(op, index, f"filter {(out_ch, f_h, f_w, f_in)} does not match input "
                               f"{(batches, in_h, in_w, in_ch)} / output {tuple(out)}")

@@ -50,6 +50,9 @@ extern "C" const char tm_model_name[];
 /* cortex_m_generic's debug-log hook; weak, so libraries without it still link. */
 extern "C" void RegisterDebugLogCallback(void (*callback)(const char *s)) __attribute__((weak));
 
+/* extern "C" without braces: a definition with external linkage despite const */
+extern "C" __attribute__((used)) const volatile uint32_t tm_tflm_arena_limit = 0xFFFFFFFFu;
+
 static uint32_t tm_layer_cycles[TM_TFLM_MAX_LAYERS];
 static const char *tm_layer_tags[TM_TFLM_MAX_LAYERS];
 static uint32_t tm_layer_start;
@@ -233,10 +236,15 @@ void tm_fail(const char *what) {
   tm_platform_exit(3);
 }
 
-/* The arena is the linker script's .tflm_arena section (firmware/tflm.py). */
+/* The arena is the linker script's .tflm_arena section (firmware/tflm.py), at most
+ * tm_tflm_arena_limit bytes of it: the sizing search patches that constant in a copy
+ * of the ELF to try arena sizes without relinking. */
 extern "C" uint8_t __tm_arena_start[], __tm_arena_end[];
 uint8_t *tm_arena_base(void) { return __tm_arena_start; }
-size_t tm_arena_size(void) { return (size_t)(__tm_arena_end - __tm_arena_start); }
+size_t tm_arena_size(void) {
+  size_t size = (size_t)(__tm_arena_end - __tm_arena_start);
+  return tm_tflm_arena_limit < size ? (size_t)tm_tflm_arena_limit : size;
+}
 
 }  // namespace
 

@@ -1,0 +1,75 @@
+"""Lowerings of the float32 math family (see base.py for the contract).
+
+EXP, LOG, SQRT, RSQRT and L2_NORMALIZATION, float32 (the only type TFLM's
+kernels take for EXP, LOG and SQRT). TFLM evaluates ``std::exp``, ``std::log`` and
+``std::sqrt`` on float; the runtime carries its own (no libm in the firmware):
+``tm_expf`` is glibc's algorithm (bit-identical), ``tm_sqrtf`` is correctly
+rounded like every IEEE sqrt (bit-identical: the FPU's VSQRT on M4/M7, an exact
+integer square root elsewhere), ``tm_logf`` is a double-precision log rounded
+once, within 1 ULP of glibc's logf (which is not correctly rounded). RSQRT is
+``1.f / sqrt(x)`` and L2_NORMALIZATION ``x / max(sqrt(sum(x*x)), 1e-6f)`` over the
+last axis, in TFLM's operation order. For negative inputs the NaN's sign bit may
+differ from x86's (the value is NaN either way).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from tinymeter.firmware.lower.base import (
+    CValue,
+    Layer,
+    LowerContext,
+    Lowering,
+    fail,
+    fused_activation,
+    require_types,
+    single_output_operands,
+)
+from tinymeter.models.tflite import Operator, TensorType
+
+log = logging.getLogger(__name__)
+
+_F32 = (TensorType.FLOAT32,)
+_KERNELS = {"EXP": "tm_exp_f32", "LOG": "tm_log_f32", "SQRT": "tm_sqrt_f32",
+            "RSQRT": "tm_rsqrt_f32"}
+
+
+def _same_shape(ctx: LowerContext, op: Operator, index: int) -> tuple[int, int, int]:
+    (x,), y = single_output_operands(op, index, 1)
+    require_types(ctx, op, index, _F32, [x, y])
+    sx, sy = tuple(ctx.tensor(x).shape), tuple(ctx.tensor(y).shape)
+    if sx != sy or any(d <= 0 for d in sx):
+        raise fail(op, index, f"input shape {sx} and output shape {sy} must match and be "
+                              "non-empty")
+    return x, y, math.prod(sx)
+
+
+def lower_unary_math_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """EXP / LOG / SQRT / RSQRT float -> ``tm_{exp,log,sqrt,rsqrt}_f32``."""
+    x, y, n = _same_shape(ctx, op, index)
+    params: dict[str, CValue] = {"input": ctx.ptr(x), "output": ctx.ptr(y), "size": n}
+    return Layer(index, op.opcode, _KERNELS[op.opcode], "tm_unary_f32_params", params, n,
+                 {"dtype": "float32"})
+
+
+def lower_l2_normalization_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """L2_NORMALIZATION float over the last axis -> ``tm_l2_normalization_f32``."""
+    x, y, n = _same_shape(ctx, op, index)
+    if fused_activation(op) != "NONE":
+        raise fail(op, index, "fused activations are not supported (TFLM ignores them)")
+    depth = ctx.tensor(x).shape[-1]
+    params: dict[str, CValue] = {"input": ctx.ptr(x), "output": ctx.ptr(y),
+                                 "outer_size": n // depth, "depth": depth}
+    return Layer(index, op.opcode, "tm_l2_normalization_f32", "tm_l2_normalization_f32_params",
+                 params, n, {"depth": depth, "dtype": "float32"})
+
+
+FLOAT_LOWERINGS: dict[str, Lowering] = {
+    "EXP": lower_unary_math_f32,
+    "LOG": lower_unary_math_f32,
+    "SQRT": lower_unary_math_f32,
+    "RSQRT": lower_unary_math_f32,
+    "L2_NORMALIZATION": lower_l2_normalization_f32,
+}
