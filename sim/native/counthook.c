@@ -647,10 +647,23 @@ static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size,
 
 typedef struct tm_data_run {
     tm_ctx *ctx;
+    void *uc;
     tm_entry *e;
     uint64_t now;
     uint64_t stall;
 } tm_data_run;
+
+/* Guest memory for the address programs' LOAD ops (pointers the block loads itself):
+ * memory regions only, never a peripheral (reading one has side effects). */
+static int tm_read_guest(void *user, uint32_t address, uint32_t bytes, uint32_t *value) {
+    tm_data_run *run = (tm_data_run *)user;
+    const tm_region *r = tm_region_of(run->ctx, address, NULL);
+    if (!r || address + bytes - 1 > r->last || !run->ctx->mem_read) {
+        return 0;
+    }
+    *value = 0;
+    return run->ctx->mem_read(run->uc, address, value, bytes) == 0;
+}
 
 /* Stall of one load of `bytes` at `address` from region r (fixed point). */
 static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t address,
@@ -735,8 +748,8 @@ static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry 
             valid[r] = 1;
         }
     }
-    tm_data_run run = {ctx, e, now, 0};
-    tm_ap_eval(c->ops, c->n_ops, regs, valid, tm_on_access, &run);
+    tm_data_run run = {ctx, uc, e, now, 0};
+    tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
     return run.stall;
 }
 
