@@ -343,10 +343,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tinymeter.sim.costmodel import datasheet_cost_model
 
     board = load_board(args.board)
-    prior = datasheet_cost_model(board).params
+    datasheet = datasheet_cost_model(board)
+    prior = datasheet.params
     samples = _calibration_samples(args, board, prior)
     reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
-    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
+    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core),
+                       energy_prior=datasheet.energy_parameters)
     # the report goes to stdout unless the JSON does (--json -)
     out = sys.stderr if is_stdout(args.json) else sys.stdout
     with contextlib.redirect_stdout(out):
@@ -355,9 +357,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         # Cycles do not depend on the clock, power does: a power fitted at the hardware
         # image's clock would misstate every estimate at the modelled clock.
         print(f"note: energy was measured at {board.hardware_clock_hz / 1e6:g} MHz (the "
-              f"hardware image's clock); the fitted {result.active_mw:.1f} mW is not saved, "
-              f"estimates are for {board.clock_hz / 1e6:g} MHz", file=out)
-        result = replace(result, active_mw=None)
+              f"hardware image's clock); the fitted {result.active_mw:.1f} mW and energy "
+              f"parameters are not saved, estimates are for {board.clock_hz / 1e6:g} MHz",
+              file=out)
+        result = replace(result, active_mw=None, energy=None)
     if not args.no_save:
         # The board's latest fit (what estimates use), and the chip's own when the probe
         # is named (what measurements through that probe use).
@@ -465,6 +468,29 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
             print(f"  {name}: {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
+    if result.energy is not None:
+        _print_energy_fit(result.energy)
+
+
+def _print_energy_fit(fit: Any) -> None:
+    """The energy-by-activity fit: per-layer and per-model energy error before (board
+    file priors) and after, and each parameter against its prior."""
+    from tinymeter.sim.energy import ENERGY_PARAMETERS
+
+    print("energy by activity (per-layer energies from the marker-split power trace):")
+    rows = [("layer energy error (mean)", fit.before.layer_mape, fit.after.layer_mape),
+            ("layer energy error (max)", fit.before.layer_max, fit.after.layer_max),
+            ("model energy error", fit.before.model_mape, fit.after.model_mape)]
+    print("\n".join(text_table(["error", "before", "after"],
+                               [[label, _pct(b).strip(), _pct(a).strip()] for label, b, a in rows],
+                               left=(0,))))
+    units = {"core_mw": "mW", "flash_read_nj": "nJ", "sram_access_nj": "nJ"}
+    params = [[name, units[name], f"{getattr(fit.prior, name):.4g}",
+               f"{getattr(fit.params, name):.4g}",
+               "yes" if fit.exercised.get(name) else "no (kept at the prior)"]
+              for name in ENERGY_PARAMETERS]
+    print("\n".join(text_table(["energy parameter", "unit", "board file", "fitted", "exercised"],
+                               params, left=(0, 1, 4))))
 
 
 def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:
