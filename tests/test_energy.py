@@ -260,3 +260,22 @@ def test_reports_show_energy_by_activity() -> None:
 def test_cost_parameters_unchanged() -> None:
     """The energy model is separate from timing: the cost parameters have no power key."""
     assert "core_mw" not in CostParameters.__dataclass_fields__
+
+
+def test_layer_plot_has_energy_shares(tmp_path: Path) -> None:
+    from tinymeter.models.nas_plots import plot_layers
+    from tinymeter.pipeline import _assemble
+
+    board = load_board(BOARD)
+    model = datasheet_cost_model(board)
+    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000}, {"icache_hit": 10}])
+    run = _stub_run(model, [1.2e6, 1.2e6], stats)
+    run.wall_time_s, run.mips = 1.0, 1.0
+    rows, _, _ = layer_estimates(run, model, 2, [0, 0], ["FULLY_CONNECTED", "CONV_2D"],
+                                 board=board)
+    est = _assemble("m.tflite", board, "reference", model, run, rows, 0, [], arena_bytes=0,
+                    flash_bytes=0, ram_bytes=0, weight_bytes=0, stack_bytes=None)
+    path = plot_layers(est, tmp_path / "layers.png")
+    assert path.stat().st_size > 1000
+    flat = replace(est, layers=tuple(replace(r, energy={}) for r in est.layers))
+    assert plot_layers(flat, tmp_path / "flat.png").stat().st_size > 1000
