@@ -44,9 +44,10 @@ def _wr(dev: DeviceRegisters, address: int, value: int, size: int = 4) -> None:
 def test_l4r5_device_map_and_pages() -> None:
     devices, _clock, dev = _l4r5()
     assert {p.name for p in devices.peripherals} >= {"RCC", "PWR", "FLASH", "TIM2", "GPIOB"}
-    # behaviour pages only: timers, RCC, GPIO ports; PWR and FLASH are plain storage
-    assert dev.pages() == (0x40000000, 0x40001000, 0x40021000, 0x48000000, 0x48001000)
-    assert all(p.section.startswith("RM0432") for p in devices.peripherals)
+    # behaviour pages only: timers, RTC, RCC, GPIO, USB, ADC; PWR and FLASH are plain storage
+    assert dev.pages() == (0x40000000, 0x40001000, 0x40002000, 0x40021000, 0x48000000,
+                           0x48001000, 0x50000000, 0x50040000)
+    assert all(p.section.startswith("RM0432, ") for p in devices.peripherals)
 
 
 def test_rcc_ready_flags_follow_enables() -> None:
@@ -286,3 +287,34 @@ def test_find_unmask_points() -> None:
         "72b6"        # 0x10c cpsid i (masks: no point)
         "80f30988")   # 0x10e msr PSP, r0 (not a mask)
     assert find_unmask_points(code, 0x100) == [0x102, 0x108, 0x10C]
+
+
+def test_usb_rtc_adc_waits_end_at_once() -> None:
+    """What HAL's USB_CoreReset, HAL_RTC_Init/WaitForSynchro and HAL_ADCEx_Calibration
+    wait on (each would time out into Error_Handler on plain storage)."""
+    _devices, _clock, dev = _l4r5()
+    grstctl = 0x50000010
+    assert _rd(dev, grstctl) & (1 << 31)  # AHBIDL
+    _wr(dev, grstctl, _rd(dev, grstctl) | 1)  # CSRST
+    assert _rd(dev, grstctl) == 1 << 31
+    rtc_isr = 0x4000280C
+    _wr(dev, rtc_isr, 0)  # HAL clears RSF (rc_w0) and waits for it
+    assert _rd(dev, rtc_isr) & 0x20
+    _wr(dev, rtc_isr, 0x80)  # INIT -> INITF
+    assert _rd(dev, rtc_isr) & 0x40
+    adc_cr, adc_isr = 0x50040008, 0x50040000
+    _wr(dev, adc_cr, 0x80000000)  # ADCAL: done at once
+    assert _rd(dev, adc_cr) & 0x80000000 == 0
+    _wr(dev, adc_cr, 1)  # ADEN -> ADRDY
+    assert _rd(dev, adc_isr) & 1
+
+
+def test_self_clearing_and_always_set_keys_are_strict() -> None:
+    extra = ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
+             "self_clearing=[{what='a', reg=[0x400, 1]}]\n")
+    with pytest.raises(ConfigError, match="must be a word inside the peripheral"):
+        parse_board(_board_with(extra), "b.toml")
+    extra = ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
+             "always_set=[{what='a', reg=[0, 1], value=3}]\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_board(_board_with(extra), "b.toml")
