@@ -15,7 +15,9 @@ Measures, on the default model and board:
   and optimized kernel sets, and the speedup per layer type (bench_kernels.py);
 * "ops": the same for one converted Keras model per op family added for user models
   (U-Net with TRANSPOSE_CONV/RESIZE, data movement + activations, int16x8 KWS;
-  bench_ops.py, needs TensorFlow).
+  bench_ops.py, needs TensorFlow);
+* "addrprog": address programs on KWS (M4 optimized/reference, M0+): unresolved share
+  of data accesses, per-block compile time, ops per executed block (bench_addrprog.py).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from tinymeter.pipeline import estimate, resolve_model
 from tinymeter.sim.emulator import Emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_addrprog
 import bench_kernels  # sibling script, importable once its folder is on the path
 import bench_ops
 import bench_polling
@@ -120,6 +123,7 @@ def main() -> int:
         "emulation": [bench_emulation(model, args.board, "reference", args.repeats)],
         "estimate": [bench_estimate(model, args.board)],
         "polling": bench_polling.run(),
+        "addrprog": bench_addrprog.run(),
     }
     if not args.no_kernels:
         result["kernels"] = bench_kernels.run(bench_kernels.default_models(), args.board)

@@ -9,6 +9,7 @@ printed by ``tinymeter.cli.main``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -51,6 +52,8 @@ def _probe_args(sp: argparse.ArgumentParser, virtual: bool = True) -> None:
 
 
 def _measure_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-q", "--quiet", action="store_true",
+                    help="only the result: no progress, no 'wrote'/'plots in' lines")
     sp.add_argument("--port", help="serial device of the board's UART (e.g. /dev/ttyACM0)")
     sp.add_argument("--baud", type=positive_int, help="baud rate (default: the board file's)")
     sp.add_argument("--runs", type=int, default=5, help="measured inferences (default 5)")
@@ -191,10 +194,10 @@ def _db(args: argparse.Namespace) -> Any:
     return ResultsDB(args.db or default_db_path())
 
 
-def _wrote(path: Path) -> None:
-    """The "wrote FILE" line of a file output (stderr; nothing for stdout)."""
-    if not is_stdout(path):
-        print(f"wrote {path}", file=sys.stderr)
+def _wrote(args: argparse.Namespace, path: Path, what: str = "wrote") -> None:
+    """The "wrote FILE" line of a file output (stderr; nothing for stdout or with -q)."""
+    if not is_stdout(path) and not getattr(args, "quiet", False):
+        print(f"{what} {path}", file=sys.stderr)
 
 
 def _pct(x: float) -> str:
@@ -239,6 +242,33 @@ def _tflm_image(args: argparse.Namespace, board: Board, model_path: Path,
         yield firmware_image(built, model_path, config)
 
 
+def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path: Path) -> str:
+    """The measure result: per-layer measured vs estimated cycles (and energy), totals."""
+    ms = 1e3 / board.clock_hz
+    energy = stored.energy_uj is not None
+    headers = ["#", "op", "measured cycles", "ms", "est. cycles", "error",
+               *(["energy uJ"] if energy else [])]
+    rows = []
+    for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
+        uj = stored.layer_energy_uj[i]
+        rows.append([str(i), op, f"{cyc:,.0f}", f"{cyc * ms:.4f}", f"{estimated[i]:,.0f}",
+                     _pct((estimated[i] - cyc) / cyc).strip(),
+                     *([f"{uj:.3f}" if uj is not None else "-"] if energy else [])])
+    total_err = (estimated.sum() - stored.total_cycles) / stored.total_cycles
+    footer = ["", "total", f"{stored.total_cycles:,.0f}", f"{stored.total_cycles * ms:.4f}",
+              f"{estimated.sum():,.0f}", _pct(total_err).strip(),
+              *([f"{stored.energy_uj:.3f}"] if energy else [])]
+    out = [f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement "
+           f"{stored.id} in {db_path}", *text_table(headers, rows, left=(1,), footer=footer)]
+    if energy:
+        out.append(f"energy {stored.energy_uj:.3f} uJ per inference")
+    if board.hardware_clock_hz != board.clock_hz:
+        out.append(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware "
+                   f"image ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, "
+                   "energy is not)")
+    return "\n".join(out)
+
+
 def _cmd_measure(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
@@ -271,27 +301,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
             if power is not None:
                 power.close()
     ms = 1e3 / board.clock_hz
-    print(f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement {stored.id} "
-          f"in {db.path}")
-    energy = stored.energy_uj is not None
-    headers = ["#", "op", "measured cycles", "ms", "est. cycles", "error",
-               *(["energy uJ"] if energy else [])]
-    rows = []
-    for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
-        uj = stored.layer_energy_uj[i]
-        rows.append([str(i), op, f"{cyc:,.0f}", f"{cyc * ms:.4f}", f"{estimated[i]:,.0f}",
-                     _pct((estimated[i] - cyc) / cyc).strip(),
-                     *([f"{uj:.3f}" if uj is not None else "-"] if energy else [])])
-    total_err = (estimated.sum() - stored.total_cycles) / stored.total_cycles
-    footer = ["", "total", f"{stored.total_cycles:,.0f}", f"{stored.total_cycles * ms:.4f}",
-              f"{estimated.sum():,.0f}", _pct(total_err).strip(),
-              *([f"{stored.energy_uj:.3f}"] if energy else [])]
-    print("\n".join(text_table(headers, rows, left=(1,), footer=footer)))
-    if stored.energy_uj is not None:
-        print(f"energy {stored.energy_uj:.3f} uJ per inference")
-    if board.hardware_clock_hz != board.clock_hz:
-        print(f"note: ms are at the modelled {board.clock_hz / 1e6:g} MHz; the hardware image "
-              f"ran at {board.hardware_clock_hz / 1e6:g} MHz (cycles are the same, energy is not)")
+    # the result goes to stdout unless the JSON does (--json -)
+    print(_measurement_text(stored, estimated, board, db.path),
+          file=sys.stderr if is_stdout(args.json) else sys.stdout)
     if args.json:
         from tinymeter.cli import tflm_library, uses_tflm
         from tinymeter.firmware.build import effective_kernels
@@ -307,7 +319,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,
                 "tools": stored.tools, "image_sha256": stored.image_sha256}
         write_output(args.json, json.dumps(data, indent=2) + "\n")
-        _wrote(args.json)
+        _wrote(args, args.json)
     if args.plot:
         from tinymeter.hw import plots
 
@@ -319,7 +331,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         plots.layer_latency_bars(stored.ops, [c * ms for c in stored.cycles],
                                  args.plot / "layer_latency.png",
                                  estimated_ms=[c * ms for c in estimated], title=title)
-        print(f"plots in {args.plot}", file=sys.stderr)
+        _wrote(args, args.plot, "plots in")
     return 0
 
 
@@ -335,13 +347,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     samples = _calibration_samples(args, board, prior)
     reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
     result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
-    _print_calibration(board, samples, result)
+    # the report goes to stdout unless the JSON does (--json -)
+    out = sys.stderr if is_stdout(args.json) else sys.stdout
+    with contextlib.redirect_stdout(out):
+        _print_calibration(board, samples, result)
     if result.active_mw is not None and board.hardware_clock_hz != board.clock_hz:
         # Cycles do not depend on the clock, power does: a power fitted at the hardware
         # image's clock would misstate every estimate at the modelled clock.
         print(f"note: energy was measured at {board.hardware_clock_hz / 1e6:g} MHz (the "
               f"hardware image's clock); the fitted {result.active_mw:.1f} mW is not saved, "
-              f"estimates are for {board.clock_hz / 1e6:g} MHz")
+              f"estimates are for {board.clock_hz / 1e6:g} MHz", file=out)
         result = replace(result, active_mw=None)
     if not args.no_save:
         # The board's latest fit (what estimates use), and the chip's own when the probe
@@ -350,14 +365,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             [calibration_file(board.name, args.uid)] if args.uid else [])
         for path in paths:
             save_calibration(result, path, board.name)
-            print(f"wrote {path}", file=sys.stderr)
+            _wrote(args, path)
     if args.json:
         write_output(args.json, json.dumps({"board": board.name, **result.summary()}, indent=2)
                      + "\n")
-        _wrote(args.json)
+        _wrote(args, args.json)
     if args.plot:
-        _calibration_plots(args.plot, samples, result, board)
-        print(f"plots in {args.plot}", file=sys.stderr)
+        _calibration_plots(args.plot, samples, result, board, f"{args.kernels} kernels")
+        _wrote(args, args.plot, "plots in")
     return 0
 
 
@@ -400,7 +415,7 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
             runs = campaign(models, link, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
                             power_factory=_power_factory(args, link), resume=not args.remeasure,
-                            progress=sys.stderr.isatty(),
+                            progress=sys.stderr.isatty() and not args.quiet,
                             image_for=_tflm_image_factory(args, board, Path(tmp)))
             samples = samples_from_runs(runs)
             if not args.no_microbench:
@@ -451,9 +466,12 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
 
 
-def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> None:
+def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:
+    """The calibration's plots; titles name the board, *impl* (kernels) and cost model."""
     from tinymeter.hw import plots
-    from tinymeter.sim.costmodel import parameter_vector
+    from tinymeter.sim.costmodel import datasheet_cost_model, parameter_vector
+
+    what = f"{board.name}, {impl}, cost model {datasheet_cost_model(board).name}"
 
     theta0 = parameter_vector(result.prior)
     measured = np.concatenate([s.measured for s in samples])
@@ -462,18 +480,17 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board) -> N
     labels = [f"{s.model}:{i}" for s in samples for i in range(len(s.measured))]
     plots.estimated_vs_measured(measured, before, out / "estimated_vs_measured.png",
                                 calibrated=after, labels=labels,
-                                title=f"calibration on {board.name} ({board.core.name}): datasheet "
-                                      f"model vs calibrated fit, {len(samples)} firmwares")
+                                title=f"calibration on {what}: datasheet vs calibrated, "
+                                      f"{len(samples)} firmwares")
     ms = 1e3 / board.clock_hz
     first = samples[0]
     plots.layer_latency_bars(list(first.ops), (first.measured * ms).tolist(),
                              out / f"layer_latency_{first.model}.png",
                              estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
-                             title=f"{first.model} on {board.name}: measured vs calibrated "
-                                   f"estimate")
+                             title=f"{first.model} on {what}: measured vs calibrated")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],
                                 out / "energy_vs_latency.png", labels=[e[2] for e in energy],
                                 power_mw=result.active_mw,
-                                title=f"energy vs latency per inference on {board.name}")
+                                title=f"energy vs latency per inference on {what}")

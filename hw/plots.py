@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,34 +34,42 @@ def estimated_vs_measured(measured: Sequence[float] | np.ndarray,
                           calibrated: Sequence[float] | np.ndarray | None = None,
                           labels: Sequence[str] = (),
                           band: float = 0.05, title: str = "") -> Path:
-    """Scatter of per-layer estimated vs measured cycles on log axes, with the ideal line
-    and a +-*band* relative error band. Only layers outside the band are labelled (dozens
-    of labels inside it pile up into an unreadable blot)."""
+    """Per-layer estimated vs measured cycles: left the parity plot on log axes, right
+    the relative error against measured cycles, where the +-*band* strip is visible at
+    every scale. Only the worst layers outside the band are labelled (dozens of labels
+    pile up into an unreadable blot)."""
     plt = _pyplot()
     m = np.asarray(measured, dtype=float)
-    e = np.asarray(estimated, dtype=float)
-    fig, ax = plt.subplots(figsize=(7, 6.5))
+    series = [("datasheet model", np.asarray(estimated, dtype=float), "o")]
+    if calibrated is not None:
+        series.append(("calibrated", np.asarray(calibrated, dtype=float), "x"))
+    fig, (parity, rel) = plt.subplots(1, 2, figsize=(12, 5.5))
     lo, hi = float(m.min()) / 1.5, float(m.max()) * 1.5
     xs = np.geomspace(lo, hi, 50)
-    ax.fill_between(xs, xs * (1 - band), xs * (1 + band), color="tab:green", alpha=0.25,
-                    lw=0, label=f"±{band * 100:g}% band")
-    for factor in (1 - band, 1 + band):
-        ax.plot(xs, xs * factor, color="tab:green", lw=0.8, alpha=0.8)
-    ax.plot(xs, xs, "k-", lw=1, label="estimate = measurement")
-    ax.scatter(m, e, s=18, label="datasheet model", marker="o")
-    if calibrated is not None:
-        ax.scatter(m, calibrated, s=18, label="calibrated", marker="x")
-    outside = [i for i in range(len(m)) if abs(e[i] - m[i]) > band * m[i]]
-    for i in outside[:25]:
+    parity.plot(xs, xs, "k-", lw=1, label="estimate = measurement")
+    rel.axhspan(-100 * band, 100 * band, color="tab:green", alpha=0.25, lw=0,
+                label=f"±{band * 100:g}% band")
+    rel.axhline(0, color="k", lw=1)
+    for name, e, marker in series:
+        parity.scatter(m, e, s=16, marker=marker, label=name)
+        rel.scatter(m, 100 * (e - m) / m, s=16, marker=marker, label=name)
+    e = series[-1][1]  # label what the user acts on: the last (calibrated) estimate
+    err = np.abs(e - m) / m
+    worst = [int(i) for i in np.argsort(-err) if err[i] > band][:10]
+    for k, i in enumerate(worst):
         if i < len(labels):
-            ax.annotate(labels[i], (m[i], e[i]), fontsize=7, alpha=0.8,
-                        textcoords="offset points", xytext=(4, 4))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("measured cycles per layer (board)")
-    ax.set_ylabel("estimated cycles per layer (emulator + cost model)")
-    ax.set_title(title or "estimated vs measured")
-    ax.legend(loc="upper left")
+            rel.annotate(labels[i], (m[i], 100 * (e[i] - m[i]) / m[i]), fontsize=7,
+                         textcoords="offset points", xytext=(5, 8 if k % 2 else -12))
+    for ax in (parity, rel):
+        ax.set_xscale("log")
+        ax.set_xlabel("measured cycles per layer (board)")
+        ax.grid(alpha=0.3, which="both")
+    parity.set_yscale("log")
+    parity.set_ylabel("estimated cycles per layer (emulator + cost model)")
+    rel.set_ylabel("estimate error (%)")
+    parity.legend(loc="upper left", fontsize=8)
+    rel.legend(loc="best", fontsize=8)
+    fig.suptitle(textwrap.fill(title or "estimated vs measured", 110), fontsize=10)
     return _save(fig, plt, path)
 
 
@@ -81,7 +90,7 @@ def layer_latency_bars(ops: Sequence[str], measured_ms: Sequence[float], path: P
     values = [v for v in (*measured_ms, *(estimated_ms or ())) if v > 0]
     if len(values) > 1 and max(values) / min(values) > 50:
         ax.set_yscale("log")  # small layers stay visible
-    ax.set_title(title or "latency per layer")
+    _title(ax, title or "latency per layer")
     ax.legend()
     return _save(fig, plt, path)
 
@@ -101,7 +110,7 @@ def energy_vs_latency(latency_ms: Sequence[float], energy_uj: Sequence[float], p
         ax.legend()
     ax.set_xlabel("latency per inference (ms)")
     ax.set_ylabel("energy per inference (µJ)")
-    ax.set_title(title or "energy vs latency")
+    _title(ax, title or "energy vs latency")
     return _save(fig, plt, path)
 
 
@@ -132,8 +141,13 @@ def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *,
     ax.set_yticks(list(lines.values()), [f"{k} (input {i})" for i, k in enumerate(lines)])
     ax.set_ylim(-0.3, 4.6)
     ax.set_xlabel(f"ms at {clock_hz / 1e6:g} MHz")
-    ax.set_title(title or "power-monitor marker lines")
+    _title(ax, title or "power-monitor marker lines")
     return _save(fig, plt, path)
+
+
+def _title(ax: Any, text: str) -> None:
+    """A title that fits its figure: wrapped at 70 characters, smaller type."""
+    ax.set_title(textwrap.fill(text, 70), fontsize=9)
 
 
 def _save(fig: object, plt: object, path: Path) -> Path:

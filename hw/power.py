@@ -341,7 +341,14 @@ class PPK2Monitor:
     #: Seconds between buffer drains.
     POLL_INTERVAL_S = 0.005
 
+    #: Source-meter voltages the PPK2 can supply (its datasheet: 0.8 V to 5 V).
+    VOLTAGE_RANGE_MV = (800, 5000)
+
     def __init__(self, port: str, voltage_mv: int = 3300) -> None:
+        low, high = self.VOLTAGE_RANGE_MV
+        if not low <= voltage_mv <= high:
+            raise ConfigError(f"PPK2 source voltage {voltage_mv} mV is outside {low}-{high} mV "
+                              "(the board file's [power] voltage)")
         self._mod = _require("ppk2_api.ppk2_api", "ppk2-api")
         self.port = port
         self.voltage_mv = voltage_mv

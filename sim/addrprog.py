@@ -29,9 +29,10 @@ ALU         ``[9, d, s, t, imm, kind]``    regs[d] = regs[s] <kind> (t >= 0 ? re
 ==========  =============================  ==============================================
 
 ``flags`` = bytes moved (bits 0-11) | store << 12 | subtract-index << 13 |
-conditional << 14.  UNKNOWN, LOAD and ALU are additions to the lead's spec (ALU: masked
-and scaled indices such as ``and r0, #15; add r3, r3, r0, lsl #2`` of table lookups).  UNKNOWN always
-emits an unresolved access, so the share of unresolved accesses stays honest.  LOAD
+conditional << 14.  UNKNOWN, LOAD and ALU are additions to the lead's spec (ALU: masked,
+extended and multiplied indices such as ``and r0, #15; add r3, r3, r0, lsl #2`` of table
+lookups, or im2col's ``asr``/``ubfx``).  UNKNOWN always emits an unresolved access, so the
+share of unresolved accesses stays honest.  LOAD
 resolves pointers the block itself loads (spilled pointers reloaded from the stack,
 tensor pointers read from a layer's parameter struct, table lookups): the evaluator
 reads them from memory *at block entry*, which is only correct because the compiler
@@ -41,7 +42,8 @@ and a possibly overlapping one (same base register, unknown or overlapping offse
 kills the register.  Stores through a different base register are assumed not to
 alias the load (compiled NN code does not store through one pointer and reload a
 pointer through another within one block); the ground-truth test checks this on real
-firmware.  Without a memory reader (``tm_ap_eval``) LOAD acts as KILL.
+firmware.  Without a memory reader (``tm_ap_eval``) LOAD acts as KILL: use
+``tm_ap_eval_mem`` (without it 3-8% of the KWS kernels' accesses stay unresolved).
 
 Deliberate choice beyond the spec: an instruction inside an IT block still emits its
 access (flagged conditional), but its *register* updates (writeback, arithmetic)
@@ -651,11 +653,12 @@ def _load(r: list[int], ok: list[bool], base: int, index: int, imm: int, meta: i
     return value & _MASK, True
 
 
-def static_resolution(insns: Sequence[Insn], program: AddressProgram
-                      ) -> tuple[int, int, list[Insn]]:
+def static_resolution(insns: Sequence[Insn], program: AddressProgram, *,
+                      loads: bool = True) -> tuple[int, int, list[Insn]]:
     """(accesses, unresolved accesses, the unresolved instructions) of one execution
-    when every entry register is valid and every LOAD reads: resolution never depends
-    on register values, so block counts x this give a whole run's unresolved share."""
+    when every entry register is valid and every LOAD reads (``loads=False``: no memory
+    reader, as with ``tm_ap_eval``): resolution never depends on register values, so
+    block counts x this give a whole run's unresolved share."""
     ok = [True] * 16
     total = 0
     unresolved: list[Insn] = []
@@ -676,7 +679,7 @@ def static_resolution(insns: Sequence[Insn], program: AddressProgram
         elif code == KILL:
             ok[a] = False
         elif code in (LOAD, ALU):
-            ok[a] = (b < 0 or ok[b]) and (c < 0 or ok[c])
+            ok[a] = (code == ALU or loads) and (b < 0 or ok[b]) and (c < 0 or ok[c])
     return total, len(unresolved), unresolved
 
 

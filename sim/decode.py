@@ -341,7 +341,7 @@ _TOKENS = re.compile(r"\[[^\]]*\]!?|\{[^}]*\}|[^,\s][^,]*")
 _CONDITIONS = _names("eq ne cs hs cc lo mi pl vs vc hi ls ge lt gt le")
 #: Instructions that write no core register (besides PC for branches).
 _NO_WRITE = _names("""
-    cmp cmn tst teq b bx cbz cbnz it nop hint msr dmb dsb isb bkpt svc wfi wfe sev yield
+    cmp cmn tst teq b bx bxns cbz cbnz it nop hint msr dmb dsb isb bkpt wfi wfe sev yield
     cps pld pli udf vcmp vcmpe vmsr tbb tbh clrex dbg csdb ssbb pssbb sevl""")
 #: Instructions writing their first two (core) operands.
 _TWO_DEST = _names("""
@@ -467,12 +467,14 @@ def _registers_fast(name: str, op_str: str, tokens: list[str], mem: MemOp | None
     mentioned = [_REG_NAMES[r] for r in _CORE_NAME.findall(op_str)]
     if mem is not None:
         return _mem_registers(name, mem, mentioned)
-    if any(tok[0] == "[" and tok[-1] == "!" for tok in tokens):  # e.g. ldc [r4, #8]!
-        base = _REG_NAMES.get(tok_base(next(t for t in tokens if t[-1] == "!")))
-        return frozenset(mentioned), frozenset(() if base is None else (base,))
+    for k, tok in enumerate(tokens):  # writeback of unmodelled forms: ldc [r4, #8]!, [r4], #8
+        post_index = k + 1 < len(tokens) and tokens[k + 1][0] == "#"
+        if tok[0] == "[" and (tok[-1] == "!" or post_index):
+            base = _REG_NAMES.get(tok_base(tok))
+            return frozenset(mentioned), frozenset(() if base is None else (base,))
     if name in _NO_WRITE:
         return frozenset(mentioned), frozenset({PC} if name in _BRANCHES else ())
-    if name in ("bl", "blx"):
+    if name in ("bl", "blx", "blxns", "svc"):  # svc: capstone's view (exception return)
         return frozenset(mentioned), frozenset((LR, PC))
     leading = []
     for tok in tokens:
@@ -488,7 +490,10 @@ def _registers_fast(name: str, op_str: str, tokens: list[str], mem: MemOp | None
         dests = leading[:1]
     keep_dest = name in _READS_DEST or (name in _BINARY and len(tokens) == 2)
     read = set(mentioned[len(dests):]) | (set(dests) if keep_dest else set())
-    return frozenset(read), frozenset(dests)
+    # a base with writeback in an unmodelled form (``fldmdbx ip!, {...}``)
+    written = set(dests) | {_REG_NAMES[t[:-1]] for t in tokens
+                            if t[-1] == "!" and t[:-1] in _REG_NAMES}
+    return frozenset(read), frozenset(written)
 
 
 _BRANCHES = _names("b bx cbz cbnz")
@@ -496,7 +501,7 @@ _BRANCHES = _names("b bx cbz cbnz")
 
 def tok_base(mem_token: str) -> str:
     """Base register name of a ``[rN, ...]`` operand."""
-    return mem_token.strip("[]!").split(",", 1)[0].strip()
+    return mem_token.strip("[]!").split(",", 1)[0].split(":", 1)[0].strip()
 
 
 def _mem_registers(name: str, mem: MemOp, mentioned: list[int]

@@ -15,7 +15,8 @@ Behaviours modelled, because firmware waits on them:
   the board's timer/core clock ratio, so the firmware's own timer measures what the
   estimate says (it counts from 0 when enabled after reset or a CNT write);
 * ``gpio``: output changes (ODR, BSRR, BRR writes) logged as marks with the estimated
-  cycle: ``PB7`` style names, or the board's ``[markers]`` names for their writes.
+  cycle: ``PB7`` style names, or the board's ``[markers]`` names for their writes;
+* ``self_clearing`` bits (requests done at once) and ``always_set`` bits.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ class DeviceRegisters:
         self._pages = tuple(sorted(page for page in pages if not exclude(page)))
         #: status register -> [(control register, control mask, status mask, shift)]
         self._follow: dict[int, list[tuple[int, int, int, int]]] = {}
+        self._clearing: dict[int, int] = {}
+        self._set: dict[int, int] = {}
         self.timers: list[Timer] = []
         self._timer_at: dict[int, Timer] = {}
         self._gpio: dict[int, Peripheral] = {}
@@ -164,6 +167,10 @@ class DeviceRegisters:
                 self._store[address] = value
             for rule in p.follow:
                 self._follow.setdefault(rule.to, []).append(_compiled(rule))
+            for address, mask in p.self_clearing:
+                self._clearing[address] = self._clearing.get(address, 0) | mask
+            for address, mask in p.always_set:
+                self._set[address] = self._set.get(address, 0) | mask
             if p.model == "timer":
                 timer = Timer(p, cycles)
                 self.timers.append(timer)
@@ -189,7 +196,7 @@ class DeviceRegisters:
             value = timer.read(address & 0x3FF)
             if value is not None:
                 return value
-        value = self._store.get(address, 0)
+        value = self._store.get(address, 0) | self._set.get(address, 0)
         rules = self._follow.get(address)
         if rules:
             store = self._store
@@ -208,7 +215,7 @@ class DeviceRegisters:
             self._gpio_write(self._gpio[base], address, value)
             if address - base in (GPIO_BSRR, GPIO_BRR):
                 return  # write-only: the effect is in ODR
-        self._store[address] = value
+        self._store[address] = value & ~self._clearing.get(address, 0)
 
     def _gpio_write(self, port: Peripheral, address: int, value: int) -> None:
         odr_address = port.base + GPIO_ODR

@@ -276,6 +276,16 @@ class ElfImage:
     def idle_loops(self) -> list[int]:
         """Addresses of the idle loops in the code (see :func:`find_idle_loops`): within
         function symbols when the ELF has them, else in the executable segments."""
+        return sorted({a for base, code in self._code_chunks()
+                       for a in find_idle_loops(code, base)})
+
+    def unmask_points(self) -> list[int]:
+        """Addresses right after the instructions that may unmask interrupts (see
+        :func:`find_unmask_points`)."""
+        return sorted({a for base, code in self._code_chunks()
+                       for a in find_unmask_points(code, base)})
+
+    def _code_chunks(self) -> list[tuple[int, bytes]]:
         spans = [(f.address, f.size) for f in self.functions if f.size > 0]
         chunks: list[tuple[int, bytes]] = []
         for address, size in spans:
@@ -285,7 +295,7 @@ class ElfImage:
                 continue  # a function without file bytes (copied to RAM at run time)
         if not spans:
             chunks = [(seg.vaddr, seg.data) for seg in self.segments if seg.executable]
-        return sorted({a for base, code in chunks for a in find_idle_loops(code, base)})
+        return chunks
 
 
 #: Thumb encodings of the loops firmware parks in once its work is done.
@@ -357,6 +367,32 @@ def demangle(names: Sequence[str]) -> dict[str, str]:
 
 def _cxxfilt() -> str | None:
     return shutil.which("arm-none-eabi-c++filt") or shutil.which("c++filt")
+
+
+#: ``cpsie i`` / ``cpsie f`` and the second halfword of ``msr PRIMASK|BASEPRI|BASEPRI_MAX|
+#: FAULTMASK, rN`` (first halfword 0xF38n).
+_CPSIE = (0xB662, 0xB661)
+_MSR_MASKS = (0x8810, 0x8811, 0x8812, 0x8813)
+
+
+def find_unmask_points(code: bytes, base: int) -> list[int]:
+    """Addresses just after each instruction that can lower the interrupt mask
+    (``cpsie``, ``msr`` to PRIMASK, BASEPRI, BASEPRI_MAX, FAULTMASK).
+
+    Why: an interrupt that became pending while masked must be taken right after the
+    firmware unmasks, and the core gives no event for it; a code hook at these few
+    addresses costs nothing elsewhere (instead of re-checking every few hundred cycles
+    for as long as the firmware keeps interrupts off).  Scanned on every halfword:
+    a match inside data or mid-instruction is never executed, so it is harmless.
+    """
+    half = [int.from_bytes(code[i:i + 2], "little") for i in range(0, len(code) - 1, 2)]
+    out = []
+    for i, h in enumerate(half):
+        if h in _CPSIE:
+            out.append(base + 2 * i + 2)
+        elif (h & 0xFFF0) == 0xF380 and i + 1 < len(half) and half[i + 1] in _MSR_MASKS:
+            out.append(base + 2 * i + 4)
+    return out
 
 
 def _symbols_of(section: SymbolTableSection) -> list[Symbol]:

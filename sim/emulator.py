@@ -171,6 +171,9 @@ class RunResult:
     stop_reason: str = "semihosting exit"
     #: Spans completed (``Emulator(span=...)``): layer ids 0..spans-1 are the iterations.
     spans: int = 0
+    #: Cycles the core slept in WFI/WFE until an interrupt (in ``cycles_fixed``, which is
+    #: then ``block_cycles.sum()`` plus these, and in what timers read; in no block row).
+    sleep_cycles: int = 0
 
     @property
     def cycles(self) -> float:
@@ -255,6 +258,7 @@ class _Session:
     spans_done: int = 0
     #: Exception entry/return on the core (None without the counting hook).
     exceptions: ExceptionEngine | None = None
+    sleep_cycles: int = 0
 
     @property
     def inference(self) -> int:
@@ -551,16 +555,41 @@ class Emulator:
         return engine_error, time.perf_counter() - start
 
     def _alarm(self, uc: Uc, session: _Session) -> bool:
-        """After ``emu_start`` returned: if the counting hook's cycle alarm stopped it (and
-        nothing else ended the run), service interrupts and say to resume."""
+        """After ``emu_start`` returned: if the counting hook's cycle alarm stopped it, or
+        the core went to sleep (WFI/WFE: Unicorn returns after it), and nothing else ended
+        the run, service interrupts and say to resume."""
         counter, engine = session.counter, session.exceptions
-        if counter is None or engine is None or not counter.take_alarm():
+        if counter is None or engine is None:
             return False
-        if session.error is not None or session.timed_out:
+        alarm = counter.take_alarm()
+        if (session.error is not None or session.timed_out or session.semihost.exited
+                or session.stop_reason):
             return False
+        if not alarm:
+            if not self._sleeping(uc):
+                return False
+            now = counter.cycles
+            wake = engine.next_alarm(now)
+            if wake is None:
+                session.error = EmulationError(
+                    f"firmware sleeps (WFI/WFE) with no interrupt scheduled to wake it at "
+                    f"{self._where(uc, session)}")
+                return False
+            counter.advance(wake - now)
+            session.sleep_cycles += max(wake - now, 0)
         engine.service(uc, counter.cycles)
         self._schedule(session)
         return True
+
+    @staticmethod
+    def _sleeping(uc: Uc) -> bool:
+        """Whether the engine stopped right after a WFI or WFE instruction."""
+        pc = uc.reg_read(arm_const.UC_ARM_REG_PC) & ~1
+        try:
+            before = struct.unpack("<H", bytes(uc.mem_read(pc - 2, 2)))[0]
+        except UcError:
+            return False
+        return before in (0xBF30, 0xBF20)
 
     def _schedule(self, session: _Session) -> None:
         """Set the counting hook's alarm at the next interrupt event."""
@@ -579,7 +608,7 @@ class Emulator:
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
                       inferences=session.next_inference, cost_model=model, marks=marks,
                       stop_reason=session.stop_reason or "semihosting exit",
-                      spans=session.spans_done)
+                      spans=session.spans_done, sleep_cycles=session.sleep_cycles)
         if snapshot is None:
             return RunResult(instructions=0, blocks=BlockTable.empty(), profile=None, **common)
         # Blocks at intercepted entries were counted by the block hook before the
@@ -685,6 +714,10 @@ class Emulator:
                 session.intercepted.append(address)
         if self.span is not None:
             self._install_span_hooks(uc, image, session)
+        if session.exceptions is not None:
+            for address in image.unmask_points():
+                uc.hook_add(unicorn.UC_HOOK_CODE, self._on_unmask, session, begin=address,
+                            end=address)
         if self.stop_on_idle:
             for address in image.idle_loops():
                 uc.hook_add(unicorn.UC_HOOK_CODE, self._on_idle, session, begin=address,
@@ -742,6 +775,20 @@ class Emulator:
         path = call_path(self.image, read_word, pc, uc.reg_read(arm_const.UC_ARM_REG_LR),
                          uc.reg_read(arm_const.UC_ARM_REG_SP), self.initial_sp)
         return " <- ".join(path)
+
+    def _on_unmask(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
+        """Right after ``cpsie`` / ``msr PRIMASK|BASEPRI``: take a pending interrupt now
+        that it may be unmasked (only when one is pending: the common case costs a
+        set lookup)."""
+        engine, counter = session.exceptions, session.counter
+        if engine is None or counter is None or not engine.model.pending:
+            return
+        try:
+            engine.service(uc, counter.cycles)
+        except TinymeterError as exc:
+            self._fail(uc, session, exc)
+            return
+        self._schedule(session)
 
     def _on_span_start(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
         if session.span_open:

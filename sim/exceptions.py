@@ -39,9 +39,11 @@ EXC_RETURN_HANDLER = 0xFFFFFFF1
 EXC_RETURN_THREAD_MSP = 0xFFFFFFF9
 #: PC values at which an exception return is recognised (EXC_RETURN with bit 0 clear).
 EXC_RETURN_MIN = 0xFFFFFFE0
-#: While an interrupt is pending but masked, re-check this often (cycles): unmasking
-#: (``cpsie i``, a BASEPRI write) happens inside the core and cannot be observed.
-MASKED_RECHECK_CYCLES = 256
+#: While an interrupt is pending but masked, re-check this often (cycles).  Unmasking
+#: in the ELF's code (``cpsie``, ``msr PRIMASK/BASEPRI``) is caught at once by code hooks
+#: after those instructions; this is the safety net for code the ELF does not hold
+#: (copied to RAM) or a higher-priority handler returning.
+MASKED_RECHECK_CYCLES = 65536
 
 _FRAME_REGS = (arm_const.UC_ARM_REG_R0, arm_const.UC_ARM_REG_R1, arm_const.UC_ARM_REG_R2,
                arm_const.UC_ARM_REG_R3, arm_const.UC_ARM_REG_R12, arm_const.UC_ARM_REG_LR)

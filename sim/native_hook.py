@@ -248,6 +248,11 @@ class BlockCounter:
         (None: no alarm); that block is not counted until emulation resumes at it."""
         self._ctx.alarm_cycles = 0 if cycle is None else max(int(cycle), 1) << CYCLE_FRAC_BITS
 
+    def advance(self, cycles: int) -> None:
+        """Let *cycles* whole cycles pass without executing (the core sleeps in WFI):
+        the running counter moves, no block row does."""
+        self._ctx.cycles += max(int(cycles), 0) << CYCLE_FRAC_BITS
+
     def take_alarm(self) -> bool:
         """Whether the last stop was the alarm (and clear that)."""
         fired = bool(self._ctx.flags & FLAG_ALARM)

@@ -300,6 +300,40 @@ def test_bitfields_and_shifted_operands(asm) -> None:
 
 
 @needs_gcc
+def test_loaded_pointers_spills_and_static_resolution(asm) -> None:
+    """LOAD reads pointers the block loads; a spill/reload forwards the register; a
+    store that may alias kills; static_resolution counts what stays unresolved."""
+    insns, prog = _compile(asm("""
+        ldr r3, [r0, #0x44]
+        ldrb r4, [r3, #2]
+        str r1, [sp, #8]
+        ldr r2, [sp, #8]
+        ldr r4, [r2]
+        str r5, [r6, r7]
+        ldr r2, [r6, #4]
+        ldr r4, [r2]
+        ldr r2, [r0, #0x48]
+        ldrsb r4, [r1, r2]
+    """))
+    memory = {REGS[0] + 0x44: 0x20001000, REGS[0] + 0x48: 0xFFFFFFF0}
+
+    def read(address: int, size: int) -> int | None:
+        return memory.get(address)
+
+    got = evaluate(prog, REGS, None, read)
+    assert got[1] == _acc(0x20001002, 1)            # through the loaded pointer
+    assert got[4] == _acc(REGS[1], 4)               # reload of the spill: r1 forwarded
+    assert got[7] == UNRESOLVED_LOAD4               # r6 + 4 may have been stored just before
+    assert got[9] == _acc(REGS[1] - 16 & 0xFFFFFFFF, 1)
+    assert [a.resolved for a in evaluate(prog, REGS)] == [  # no memory reader: LOAD kills
+        True, False, True, True, True, True, True, False, True, False]
+    assert ap.static_resolution(insns, prog)[:2] == (10, 1)
+    total, unresolved, which = ap.static_resolution(insns, prog, loads=False)
+    assert (total, unresolved) == (10, 3)
+    assert [i.op_str for i in which] == ["r4, [r3, #2]", "r4, [r2]", "r4, [r1, r2]"]
+
+
+@needs_gcc
 def test_table_branches_read_memory(asm) -> None:
     code = asm("tbb [pc, r1]")
     _, prog = _compile(code)

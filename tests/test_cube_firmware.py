@@ -68,3 +68,18 @@ def test_cube_app_error_handler_inlined_is_an_error(board: Board, tmp_path: Path
     with pytest.raises(FirmwareFault, match=r"error trap Error_Handler; call path: "
                        r"Error_Handler \(inlined into SystemClock_Config\) <- main"):
         estimate_elf(elf, board, span=SPAN, budget_instructions=10**7, timeout_s=60)
+
+
+def test_cube_app_one_command(board: Board, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's one command: span rows, span profile and the firmware's own output."""
+    from tinymeter.cli import main
+
+    elf = build_cube(board, tmp_path)
+    assert main(["estimate", "--elf", str(elf), "--board", board.name, "-q", "--profile", "3",
+                 "--span", f"{SPAN[0]}:{SPAN[1]}"]) == 0
+    out = capsys.readouterr().out
+    assert f"{SPAN[0]}:{SPAN[1]} #1" in out
+    assert f"top functions (span {SPAN[0]}:{SPAN[1]}):" in out
+    # the run stopped at the end of the span: the firmware has not printed its number yet
+    assert "firmware console (last lines):\n  boot at 120000000 Hz\n  delay 3 ms: 4 ticks" in out

@@ -44,9 +44,10 @@ def _wr(dev: DeviceRegisters, address: int, value: int, size: int = 4) -> None:
 def test_l4r5_device_map_and_pages() -> None:
     devices, _clock, dev = _l4r5()
     assert {p.name for p in devices.peripherals} >= {"RCC", "PWR", "FLASH", "TIM2", "GPIOB"}
-    # behaviour pages only: timers, RCC, GPIO ports; PWR and FLASH are plain storage
-    assert dev.pages() == (0x40000000, 0x40001000, 0x40021000, 0x48000000, 0x48001000)
-    assert all(p.section.startswith("RM0432") for p in devices.peripherals)
+    # behaviour pages only: timers, RTC, RCC, GPIO, USB, ADC; PWR and FLASH are plain storage
+    assert dev.pages() == (0x40000000, 0x40001000, 0x40002000, 0x40021000, 0x48000000,
+                           0x48001000, 0x50000000, 0x50040000)
+    assert all(p.section.startswith("RM0432, ") for p in devices.peripherals)
 
 
 def test_rcc_ready_flags_follow_enables() -> None:
@@ -116,7 +117,7 @@ def test_gpio_output_changes_are_marks() -> None:
 
 
 def _board_with(extra: str) -> dict:
-    base = (load_board("nucleo-g0b1re").path.read_text())
+    base = load_board("nucleo-g0b1re").path.read_text().split("# -- the MCU's peripherals")[0]
     return tomllib.loads(base + "\n" + extra)
 
 
@@ -245,7 +246,8 @@ def test_board_with_svd_serves_every_peripheral(tmp_path: Path) -> None:
     if not toolchain_available():
         pytest.skip("arm-none-eabi-gcc missing")
     (tmp_path / "tiny.svd").write_text(TINY_SVD)
-    text = load_board("nucleo-g0b1re").path.read_text().replace(
+    text = load_board("nucleo-g0b1re").path.read_text().split(
+        "# -- the MCU's peripherals")[0].replace(
         'name = "nucleo-g0b1re"', 'name = "svd-board"')
     board_file = tmp_path / "svd-board.toml"
     board_file.write_text(text + '\n[peripheral_space]\nsvd = "tiny.svd"\n'
@@ -258,16 +260,61 @@ def test_board_with_svd_serves_every_peripheral(tmp_path: Path) -> None:
                                   "00000000"]
 
 
-@pytest.mark.parametrize(("board_name", "rcc"), [("nucleo-f767zi", 0x40023800),
-                                                  ("nucleo-l552ze-q", 0x40021000)])
-def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int) -> None:
+@pytest.mark.parametrize(("board_name", "rcc", "sws"), [
+    ("nucleo-f767zi", 0x40023800, 0x8), ("nucleo-l552ze-q", 0x40021000, 0x8),
+    ("nucleo-f207zg", 0x40023800, 0x8), ("nucleo-g0b1re", 0x40021000, 0x10)])
+def test_other_boards_describe_rcc_and_timers(board_name: str, rcc: int, sws: int) -> None:
     board = load_board(board_name)
     dev = DeviceRegisters(board.devices, Clock())
     _wr(dev, rcc, 1 << 24)  # PLLON
     assert _rd(dev, rcc) & (1 << 25)
-    _wr(dev, rcc + 0x08, 0x2)  # SW = PLL
-    assert _rd(dev, rcc + 0x08) & 0xC == 0x8
+    _wr(dev, rcc + 0x08, 0x2)  # SW = PLL (G0: SW[2:0] = 2, SWS[5:3])
+    assert _rd(dev, rcc + 0x08) & 0x38 & ~0x7 | _rd(dev, rcc + 0x08) & 0xC == sws
     assert {t.spec.name for t in dev.timers} >= {"TIM2", "TIM3", "TIM6"}
     if board_name == "nucleo-f767zi":  # over-drive: ready flags in another register
         _wr(dev, 0x40007000, 0x0000C000 | (3 << 16))
         assert _rd(dev, 0x40007004) & (3 << 16) == 3 << 16
+
+
+def test_find_unmask_points() -> None:
+    from tinymeter.sim.elf import find_unmask_points
+
+    code = bytes.fromhex(
+        "62b6"        # 0x100 cpsie i
+        "00bf"        # 0x102 nop
+        "80f31088"    # 0x104 msr PRIMASK, r0
+        "81f31188"    # 0x108 msr BASEPRI, r1
+        "72b6"        # 0x10c cpsid i (masks: no point)
+        "80f30988")   # 0x10e msr PSP, r0 (not a mask)
+    assert find_unmask_points(code, 0x100) == [0x102, 0x108, 0x10C]
+
+
+def test_usb_rtc_adc_waits_end_at_once() -> None:
+    """What HAL's USB_CoreReset, HAL_RTC_Init/WaitForSynchro and HAL_ADCEx_Calibration
+    wait on (each would time out into Error_Handler on plain storage)."""
+    _devices, _clock, dev = _l4r5()
+    grstctl = 0x50000010
+    assert _rd(dev, grstctl) & (1 << 31)  # AHBIDL
+    _wr(dev, grstctl, _rd(dev, grstctl) | 1)  # CSRST
+    assert _rd(dev, grstctl) == 1 << 31
+    rtc_isr = 0x4000280C
+    _wr(dev, rtc_isr, 0)  # HAL clears RSF (rc_w0) and waits for it
+    assert _rd(dev, rtc_isr) & 0x20
+    _wr(dev, rtc_isr, 0x80)  # INIT -> INITF
+    assert _rd(dev, rtc_isr) & 0x40
+    adc_cr, adc_isr = 0x50040008, 0x50040000
+    _wr(dev, adc_cr, 0x80000000)  # ADCAL: done at once
+    assert _rd(dev, adc_cr) & 0x80000000 == 0
+    _wr(dev, adc_cr, 1)  # ADEN -> ADRDY
+    assert _rd(dev, adc_isr) & 1
+
+
+def test_self_clearing_and_always_set_keys_are_strict() -> None:
+    extra = ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
+             "self_clearing=[{what='a', reg=[0x400, 1]}]\n")
+    with pytest.raises(ConfigError, match="must be a word inside the peripheral"):
+        parse_board(_board_with(extra), "b.toml")
+    extra = ("[[peripheral]]\nname='X'\nbase=0x40000000\nsize=0x400\n"
+             "always_set=[{what='a', reg=[0, 1], value=3}]\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_board(_board_with(extra), "b.toml")

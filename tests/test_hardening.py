@@ -461,3 +461,46 @@ def test_constant_operator_output_is_refused(capsys, tmp_path: Path) -> None:
     path.write_bytes(serialize_tflite(bad, verify=False))
     _one_error(capsys, ["estimate", str(path), "-q"], "operator 0 (RESHAPE)", "'y'",
                "operator output but has constant data")
+
+
+def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
+    import json
+
+    from tinymeter import check
+
+    model = _reshape_model(tmp_path, 64)
+    assert main(["measure", str(model), "--probe", "virtual", "--db", str(tmp_path / "r.sqlite"),
+                 "--runs", "2", "-q", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["model"] == model.stem and data["kernels"] == "reference" and data["ms"] > 0
+    assert "measured cycles" in captured.err and "wrote" not in captured.err
+    # and check accepts it as current results / baseline
+    (tmp_path / "m.json").write_text(captured.out)
+    entries = check.load_entries([tmp_path / "m.json"], root=tmp_path)
+    assert list(entries) == [f"{model.name} @ nucleo-l4r5zi (reference, measured)"]
+
+
+def test_ppk2_voltage_is_checked_before_the_package() -> None:
+    from tinymeter.errors import ConfigError
+    from tinymeter.hw.power import PPK2Monitor
+
+    for mv in (0, 12_000, -3300):
+        with pytest.raises(ConfigError, match="PPK2 source voltage"):
+            PPK2Monitor("/dev/null", mv)
+
+
+def test_linker_overflow_is_does_not_fit() -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import DoesNotFit
+    from tinymeter.firmware.build import linker_overflow
+
+    board = load_board("nucleo-g0b1re")
+    flash = board.text
+    msg = (f"linking the firmware for nucleo-g0b1re failed: ld: firmware.elf section `.text' will "
+           f"not fit in region `{flash.name}' | ld: region `{flash.name}' overflowed by 1234 bytes")
+    err = linker_overflow(msg, board)
+    assert isinstance(err, DoesNotFit)
+    assert err.short == f"does not fit: needs {flash.size + 1234:,} B flash, has {flash.size:,} B"
+    assert linker_overflow("undefined reference to `foo'", board) is None
+    assert linker_overflow("region `NOPE' overflowed by 4 bytes", board) is None

@@ -134,6 +134,17 @@ int main(void) {
   while (ticks == 0u) {
   }
   print_u("late ", DWT_CYCCNT - t0);
+#elif defined(SLEEP)
+  systick_start(1000u);
+  uint32_t t0 = DWT_CYCCNT;
+  while (ticks < 5u) {
+    __asm__ volatile("wfi");
+  }
+  print_u("slept ", DWT_CYCCNT - t0);
+#ifdef FOREVER
+  SYST_CSR = 0u;
+  __asm__ volatile("wfi"); /* nothing can wake it */
+#endif
 #elif defined(NO_HANDLER)
   NVIC_ISER0 = 1u << 30; /* TIM4: no vector in the table */
   REG(0x40000800u + 0x2Cu) = 99u;
@@ -245,3 +256,21 @@ def test_interrupt_without_handler_is_a_fault(board: Board, tmp_path: Path) -> N
     with pytest.raises(FirmwareFault, match=r"exception 46 has no Thumb handler in the "
                        r"vector table at 0x08000000 \(entry 0x00000000\)"):
         run(board, tmp_path, "NO_HANDLER")
+
+
+def test_wfi_sleeps_until_the_next_interrupt(board: Board, tmp_path: Path) -> None:
+    from tinymeter.errors import EmulationError
+    from tinymeter.sim.emulator import Emulator
+
+    elf = build_program(board, PROGRAM, tmp_path / "s", name="irq", opt="-O2",
+                        extra_flags=("-DSLEEP",), startup=False)
+    result = Emulator(board).run(elf, [], budget_instructions=10**6, timeout_s=30)
+    slept = _value(result.stdout, "slept ")
+    assert 5000 <= slept <= 5000 + 200  # 5 SysTick periods pass while the core sleeps
+    assert result.sleep_cycles > 4000 and result.instructions < 2000  # no busy loop
+    assert result.cycles_fixed == int(result.block_cycles.sum()) + result.sleep_cycles * (1 << 16)
+    elf = build_program(board, PROGRAM, tmp_path / "f", name="irq", opt="-O2",
+                        extra_flags=("-DSLEEP", "-DFOREVER"), startup=False)
+    with pytest.raises(EmulationError, match=r"sleeps \(WFI/WFE\) with no interrupt "
+                       r"scheduled to wake it at pc=0x[0-9a-f]+ \(main\+"):
+        Emulator(board).run(elf, [], budget_instructions=10**6, timeout_s=30)

@@ -38,7 +38,8 @@ F32 = TensorType.FLOAT32
 I64 = TensorType.INT64
 I32 = TensorType.INT32
 N_HOST = 12
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+#: The optimized runners exercise the DSP (SMLALD) CONV_2D / FULLY_CONNECTED kernels.
+RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m4-opt", "emu-m7-opt"]
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 
@@ -116,7 +117,11 @@ def conv_model(seed: int, depthwise: bool) -> tuple[bytes, tuple[int, ...], dict
     kind = "int64" if depthwise else ["int64", "int64", "int32", "none"][seed % 4]
     bt = _bias(rng, cout, s_in, wt, kind)
     x = _t16("x", (b, h, w_, cin), s_in)
-    s_out = float(np.float32(s_in * max(wscales) * fh * fw * cin * 10.0 ** rng.uniform(0, 2)))
+    k = fh * fw * (1 if depthwise else cin)
+    # outputs spanning most of int16 without saturating: the requantization's rounding
+    # (32-bit double rounding vs the 64-bit reduced multiplier) shows there
+    s_out = float(np.float32(s_in * max(wscales) * k ** 0.5 * 127 * 19000 / 12000
+                             * 10.0 ** rng.uniform(0, 2 if seed % 2 else 0.3)))
     y = _t16("y", (b, p.out_height, p.out_width, cout), s_out)
     opts = {"padding": pad, "stride_h": sh, "stride_w": sw,
             "fused_activation_function": ACTS[seed % 4]}
@@ -147,7 +152,9 @@ def test_fully_connected_s16(runner, seed: int) -> None:
     kind = ["int64", "int64", "int32", "none"][seed % 4]
     bt = _bias(rng, out, s_in, wt, kind)
     x = _t16("x", (batches, accum), s_in)
-    y = _t16("y", (batches, out), float(np.float32(s_in * 0.01 * accum * 10.0 ** rng.uniform(0, 2))))
+    w_s = max(scales) if scales else float(wt.quantization.scale[0])
+    y = _t16("y", (batches, out), float(np.float32(s_in * w_s * accum ** 0.5 * 127 * 19000 / 12000
+                                                   * 10.0 ** rng.uniform(0, 0.5))))
     opts = {"fused_activation_function": ACTS[seed % 4]}
     blob = single_op_model("FULLY_CONNECTED", [x, wt, bt], [y], opts)
     _run(runner, blob, [x.shape], seed, dict(opts, accum=accum, out=out, bias=kind,
@@ -215,6 +222,85 @@ def test_quantize_dequantize_s16(runner, seed: int) -> None:
     _run(runner, blob, [shape], seed, {"op": op, "kind": kind, "shape": shape}, [dt])
 
 
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_softmax_s16(runner, seed: int) -> None:
+    """SOFTMAX int16: LUT-based exp and reciprocal, rows 1..300 long, beta and input
+    scales over decades (nearly flat to one-hot rows)."""
+    rng = np.random.default_rng(65_000 + seed)
+    depth = int(rng.integers(1, 300)) if seed % 3 else int(rng.integers(1, 12))
+    shape = (*(int(v) for v in rng.integers(1, 4, size=seed % 3)), depth)
+    s_in = _s(rng, -5, -2)
+    beta = 1.0 if seed % 2 else float(np.float32(10.0 ** rng.uniform(-1, 1)))
+    blob = single_op_model("SOFTMAX", [_t16("x", shape, s_in)], [_t16("y", shape, 1 / 32768)],
+                           {"beta": beta})
+    _run(runner, blob, [shape], seed, {"shape": shape, "scale": s_in, "beta": beta})
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("bias", ["none", "int32", "int64"])
+@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D"])
+def test_accumulator_width_follows_bias(runner, op: str, bias: str, per_channel: bool) -> None:
+    """TFLM accumulates in int64 with the 64-bit requantization for an int64 bias or
+    none, in int32 with the 32-bit one for an int32 bias: deep accumulations with
+    outputs spanning int16 tell the two roundings apart."""
+    rng = np.random.default_rng(66_000)
+    accum, out = 400, 16
+    s_in = 1e-4
+    scales = [float(np.float32(10.0 ** rng.uniform(-3, -2))) for _ in range(out)]
+    if op == "FULLY_CONNECTED":
+        wshape, xshape, yshape = (out, accum), (2, accum), (2, out)
+        opts = {}
+    else:
+        wshape, xshape, yshape = (out, 1, 1, accum), (1, 2, 2, accum), (1, 2, 2, out)
+        opts = {"padding": "VALID", "stride_h": 1, "stride_w": 1}
+    wt = int8_tensor("w", wshape, scales[0], 0, data=random_int8(wshape, 1),
+                     per_channel_scales=scales if per_channel else None)
+    bt = _bias(rng, out, s_in, wt, bias)
+    s_out = float(np.float32(s_in * max(scales) * accum ** 0.5 * 127 * 19000 / 15000))
+    blob = single_op_model(op, [_t16("x", xshape, s_in), wt, bt], [_t16("y", yshape, s_out)],
+                           opts)
+    _run(runner, blob, [xshape], 0, {"op": op, "bias": bias, "pc": per_channel})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_concat_pad_movement_s16(runner, seed: int) -> None:
+    """int16 tensors through the type-agnostic kernels: CONCATENATION, PAD (zero point
+    0 fill), PADV2, TRANSPOSE, STRIDED_SLICE."""
+    rng = np.random.default_rng(67_000 + seed)
+    shape = tuple(int(v) for v in rng.integers(1, 5, size=3))
+    s = _s(rng, -4, -2)
+    i32 = TensorType.INT32
+    kind = seed % 5
+    if kind == 0:
+        other = (shape[0], shape[1], int(rng.integers(1, 4)))
+        blob = single_op_model("CONCATENATION", [_t16("a", shape, s), _t16("b", other, s)],
+                               [_t16("y", (*shape[:2], shape[2] + other[2]), s)], {"axis": 2})
+        shapes = [shape, other]
+    elif kind in (1, 2):
+        pads = rng.integers(0, 3, size=(3, 2)).astype(np.int32)
+        out = tuple(int(d + a + b) for d, (a, b) in zip(shape, pads))
+        ins = [_t16("x", shape, s), tensor("p", (3, 2), i32, data=pads)]
+        if kind == 2:
+            ins.append(tensor("c", (), I16, scale=s, zero_point=0,
+                              data=np.array(1234, np.int16)))
+        blob = single_op_model("PADV2" if kind == 2 else "PAD", ins, [_t16("y", out, s)])
+        shapes = [shape]
+    elif kind == 3:
+        perm = [int(p) for p in rng.permutation(3)]
+        blob = single_op_model("TRANSPOSE", [_t16("x", shape, s),
+                                             tensor("p", (3,), i32, data=np.array(perm, np.int32))],
+                               [_t16("y", tuple(shape[p] for p in perm), s)])
+        shapes = [shape]
+    else:
+        begin, end, strides = [0, 0, 0], list(shape), [1, 1, -1]
+        ins = [_t16("x", shape, s)] + [tensor(n, (3,), i32, data=np.array(v, np.int32))
+                                       for n, v in (("b", begin), ("e", end), ("st", strides))]
+        blob = single_op_model("STRIDED_SLICE", ins, [_t16("y", (*shape[:2], shape[2]), s)],
+                               {"begin_mask": 7, "end_mask": 7})
+        shapes = [shape]
+    _run(runner, blob, shapes, seed, {"kind": kind, "shape": shape})
+
+
 def test_depthwise_s16_without_bias_is_rejected() -> None:
     from tinymeter.errors import UnsupportedModelError
     from tinymeter.firmware.codegen import generate
@@ -232,4 +318,4 @@ def test_depthwise_s16_without_bias_is_rejected() -> None:
 @pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
 def test_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
     assert_kernels_compile_warning_free(tmp_path, target, (
-        "conv_s16.c", "elementwise_s16.c", "pool_s16.c", "quantize_s16.c"))
+        "conv_s16.c", "elementwise_s16.c", "pool_s16.c", "quantize_s16.c", "softmax_s16.c"))

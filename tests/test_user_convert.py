@@ -78,6 +78,11 @@ def test_convert_int16x8_and_float32(keras_model, tmp_path: Path, caplog) -> Non
     model = parse_tflite(res.tflite)
     assert model.main.tensors[model.main.inputs[0]].dtype == TensorType.INT16
     assert res.accuracy and res.accuracy[0].relative_error < 0.05
+    # the whole 16x8 model (conv, Keras' flatten ops, FC without bias, int16 softmax)
+    # runs on the runtime exactly like TFLM
+    x = np.random.default_rng(2).integers(-32768, 32768, (1, 8, 8, 1)).astype(np.int16)
+    (got,) = run_on_host(res.tflite, [[x]])
+    assert np.array_equal(got[0], run_tflm(res.tflite, [x])[0])
     f = convert_user_model(path, "float32")
     assert not f.accuracy
     assert parse_tflite(f.tflite).main.tensors[0].dtype == TensorType.FLOAT32
@@ -94,6 +99,23 @@ def test_keras_file_accepted_where_tflite_is(keras_model, tmp_path: Path, monkey
     assert resolve_model(path) == first  # cached by content
     assert main(["inspect", str(path), "--strict"]) == 0
     assert "all 7 operators run" in capsys.readouterr().out
+
+
+def test_saved_model_directory(keras_model, tmp_path: Path) -> None:
+    """A SavedModel directory converts like a .keras file (shapes from its signature)."""
+    import keras
+
+    from tinymeter.models.user_convert import convert_user_model, is_convertible
+
+    path, cal = keras_model
+    saved = tmp_path / "saved"
+    keras.models.load_model(path).export(saved)
+    assert is_convertible(saved)
+    res = convert_user_model(saved, "int8", [np.load(cal)])
+    assert not res.synthetic_calibration and res.accuracy[0].samples == 24
+    blob = res.tflite
+    x = np.random.default_rng(3).integers(-128, 128, (1, 8, 8, 1)).astype(np.int8)
+    assert np.array_equal(run_on_host(blob, [[x]])[0][0], run_tflm(blob, [x])[0])
 
 
 def test_bad_inputs_are_named(keras_model, tmp_path: Path) -> None:

@@ -511,6 +511,17 @@ def describe_board(board: Board) -> str:
     if board.cycle_counter is not None:
         lines.append(f"  cycle count  {board.cycle_counter.what} at 0x{board.cycle_counter.addr:08X}")
     lines.append(f"  boot writes  {len(board.init)} ([[init]] in the board file)")
+    dev = board.devices
+    if dev.peripherals or dev.ranges or dev.svd:
+        lines.append(f"  peripherals  {len(dev.peripherals)} described"
+                     + (f" + SVD {dev.svd}" if dev.svd else "")
+                     + (f" ({dev.reference})" if dev.reference else ""))
+        groups = (("status follows control", [p.name for p in dev.peripherals if p.follow]),
+                  ("timers", [p.name for p in dev.peripherals if p.model == "timer"]),
+                  ("gpio marks", [p.name for p in dev.peripherals if p.model == "gpio"]))
+        shown = [f"{label}: {' '.join(names)}" for label, names in groups if names]
+        if shown:
+            lines.append(f"               {'; '.join(shown)}")
     lines.append(f"  probe        pyocd target {board.probe.pyocd_target or '-'}, openocd "
                  f"{board.probe.openocd_config or '-'}")
     pw = board.power

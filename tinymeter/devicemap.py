@@ -10,8 +10,11 @@ their status bits.  The emulator serves them from this description:
 * ``[[peripheral]]`` entries: one MCU peripheral each, with its reset values, the
   reference-manual section they come from, and the behaviours firmware waits on:
   ``follow`` rules (a status bit that follows a control bit: oscillator and PLL ready
-  flags, clock-switch status, UART acknowledge bits) and a ``model`` (``timer``: a
-  counter running on the estimated cycles; ``gpio``: output changes logged as marks).
+  flags, clock-switch status, UART acknowledge bits), ``self_clearing`` bits (a reset
+  or calibration request that completes at once: USB OTG GRSTCTL.CSRST, ADC CR.ADCAL),
+  ``always_set`` bits (a synchronisation flag that reads 1: RTC ISR.RSF) and a
+  ``model`` (``timer``: a counter running on the estimated cycles; ``gpio``: output
+  changes logged as marks).
 
 No PyPI package ships the CMSIS-SVD of the shipped boards' MCUs (``cmsis-svd`` is a
 parser without data; pyOCD's built-in SVDs cover STM32F0/F1/F41x/F429/F439/L0/L4x2/L4x5
@@ -58,6 +61,10 @@ class Peripheral:
     #: (absolute address, reset value) of the registers whose reset value is not 0.
     reset: tuple[tuple[int, int], ...] = ()
     follow: tuple[Follow, ...] = ()
+    #: (absolute register address, mask): bits written 1 read back 0 (done at once).
+    self_clearing: tuple[tuple[int, int], ...] = ()
+    #: (absolute register address, mask): bits that always read 1.
+    always_set: tuple[tuple[int, int], ...] = ()
     model: str = ""
     #: ``timer``: counter width in bits (16 or 32) and timer clock / core clock.
     bits: int = 16
@@ -72,7 +79,7 @@ class Peripheral:
     @property
     def has_behaviour(self) -> bool:
         """Whether the emulator must see its accesses (else: plain storage pages)."""
-        return bool(self.follow or self.model)
+        return bool(self.follow or self.model or self.self_clearing or self.always_set)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,23 @@ def _parse_follow(entries: list[Any], base: int, size: int, where: str,
     return tuple(out)
 
 
+def _parse_bits(entries: list[Any], base: int, size: int, where: str,
+                take: Any) -> tuple[tuple[int, int], ...]:
+    """``[{what = "...", reg = [offset, mask]}, ...]`` -> (address, mask) pairs."""
+    out = []
+    for i, entry in enumerate(entries):
+        here = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{here}: must be a table")
+        e = take(entry, here, {"what": (str,), "reg": (list,)}, required=("what", "reg"))
+        offset, mask = _pair(e["reg"], f"{here}.reg")
+        if offset % 4 or offset >= size or not mask:
+            raise ConfigError(f"{here}.reg: offset 0x{offset:x} must be a word inside the "
+                              f"peripheral (size 0x{size:x}) and the mask non-zero")
+        out.append((base + offset, mask))
+    return tuple(out)
+
+
 def parse_peripherals(entries: list[Any], where: str, take: Any) -> tuple[Peripheral, ...]:
     """``[[peripheral]]`` entries (see the module doc); overlaps are errors."""
     out: list[Peripheral] = []
@@ -160,6 +184,7 @@ def parse_peripherals(entries: list[Any], where: str, take: Any) -> tuple[Periph
             raise ConfigError(f"{here}: must be a table")
         p = take(entry, here, {"name": (str,), "base": (int,), "size": (int,),
                                "section": (str,), "reset": (dict,), "follow": (list,),
+                               "self_clearing": (list,), "always_set": (list,),
                                "model": (str,), "bits": (int,), "clock_ratio": (float, int),
                                "irq": (int,)},
                  required=("name", "base", "size"))
@@ -186,6 +211,10 @@ def parse_peripherals(entries: list[Any], where: str, take: Any) -> tuple[Periph
             name=p["name"], base=base, size=size, section=p.get("section", ""),
             reset=tuple(sorted(resets)),
             follow=_parse_follow(p.get("follow", []), base, size, f"{here}.follow", take),
+            self_clearing=_parse_bits(p.get("self_clearing", []), base, size,
+                                      f"{here}.self_clearing", take),
+            always_set=_parse_bits(p.get("always_set", []), base, size, f"{here}.always_set",
+                                   take),
             model=model, bits=p.get("bits", 16), clock_ratio=float(p.get("clock_ratio", 1.0)),
             irq=p.get("irq", -1)))
     ordered = sorted(out, key=lambda q: q.base)

@@ -264,7 +264,8 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
 def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunResult,
               rows: list[LayerEstimate], overhead: int, functions: list[FunctionProfile], *,
               arena_bytes: int, flash_bytes: int, ram_bytes: int, weight_bytes: int,
-              stack_bytes: int | None, profile_scope: str = "whole run") -> Estimate:
+              stack_bytes: int | None, profile_scope: str = "whole run",
+              console: str = "") -> Estimate:
     """The report of one run: totals are sums of the layer rows (so they always agree
     with the table), latency and energy priced once from the total cycles."""
     cycles = sum(r.cycles for r in rows)
@@ -277,7 +278,7 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         ram_bytes=ram_bytes, weight_bytes=weight_bytes, stack_bytes=stack_bytes,
         emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions),
         board_flash_bytes=board.text.size, board_ram_bytes=board.data.size,
-        profile_scope=profile_scope)
+        profile_scope=profile_scope, console=console)
 
 
 _TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)
@@ -361,7 +362,8 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
                                                       ".init_array", ".ARM.exidx", ".data")),
         ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack")),
         weight_bytes=0, stack_bytes=stack_peak(emulator),
-        profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run")
+        profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run",
+        console=run.stdout)
 
 
 def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,

@@ -84,6 +84,8 @@ class Estimate:
     log: tuple[str, ...] = ()
     #: What ``functions`` covers: "whole run", or "span START:END" for ``--span``.
     profile_scope: str = "whole run"
+    #: What a prebuilt ELF printed (semihosting or board UART): its own timings, if any.
+    console: str = ""
     #: Absolute path of the model file (``check`` keys entries by it, relative to the
     #: baseline); empty when unknown.
     model_path: str = ""
@@ -133,6 +135,9 @@ def cost_model_line(est: Estimate) -> str:
     return ", ".join(parts)
 
 
+_CONSOLE_LINES = 8
+
+
 def format_table(est: Estimate, top_functions: int = 0) -> str:
     """Human-readable per-layer table plus totals."""
     headers = ["#", "op", "output", "weights", "MACs", "instructions", "est. cycles", "est. ms",
@@ -167,6 +172,9 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
         for f in est.functions[:top_functions]:
             out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
                        f"{_fmt_int(f.instructions):>14} instr  {f.name}")
+    if est.console.strip():
+        tail = est.console.strip().splitlines()[-_CONSOLE_LINES:]
+        out += ["", "firmware console (last lines):", *(f"  {line}" for line in tail)]
     return "\n".join(out)
 
 

@@ -7,10 +7,11 @@ MAX_POOL_2D, QUANTIZE (float/int8/int16 -> int16, int16 -> int8) and DEQUANTIZE
 TFLM's 16x8 arithmetic differs from int8 in three ways reproduced here:
  * activations are symmetric (zero point 0, Prepare rejects anything else);
  * conv / depthwise / fully-connected accumulate in int64 when the bias is int64
-   (what the converter writes) and requantize with the 64-bit
+   (what the converter writes) or is absent, and requantize with the 64-bit
    ``MultiplyByQuantizedMultiplier`` (multiplier reduced to 16 bits, one
-   rounding shift); with an int32 bias or none, TFLM accumulates in int32 and
-   uses the 32-bit double-rounding form -- the kernels take a flag;
+   rounding shift); with an int32 bias TFLM accumulates in int32 and uses the
+   32-bit double-rounding form -- the kernels take a flag (each path pinned by a
+   test whose deep accumulations tell the two roundings apart);
  * ADD rescales with a left shift of 15 instead of 20.
 Multipliers and clamps are the int8 ones (firmware/quant.py) over the int16 range.
 """
@@ -18,6 +19,10 @@ Multipliers and clamps are the int8 ones (firmware/quant.py) over the int16 rang
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
 
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
@@ -66,9 +71,9 @@ def _act16(op: Operator, index: int, scale: float) -> tuple[int, int]:
 
 def _bias16(ctx: LowerContext, op: Operator, index: int, b: int, channels: int
             ) -> tuple[CValue, int]:
-    """(bias pointer or 0, 1 if TFLM accumulates in int64 -- int64 bias -- else 0)."""
+    """(bias pointer or 0, 1 if TFLM accumulates in int64 -- int64 bias or none -- else 0)."""
     if b < 0:
-        return 0, 0
+        return 0, 1  # no bias: TFLM's int64 path (tested; not its int32 one)
     require_types(ctx, op, index, (TensorType.INT32, TensorType.INT64), [b])
     return (f"(const void *){bias_ptr(ctx, op, index, b, channels)}",
             int(ctx.tensor(b).dtype == TensorType.INT64))
@@ -296,6 +301,68 @@ def lower_dequantize_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
                  params, n, {"from": "int16", "to": "float32"})
 
 
+# --------------------------------------------------------------------------- SOFTMAX
+
+
+def _round_f32(x: np.float32) -> np.float32:
+    """``TfLiteRound`` on float (half away from zero), as float32."""
+    return np.float32(quant.tfl_round(float(x)))
+
+
+def gen_lut_s16(func: Callable[[np.float32], np.float32], input_min: float,
+                input_max: float) -> list[int]:
+    """TFLM's ``gen_lut<float, int16_t, int16_t>`` over [input_min, input_max] with
+    output range [-1, 1]: 512 interpolation bases, each biased by half the
+    midpoint interpolation error, plus the end value (513 entries), in float32."""
+    f32 = np.float32
+    lo, hi = f32(input_min), f32(input_max)
+    step = (hi - lo) / f32(512)
+    half = step / f32(2)
+    scale = f32(65536.0) / (f32(1.0) - f32(-1.0))
+    lut = []
+    for i in range(512):
+        x = lo + f32(i) * step
+        val, mid, nxt = func(x), func(x + half), func(lo + f32(i + 1) * step)
+        sample = _round_f32(val * scale)
+        interp = _round_f32((nxt * scale + _round_f32(val * scale)) / f32(2))
+        bias = _round_f32((interp - _round_f32(mid * scale)) / f32(2))
+        lut.append(int(min(max(sample - bias, f32(INT16_MIN)), f32(INT16_MAX))))
+    lut.append(int(min(max(_round_f32(func(hi) * scale), f32(INT16_MIN)), f32(INT16_MAX))))
+    return lut
+
+
+def _expf(x: np.float32) -> np.float32:
+    return np.float32(math.exp(float(x)))
+
+
+def _one_over_one_plus_x(x: np.float32) -> np.float32:
+    return np.float32(1.0) / (np.float32(1.0) + x)
+
+
+def lower_softmax_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """SOFTMAX int16 -> ``tm_softmax_s16`` (TFLM's SoftmaxInt16: exp and 1/(1+x) LUTs)."""
+    (x,), y = single_output_operands(op, index, 1)
+    require_types(ctx, op, index, _S16, [x, y])
+    s_in, s_out = _symmetric(ctx, op, index, x, y)
+    if abs(float(quant.f32(s_out)) - 1.0 / 32768) > 0.001 / 32768:
+        raise fail(op, index, f"output scale {s_out} must be 1/32768 (TFLM requires it)")
+    shape = tuple(ctx.tensor(x).shape)
+    if not shape or tuple(ctx.tensor(y).shape) != shape:
+        raise fail(op, index, "input and output shapes must match")
+    beta = float(quant.f32(float(op.options.get("beta", 1.0))))
+    mult, shift = quant.quantize_multiplier(float(quant.f32(s_in)) * beta / (10.0 / 65535.0))
+    depth = shape[-1]
+    params: dict[str, CValue] = {
+        "input": ctx.ptr(x), "output": ctx.ptr(y), "outer_size": math.prod(shape) // depth,
+        "depth": depth, "input_multiplier": mult, "input_left_shift": shift,
+        "exp_lut": ctx.const_array("int16_t", gen_lut_s16(_expf, -10.0, 0.0), "exp_lut"),
+        "one_over_one_plus_x_lut": ctx.const_array(
+            "int16_t", gen_lut_s16(_one_over_one_plus_x, 0.0, 1.0), "recip_lut"),
+    }
+    return Layer(index, op.opcode, "tm_softmax_s16", "tm_softmax_s16_params", params,
+                 math.prod(shape), {"depth": depth, "dtype": "int16"})
+
+
 #: Lowerings chosen when an op's first input is int16 (see lower/__init__.py).
 INT16_LOWERINGS: dict[str, Lowering] = {
     "CONV_2D": lower_conv2d_s16,
@@ -307,4 +374,5 @@ INT16_LOWERINGS: dict[str, Lowering] = {
     "MAX_POOL_2D": lower_maxpool_s16,
     "QUANTIZE": lower_quantize_16,
     "DEQUANTIZE": lower_dequantize_s16,
+    "SOFTMAX": lower_softmax_s16,
 }

@@ -44,7 +44,8 @@ _INT8 = (TensorType.INT8,)
 _F32 = (TensorType.FLOAT32,)
 _I32 = (TensorType.INT32,)
 #: Element types the byte-moving kernels (CONCATENATION, PAD) accept.
-_MOVABLE = (TensorType.INT8, TensorType.FLOAT32, TensorType.INT32)
+_MOVABLE = (TensorType.INT8, TensorType.INT16, TensorType.FLOAT32, TensorType.INT32)
+_QUANT_MOVABLE = (TensorType.INT8, TensorType.INT16)
 
 #: TFLM limits: concatenation kMaxInputNum and 4-D shapes, PAD 5-D, MEAN 5-D.
 CONCAT_MAX_INPUTS = 10
@@ -133,7 +134,7 @@ def lower_concatenation(ctx: LowerContext, op: Operator, index: int) -> Layer:
     axis = axis + rank if axis < 0 else axis
     if not 0 <= axis < rank:
         raise fail(op, index, f"axis {op.options.get('axis')} out of range for rank {rank}")
-    if ty.dtype == TensorType.INT8:
+    if ty.dtype in _QUANT_MOVABLE:
         out_q = per_tensor_qparams(ctx, op, index, y)
     total = 0
     for t in op.inputs:
@@ -145,7 +146,7 @@ def lower_concatenation(ctx: LowerContext, op: Operator, index: int) -> Layer:
                                         if d != axis):
             raise fail(op, index, f"input {t} shape {tuple(tx.shape)} does not match output "
                                   f"shape {tuple(ty.shape)} off axis {axis}")
-        if ty.dtype == TensorType.INT8:
+        if ty.dtype in _QUANT_MOVABLE:
             in_q = per_tensor_qparams(ctx, op, index, t)
             if in_q[1] != out_q[1] or quant.f32(in_q[0]) != quant.f32(out_q[0]):
                 raise fail(op, index, f"input {t} quantization (scale {in_q[0]}, zero point "
@@ -194,14 +195,14 @@ def lower_pad(ctx: LowerContext, op: Operator, index: int) -> Layer:
         raise fail(op, index, f"output shape {tuple(ty.shape)} does not match the padded "
                               f"{want}")
     value = 0
-    if tx.dtype == TensorType.INT8:
+    if tx.dtype in _QUANT_MOVABLE:
         _, out_zp = per_tensor_qparams(ctx, op, index, y)
-        value = out_zp & 0xFF
+        value = out_zp & (0xFF if tx.dtype == TensorType.INT8 else 0xFFFF)
     if n_in == 3:
         c = ctx.tensor(ins[2])
         if c.data is None or c.dtype != tx.dtype or c.numel != 1:
             raise fail(op, index, "constant_values must be a constant scalar of the input type")
-        if tx.dtype == TensorType.INT8:
+        if tx.dtype in _QUANT_MOVABLE:
             cs, cz = per_tensor_qparams(ctx, op, index, ins[2])
             os_, oz = per_tensor_qparams(ctx, op, index, y)
             if cz != oz or quant.f32(cs) != quant.f32(os_):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
+
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
@@ -24,6 +26,7 @@ from tinymeter.firmware.lower.base import (
     Lowering,
     fail,
     fused_activation,
+    per_tensor_qparams,
     require_types,
     single_output_operands,
 )
@@ -65,6 +68,29 @@ def lower_l2_normalization_f32(ctx: LowerContext, op: Operator, index: int) -> L
     return Layer(index, op.opcode, "tm_l2_normalization_f32", "tm_l2_normalization_f32_params",
                  params, n, {"depth": depth, "dtype": "float32"})
 
+
+def lower_l2_normalization_s8(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """L2_NORMALIZATION int8 -> ``tm_l2_normalization_s8`` (TFLM's integer kernel: a
+    fixed-point Newton inverse square root per row; output scale 1/128, zero point 0)."""
+    (x,), y = single_output_operands(op, index, 1)
+    require_types(ctx, op, index, (TensorType.INT8,), [x, y])
+    sx, sy = tuple(ctx.tensor(x).shape), tuple(ctx.tensor(y).shape)
+    if sx != sy or not sx or any(d <= 0 for d in sx):
+        raise fail(op, index, f"input shape {sx} and output shape {sy} must match")
+    _, z_in = per_tensor_qparams(ctx, op, index, x)
+    s_out, z_out = per_tensor_qparams(ctx, op, index, y)
+    if float(np.float32(s_out)) != 1.0 / 128 or z_out != 0:
+        raise fail(op, index, f"output quantization ({s_out}, {z_out}) must be (1/128, 0) "
+                              "(TFLM requires it)")
+    depth = sx[-1]
+    params: dict[str, CValue] = {"input": ctx.ptr(x), "output": ctx.ptr(y),
+                                 "outer_size": math.prod(sx) // depth, "depth": depth,
+                                 "input_zero_point": z_in}
+    return Layer(index, op.opcode, "tm_l2_normalization_s8", "tm_l2_normalization_s8_params",
+                 params, math.prod(sx), {"depth": depth, "dtype": "int8"})
+
+
+LOWERINGS: dict[str, Lowering] = {"L2_NORMALIZATION": lower_l2_normalization_s8}
 
 FLOAT_LOWERINGS: dict[str, Lowering] = {
     "EXP": lower_unary_math_f32,

@@ -18,5 +18,7 @@
 #include "tm_ops_int16.h"
 #include "tm_ops_transpose_conv.h"
 #include "tm_ops_unary_math.h"
+#include "tm_ops_batch_matmul.h"
+#include "tm_ops_svdf.h"
 
 #endif /* TM_OPS_H */

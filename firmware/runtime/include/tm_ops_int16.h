@@ -119,6 +119,19 @@ typedef struct {
   int32_t zero_point;
 } tm_dequantize_s16_f32_params;
 
+/* SOFTMAX int16 (reference_ops::SoftmaxInt16): exp(x - max) through a 513-entry
+ * LUT over [-10, 0], the sum's reciprocal through a 1/(1 + x) LUT over [0, 1]
+ * (both generated on the host as TFLM's gen_lut does), output Q0.15. */
+typedef struct {
+  const int16_t *input;
+  int16_t *output;
+  int32_t outer_size, depth;
+  int32_t input_multiplier, input_left_shift;
+  const int16_t *exp_lut;
+  const int16_t *one_over_one_plus_x_lut;
+} tm_softmax_s16_params;
+
+void tm_softmax_s16(const void *params);
 void tm_conv2d_s16(const void *params);
 void tm_depthwise_conv2d_s16(const void *params);
 void tm_fully_connected_s16(const void *params);

@@ -58,7 +58,7 @@ typedef struct {
 
 #define TM_PAD_MAX_DIMS 5
 
-/* PAD / PADV2 with a constant value for 1- or 4-byte elements
+/* PAD / PADV2 with a constant value for 1-, 2- or 4-byte elements
  * (reference_ops::Pad over shapes extended to 5 dims). pad_value holds the
  * element's bytes (little-endian). */
 typedef struct {

@@ -1,4 +1,4 @@
-/* PAD / PADV2 reference kernel (1- and 4-byte elements): TFLM's
+/* PAD / PADV2 reference kernel (1-, 2- and 4-byte elements): TFLM's
  * reference_ops::Pad over 5-D extended shapes. Whole innermost rows are
  * filled or copied at once; the element sequence is TFLM's. */
 #include <string.h>
@@ -11,7 +11,7 @@ static void tm_pad_fill(uint8_t *out, int32_t n, int32_t elem_bytes, uint32_t va
     return;
   }
   for (int32_t i = 0; i < n; ++i) {
-    memcpy(out + 4 * i, &value, 4);
+    memcpy(out + elem_bytes * i, &value, (size_t)elem_bytes); /* little-endian low bytes */
   }
 }
 
