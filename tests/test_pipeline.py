@@ -49,7 +49,7 @@ def test_fc_instructions_scale_with_macs(tmp_path: Path, builder: FirmwareBuilde
         e = est.energy
         assert est.energy_uj == pytest.approx(sum(r.energy_uj for r in est.layers))
         assert est.energy_uj == pytest.approx(39.3 * est.ms + 0.25e-3 * e["flash_reads"]
-                                              + 0.03e-3 * e["sram_accesses"], rel=1e-6)
+                                              + 0.03e-3 * e["sram_accesses"], rel=1e-4)  # rounded ms
         assert e["flash_reads"] > 0 and e["sram_accesses"] > 0
         assert est.overhead_instructions > 0
         assert est.stack_bytes is not None and 0 < est.stack_bytes < 4096
