@@ -195,11 +195,15 @@ class EnergyFit:
     after: ErrorStats
     #: Per parameter: some layer has its feature (time, flash reads, SRAM accesses).
     exercised: dict[str, bool] = field(default_factory=dict)
+    #: Per parameter: relative standard error (residual noise through the fit); large
+    #: when the layers' traffic is collinear with their time (flash and SRAM accesses in
+    #: the same proportion everywhere), which the microbenchmarks' load loops break.
+    stderr: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {"prior": self.prior.to_dict(), "fitted": self.params.to_dict(),
                 "error_before": self.before.to_dict(), "error_after": self.after.to_dict(),
-                "exercised": dict(self.exercised)}
+                "exercised": dict(self.exercised), "stderr": dict(self.stderr)}
 
 
 #: Scale of an access energy whose prior is 0 (the constant-power model): unknowns are
@@ -229,8 +233,13 @@ def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
     lam = math.sqrt(regularization)
     a_aug = np.vstack([a, lam * np.eye(len(theta0))])
     b_aug = np.concatenate([np.ones(len(y)), lam * theta0 / scale])
-    theta = nnls(a_aug, b_aug) * scale
+    r = nnls(a_aug, b_aug)
+    theta = r * scale
     params = EnergyParameters.from_vector(theta)
+    dof = max(len(y) - len(theta0), 1)
+    sigma = max(float(np.linalg.norm(a @ r - 1.0)) / math.sqrt(dof), NOISE_FLOOR)
+    cov = sigma ** 2 * np.linalg.pinv(a.T @ a + regularization * np.eye(len(theta0)))
+    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
 
     def predict(t: np.ndarray) -> dict[str, np.ndarray]:
         return {s.model: s.energy_features @ t for s in used}  # type: ignore[operator]
@@ -239,7 +248,8 @@ def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
                 for s in used]
     return EnergyFit(prior, params, errors(measured, predict(theta0)),
                      errors(measured, predict(theta)),
-                     dict(zip(ENERGY_PARAMETERS, (np.abs(x).sum(axis=0) > 0).tolist())))
+                     dict(zip(ENERGY_PARAMETERS, (np.abs(x).sum(axis=0) > 0).tolist())),
+                     dict(zip(ENERGY_PARAMETERS, (float(v) for v in stderr))))
 
 
 def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:

@@ -424,8 +424,14 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
             if not args.no_microbench:
                 from tinymeter.hw.microbench import measure_microbench
 
-                mb, _stored = measure_microbench(link, db, config, prior,
-                                                 resume=not args.remeasure)
+                factory = _power_factory(args, link)
+                power = factory() if factory else None
+                try:
+                    mb, _stored = measure_microbench(link, db, config, prior,
+                                                     resume=not args.remeasure, power=power)
+                finally:
+                    if power is not None:
+                        power.close()
                 samples.append(mb)
     return samples
 
@@ -487,10 +493,11 @@ def _print_energy_fit(fit: Any) -> None:
     units = {"core_mw": "mW", "flash_read_nj": "nJ", "sram_access_nj": "nJ"}
     params = [[name, units[name], f"{getattr(fit.prior, name):.4g}",
                f"{getattr(fit.params, name):.4g}",
+               _pct(fit.stderr.get(name, 0.0)).strip() if fit.exercised.get(name) else "-",
                "yes" if fit.exercised.get(name) else "no (kept at the prior)"]
               for name in ENERGY_PARAMETERS]
-    print("\n".join(text_table(["energy parameter", "unit", "board file", "fitted", "exercised"],
-                               params, left=(0, 1, 4))))
+    print("\n".join(text_table(["energy parameter", "unit", "board file", "fitted", "stderr",
+                                "exercised"], params, left=(0, 1, 5))))
 
 
 def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:

@@ -155,6 +155,7 @@ def test_fit_energy_recovers_hand_made_truth() -> None:
     assert fit.params.vector() == pytest.approx(truth.vector(), rel=1e-5)
     assert fit.after.layer_max < 1e-5 and fit.before.layer_mape > 0.05
     assert fit.exercised == {"core_mw": True, "flash_read_nj": True, "sram_access_nj": True}
+    assert set(fit.stderr) == set(fit.exercised) and max(fit.stderr.values()) < 0.01
     # no SRAM traffic anywhere: the SRAM energy stays at its prior, the rest is fitted
     s3 = _sample("c", [1e-3, 2e-3, 3e-3], [[1e5, 0], [0, 0], [5e4, 0]], truth)
     fit = fit_energy([s3], prior)
