@@ -205,6 +205,10 @@ def test_measure_cli(cache: Path, models: list[Path], tmp_path: Path,
     data = json.loads(out.read_text())
     assert data["runs"] == 3 and len(data["measured_cycles"]) == len(data["ops"])
     assert data["energy_uj"] > 0 and data["tools"]["probe"] == "virtual-board 1"
+    # measured per-layer energy beside the energy-by-activity estimate (board priors)
+    assert "est. uJ" in text
+    assert len(data["estimated_layer_energy_uj"]) == len(data["ops"])
+    assert all(e > 0 for e in data["estimated_layer_energy_uj"])
     assert (tmp_path / "p" / "layer_latency.png").exists()
 
 
