@@ -25,7 +25,7 @@ from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import BuildError, ConfigError, DoesNotFit
 from tinymeter.files import atomic_copy
-from tinymeter.firmware.boardgen import board_source
+from tinymeter.firmware.boardgen import board_source, l1_source
 
 if TYPE_CHECKING:
     from tinymeter.firmware.codegen import GeneratedModel
@@ -134,8 +134,11 @@ def compile_argv(cc: str, core: Core, config: BuildConfig, source: Path, obj: Pa
 
 def board_sources(board: Board, config: BuildConfig) -> dict[str, str]:
     """Generated per-board C files of an image (name -> text): the board's I/O tables
-    (``tm_board.c``) for the hardware image, nothing for semihosting."""
-    return {"tm_board.c": board_source(board)} if config.io == "uart" else {}
+    (``tm_board.c``) for the hardware image; for semihosting only the L1 cache switches
+    (``tm_l1.c``), so both images run with the memory system the board file describes."""
+    if config.io == "uart":
+        return {"tm_board.c": board_source(board)}
+    return {"tm_l1.c": l1_source(board)}
 
 
 def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: Path,
@@ -275,6 +278,21 @@ def tool_error_summary(output: str, limit: int = 3) -> str:
     return " | ".join(re.sub(r"^\S*/bin/ld(\.bfd)?: ", "ld: ", line) for line in picked[:limit])
 
 
+_OVERFLOW = re.compile(r"region [`'\"]?(?P<region>[\w.-]+)[`'\"]? overflowed by (?P<bytes>\d+) bytes")
+
+
+def linker_overflow(message: str, board: Board) -> DoesNotFit | None:
+    """A linker "region `X' overflowed by N bytes" error as :class:`DoesNotFit` (code plus
+    weights can overflow the flash although the weights alone fit), else None."""
+    m = _OVERFLOW.search(message)
+    region = next((r for r in board.memory if m and r.name == m["region"]), None)
+    if m is None or region is None:
+        return None
+    memory = "flash" if region.kind == "flash" else "RAM"
+    return DoesNotFit(message, memory=memory, needed=region.size + int(m["bytes"]),
+                      available=region.size)
+
+
 def check_fits(model: GeneratedModel, board: Board, config: BuildConfig) -> None:
     """Refuse a model that cannot fit the board before compiling anything: weights
     beyond the text region, or tensor arena plus stack beyond the data region (the
@@ -398,9 +416,12 @@ class FirmwareBuilder:
                 run_tool(compile_argv(self.cc, core, config, work / name, obj,
                                       self.root / "include"), f"compiling the generated {name}")
                 gen_objects.append(obj)
-            run_tool(link_argv(self.cc, core, [*objects, *gen_objects], work / "linker.ld",
-                               work / "firmware.elf", work / "firmware.map"),
-                     f"linking the {kind} for {board.name}")
+            try:
+                run_tool(link_argv(self.cc, core, [*objects, *gen_objects], work / "linker.ld",
+                                   work / "firmware.elf", work / "firmware.map"),
+                         f"linking the {kind} for {board.name}")
+            except BuildError as exc:
+                raise linker_overflow(str(exc), board) or exc from None
             for name in (*generated, "linker.ld", "firmware.map"):
                 atomic_copy(work / name, build_dir / name)
             atomic_copy(work / "firmware.elf", elf)

@@ -47,14 +47,11 @@ from tinymeter.sim.costmodel import (
 log = logging.getLogger(__name__)
 
 #: Splits of physical parameters no per-layer cycle measurement can make, because the
-#: cost model's features only ever see their sum; theta carries the sum, and
-#: ``parameters_from_vector`` keeps the datasheet split.
-NOT_SEPARABLE: dict[str, str] = {
-    "load_stall": "enters only as cpi.load + load_stall (every load pays both; the block "
-                  "profile does not say which loads read flash)",
-    "flash_branch_stall": "enters only as branch_refill + flash_branch_stall in branch.taken "
-                          "(every taken branch pays both)",
-}
+#: cost model's features only ever see their sum.  Since the native hook counts branch
+#: outcomes and simulates stalls per mechanism, every parameter has its own column:
+#: nothing is inseparable by construction any more (identifiability still depends on
+#: the data, see :meth:`Fit.identified`).
+NOT_SEPARABLE: dict[str, str] = {}
 
 DEFAULT_REGULARIZATION = 1e-8
 #: A parameter counts as identified when its relative standard error is below this:
@@ -224,7 +221,9 @@ def fit_parameters(samples: Sequence[ModelSample], prior: CostParameters, *,
     dof = max(len(y) - float(resolution.sum()), 1.0)
     sigma = max(float(np.linalg.norm(a @ r - b)) / math.sqrt(dof), NOISE_FLOOR)
     cov = sigma ** 2 * inv @ ata @ inv
-    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
+    # relative to the larger of prior and fit (r is in units of the prior; a zero prior
+    # counts as one cycle): a parameter fitted near zero is judged by its absolute error
+    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.maximum(r, 1.0)
     exercised = np.abs(x).sum(axis=0) > 0
     return Fit(theta, parameters_from_vector(theta, prior), names, resolution, stderr, sigma,
                exercised)
@@ -309,8 +308,9 @@ def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]
     p = result.fit.params
     out: dict[str, object] = {
         "cpi": p.cpi, "per_register": p.per_register, "branch_refill": p.branch_refill,
-        "taken_fraction": p.taken_fraction, "flash_branch_stall": p.flash_branch_stall,
-        "load_stall": p.load_stall, "mnemonic_cycles": p.mnemonic_cycles,
+        "pipelined_load": p.pipelined_load, "dual_issue_alu": p.dual_issue_alu,
+        "ifetch_weight": p.ifetch_weight, "data_weight": p.data_weight,
+        "mnemonic_cycles": p.mnemonic_cycles,
     }
     if result.active_mw is not None:
         out["active_mw"] = result.active_mw

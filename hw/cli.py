@@ -459,9 +459,10 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
             print(f"  {name}: {why}")
     else:
         print("every parameter identified")
-    print("not separable by construction (datasheet split kept):")
-    for name, why in NOT_SEPARABLE.items():
-        print(f"  {name}: {why}")
+    if NOT_SEPARABLE:
+        print("not separable by construction (datasheet split kept):")
+        for name, why in NOT_SEPARABLE.items():
+            print(f"  {name}: {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
 

@@ -48,7 +48,7 @@ GLITCHES = ("drop_bytes", "reset_mid_report", "garbage")
 
 def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0.3) -> CostParameters:
     """A deterministic "true" timing model: every parameter of *prior* scaled by a factor
-    in [1 - spread, 1 + spread] (seeded), the taken fraction kept inside [0.05, 0.95]."""
+    in [1 - spread, 1 + spread] (seeded)."""
     rng = np.random.default_rng(seed)
 
     def scale(value: float) -> float:
@@ -58,9 +58,8 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
     mnemonic = {m: scale(v) for m, v in sorted(prior.mnemonic_cycles.items())}
     return replace(prior, cpi=cpi, mnemonic_cycles=mnemonic, per_register=scale(prior.per_register),
                    branch_refill=scale(prior.branch_refill),
-                   taken_fraction=float(np.clip(scale(prior.taken_fraction), 0.05, 0.95)),
-                   flash_branch_stall=scale(prior.flash_branch_stall),
-                   load_stall=scale(prior.load_stall))
+                   pipelined_load=scale(prior.pipelined_load),
+                   ifetch_weight=scale(prior.ifetch_weight), data_weight=scale(prior.data_weight))
 
 
 @dataclass(frozen=True)
@@ -235,7 +234,7 @@ class VirtualBoard:
         run = emulator.run(image, [[]], budget_instructions=self.budget_instructions,
                            timeout_s=self.timeout_s)
         assert run.profile is not None
-        features = layer_features(run.profile, self.timing.params, len(facts.ops))
+        features = layer_features(run, self.timing.params, len(facts.ops))
         cycles = features @ parameter_vector(self.timing.params)
         program = _Program(facts, cycles)
         with self._lock:

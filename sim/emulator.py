@@ -47,6 +47,7 @@ from tinymeter.errors import (
     FirmwareFault,
     TinymeterError,
 )
+from tinymeter.sim.addrprog import AddressProgram, address_program
 from tinymeter.sim.blocks import (
     BlockInfo,
     BlockProfile,
@@ -55,12 +56,20 @@ from tinymeter.sim.blocks import (
     disassemble_block,
     make_disassembler,
 )
-from tinymeter.sim.costmodel import CostModel, cost_model_for
+from tinymeter.sim.costmodel import CostModel, cost_model_for, timing_config, to_fixed
+from tinymeter.sim.decode import Decoder, decode_block
 from tinymeter.sim.devices import DeviceRegisters
 from tinymeter.sim.dwarf import Frame
 from tinymeter.sim.elf import ElfImage, Symbol
 from tinymeter.sim.exceptions import EXC_RETURN_MIN, ExceptionEngine
-from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
+from tinymeter.sim.native_hook import (
+    CYCLE_SCALE,
+    END_SKIP,
+    STAT_COLUMNS,
+    BlockCost,
+    BlockCounter,
+    CounterSnapshot,
+)
 from tinymeter.sim.nvic import FIRST_IRQ, ExceptionModel, LineSource
 from tinymeter.sim.peripherals import (
     PAGE,
@@ -118,13 +127,8 @@ LIBC_EXIT = "_exit"
 _MAX_EVENT_TAGS = 1 << 16
 
 
-def to_fixed_cycles(cycles: float) -> int:
-    """Cycles as the hook's fixed-point integer; the one rounding between the cost model
-    (float) and every cycle sum of a run, so all sums are exact integer arithmetic."""
-    value = round(cycles * CYCLE_SCALE)
-    if value < 0:
-        raise ValueError(f"negative block cost {cycles}")
-    return value
+#: Kept for callers of the first API: the cost model owns the rounding now.
+to_fixed_cycles = to_fixed
 
 
 def tflm_profiler_symbols(image: ElfImage) -> tuple[str, str] | None:
@@ -156,10 +160,15 @@ class RunResult:
     #: Estimated cycles of the whole run, fixed point (x ``CYCLE_SCALE``), as summed by the
     #: native hook (0 without counting).
     cycles_fixed: int = 0
-    #: Per table row of ``blocks``: cycles of one execution and of all executions (fixed
-    #: point); ``block_cycles == blocks.count * block_cost`` exactly.
+    #: Per table row of ``blocks``: static core cycles of one execution and cycles of all
+    #: executions (fixed point): ``block_cycles == blocks.count * block_cost`` plus the
+    #: row's branch-outcome costs and weighted memory stalls (``stats``).
     block_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     block_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    #: Per table row: the hook's statistics (columns ``native_hook.STAT_COLUMNS``: branch
+    #: outcomes, stall cycles, cache hits and misses, loads and stores by memory kind).
+    stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(STAT_COLUMNS)),
+                                                                np.uint64))
     cost_model: CostModel | None = None
     #: Layer names from the TFLM profiler's BeginEvent tags (event id -> tag).
     layer_names: dict[int, str] = field(default_factory=dict)
@@ -310,6 +319,7 @@ class Emulator:
         self.initial_sp = 0
         self.reset_pc = 0
         self._block_cache: dict[tuple[int, int], BlockInfo] = {}
+        self._program_cache: dict[tuple[int, int], AddressProgram] = {}
         self._cache_key = ""
         self._device_map: DeviceMap | None = None
 
@@ -470,6 +480,7 @@ class Emulator:
         self.initial_sp, self.reset_pc = sp, reset
         if image.digest != self._cache_key or not image.digest:
             self._block_cache = {}
+            self._program_cache = {}
             self._cache_key = image.digest
         log.debug("loaded %s on %s: sp=0x%08x reset=0x%08x", where, self.board.name, sp, reset)
         return image
@@ -622,25 +633,39 @@ class Emulator:
         return RunResult(instructions=profile.total_instructions, blocks=table, profile=profile,
                          executed_bytes=snapshot.executed_bytes,
                          cycles_fixed=snapshot.total_cycles, block_cost=snapshot.cost[keep],
-                         block_cycles=snapshot.cycles[keep],
+                         block_cycles=snapshot.cycles[keep], stats=snapshot.stats[keep],
                          layer_names=self._event_names(uc, snapshot.event_tags), **common)
 
     def cost_function(self, image: ElfImage, model: CostModel,
-                      intercepted: Collection[int] = ()) -> Callable[[int, int], int]:
+                      intercepted: Collection[int] = ()) -> Callable[[int, int], BlockCost]:
         """The hook's cost callback: disassemble a block once (shared cache with
-        :func:`~tinymeter.sim.blocks.analyze`) and price it with *model*.  Blocks at
-        intercepted ABI entries cost 0: the hook sees them, but they never execute."""
+        :func:`~tinymeter.sim.blocks.analyze`), price it with *model* and attach its
+        address program.  Blocks at intercepted ABI entries cost 0: the hook sees them,
+        but they never execute."""
         md = make_disassembler()
+        decoder = Decoder()
         cache = self._block_cache
+        programs = self._program_cache
 
-        def cost(address: int, size: int) -> int:
+        def read_literal(address: int, size: int) -> int:
+            return int.from_bytes(image.read_code(address, size), "little")
+
+        def cost(address: int, size: int) -> BlockCost:
             if address in intercepted:
-                return 0
+                return BlockCost(base=0, end_kind=END_SKIP)
+            code = image.read_code(address, size)
             info = cache.get((address, size))
             if info is None:
-                info = disassemble_block(image.read_code(address, size), address, md)
+                info = disassemble_block(code, address, md)
                 cache[(address, size)] = info
-            return to_fixed_cycles(model.block_cycles(info))
+            block = model.block_cost(info)
+            program = programs.get((address, size))
+            if program is None:
+                program = address_program(decode_block(code, address, decoder), read_literal)
+                programs[(address, size)] = program
+            if not len(program):
+                return block
+            return replace(block, ops=program.ops, regs_mask=program.regs_mask)
 
         return cost
 
@@ -669,12 +694,14 @@ class Emulator:
         if pair is not None:
             ev_begin, ev_end = (self._function(image, name).address for name in pair)
         tags = self.span is None and ev_begin is not None
+        model = self.cost_model or cost_model_for(self.board)
         return BlockCounter(
             prof_begin=begin.address if begin and end else None,
             prof_end=end.address if begin and end else None,
             event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
             budget_instructions=budget, cost=cost,
-            event_tags=_MAX_EVENT_TAGS if tags else 0)
+            event_tags=_MAX_EVENT_TAGS if tags else 0,
+            timing=timing_config(self.board, model.params) if cost is not None else None)
 
     @staticmethod
     def _function(image: ElfImage, name: str) -> Symbol:
@@ -825,8 +852,12 @@ class Emulator:
         return ""
 
     @staticmethod
-    def _return(uc: Uc) -> None:
+    def _return(uc: Uc, session: _Session | None = None) -> None:
+        """Return from an intercepted ABI entry to its caller (the block that called it
+        and the block after the return are not branch neighbours for the hook)."""
         uc.reg_write(arm_const.UC_ARM_REG_PC, uc.reg_read(arm_const.UC_ARM_REG_LR) | 1)
+        if session is not None and session.counter is not None:
+            session.counter.break_chain()
 
     def _on_io_next(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
         more = session.next_inference < len(session.inputs)
@@ -834,7 +865,7 @@ class Emulator:
             session.next_inference += 1
             session.outputs.append([])
         uc.reg_write(arm_const.UC_ARM_REG_R0, int(more))
-        self._return(uc)
+        self._return(uc, session)
 
     def _on_io_input(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
         index = uc.reg_read(arm_const.UC_ARM_REG_R0)
@@ -853,7 +884,7 @@ class Emulator:
                     f"input {index} of inference {k} has {len(data)} bytes, the firmware "
                     f"tensor has {nbytes}"))
             uc.mem_write(buf, bytes(data))
-        self._return(uc)
+        self._return(uc, session)
         return None
 
     def _on_io_output(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
@@ -865,7 +896,7 @@ class Emulator:
         slot = session.outputs[-1]
         slot.extend([None] * (index + 1 - len(slot)))
         slot[index] = bytes(uc.mem_read(buf, nbytes))
-        self._return(uc)
+        self._return(uc, session)
 
     def _on_halt(self, uc: Uc, address: int, _size: int, session: _Session) -> None:
         """``tm_halt`` (the hardware image idles there after its report) or the C

@@ -488,3 +488,19 @@ def test_ppk2_voltage_is_checked_before_the_package() -> None:
     for mv in (0, 12_000, -3300):
         with pytest.raises(ConfigError, match="PPK2 source voltage"):
             PPK2Monitor("/dev/null", mv)
+
+
+def test_linker_overflow_is_does_not_fit() -> None:
+    from tinymeter.boards import load_board
+    from tinymeter.errors import DoesNotFit
+    from tinymeter.firmware.build import linker_overflow
+
+    board = load_board("nucleo-g0b1re")
+    flash = board.text
+    msg = (f"linking the firmware for nucleo-g0b1re failed: ld: firmware.elf section `.text' will "
+           f"not fit in region `{flash.name}' | ld: region `{flash.name}' overflowed by 1234 bytes")
+    err = linker_overflow(msg, board)
+    assert isinstance(err, DoesNotFit)
+    assert err.short == f"does not fit: needs {flash.size + 1234:,} B flash, has {flash.size:,} B"
+    assert linker_overflow("undefined reference to `foo'", board) is None
+    assert linker_overflow("region `NOPE' overflowed by 4 bytes", board) is None

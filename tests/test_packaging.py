@@ -103,3 +103,7 @@ def test_installed_wheel_estimates_outside_the_tree(wheel: Path, tmp_path: Path)
     ins = subprocess.run([exe, "inspect", "m.tflite"], cwd=work, capture_output=True, text=True,
                          timeout=120, check=False)
     assert ins.returncode == 0 and "RESHAPE" in ins.stdout, ins.stderr
+    build = subprocess.run([exe, "build", "m.tflite", "--out", "fw"], cwd=work, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert build.returncode == 0, build.stderr
+    assert all((work / "fw" / f"firmware.{ext}").stat().st_size > 0 for ext in ("elf", "bin", "hex"))
