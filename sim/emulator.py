@@ -24,7 +24,9 @@ Hooks and their cost (why each is the way it is):
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import mmap
 import re
 import struct
 import threading
@@ -318,6 +320,8 @@ class Emulator:
         self.image: ElfImage | None = None
         self.initial_sp = 0
         self.reset_pc = 0
+        #: (start, end, host address) of every RAM range mapped into the engine.
+        self._host: list[tuple[int, int, int]] = []
         self._block_cache: dict[tuple[int, int], BlockInfo] = {}
         self._program_cache: dict[tuple[int, int], AddressProgram] = {}
         self._cache_key = ""
@@ -448,8 +452,7 @@ class Emulator:
         uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
         bus = self._peripherals()
         devices = bus.devices()
-        for start, end, perms in self._memory_map([page for page, _dev in devices]):
-            uc.mem_map(start, end - start, perms)
+        self._host = _map_host_memory(uc, self._memory_map([page for page, _dev in devices]))
         for page, dev in devices:
             uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
         self._load_reset_values(uc, {page for page, _dev in devices})
@@ -530,7 +533,7 @@ class Emulator:
             # interrupts need the cycle alarm of the counting hook
             session.exceptions = ExceptionEngine(self.bus.exceptions, self.board.text.origin,
                                                  self.board.core.has_fpu)
-            self.bus.reschedule = lambda: self._schedule(session)
+            self.bus.reschedule = lambda: self._schedule(session, soon=True)
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -587,6 +590,7 @@ class Emulator:
                     f"{self._where(uc, session)}")
                 return False
             counter.advance(wake - now)
+            counter.break_chain()  # what runs after the sleep is no branch successor
             session.sleep_cycles += max(wake - now, 0)
         engine.service(uc, counter.cycles)
         self._schedule(session)
@@ -602,10 +606,12 @@ class Emulator:
             return False
         return before in (0xBF30, 0xBF20)
 
-    def _schedule(self, session: _Session) -> None:
-        """Set the counting hook's alarm at the next interrupt event."""
+    def _schedule(self, session: _Session, soon: bool = False) -> None:
+        """Set the counting hook's alarm at the next interrupt event (*soon*: a register
+        write may have made one deliverable now: look again at the next block)."""
         counter, engine = session.counter, session.exceptions
         if counter is not None and engine is not None:
+            engine.recheck_soon = engine.recheck_soon or soon
             counter.set_alarm(engine.next_alarm(counter.cycles))
 
     def _result(self, uc: Uc, image: ElfImage, session: _Session,
@@ -699,7 +705,18 @@ class Emulator:
             event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
             budget_instructions=budget, cost=cost,
             event_tags=_MAX_EVENT_TAGS if tags else 0,
-            timing=timing_config(self.board, model.params) if cost is not None else None)
+            timing=(timing_config(self.board, model.params, self._region_hosts())
+                    if cost is not None else None))
+
+    def _region_hosts(self) -> dict[int, int]:
+        """Host address of each board memory region's first byte (origin -> address):
+        the native hook reads guest memory there without a Unicorn call."""
+        out = {}
+        for r in self.board.memory:
+            for start, end, address in self._host:
+                if start <= r.origin and r.end <= end:
+                    out[r.origin] = address + (r.origin - start)
+        return out
 
     @staticmethod
     def _function(image: ElfImage, name: str) -> Symbol:
@@ -810,11 +827,14 @@ class Emulator:
         engine, counter = session.exceptions, session.counter
         if engine is None or counter is None or not engine.model.pending:
             return
+        before = engine.delivered
         try:
             engine.service(uc, counter.cycles)
         except TinymeterError as exc:
             self._fail(uc, session, exc)
             return
+        if engine.delivered != before:
+            counter.break_chain()  # the handler is no branch successor of this block
         self._schedule(session)
 
     def _on_span_start(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
@@ -946,6 +966,7 @@ class Emulator:
                 session.exceptions.leave(uc, pc | 1, session.counter.cycles)
             except TinymeterError as exc:
                 return self._fail(uc, session, exc)
+            session.counter.break_chain()  # the return target is no branch successor
             self._schedule(session)
             return None
         if intno == _EXCP_BKPT:
@@ -1049,6 +1070,24 @@ class Emulator:
                                      f"{missing}")
             out.append([t for t in tensors if t is not None])
         return out
+
+
+def _map_host_memory(uc: Uc, ranges: Sequence[tuple[int, int, int]]
+                     ) -> list[tuple[int, int, int]]:
+    """Map *ranges* (start, end, perms) into *uc* backed by anonymous host mappings the
+    process owns, so the native hook can read guest memory directly (address programs
+    follow pointers a block loads itself).  The mappings live as long as the engine:
+    they hang off the ``Uc`` object, so no run can outlive its memory."""
+    hosts: list[tuple[int, int, int]] = []
+    keep: list[mmap.mmap] = []
+    for start, end, perms in ranges:
+        buf = mmap.mmap(-1, end - start)  # zero-filled, committed lazily
+        address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        uc.mem_map_ptr(start, end - start, perms, address)
+        keep.append(buf)
+        hosts.append((start, end, address))
+    uc._tm_host_memory = keep  # type: ignore[attr-defined]
+    return hosts
 
 
 def _mmio_read(_uc: Uc, offset: int, size: int, where: tuple[int, _MmioDevice]) -> int:
