@@ -3,14 +3,38 @@
 Why: flash, measure and calibrate must run end to end in CI, where there is no board.
 The virtual board accepts the same ELF, "resets" by emulating it, and writes the
 firmware's ``TM1`` report lines to a pty whose slave side the measurement opens like
-any serial port.  Its per-layer cycles come from the emulator's block profile and a
-*hidden* :class:`~tinymeter.sim.costmodel.CostParameters` (the "silicon"), optionally
-with small deterministic jitter and a slower first (cold-cache) run, so calibration
-has a ground truth to recover.  The firmware's own DWT numbers in the emulator are the
-datasheet model's, so the report's cycles are synthesized here from the hidden model.
+any serial port.  Transport faults can be injected per run (dropped bytes, a reset in
+the middle of a report) to exercise the parser's recovery end to end.
 
-Transport faults can be injected per run (dropped bytes, a reset in the middle of a
-report) to exercise the parser's recovery end to end.
+Its per-layer cycles are a *truth the cost model does not contain* (:class:`Silicon`),
+so that calibrating against it measures how well the model's mechanisms transfer to a
+chip that differs from its board file, not how well a linear fit recovers its own
+parameters.  The truth is the emulator's own cycle sums (``RunResult.cycles_per_layer``)
+of the same ELF run under a hidden board, never ``features @ theta``:
+
+* **memory system** (:func:`hidden_board`): the board file's address map with what the
+  reference manuals leave open chosen otherwise -- the flash accelerator's I-cache 2- or
+  4-way with FIFO or random replacement instead of fully associative LRU (RM0432 gives
+  the line count only), its D-cache 2-way FIFO, one flash wait state more than the
+  manual's table (parts are specified at the edge of a voltage range; a board running
+  near it needs the next setting), and on the Cortex-M7 random L1 replacement and
+  3 cycles of AXI latency per line fill (the TRM gives no number).  The native hook
+  simulates these exactly like the board file's caches, so misses differ per layer in
+  ways a stall weight cannot absorb;
+* **core** (:func:`hidden_parameters`): every TRM timing scaled by a seeded factor in
+  [1 - spread, 1 + spread] (what calibration is meant to find);
+* **effects with no term in the model** (:func:`silicon_effects`, from the hidden run's
+  per-block statistics): DWT read overhead per measured span (two CYCCNT reads over
+  the PPB and the call into the profiler hook: a constant per layer); SRAM store bursts
+  beyond the write buffer waiting for the bus matrix (per block execution, stores past
+  the buffer depth cost extra cycles: non-linear in the store counts the model sees);
+  flash data accesses that meet an instruction line refill in flight (cycles per flash
+  data access in proportion to its block's I-cache miss rate: the product of two
+  statistics, which no linear model has);
+* per-run jitter (seeded per run and layer) and a slower first, cold run after reset.
+
+Everything is deterministic (seeded by ``--virtual-seed``).  Power is a hidden active
+power a few percent off the board file's.
 """
 
 from __future__ import annotations
@@ -73,7 +97,7 @@ def hidden_board(board: Board, seed: int = 2024) -> Board:
     manuals leave open chosen otherwise (seeded).
 
     * flash accelerator I-cache: 2 or 4 ways instead of fully associative, FIFO or random
-      replacement instead of LRU; D-cache: half the line length, 2 ways, FIFO;
+      replacement instead of LRU; D-cache 2 (or 4) ways, FIFO;
     * flash: one wait state more than the reference manual's table (the part runs at
       the edge of its voltage range);
     * Cortex-M7 L1: random replacement, 3 cycles of AXI latency per line fill (the board
@@ -203,7 +227,7 @@ class FirmwareFacts:
 @dataclass
 class _Program:
     facts: FirmwareFacts
-    true_cycles: np.ndarray  # per layer, one warm inference
+    true_cycles: np.ndarray  # per layer, one inference of the silicon (before jitter)
 
 
 def _cstring(read: object, address: int, limit: int = 128) -> str:
