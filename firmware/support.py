@@ -25,8 +25,12 @@ from tinymeter.models.tflite import Model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OpSupport", "format_support", "op_support", "optimized_kernels", "unsupported"]
+__all__ = ["OpSupport", "format_support", "op_support", "optimized_kernels",
+           "tflm_registered_ops", "unsupported"]
 
+#: A TFLM op registration function in a library's symbol index
+#: (``_ZN6tflite15Register_CONV_2DEv`` = ``tflite::Register_CONV_2D()``).
+_TFLM_REGISTER = re.compile(rb"Register_([A-Z0-9_]+?)E")
 #: A kernel entry point definition in a kernel source file.
 _KERNEL_DEF = re.compile(r"^void\s+(tm_\w+)\s*\(\s*const\s+void\s*\*\s*\w*\s*\)\s*\{", re.M)
 
@@ -47,6 +51,8 @@ class OpSupport:
     optimized: bool
     kernel: str = ""
     reason: str = ""
+    #: the user's TFLM library defines this op's registration (None: no library given)
+    tflm: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -76,6 +82,26 @@ def optimized_kernels() -> frozenset[str]:
     from tinymeter.firmware.build import runtime_dir
 
     return _optimized_kernels(str(runtime_dir() / "kernels"))
+
+
+def tflm_registered_ops(library: bytes) -> frozenset[str]:
+    """Builtin ops a TFLM static library can register: its ``tflite::Register_<OP>``
+    definitions, read from the archive's symbol index (no toolchain needed)."""
+    from tinymeter.firmware.tflm import archive_symbols
+
+    ops = set()
+    for sym in archive_symbols(library):
+        m = _TFLM_REGISTER.search(sym)
+        if m:
+            ops.add(m.group(1).decode())
+    return frozenset(ops)
+
+
+def with_tflm(rows: Sequence[OpSupport], registered: frozenset[str]) -> list[OpSupport]:
+    """*rows* with the ``tflm`` column filled from a library's registered ops."""
+    from dataclasses import replace
+
+    return [replace(r, tflm=r.opcode in registered) for r in rows]
 
 
 def op_support(model: Model) -> list[OpSupport]:
@@ -121,13 +147,16 @@ def unsupported(rows: Sequence[OpSupport]) -> list[OpSupport]:
 
 def format_support(rows: Sequence[OpSupport]) -> str:
     """Plain-text support table: one row per operator, then a one-line verdict."""
-    header = f"{'#':>3}  {'op':<24} {'reference':<10} {'optimized':<10} kernel / reason"
+    has_tflm = any(r.tflm is not None for r in rows)
+    tflm_head = f"{'TFLM lib':<9}" if has_tflm else ""
+    header = f"{'#':>3}  {'op':<24} {'reference':<10} {'optimized':<10} {tflm_head}kernel / reason"
     lines = ["runtime support (tinymeter reference kernels on every core; optimized = "
              "own DSP kernel on M4/M7/M33):", header, "-" * len(header)]
     for r in rows:
         ref = "yes" if r.reference else "NO"
         opt = "yes" if r.optimized else ("ref" if r.reference else "NO")
-        lines.append(f"{r.index:>3}  {r.opcode:<24} {ref:<10} {opt:<10} "
+        tflm = f"{'yes' if r.tflm else 'NO':<9}" if has_tflm else ""
+        lines.append(f"{r.index:>3}  {r.opcode:<24} {ref:<10} {opt:<10} {tflm}"
                      f"{r.kernel if r.reference else r.reason}")
     bad = unsupported(rows)
     if bad:
@@ -138,4 +167,7 @@ def format_support(rows: Sequence[OpSupport]) -> str:
         n_opt = sum(r.optimized for r in rows)
         lines.append(f"all {len(rows)} operators run on tinymeter's runtime "
                      f"({n_opt} with a DSP-optimized kernel)")
+    missing = sorted({r.opcode for r in rows if r.tflm is False})
+    if missing:
+        lines.append(f"the TFLM library registers no kernel for: {', '.join(missing)}")
     return "\n".join(lines)

@@ -74,6 +74,46 @@ def test_math_f32(runner: tuple[str, Runner], op: str, seed: int) -> None:
                         MAX_ULP.get(op, 0))
 
 
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_l2_normalization_s8(runner: tuple[str, Runner], seed: int) -> None:
+    """int8 L2_NORMALIZATION: TFLM's fixed-point Newton inverse square root, rows from
+    1 to 300 values, any input zero point, all-equal rows (norm 0 and 1)."""
+    from tinymeter.models.testing import int8_tensor
+
+    name, run = runner
+    if name != "host" and seed >= 2:
+        pytest.skip("emulated runners take the first cases only")
+    rng = np.random.default_rng(81_000 + seed)
+    depth = int(rng.integers(1, 300)) if seed % 2 else int(rng.integers(1, 8))
+    shape = (*(int(v) for v in rng.integers(1, 4, size=seed % 3)), depth)
+    zp = int(rng.integers(-128, 128))
+    blob = single_op_model("L2_NORMALIZATION",
+                           [int8_tensor("x", shape, 0.05, zp)], [int8_tensor("y", shape, 1 / 128, 0)])
+    inputs = [[rng.integers(-128, 128, shape).astype(np.int8)],
+              [np.full(shape, zp, np.int8)],
+              [np.full(shape, max(-128, min(127, zp + 1)), np.int8)],
+              [rng.integers(-128, 128, shape).astype(np.int8) // 16]]
+    assert_matches_tflm(blob, inputs, run(blob, inputs), {"shape": shape, "zp": zp})
+
+
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_rsqrt_s8_every_valid_input(runner: tuple[str, Runner], seed: int) -> None:
+    """int8 RSQRT (a host-computed table of TFLM's integer arithmetic) for every input at
+    or above the zero point (TFLM fails an inference with a smaller one)."""
+    from tinymeter.models.testing import int8_tensor
+
+    name, run = runner
+    if name != "host" and seed >= 2:
+        pytest.skip("emulated runners take the first cases only")
+    rng = np.random.default_rng(82_000 + seed)
+    s_in, s_out = (float(np.float32(10.0 ** rng.uniform(-4, 1.5))) for _ in range(2))
+    z_in, z_out = int(rng.integers(-128, 100)), int(rng.integers(-128, 128))
+    blob = single_op_model("RSQRT", [int8_tensor("x", (256,), s_in, z_in)],
+                           [int8_tensor("y", (256,), s_out, z_out)])
+    inputs = [[np.maximum(np.arange(-128, 128), z_in).astype(np.int8)]]
+    assert_matches_tflm(blob, inputs, run(blob, inputs), {"q": (s_in, z_in, s_out, z_out)})
+
+
 @pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
 def test_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
     assert_kernels_compile_warning_free(tmp_path, target, ("unary_math.c",))

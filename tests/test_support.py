@@ -89,3 +89,26 @@ def test_inspect_strict_exit_and_json(tmp_path: Path, capsys) -> None:
         [tensor("y", (2, 3), TensorType.FLOAT32)])))
     assert main(["inspect", str(good), "--strict"]) == 0
     assert "all 1 operators run" in capsys.readouterr().out
+
+
+def _archive(*names: bytes) -> bytes:
+    """A static library holding only a GNU symbol index with *names*."""
+    body = len(names).to_bytes(4, "big") + b"\0\0\0\0" * len(names) + b"\0".join(names) + b"\0"
+    header = b"/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"0".ljust(8)
+    return b"!<arch>\n" + header + str(len(body)).encode().ljust(10) + b"`\n" + body
+
+
+def test_tflm_library_column(tmp_path: Path, capsys) -> None:
+    from tinymeter.firmware.support import tflm_registered_ops
+
+    lib = _archive(b"_ZN6tflite12Register_ADDEv", b"_ZN6tflite15Register_CONV_2DEv",
+                   b"_ZN6tflite16MicroInterpreter6InvokeEv")
+    assert tflm_registered_ops(lib) == {"ADD", "CONV_2D"}
+    path = tmp_path / "libtflm.a"
+    path.write_bytes(lib)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(serialize_tflite(_two_op_model()))
+    assert main(["inspect", str(model), "--tflm-lib", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "TFLM lib" in out
+    assert "the TFLM library registers no kernel for: CUSTOM:MyOp, SOFTMAX" in out

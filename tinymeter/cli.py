@@ -231,6 +231,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     model = load_tflite(resolve_model(args.model))
     summary = inspect_model(model)
     support = op_support(model)
+    if args.tflm_lib is not None:
+        from tinymeter.firmware.support import tflm_registered_ops, with_tflm
+        from tinymeter.firmware.tflm import _read_library
+
+        support = with_tflm(support, tflm_registered_ops(_read_library(args.tflm_lib)))
     doc = {**summary.to_dict(), "support": [r.to_dict() for r in support]}
     _emit(args, format_support(support) + "\n\n" + format_summary(summary),
           [(args.json, lambda: json.dumps(doc, indent=2) + "\n")])
@@ -610,6 +615,8 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--json", type=Path, help="write the summary, defects and per-op support as "
                    "JSON ('-': stdout)")
     i.add_argument("-q", "--quiet", action="store_true", help="no 'wrote' lines")
+    i.add_argument("--tflm-lib", dest="tflm_lib", type=Path,
+                   help="also say which ops this TFLM static library registers")
     i.add_argument("--strict", action="store_true",
                    help="exit with status 1 if any operator will not run on tinymeter's runtime")
     i.set_defaults(func=_cmd_inspect)

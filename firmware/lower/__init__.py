@@ -27,6 +27,7 @@ from tinymeter.firmware.lower import (
     reshape,
     resize,
     softmax,
+    svdf,
     transpose_conv,
     unary_math,
 )
@@ -40,7 +41,7 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
                                    movement, activations, binary, resize,
                                    indexing, int16, transpose_conv,
-                                   unary_math, batch_matmul)
+                                   unary_math, batch_matmul, svdf)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

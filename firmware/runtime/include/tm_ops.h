@@ -19,5 +19,6 @@
 #include "tm_ops_transpose_conv.h"
 #include "tm_ops_unary_math.h"
 #include "tm_ops_batch_matmul.h"
+#include "tm_ops_svdf.h"
 
 #endif /* TM_OPS_H */

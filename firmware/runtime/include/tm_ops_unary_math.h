@@ -21,6 +21,18 @@ typedef struct {
   int32_t depth;
 } tm_l2_normalization_f32_params;
 
+/* L2_NORMALIZATION int8 (reference_integer_ops::L2Normalization): per row, the sum
+ * of squared (x - zp), its inverse square root in fixed point (TFLM's
+ * GetInvSqrtQuantizedMultiplierExp), each element rescaled to 1/128. */
+typedef struct {
+  const int8_t *input;
+  int8_t *output;
+  int32_t outer_size;
+  int32_t depth;
+  int32_t input_zero_point;
+} tm_l2_normalization_s8_params;
+
+void tm_l2_normalization_s8(const void *params);
 void tm_exp_f32(const void *params);
 void tm_log_f32(const void *params);
 void tm_sqrt_f32(const void *params);

@@ -2,6 +2,7 @@
  * std::sqrt, 1.f / std::sqrt and reference_ops::L2Normalization). */
 #include <string.h>
 
+#include "tm_fixedpoint.h"
 #include "tm_ops_unary_math.h"
 
 static uint32_t tm_f2u(float x) {
@@ -135,5 +136,70 @@ void tm_l2_normalization_f32(const void *params) {
     float norm = tm_sqrtf(sum);
     norm = norm < 1e-6f ? 1e-6f : norm; /* std::max(l2_norm, epsilon) */
     for (int32_t c = 0; c < p->depth; ++c) out[c] = in[c] / norm;
+  }
+}
+
+/* gemmlowp SaturatingRoundingMultiplyByPOT<e> for e > 0: saturating x * 2^e. */
+static int32_t tm_sat_shl(int32_t x, int32_t e) {
+  const int32_t threshold = (int32_t)((1u << (31 - e)) - 1u);
+  if (x > threshold) return INT32_MAX;
+  if (x < -threshold) return INT32_MIN;
+  return (int32_t)((uint32_t)x << e);
+}
+
+/* TFLM's GetInvSqrtQuantizedMultiplierExp(input, kReverseShift = -1): 1/sqrt(input)
+ * as a Q31 multiplier and a shift, by five Newton steps in Q3.28 fixed point. */
+static void tm_inv_sqrt_q(int32_t input, int32_t *mult, int32_t *shift) {
+  if (input <= 1) {
+    *mult = INT32_MAX;
+    *shift = 0;
+    return;
+  }
+  int32_t s = 11;
+  while (input >= (1 << 29)) {
+    input /= 4;
+    ++s;
+  }
+  const uint32_t max_left_shift_bits = (uint32_t)__builtin_clz((uint32_t)input) - 1u;
+  const uint32_t pairs = max_left_shift_bits / 2u - 1u;
+  s -= (int32_t)pairs;
+  input <<= 2u * pairs;
+  const int32_t fx = input >> 1;                                /* F3 */
+  const int32_t half = tm_rounding_divide_by_pot(fx, 1);        /* F3: input / 2 */
+  const int32_t half_three = (1 << 28) + (1 << 27);             /* F3: 1.5 */
+  int32_t x = 1 << 28;                                          /* F3: 1.0 */
+  for (int32_t i = 0; i < 5; ++i) {
+    const int32_t x2 = tm_sat_rounding_doubling_high_mul(x, x);       /* F6 */
+    const int32_t x3 = tm_sat_shl(tm_sat_rounding_doubling_high_mul(x2, x), 6); /* F9->F3 */
+    const int32_t t = tm_sat_rounding_doubling_high_mul(half_three, x) -
+                      tm_sat_rounding_doubling_high_mul(half, x3); /* F6 */
+    x = tm_sat_shl(t, 3);                                             /* F6->F3 */
+  }
+  x = tm_sat_rounding_doubling_high_mul(x, 1518500250); /* * sqrt(2)/2, F3 */
+  if (s < 0) {
+    x = (int32_t)((uint32_t)x << -s);
+    s = 0;
+  }
+  *mult = x;
+  *shift = -s;
+}
+
+void tm_l2_normalization_s8(const void *params) {
+  const tm_l2_normalization_s8_params *p = (const tm_l2_normalization_s8_params *)params;
+  for (int32_t i = 0; i < p->outer_size; ++i) {
+    const int8_t *in = p->input + i * p->depth;
+    int8_t *out = p->output + i * p->depth;
+    int32_t acc = 0;
+    for (int32_t c = 0; c < p->depth; ++c) {
+      const int32_t v = in[c] - p->input_zero_point;
+      acc += v * v;
+    }
+    int32_t mult, shift;
+    tm_inv_sqrt_q(acc, &mult, &shift);
+    for (int32_t c = 0; c < p->depth; ++c) {
+      const int32_t v = tm_multiply_by_quantized_multiplier(in[c] - p->input_zero_point, mult,
+                                                            (int)(shift + 7));
+      out[c] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+    }
   }
 }
