@@ -512,6 +512,10 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl
                              out / f"layer_latency_{first.model}.png",
                              estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
                              title=f"{first.model} on {what}: measured vs calibrated")
+    if result.mechanisms:
+        plots.mechanism_shifts(result.mechanisms, out / "mechanisms.png",
+                               title=f"calibration on {what}: mechanisms ranked by how far the "
+                                     "fit moved them from the datasheet")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],

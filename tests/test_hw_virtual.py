@@ -171,7 +171,7 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
     assert mech["data memory stall"]["ratio"] > 1.1 and mech["data memory stall"]["determined"]
     assert [m["mechanism"] for m in rep["mechanisms"]].index("data memory stall") <= 2
     assert rep["active_mw"] == pytest.approx(timing.active_mw, rel=0.02)
-    for name in ("estimated_vs_measured.png", "energy_vs_latency.png"):
+    for name in ("estimated_vs_measured.png", "energy_vs_latency.png", "mechanisms.png"):
         assert (plots / name).stat().st_size > 1000
 
     # the calibration file is what the cost model loads, and it now predicts the board
