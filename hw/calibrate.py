@@ -334,7 +334,9 @@ def fit_parameters(samples: Sequence[ModelSample], prior: CostParameters, *,
     dof = max(len(y) - float(resolution.sum()), 1.0)
     sigma = max(float(np.linalg.norm(a @ r - b)) / math.sqrt(dof), NOISE_FLOOR)
     cov = sigma ** 2 * inv @ ata @ inv
-    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
+    # relative to the larger of prior and fit (r is in units of the prior; a zero prior
+    # counts as one cycle): a parameter fitted near zero is judged by its absolute error
+    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.maximum(r, 1.0)
     exercised = np.abs(x).sum(axis=0) > 0
     return Fit(theta, parameters_from_vector(theta, prior), names, resolution, stderr, sigma,
                exercised, cov * np.outer(scale, scale))

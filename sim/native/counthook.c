@@ -649,8 +649,11 @@ typedef struct tm_data_run {
     tm_ctx *ctx;
     void *uc;
     tm_entry *e;
-    uint64_t now;
-    uint64_t stall;
+    uint64_t now;     /* fixed point: when the block's first instruction issues */
+    uint64_t stall;   /* data stall of this execution so far */
+    uint64_t base;    /* the block's core cycles and size: an access at byte offset k */
+    uint32_t size;    /* issues about base * k / size cycles into the block */
+    uint32_t offset;  /* byte offset of the access being priced */
 } tm_data_run;
 
 /* Guest memory for the address programs' LOAD ops (pointers the block loads itself):
@@ -705,7 +708,7 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
         /* The data access waits for the port, takes it for wait_states + 1 cycles and
          * delays an instruction prefetch in flight (data has priority, the prefetch
          * restarts after it). */
-        uint64_t now = run->now + run->stall + stall;
+        uint64_t now = run->now + run->base * run->offset / run->size + run->stall + stall;
         uint64_t start = ctx->flash_free > now && !ctx->stream_valid ? ctx->flash_free : now;
         uint64_t done = start + access;
         stall += done - now;
@@ -732,13 +735,15 @@ static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t 
     }
     e->s[TM_S_LOADS + bucket]++;
     e->s[TM_S_LOAD_BYTES + bucket] += bytes;
+    run->offset = flags >> 16;
     if (r && bytes) {
         run->stall += tm_load_stall(run, r, address, bytes);
     }
 }
 
 /* Data-side stall of one execution of a block (fixed point); counts accesses by region. */
-static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry *c, uint64_t now) {
+static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry *c, uint64_t now,
+                        uint32_t size) {
     uint32_t regs[16] = {0};
     uint8_t valid[16] = {0};
     for (uint32_t r = 0; r < 15; r++) {
@@ -748,7 +753,7 @@ static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry 
             valid[r] = 1;
         }
     }
-    tm_data_run run = {ctx, uc, e, now, 0};
+    tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0};
     tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
     return run.stall;
 }
@@ -908,10 +913,12 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     }
     if (ctx->timing.enabled) {
         uint64_t raw = tm_fetch(ctx, e, addr32, size, ctx->cycles, c->base);
+        uint64_t fetch = tm_weighted(raw, ctx->timing.ifetch_weight);
         e->s[TM_S_IFETCH] += raw;
-        t += tm_weighted(raw, ctx->timing.ifetch_weight);
+        t += fetch;
         if (c->n_ops) {
-            raw = tm_data(ctx, uc, e, c, ctx->cycles + t);
+            /* accesses issue after the block's fetch stall, at their place in the block */
+            raw = tm_data(ctx, uc, e, c, ctx->cycles + fetch, size);
             e->s[TM_S_DATA] += raw;
             t += tm_weighted(raw, ctx->timing.data_weight);
         }
