@@ -230,7 +230,7 @@ def test_calibrate_other_cores(board_name: str, cache: Path, models: list[Path],
                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """M0+ (no divide, DSP, FPU, long multiplies) and M7 (dual issue, CPI < 1)."""
     report = tmp_path / "rep.json"
-    assert main(["calibrate", *map(str, models[:6]), "--board", board_name, "--probe", "virtual",
+    assert main(["calibrate", *map(str, models), "--board", board_name, "--probe", "virtual",
                  "--db", str(tmp_path / "r.sqlite"), "--runs", "5", "--warmup", "1",
                  "--power", "virtual", "--no-save", "--json", str(report)]) == 0
     # these boards' hardware image runs at 16 MHz: its power is not the modelled clock's
