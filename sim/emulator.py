@@ -530,7 +530,7 @@ class Emulator:
             # interrupts need the cycle alarm of the counting hook
             session.exceptions = ExceptionEngine(self.bus.exceptions, self.board.text.origin,
                                                  self.board.core.has_fpu)
-            self.bus.reschedule = lambda: self._schedule(session)
+            self.bus.reschedule = lambda: self._schedule(session, soon=True)
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -602,10 +602,12 @@ class Emulator:
             return False
         return before in (0xBF30, 0xBF20)
 
-    def _schedule(self, session: _Session) -> None:
-        """Set the counting hook's alarm at the next interrupt event."""
+    def _schedule(self, session: _Session, soon: bool = False) -> None:
+        """Set the counting hook's alarm at the next interrupt event (*soon*: a register
+        write may have made one deliverable now: look again at the next block)."""
         counter, engine = session.counter, session.exceptions
         if counter is not None and engine is not None:
+            engine.recheck_soon = engine.recheck_soon or soon
             counter.set_alarm(engine.next_alarm(counter.cycles))
 
     def _result(self, uc: Uc, image: ElfImage, session: _Session,
