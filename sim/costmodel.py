@@ -285,9 +285,12 @@ def _geometry(cache: CacheGeometry) -> tuple[int, int, int, int]:
     return (cache.line, cache.sets, cache.associativity, CACHE_POLICIES[cache.policy])
 
 
-def timing_config(board: Board, params: CostParameters) -> TimingConfig:
+def timing_config(board: Board, params: CostParameters,
+                  hosts: Mapping[int, int] | None = None) -> TimingConfig:
     """The native timing model's view of *board*'s memory system (regions with wait states
-    and access width, flash accelerator, L1 caches) and the stall weights of *params*."""
+    and access width, flash accelerator, L1 caches) and the stall weights of *params*;
+    *hosts* maps region origins to the host address backing them (the hook reads guest
+    memory there directly; a region without one reads as unavailable)."""
     if len(board.memory) > MAX_REGIONS:
         raise ConfigError(f"board {board.name}: the timing model takes at most "
                           f"{MAX_REGIONS} memory regions, the board file has {len(board.memory)}")
@@ -301,6 +304,7 @@ def timing_config(board: Board, params: CostParameters) -> TimingConfig:
         region.wait_states = r.wait_states
         region.access_shift = r.access_bytes.bit_length() - 1
         region.cacheable = int(r.cacheable)
+        region.host = (hosts or {}).get(r.origin, 0)
     accel, l1 = board.flash_accelerator, board.l1_cache
     cfg.prefetch = int(accel.prefetch)
     cfg.l1_fill = l1.fill_cycles

@@ -24,7 +24,9 @@ Hooks and their cost (why each is the way it is):
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import mmap
 import re
 import struct
 import threading
@@ -318,6 +320,8 @@ class Emulator:
         self.image: ElfImage | None = None
         self.initial_sp = 0
         self.reset_pc = 0
+        #: (start, end, host address) of every RAM range mapped into the engine.
+        self._host: list[tuple[int, int, int]] = []
         self._block_cache: dict[tuple[int, int], BlockInfo] = {}
         self._program_cache: dict[tuple[int, int], AddressProgram] = {}
         self._cache_key = ""
@@ -448,8 +452,7 @@ class Emulator:
         uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
         bus = self._peripherals()
         devices = bus.devices()
-        for start, end, perms in self._memory_map([page for page, _dev in devices]):
-            uc.mem_map(start, end - start, perms)
+        self._host = _map_host_memory(uc, self._memory_map([page for page, _dev in devices]))
         for page, dev in devices:
             uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
         self._load_reset_values(uc, {page for page, _dev in devices})
@@ -701,7 +704,18 @@ class Emulator:
             event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
             budget_instructions=budget, cost=cost,
             event_tags=_MAX_EVENT_TAGS if tags else 0,
-            timing=timing_config(self.board, model.params) if cost is not None else None)
+            timing=(timing_config(self.board, model.params, self._region_hosts())
+                    if cost is not None else None))
+
+    def _region_hosts(self) -> dict[int, int]:
+        """Host address of each board memory region's first byte (origin -> address):
+        the native hook reads guest memory there without a Unicorn call."""
+        out = {}
+        for r in self.board.memory:
+            for start, end, address in self._host:
+                if start <= r.origin and r.end <= end:
+                    out[r.origin] = address + (r.origin - start)
+        return out
 
     @staticmethod
     def _function(image: ElfImage, name: str) -> Symbol:
@@ -1051,6 +1065,24 @@ class Emulator:
                                      f"{missing}")
             out.append([t for t in tensors if t is not None])
         return out
+
+
+def _map_host_memory(uc: Uc, ranges: Sequence[tuple[int, int, int]]
+                     ) -> list[tuple[int, int, int]]:
+    """Map *ranges* (start, end, perms) into *uc* backed by anonymous host mappings the
+    process owns, so the native hook can read guest memory directly (address programs
+    follow pointers a block loads itself).  The mappings live as long as the engine:
+    they hang off the ``Uc`` object, so no run can outlive its memory."""
+    hosts: list[tuple[int, int, int]] = []
+    keep: list[mmap.mmap] = []
+    for start, end, perms in ranges:
+        buf = mmap.mmap(-1, end - start)  # zero-filled, committed lazily
+        address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        uc.mem_map_ptr(start, end - start, perms, address)
+        keep.append(buf)
+        hosts.append((start, end, address))
+    uc._tm_host_memory = keep  # type: ignore[attr-defined]
+    return hosts
 
 
 def _mmio_read(_uc: Uc, offset: int, size: int, where: tuple[int, _MmioDevice]) -> int:

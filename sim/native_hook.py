@@ -92,7 +92,8 @@ class Region(ctypes.Structure):
 
     _fields_ = [("origin", ctypes.c_uint32), ("last", ctypes.c_uint32),
                 ("kind", ctypes.c_uint32), ("wait_states", ctypes.c_uint32),
-                ("access_shift", ctypes.c_uint32), ("cacheable", ctypes.c_uint32)]
+                ("access_shift", ctypes.c_uint32), ("cacheable", ctypes.c_uint32),
+                ("host", ctypes.c_uint64)]
 
 
 class TimingConfig(ctypes.Structure):
@@ -140,6 +141,7 @@ class CountContext(ctypes.Structure):
         ("evt_tags", ctypes.c_void_p),
         ("evt_tags_cap", ctypes.c_uint64),
         ("mem_read", ctypes.c_void_p),
+        ("reg_read_batch", ctypes.c_void_p),
         ("executed_bytes", ctypes.c_uint64),
         ("blocks_executed", ctypes.c_uint64),
         ("cycles", ctypes.c_uint64),
@@ -338,6 +340,7 @@ class BlockCounter:
         ctx.reg_read = _function_address("uc_reg_read")
         ctx.emu_stop = _function_address("uc_emu_stop")
         ctx.mem_read = _function_address("uc_mem_read")
+        ctx.reg_read_batch = _function_address("uc_reg_read_batch")
         if timing is not None and _LIB.tm_ctx_configure_timing(ctypes.byref(ctx),
                                                                ctypes.byref(timing)) != 0:
             raise MemoryError("cannot configure the timing model (caches or regions)")

@@ -116,6 +116,7 @@ enum {
 };
 
 typedef int (*tm_reg_read_fn)(void *uc, int regid, void *value);
+typedef int (*tm_reg_read_batch_fn)(void *uc, int *regs, void **vals, int count);
 typedef int (*tm_mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
 typedef int (*tm_emu_stop_fn)(void *uc);
 
@@ -155,6 +156,7 @@ typedef struct tm_region {
     uint32_t wait_states;
     uint32_t access_shift;  /* log2 bytes per access of the region's port */
     uint32_t cacheable;     /* cached by the L1 caches (when the firmware enables them) */
+    uint64_t host;          /* host address backing `origin` (0: read through Unicorn) */
 } tm_region;
 
 /* Replacement policies of a cache. */
@@ -242,6 +244,7 @@ typedef struct tm_ctx {
     uint32_t *evt_tags;         /* optional: tag pointer (r1) per event id */
     uint64_t evt_tags_cap;
     tm_mem_read_fn mem_read;    /* reads SCB CCR at layer switches (M7 cache enables) */
+    tm_reg_read_batch_fn reg_read_batch; /* the address programs' registers, one call */
     /* running state, read by Python (also during emulation: the cycle counter) */
     uint64_t executed_bytes;
     uint64_t blocks_executed;
@@ -661,11 +664,15 @@ typedef struct tm_data_run {
 static int tm_read_guest(void *user, uint32_t address, uint32_t bytes, uint32_t *value) {
     tm_data_run *run = (tm_data_run *)user;
     const tm_region *r = tm_region_of(run->ctx, address, NULL);
-    if (!r || address + bytes - 1 > r->last || !run->ctx->mem_read) {
+    if (!r || address + bytes - 1 > r->last) {
         return 0;
     }
     *value = 0;
-    return run->ctx->mem_read(run->uc, address, value, bytes) == 0;
+    if (r->host) {
+        memcpy(value, (const uint8_t *)(uintptr_t)r->host + (address - r->origin), bytes);
+        return 1;
+    }
+    return run->ctx->mem_read && run->ctx->mem_read(run->uc, address, value, bytes) == 0;
 }
 
 /* Stall of one load of `bytes` at `address` from region r (fixed point). */
@@ -746,12 +753,20 @@ static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry 
                         uint32_t size) {
     uint32_t regs[16] = {0};
     uint8_t valid[16] = {0};
+    int ids[16];
+    void *vals[16];
+    int n = 0;
     for (uint32_t r = 0; r < 15; r++) {
         if (c->regs_mask & (1u << r)) {
-            int id = r <= 12 ? TM_ARM_REG_R0 + (int)r : (r == 13 ? TM_ARM_REG_SP : TM_ARM_REG_LR);
-            ctx->reg_read(uc, id, &regs[r]);
+            ids[n] = r <= 12 ? TM_ARM_REG_R0 + (int)r : (r == 13 ? TM_ARM_REG_SP : TM_ARM_REG_LR);
+            vals[n++] = &regs[r];
             valid[r] = 1;
         }
+    }
+    if (n == 1) {
+        ctx->reg_read(uc, ids[0], vals[0]);
+    } else if (n > 1) {
+        ctx->reg_read_batch(uc, ids, vals, n);
     }
     tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0};
     tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
