@@ -592,6 +592,7 @@ class Emulator:
                     f"{self._where(uc, session)}")
                 return False
             counter.advance(wake - now)
+            counter.break_chain()  # what runs after the sleep is no branch successor
             session.sleep_cycles += max(wake - now, 0)
         engine.service(uc, counter.cycles)
         self._schedule(session)
@@ -828,11 +829,14 @@ class Emulator:
         engine, counter = session.exceptions, session.counter
         if engine is None or counter is None or not engine.model.pending:
             return
+        before = engine.delivered
         try:
             engine.service(uc, counter.cycles)
         except TinymeterError as exc:
             self._fail(uc, session, exc)
             return
+        if engine.delivered != before:
+            counter.break_chain()  # the handler is no branch successor of this block
         self._schedule(session)
 
     def _on_span_start(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
@@ -964,6 +968,7 @@ class Emulator:
                 session.exceptions.leave(uc, pc | 1, session.counter.cycles)
             except TinymeterError as exc:
                 return self._fail(uc, session, exc)
+            session.counter.break_chain()  # the return target is no branch successor
             self._schedule(session)
             return None
         if intno == _EXCP_BKPT:
