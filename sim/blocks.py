@@ -418,7 +418,7 @@ class BlockProfile:
         found = self._symbols.symbol_at(address)
         if found is None:
             return "??"
-        return str(getattr(found[0], "name"))  # type: ignore[index]
+        return str(found[0].name)  # type: ignore[index]
 
     @staticmethod
     def _sum_by(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:
