@@ -164,10 +164,14 @@ class CalibrationResult:
     #: Mechanisms ranked by how far the fit moved them from the datasheet
     #: (:func:`mechanism_shifts`).
     mechanisms: tuple[MechanismShift, ...] = ()
+    #: Signed mean over the NN models of (measured - datasheet estimate) / measured: the
+    #: gap the mechanisms' movements explain (their sum; the rest stays as residual).
+    datasheet_gap: float = 0.0
 
     def summary(self) -> dict[str, object]:
         return {
             "mechanisms": [m.to_dict() for m in self.mechanisms],
+            "datasheet_gap": self.datasheet_gap,
             "models": list(self.models),
             "unidentified": dict(self.unidentified),
             "not_separable": dict(NOT_SEPARABLE),
@@ -282,6 +286,14 @@ def mechanism_shifts(samples: Sequence[ModelSample], fit: Fit,
             largest_ratio=ratios.get(largest), resolution=resolution,
             exercised=bool(np.any(weights[idx] != 0))))
     return tuple(sorted(out, key=lambda m: -abs(m.moved)))
+
+
+def datasheet_gap(samples: Sequence[ModelSample], prior: CostParameters) -> float:
+    """Signed mean over the NN models (all samples if none) of how far the datasheet
+    estimate falls short of the measurement, as a fraction of the measurement."""
+    scored = [s for s in samples if s.role == "model"] or list(samples)
+    theta0 = parameter_vector(prior)
+    return float(np.mean([1.0 - (s.features @ theta0).sum() / s.measured.sum() for s in scored]))
 
 
 def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
@@ -413,7 +425,7 @@ def calibrate(samples: Sequence[ModelSample], prior: CostParameters, *,
              100 * loo_after.model_mape)
     return CalibrationResult(prior, fit, before, after, loo_before, loo_after, fit_power(samples),
                              tuple(s.model for s in samples), fit.unidentified(absent),
-                             mechanism_shifts(samples, fit, prior))
+                             mechanism_shifts(samples, fit, prior), datasheet_gap(samples, prior))
 
 
 def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]:
