@@ -418,8 +418,7 @@ class BlockProfile:
         found = self._symbols.symbol_at(address)
         if found is None:
             return "??"
-        sym, _offset = found  # type: ignore[misc]
-        return str(sym.name)
+        return str(found[0].name)  # type: ignore[index]
 
     @staticmethod
     def _sum_by(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:

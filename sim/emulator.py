@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import unicorn
@@ -449,7 +449,9 @@ class Emulator:
         vector table at the start of the board's text region."""
         image = elf if isinstance(elf, ElfImage) else ElfImage.load(elf)
         where = str(image.path) if image.path else "firmware"
-        uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
+        # the CPU model must be chosen before anything is mapped (the binding's stubs do not
+        # declare the third argument)
+        uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())  # type: ignore[call-arg]
         bus = self._peripherals()
         devices = bus.devices()
         self._host = _map_host_memory(uc, self._memory_map([page for page, _dev in devices]))
@@ -621,7 +623,7 @@ class Emulator:
         outputs = self._collect_outputs(session)
         marks = sorted([*(self.bus.registers.events if self.bus.registers else ()),
                         *(self.bus.mcu.events if self.bus.mcu else ())], key=lambda m: m.cycle)
-        common = dict(outputs=outputs, stdout=session.semihost.stdout,
+        common: dict[str, Any] = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
                       inferences=session.next_inference, cost_model=model, marks=marks,
                       stop_reason=session.stop_reason or "semihosting exit",
@@ -689,7 +691,7 @@ class Emulator:
         return names
 
     def _make_counter(self, image: ElfImage, budget: int,
-                      cost: Callable[[int, int], int] | None = None) -> BlockCounter:
+                      cost: Callable[[int, int], BlockCost] | None = None) -> BlockCounter:
         begin, end = image.symbol(PROF_BEGIN), image.symbol(PROF_END)
         if begin is None or end is None:
             log.debug("no %s/%s in the firmware: no per-layer attribution", PROF_BEGIN, PROF_END)

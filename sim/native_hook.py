@@ -171,8 +171,12 @@ class CountContext(ctypes.Structure):
     ]
 
 
+#: The compiled hook (an extension module only so that setuptools builds and installs it).
+_LIBRARY_PATH = str(getattr(_counthook, "__file__", ""))
+
+
 def _load_library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(_counthook.__file__)
+    lib = ctypes.CDLL(_LIBRARY_PATH)
     for name in ("tm_ctx_size", "tm_timing_config_size", "tm_block_desc_size"):
         getattr(lib, name).restype = ctypes.c_uint64
     lib.tm_abi_version.restype = ctypes.c_uint32
@@ -199,7 +203,7 @@ def _load_library() -> ctypes.CDLL:
             or lib.tm_stat_columns() != len(STAT_COLUMNS)
             or lib.tm_cycle_frac_bits() != CYCLE_FRAC_BITS):
         raise ImportError(
-            f"tinymeter.sim._counthook at {_counthook.__file__} does not match native_hook.py "
+            f"tinymeter.sim._counthook at {_LIBRARY_PATH} does not match native_hook.py "
             f"(abi {lib.tm_abi_version()}, struct {lib.tm_ctx_size()} bytes vs "
             f"{ctypes.sizeof(CountContext)}); rebuild with `pip install -e .`")
     return lib
@@ -210,7 +214,7 @@ _LIB = _load_library()  # immutable after import: a loaded library handle, not r
 
 def engine_handle(uc: Uc) -> ctypes.c_void_p:
     """The ``uc_engine *`` behind a binding ``Uc`` object."""
-    return uc._uch
+    return ctypes.c_void_p(uc._uch.value if isinstance(uc._uch, ctypes.c_void_p) else uc._uch)
 
 
 def _function_address(name: str) -> int:
@@ -427,6 +431,7 @@ class BlockCounter:
         """Register ``tm_block_hook`` on every block of *uc*."""
         if self._attached is not None:
             raise RuntimeError("BlockCounter is already attached")
+        assert self._hook_fn is not None  # tm_block_hook is exported by the library
         handle = add_native_hook(uc, UC_HOOK_BLOCK, self._hook_fn,
                                  ctypes.addressof(self._ctx), keepalive=self)
         self._attached = (uc, handle)
