@@ -174,12 +174,16 @@ class CalibrationResult:
     #: Mechanisms ranked by how far the fit moved them from the datasheet
     #: (:func:`mechanism_shifts`).
     mechanisms: tuple[MechanismShift, ...] = ()
+    #: Signed mean over the NN models of (measured - datasheet estimate) / measured: the
+    #: gap the mechanisms' movements explain (their sum; the rest stays as residual).
+    datasheet_gap: float = 0.0
     #: The energy-by-activity fit over the layers with measured energy (None without).
     energy: EnergyFit | None = None
 
     def summary(self) -> dict[str, object]:
         return {
             "mechanisms": [m.to_dict() for m in self.mechanisms],
+            "datasheet_gap": self.datasheet_gap,
             "energy": self.energy.to_dict() if self.energy is not None else None,
             "models": list(self.models),
             "unidentified": dict(self.unidentified),
@@ -365,6 +369,14 @@ def mechanism_shifts(samples: Sequence[ModelSample], fit: Fit,
     return tuple(sorted(out, key=lambda m: -abs(m.moved)))
 
 
+def datasheet_gap(samples: Sequence[ModelSample], prior: CostParameters) -> float:
+    """Signed mean over the NN models (all samples if none) of how far the datasheet
+    estimate falls short of the measurement, as a fraction of the measurement."""
+    scored = [s for s in samples if s.role == "model"] or list(samples)
+    theta0 = parameter_vector(prior)
+    return float(np.mean([1.0 - (s.features @ theta0).sum() / s.measured.sum() for s in scored]))
+
+
 def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
     """Non-negative least squares, ``min ||a x - b|| s.t. x >= 0`` (scipy's Lawson-Hanson
     implementation: maintained, tested, faster than a hand-written loop)."""
@@ -497,6 +509,7 @@ def calibrate(samples: Sequence[ModelSample], prior: CostParameters, *,
     return CalibrationResult(prior, fit, before, after, loo_before, loo_after, fit_power(samples),
                              tuple(s.model for s in samples), fit.unidentified(absent),
                              mechanisms=mechanism_shifts(samples, fit, prior),
+                             datasheet_gap=datasheet_gap(samples, prior),
                              energy=fit_energy(samples, energy_prior) if energy_prior else None)
 
 

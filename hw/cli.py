@@ -482,7 +482,7 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
                                           result.fit.theta, result.fit.stderr)]
     print("\n".join(text_table(["parameter", "datasheet", "fitted", "stderr", "identified"],
                                params, left=(0, 4))))
-    _print_mechanisms(result.mechanisms)
+    _print_mechanisms(result.mechanisms, result.datasheet_gap)
     if result.unidentified:
         print("not identified:")
         for name, why in result.unidentified.items():
@@ -521,11 +521,15 @@ def _print_energy_fit(fit: Any) -> None:
                                 "exercised"], params, left=(0, 1, 5))))
 
 
-def _print_mechanisms(mechanisms: Any) -> None:
+def _print_mechanisms(mechanisms: Any, gap: float) -> None:
     """The mechanisms ranked by how far the fit moved them from the datasheet: where the
-    datasheet model was off on this board."""
+    datasheet model was off on this board, and how much of the gap they explain."""
     if not mechanisms:
         return
+    moved = sum(m.moved for m in mechanisms)
+    print(f"the datasheet model is {100 * abs(gap):.2f}% "
+          f"{'short of' if gap > 0 else 'over'} the models' measured cycles (mean); the "
+          f"mechanisms below move the estimate by {100 * moved:+.2f}%")
     print("mechanisms, ranked by how far the fit moved them from the datasheet "
           "(change of the models' cycles):")
     rows = []

@@ -281,6 +281,9 @@ def test_mechanism_ranking_names_the_mechanism_that_was_off() -> None:
     summary = result.summary()["mechanisms"]
     assert summary[0]["mechanism"] == "data memory stall" and summary[0]["determined"] is True
     assert json.loads(json.dumps(summary)) == summary
+    # exact data: the movements add up to the whole datasheet gap
+    assert sum(m.moved for m in ranked) == pytest.approx(result.datasheet_gap, rel=1e-4)
+    assert result.summary()["datasheet_gap"] == result.datasheet_gap > 0
     # the same ranking straight from the fit
     assert mechanism_shifts(samples, result.fit, prior) == ranked
 

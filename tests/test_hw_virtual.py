@@ -151,6 +151,7 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
     assert "leave-one-out latency error" in text and f"wrote {out}" in captured.err
     assert "microbenchmarks" in text and "not separable" not in text
     assert "mechanisms, ranked by how far" in text and "largest correction:" in text
+    assert "the datasheet model is" in text and "the mechanisms below move the estimate" in text
 
     board = load_board(BOARD)
     timing = VirtualTiming.for_board(board, noise=0.0003)
@@ -206,6 +207,7 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
         "collinear" in why for why in rep["unidentified"].values())
 
 
+@pytest.mark.slow
 def test_ranking_names_a_hidden_core_change(cache: Path, models: list[Path],
                                             tmp_path: Path) -> None:
     """Silicon that matches the datasheet core except that it never pipelines loads (the

@@ -894,6 +894,9 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
 
     ctx->executed_bytes += size;
     ctx->blocks_executed++;
+    if ((ctx->blocks_executed & 0xFFFFFu) == 0) {
+        tm_read_ccr(ctx, uc);  /* firmware without layer marks enables its caches too */
+    }
 
     uint32_t addr32 = (uint32_t)address;
     int32_t layer = ctx->current_layer;
