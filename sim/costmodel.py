@@ -317,6 +317,7 @@ def timing_config(board: Board, params: CostParameters,
         region.host = (hosts or {}).get(r.origin, 0)
     accel, l1 = board.flash_accelerator, board.l1_cache
     cfg.prefetch = int(accel.prefetch)
+    cfg.unified = int(accel.unified)
     cfg.l1_fill = l1.fill_cycles
     cfg.accel_icache[:] = _geometry(accel.icache)
     cfg.accel_dcache[:] = _geometry(accel.dcache)

@@ -105,6 +105,8 @@ class TimingConfig(ctypes.Structure):
         ("regions", Region * MAX_REGIONS),
         ("prefetch", ctypes.c_uint32),
         ("l1_fill", ctypes.c_uint32),
+        ("unified", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
         ("accel_icache", ctypes.c_uint32 * 4),
         ("accel_dcache", ctypes.c_uint32 * 4),
         ("l1_icache", ctypes.c_uint32 * 4),

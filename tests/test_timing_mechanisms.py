@@ -287,3 +287,16 @@ def test_core_cycles_do_not_depend_on_where_the_emulator_cuts_blocks(board_name:
                         (("cycles", 1), ("branch", -1), ("ifetch_stall", -1), ("data_stall", -1)))
     assert straddle_core == pytest.approx(whole_core)
     assert splits[0].cycles["core"] > 0
+
+
+def test_unified_cache_serves_flash_data_through_the_instruction_cache(tmp_path: Path) -> None:
+    """A Cortex-M33-style ICACHE on the code bus (``unified``): no data cache, yet flash
+    data reads go through the 8 KiB instruction cache, so the 4 KiB stream misses once per
+    8-byte unit (512 x WS = 2560 cycles) and its lookups show up as data-cache traffic;
+    without ``unified`` every load would pay (1024 x 5)."""
+    board = board_with(accelerator={"prefetch": True, "icache_bytes": 8192, "icache_line": 32,
+                                    "unified": True})
+    run, image = run_program(board, STREAM_PROGRAM, tmp_path)
+    flash = rows_of(run, image, "stream", 0)
+    assert (stat(run, flash, "dcache_miss"), stat(run, flash, "dcache_hit")) == (512, 512)
+    assert stat(run, flash, "data_stall") == 512 * 5

@@ -132,6 +132,9 @@ class FlashAccelerator:
     dcache_ways: int = 0
     icache_policy: str = "lru"
     dcache_policy: str = "lru"
+    #: Data reads from flash go through the instruction cache too (the Cortex-M33 reads
+    #: literals and constants over the C-AHB bus, where STM32's ICACHE sits).
+    unified: bool = False
     #: Where the values come from (reference-manual section), or why they are assumed.
     source: str = ""
 
@@ -405,7 +408,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
                   {"prefetch": (bool,), "icache_bytes": (int,), "dcache_bytes": (int,),
                    "icache_line": (int,), "icache_ways": (int,), "dcache_line": (int,),
                    "dcache_ways": (int,), "icache_policy": (str,), "dcache_policy": (str,),
-                   "source": (str,)})
+                   "unified": (bool,), "source": (str,)})
     l1 = _take(_section(top, "l1_cache", where), f"{where}.l1_cache",
                {"icache_bytes": (int,), "icache_line": (int,), "icache_ways": (int,),
                 "dcache_bytes": (int,), "dcache_line": (int,), "dcache_ways": (int,),

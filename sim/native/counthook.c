@@ -187,6 +187,8 @@ typedef struct tm_timing_config {
     tm_region regions[TM_MAX_REGIONS];
     uint32_t prefetch;          /* flash accelerator prefetch buffer */
     uint32_t l1_fill;           /* extra cycles of an L1 line fill beyond the wait states */
+    uint32_t unified;           /* flash data reads go through the accelerator's I-cache */
+    uint32_t pad;
     uint32_t accel_icache[4];   /* line bytes, sets, ways (0 = none), TM_POLICY_* */
     uint32_t accel_dcache[4];
     uint32_t l1_icache[4];
@@ -701,7 +703,14 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
     if (r->wait_states == 0) {
         return 0;
     }
-    tm_cache *c = (r->kind == TM_KIND_FLASH && ctx->accel_dcache.line_shift) ? &ctx->accel_dcache : NULL;
+    tm_cache *c = NULL;
+    if (r->kind == TM_KIND_FLASH) {
+        if (ctx->accel_dcache.line_shift) {
+            c = &ctx->accel_dcache;
+        } else if (ctx->timing.unified && ctx->accel_icache.line_shift) {
+            c = &ctx->accel_icache;
+        }
+    }
     uint32_t shift = r->access_shift;
     for (uint32_t u = address >> shift; u <= (address + bytes - 1) >> shift; u++) {
         if (c) {
