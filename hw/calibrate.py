@@ -238,8 +238,9 @@ def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
     used = [s for s in samples if s.has_layer_energy]
     if not used:
         return None
-    x = np.vstack([s.energy_features for s in used])  # type: ignore[misc]
-    y = np.concatenate([s.layer_energy_uj for s in used]).astype(np.float64)  # type: ignore[misc]
+    x = np.vstack([s.energy_features for s in used if s.energy_features is not None])
+    y = np.concatenate([s.layer_energy_uj for s in used
+                        if s.layer_energy_uj is not None]).astype(np.float64)
     keep = y > 0
     if not keep.any():
         raise ConfigError("energy calibration: every measured layer energy is 0")
@@ -259,7 +260,7 @@ def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
     stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
 
     def predict(t: np.ndarray) -> dict[str, np.ndarray]:
-        return {s.model: s.energy_features @ t for s in used}  # type: ignore[operator]
+        return {s.model: s.energy_features @ t for s in used if s.energy_features is not None}
 
     measured = [replace(s, measured=np.asarray(s.layer_energy_uj, dtype=np.float64))
                 for s in used]
