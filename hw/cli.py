@@ -453,17 +453,45 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
                                           result.fit.theta, result.fit.stderr)]
     print("\n".join(text_table(["parameter", "datasheet", "fitted", "stderr", "identified"],
                                params, left=(0, 4))))
+    _print_mechanisms(result.mechanisms, result.datasheet_gap)
     if result.unidentified:
         print("not identified:")
         for name, why in result.unidentified.items():
             print(f"  {name}: {why}")
     else:
         print("every parameter identified")
-    print("not separable by construction (datasheet split kept):")
-    for name, why in NOT_SEPARABLE.items():
-        print(f"  {name}: {why}")
+    if NOT_SEPARABLE:
+        print("not separable by construction (datasheet split kept):")
+        for name, why in NOT_SEPARABLE.items():
+            print(f"  {name}: {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
+
+
+def _print_mechanisms(mechanisms: Any, gap: float) -> None:
+    """The mechanisms ranked by how far the fit moved them from the datasheet: where the
+    datasheet model was off on this board, and how much of the gap they explain."""
+    if not mechanisms:
+        return
+    moved = sum(m.moved for m in mechanisms)
+    print(f"the datasheet model is {100 * abs(gap):.2f}% "
+          f"{'short of' if gap > 0 else 'over'} the models' measured cycles (mean); the "
+          f"mechanisms below move the estimate by {100 * moved:+.2f}%")
+    print("mechanisms, ranked by how far the fit moved them from the datasheet "
+          "(change of the models' cycles):")
+    rows = []
+    for rank, m in enumerate(mechanisms, 1):
+        ratio = f"{m.ratio:.3f}x" if m.ratio is not None else "-"
+        largest = (f"{m.largest} {m.largest_ratio:.3f}x" if m.largest_ratio is not None
+                   else m.largest)
+        rows.append([str(rank), m.mechanism, f"{100 * m.share:.2f}%", f"{100 * m.moved:+.2f}%",
+                     f"{100 * m.stderr:.2f}%", ratio, largest,
+                     "yes" if m.determined else ("no" if m.exercised else "not exercised")])
+    print("\n".join(text_table(["#", "mechanism", "datasheet share", "moved", "stderr",
+                                "fitted/datasheet", "most moved parameter", "determined"],
+                               rows, left=(1, 6))))
+    top = mechanisms[0]
+    print(f"largest correction: {top.mechanism} ({100 * top.moved:+.2f}% of the models' cycles)")
 
 
 def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:
@@ -488,6 +516,10 @@ def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl
                              out / f"layer_latency_{first.model}.png",
                              estimated_ms=(first.features @ result.fit.theta * ms).tolist(),
                              title=f"{first.model} on {what}: measured vs calibrated")
+    if result.mechanisms:
+        plots.mechanism_shifts(result.mechanisms, out / "mechanisms.png",
+                               title=f"calibration on {what}: mechanisms ranked by how far the "
+                                     "fit moved them from the datasheet")
     energy = [(s.measured.sum() * ms, s.energy_uj, s.model) for s in samples if s.energy_uj]
     if energy:
         plots.energy_vs_latency([e[0] for e in energy], [e[1] for e in energy],

@@ -206,7 +206,7 @@ def emulate_image(image: FirmwareImage, prior: CostParameters) -> tuple[np.ndarr
                                     timeout_s=DEFAULT_TIMEOUT_S)
     if run.profile is None:
         raise HardwareError("emulation produced no profile")
-    features = layer_features(run.profile, prior, len(image.model.layers))
+    features = layer_features(run, prior, len(image.model.layers))
     return features, float((features @ parameter_vector(prior)).sum())
 
 

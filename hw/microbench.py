@@ -86,6 +86,10 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_LDR_RAM", "ldr_ram", "cpi.load from SRAM"),
     _mb("MB_LDR_FLASH", "ldr_flash", "cpi.load from flash (.rodata)"),
     _mb("MB_STR", "str", "cpi.store"),
+    _mb("MB_LDR_ALU", "ldr_alu", "cpi.load, not pipelined (ALU between loads)"),
+    _mb("MB_ALU_PAIRS", "alu_pairs", "independent ALU pairs (alu.dual on a dual-issue core)"),
+    _mb("MB_FLASH_STREAM", "flash_stream", "stall.data: sequential loads through 2 KiB of flash"),
+    _mb("MB_FETCH_BIG", "fetch_big", "stall.ifetch: a 1.5 KiB loop body fetched from flash"),
     _mb("MB_LDM2", "ldm2", "cpi.load_multiple + 2 per_register"),
     _mb("MB_LDM4", "ldm4", "cpi.load_multiple + 4 per_register"),
     _mb("MB_STM2", "stm2", "cpi.store_multiple + 2 per_register"),
@@ -212,7 +216,7 @@ def emulate_microbench(image: MicrobenchImage, prior: CostParameters) -> np.ndar
                                     timeout_s=300.0)
     if run.profile is None:
         raise HardwareError("microbenchmark emulation produced no profile")
-    return layer_features(run.profile, prior, len(image.benchmarks))
+    return layer_features(run, prior, len(image.benchmarks))
 
 
 def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,

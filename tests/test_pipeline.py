@@ -76,8 +76,20 @@ def test_cli_estimate_json(tmp_path: Path, capsys) -> None:
     assert report["report_version"] == 1
     assert len(report["layers"]) == 10
     assert sum(r["macs"] for r in report["layers"]) == pytest.approx(264_192, rel=0.01)
-    assert report["cost_model"] == "tm-cortex-m4f-v1"
+    assert report["cost_model"] == "tm-cortex-m4f-v2"
     assert len(csv.read_text().splitlines()) == 11
+    # why: every layer's cycles split by mechanism (the parts add up to the layer), the
+    # fully connected weights stream from flash through the D-cache
+    for layer in report["layers"]:
+        parts = layer["timing"]["cycles"]
+        assert set(parts) == {"core", "branch", "ifetch_stall", "data_stall"}
+        assert sum(parts.values()) == pytest.approx(layer["cycles"], abs=1.0)
+        assert layer["timing"]["loads"].get("sram", 0) > 0
+    fc = [r for r in report["layers"] if r["op"] == "FULLY_CONNECTED"]
+    assert all(r["timing"]["loads"]["flash"] > 0 and r["timing"]["dcache"]["misses"] > 0
+               for r in fc)
+    assert report["timing"]["loads"]["flash"] == sum(r["timing"]["loads"]["flash"] for r in fc)
+    assert "fetch stall" in text and "D-cache" in text
 
 
 def test_report_says_how_much_of_the_board_a_model_takes(tmp_path: Path,

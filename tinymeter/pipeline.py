@@ -45,6 +45,7 @@ from tinymeter.sim.emulator import (
     tflm_profiler_symbols,
 )
 from tinymeter.sim.native_hook import CYCLE_SCALE
+from tinymeter.sim.timing import group_splits, sum_splits
 
 if TYPE_CHECKING:
     from tinymeter.firmware.tflm import TflmLibrary
@@ -141,6 +142,9 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     else:
         row_cycles = model.cycles(profile) * profile.counts
     classes = profile.classes * profile.counts[:, None]
+    splits = (group_splits(run.stats, layer, n_layers, ifetch_weight=model.params.ifetch_weight,
+                           data_weight=model.params.data_weight)
+              if run.cost_model == model and len(run.stats) == len(profile.table) else None)
     cycles_by_layer = np.zeros(n_layers)
     instr_by_layer = np.zeros(n_layers, dtype=np.int64)
     class_by_layer = np.zeros((n_layers, len(CLASSES)), dtype=np.int64)
@@ -156,7 +160,8 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
             index=i, op=op_names[i], macs=macs[i], instructions=int(instr_by_layer[i]),
             cycles=round(cyc), ms=model.seconds(cyc) * 1e3, energy_uj=model.energy_uj(cyc),
             share=cyc / total_cycles,
-            classes={c: int(v) for c, v in zip(CLASSES, class_by_layer[i].tolist()) if v}))
+            classes={c: int(v) for c, v in zip(CLASSES, class_by_layer[i].tolist()) if v},
+            timing=splits[i].to_dict() if splits else {}))
     overhead = int(executed[~inside].sum())
     return rows, overhead, row_cycles
 
@@ -176,17 +181,25 @@ def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray,
     cyc: dict[int, float] = {}
     executed = (profile.instructions * profile.counts).tolist()
     layers = profile.table.layer.tolist()
-    for addr, layer, n, c in zip(profile.table.address.tolist(), layers, executed,
-                                 row_cycles.tolist()):
+    group = np.full(len(layers), -1, dtype=np.int64)
+    order: dict[int, int] = {}
+    for row, (addr, layer, n, c) in enumerate(zip(profile.table.address.tolist(), layers,
+                                                  executed, row_cycles.tolist())):
         if inside is not None and not 0 <= layer < inside:
             continue
         found = elf.symbol_at(addr)
         key = found[0].address if found else addr
         instr[key] = instr.get(key, 0) + n
         cyc[key] = cyc.get(key, 0.0) + c
+        group[row] = order.setdefault(key, len(order))
     names = _function_names(elf, list(instr))
     total = sum(cyc.values()) or 1.0
-    return sorted((FunctionProfile(names[k], instr[k], round(cyc[k]), cyc[k] / total)
+    model = run.cost_model
+    splits = (group_splits(run.stats, group, len(order), ifetch_weight=model.params.ifetch_weight,
+                           data_weight=model.params.data_weight)
+              if model is not None and len(run.stats) == len(layers) else None)
+    return sorted((FunctionProfile(names[k], instr[k], round(cyc[k]), cyc[k] / total,
+                                   timing=splits[order[k]].to_dict() if splits else {})
                    for k in instr), key=lambda f: (-f.cycles, f.name))
 
 
@@ -277,6 +290,7 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         overhead_instructions=overhead, arena_bytes=arena_bytes, flash_bytes=flash_bytes,
         ram_bytes=ram_bytes, weight_bytes=weight_bytes, stack_bytes=stack_bytes,
         emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions),
+        timing=sum_splits([r.timing for r in rows]),
         board_flash_bytes=board.text.size, board_ram_bytes=board.data.size,
         profile_scope=profile_scope, console=console)
 
