@@ -37,6 +37,8 @@ setup(
         Extension(
             "tinymeter.sim._counthook",
             sources=["sim/native/counthook.c"],
+            depends=["sim/native/tm_addrprog.h"],
+            include_dirs=["sim/native"],
             extra_compile_args=["-O2", "-std=c11"],
         )
     ],

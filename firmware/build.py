@@ -25,7 +25,7 @@ from tinymeter.boards import Board
 from tinymeter.cores import Core
 from tinymeter.errors import BuildError, ConfigError, DoesNotFit
 from tinymeter.files import atomic_copy
-from tinymeter.firmware.boardgen import board_source
+from tinymeter.firmware.boardgen import board_source, l1_source
 
 if TYPE_CHECKING:
     from tinymeter.firmware.codegen import GeneratedModel
@@ -134,8 +134,11 @@ def compile_argv(cc: str, core: Core, config: BuildConfig, source: Path, obj: Pa
 
 def board_sources(board: Board, config: BuildConfig) -> dict[str, str]:
     """Generated per-board C files of an image (name -> text): the board's I/O tables
-    (``tm_board.c``) for the hardware image, nothing for semihosting."""
-    return {"tm_board.c": board_source(board)} if config.io == "uart" else {}
+    (``tm_board.c``) for the hardware image; for semihosting only the L1 cache switches
+    (``tm_l1.c``), so both images run with the memory system the board file describes."""
+    if config.io == "uart":
+        return {"tm_board.c": board_source(board)}
+    return {"tm_l1.c": l1_source(board)}
 
 
 def link_argv(cc: str, core: Core, objects: Sequence[Path], script: Path, elf: Path,

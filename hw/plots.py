@@ -114,6 +114,28 @@ def energy_vs_latency(latency_ms: Sequence[float], energy_uj: Sequence[float], p
     return _save(fig, plt, path)
 
 
+def mechanism_shifts(mechanisms: Sequence[Any], path: Path, *, title: str = "") -> Path:
+    """How far calibration moved each mechanism from the datasheet (share of the models'
+    cycles, two standard errors as whiskers), largest first: where the datasheet model
+    was off.  Mechanisms the data do not determine are drawn hatched."""
+    plt = _pyplot()
+    n = len(mechanisms)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.45 * n + 1.2)))
+    y = np.arange(n)[::-1]
+    moved = [100 * m.moved for m in mechanisms]
+    bars = ax.barh(y, moved, xerr=[200 * m.stderr for m in mechanisms], capsize=3,
+                   color=["tab:red" if v > 0 else "tab:blue" for v in moved])
+    for bar, m in zip(bars, mechanisms):
+        if not m.determined:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
+    ax.set_yticks(y, [m.mechanism for m in mechanisms], fontsize=8)
+    ax.axvline(0, color="k", lw=1)
+    ax.set_xlabel("cycles moved by calibration (% of the models' measured cycles)")
+    _title(ax, title or "mechanisms ranked by how far calibration moved them")
+    return _save(fig, plt, path)
+
+
 def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *,
                     ops: Sequence[str] = (), title: str = "") -> Path:
     """The hardware image's two power-monitor marker lines over time, as a logic analyser

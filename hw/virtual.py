@@ -3,14 +3,40 @@
 Why: flash, measure and calibrate must run end to end in CI, where there is no board.
 The virtual board accepts the same ELF, "resets" by emulating it, and writes the
 firmware's ``TM1`` report lines to a pty whose slave side the measurement opens like
-any serial port.  Its per-layer cycles come from the emulator's block profile and a
-*hidden* :class:`~tinymeter.sim.costmodel.CostParameters` (the "silicon"), optionally
-with small deterministic jitter and a slower first (cold-cache) run, so calibration
-has a ground truth to recover.  The firmware's own DWT numbers in the emulator are the
-datasheet model's, so the report's cycles are synthesized here from the hidden model.
+any serial port.  Transport faults can be injected per run (dropped bytes, a reset in
+the middle of a report) to exercise the parser's recovery end to end.
 
-Transport faults can be injected per run (dropped bytes, a reset in the middle of a
-report) to exercise the parser's recovery end to end.
+Its per-layer cycles are a *truth the cost model does not contain* (:class:`Silicon`),
+so that calibrating against it measures how well the model's mechanisms transfer to a
+chip that differs from its board file, not how well a linear fit recovers its own
+parameters.  The truth is the emulator's own cycle sums (``RunResult.cycles_per_layer``)
+of the same ELF run under a hidden board, never ``features @ theta``:
+
+* **memory system** (:func:`hidden_board`): the board file's address map with what the
+  reference manuals leave open chosen otherwise -- the flash accelerator's I-cache 2- or
+  4-way with FIFO or random replacement instead of fully associative LRU (RM0432 gives
+  the line count only), its D-cache 2-way FIFO, one flash wait state more than the
+  manual's table (parts are specified at the edge of a voltage range; a board running
+  near it needs the next setting), and on the Cortex-M7 random L1 replacement and
+  3 cycles of AXI latency per line fill (the TRM gives no number).  The native hook
+  simulates these exactly like the board file's caches, so misses differ per layer in
+  ways a stall weight cannot absorb;
+* **core** (:func:`hidden_parameters`): every TRM timing scaled by a seeded factor in
+  [1 - spread, 1 + spread] (what calibration is meant to find);
+* **effects with no term in the model** (:func:`silicon_effects`, from the hidden run's
+  per-block statistics): DWT read overhead per measured span (two CYCCNT reads over
+  the PPB and the call into the profiler hook: a constant per layer); SRAM store bursts
+  beyond the write buffer waiting for the bus matrix (per block execution, stores past
+  the buffer depth cost extra cycles: non-linear in the store counts the model sees);
+  flash data accesses that meet an instruction line refill in flight (cycles per flash
+  data access in proportion to its block's I-cache miss rate: the product of two
+  statistics, which no linear model has);
+* per-run jitter (seeded per run and layer) and a slower first, cold run after reset.
+
+Everything is deterministic (seeded by ``--virtual-seed``).  Power follows activity
+(:func:`hidden_energy`): a hidden core power plus energy per flash read and per SRAM
+access of the hidden run (its own cache misses), coefficients 5-50% off the board file's
+priors, so the energy calibration has a truth to recover.
 """
 
 from __future__ import annotations
@@ -27,19 +53,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import Board
+from tinymeter.boards import Board, CacheGeometry
 from tinymeter.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
 from tinymeter.hw.protocol import report_check
 from tinymeter.hw.serialport import FdPort
-from tinymeter.sim.costmodel import (
-    CostParameters,
-    datasheet_cost_model,
-    layer_features,
-    parameter_vector,
-)
+from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.emulator import Emulator
+from tinymeter.sim.emulator import Emulator, RunResult
+from tinymeter.sim.energy import EnergyParameters, board_energy_parameters, run_layer_activity
+from tinymeter.sim.native_hook import STAT
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +70,8 @@ GLITCHES = ("drop_bytes", "reset_mid_report", "garbage")
 
 
 def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0.3) -> CostParameters:
-    """A deterministic "true" timing model: every parameter of *prior* scaled by a factor
-    in [1 - spread, 1 + spread] (seeded), the taken fraction kept inside [0.05, 0.95]."""
+    """Hidden core timings: every parameter of *prior* scaled by a factor in
+    [1 - spread, 1 + spread] (seeded)."""
     rng = np.random.default_rng(seed)
 
     def scale(value: float) -> float:
@@ -58,22 +81,121 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
     mnemonic = {m: scale(v) for m, v in sorted(prior.mnemonic_cycles.items())}
     return replace(prior, cpi=cpi, mnemonic_cycles=mnemonic, per_register=scale(prior.per_register),
                    branch_refill=scale(prior.branch_refill),
-                   taken_fraction=float(np.clip(scale(prior.taken_fraction), 0.05, 0.95)),
-                   flash_branch_stall=scale(prior.flash_branch_stall),
-                   load_stall=scale(prior.load_stall))
+                   pipelined_load=scale(prior.pipelined_load),
+                   ifetch_weight=1.0, data_weight=1.0)
+
+
+def _other_ways(cache: CacheGeometry, rng: np.random.Generator) -> int:
+    """An associativity the board file does not say (2 or 4 ways where the file says fully
+    associative; fully associative where it gives ways)."""
+    if not cache.size:
+        return 0
+    if cache.ways:
+        return 0
+    return int(rng.choice([w for w in (2, 4) if cache.lines % w == 0 and cache.lines > w] or [0]))
+
+
+def hidden_board(board: Board, seed: int = 2024) -> Board:
+    """The virtual chip's real memory system: the board file's map with what the
+    manuals leave open chosen otherwise (seeded).
+
+    * flash accelerator I-cache: 2 or 4 ways instead of fully associative, FIFO or random
+      replacement instead of LRU; D-cache 2 (or 4) ways, FIFO;
+    * flash: one wait state more than the reference manual's table (the part runs at
+      the edge of its voltage range);
+    * Cortex-M7 L1: random replacement, 3 cycles of AXI latency per line fill (the board
+      file's 0: the TRM gives no number).
+    """
+    rng = np.random.default_rng([seed, 7])
+    accel = board.flash_accelerator
+    if accel.icache_bytes:
+        accel = replace(accel, icache_ways=_other_ways(accel.icache, rng),
+                        icache_policy=str(rng.choice(["fifo", "random"])))
+    if accel.dcache_bytes:
+        accel = replace(accel, dcache_ways=_other_ways(accel.dcache, rng), dcache_policy="fifo")
+    l1 = board.l1_cache
+    if l1.icache_bytes or l1.dcache_bytes:
+        l1 = replace(l1, icache_policy="random", dcache_policy="random",
+                     fill_cycles=l1.fill_cycles + 3)
+    memory = tuple(replace(r, wait_states=r.wait_states + 1) if r.kind == "flash" and r.wait_states
+                   else r for r in board.memory)
+    return replace(board, flash_accelerator=accel, l1_cache=l1, memory=memory)
+
+
+@dataclass(frozen=True)
+class Silicon:
+    """What the virtual chip really is; the cost model contains none of it as such.
+
+    Its per-layer cycles are the emulator's own cycle sums of the ELF run on
+    :attr:`board` (hidden memory system) priced with :attr:`params` (hidden core
+    timings), plus the effects below, computed from the hidden run's per-block
+    statistics (:func:`silicon_effects`).
+    """
+
+    board: Board
+    params: CostParameters
+    #: Cycles the firmware's DWT reads add to every measured span (two CYCCNT loads over
+    #: the PPB, the call into tm_prof_end): a constant per layer the model has no term for.
+    dwt_overhead: float = 9.0
+    #: Stores a block execution issues to SRAM without stalling (the write buffer) ...
+    write_buffer: int = 2
+    #: ... and the cycles each further store of the burst waits for the bus matrix.
+    store_drain: float = 0.5
+    #: Cycles a flash data access waits when it meets an instruction line refill in flight
+    #: (charged per flash data access in proportion to its block's I-cache miss rate).
+    fetch_contention: float = 3.0
+
+    @classmethod
+    def for_board(cls, board: Board, seed: int = 2024, spread: float = 0.3) -> Silicon:
+        prior = datasheet_cost_model(board).params
+        return cls(board=hidden_board(board, seed), params=hidden_parameters(prior, seed, spread))
+
+    def cost_model(self) -> CostModel:
+        return replace(datasheet_cost_model(self.board), params=self.params, source="virtual silicon")
+
+
+def silicon_effects(run: RunResult, n_layers: int, silicon: Silicon) -> np.ndarray:
+    """Per-layer cycles of the effects the cost model has no mechanism for, from the
+    hidden run's per-block statistics (deterministic, pure)."""
+    stats = run.stats.astype(np.float64)
+    out = np.full(n_layers, float(silicon.dwt_overhead))
+    if not len(stats):
+        return out
+    count = np.maximum(stats[:, STAT["count"]], 1.0)
+    stores = stats[:, STAT["stores.sram"]] + stats[:, STAT["stores.tcm"]]
+    burst = np.maximum(stores / count - silicon.write_buffer, 0.0) * count * silicon.store_drain
+    fetches = stats[:, STAT["icache_hit"]] + stats[:, STAT["icache_miss"]]
+    miss_rate = np.where(fetches > 0, stats[:, STAT["icache_miss"]] / np.maximum(fetches, 1.0), 0.0)
+    has_dcache = bool(silicon.board.flash_accelerator.dcache_bytes or
+                      silicon.board.l1_cache.dcache_bytes)
+    flash_data = stats[:, STAT["dcache_miss"]] if has_dcache else stats[:, STAT["loads.flash"]]
+    contention = flash_data * miss_rate * silicon.fetch_contention
+    layers = run.blocks.layer
+    keep = (layers >= 0) & (layers < n_layers)
+    np.add.at(out, layers[keep], (burst + contention)[keep])
+    return out
+
+
+def silicon_cycles(run: RunResult, n_layers: int, silicon: Silicon) -> np.ndarray:
+    """Per-layer true cycles: the hidden run's own cycle sums plus :func:`silicon_effects`."""
+    per_layer = run.cycles_per_layer()
+    hook = np.array([per_layer.get(i, 0.0) for i in range(n_layers)])
+    return hook + silicon_effects(run, n_layers, silicon)
 
 
 @dataclass(frozen=True)
 class VirtualTiming:
-    """The virtual silicon: hidden cost parameters, jitter, cold first run, power."""
+    """The virtual silicon, jitter, cold first run, power."""
 
-    params: CostParameters
+    silicon: Silicon
     #: Relative standard deviation of per-layer, per-run jitter (deterministic, seeded).
     noise: float = 0.0
     #: Extra relative cost of run 0 after a reset (cold caches): what warm-up runs hide.
     cold_run_penalty: float = 0.05
     seed: int = 0
-    active_mw: float = 40.0
+    #: Hidden power: core power plus energy per flash read and per SRAM access
+    #: (:mod:`tinymeter.sim.energy`), what the power trace of each layer follows.
+    energy: EnergyParameters = field(default_factory=lambda: EnergyParameters(40.0, 0.3, 0.04))
     idle_mw: float = 10.0
 
     def __post_init__(self) -> None:
@@ -81,17 +203,44 @@ class VirtualTiming:
             raise ConfigError(f"virtual board noise must be between 0 and 0.5 (relative), "
                               f"got {self.noise!r}")
 
+    @property
+    def params(self) -> CostParameters:
+        """The hidden core timings (one part of the silicon)."""
+        return self.silicon.params
+
     @classmethod
     def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.0005,
                   spread: float = 0.3) -> VirtualTiming:
-        """Hidden parameters perturbed from the board's datasheet model (what a real chip
-        differs by), power a few percent off the board file's figure."""
-        prior = datasheet_cost_model(board).params
+        """Hidden silicon derived from the board file (:meth:`Silicon.for_board`), power
+        by activity off the board file's priors (:func:`hidden_energy`)."""
         rng = np.random.default_rng(seed + 1)
         active = board.power.active_mw or 40.0
-        return cls(params=hidden_parameters(prior, seed, spread), noise=noise, seed=seed,
-                   active_mw=float(active * rng.uniform(0.85, 1.15)),
+        return cls(silicon=Silicon.for_board(board, seed, spread), noise=noise, seed=seed,
+                   energy=hidden_energy(board, rng),
                    idle_mw=float((board.power.idle_mw or active / 4) * rng.uniform(0.9, 1.1)))
+
+    @property
+    def active_mw(self) -> float:
+        """The hidden core power (what the chip draws without memory traffic)."""
+        return self.energy.core_mw
+
+
+def hidden_energy(board: Board, rng: np.random.Generator) -> EnergyParameters:
+    """The "silicon's" power: the board file's energy priors off by what a datasheet
+    typical value hides (core power 5-15% off, energies per flash read and per SRAM access
+    20-50% off, each up or down); a board without access priors gets ones scaled from its
+    energy per cycle."""
+    prior = board_energy_parameters(board)
+    per_cycle_nj = prior.core_mw / (board.hardware_clock_hz / 1e6) if prior.core_mw else 0.3
+    flash = prior.flash_read_nj or 0.7 * per_cycle_nj
+    sram = prior.sram_access_nj or 0.1 * per_cycle_nj
+    core = prior.core_mw or 40.0
+
+    def off(low: float, high: float) -> float:
+        return float(1.0 + rng.choice((-1.0, 1.0)) * rng.uniform(low, high))
+
+    return EnergyParameters(core_mw=core * off(0.05, 0.15), flash_read_nj=flash * off(0.2, 0.5),
+                            sram_access_nj=sram * off(0.2, 0.5))
 
 
 @dataclass(frozen=True)
@@ -106,7 +255,10 @@ class FirmwareFacts:
 @dataclass
 class _Program:
     facts: FirmwareFacts
-    true_cycles: np.ndarray  # per layer, one warm inference
+    true_cycles: np.ndarray  # per layer, one inference of the silicon (before jitter)
+    #: Per layer: flash reads and SRAM accesses of one inference on the silicon (the
+    #: power follows them).
+    activity: np.ndarray | None = None
 
 
 def _cstring(read: object, address: int, limit: int = 128) -> str:
@@ -179,6 +331,7 @@ class VirtualBoard:
         self._lock = threading.Lock()
         self._glitches_left = dict(self.glitches)
         self.last_runs: list[np.ndarray] = []
+        self.last_activity: np.ndarray | None = None
         self.error: Exception | None = None
         self.resets = 0
 
@@ -229,15 +382,14 @@ class VirtualBoard:
             cached = self._programs.get(key)
         if cached is not None:
             return cached
-        emulator = Emulator(self.board)
+        silicon = self.timing.silicon
+        emulator = Emulator(silicon.board, cost_model=silicon.cost_model())
         emulator.load(image)
         facts = firmware_facts(emulator, image)
         run = emulator.run(image, [[]], budget_instructions=self.budget_instructions,
                            timeout_s=self.timeout_s)
-        assert run.profile is not None
-        features = layer_features(run.profile, self.timing.params, len(facts.ops))
-        cycles = features @ parameter_vector(self.timing.params)
-        program = _Program(facts, cycles)
+        program = _Program(facts, silicon_cycles(run, len(facts.ops), silicon),
+                           run_layer_activity(run, silicon.board, len(facts.ops)))
         with self._lock:
             self._programs[key] = program
         return program
@@ -253,6 +405,7 @@ class VirtualBoard:
     def _boot(self, elf: Path) -> None:
         try:
             program = self.program(elf)
+            self.last_activity = program.activity
             self.last_runs = []
             run = 0
             while run < program.facts.runs and not self._stop.is_set():
@@ -307,8 +460,9 @@ class VirtualBoard:
 
         Channel 0 is high during each inference, channel 1 toggles at every layer
         boundary (what the hardware image's ``[markers]`` pins show), the supply is
-        the board voltage; power is the hidden active power inside inferences and the
-        idle power between them.
+        the board voltage; between inferences the board idles, inside one each layer
+        draws the hidden core power plus its memory traffic's energy
+        (:meth:`layer_power_mw`), averaged over the monitor's sample period.
         """
         volts = self.board.power.voltage
         runs = list(self.last_runs)
@@ -316,16 +470,19 @@ class VirtualBoard:
             raise HardwareError("virtual power trace: no inference ran since the last reset")
         clock = float(self.board.hardware_clock_hz)  # what the hardware image runs at
         gap = max(int(gap_s * sample_rate_hz), 2)
+        activity = self._activity(len(runs[0]))
         current: list[np.ndarray] = []
         gpio: list[np.ndarray] = []
         level1 = 0
         for cycles in runs:
             current.append(np.full(gap, self.timing.idle_mw / 1e3 / volts))
             gpio.append(np.full(gap, level1 << 1, dtype=np.uint8))
-            for c in cycles:
-                n = max(round(c / clock * sample_rate_hz), 1)
+            samples = [max(round(c / clock * sample_rate_hz), 1) for c in cycles]
+            energies = [self.layer_power_mw(c / clock, flash, sram) * c / clock * 1e3
+                        for c, (flash, sram) in zip(cycles, activity)]
+            for n, mw in zip(samples, self._levels(samples, energies, sample_rate_hz)):
                 level1 ^= 1
-                current.append(np.full(n, self.timing.active_mw / 1e3 / volts))
+                current.append(np.full(n, mw / 1e3 / volts))
                 gpio.append(np.full(n, 1 | (level1 << 1), dtype=np.uint8))
         current.append(np.full(gap, self.timing.idle_mw / 1e3 / volts))
         gpio.append(np.full(gap, level1 << 1, dtype=np.uint8))
@@ -333,6 +490,33 @@ class VirtualBoard:
         return PowerTrace(time_s=np.arange(len(i)) / sample_rate_hz, current_a=i,
                           voltage_v=np.full(len(i), volts), gpio=np.concatenate(gpio),
                           source="virtual")
+
+    def _levels(self, samples: list[int], energies_uj: list[float], rate: float) -> list[float]:
+        """Power level (mW) of each layer's samples such that the trapezoid integral
+        between its layer marks (:func:`tinymeter.hw.power.layer_energy`, which takes half
+        of the interval into the next segment) is the layer's energy: solved from the last
+        layer, which is followed by idle samples."""
+        dt = 1.0 / rate
+        levels = [0.0] * len(samples)
+        after = self.timing.idle_mw
+        for k in range(len(samples) - 1, -1, -1):
+            n = samples[k]
+            level = (energies_uj[k] * 1e-3 / dt - after / 2) / (n - 0.5)
+            levels[k] = max(level, 0.0)
+            after = levels[k]
+        return levels
+
+    def layer_power_mw(self, seconds: float, flash_reads: float, sram_accesses: float) -> float:
+        """Mean power of a layer of *seconds* with that memory traffic (hidden model)."""
+        e = self.timing.energy
+        energy_uj = (e.core_mw * seconds * 1e3 + e.flash_read_nj * flash_reads * 1e-3
+                     + e.sram_access_nj * sram_accesses * 1e-3)
+        return energy_uj / (seconds * 1e3) if seconds > 0 else e.core_mw
+
+    def _activity(self, n_layers: int) -> np.ndarray:
+        """Per-layer activity of the program last booted (zeros if unknown)."""
+        act = self.last_activity
+        return act if act is not None and len(act) == n_layers else np.zeros((n_layers, 2))
 
 
 class VirtualPowerMonitor:

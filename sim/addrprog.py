@@ -574,6 +574,22 @@ def _eliminate_dead(ops: list[tuple[int, int, int, int, int, int]]
     return kept, sum(1 << r for r in needed)
 
 
+#: Access flags bits 16-31: byte offset of the instruction in its block, so the timing
+#: model knows when in the block the access happens (contention on the flash port).
+FLAG_OFFSET_SHIFT = 16
+_ACCESS_OPS = frozenset((ACCESS, ACCESS_ABS, UNKNOWN))
+
+
+def _stamp_offsets(ops: list[tuple[int, int, int, int, int, int]], first: int,
+                   offset: int) -> None:
+    """Mark the accesses appended since *first* with their instruction's block offset."""
+    stamp = min(offset, 0xFFFF) << FLAG_OFFSET_SHIFT
+    for i in range(first, len(ops)):
+        op = ops[i]
+        if op[0] in _ACCESS_OPS:
+            ops[i] = (*op[:5], _s32(op[5] | stamp))
+
+
 def address_program(insns: Sequence[Insn], read_literal: ReadLiteral) -> AddressProgram:
     """Compile one block's instructions into its address program.
 
@@ -582,8 +598,11 @@ def address_program(insns: Sequence[Insn], read_literal: ReadLiteral) -> Address
     ``LookupError``/``ValueError``/``TinymeterError`` for addresses it cannot read.
     """
     b = _Builder(read_literal)
+    start = insns[0].address if insns else 0
     for insn in insns:
+        first = len(b.ops)
         b.instruction(insn)
+        _stamp_offsets(b.ops, first, insn.address - start)
     ops, mask = _eliminate_dead(b.ops)
     array = np.array(ops, dtype=np.int32).reshape(len(ops), OP_WORDS)
     return AddressProgram(ops=array, regs_mask=mask)

@@ -11,6 +11,7 @@ mnemonics to classes; the cycle cost model (later) consumes the per-class counts
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -121,6 +122,57 @@ class BlockInfo:
     #: The last instruction is conditional (a conditional branch ends most loop blocks).
     ends_conditional: bool = False
     mnemonics: tuple[str, ...] = field(repr=False, default=())
+    #: Single loads issued right behind a load or store they pipeline with (Cortex-M3/M4
+    #: TRM "load/store timings"): counted in ``classes["load"]`` too.
+    pipelined_loads: int = 0
+    #: ALU instructions that can issue in the same cycle as the instruction before them on
+    #: a dual-issue core (Cortex-M7): counted in ``classes["alu"]`` too.
+    dual_issued: int = 0
+    #: What the first instruction needs of a predecessor to pipeline or pair with it, and
+    #: what the last one offers a successor (:class:`Seam`): the emulator splits straight
+    #: code into blocks at places the core does not, so the native hook joins a block to
+    #: the one that fell through into it.
+    seam: Seam = field(default_factory=lambda: Seam())
+
+
+@dataclass(frozen=True)
+class Seam:
+    """Pipelining and dual-issue facts at a block's edges, register sets as bit masks
+    (r0-r12 = bits 0-12, sp = 13, lr = 14).
+
+    ``head``: HEAD_LOAD if the first instruction is a single load (``head_regs``: its
+    address registers), HEAD_ALU if it is an unconditional ALU instruction (``head_regs``:
+    every register it names).  ``tail``: TAIL_LOAD after a single load (``tail_dest``: its
+    destination), TAIL_STORE_IMM after an immediate-offset single store (a load may
+    pipeline behind either); ``tail_pairs``: the last instruction may pair with an ALU
+    successor that names none of ``tail_written``.  ``dual_issued_if_paired``: the
+    block's dual-issued count when its first instruction pairs with the predecessor
+    (the pairs after it shift).
+    """
+
+    head: int = 0
+    head_regs: int = 0
+    tail: int = 0
+    tail_dest: int = 0
+    tail_pairs: bool = False
+    tail_written: int = 0
+    dual_issued_if_paired: int = 0
+
+
+HEAD_LOAD, HEAD_ALU = 1, 2
+TAIL_LOAD, TAIL_STORE_IMM = 1, 2
+_REGISTER_BITS = {**{f"r{i}": i for i in range(13)}, "sb": 9, "sl": 10, "fp": 11, "ip": 12,
+                  "sp": 13, "lr": 14}
+
+
+def register_mask(names: object) -> int:
+    """Bit mask of the core registers among *names* (others, e.g. ``pc``, ignored)."""
+    mask = 0
+    for name in names:  # type: ignore[attr-defined]
+        bit = _REGISTER_BITS.get(str(name))
+        if bit is not None:
+            mask |= 1 << bit
+    return mask
 
 
 #: Condition suffixes of Thumb mnemonics (``bne``, ``addeq``, ``bxgt``).
@@ -161,6 +213,95 @@ def _register_list_length(op_str: str) -> int:
     return len(inner.split(",")) if inner else 0
 
 
+#: Single-register loads and stores whose address and data phases the M3/M4/M33 pipeline
+#: overlaps with a neighbour (LDRD/LDM and exclusive accesses do not pipeline).
+_SINGLE_LOADS = frozenset(["ldr", "ldrb", "ldrh", "ldrsb", "ldrsh"])
+_SINGLE_STORES = frozenset(["str", "strb", "strh"])
+
+
+def _address_registers(op_str: str) -> tuple[str, ...]:
+    """Registers inside the ``[...]`` of a load/store operand string."""
+    start, end = op_str.find("["), op_str.find("]")
+    if start < 0 or end < start:
+        return ()
+    return tuple(t.strip().split(" ")[0] for t in op_str[start + 1:end].split(","))
+
+
+class _Pipeline:
+    """Tracks whether the next single load pipelines behind the previous instruction:
+    it does after a single load whose destination it does not use as an address, and
+    after a single store with an immediate offset (nothing pipelines behind a
+    register-offset store)."""
+
+    def __init__(self) -> None:
+        self.previous: tuple[str, str, tuple[str, ...]] | None = None  # name, dest, addr regs
+
+    def step(self, name: str, op_str: str) -> bool:
+        dest = op_str.split(",", 1)[0].strip()
+        regs = _address_registers(op_str)
+        pipelined = False
+        if name in _SINGLE_LOADS and self.previous is not None and not dest.startswith("pc"):
+            prev_name, prev_dest, prev_regs = self.previous
+            if prev_name in _SINGLE_LOADS:
+                pipelined = prev_dest not in regs
+            else:
+                pipelined = len(prev_regs) < 2 or prev_regs[1].startswith("#")
+        single = name in _SINGLE_LOADS or name in _SINGLE_STORES
+        self.previous = (name, dest, regs) if single and regs[:1] != ("pc",) else None
+        return pipelined
+
+
+_PAIRABLE = frozenset(CLASS_INDEX[c] for c in ("alu", "mul", "mac", "load", "store"))
+_REGISTER = re.compile(r"\b(r1[0-2]|r[0-9]|sb|sl|fp|ip|sp|lr)\b")
+
+
+class _DualIssue:
+    """Which ALU instructions a dual-issue core (Cortex-M7 TRM, "dual issue") starts in the
+    same cycle as their predecessor: the predecessor is a single-cycle-class instruction
+    (ALU, multiply, MAC, single load/store) that is not itself the second of a pair, the ALU
+    instruction reads no register the predecessor writes, and neither is conditional."""
+
+    def __init__(self) -> None:
+        self.previous: tuple[int, frozenset[str]] | None = None  # class, registers written
+
+    def step(self, cls: int, name: str, op_str: str, conditional: bool) -> bool:
+        regs = _REGISTER.findall(op_str)
+        written = frozenset(regs[:1]) if cls != CLASS_INDEX["store"] and regs else frozenset()
+        if "!" in op_str or "], #" in op_str:  # writeback of a load/store base
+            base = _address_registers(op_str)[:1]
+            written |= frozenset(base)
+        # conservative: any register the ALU instruction names (read or written) must not
+        # be one the predecessor writes
+        paired = (cls == CLASS_INDEX["alu"] and not conditional and name != "it"
+                  and self.previous is not None and not set(regs) & self.previous[1])
+        self.previous = None if paired or conditional or cls not in _PAIRABLE else (cls, written)
+        return paired
+
+
+def _head(cls: int, name: str, op_str: str, conditional: bool) -> tuple[int, int]:
+    """(HEAD_* kind, register mask) of a block's first instruction."""
+    if name in _SINGLE_LOADS and not op_str.split(",", 1)[0].strip().startswith("pc"):
+        return HEAD_LOAD, register_mask(_address_registers(op_str))
+    if cls == CLASS_INDEX["alu"] and not conditional and name != "it":
+        return HEAD_ALU, register_mask(_REGISTER.findall(op_str))
+    return 0, 0
+
+
+def _seam(head: tuple[int, int], pipeline: _Pipeline, dual: _DualIssue,
+          dual_if_paired: int) -> Seam:
+    tail, dest = 0, 0
+    if pipeline.previous is not None:
+        name, prev_dest, regs = pipeline.previous
+        if name in _SINGLE_LOADS:
+            tail, dest = TAIL_LOAD, register_mask([prev_dest])
+        elif len(regs) < 2 or regs[1].startswith("#"):
+            tail = TAIL_STORE_IMM
+    return Seam(head=head[0], head_regs=head[1], tail=tail, tail_dest=dest,
+                tail_pairs=dual.previous is not None,
+                tail_written=register_mask(dual.previous[1]) if dual.previous else 0,
+                dual_issued_if_paired=dual_if_paired)
+
+
 def disassemble_block(code: bytes, address: int, md: Disassembler | None = None) -> BlockInfo:
     """Disassemble one block into instruction and class counts."""
     md = md or make_disassembler()
@@ -169,11 +310,24 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     names: list[str] = []
     conditional = False
     offset = 0
+    pipeline = _Pipeline()
+    dual = _DualIssue()
+    paired_head = _DualIssue()
+    pipelined = dual_issued = dual_if_paired = 0
+    head: tuple[int, int] | None = None
     while offset < len(code):
         progressed = False
         for insn in md.fast.disasm(code[offset:], address + offset):
             name = insn.insn_name()
-            classes[classify(name)] += 1
+            cls = classify(name)
+            classes[cls] += 1
+            cond = _is_conditional(insn.mnemonic, name)
+            if head is None:
+                head = _head(cls, name, insn.op_str, cond)
+                paired_head.previous = (CLASS_INDEX["alu"], frozenset())  # pairs with anything
+            pipelined += pipeline.step(name, insn.op_str)
+            dual_issued += dual.step(cls, name, insn.op_str, cond)
+            dual_if_paired += paired_head.step(cls, name, insn.op_str, cond)
             if name in _PUSH_POP or name in _MULTIPLE:
                 regs += _register_list_length(insn.op_str)
             conditional = _is_conditional(insn.mnemonic, name)
@@ -185,12 +339,17 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             # halfword rather than failing a whole model run over one opcode.
             log.warning("capstone cannot decode 0x%08x; counted as 'other'", address + offset)
             classes[CLASS_INDEX["other"]] += 1
+            pipeline.previous = None
+            dual.previous = paired_head.previous = None
+            head = head or (0, 0)
             names.append("?")
             conditional = False
             offset += 2
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
-                     ends_conditional=conditional)
+                     ends_conditional=conditional, pipelined_loads=pipelined,
+                     dual_issued=dual_issued,
+                     seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired))
 
 
 def make_disassembler() -> Disassembler:
@@ -259,8 +418,7 @@ class BlockProfile:
         found = self._symbols.symbol_at(address)
         if found is None:
             return "??"
-        sym, _offset = found  # type: ignore[misc]
-        return str(sym.name)
+        return str(found[0].name)  # type: ignore[index]
 
     @staticmethod
     def _sum_by(keys: np.ndarray, values: np.ndarray) -> dict[int, int]:

@@ -1,34 +1,60 @@
-"""From executed instructions to cycles, milliseconds and energy: the per-core cost model.
+"""From executed blocks to cycles, milliseconds and energy: the per-core cost model.
 
-Cycles of one execution of a translated block = sum over its instructions of the
-cycles of their class on this core (Technical Reference Manual timings), plus
-per-register cycles of load/store-multiple, plus the pipeline refill of the branch
-that ends the block when it is taken, plus flash wait-state stalls the board's
-prefetch/cache does not hide. The cost per distinct block is computed once; totals
-are dot products with the execution counts the native hook collected, so cycle
-estimates come at counting speed.
+Two halves, each a mechanism with a source:
 
-Every number here is a parameter of :class:`CostParameters`, reported with each
-estimate and replaceable by calibration against a real board.
+* **static, per distinct block** (this module, once per block): the core cycles of one
+  execution from the core's Technical Reference Manual: per-class instruction timings,
+  per-register cycles of LDM/STM/PUSH/POP, loads pipelined behind a neighbouring load or
+  store (Cortex-M3/M4/M33 TRM "load/store timings"), per-mnemonic overrides (divide,
+  FPU), and the pipeline refill of the block's end branch when it is taken;
+* **dynamic, per execution** (the native hook, ``sim/native/counthook.c``): whether each
+  conditional end branch was taken (the successor block tells), instruction fetch
+  through the flash accelerator's or L1 instruction cache and the flash prefetch stream,
+  and data loads from their real addresses (address programs, :mod:`.addrprog`) through
+  the flash data cache or L1 data cache; misses stall by the board file's wait states.
+
+:func:`timing_config` turns the board's memory system into the hook's configuration.
+Every number is a parameter of :class:`CostParameters` or a board-file value, reported
+with each estimate and refined by calibration (which fits one weight per stall
+mechanism, so a calibration run says which mechanism was off); there is no global scale.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinymeter.boards import Board
+from tinymeter.boards import Board, CacheGeometry
 from tinymeter.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
+from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
+from tinymeter.sim.native_hook import (
+    CACHE_POLICIES,
+    CYCLE_SCALE,
+    END_CONDITIONAL,
+    END_NONE,
+    END_TAKEN,
+    MAX_REGIONS,
+    MEMORY_KINDS,
+    STAT,
+    TAIL_PAIRS,
+    BlockCost,
+    TimingConfig,
+)
+
+if TYPE_CHECKING:
+    from tinymeter.sim.emulator import RunResult
 
 log = logging.getLogger(__name__)
 
-COST_MODEL_VERSION = 1
+COST_MODEL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -39,16 +65,20 @@ class CostParameters:
     cpi: dict[str, float]
     #: Extra cycles per register moved by LDM/STM/PUSH/POP (on top of the class CPI).
     per_register: float = 1.0
-    #: Pipeline refill cycles of a taken branch.
+    #: Pipeline refill cycles of a taken branch (on top of the branch's own cycle).
     branch_refill: float = 2.0
-    #: Fraction of block-ending conditional branches assumed taken (loop back-edges dominate).
-    taken_fraction: float = 0.75
-    #: Mean stall cycles per taken branch from flash wait states not hidden by prefetch/cache.
-    flash_branch_stall: float = 0.0
-    #: Mean extra cycles per load from memory wait states (weights read from flash).
-    load_stall: float = 0.0
+    #: Cycles of a single load issued right after a load or store it pipelines with
+    #: (address not produced by the previous load); ``cpi.load`` otherwise.
+    pipelined_load: float = 2.0
     #: Per-mnemonic cycle overrides (e.g. vdiv, vsqrt, mla on M3).
     mnemonic_cycles: dict[str, float] = field(default_factory=dict)
+    #: Cycles of an ALU instruction issued together with its predecessor on a dual-issue
+    #: core (Cortex-M7: 0); None = the core issues one instruction per cycle.
+    dual_issue_alu: float | None = None
+    #: Weights of the simulated stall mechanisms (1 = as the board's wait states say;
+    #: calibration fits them, and how far they move says which mechanism was off).
+    ifetch_weight: float = 1.0
+    data_weight: float = 1.0
 
     def __post_init__(self) -> None:
         # Checked here, where every source of parameters (board defaults, calibration
@@ -59,18 +89,25 @@ class CostParameters:
                                   f"got {getattr(self, name)!r}")
         values = [(f"cpi.{k}", v) for k, v in self.cpi.items()]
         values += [(f"mnemonic_cycles.{k}", v) for k, v in self.mnemonic_cycles.items()]
-        values += [(n, getattr(self, n)) for n in ("per_register", "branch_refill",
-                                                   "taken_fraction", "flash_branch_stall",
-                                                   "load_stall")]
+        values += [(n, getattr(self, n)) for n in _SCALARS]
+        if self.dual_issue_alu is not None:
+            values.append(("dual_issue_alu", self.dual_issue_alu))
         for name, value in values:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"cost parameters: {name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"cost parameters: {name} must be a finite number >= 0, "
+                                  f"got {value!r}")
         unknown = set(self.cpi) - set(CLASSES)
         if unknown:
             raise ConfigError(f"cost parameters: unknown instruction class(es) {sorted(unknown)}")
         missing = set(CLASSES) - set(self.cpi)
         if missing:
             raise ConfigError(f"cost parameters: missing instruction class(es) {sorted(missing)}")
+
+
+#: Scalar fields of :class:`CostParameters` (calibration files may set each).
+_SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight")
 
 
 def _cpi(**kw: float) -> dict[str, float]:
@@ -80,42 +117,67 @@ def _cpi(**kw: float) -> dict[str, float]:
 #: TRM-derived base timings per core, before board memory effects.
 CORE_PARAMETERS: Mapping[str, CostParameters] = {
     # Cortex-M0+ TRM (ARM DDI 0484) / ARMv6-M: 2-stage pipeline, single-cycle multiplier,
-    # loads/stores 2, LDM/STM 1+N, taken branch 2 (B) / 3 (BL); no divider, no FPU.
+    # loads/stores 2 (no pipelining), LDM/STM 1+N, taken branch 2 (B) / 3 (BL); no divider,
+    # no FPU.
     "cortex-m0plus": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=2, load_multiple=1,
                  store_multiple=1, branch=1, divide=1, vfp=1, other=1),
         # BL is 3 and POP {..., pc} 3+N: 2 + refill, 1 + N + 1 + refill (the only pop
         # that ends a block writes PC; a mid-block POP is overcharged by one cycle).
-        per_register=1.0, branch_refill=1.0, mnemonic_cycles={"bl": 2.0, "pop": 2.0}),
-    # Cortex-M3 TRM (ARM DDI 0337): MLA 2, long multiplies 3-5, loads 2 (pipelined
-    # neighbours 1), stores buffered, taken branch 1 + 1..3 refill, divide 2-12.
+        per_register=1.0, branch_refill=1.0, pipelined_load=2.0,
+        mnemonic_cycles={"bl": 2.0, "pop": 2.0}),
+    # Cortex-M3 TRM (ARM DDI 0337) 18.2: MLA 2, long multiplies 3-5, loads 2 with
+    # neighbouring loads/stores pipelined to 1, stores buffered, taken branch 1 + 1..3
+    # refill, divide 2-12.
     "cortex-m3": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=4, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
-        per_register=1.0, branch_refill=2.0,
+        per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
         mnemonic_cycles={"mla": 2.0, "mls": 2.0, "umlal": 5.0, "smlal": 5.0}),
-    # Cortex-M4 TRM (ARM DDI 0439): single-cycle MAC and DSP SIMD, long multiplies 1,
-    # FPU (FPv4-SP) 1 cycle for add/mul, 3 for fused MAC, 14 for divide and sqrt.
+    # Cortex-M4 TRM (ARM DDI 0439) 3.3: single-cycle MAC and DSP SIMD, long multiplies 1,
+    # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP) 1 cycle for add/mul,
+    # 3 for fused MAC, 14 for divide and sqrt.
     "cortex-m4f": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
-        per_register=1.0, branch_refill=2.0,
+        per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vmla": 3.0, "vmls": 3.0, "vfma": 3.0,
                          "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
-    # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline, branch prediction,
-    # 64-bit loads; the effective CPI of simple ALU ops is below one.
+    # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
+    # instruction issues with its predecessor), branch prediction (taken loop branches
+    # mostly predicted: refill 1 charged), 64-bit loads.
     "cortex-m7": CostParameters(
-        cpi=_cpi(alu=0.6, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
+        cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=8, vfp=1, other=1),
-        per_register=0.5, branch_refill=1.0, taken_fraction=0.25,
+        per_register=0.5, branch_refill=1.0, pipelined_load=1.0, dual_issue_alu=0.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
     # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.
     "cortex-m33": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=6, vfp=1, other=1),
-        per_register=1.0, branch_refill=2.0,
+        per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vfma": 3.0, "vfms": 3.0}),
 }
+
+#: Last mnemonics that end a block with an always-taken control transfer.
+_TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
+_LOAD = CLASSES.index("load")
+_ALU = CLASSES.index("alu")
+
+
+def end_kind(info: BlockInfo) -> int:
+    """How *info* ends: END_CONDITIONAL (B<cond>, CBZ, CBNZ), END_TAKEN (B, BL, BX, POP
+    {pc}, table branch: always taken) or END_NONE."""
+    if not info.mnemonics:
+        return END_NONE
+    last = info.mnemonics[-1]
+    if last in ("cbz", "cbnz") or (last == "b" and info.ends_conditional):
+        return END_CONDITIONAL
+    if last in _TAKEN_BRANCHES and not info.ends_conditional:
+        return END_TAKEN
+    if last in _TAKEN_BRANCHES:
+        return END_CONDITIONAL  # bxeq lr, popne {pc}: the successor tells
+    return END_NONE
 
 
 @dataclass(frozen=True)
@@ -128,13 +190,22 @@ class CostModel:
     params: CostParameters
     active_mw: float
     source: str = "datasheet"
+    #: Energy by activity (:mod:`tinymeter.sim.energy`); None = constant ``active_mw``.
+    energy: EnergyParameters | None = None
+
+    @property
+    def energy_parameters(self) -> EnergyParameters:
+        """The energy model's parameters (the constant-power model when none are set)."""
+        return self.energy if self.energy is not None else EnergyParameters(core_mw=self.active_mw)
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "core": self.core, "clock_hz": self.clock_hz,
-                "source": self.source, "active_mw": self.active_mw, **asdict(self.params)}
+                "source": self.source, "active_mw": self.active_mw,
+                "energy": self.energy_parameters.to_dict(), **asdict(self.params)}
 
-    def block_cycles(self, info: BlockInfo) -> float:
-        """Cycles of one execution of a block."""
+    def core_cycles(self, info: BlockInfo) -> float:
+        """Core cycles of one execution of a block, without its end branch's refill or
+        memory stalls."""
         p = self.params
         cpi = np.array([p.cpi[c] for c in CLASSES])
         cycles = float(info.classes @ cpi)
@@ -143,25 +214,55 @@ class CostModel:
             if extra is not None:
                 cycles += extra - p.cpi[CLASSES[classify(mnemonic)]]
         cycles += p.per_register * info.multiple_registers
-        cycles += p.load_stall * float(info.classes[CLASSES.index("load")])
-        cycles += self._branch_cycles(info)
+        cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
+        if p.dual_issue_alu is not None:
+            cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
         return cycles
 
-    def _branch_cycles(self, info: BlockInfo) -> float:
-        if not info.mnemonics:
-            return 0.0
-        last = info.mnemonics[-1]
-        p = self.params
-        if last in ("cbz", "cbnz") or (last == "b" and info.ends_conditional):
-            taken = p.taken_fraction
-        elif last in ("b", "bl", "blx", "bx", "tbb", "tbh", "pop"):
-            taken = 1.0  # unconditional branch or return
-        else:
-            return 0.0
-        return taken * (p.branch_refill + p.flash_branch_stall)
+    def block_cost(self, info: BlockInfo) -> BlockCost:
+        """What the native hook needs of a block (fixed point): core cycles, the taken /
+        not-taken costs of its end and how it ends (the address program is added by the
+        emulator, which owns the code bytes)."""
+        kind = end_kind(info)
+        # A not-taken conditional branch costs its own cycle only (in the core cycles):
+        # M0+/M3/M4/M33 TRMs; on the M7 a mispredicted one would cost more (not modelled).
+        base = to_fixed(self.core_cycles(info))
+        seam = info.seam
+        pipe, pair = self.seam_deltas(info)
+        return BlockCost(base=base,
+                         taken=to_fixed(self.params.branch_refill) if kind != END_NONE else 0,
+                         end_kind=kind, seam_pipe=round(pipe * CYCLE_SCALE),
+                         seam_pair=round(pair * CYCLE_SCALE),
+                         head=seam.head | seam.head_regs << 16 if pipe or pair else 0,
+                         tail=seam.tail | (TAIL_PAIRS if seam.tail_pairs else 0)
+                         | seam.tail_dest << 16,
+                         tail_written=seam.tail_written)
+
+    def seam_deltas(self, info: BlockInfo) -> tuple[float, float]:
+        """Cycle changes of *info* when entered straight from a predecessor its first
+        instruction pipelines (load) or pairs (ALU, dual-issue cores) with."""
+        p, seam = self.params, info.seam
+        pipe = p.pipelined_load - p.cpi["load"] if seam.head == HEAD_LOAD else 0.0
+        pair = 0.0
+        if seam.head == HEAD_ALU and p.dual_issue_alu is not None:
+            pair = (p.dual_issue_alu - p.cpi["alu"]) * (seam.dual_issued_if_paired
+                                                         - info.dual_issued)
+        return pipe, pair
+
+    def block_cycles(self, info: BlockInfo, taken: float | None = None) -> float:
+        """Cycles of one execution of a block without memory stalls; a conditional end
+        counts as taken with probability *taken* (default: not taken)."""
+        kind = end_kind(info)
+        cycles = self.core_cycles(info)
+        if kind == END_TAKEN:
+            cycles += self.params.branch_refill
+        elif kind == END_CONDITIONAL:
+            cycles += (0.0 if taken is None else taken) * self.params.branch_refill
+        return cycles
 
     def cycles(self, profile: BlockProfile) -> np.ndarray:
-        """Cycles per table row (per execution) of a block profile."""
+        """Static cycles per table row (per execution), conditional ends not taken: a
+        lower bound used where no run statistics exist."""
         per_key = {key: self.block_cycles(info) for key, info in profile.infos.items()}
         return np.array([per_key[(a, s)] for a, s in
                          zip(profile.table.address.tolist(), profile.table.size.tolist())],
@@ -171,8 +272,60 @@ class CostModel:
         return cycles / self.clock_hz
 
     def energy_uj(self, cycles: float) -> float:
-        """Energy of *cycles* at the board's active power, in microjoules."""
+        """Energy of *cycles* at the board's constant active power, in microjoules (the
+        fallback where no activity counts exist; see :mod:`tinymeter.sim.energy`)."""
         return self.active_mw * 1e-3 * self.seconds(cycles) * 1e6
+
+
+def to_fixed(cycles: float) -> int:
+    """Cycles as the hook's fixed-point integer; the one rounding between the cost model
+    (float) and every cycle sum of a run, so all sums are exact integer arithmetic."""
+    value = round(cycles * CYCLE_SCALE)
+    if value < 0:
+        raise ValueError(f"negative block cost {cycles}")
+    return value
+
+
+_KIND_CODE = {"flash": 0, "sram": 1, "tcm": 2}
+
+
+def _geometry(cache: CacheGeometry) -> tuple[int, int, int, int]:
+    if not cache.size:
+        return (0, 0, 0, 0)
+    return (cache.line, cache.sets, cache.associativity, CACHE_POLICIES[cache.policy])
+
+
+def timing_config(board: Board, params: CostParameters,
+                  hosts: Mapping[int, int] | None = None) -> TimingConfig:
+    """The native timing model's view of *board*'s memory system (regions with wait states
+    and access width, flash accelerator, L1 caches) and the stall weights of *params*;
+    *hosts* maps region origins to the host address backing them (the hook reads guest
+    memory there directly; a region without one reads as unavailable)."""
+    if len(board.memory) > MAX_REGIONS:
+        raise ConfigError(f"board {board.name}: the timing model takes at most "
+                          f"{MAX_REGIONS} memory regions, the board file has {len(board.memory)}")
+    cfg = TimingConfig()
+    cfg.enabled = 1
+    cfg.n_regions = len(board.memory)
+    for i, r in enumerate(board.memory):
+        region = cfg.regions[i]
+        region.origin, region.last = r.origin, r.end - 1
+        region.kind = _KIND_CODE.get(r.kind, MEMORY_KINDS.index("other"))
+        region.wait_states = r.wait_states
+        region.access_shift = r.access_bytes.bit_length() - 1
+        region.cacheable = int(r.cacheable)
+        region.host = (hosts or {}).get(r.origin, 0)
+    accel, l1 = board.flash_accelerator, board.l1_cache
+    cfg.prefetch = int(accel.prefetch)
+    cfg.unified = int(accel.unified)
+    cfg.l1_fill = l1.fill_cycles
+    cfg.accel_icache[:] = _geometry(accel.icache)
+    cfg.accel_dcache[:] = _geometry(accel.dcache)
+    cfg.l1_icache[:] = _geometry(l1.icache)
+    cfg.l1_dcache[:] = _geometry(l1.dcache)
+    cfg.ifetch_weight = to_fixed(params.ifetch_weight)
+    cfg.data_weight = to_fixed(params.data_weight)
+    return cfg
 
 
 def calibration_path(board: Board) -> Path | None:
@@ -194,26 +347,13 @@ def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
 
 
 def datasheet_cost_model(board: Board) -> CostModel:
-    """TRM timings + the board's memory effects, never a calibration (the prior of a fit,
-    so calibrations do not stack).
-
-    Flash wait states stall taken branches unless prefetch/instruction cache hides
-    them; the miss fraction shrinks with the cache size. Loads of weights from flash
-    pay a share of the wait states the data cache does not hide.
-    """
-    base = CORE_PARAMETERS[board.core.name]
-    ws = board.text.wait_states
-    accel = board.flash_accelerator
-    if accel.icache_bytes >= 4096:
-        miss = 0.05
-    elif accel.icache_bytes >= 512:
-        miss = 0.25
-    else:
-        miss = 0.6 if accel.prefetch else 1.0
-    dmiss = 0.05 if accel.dcache_bytes >= 4096 else (0.2 if accel.dcache_bytes > 0 else 0.4)
-    params = replace(base, flash_branch_stall=ws * miss, load_stall=ws * dmiss * 0.5)
+    """TRM timings of the board's core, never a calibration (the prior of a fit, so
+    calibrations do not stack).  The board's memory effects are not parameters here:
+    the native hook simulates them from the board file (:func:`timing_config`)."""
+    params = CORE_PARAMETERS[board.core.name]
     return CostModel(name=f"tm-{board.core.name}-v{COST_MODEL_VERSION}", core=board.core.name,
-                     clock_hz=board.clock_hz, params=params, active_mw=board.power.active_mw)
+                     clock_hz=board.clock_hz, params=params, active_mw=board.power.active_mw,
+                     energy=board_energy_parameters(board))
 
 
 def load_calibration(model: CostModel, path: Path) -> CostModel:
@@ -225,8 +365,7 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"calibration file {path}: expected a JSON object, "
                           f"got {type(raw).__name__}")
-    allowed = {"cpi", "per_register", "branch_refill", "taken_fraction", "flash_branch_stall",
-               "load_stall", "mnemonic_cycles", "active_mw"}
+    allowed = {"cpi", "mnemonic_cycles", "active_mw", "energy", "dual_issue_alu", *_SCALARS}
     unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -234,35 +373,31 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     active = raw.pop("active_mw", model.active_mw)
     if isinstance(active, bool) or not isinstance(active, (int, float)):
         raise ConfigError(f"calibration file {path}: active_mw must be a number, got {active!r}")
+    energy = model.energy
+    if "energy" in raw:
+        energy = EnergyParameters.from_dict(raw.pop("energy"), f"calibration file {path}")
+    elif active != model.active_mw:
+        # a constant-power fit (older files): its active power, no energy per access
+        energy = EnergyParameters(core_mw=float(active))
     try:
         params = replace(model.params, **raw)
     except ConfigError as exc:
         raise ConfigError(f"calibration file {path}: {exc}") from None
-    return replace(model, params=params, active_mw=float(active), source=f"calibrated ({Path(path).name})")
+    return replace(model, params=params, active_mw=float(active), energy=energy,
+                   source=f"calibrated ({Path(path).name})")
 
 
 # -- calibration features ---------------------------------------------------------------
 #
-# Given the static facts of a block, the cycles above are *linear* in a reparameterized
-# vector theta: one coefficient per instruction class, per register of LDM/STM/PUSH/POP,
-# per overridden mnemonic, per block ending in a taken branch and per block ending in a
-# conditional branch.  ``load_stall`` is folded into the load coefficients and the
-# taken fraction into the conditional-branch coefficient, because data can only ever
-# see those sums and products; :func:`parameters_from_vector` splits them back using
-# the prior's ``load_stall`` and ``flash_branch_stall``.  Calibration is therefore an
-# exact linear least-squares problem over per-layer feature rows.
-#
-# Every remaining entry of theta is separable by some code, which is what the
-# calibration microbenchmarks (``hw/microbench.py``) provide: the class and mnemonic
-# columns by loops of one instruction; ``per_register`` by LDM/STM with different
-# register counts; ``cpi.branch`` versus ``branch.taken`` by POP {..., PC} block ends
-# (taken, but no branch instruction) versus BX/B ends; ``branch.conditional`` by
-# conditional-branch loops.  In NN layers alone the branch columns are nearly
-# collinear (every block-ending branch is a branch instruction), hence the benchmarks.
-
-#: Last mnemonics that end a block with an always-taken control transfer.
-_TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
-_LOAD = CLASSES.index("load")
+# The cycles of a run are *linear* in the parameter vector theta: one coefficient per
+# instruction class (loads that pipelined excluded), one for pipelined loads, one per
+# register of LDM/STM/PUSH/POP, one per overridden mnemonic, one per taken branch (exact
+# counts from the run; a not-taken one costs its branch cycle), and one weight per simulated
+# stall mechanism (instruction fetch, data memory) on the raw stall cycles the hook
+# summed.  So ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle
+# estimate of ``p`` (exactly, up to the hook's fixed-point rounding), and calibration is
+# a linear least-squares problem over per-layer rows.  Every column is separable by some
+# code, which is what the calibration microbenchmarks (``hw/microbench.py``) provide.
 
 
 def feature_names(params: CostParameters) -> tuple[str, ...]:
@@ -271,91 +406,115 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     The overridden mnemonics are part of the layout, so features and parameters must be
     built from the same :class:`CostParameters` (the calibration prior).
     """
-    return (*(f"cpi.{c}" for c in CLASSES), "per_register",
+    dual = ("alu.dual",) if params.dual_issue_alu is not None else ()
+    return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
             *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
-            "branch.taken", "branch.conditional")
+            "branch.taken", "stall.ifetch", "stall.data")
+
+
+#: The dynamic columns at the end of every feature row.
+_DYNAMIC = ("branch.taken", "stall.ifetch", "stall.data")
 
 
 def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
-    """Feature row of one execution of *info*: ``block_features(b, p) @ parameter_vector(p)``
-    equals ``CostModel(..., params=p).block_cycles(b)`` exactly."""
-    overrides = sorted(params.mnemonic_cycles)
-    n_classes = len(CLASSES)
-    row = np.zeros(n_classes + 1 + len(overrides) + 2)
-    row[:n_classes] = info.classes
-    if overrides:
-        index = {m: n_classes + 1 + i for i, m in enumerate(overrides)}
-        for mnemonic in info.mnemonics:
-            col = index.get(mnemonic)
-            if col is not None:
-                row[col] += 1.0
-                row[classify(mnemonic)] -= 1.0
-    row[n_classes] = info.multiple_registers
-    if info.mnemonics:
-        last = info.mnemonics[-1]
-        if last in ("cbz", "cbnz") or (last == "b" and info.ends_conditional):
-            row[-1] = 1.0
-        elif last in _TAKEN_BRANCHES:
-            row[-2] = 1.0
+    """Static feature row of one execution of *info* (the dynamic columns zero):
+    ``block_features(b, p) @ parameter_vector(p) == CostModel(..., p).core_cycles(b)``."""
+    names = feature_names(params)
+    col = {n: i for i, n in enumerate(names)}
+    row = np.zeros(len(names))
+    row[:len(CLASSES)] = info.classes
+    row[_LOAD] -= info.pipelined_loads
+    row[col["load.pipelined"]] = info.pipelined_loads
+    if "alu.dual" in col:
+        row[_ALU] -= info.dual_issued
+        row[col["alu.dual"]] = info.dual_issued
+    row[col["per_register"]] = info.multiple_registers
+    for mnemonic in info.mnemonics:
+        i = col.get(f"mnemonic.{mnemonic}")
+        if i is not None and mnemonic in params.mnemonic_cycles:
+            row[i] += 1.0
+            row[classify(mnemonic)] -= 1.0
     return row
 
 
 def parameter_vector(params: CostParameters) -> np.ndarray:
-    """theta of *params* in the layout of :func:`feature_names` (see the section comment)."""
-    overrides = sorted(params.mnemonic_cycles)
+    """theta of *params* in the layout of :func:`feature_names`."""
     theta = [params.cpi[c] for c in CLASSES]
-    theta[_LOAD] += params.load_stall
+    theta.append(params.pipelined_load)
+    if params.dual_issue_alu is not None:
+        theta.append(params.dual_issue_alu)
     theta.append(params.per_register)
-    for m in overrides:
-        extra = params.mnemonic_cycles[m]
-        theta.append(extra + (params.load_stall if classify(m) == _LOAD else 0.0))
-    taken = params.branch_refill + params.flash_branch_stall
-    theta += [taken, params.taken_fraction * taken]
+    theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
+    theta += [params.branch_refill, params.ifetch_weight, params.data_weight]
     return np.array(theta, dtype=np.float64)
 
 
 def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostParameters:
-    """Inverse of :func:`parameter_vector`: the parameters whose vector is *theta*.
-
-    The parts data cannot separate keep the prior's split: ``load_stall`` and
-    ``flash_branch_stall`` stay, the load CPI and the branch refill absorb the rest, and
-    the taken fraction is the ratio of the conditional to the taken coefficient (the
-    prior's if the taken coefficient is zero).  ``parameter_vector`` of the result is
-    *theta* again whenever the taken coefficient is non-zero.
-    """
+    """Inverse of :func:`parameter_vector`: the parameters whose vector is *theta*."""
     names = feature_names(prior)
     theta = np.asarray(theta, dtype=np.float64)
     if theta.shape != (len(names),):
         raise ConfigError(f"parameter vector has shape {theta.shape}, expected ({len(names)},)")
-    n_classes = len(CLASSES)
-    cpi = {c: float(theta[i]) for i, c in enumerate(CLASSES)}
-    cpi["load"] -= prior.load_stall
-    overrides = sorted(prior.mnemonic_cycles)
-    mnemonic_cycles = {}
-    for i, m in enumerate(overrides):
-        value = float(theta[n_classes + 1 + i])
-        mnemonic_cycles[m] = value - (prior.load_stall if classify(m) == _LOAD else 0.0)
-    taken, conditional = float(theta[-2]), float(theta[-1])
-    fraction = conditional / taken if abs(taken) > 1e-12 else prior.taken_fraction
-    return replace(prior, cpi=cpi, per_register=float(theta[n_classes]),
-                   mnemonic_cycles=mnemonic_cycles,
-                   branch_refill=taken - prior.flash_branch_stall, taken_fraction=fraction)
+    value = dict(zip(names, (float(v) for v in theta)))
+    return replace(prior, cpi={c: value[f"cpi.{c}"] for c in CLASSES},
+                   pipelined_load=value["load.pipelined"], per_register=value["per_register"],
+                   dual_issue_alu=value.get("alu.dual", prior.dual_issue_alu),
+                   mnemonic_cycles={m: value[f"mnemonic.{m}"] for m in sorted(prior.mnemonic_cycles)},
+                   branch_refill=value["branch.taken"], ifetch_weight=value["stall.ifetch"],
+                   data_weight=value["stall.data"])
 
 
-def layer_features(profile: BlockProfile, params: CostParameters, n_layers: int) -> np.ndarray:
+def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
+    """Feature matrix ``[rows of run.blocks, len(feature_names(params))]``, summed over each
+    row's executions: static columns x count, dynamic columns from the hook's statistics."""
+    profile = run.profile
+    if profile is None:
+        raise ConfigError("the run has no block profile (counting was disabled)")
+    per_key = {key: block_features(info, params) for key, info in profile.infos.items()}
+    table = profile.table
+    names = feature_names(params)
+    out = np.zeros((len(table), len(names)))
+    counts = profile.counts.astype(np.float64)
+    stats = run.stats
+    seams = len(stats) == len(table)
+    for i, key in enumerate(zip(table.address.tolist(), table.size.tolist())):
+        out[i] = per_key[key] * counts[i]
+        if seams:
+            out[i] += _seam_features(profile.infos[key], names, int(stats[i, STAT["seam_pipe"]]),
+                                     int(stats[i, STAT["seam_pair"]]))
+    if len(stats):
+        n = len(_DYNAMIC)
+        out[:, -n] = stats[:, STAT["taken"]]
+        out[:, -n + 1] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
+        out[:, -n + 2] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
+    return out
+
+
+def _seam_features(info: BlockInfo, names: tuple[str, ...], piped: int, paired: int
+                   ) -> np.ndarray:
+    """Feature change of the executions that joined their predecessor at the block's
+    start: *piped* times its first load pipelined, *paired* times its first ALU
+    instruction dual-issued (shifting the pairs after it)."""
+    row = np.zeros(len(names))
+    if piped:
+        row[_LOAD] -= piped
+        row[names.index("load.pipelined")] += piped
+    if paired and "alu.dual" in names:
+        shift = info.seam.dual_issued_if_paired - info.dual_issued
+        row[_ALU] -= shift * paired
+        row[names.index("alu.dual")] += shift * paired
+    return row
+
+
+def layer_features(run: RunResult, params: CostParameters, n_layers: int) -> np.ndarray:
     """Per-layer feature matrix ``[n_layers, len(feature_names(params))]`` of one run.
 
-    Row *l* summed over every execution attributed to layer *l*, so
     ``layer_features(...) @ parameter_vector(p)`` is the per-layer cycle estimate of
     ``p``; executions outside layers (layer -1) and beyond *n_layers* are left out.
     """
-    per_key = {key: block_features(info, params) for key, info in profile.infos.items()}
-    width = len(feature_names(params))
-    out = np.zeros((n_layers, width))
-    layers = profile.table.layer.tolist()
-    counts = profile.counts.tolist()
-    for a, s, layer, n in zip(profile.table.address.tolist(), profile.table.size.tolist(),
-                              layers, counts):
-        if 0 <= layer < n_layers:
-            out[layer] += per_key[(a, s)] * n
+    rows = row_features(run, params)
+    out = np.zeros((n_layers, rows.shape[1]))
+    layers = run.blocks.layer
+    keep = (layers >= 0) & (layers < n_layers)
+    np.add.at(out, layers[keep], rows[keep])
     return out

@@ -24,7 +24,9 @@ Hooks and their cost (why each is the way it is):
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import mmap
 import re
 import struct
 import threading
@@ -32,7 +34,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import unicorn
@@ -47,6 +49,7 @@ from tinymeter.errors import (
     FirmwareFault,
     TinymeterError,
 )
+from tinymeter.sim.addrprog import AddressProgram, address_program
 from tinymeter.sim.blocks import (
     BlockInfo,
     BlockProfile,
@@ -55,12 +58,20 @@ from tinymeter.sim.blocks import (
     disassemble_block,
     make_disassembler,
 )
-from tinymeter.sim.costmodel import CostModel, cost_model_for
+from tinymeter.sim.costmodel import CostModel, cost_model_for, timing_config, to_fixed
+from tinymeter.sim.decode import Decoder, decode_block
 from tinymeter.sim.devices import DeviceRegisters
 from tinymeter.sim.dwarf import Frame
 from tinymeter.sim.elf import ElfImage, Symbol
 from tinymeter.sim.exceptions import EXC_RETURN_MIN, ExceptionEngine
-from tinymeter.sim.native_hook import CYCLE_SCALE, BlockCounter, CounterSnapshot
+from tinymeter.sim.native_hook import (
+    CYCLE_SCALE,
+    END_SKIP,
+    STAT_COLUMNS,
+    BlockCost,
+    BlockCounter,
+    CounterSnapshot,
+)
 from tinymeter.sim.nvic import FIRST_IRQ, ExceptionModel, LineSource
 from tinymeter.sim.peripherals import (
     PAGE,
@@ -118,13 +129,8 @@ LIBC_EXIT = "_exit"
 _MAX_EVENT_TAGS = 1 << 16
 
 
-def to_fixed_cycles(cycles: float) -> int:
-    """Cycles as the hook's fixed-point integer; the one rounding between the cost model
-    (float) and every cycle sum of a run, so all sums are exact integer arithmetic."""
-    value = round(cycles * CYCLE_SCALE)
-    if value < 0:
-        raise ValueError(f"negative block cost {cycles}")
-    return value
+#: Kept for callers of the first API: the cost model owns the rounding now.
+to_fixed_cycles = to_fixed
 
 
 def tflm_profiler_symbols(image: ElfImage) -> tuple[str, str] | None:
@@ -156,10 +162,15 @@ class RunResult:
     #: Estimated cycles of the whole run, fixed point (x ``CYCLE_SCALE``), as summed by the
     #: native hook (0 without counting).
     cycles_fixed: int = 0
-    #: Per table row of ``blocks``: cycles of one execution and of all executions (fixed
-    #: point); ``block_cycles == blocks.count * block_cost`` exactly.
+    #: Per table row of ``blocks``: static core cycles of one execution and cycles of all
+    #: executions (fixed point): ``block_cycles == blocks.count * block_cost`` plus the
+    #: row's branch-outcome costs and weighted memory stalls (``stats``).
     block_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     block_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    #: Per table row: the hook's statistics (columns ``native_hook.STAT_COLUMNS``: branch
+    #: outcomes, stall cycles, cache hits and misses, loads and stores by memory kind).
+    stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(STAT_COLUMNS)),
+                                                                np.uint64))
     cost_model: CostModel | None = None
     #: Layer names from the TFLM profiler's BeginEvent tags (event id -> tag).
     layer_names: dict[int, str] = field(default_factory=dict)
@@ -309,7 +320,10 @@ class Emulator:
         self.image: ElfImage | None = None
         self.initial_sp = 0
         self.reset_pc = 0
+        #: (start, end, host address) of every RAM range mapped into the engine.
+        self._host: list[tuple[int, int, int]] = []
         self._block_cache: dict[tuple[int, int], BlockInfo] = {}
+        self._program_cache: dict[tuple[int, int], AddressProgram] = {}
         self._cache_key = ""
         self._device_map: DeviceMap | None = None
 
@@ -435,11 +449,12 @@ class Emulator:
         vector table at the start of the board's text region."""
         image = elf if isinstance(elf, ElfImage) else ElfImage.load(elf)
         where = str(image.path) if image.path else "firmware"
-        uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())
+        # the CPU model must be chosen before anything is mapped (the binding's stubs do not
+        # declare the third argument)
+        uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())  # type: ignore[call-arg]
         bus = self._peripherals()
         devices = bus.devices()
-        for start, end, perms in self._memory_map([page for page, _dev in devices]):
-            uc.mem_map(start, end - start, perms)
+        self._host = _map_host_memory(uc, self._memory_map([page for page, _dev in devices]))
         for page, dev in devices:
             uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
         self._load_reset_values(uc, {page for page, _dev in devices})
@@ -470,6 +485,7 @@ class Emulator:
         self.initial_sp, self.reset_pc = sp, reset
         if image.digest != self._cache_key or not image.digest:
             self._block_cache = {}
+            self._program_cache = {}
             self._cache_key = image.digest
         log.debug("loaded %s on %s: sp=0x%08x reset=0x%08x", where, self.board.name, sp, reset)
         return image
@@ -519,7 +535,7 @@ class Emulator:
             # interrupts need the cycle alarm of the counting hook
             session.exceptions = ExceptionEngine(self.bus.exceptions, self.board.text.origin,
                                                  self.board.core.has_fpu)
-            self.bus.reschedule = lambda: self._schedule(session)
+            self.bus.reschedule = lambda: self._schedule(session, soon=True)
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -576,6 +592,7 @@ class Emulator:
                     f"{self._where(uc, session)}")
                 return False
             counter.advance(wake - now)
+            counter.break_chain()  # what runs after the sleep is no branch successor
             session.sleep_cycles += max(wake - now, 0)
         engine.service(uc, counter.cycles)
         self._schedule(session)
@@ -591,10 +608,12 @@ class Emulator:
             return False
         return before in (0xBF30, 0xBF20)
 
-    def _schedule(self, session: _Session) -> None:
-        """Set the counting hook's alarm at the next interrupt event."""
+    def _schedule(self, session: _Session, soon: bool = False) -> None:
+        """Set the counting hook's alarm at the next interrupt event (*soon*: a register
+        write may have made one deliverable now: look again at the next block)."""
         counter, engine = session.counter, session.exceptions
         if counter is not None and engine is not None:
+            engine.recheck_soon = engine.recheck_soon or soon
             counter.set_alarm(engine.next_alarm(counter.cycles))
 
     def _result(self, uc: Uc, image: ElfImage, session: _Session,
@@ -604,7 +623,7 @@ class Emulator:
         outputs = self._collect_outputs(session)
         marks = sorted([*(self.bus.registers.events if self.bus.registers else ()),
                         *(self.bus.mcu.events if self.bus.mcu else ())], key=lambda m: m.cycle)
-        common = dict(outputs=outputs, stdout=session.semihost.stdout,
+        common: dict[str, Any] = dict(outputs=outputs, stdout=session.semihost.stdout,
                       exit_code=session.semihost.exit_code or 0, wall_time_s=wall,
                       inferences=session.next_inference, cost_model=model, marks=marks,
                       stop_reason=session.stop_reason or "semihosting exit",
@@ -620,25 +639,39 @@ class Emulator:
         return RunResult(instructions=profile.total_instructions, blocks=table, profile=profile,
                          executed_bytes=snapshot.executed_bytes,
                          cycles_fixed=snapshot.total_cycles, block_cost=snapshot.cost[keep],
-                         block_cycles=snapshot.cycles[keep],
+                         block_cycles=snapshot.cycles[keep], stats=snapshot.stats[keep],
                          layer_names=self._event_names(uc, snapshot.event_tags), **common)
 
     def cost_function(self, image: ElfImage, model: CostModel,
-                      intercepted: Collection[int] = ()) -> Callable[[int, int], int]:
+                      intercepted: Collection[int] = ()) -> Callable[[int, int], BlockCost]:
         """The hook's cost callback: disassemble a block once (shared cache with
-        :func:`~tinymeter.sim.blocks.analyze`) and price it with *model*.  Blocks at
-        intercepted ABI entries cost 0: the hook sees them, but they never execute."""
+        :func:`~tinymeter.sim.blocks.analyze`), price it with *model* and attach its
+        address program.  Blocks at intercepted ABI entries cost 0: the hook sees them,
+        but they never execute."""
         md = make_disassembler()
+        decoder = Decoder()
         cache = self._block_cache
+        programs = self._program_cache
 
-        def cost(address: int, size: int) -> int:
+        def read_literal(address: int, size: int) -> int:
+            return int.from_bytes(image.read_code(address, size), "little")
+
+        def cost(address: int, size: int) -> BlockCost:
             if address in intercepted:
-                return 0
+                return BlockCost(base=0, end_kind=END_SKIP)
+            code = image.read_code(address, size)
             info = cache.get((address, size))
             if info is None:
-                info = disassemble_block(image.read_code(address, size), address, md)
+                info = disassemble_block(code, address, md)
                 cache[(address, size)] = info
-            return to_fixed_cycles(model.block_cycles(info))
+            block = model.block_cost(info)
+            program = programs.get((address, size))
+            if program is None:
+                program = address_program(decode_block(code, address, decoder), read_literal)
+                programs[(address, size)] = program
+            if not len(program):
+                return block
+            return replace(block, ops=program.ops, regs_mask=program.regs_mask)
 
         return cost
 
@@ -658,7 +691,7 @@ class Emulator:
         return names
 
     def _make_counter(self, image: ElfImage, budget: int,
-                      cost: Callable[[int, int], int] | None = None) -> BlockCounter:
+                      cost: Callable[[int, int], BlockCost] | None = None) -> BlockCounter:
         begin, end = image.symbol(PROF_BEGIN), image.symbol(PROF_END)
         if begin is None or end is None:
             log.debug("no %s/%s in the firmware: no per-layer attribution", PROF_BEGIN, PROF_END)
@@ -667,12 +700,25 @@ class Emulator:
         if pair is not None:
             ev_begin, ev_end = (self._function(image, name).address for name in pair)
         tags = self.span is None and ev_begin is not None
+        model = self.cost_model or cost_model_for(self.board)
         return BlockCounter(
             prof_begin=begin.address if begin and end else None,
             prof_end=end.address if begin and end else None,
             event_begin=ev_begin, event_end=ev_end, event_wrap=self.event_wrap,
             budget_instructions=budget, cost=cost,
-            event_tags=_MAX_EVENT_TAGS if tags else 0)
+            event_tags=_MAX_EVENT_TAGS if tags else 0,
+            timing=(timing_config(self.board, model.params, self._region_hosts())
+                    if cost is not None else None))
+
+    def _region_hosts(self) -> dict[int, int]:
+        """Host address of each board memory region's first byte (origin -> address):
+        the native hook reads guest memory there without a Unicorn call."""
+        out = {}
+        for r in self.board.memory:
+            for start, end, address in self._host:
+                if start <= r.origin and r.end <= end:
+                    out[r.origin] = address + (r.origin - start)
+        return out
 
     @staticmethod
     def _function(image: ElfImage, name: str) -> Symbol:
@@ -783,11 +829,14 @@ class Emulator:
         engine, counter = session.exceptions, session.counter
         if engine is None or counter is None or not engine.model.pending:
             return
+        before = engine.delivered
         try:
             engine.service(uc, counter.cycles)
         except TinymeterError as exc:
             self._fail(uc, session, exc)
             return
+        if engine.delivered != before:
+            counter.break_chain()  # the handler is no branch successor of this block
         self._schedule(session)
 
     def _on_span_start(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
@@ -823,8 +872,12 @@ class Emulator:
         return ""
 
     @staticmethod
-    def _return(uc: Uc) -> None:
+    def _return(uc: Uc, session: _Session | None = None) -> None:
+        """Return from an intercepted ABI entry to its caller (the block that called it
+        and the block after the return are not branch neighbours for the hook)."""
         uc.reg_write(arm_const.UC_ARM_REG_PC, uc.reg_read(arm_const.UC_ARM_REG_LR) | 1)
+        if session is not None and session.counter is not None:
+            session.counter.break_chain()
 
     def _on_io_next(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
         more = session.next_inference < len(session.inputs)
@@ -832,7 +885,7 @@ class Emulator:
             session.next_inference += 1
             session.outputs.append([])
         uc.reg_write(arm_const.UC_ARM_REG_R0, int(more))
-        self._return(uc)
+        self._return(uc, session)
 
     def _on_io_input(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
         index = uc.reg_read(arm_const.UC_ARM_REG_R0)
@@ -851,7 +904,7 @@ class Emulator:
                     f"input {index} of inference {k} has {len(data)} bytes, the firmware "
                     f"tensor has {nbytes}"))
             uc.mem_write(buf, bytes(data))
-        self._return(uc)
+        self._return(uc, session)
         return None
 
     def _on_io_output(self, uc: Uc, _address: int, _size: int, session: _Session) -> None:
@@ -863,7 +916,7 @@ class Emulator:
         slot = session.outputs[-1]
         slot.extend([None] * (index + 1 - len(slot)))
         slot[index] = bytes(uc.mem_read(buf, nbytes))
-        self._return(uc)
+        self._return(uc, session)
 
     def _on_halt(self, uc: Uc, address: int, _size: int, session: _Session) -> None:
         """``tm_halt`` (the hardware image idles there after its report) or the C
@@ -915,6 +968,7 @@ class Emulator:
                 session.exceptions.leave(uc, pc | 1, session.counter.cycles)
             except TinymeterError as exc:
                 return self._fail(uc, session, exc)
+            session.counter.break_chain()  # the return target is no branch successor
             self._schedule(session)
             return None
         if intno == _EXCP_BKPT:
@@ -1018,6 +1072,24 @@ class Emulator:
                                      f"{missing}")
             out.append([t for t in tensors if t is not None])
         return out
+
+
+def _map_host_memory(uc: Uc, ranges: Sequence[tuple[int, int, int]]
+                     ) -> list[tuple[int, int, int]]:
+    """Map *ranges* (start, end, perms) into *uc* backed by anonymous host mappings the
+    process owns, so the native hook can read guest memory directly (address programs
+    follow pointers a block loads itself).  The mappings live as long as the engine:
+    they hang off the ``Uc`` object, so no run can outlive its memory."""
+    hosts: list[tuple[int, int, int]] = []
+    keep: list[mmap.mmap] = []
+    for start, end, perms in ranges:
+        buf = mmap.mmap(-1, end - start)  # zero-filled, committed lazily
+        address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        uc.mem_map_ptr(start, end - start, perms, address)
+        keep.append(buf)
+        hosts.append((start, end, address))
+    uc._tm_host_memory = keep  # type: ignore[attr-defined]
+    return hosts
 
 
 def _mmio_read(_uc: Uc, offset: int, size: int, where: tuple[int, _MmioDevice]) -> int:

@@ -68,9 +68,13 @@ class ExceptionEngine:
     has_fpu: bool
     stack: list[_Entry] = field(default_factory=list)
     delivered: int = 0
+    #: A register write may have made an interrupt deliverable (ISPR, UG with UIE, ...):
+    #: look at the next block instead of after the masked re-check interval.
+    recheck_soon: bool = False
 
     def service(self, uc: Uc, now: int) -> None:
         """Latch due sources and enter the exception to take now, if any."""
+        self.recheck_soon = False
         self.model.poll(now)
         exception = self.model.choose(uc.reg_read(arm_const.UC_ARM_REG_PRIMASK),
                                       uc.reg_read(arm_const.UC_ARM_REG_BASEPRI))
@@ -81,7 +85,7 @@ class ExceptionEngine:
         """Cycle at which the emulator must look again (None: nothing scheduled)."""
         nxt = self.model.next_cycle(now)
         if self.model.masked_pending():
-            soon = now + MASKED_RECHECK_CYCLES
+            soon = now + (1 if self.recheck_soon else MASKED_RECHECK_CYCLES)
             nxt = soon if nxt is None else min(nxt, soon)
         return nxt
 

@@ -14,6 +14,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from unicorn import UC_HOOK_BLOCK, Uc, UcError
@@ -29,18 +30,101 @@ FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
 FLAG_ALARM = 8
-_ABI_VERSION = 2
+_ABI_VERSION = 3
 _INITIAL_CAPACITY = 1 << 14
 #: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``).
 CYCLE_FRAC_BITS = 16
 CYCLE_SCALE = 1 << CYCLE_FRAC_BITS
-#: Cost-callback return value meaning "the callback failed" (``TM_COST_ERROR``).
-COST_ERROR = (1 << 64) - 1
+MAX_REGIONS = 8
+#: Cache replacement policies (``TM_POLICY_*``), by board-file name.
+CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 
-#: ``uint64_t cost(void *user, uint32_t addr, uint32_t size)``: per-execution cycles of a
-#: block in fixed point (x ``CYCLE_SCALE``), or ``COST_ERROR``.
-CostCallback = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint32,
-                                ctypes.c_uint32)
+#: How a block ends (``tm_block_desc.end_kind``).
+END_NONE, END_TAKEN, END_CONDITIONAL = 0, 1, 2
+#: A block that never executes (an intercepted ABI entry): counted, costs nothing.
+END_SKIP = 3
+#: ``tm_block_desc.tail`` flag: the last instruction may pair with an ALU successor.
+TAIL_PAIRS = 4
+#: Memory kinds of ``tm_region.kind`` and access buckets of the statistics (the last
+#: bucket: accesses whose address the block's address program could not resolve).
+MEMORY_KINDS = ("flash", "sram", "tcm", "peripheral", "other")
+ACCESS_BUCKETS = (*MEMORY_KINDS, "unresolved")
+#: Columns of the per-row statistics matrix (``TM_S_*`` in counthook.c).
+STAT_COLUMNS: tuple[str, ...] = (
+    "count", "cycles", "taken", "not_taken", "branch", "ifetch_stall", "data_stall",
+    "icache_hit", "icache_miss", "dcache_hit", "dcache_miss", "seam_pipe", "seam_pair",
+    *(f"loads.{b}" for b in ACCESS_BUCKETS), *(f"stores.{b}" for b in ACCESS_BUCKETS),
+    *(f"load_bytes.{b}" for b in ACCESS_BUCKETS),
+)
+STAT = {name: i for i, name in enumerate(STAT_COLUMNS)}
+#: Columns holding fixed-point cycles (the rest are counts).
+FIXED_POINT_STATS = frozenset(("cycles", "branch", "ifetch_stall", "data_stall"))
+
+
+class BlockDesc(ctypes.Structure):
+    """Mirror of ``tm_block_desc``: what the cost callback tells about one block."""
+
+    _fields_ = [
+        ("base", ctypes.c_uint64),
+        ("taken", ctypes.c_uint64),
+        ("not_taken", ctypes.c_uint64),
+        ("seam_pipe", ctypes.c_int64),
+        ("seam_pair", ctypes.c_int64),
+        ("ops", ctypes.c_void_p),
+        ("n_ops", ctypes.c_uint32),
+        ("regs_mask", ctypes.c_uint32),
+        ("end_kind", ctypes.c_uint32),
+        ("error", ctypes.c_uint32),
+        ("head", ctypes.c_uint32),
+        ("tail", ctypes.c_uint32),
+        ("tail_written", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
+
+
+#: ``void cost(void *user, uint32_t addr, uint32_t size, tm_block_desc *out)``.
+CostCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                ctypes.POINTER(BlockDesc))
+
+
+class Region(ctypes.Structure):
+    """Mirror of ``tm_region``."""
+
+    _fields_ = [("origin", ctypes.c_uint32), ("last", ctypes.c_uint32),
+                ("kind", ctypes.c_uint32), ("wait_states", ctypes.c_uint32),
+                ("access_shift", ctypes.c_uint32), ("cacheable", ctypes.c_uint32),
+                ("host", ctypes.c_uint64)]
+
+
+class TimingConfig(ctypes.Structure):
+    """Mirror of ``tm_timing_config``: the board's memory system for the native timing model."""
+
+    _fields_ = [
+        ("enabled", ctypes.c_uint32),
+        ("n_regions", ctypes.c_uint32),
+        ("regions", Region * MAX_REGIONS),
+        ("prefetch", ctypes.c_uint32),
+        ("l1_fill", ctypes.c_uint32),
+        ("unified", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("accel_icache", ctypes.c_uint32 * 4),
+        ("accel_dcache", ctypes.c_uint32 * 4),
+        ("l1_icache", ctypes.c_uint32 * 4),
+        ("l1_dcache", ctypes.c_uint32 * 4),
+        ("ifetch_weight", ctypes.c_uint64),
+        ("data_weight", ctypes.c_uint64),
+    ]
+
+
+class CacheState(ctypes.Structure):
+    """Mirror of ``tm_cache`` (C-owned memory; Python only sizes it)."""
+
+    _fields_ = [("line_shift", ctypes.c_uint32), ("set_mask", ctypes.c_uint32),
+                ("ways", ctypes.c_uint32), ("unit_shift", ctypes.c_uint32),
+                ("policy", ctypes.c_uint32), ("rng", ctypes.c_uint32),
+                ("tags", ctypes.c_void_p), ("units", ctypes.c_void_p),
+                ("stamp", ctypes.c_void_p), ("tick", ctypes.c_uint64),
+                ("epoch", ctypes.c_uint64), ("hint", ctypes.c_uint32 * 64)]
 
 
 class CountContext(ctypes.Structure):
@@ -58,6 +142,8 @@ class CountContext(ctypes.Structure):
         ("cost_user", ctypes.c_void_p),
         ("evt_tags", ctypes.c_void_p),
         ("evt_tags_cap", ctypes.c_uint64),
+        ("mem_read", ctypes.c_void_p),
+        ("reg_read_batch", ctypes.c_void_p),
         ("executed_bytes", ctypes.c_uint64),
         ("blocks_executed", ctypes.c_uint64),
         ("cycles", ctypes.c_uint64),
@@ -68,33 +154,58 @@ class CountContext(ctypes.Structure):
         ("capacity", ctypes.c_uint64),
         ("used", ctypes.c_uint64),
         ("last", ctypes.c_void_p),
+        ("stream_ready", ctypes.c_uint64),
+        ("flash_free", ctypes.c_uint64),
+        ("alarm_cycles", ctypes.c_uint64),
+        ("stream_unit", ctypes.c_uint32),
+        ("stream_valid", ctypes.c_uint32),
+        ("l1_enabled", ctypes.c_uint32),
+        ("code_region", ctypes.c_uint32),
         ("current_layer", ctypes.c_int32),
         ("evt_counter", ctypes.c_uint32),
         ("evt_wrap", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
-        ("alarm_cycles", ctypes.c_uint64),
+        ("timing", TimingConfig),
+        ("accel_icache", CacheState),
+        ("accel_dcache", CacheState),
+        ("l1_icache", CacheState),
+        ("l1_dcache", CacheState),
     ]
+
+
+#: The compiled hook (an extension module only so that setuptools builds and installs it).
+_LIBRARY_PATH = str(getattr(_counthook, "__file__", ""))
 
 
 def _load_library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(_counthook.__file__)
-    lib.tm_ctx_size.restype = ctypes.c_uint64
+    lib = ctypes.CDLL(_LIBRARY_PATH)
+    for name in ("tm_ctx_size", "tm_timing_config_size", "tm_block_desc_size"):
+        getattr(lib, name).restype = ctypes.c_uint64
     lib.tm_abi_version.restype = ctypes.c_uint32
     lib.tm_cycle_frac_bits.restype = ctypes.c_uint32
+    lib.tm_stat_columns.restype = ctypes.c_uint32
     lib.tm_ctx_init.argtypes = [ctypes.POINTER(CountContext), ctypes.c_uint64]
     lib.tm_ctx_init.restype = ctypes.c_int
+    lib.tm_ctx_configure_timing.argtypes = [ctypes.POINTER(CountContext),
+                                            ctypes.POINTER(TimingConfig)]
+    lib.tm_ctx_configure_timing.restype = ctypes.c_int
     lib.tm_ctx_release.argtypes = [ctypes.POINTER(CountContext)]
     lib.tm_ctx_release.restype = None
+    lib.tm_ctx_break_chain.argtypes = [ctypes.POINTER(CountContext)]
+    lib.tm_ctx_break_chain.restype = None
     lib.tm_ctx_export.argtypes = [
         ctypes.POINTER(CountContext),
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+        ctypes.c_void_p, ctypes.c_uint64,
     ]
     lib.tm_ctx_export.restype = ctypes.c_uint64
     if (lib.tm_abi_version() != _ABI_VERSION or lib.tm_ctx_size() != ctypes.sizeof(CountContext)
+            or lib.tm_timing_config_size() != ctypes.sizeof(TimingConfig)
+            or lib.tm_block_desc_size() != ctypes.sizeof(BlockDesc)
+            or lib.tm_stat_columns() != len(STAT_COLUMNS)
             or lib.tm_cycle_frac_bits() != CYCLE_FRAC_BITS):
         raise ImportError(
-            f"tinymeter.sim._counthook at {_counthook.__file__} does not match native_hook.py "
+            f"tinymeter.sim._counthook at {_LIBRARY_PATH} does not match native_hook.py "
             f"(abi {lib.tm_abi_version()}, struct {lib.tm_ctx_size()} bytes vs "
             f"{ctypes.sizeof(CountContext)}); rebuild with `pip install -e .`")
     return lib
@@ -105,7 +216,7 @@ _LIB = _load_library()  # immutable after import: a loaded library handle, not r
 
 def engine_handle(uc: Uc) -> ctypes.c_void_p:
     """The ``uc_engine *`` behind a binding ``Uc`` object."""
-    return uc._uch
+    return ctypes.c_void_p(uc._uch.value if isinstance(uc._uch, ctypes.c_void_p) else uc._uch)
 
 
 def _function_address(name: str) -> int:
@@ -149,6 +260,32 @@ def _block_address(address: int | None) -> int:
 
 
 @dataclass(frozen=True)
+class BlockCost:
+    """What the cost model says about one block, handed to the native hook (fixed point).
+
+    ``base`` is one execution's core cycles without memory stalls; ``taken`` the extra
+    cycles when its end branch is taken (``end_kind`` END_TAKEN: always, END_CONDITIONAL:
+    as the successor block shows), ``not_taken`` when a conditional end falls through.
+    ``ops``/``regs_mask`` are the block's address program (:mod:`tinymeter.sim.addrprog`).
+    """
+
+    base: int
+    taken: int = 0
+    not_taken: int = 0
+    end_kind: int = END_NONE
+    ops: np.ndarray | None = None
+    regs_mask: int = 0
+    #: Cycle change when the block is entered straight from its predecessor and its first
+    #: load pipelines / first ALU instruction pairs with it (``head``/``tail`` encodings
+    #: of ``tm_block_desc``; see :class:`tinymeter.sim.blocks.Seam`).
+    seam_pipe: int = 0
+    seam_pair: int = 0
+    head: int = 0
+    tail: int = 0
+    tail_written: int = 0
+
+
+@dataclass(frozen=True)
 class CounterSnapshot:
     """The counting hook's results, copied out of C memory."""
 
@@ -160,10 +297,13 @@ class CounterSnapshot:
     blocks_executed: int
     budget_exceeded: bool
     out_of_memory: bool
-    #: Per-execution cost of each row's block, fixed point (x ``CYCLE_SCALE``).
+    #: Static core cycles of one execution of each row's block, fixed point (x ``CYCLE_SCALE``).
     cost: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
-    #: Cycles summed by the hook per row, fixed point; always ``count * cost``.
+    #: Cycles summed by the hook per row, fixed point: ``count * cost`` plus the row's
+    #: branch outcomes and weighted memory stalls.
     cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    #: Per-row statistics, ``[rows, len(STAT_COLUMNS)]`` uint64 (see :data:`STAT_COLUMNS`).
+    stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(STAT_COLUMNS)), np.uint64))
     #: Running cycle counter at the end of the run, fixed point (sum of ``cycles`` plus
     #: rows the caller may drop later, e.g. intercepted entries, which cost 0).
     total_cycles: int = 0
@@ -185,12 +325,13 @@ class BlockCounter:
                  event_begin: int | None = None, event_end: int | None = None,
                  event_wrap: int = 0, budget_instructions: int = 0,
                  capacity: int = _INITIAL_CAPACITY,
-                 cost: Callable[[int, int], int] | None = None,
-                 event_tags: int = 0) -> None:
-        """*cost* (``(address, size) -> fixed-point cycles``) is called once per distinct
+                 cost: Callable[[int, int], BlockCost] | None = None,
+                 event_tags: int = 0, timing: TimingConfig | None = None) -> None:
+        """*cost* (``(address, size) -> BlockCost``) is called once per distinct
         block from inside the hook; an exception in it stops the run (``cost_failed``)
         and is kept in :attr:`cost_error` for the emulator to raise.  *event_tags* > 0 records the tag
-        pointer of up to that many BeginEvent calls."""
+        pointer of up to that many BeginEvent calls.  *timing* switches on the dynamic
+        memory-system model (instruction fetch, data accesses, caches)."""
         self._ctx = CountContext()
         if _LIB.tm_ctx_init(ctypes.byref(self._ctx), capacity) != 0:
             raise MemoryError("cannot allocate the block-count table")
@@ -204,6 +345,11 @@ class BlockCounter:
         ctx.budget_insns = budget_instructions
         ctx.reg_read = _function_address("uc_reg_read")
         ctx.emu_stop = _function_address("uc_emu_stop")
+        ctx.mem_read = _function_address("uc_mem_read")
+        ctx.reg_read_batch = _function_address("uc_reg_read_batch")
+        if timing is not None and _LIB.tm_ctx_configure_timing(ctypes.byref(ctx),
+                                                               ctypes.byref(timing)) != 0:
+            raise MemoryError("cannot configure the timing model (caches or regions)")
         self._cost_error: BaseException | None = None
         self._cost_cb = None
         if cost is not None:
@@ -216,21 +362,36 @@ class BlockCounter:
         self._hook_fn = ctypes.cast(_LIB.tm_block_hook, ctypes.c_void_p).value
         self._attached: tuple[Uc, int] | None = None
 
-    def _make_cost_trampoline(self, cost: Callable[[int, int], int]
-                              ) -> Callable[[int | None, int, int], int]:
+    def _make_cost_trampoline(self, cost: Callable[[int, int], BlockCost]
+                              ) -> Callable[[int | None, int, int, Any], None]:
         """Wrap *cost* so no exception crosses the C boundary (ctypes would print and
-        return 0, silently costing the block nothing)."""
-        def trampoline(_user: int | None, address: int, size: int) -> int:
+        carry on, silently costing the block nothing)."""
+        def trampoline(_user: int | None, address: int, size: int, out: Any) -> None:
+            desc = out.contents
             if self._cost_error is not None:
-                return COST_ERROR
+                desc.error = 1
+                return
             try:
-                value = int(cost(address, size))
-                if not 0 <= value < COST_ERROR:
-                    raise ValueError(f"block cost {value} out of range")
-                return value
+                block = cost(address, size)
+                for name in ("base", "taken", "not_taken"):
+                    value = int(getattr(block, name))
+                    if not 0 <= value < 1 << 63:
+                        raise ValueError(f"block {name} cost {value} out of range")
+                    setattr(desc, name, value)
+                if block.base + min(block.seam_pipe, block.seam_pair, 0) < 0:
+                    raise ValueError("negative block cost at a seam")
+                for name in ("end_kind", "seam_pipe", "seam_pair", "head", "tail",
+                             "tail_written"):
+                    setattr(desc, name, int(getattr(block, name)))
+                if block.ops is not None and len(block.ops):
+                    ops = np.ascontiguousarray(block.ops, dtype=np.int32)
+                    desc.ops = ops.ctypes.data  # C copies it before this returns
+                    desc.n_ops = ops.shape[0]
+                    desc.regs_mask = block.regs_mask
+                    self._ops_alive = ops
             except BaseException as exc:  # re-raised after the run by the emulator
                 self._cost_error = exc
-                return COST_ERROR
+                desc.error = 1
         return trampoline
 
     @property
@@ -263,10 +424,16 @@ class BlockCounter:
     def current_layer(self) -> int:
         return int(self._ctx.current_layer)
 
+    def break_chain(self) -> None:
+        """Forget the predecessor block: execution was redirected (an intercepted ABI
+        entry returned to its caller), so the next block says nothing about a branch."""
+        _LIB.tm_ctx_break_chain(ctypes.byref(self._ctx))
+
     def attach(self, uc: Uc) -> None:
         """Register ``tm_block_hook`` on every block of *uc*."""
         if self._attached is not None:
             raise RuntimeError("BlockCounter is already attached")
+        assert self._hook_fn is not None  # tm_block_hook is exported by the library
         handle = add_native_hook(uc, UC_HOOK_BLOCK, self._hook_fn,
                                  ctypes.addressof(self._ctx), keepalive=self)
         self._attached = (uc, handle)
@@ -283,22 +450,24 @@ class BlockCounter:
         address = np.zeros(n, dtype=np.uint32)
         size = np.zeros(n, dtype=np.uint32)
         layer = np.zeros(n, dtype=np.int32)
-        count = np.zeros(n, dtype=np.uint64)
-        cost = np.zeros(n, dtype=np.uint64)
-        cycles = np.zeros(n, dtype=np.uint64)
+        base = np.zeros(n, dtype=np.uint64)
+        stats = np.zeros((n, len(STAT_COLUMNS)), dtype=np.uint64)
         written = _LIB.tm_ctx_export(
             ctypes.byref(self._ctx), address.ctypes.data, size.ctypes.data,
-            layer.ctypes.data, count.ctypes.data, cost.ctypes.data, cycles.ctypes.data, n)
+            layer.ctypes.data, base.ctypes.data, stats.ctypes.data, n)
         if written != n:
             raise RuntimeError(f"block table export wrote {written} of {n} entries")
         order = np.lexsort((layer, size, address))
+        stats = stats[order]
         return CounterSnapshot(
-            address=address[order], size=size[order], layer=layer[order], count=count[order],
+            address=address[order], size=size[order], layer=layer[order],
+            count=stats[:, STAT["count"]].copy(),
             executed_bytes=int(self._ctx.executed_bytes),
             blocks_executed=int(self._ctx.blocks_executed),
             budget_exceeded=bool(self._ctx.flags & FLAG_BUDGET),
             out_of_memory=bool(self._ctx.flags & FLAG_OOM),
-            cost=cost[order], cycles=cycles[order], total_cycles=int(self._ctx.cycles),
+            cost=base[order], cycles=stats[:, STAT["cycles"]].copy(), stats=stats,
+            total_cycles=int(self._ctx.cycles),
             cost_failed=bool(self._ctx.flags & FLAG_COST),
             event_tags=self._tags[:min(int(self._ctx.evt_counter), len(self._tags))].copy(),
             events=int(self._ctx.evt_counter),

@@ -368,8 +368,11 @@ def test_dead_ops_are_dropped_and_mask_is_minimal(asm) -> None:
         ldr r4, [r5, #4]!
         ldr r6, [r7]
     """))
-    # the add/mul/writeback feed no later access: only the two accesses remain
-    assert prog.ops.tolist() == [[ap.ACCESS, 5, -1, 0, 4, 4], [ap.ACCESS, 7, -1, 0, 0, 4]]
+    # the add/mul/writeback feed no later access: only the two accesses remain, each with
+    # its instruction's byte offset in the block (ADDS 2 + MUL.W 4 bytes, LDR.W 4 more)
+    offset = 1 << ap.FLAG_OFFSET_SHIFT
+    assert prog.ops.tolist() == [[ap.ACCESS, 5, -1, 0, 4, 4 | 6 * offset],
+                                 [ap.ACCESS, 7, -1, 0, 0, 4 | 10 * offset]]
     assert prog.regs_mask == (1 << 5) | (1 << 7)
 
 

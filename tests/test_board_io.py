@@ -131,7 +131,9 @@ def test_hardware_image_needs_a_uart() -> None:
     raw = _raw()
     raw.pop("uart")
     board = parse_board(raw)
-    assert board_sources(board, BuildConfig()) == {}
+    # the semihosting image needs no UART; it gets only the L1 cache switches (off on an M4)
+    assert list(board_sources(board, BuildConfig())) == ["tm_l1.c"]
+    assert "tm_board_l1_dcache = 0u" in board_sources(board, BuildConfig())["tm_l1.c"]
     with pytest.raises(ConfigError, match=r"nucleo-l4r5zi: the hardware firmware reports over "
                                           r"the UART, but the board file has no \[uart\]"):
         board_sources(board, BuildConfig(io="uart"))
@@ -217,7 +219,17 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
     rng = np.random.default_rng(7)
     inputs = [[rng.integers(-128, 128, t.bytes, dtype=np.int8).tobytes() for t in gen.inputs]
               for _ in range(2)]
-    runs = {io: Emulator(board).run(img.elf, inputs, budget_instructions=10**9, timeout_s=300)
+    # without stall weights: the two images place code differently, and cache and flash
+    # line effects of placement are not what this test is about
+    from dataclasses import replace
+
+    from tinymeter.sim.costmodel import cost_model_for
+
+    datasheet = cost_model_for(board)
+    steady = replace(datasheet, params=replace(datasheet.params, ifetch_weight=0.0,
+                                               data_weight=0.0))
+    runs = {io: Emulator(board, cost_model=steady).run(img.elf, inputs, budget_instructions=10**9,
+                                                       timeout_s=300)
             for io, img in images.items()}
     hw, semi = runs["uart"], runs["semihosting"]
     assert hw.exit_code == 0 and hw.inferences == 2
@@ -234,6 +246,9 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
         a, b = a.split(" check=")[0], b.split(" check=")[0]  # check covers the total
         (head_a, x), (head_b, y) = a.rsplit(maxsplit=1), b.rsplit(maxsplit=1)
         x, y = int(x.removeprefix("total=")), int(y.removeprefix("total="))
+        # the images' code sits at other addresses, so the emulator's translation blocks
+        # split straight code at other places (1 KiB pages): the hook joins the pieces,
+        # so core cycles do not depend on where the splits fall
         assert head_a == head_b and abs(x - y) <= 16 + y // 10_000, (a, b)
     # the device's END check (run index, layer count) is what the host parser computes
     from tinymeter.hw.protocol import Report, parse_transcript
@@ -280,16 +295,16 @@ def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: Firmwa
     path = tmp_path / "conv.tflite"
     path.write_bytes(single_op_model("CONV_2D", [x, w, b], [y],
                                      options={"padding": "SAME", "stride_w": 1, "stride_h": 1}))
-    reports = {}
+    reports, layers = {}, {}
     for io in ("semihosting", "uart"):
         image = build_model(path, board, BuildConfig(io=io), builder=builder)
         run = Emulator(board).run(image.elf, [[]], budget_instructions=10**9, timeout_s=300)
         reports[io] = int(next(line for line in run.stdout.splitlines()
                                if line.startswith("TM1 L 0 ")).split()[-1])
-        layer = run.cycles_per_layer()[0]
-    assert layer > 2**25
-    assert reports["semihosting"] == pytest.approx(layer % 2**24, abs=200)
-    assert reports["uart"] == pytest.approx(layer, abs=200)
+        layers[io] = run.cycles_per_layer()[0]  # per image: code placement moves stalls
+    assert min(layers.values()) > 2**25
+    assert reports["semihosting"] == pytest.approx(layers["semihosting"] % 2**24, abs=200)
+    assert reports["uart"] == pytest.approx(layers["uart"], abs=200)
 
 
 def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) -> None:

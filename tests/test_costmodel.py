@@ -4,9 +4,9 @@ Each case is a straight-line block (as the emulator translates it) assembled wit
 arm-none-eabi-as, with its cycle count worked out from the core's TRM instruction
 timing table at zero wait states (the base :data:`CORE_PARAMETERS`, before a board's
 flash effects).  Where the TRM gives a range (divide, long multiply on M3, branch
-refill, dual issue on M7) the test checks the model stays inside it; where the model
-uses a statistical parameter (fraction of conditional branches taken) the expected
-value says so.
+refill, dual issue on M7) the test checks the model stays inside it.  A conditional
+end branch is priced per outcome (the native hook charges the taken or not-taken cost
+when the successor block shows which); ``block_cycles`` below is the not-taken case.
 
 TRMs: Cortex-M0+ DDI 0484 (ARMv6-M timings), Cortex-M3 DDI 0337 table 18-1,
 Cortex-M4 DDI 0439 table 3-1 (+ table 7-1 FPU), Cortex-M7 DDI 0489 (dual issue,
@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from tinymeter.sim.blocks import disassemble_block
-from tinymeter.sim.costmodel import CORE_PARAMETERS, CostModel
+from tinymeter.sim.costmodel import CORE_PARAMETERS, CostModel, to_fixed
+from tinymeter.sim.native_hook import END_CONDITIONAL, END_NONE, END_TAKEN
 
 AS = "arm-none-eabi-as"
 needs_as = pytest.mark.skipif(shutil.which(AS) is None, reason="arm-none-eabi-as missing")
@@ -56,10 +57,6 @@ def model(core: str) -> CostModel:
 def cycles(core: str, source: str, tmp_path: Path) -> float:
     code = assemble(core, source, tmp_path)
     return model(core).block_cycles(disassemble_block(code, 0x08000000))
-
-
-def taken(core: str) -> float:
-    return CORE_PARAMETERS[core].taken_fraction
 
 
 # (core, source, TRM cycles).  Lines: instruction ; TRM cycles
@@ -150,20 +147,59 @@ def test_trm_cycle_counts(core: str, source: str, expected: float, tmp_path: Pat
 
 @needs_as
 @pytest.mark.parametrize("core", list(MCPU))
-def test_conditional_loop_branch_uses_taken_fraction(core: str, tmp_path: Path) -> None:
-    """``subs; bne`` back-edge: 1 + (1 not taken | 1 + P taken); the model charges the
-    refill with the documented taken fraction, so it sits between the two TRM cases."""
-    got = cycles(core, "subs r0, r0, #1\n bne .-2", tmp_path)
+def test_conditional_end_is_priced_per_outcome(core: str, tmp_path: Path) -> None:
+    """``subs; bne`` back-edge: 1 + (1 not taken | 1 + P taken).  The block says both
+    costs and that its end is conditional; the hook picks one per execution."""
+    code = assemble(core, "subs r0, r0, #1\n bne .-2", tmp_path)
+    block = model(core).block_cost(disassemble_block(code, 0x08000000))
     p = CORE_PARAMETERS[core]
-    alu, branch = p.cpi["alu"], p.cpi["branch"]
-    assert got == pytest.approx(alu + branch + taken(core) * p.branch_refill)
-    not_taken, taken_all = alu + branch, alu + branch + p.branch_refill
-    assert not_taken <= got <= taken_all
+    assert block.end_kind == END_CONDITIONAL
+    assert block.base == to_fixed(p.cpi["alu"] + p.cpi["branch"])
+    assert block.taken == to_fixed(p.branch_refill)
+    assert block.not_taken == 0  # a not-taken branch costs its own cycle only
+    straight = assemble(core, "adds r0, r0, #1", tmp_path)
+    assert model(core).block_cost(disassemble_block(straight, 0x08000000)).end_kind == END_NONE
+    ret = assemble(core, "adds r0, r0, #1\n bx lr", tmp_path)
+    assert model(core).block_cost(disassemble_block(ret, 0x08000000)).end_kind == END_TAKEN
     if core == "cortex-m0plus":
         return  # no CBZ/CBNZ in ARMv6-M
-    # and CBZ ends a block the same way
-    assert cycles(core, "adds r1, #1\n cbz r0, .+8", tmp_path) == pytest.approx(
-        alu + branch + taken(core) * p.branch_refill)
+    cbz = assemble(core, "adds r1, #1\n cbz r0, .+8", tmp_path)
+    assert model(core).block_cost(disassemble_block(cbz, 0x08000000)).end_kind == END_CONDITIONAL
+
+
+# Cortex-M3 TRM 18.3 / M4 TRM 3.3.2 "Load/store timings": a single load right behind a
+# single load or an immediate-offset store pipelines (1 cycle) unless its address needs
+# the previous load's result; nothing pipelines behind a register-offset store.
+PIPELINED = [
+    ("cortex-m4f", """
+        ldr r0, [r1]          @ 2
+        ldr r2, [r1, #4]      @ 1 (pipelined)
+        ldr r3, [r2]          @ 2 (address from the previous load)
+        ldrb r4, [r1, #8]     @ 1
+        str r4, [r5, #4]      @ 1
+        ldrh r6, [r5]         @ 1 (behind an immediate-offset store)
+        str r6, [r5, r1]      @ 1
+        ldr r7, [r5]          @ 2 (behind a register-offset store)
+    """, 11),
+    ("cortex-m3", """
+        ldr r0, [r1], #4      @ 2
+        ldr r2, [r1], #4      @ 1
+        adds r0, r0, r2       @ 1
+        ldr r3, [r1]          @ 2
+    """, 6),
+    # M0+ has no load pipelining: 2 each
+    ("cortex-m0plus", """
+        ldr r0, [r1]          @ 2
+        ldr r2, [r1, #4]      @ 2
+    """, 4),
+]
+
+
+@needs_as
+@pytest.mark.parametrize(("core", "source", "expected"), PIPELINED,
+                         ids=[f"{c}-{i}" for i, (c, _s, _e) in enumerate(PIPELINED)])
+def test_load_pipelining(core: str, source: str, expected: float, tmp_path: Path) -> None:
+    assert cycles(core, source, tmp_path) == pytest.approx(expected)
 
 
 @needs_as
@@ -196,6 +232,20 @@ def test_m7_dual_issue_bounds(tmp_path: Path) -> None:
     loop = cycles("cortex-m7", "subs r0, r0, #1\n bne .-2", tmp_path)
     alu = CORE_PARAMETERS["cortex-m7"].cpi["alu"]
     assert alu + 1 <= loop <= alu + 1 + 2
+
+
+@needs_as
+def test_m7_dual_issue_pairs_independent_alu_instructions(tmp_path: Path) -> None:
+    """M7 TRM (dual issue): an ALU instruction that names no register its predecessor
+    writes issues in the same cycle; pairs do not chain; a dependent chain issues one per
+    cycle.  Other cores issue one instruction per cycle either way."""
+    pairs = "\n".join(f"adds r{i % 2}, r{i % 2}, #1" for i in range(8))   # r0, r1, r0, ...
+    chain = "\n".join("adds r0, r0, #1" for _ in range(8))
+    assert cycles("cortex-m7", pairs, tmp_path) == 4
+    assert cycles("cortex-m7", chain, tmp_path) == 8
+    after_load = "ldr r2, [r3]\n adds r0, r0, #1\n adds r1, r2, #1"  # 1 + 0, then 1
+    assert cycles("cortex-m7", after_load, tmp_path) == 2
+    assert cycles("cortex-m4f", pairs, tmp_path) == 8
 
 
 @needs_as

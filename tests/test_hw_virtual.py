@@ -14,11 +14,12 @@ from tinymeter.cli import main
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
 from tinymeter.hw.demomodels import write_demo_models
-from tinymeter.hw.measure import MeasureConfig, measure_elf
+from tinymeter.hw.measure import MeasureConfig, emulate_features, measure_elf
 from tinymeter.hw.resultsdb import ResultsDB
 from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
 from tinymeter.models.tflite import load_tflite
-from tinymeter.sim.costmodel import cost_model_for, feature_names, parameter_vector
+from tinymeter.sim.costmodel import cost_model_for, parameter_vector
+from tinymeter.sim.energy import board_energy_parameters
 
 BOARD = "nucleo-l4r5zi"
 
@@ -97,20 +98,48 @@ def test_virtual_board_errors(cache: Path, models: list[Path]) -> None:
             vb.power_trace()
 
 
-def _recovery(report: Path, board_name: str, noise: float) -> tuple[dict, dict[str, float]]:
-    """The JSON report and every identified parameter's relative error to the hidden truth."""
-    board = load_board(board_name)
-    timing = VirtualTiming.for_board(board, noise=noise)
-    prior = cost_model_for(board, calibration=Path("/nonexistent")).params
-    truth = dict(zip(feature_names(prior), parameter_vector(timing.params).tolist()))
+def _report(report: Path) -> dict:
     rep = json.loads(report.read_text())
-    params = rep["parameters"]
-    return rep, {n: abs(p["fitted"] - truth[n]) / truth[n] for n, p in params.items()
-                 if p["identified"]}
+    return rep
 
 
-def test_calibrate_recovers_hidden_parameters(cache: Path, models: list[Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+#: Targets on the virtual silicon (issue 10): calibrated leave-one-model-out error.
+MODEL_TARGET, LAYER_TARGET = 0.03, 0.10
+
+
+def test_virtual_silicon_is_not_the_cost_model(cache: Path, models: list[Path]) -> None:
+    """The truth is the emulator's own cycle sums under a hidden memory system and core,
+    plus effects the model has no term for -- never features @ theta."""
+    from tinymeter.hw.virtual import silicon_effects
+    from tinymeter.sim.emulator import Emulator
+
+    board = load_board(BOARD)
+    timing = VirtualTiming.for_board(board)
+    silicon = timing.silicon
+    accel, hidden = board.flash_accelerator, silicon.board.flash_accelerator
+    assert accel.icache_ways == 0 and hidden.icache_ways in (2, 4)
+    assert hidden.icache_policy != accel.icache_policy and hidden.dcache_policy == "fifo"
+    assert silicon.board.text.wait_states == board.text.wait_states + 1
+    assert [r.origin for r in silicon.board.memory] == [r.origin for r in board.memory]
+
+    _, image = _image(models[1], runs=3, cache=cache)
+    n = len(image.model.layers)
+    with VirtualBoard(board, timing) as vb:
+        truth = vb.program(image.elf).true_cycles
+    run = Emulator(silicon.board, cost_model=silicon.cost_model()).run(
+        image.elf, [[]], budget_instructions=10**8, timeout_s=60)
+    hook = np.array([run.cycles_per_layer()[i] for i in range(n)])
+    effects = silicon_effects(run, n, silicon)
+    assert np.allclose(truth, hook + effects)
+    assert np.all(effects >= silicon.dwt_overhead)   # DWT overhead in every span
+    # same ELF, same instructions: only the timing differs from the datasheet estimate
+    features = emulate_features(image, cost_model_for(board, Path("/nonexistent")).params)
+    datasheet = features @ parameter_vector(cost_model_for(board, Path("/nonexistent")).params)
+    assert np.all(np.abs(datasheet - truth) / truth > 0.01)
+
+
+def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     db, out, report, plots = (tmp_path / "r.sqlite", tmp_path / "cal.json", tmp_path / "rep.json",
                               tmp_path / "plots")
     argv = ["calibrate", *map(str, models), "--board", BOARD, "--probe", "virtual", "--db", str(db),
@@ -120,28 +149,48 @@ def test_calibrate_recovers_hidden_parameters(cache: Path, models: list[Path], t
     captured = capsys.readouterr()
     text = captured.out
     assert "leave-one-out latency error" in text and f"wrote {out}" in captured.err
-    assert "microbenchmarks" in text and "every parameter identified" in text
-    assert "load_stall" in text  # the by-construction inseparable splits are listed
+    assert "microbenchmarks" in text and "not separable" not in text
+    assert "mechanisms, ranked by how far" in text and "largest correction:" in text
+    assert "the datasheet model is" in text and "the mechanisms below move the estimate" in text
 
     board = load_board(BOARD)
     timing = VirtualTiming.for_board(board, noise=0.0003)
-    rep, recovery = _recovery(report, BOARD, 0.0003)
-    # with the microbenchmarks, every parameter of the M4F is pinned down within 2% ...
-    assert set(recovery) == set(rep["parameters"]) and rep["unidentified"] == {}
-    assert max(recovery.values()) < 0.02, recovery
+    rep = _report(report)
     assert "microbench" in rep["models"]
-    # ... and unseen models are predicted within 5% (microbenchmarks always trained on)
-    assert rep["loo_error_after"]["model_mape"] < 0.05
-    assert rep["loo_error_after"]["model_max"] < 0.05
-    assert rep["loo_error_after"]["model_mape"] < rep["loo_error_before"]["model_mape"] / 5
     assert "microbench" not in rep["loo_error_after"]["per_model"]
-    assert rep["active_mw"] == pytest.approx(timing.active_mw, rel=0.02)
-    for name in ("estimated_vs_measured.png", "energy_vs_latency.png"):
+    # the datasheet model is substantially off the silicon ...
+    assert rep["loo_error_before"]["model_mape"] > 0.04
+    assert rep["loo_error_before"]["layer_max"] > 0.05
+    # ... and calibrated, unseen models meet the targets (microbenchmarks always trained on)
+    assert rep["loo_error_after"]["model_max"] <= MODEL_TARGET
+    assert rep["loo_error_after"]["layer_max"] <= LAYER_TARGET
+    assert rep["loo_error_after"]["model_mape"] < rep["loo_error_before"]["model_mape"] / 3
+    # no parameter vector reproduces the silicon: the fit leaves a residual
+    assert rep["error_after"]["layer_max"] > 0.005
+    # the hidden extra flash wait state shows as more data-memory stall, pinned down
+    mech = {m["mechanism"]: m for m in rep["mechanisms"]}
+    assert len(mech) == 7 and rep["mechanisms"][0]["mechanism"] == "core timings"
+    assert mech["data memory stall"]["ratio"] > 1.1 and mech["data memory stall"]["determined"]
+    assert [m["mechanism"] for m in rep["mechanisms"]].index("data memory stall") <= 2
+    # energy by activity: the hidden core power and energies per access are recovered from
+    # the marker-split power trace (per-layer energies) by the NNLS power fit
+    energy = rep["energy"]
+    hidden = timing.energy
+    prior = board_energy_parameters(board)
+    assert energy["prior"] == prior.to_dict()
+    for name, tol in (("core_mw", 0.02), ("flash_read_nj", 0.02), ("sram_access_nj", 0.02)):
+        assert getattr(hidden, name) != pytest.approx(getattr(prior, name), rel=0.05)
+        assert energy["fitted"][name] == pytest.approx(getattr(hidden, name), rel=tol), name
+    assert energy["error_after"]["layer_mape"] < 0.01
+    assert energy["error_after"]["layer_mape"] < energy["error_before"]["layer_mape"] / 5
+    assert "energy by activity" in text and "layer energy error" in text
+    for name in ("estimated_vs_measured.png", "energy_vs_latency.png", "mechanisms.png"):
         assert (plots / name).stat().st_size > 1000
 
     # the calibration file is what the cost model loads, and it now predicts the board
     model = cost_model_for(board, calibration=out)
     assert model.source.startswith("calibrated") and model.active_mw == pytest.approx(rep["active_mw"])
+    assert model.energy_parameters.to_dict() == pytest.approx(energy["fitted"])
 
     # resumable: a second campaign reuses every stored measurement (models + microbenchmarks);
     # without the microbenchmarks the NN layers alone leave most parameters collinear
@@ -153,8 +202,37 @@ def test_calibrate_recovers_hidden_parameters(cache: Path, models: list[Path], t
         assert len(rdb.list(BOARD)) == before == len(models) + 1
     rep2 = json.loads(models_only.read_text())
     assert "microbench" not in rep2["models"]
-    assert len(rep2["unidentified"]) >= 5
     assert any("collinear" in why for why in rep2["unidentified"].values())
+    assert sum("collinear" in why for why in rep2["unidentified"].values()) > sum(
+        "collinear" in why for why in rep["unidentified"].values())
+
+
+@pytest.mark.slow
+def test_ranking_names_a_hidden_core_change(cache: Path, models: list[Path],
+                                            tmp_path: Path) -> None:
+    """Silicon that matches the datasheet core except that it never pipelines loads (the
+    memory system still hidden): load pipelining must rank first."""
+    from dataclasses import replace
+
+    from tinymeter.hw.calibrate import calibrate
+    from tinymeter.hw.measure import campaign, samples_from_runs
+    from tinymeter.hw.microbench import measure_microbench
+    from tinymeter.hw.virtual import Silicon
+
+    board = load_board(BOARD)
+    prior = cost_model_for(board, Path("/nonexistent")).params
+    silicon = Silicon.for_board(board, spread=0.0)
+    silicon = replace(silicon, params=replace(silicon.params, pipelined_load=prior.cpi["load"]))
+    config = MeasureConfig(runs=3, warmup=1, timeout_s=60, idle_timeout_s=30)
+    with ResultsDB(tmp_path / "r.sqlite") as db, \
+            VirtualBoard(board, VirtualTiming(silicon, noise=0.0003)) as vb:
+        samples = samples_from_runs(campaign(models[:6], vb, db, config, prior))
+        samples.append(measure_microbench(vb, db, config, prior)[0])
+    result = calibrate(samples, prior)
+    top = result.mechanisms[0]
+    assert top.mechanism == "load pipelining" and top.determined
+    assert top.ratio == pytest.approx(prior.cpi["load"] / prior.pipelined_load, rel=0.1)
+    assert result.loo_after.model_max <= MODEL_TARGET
 
 
 #: Parameters no instruction of the core can exercise (documented as not identifiable).
@@ -167,18 +245,19 @@ def test_calibrate_other_cores(board_name: str, cache: Path, models: list[Path],
                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """M0+ (no divide, DSP, FPU, long multiplies) and M7 (dual issue, CPI < 1)."""
     report = tmp_path / "rep.json"
-    assert main(["calibrate", *map(str, models[:6]), "--board", board_name, "--probe", "virtual",
+    assert main(["calibrate", *map(str, models), "--board", board_name, "--probe", "virtual",
                  "--db", str(tmp_path / "r.sqlite"), "--runs", "5", "--warmup", "1",
                  "--power", "virtual", "--no-save", "--json", str(report)]) == 0
     # these boards' hardware image runs at 16 MHz: its power is not the modelled clock's
     assert "energy was measured at 16 MHz (the hardware image's clock)" in capsys.readouterr().out
-    rep, recovery = _recovery(report, board_name, 0.0005)
+    rep = _report(report)
     assert rep["active_mw"] is None
-    assert set(rep["unidentified"]) == ABSENT[board_name]
-    assert all(why.startswith("not executed") for why in rep["unidentified"].values())
-    assert set(recovery) == set(rep["parameters"]) - ABSENT[board_name]
-    assert max(recovery.values()) < 0.02, recovery
-    assert rep["loo_error_after"]["model_max"] < 0.05
+    not_executed = {n for n, why in rep["unidentified"].items() if why.startswith("not executed")}
+    assert not_executed == ABSENT[board_name]
+    assert rep["loo_error_after"]["model_max"] <= MODEL_TARGET
+    assert rep["loo_error_after"]["layer_max"] <= LAYER_TARGET
+    mech = {m["mechanism"]: m for m in rep["mechanisms"]}
+    assert mech["data memory stall"]["moved"] > 0  # one more flash wait state
 
 
 def test_measure_cli(cache: Path, models: list[Path], tmp_path: Path,
@@ -192,6 +271,10 @@ def test_measure_cli(cache: Path, models: list[Path], tmp_path: Path,
     data = json.loads(out.read_text())
     assert data["runs"] == 3 and len(data["measured_cycles"]) == len(data["ops"])
     assert data["energy_uj"] > 0 and data["tools"]["probe"] == "virtual-board 1"
+    # measured per-layer energy beside the energy-by-activity estimate (board priors)
+    assert "est. uJ" in text
+    assert len(data["estimated_layer_energy_uj"]) == len(data["ops"])
+    assert all(e > 0 for e in data["estimated_layer_energy_uj"])
     assert (tmp_path / "p" / "layer_latency.png").exists()
 
 

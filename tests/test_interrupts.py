@@ -145,6 +145,14 @@ int main(void) {
   SYST_CSR = 0u;
   __asm__ volatile("wfi"); /* nothing can wake it */
 #endif
+#elif defined(SOFTWARE_PEND)
+  NVIC_IPR(29) = 0x40u;
+  NVIC_ISER0 = 1u << 29;
+  uint32_t t0 = DWT_CYCCNT;
+  REG(0xE000E200u) = 1u << 29; /* NVIC_ISPR0: TIM3 interrupt by software */
+  while (tim3 == 0u) {
+  }
+  print_u("pended ", DWT_CYCCNT - t0);
 #elif defined(NO_HANDLER)
   NVIC_ISER0 = 1u << 30; /* TIM4: no vector in the table */
   REG(0x40000800u + 0x2Cu) = 99u;
@@ -274,3 +282,8 @@ def test_wfi_sleeps_until_the_next_interrupt(board: Board, tmp_path: Path) -> No
     with pytest.raises(EmulationError, match=r"sleeps \(WFI/WFE\) with no interrupt "
                        r"scheduled to wake it at pc=0x[0-9a-f]+ \(main\+"):
         Emulator(board).run(elf, [], budget_instructions=10**6, timeout_s=30)
+
+
+def test_software_pended_interrupt_is_taken_at_once(board: Board, tmp_path: Path) -> None:
+    out = run(board, tmp_path, "SOFTWARE_PEND")
+    assert _value(out, "pended ") < 100

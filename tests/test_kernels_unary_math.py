@@ -96,6 +96,24 @@ def test_l2_normalization_s8(runner: tuple[str, Runner], seed: int) -> None:
     assert_matches_tflm(blob, inputs, run(blob, inputs), {"shape": shape, "zp": zp})
 
 
+@pytest.mark.parametrize("seed", range(N_HOST))
+def test_rsqrt_s8_every_valid_input(runner: tuple[str, Runner], seed: int) -> None:
+    """int8 RSQRT (a host-computed table of TFLM's integer arithmetic) for every input at
+    or above the zero point (TFLM fails an inference with a smaller one)."""
+    from tinymeter.models.testing import int8_tensor
+
+    name, run = runner
+    if name != "host" and seed >= 2:
+        pytest.skip("emulated runners take the first cases only")
+    rng = np.random.default_rng(82_000 + seed)
+    s_in, s_out = (float(np.float32(10.0 ** rng.uniform(-4, 1.5))) for _ in range(2))
+    z_in, z_out = int(rng.integers(-128, 100)), int(rng.integers(-128, 128))
+    blob = single_op_model("RSQRT", [int8_tensor("x", (256,), s_in, z_in)],
+                           [int8_tensor("y", (256,), s_out, z_out)])
+    inputs = [[np.maximum(np.arange(-128, 128), z_in).astype(np.int8)]]
+    assert_matches_tflm(blob, inputs, run(blob, inputs), {"q": (s_in, z_in, s_out, z_out)})
+
+
 @pytest.mark.parametrize("target", sorted(WARNING_TARGETS))
 def test_kernels_compile_warning_free(tmp_path: Path, target: str) -> None:
     assert_kernels_compile_warning_free(tmp_path, target, ("unary_math.c",))

@@ -45,7 +45,12 @@ def test_fc_instructions_scale_with_macs(tmp_path: Path, builder: FirmwareBuilde
         assert est.cycles == sum(r.cycles for r in est.layers)
         assert est.cycles >= est.instructions * 0.9
         assert est.ms == pytest.approx(est.cycles / 120e6 * 1e3)
-        assert est.energy_uj == pytest.approx(43.0e-3 * est.ms * 1e-3 * 1e6)
+        # energy by activity: 39.3 mW core + 0.25 nJ per flash read + 0.03 nJ per SRAM access
+        e = est.energy
+        assert est.energy_uj == pytest.approx(sum(r.energy_uj for r in est.layers))
+        assert est.energy_uj == pytest.approx(39.3 * est.ms + 0.25e-3 * e["flash_reads"]
+                                              + 0.03e-3 * e["sram_accesses"], rel=1e-4)  # rounded ms
+        assert e["flash_reads"] > 0 and e["sram_accesses"] > 0
         assert est.overhead_instructions > 0
         assert est.stack_bytes is not None and 0 < est.stack_bytes < 4096
         assert est.arena_bytes >= 64 + 16
@@ -76,8 +81,20 @@ def test_cli_estimate_json(tmp_path: Path, capsys) -> None:
     assert report["report_version"] == 1
     assert len(report["layers"]) == 10
     assert sum(r["macs"] for r in report["layers"]) == pytest.approx(264_192, rel=0.01)
-    assert report["cost_model"] == "tm-cortex-m4f-v1"
+    assert report["cost_model"] == "tm-cortex-m4f-v2"
     assert len(csv.read_text().splitlines()) == 11
+    # why: every layer's cycles split by mechanism (the parts add up to the layer), the
+    # fully connected weights stream from flash through the D-cache
+    for layer in report["layers"]:
+        parts = layer["timing"]["cycles"]
+        assert set(parts) == {"core", "branch", "ifetch_stall", "data_stall"}
+        assert sum(parts.values()) == pytest.approx(layer["cycles"], abs=1.0)
+        assert layer["timing"]["loads"].get("sram", 0) > 0
+    fc = [r for r in report["layers"] if r["op"] == "FULLY_CONNECTED"]
+    assert all(r["timing"]["loads"]["flash"] > 0 and r["timing"]["dcache"]["misses"] > 0
+               for r in fc)
+    assert report["timing"]["loads"]["flash"] == sum(r["timing"]["loads"]["flash"] for r in fc)
+    assert "fetch stall" in text and "D-cache" in text
 
 
 def test_report_says_how_much_of_the_board_a_model_takes(tmp_path: Path,

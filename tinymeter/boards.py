@@ -74,6 +74,13 @@ class MemoryRegion:
     origin: int
     size: int
     wait_states: int = 0
+    #: Bytes one access of the memory's port delivers (a flash "line": 8 on STM32L4/G0/L5,
+    #: 16 on F2/F4, 32 on F7); one access costs ``wait_states + 1`` cycles.
+    access_bytes: int = 4
+    #: Whether the core's L1 caches (Cortex-M7 ``[l1_cache]``) cache this region.
+    cacheable: bool = False
+    #: Where the timing values come from (reference-manual section).
+    source: str = ""
 
     @property
     def end(self) -> int:
@@ -84,12 +91,91 @@ class MemoryRegion:
 
 
 @dataclass(frozen=True)
+class CacheGeometry:
+    """Size, line and associativity of one cache (``size == 0``: no cache).
+
+    ``ways == 0`` means fully associative (one set), which is what the timing model
+    assumes where a manual gives the line count but not the organisation.
+    """
+
+    size: int = 0
+    line: int = 32
+    ways: int = 0
+    #: Replacement: "lru", "fifo" or "random" (:data:`CACHE_POLICIES`).
+    policy: str = "lru"
+
+    @property
+    def lines(self) -> int:
+        return self.size // self.line if self.size else 0
+
+    @property
+    def associativity(self) -> int:
+        return self.ways or self.lines
+
+    @property
+    def sets(self) -> int:
+        return self.lines // self.associativity if self.size else 0
+
+
+@dataclass(frozen=True)
 class FlashAccelerator:
-    """Flash prefetch / cache hardware in front of the flash wait states."""
+    """Flash prefetch / cache hardware between the core and the flash wait states (ST's ART
+    accelerator and its kin): an instruction cache, a data cache for constant loads, and a
+    prefetch buffer that reads the next flash line while the current one executes."""
 
     prefetch: bool = False
     icache_bytes: int = 0
     dcache_bytes: int = 0
+    icache_line: int = 32
+    icache_ways: int = 0
+    dcache_line: int = 32
+    dcache_ways: int = 0
+    icache_policy: str = "lru"
+    dcache_policy: str = "lru"
+    #: Data reads from flash go through the instruction cache too (the Cortex-M33 reads
+    #: literals and constants over the C-AHB bus, where STM32's ICACHE sits).
+    unified: bool = False
+    #: Where the values come from (reference-manual section), or why they are assumed.
+    source: str = ""
+
+    @property
+    def icache(self) -> CacheGeometry:
+        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways,
+                             self.icache_policy)
+
+    @property
+    def dcache(self) -> CacheGeometry:
+        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways,
+                             self.dcache_policy)
+
+
+@dataclass(frozen=True)
+class L1Cache:
+    """The core's own L1 caches (Cortex-M7): they cache the regions marked ``cacheable``
+    when the firmware enables them (SCB CCR.IC / CCR.DC, read by the emulator)."""
+
+    icache_bytes: int = 0
+    icache_line: int = 32
+    icache_ways: int = 2
+    dcache_bytes: int = 0
+    dcache_line: int = 32
+    dcache_ways: int = 4
+    icache_policy: str = "lru"
+    dcache_policy: str = "lru"
+    #: Extra cycles of a line fill beyond the region's wait states (bus latency of the
+    #: AXI master); calibration owns it where the TRM gives no number.
+    fill_cycles: int = 0
+    source: str = ""
+
+    @property
+    def icache(self) -> CacheGeometry:
+        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways,
+                             self.icache_policy)
+
+    @property
+    def dcache(self) -> CacheGeometry:
+        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways,
+                             self.dcache_policy)
 
 
 @dataclass(frozen=True)
@@ -171,11 +257,20 @@ class Markers:
 
 @dataclass(frozen=True)
 class Power:
-    """First-order power model: constant active and idle power (replaced by calibration)."""
+    """Power model priors: constant active and idle power, and the energy-by-activity
+    split of the active power (:mod:`tinymeter.sim.energy`; refined by calibration)."""
 
     voltage: float = 3.3
+    #: Run power at ``clock_hz`` (the datasheet's typical run current x voltage).
     active_mw: float = 0.0
     idle_mw: float = 0.0
+    #: Power apart from counted memory traffic (None = active_mw: the constant model).
+    core_mw: float | None = None
+    #: Energy per read of the flash array (one access unit) and per SRAM/TCM access.
+    flash_read_nj: float = 0.0
+    sram_access_nj: float = 0.0
+    #: Where the figures come from (datasheet table, or "assumption: ...").
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,6 +285,7 @@ class Board:
     text_region: str
     data_region: str
     flash_accelerator: FlashAccelerator = field(default_factory=FlashAccelerator)
+    l1_cache: L1Cache = field(default_factory=L1Cache)
     probe: Probe = field(default_factory=Probe)
     uart: Uart = field(default_factory=Uart)
     power: Power = field(default_factory=Power)
@@ -270,7 +366,8 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
          "hw_clock_hz": (int,),
          "layout": (dict,), "memory": (list,), "flash_accelerator": (dict,), "probe": (dict,),
          "uart": (dict,), "power": (dict,), "init": (list,), "markers": (dict,),
-         "cycle_counter": (dict,), "peripheral_space": (dict,), "peripheral": (list,)},
+         "cycle_counter": (dict,), "l1_cache": (dict,), "peripheral_space": (dict,),
+         "peripheral": (list,)},
         required=("name", "core", "clock_hz", "layout", "memory"),
     )
     if top["clock_hz"] <= 0:
@@ -283,13 +380,17 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
             raise ConfigError(f"{where}.memory[{i}]: must be a table")
         m = _take(entry, f"{where}.memory[{i}]",
                   {"name": (str,), "kind": (str,), "origin": (int,), "size": (int,),
-                   "wait_states": (int,)},
+                   "wait_states": (int,), "access_bytes": (int,), "cacheable": (bool,),
+                   "source": (str,)},
                   required=("name", "kind", "origin", "size"))
         if m["kind"] not in MEMORY_KINDS:
             raise ConfigError(f"{where}.memory[{i}].kind: {m['kind']!r} is not one of "
                               f"{', '.join(MEMORY_KINDS)}")
         if m["size"] <= 0 or m["origin"] < 0 or m.get("wait_states", 0) < 0:
             raise ConfigError(f"{where}.memory[{i}]: origin, size and wait_states must be >= 0")
+        if m.get("access_bytes", 4) not in (1, 2, 4, 8, 16, 32, 64):
+            raise ConfigError(f"{where}.memory[{i}].access_bytes: must be a power of two "
+                              f"from 1 to 64, got {m['access_bytes']}")
         regions.append(MemoryRegion(**m))
     names = [r.name for r in regions]
     if len(set(names)) != len(names):
@@ -304,7 +405,18 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         if layout[key] not in names:
             raise ConfigError(f"{where}.layout.{key}: no memory region named {layout[key]!r}")
     accel = _take(_section(top, "flash_accelerator", where), f"{where}.flash_accelerator",
-                  {"prefetch": (bool,), "icache_bytes": (int,), "dcache_bytes": (int,)})
+                  {"prefetch": (bool,), "icache_bytes": (int,), "dcache_bytes": (int,),
+                   "icache_line": (int,), "icache_ways": (int,), "dcache_line": (int,),
+                   "dcache_ways": (int,), "icache_policy": (str,), "dcache_policy": (str,),
+                   "unified": (bool,), "source": (str,)})
+    l1 = _take(_section(top, "l1_cache", where), f"{where}.l1_cache",
+               {"icache_bytes": (int,), "icache_line": (int,), "icache_ways": (int,),
+                "dcache_bytes": (int,), "dcache_line": (int,), "dcache_ways": (int,),
+                "icache_policy": (str,), "dcache_policy": (str,), "fill_cycles": (int,),
+                "source": (str,)})
+    accelerator, l1_cache = FlashAccelerator(**accel), L1Cache(**l1)
+    if l1_cache.fill_cycles < 0:
+        raise ConfigError(f"{where}.l1_cache.fill_cycles: must be >= 0")
     probe = _take(_section(top, "probe", where), f"{where}.probe",
                   {"pyocd_target": (str,), "openocd_config": (str,)})
     uart = _take(_section(top, "uart", where), f"{where}.uart",
@@ -316,8 +428,14 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     if uart.get("baudrate", 1) <= 0 or uart.get("kernel_clock_hz", 0) < 0:
         raise ConfigError(f"{where}.uart: baudrate must be positive, kernel_clock_hz >= 0")
     power = _take(_section(top, "power", where), f"{where}.power",
-                  {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
+                  {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int),
+                   "core_mw": (float, int), "flash_read_nj": (float, int),
+                   "sram_access_nj": (float, int), "source": (str,)})
     _check_values(top, regions, accel, uart, power, where)
+    for name, cache in (("flash_accelerator.icache", accelerator.icache),
+                        ("flash_accelerator.dcache", accelerator.dcache),
+                        ("l1_cache.icache", l1_cache.icache), ("l1_cache.dcache", l1_cache.dcache)):
+        _check_cache(cache, f"{where}.{name}")
     return Board(
         name=top["name"],
         description=top.get("description", top["name"]),
@@ -326,10 +444,11 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         memory=tuple(regions),
         text_region=layout["text"],
         data_region=layout["data"],
-        flash_accelerator=FlashAccelerator(**accel),
+        flash_accelerator=accelerator,
+        l1_cache=l1_cache,
         probe=Probe(**probe),
         uart=Uart(**uart),
-        power=Power(**{k: float(v) for k, v in power.items()}),
+        power=Power(**{k: v if k == "source" else float(v) for k, v in power.items()}),
         init=_parse_init(top.get("init", []), f"{where}.init"),
         markers=_parse_markers(_section(top, "markers", where), f"{where}.markers"),
         cycle_counter=_parse_cycle_counter(top.get("cycle_counter"), f"{where}.cycle_counter"),
@@ -337,6 +456,30 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         path=path,
         devices=_parse_devices(top, where),
     )
+
+
+#: Cache replacement policies the timing model simulates.
+CACHE_POLICY_NAMES = ("lru", "fifo", "random")
+
+
+def _power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def _check_cache(cache: CacheGeometry, where: str) -> None:
+    """A cache the timing model can simulate: power-of-two line and set count."""
+    if cache.policy not in CACHE_POLICY_NAMES:
+        raise ConfigError(f"{where}: policy {cache.policy!r} is not one of "
+                          f"{', '.join(CACHE_POLICY_NAMES)}")
+    if cache.size == 0:
+        return
+    if cache.size < 0 or not _power_of_two(cache.line) or cache.ways < 0:
+        raise ConfigError(f"{where}: size must be >= 0, line a power of two and ways >= 0 "
+                          f"(got size {cache.size}, line {cache.line}, ways {cache.ways})")
+    if cache.size % cache.line or cache.lines % cache.associativity \
+            or not _power_of_two(cache.sets):
+        raise ConfigError(f"{where}: {cache.size} bytes in {cache.line}-byte lines and "
+                          f"{cache.associativity} ways do not give a power-of-two set count")
 
 
 def _parse_devices(top: dict[str, Any], where: str) -> DeviceMap:
@@ -361,6 +504,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "wait_states": (0, 64), "icache_bytes": (0, 1 << 24), "dcache_bytes": (0, 1 << 24),
     "baudrate": (1, 100_000_000), "kernel_clock_hz": (0, MAX_CLOCK_HZ),
     "voltage": (0.5, 24.0), "active_mw": (0.0, 100_000.0), "idle_mw": (0.0, 100_000.0),
+    "core_mw": (0.0, 100_000.0), "flash_read_nj": (0.0, 1000.0), "sram_access_nj": (0.0, 1000.0),
 }
 
 
@@ -485,6 +629,13 @@ def load_board(name_or_path: str | Path) -> Board:
     return board
 
 
+def _cache_text(cache: CacheGeometry) -> str:
+    if not cache.size:
+        return "none"
+    ways = f"{cache.ways}-way" if cache.ways else "fully associative"
+    return f"{cache.size} B ({cache.line} B lines, {ways})"
+
+
 def describe_board(board: Board) -> str:
     """A human-readable sheet of *board*: what the estimates assume and how to wire it for
     ``tinymeter measure`` (UART, power-monitor marker pins, probe names)."""
@@ -500,7 +651,10 @@ def describe_board(board: Board) -> str:
                      f"{r.wait_states} WS" + (f"  ({', '.join(role)})" if role else ""))
     a = board.flash_accelerator
     lines.append(f"  accelerator  prefetch {'on' if a.prefetch else 'off'}, I-cache "
-                 f"{a.icache_bytes} B, D-cache {a.dcache_bytes} B")
+                 f"{_cache_text(a.icache)}, D-cache {_cache_text(a.dcache)}")
+    if board.l1_cache.icache_bytes or board.l1_cache.dcache_bytes:
+        lines.append(f"  L1 caches    I {_cache_text(board.l1_cache.icache)}, D "
+                     f"{_cache_text(board.l1_cache.dcache)}")
     u = board.uart
     lines.append(f"  uart         {u.name or '-'} {u.kind or '(none)'} at 0x{u.base:08X}, "
                  f"{u.baudrate} baud" if u.kind else "  uart         none (no hardware image)")
@@ -527,6 +681,10 @@ def describe_board(board: Board) -> str:
     pw = board.power
     lines.append(f"  power        {pw.active_mw:g} mW active, {pw.idle_mw:g} mW idle at "
                  f"{pw.voltage:g} V")
+    if pw.flash_read_nj or pw.sram_access_nj or pw.core_mw is not None:
+        core = pw.core_mw if pw.core_mw is not None else pw.active_mw
+        lines.append(f"  energy       core {core:g} mW + {pw.flash_read_nj:g} nJ per flash read "
+                     f"+ {pw.sram_access_nj:g} nJ per SRAM access")
     if board.path is not None:
         lines.append(f"  file         {board.path}")
     return "\n".join(lines)

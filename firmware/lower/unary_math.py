@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
@@ -69,6 +70,78 @@ def lower_l2_normalization_f32(ctx: LowerContext, op: Operator, index: int) -> L
                  params, n, {"depth": depth, "dtype": "float32"})
 
 
+def _srdhm(a: int, b: int) -> int:
+    from tinymeter.firmware.lower.activations import sat_rounding_doubling_high_mul
+
+    return sat_rounding_doubling_high_mul(a, b)
+
+
+def _sat_shl(x: int, e: int) -> int:
+    """gemmlowp SaturatingRoundingMultiplyByPOT<e> for e > 0."""
+    threshold = (1 << (31 - e)) - 1
+    if x > threshold:
+        return quant.INT32_MAX
+    if x < -threshold:
+        return quant.INT32_MIN
+    return x << e
+
+
+def inv_sqrt_quantized(value: int) -> tuple[int, int]:
+    """TFLM ``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift)``: (multiplier,
+    shift) of 1/sqrt(value), five Newton steps in Q3.28 (the device's tm_inv_sqrt_q)."""
+    from tinymeter.firmware.lower.activations import rounding_divide_by_pot
+
+    if value <= 1:
+        return quant.INT32_MAX, 0
+    s = 11
+    while value >= 1 << 29:
+        value //= 4
+        s += 1
+    pairs = (32 - value.bit_length() - 1) // 2 - 1
+    s -= pairs
+    value <<= 2 * pairs
+    half = rounding_divide_by_pot(value >> 1, 1)
+    half_three = (1 << 28) + (1 << 27)
+    x = 1 << 28
+    for _ in range(5):
+        x3 = _sat_shl(_srdhm(_srdhm(x, x), x), 6)
+        x = _sat_shl(_srdhm(half_three, x) - _srdhm(half, x3), 3)
+    x = _srdhm(x, 1518500250)
+    if s < 0:
+        x, s = ((x << -s) + 2**31) % 2**32 - 2**31, 0
+    return x, -s
+
+
+def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    """RSQRT int8 as TFLM's ``RsqrtEvalQuantized`` for each of the 256 inputs (TFLM
+    fails an inference with an input below the zero point; those entries are 127)."""
+    from tinymeter.firmware.lower.activations import multiply_by_quantized_multiplier as mbqm
+
+    mult, shift = quant.quantize_multiplier(
+        1.0 / (math.sqrt(float(quant.f32(in_scale))) * float(quant.f32(out_scale))))
+    table = []
+    for i in range(-128, 128):
+        v = i - in_zp
+        if v <= 0:
+            table.append(127)
+            continue
+        m, sh = inv_sqrt_quantized(v)
+        data = mbqm(1, m, sh + 20)
+        table.append(min(max(mbqm(data, mult, shift - 20) + out_zp, -128), 127))
+    return table
+
+
+def lower_rsqrt_s8(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """RSQRT int8 -> ``tm_lut_s8`` with TFLM's integer arithmetic tabulated on the host."""
+    from tinymeter.firmware.lower.activations import _lut_layer
+
+    (x,), y = single_output_operands(op, index, 1)
+    require_types(ctx, op, index, (TensorType.INT8,), [x, y])
+    s_in, z_in = per_tensor_qparams(ctx, op, index, x)
+    s_out, z_out = per_tensor_qparams(ctx, op, index, y)
+    return _lut_layer(ctx, op, index, rsqrt_table(s_in, z_in, s_out, z_out), {})
+
+
 def lower_l2_normalization_s8(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """L2_NORMALIZATION int8 -> ``tm_l2_normalization_s8`` (TFLM's integer kernel: a
     fixed-point Newton inverse square root per row; output scale 1/128, zero point 0)."""
@@ -90,7 +163,8 @@ def lower_l2_normalization_s8(ctx: LowerContext, op: Operator, index: int) -> La
                  params, math.prod(sx), {"depth": depth, "dtype": "int8"})
 
 
-LOWERINGS: dict[str, Lowering] = {"L2_NORMALIZATION": lower_l2_normalization_s8}
+LOWERINGS: dict[str, Lowering] = {"L2_NORMALIZATION": lower_l2_normalization_s8,
+                                   "RSQRT": lower_rsqrt_s8}
 
 FLOAT_LOWERINGS: dict[str, Lowering] = {
     "EXP": lower_unary_math_f32,

@@ -32,54 +32,203 @@
  * given, so Python can name the layers after the run.
  *
  * Cycles: when the hook meets a (block address, size) it has never seen it
- * calls cost_fn once (a ctypes callback into the Python cost model) and
- * keeps the returned per-execution cost in a second small table keyed by
+ * calls cost_fn once (a ctypes callback into the Python cost model), which
+ * fills a tm_block_desc: the block's static core cycles, the extra cycles of
+ * a taken / not-taken end, how the block ends, and its address program (see
+ * tm_addrprog.h).  The descriptor is kept in a second table keyed by
  * (address, size) only, so a block executed in several layers is costed
- * once.  Costs are fixed point with TM_CYCLE_FRAC_BITS fractional bits: the
- * cost model has fractional cycles (taken-branch fractions, dual issue) and
- * integer arithmetic keeps the hook's sums exactly reproducible from
- * count x cost.  Every execution adds the cost to the running 64-bit
+ * once.  Cycles are fixed point with TM_CYCLE_FRAC_BITS fractional bits.
+ *
+ * Dynamic timing (tm_timing.h) is what makes the estimate follow the
+ * program rather than averages:
+ *  - branch outcomes: a block ending in a conditional branch is charged its
+ *    taken or not-taken cost when the next block starts (the successor tells
+ *    which), and the entry counts both outcomes;
+ *  - instruction fetch: each executed block's code units (flash access
+ *    width) go through the flash accelerator's or L1 instruction cache and
+ *    the flash prefetch stream; misses stall by the region's wait states;
+ *  - data: the block's address program turns the registers at block entry
+ *    into its loads and stores, counted per memory region and sent through
+ *    the flash data cache / L1 data cache, stalling by wait states.
+ * Every execution adds base + branch + weighted stalls to the running 64-bit
  * counter ctx->cycles (what the emulated DWT CYCCNT / SysTick read) and to
- * the (block, layer) entry.  A cost of TM_COST_ERROR from the callback
- * means "the callback failed": the hook sets TM_FLAG_COST and stops.
+ * the (block, layer) entry, whose per-mechanism sums Python exports.  A
+ * failed cost callback sets TM_FLAG_COST and stops the run.
  */
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TM_ABI_VERSION 2u
+#include "tm_addrprog.h"
+
+#define TM_ABI_VERSION 3u
 #define TM_CYCLE_FRAC_BITS 16u /* cycles are stored x 2^16 */
+#define TM_ONE ((uint64_t)1 << TM_CYCLE_FRAC_BITS)
 #define TM_NO_ADDR UINT64_MAX
 #define TM_FLAG_BUDGET 1u
 #define TM_FLAG_OOM 2u
 #define TM_FLAG_COST 4u
 #define TM_FLAG_ALARM 8u
-#define TM_ARM_REG_R0 66 /* UC_ARM_REG_R0 in unicorn/arm.h */
+#define TM_ARM_REG_R0 66 /* UC_ARM_REG_R0 in unicorn/arm.h; R0..R12 are consecutive */
 #define TM_ARM_REG_R1 67
-#define TM_COST_ERROR UINT64_MAX
+#define TM_ARM_REG_SP 12 /* UC_ARM_REG_SP */
+#define TM_ARM_REG_LR 10 /* UC_ARM_REG_LR */
+#define TM_SCB_CCR 0xE000ED14u
+#define TM_CCR_DC (1u << 16)
+#define TM_CCR_IC (1u << 17)
+
+/* How a block ends (tm_block_desc.end_kind). */
+#define TM_END_NONE 0u        /* falls through or ends in a non-branch */
+#define TM_END_TAKEN 1u       /* unconditional branch, call or return: always taken */
+#define TM_END_CONDITIONAL 2u /* conditional branch (B<cond>, CBZ, CBNZ): successor decides */
+#define TM_END_SKIP 3u        /* never executes (an intercepted ABI entry): counted, costs 0 */
+
+/* Memory kinds (tm_region.kind) and the access buckets of the statistics. */
+#define TM_KIND_FLASH 0u
+#define TM_KIND_SRAM 1u
+#define TM_KIND_TCM 2u
+#define TM_KIND_PERIPH 3u
+#define TM_KIND_OTHER 4u
+#define TM_BUCKET_UNRESOLVED 5u
+#define TM_NBUCKETS 6u
+#define TM_MAX_REGIONS 8u
+
+/* Per-entry statistics columns (exported as a uint64 matrix; mirrored in native_hook.py). */
+enum {
+    TM_S_COUNT = 0,
+    TM_S_CYCLES,        /* fixed point: everything this row cost */
+    TM_S_TAKEN,         /* executions whose last branch was taken */
+    TM_S_NOT_TAKEN,     /* executions whose conditional end fell through */
+    TM_S_BRANCH,        /* fixed point: taken / not-taken costs charged */
+    TM_S_IFETCH,        /* fixed point: raw instruction-fetch stall cycles (unweighted) */
+    TM_S_DATA,          /* fixed point: raw data-memory stall cycles (unweighted) */
+    TM_S_IC_HIT,        /* instruction-cache lookups (flash accelerator or L1) */
+    TM_S_IC_MISS,
+    TM_S_DC_HIT,        /* data-cache lookups */
+    TM_S_DC_MISS,
+    TM_S_SEAM_PIPE,     /* executions whose first load pipelined behind the fall-through */
+    TM_S_SEAM_PAIR,     /* executions whose first ALU instruction paired with it */
+    TM_S_LOADS,         /* TM_NBUCKETS columns: loads per memory kind, then unresolved */
+    TM_S_STORES = TM_S_LOADS + TM_NBUCKETS,
+    TM_S_LOAD_BYTES = TM_S_STORES + TM_NBUCKETS,
+    TM_S_COLUMNS = TM_S_LOAD_BYTES + TM_NBUCKETS
+};
 
 typedef int (*tm_reg_read_fn)(void *uc, int regid, void *value);
+typedef int (*tm_reg_read_batch_fn)(void *uc, int *regs, void **vals, int count);
+typedef int (*tm_mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
 typedef int (*tm_emu_stop_fn)(void *uc);
-/* Per-execution cost of the block (fixed point), or TM_COST_ERROR. */
-typedef uint64_t (*tm_cost_fn)(void *user, uint32_t addr, uint32_t size);
+
+/* What the cost callback tells about one block (filled by Python, see costmodel.py). */
+typedef struct tm_block_desc {
+    uint64_t base;       /* fixed point: core cycles of one execution, no memory stalls */
+    uint64_t taken;      /* fixed point: extra cycles when the block's end branch is taken */
+    uint64_t not_taken;  /* fixed point: extra cycles when a conditional end falls through */
+    int64_t seam_pipe;   /* fixed point: cycle change when the first load pipelines behind
+                            the block that fell through into this one */
+    int64_t seam_pair;   /* fixed point: cycle change when the first ALU instruction pairs */
+    const int32_t *ops;  /* address program, TM_AP_OP_WORDS int32 per op (copied by C) */
+    uint32_t n_ops;
+    uint32_t regs_mask;  /* registers the program reads at block entry */
+    uint32_t end_kind;
+    uint32_t error;      /* non-zero: the callback failed (stop the run) */
+    uint32_t head;       /* TM_HEAD_* | register mask << 16 (see blocks.Seam) */
+    uint32_t tail;       /* TM_TAIL_* | TM_TAIL_PAIRS | load destination mask << 16 */
+    uint32_t tail_written; /* registers the last instruction writes (pairing) */
+    uint32_t pad;
+} tm_block_desc;
+
+#define TM_HEAD_LOAD 1u
+#define TM_HEAD_ALU 2u
+#define TM_TAIL_LOAD 1u
+#define TM_TAIL_STORE_IMM 2u
+#define TM_TAIL_KIND 3u
+#define TM_TAIL_PAIRS 4u
+/* Returns nothing; fills *out (zeroed by C before the call). */
+typedef void (*tm_cost_fn)(void *user, uint32_t addr, uint32_t size, tm_block_desc *out);
+
+/* One memory region of the board as the timing model sees it. */
+typedef struct tm_region {
+    uint32_t origin;
+    uint32_t last;          /* inclusive end address */
+    uint32_t kind;          /* TM_KIND_* */
+    uint32_t wait_states;
+    uint32_t access_shift;  /* log2 bytes per access of the region's port */
+    uint32_t cacheable;     /* cached by the L1 caches (when the firmware enables them) */
+    uint64_t host;          /* host address backing `origin` (0: read through Unicorn) */
+} tm_region;
+
+/* Replacement policies of a cache. */
+#define TM_POLICY_LRU 0u
+#define TM_POLICY_FIFO 1u
+#define TM_POLICY_RANDOM 2u
+
+/* A set-associative cache whose lines hold a mask of the access units filled so far. */
+typedef struct tm_cache {
+    uint32_t line_shift;  /* 0 = no cache */
+    uint32_t set_mask;
+    uint32_t ways;
+    uint32_t unit_shift;  /* log2 bytes per fill unit (the memory's access width) */
+    uint32_t policy;      /* TM_POLICY_*: LRU stamps on every hit, FIFO on fills only */
+    uint32_t rng;         /* xorshift state of TM_POLICY_RANDOM (fixed seed: reproducible) */
+    uint32_t *tags;       /* [sets * ways]: line number + 1, 0 = empty */
+    uint32_t *units;      /* [sets * ways]: bit u = unit u of the line is present */
+    uint64_t *stamp;      /* [sets * ways]: LRU time */
+    uint64_t tick;
+    uint64_t epoch;       /* incremented by every allocation (a line may have left) */
+    uint32_t hint[64];    /* way that last held a line with these low line bits */
+} tm_cache;
+
+/* Timing configuration written by Python before the run (all cycle values fixed point). */
+typedef struct tm_timing_config {
+    uint32_t enabled;
+    uint32_t n_regions;
+    tm_region regions[TM_MAX_REGIONS];
+    uint32_t prefetch;          /* flash accelerator prefetch buffer */
+    uint32_t l1_fill;           /* extra cycles of an L1 line fill beyond the wait states */
+    uint32_t unified;           /* flash data reads go through the accelerator's I-cache */
+    uint32_t pad;
+    uint32_t accel_icache[4];   /* line bytes, sets, ways (0 = none), TM_POLICY_* */
+    uint32_t accel_dcache[4];
+    uint32_t l1_icache[4];
+    uint32_t l1_dcache[4];
+    uint64_t ifetch_weight;     /* fixed point multipliers of the raw stalls (calibration) */
+    uint64_t data_weight;
+} tm_timing_config;
+
+#define TM_MEMO_UNITS 8u
 
 typedef struct tm_entry {
     uint32_t addr;
     uint32_t size;
     int32_t layer;
     uint32_t used;
-    uint64_t count;
-    uint64_t cost;    /* per execution, fixed point */
-    uint64_t cycles;  /* count * cost, summed as it runs */
+    struct tm_cost_entry *desc;
+    uint64_t s[TM_S_COLUMNS];
 } tm_entry;
 
 typedef struct tm_cost_entry {
     uint32_t addr;
     uint32_t size;
-    uint64_t cost;
     uint32_t used;
-    uint32_t pad;
+    uint32_t end_kind;
+    uint64_t base;
+    uint64_t taken;
+    uint64_t not_taken;
+    int64_t seam_pipe;
+    int64_t seam_pair;
+    uint32_t head;
+    uint32_t tail;
+    uint32_t tail_written;
+    int32_t *ops;
+    uint32_t n_ops;
+    uint32_t regs_mask;
+    /* instruction-side memo: the block's code units all hit in `hit_cache` when its
+     * allocation epoch was `hit_epoch`; while nothing was allocated since, they still do */
+    uint64_t hit_epoch;
+    const void *hit_cache;
+    uint32_t hit_slots[TM_MEMO_UNITS];  /* cache slot (set * ways + way) of each unit */
 } tm_cost_entry;
 
 /* Field order: all 8-byte members first so the ctypes mirror has no padding surprises. */
@@ -96,6 +245,8 @@ typedef struct tm_ctx {
     void *cost_user;
     uint32_t *evt_tags;         /* optional: tag pointer (r1) per event id */
     uint64_t evt_tags_cap;
+    tm_mem_read_fn mem_read;    /* reads SCB CCR at layer switches (M7 cache enables) */
+    tm_reg_read_batch_fn reg_read_batch; /* the address programs' registers, one call */
     /* running state, read by Python (also during emulation: the cycle counter) */
     uint64_t executed_bytes;
     uint64_t blocks_executed;
@@ -108,14 +259,26 @@ typedef struct tm_ctx {
     tm_entry *table;
     uint64_t capacity;          /* power of two */
     uint64_t used;
-    tm_entry *last;             /* one-entry cache: loops hit the same key back to back */
+    tm_entry *last;             /* the previous block's entry: one-entry cache and branch outcome */
+    /* timing state, owned by C */
+    uint64_t stream_ready;      /* fixed point: when the prefetched flash unit is ready */
+    uint64_t flash_free;        /* fixed point: when the flash port is free */
+    /* cycle alarm (fixed point; 0 = none): the first block starting at or after it stops
+     * emulation uncounted, so Python can deliver an interrupt and resume there */
+    uint64_t alarm_cycles;
+    uint32_t stream_unit;       /* unit number the prefetch stream holds next */
+    uint32_t stream_valid;
+    uint32_t l1_enabled;        /* CCR.IC | CCR.DC as last read */
+    uint32_t code_region;       /* index of the region the last block was fetched from */
     int32_t current_layer;
     uint32_t evt_counter;
     uint32_t evt_wrap;
     uint32_t flags;
-    /* cycle alarm (fixed point; 0 = none): the first block starting at or after it stops
-     * emulation uncounted, so Python can deliver an interrupt and resume there */
-    uint64_t alarm_cycles;
+    tm_timing_config timing;
+    tm_cache accel_icache;
+    tm_cache accel_dcache;
+    tm_cache l1_icache;
+    tm_cache l1_dcache;
 } tm_ctx;
 
 static inline uint64_t tm_hash(uint32_t addr, uint32_t size, int32_t layer) {
@@ -147,18 +310,25 @@ static int tm_grow(tm_ctx *ctx) {
     if (!fresh) {
         return -1;
     }
+    tm_entry *last_moved = NULL;
     for (uint64_t i = 0; i < ctx->capacity; i++) {
         tm_entry *old = &ctx->table[i];
         if (old->used) {
-            *tm_slot(fresh, new_capacity, old->addr, old->size, old->layer) = *old;
+            tm_entry *slot = tm_slot(fresh, new_capacity, old->addr, old->size, old->layer);
+            *slot = *old;
+            if (old == ctx->last) {
+                last_moved = slot;
+            }
         }
     }
     free(ctx->table);
     ctx->table = fresh;
     ctx->capacity = new_capacity;
-    ctx->last = NULL;
+    ctx->last = last_moved;
     return 0;
 }
+
+/* -- the block cost table ------------------------------------------------------------ */
 
 static tm_cost_entry *tm_cost_slot(tm_cost_entry *table, uint64_t capacity, uint32_t addr,
                                    uint32_t size) {
@@ -173,6 +343,7 @@ static tm_cost_entry *tm_cost_slot(tm_cost_entry *table, uint64_t capacity, uint
     }
 }
 
+/* Growing moves cost entries: block entries point at them, so they are re-pointed. */
 static int tm_cost_grow(tm_ctx *ctx) {
     uint64_t new_capacity = ctx->cost_capacity * 2;
     tm_cost_entry *fresh = calloc(new_capacity, sizeof(tm_cost_entry));
@@ -185,52 +356,525 @@ static int tm_cost_grow(tm_ctx *ctx) {
             *tm_cost_slot(fresh, new_capacity, old->addr, old->size) = *old;
         }
     }
+    for (uint64_t i = 0; i < ctx->capacity; i++) {
+        tm_entry *e = &ctx->table[i];
+        if (e->used && e->desc) {
+            e->desc = tm_cost_slot(fresh, new_capacity, e->desc->addr, e->desc->size);
+        }
+    }
     free(ctx->costs);
     ctx->costs = fresh;
     ctx->cost_capacity = new_capacity;
     return 0;
 }
 
-/* Cost of one execution of (addr, size): cached, else asked once from cost_fn.
- * Returns -1 on out-of-memory; TM_COST_ERROR is passed through in *cost. */
-static int tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size, uint64_t *cost) {
+static void tm_free_costs(tm_ctx *ctx) {
+    for (uint64_t i = 0; i < ctx->cost_capacity; i++) {
+        free(ctx->costs[i].ops);
+    }
+    free(ctx->costs);
+    ctx->costs = NULL;
+}
+
+/* The descriptor of (addr, size): cached, else asked once from cost_fn.
+ * Returns NULL and sets a flag on failure (out of memory or callback error). */
+static tm_cost_entry *tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size) {
+    static tm_cost_entry zero = {0};
     if (!ctx->cost_fn) {
-        *cost = 0;
-        return 0;
+        return &zero;
     }
     tm_cost_entry *c = tm_cost_slot(ctx->costs, ctx->cost_capacity, addr, size);
     if (c->used) {
-        *cost = c->cost;
-        return 0;
+        return c;
     }
-    uint64_t value = ctx->cost_fn(ctx->cost_user, addr, size);
-    *cost = value;
-    if (value == TM_COST_ERROR) {
-        return 0;
+    tm_block_desc desc;
+    memset(&desc, 0, sizeof desc);
+    ctx->cost_fn(ctx->cost_user, addr, size, &desc);
+    if (desc.error) {
+        ctx->flags |= TM_FLAG_COST;
+        return NULL;
+    }
+    int32_t *ops = NULL;
+    if (desc.n_ops) {
+        size_t bytes = (size_t)desc.n_ops * TM_AP_OP_WORDS * sizeof(int32_t);
+        ops = malloc(bytes);
+        if (!ops) {
+            ctx->flags |= TM_FLAG_OOM;
+            return NULL;
+        }
+        memcpy(ops, desc.ops, bytes);
     }
     if ((ctx->cost_used + 1) * 10 > ctx->cost_capacity * 7) {
         if (tm_cost_grow(ctx) != 0) {
-            return -1;
+            free(ops);
+            ctx->flags |= TM_FLAG_OOM;
+            return NULL;
         }
         c = tm_cost_slot(ctx->costs, ctx->cost_capacity, addr, size);
     }
     c->addr = addr;
     c->size = size;
-    c->cost = value;
     c->used = 1;
+    c->end_kind = desc.end_kind;
+    c->base = desc.base;
+    c->taken = desc.taken;
+    c->not_taken = desc.not_taken;
+    c->ops = ops;
+    c->n_ops = desc.n_ops;
+    c->regs_mask = desc.regs_mask;
+    c->seam_pipe = desc.seam_pipe;
+    c->seam_pair = desc.seam_pair;
+    c->head = desc.head;
+    c->tail = desc.tail;
+    c->tail_written = desc.tail_written;
     ctx->cost_used++;
+    return c;
+}
+
+/* -- caches --------------------------------------------------------------------------- */
+
+static uint32_t tm_log2(uint32_t v) {
+    uint32_t s = 0;
+    while ((1u << s) < v) {
+        s++;
+    }
+    return s;
+}
+
+/* geometry = {line bytes, sets, ways, policy}; unit = bytes per fill access. */
+static int tm_cache_init(tm_cache *c, const uint32_t geometry[4], uint32_t unit_shift) {
+    free(c->tags);
+    free(c->units);
+    free(c->stamp);
+    memset(c, 0, sizeof *c);
+    if (!geometry[0] || !geometry[1] || !geometry[2]) {
+        return 0;
+    }
+    uint32_t n = geometry[1] * geometry[2];
+    c->tags = calloc(n, sizeof(uint32_t));
+    c->units = calloc(n, sizeof(uint32_t));
+    c->stamp = calloc(n, sizeof(uint64_t));
+    if (!c->tags || !c->units || !c->stamp) {
+        return -1;
+    }
+    c->line_shift = tm_log2(geometry[0]);
+    c->set_mask = geometry[1] - 1;
+    c->ways = geometry[2];
+    c->unit_shift = unit_shift < c->line_shift ? unit_shift : c->line_shift;
+    c->policy = geometry[3];
+    c->rng = 0x9E3779B9u;
     return 0;
+}
+
+static uint32_t tm_victim(tm_cache *c, const uint32_t *tags, const uint64_t *stamp) {
+    uint32_t victim = 0;
+    for (uint32_t w = 0; w < c->ways; w++) {
+        if (!tags[w]) {
+            return w;  /* an empty way first, whatever the policy */
+        }
+        if (stamp[w] < stamp[victim]) {
+            victim = w;
+        }
+    }
+    if (c->policy == TM_POLICY_RANDOM) {
+        c->rng ^= c->rng << 13;
+        c->rng ^= c->rng >> 17;
+        c->rng ^= c->rng << 5;
+        victim = c->rng % c->ways;
+    }
+    return victim;
+}
+
+static void tm_cache_free(tm_cache *c) {
+    free(c->tags);
+    free(c->units);
+    free(c->stamp);
+    memset(c, 0, sizeof *c);
+}
+
+/* Look up the unit holding *address*; on a miss allocate (LRU victim) and mark it present.
+ * whole_line: a miss fills every unit of the line (L1 line fills); else only this unit
+ * (the ART fills a line as its units are fetched). Returns 1 on a hit. */
+static int tm_cache_access(tm_cache *c, uint32_t address, int whole_line, uint32_t *slot) {
+    uint32_t line = address >> c->line_shift;
+    uint32_t unit_bit = 1u << ((address >> c->unit_shift) & ((1u << (c->line_shift - c->unit_shift)) - 1));
+    size_t set = (size_t)(line & c->set_mask) * c->ways;
+    uint32_t *tags = c->tags + set;
+    uint32_t *units = c->units + set;
+    uint64_t *stamp = c->stamp + set;
+    uint32_t *hint = &c->hint[line & 63u];
+    uint32_t way = *hint < c->ways && tags[*hint] == line + 1 ? *hint : c->ways;
+    c->tick++;
+    if (way == c->ways) {
+        for (uint32_t w = 0; w < c->ways; w++) {
+            if (tags[w] == line + 1) {
+                way = w;
+                break;
+            }
+        }
+    }
+    if (way < c->ways) {
+        *hint = way;
+        if (c->policy == TM_POLICY_LRU) {
+            stamp[way] = c->tick;
+        }
+        *slot = (uint32_t)set + way;
+        if (units[way] & unit_bit) {
+            return 1;
+        }
+        units[way] |= unit_bit;
+        c->epoch++;
+        return 0;
+    }
+    uint32_t victim = tm_victim(c, tags, stamp);
+    tags[victim] = line + 1;
+    units[victim] = whole_line ? 0xFFFFFFFFu : unit_bit;
+    stamp[victim] = c->tick;
+    *hint = victim;
+    *slot = (uint32_t)set + victim;
+    c->epoch++;
+    return 0;
+}
+
+/* -- the timing model ----------------------------------------------------------------- */
+
+static inline const tm_region *tm_region_of(const tm_ctx *ctx, uint32_t address, uint32_t *index) {
+    const tm_timing_config *t = &ctx->timing;
+    for (uint32_t i = 0; i < t->n_regions; i++) {
+        const tm_region *r = &t->regions[i];
+        if (address >= r->origin && address <= r->last) {
+            if (index) {
+                *index = i;
+            }
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Stall cycles (fixed point) of fetching the code units of a block that starts at `now`.
+ * The core needs unit k at now + k * per_unit (+ stalls so far); a unit comes from the
+ * instruction cache (no stall), from the prefetch stream (ready at stream_ready), or from
+ * a new flash access (wait_states cycles beyond the one-cycle fetch the base CPI counts).
+ * After a flash unit is delivered the prefetcher starts reading the next one. */
+static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size, uint64_t now,
+                         uint64_t base) {
+    tm_cost_entry *memo = e->desc;
+    const tm_timing_config *t = &ctx->timing;
+    const tm_region *r = NULL;
+    if (ctx->code_region < t->n_regions) {
+        r = &t->regions[ctx->code_region];
+        if (addr < r->origin || addr > r->last) {
+            r = NULL;
+        }
+    }
+    if (!r) {
+        r = tm_region_of(ctx, addr, &ctx->code_region);
+    }
+    if (!r) {
+        return 0;
+    }
+    tm_cache *cache = NULL;
+    int l1 = 0;
+    if (r->cacheable && (ctx->l1_enabled & TM_CCR_IC) && ctx->l1_icache.line_shift) {
+        cache = &ctx->l1_icache;
+        l1 = 1;
+    } else if (r->kind == TM_KIND_FLASH && ctx->accel_icache.line_shift) {
+        cache = &ctx->accel_icache;
+    }
+    if (r->wait_states == 0 && !(l1 && t->l1_fill)) {
+        return 0;
+    }
+    uint32_t shift = r->access_shift;
+    uint32_t first = addr >> shift, last = (addr + size - 1) >> shift;
+    uint32_t n_units = last - first + 1;
+    if (cache && memo->hit_cache == cache && memo->hit_epoch == cache->epoch) {
+        /* nothing was allocated since the block last hit throughout: it hits again; the
+         * LRU stamps advance exactly as the lookups would advance them */
+        if (cache->policy == TM_POLICY_LRU) {
+            for (uint32_t k = 0; k < n_units; k++) {
+                cache->stamp[memo->hit_slots[k]] = ++cache->tick;
+            }
+        } else {
+            cache->tick += n_units;
+        }
+        e->s[TM_S_IC_HIT] += n_units;
+        return 0;
+    }
+    uint64_t per_unit = base / (last - first + 1);
+    uint64_t access = (uint64_t)r->wait_states * TM_ONE;
+    uint64_t stall = 0;
+    uint32_t misses = 0;
+    for (uint32_t u = first; u <= last; u++) {
+        if (cache) {
+            uint32_t slot = 0;
+            if (tm_cache_access(cache, u << shift, l1, &slot)) {
+                if (u - first < TM_MEMO_UNITS) {
+                    memo->hit_slots[u - first] = slot;
+                }
+                e->s[TM_S_IC_HIT]++;
+                now += per_unit;
+                continue;
+            }
+            e->s[TM_S_IC_MISS]++;
+            misses++;
+        }
+        uint64_t ready;
+        if (l1) {
+            ready = now + access + (uint64_t)t->l1_fill * TM_ONE;
+        } else if (ctx->stream_valid && u == ctx->stream_unit) {
+            ready = ctx->stream_ready;
+        } else {
+            uint64_t start = ctx->flash_free > now ? ctx->flash_free : now;
+            ready = start + access;
+        }
+        if (ready > now) {
+            stall += ready - now;
+            now = ready;
+        }
+        if (!l1 && t->prefetch) {
+            ctx->stream_unit = u + 1;
+            ctx->stream_ready = now + access + TM_ONE;
+            ctx->stream_valid = 1;
+            ctx->flash_free = ctx->stream_ready;
+        } else {
+            ctx->stream_valid = 0;
+            ctx->flash_free = now;
+        }
+        now += per_unit;
+    }
+    if (cache && !misses && n_units <= TM_MEMO_UNITS) {
+        memo->hit_cache = cache;
+        memo->hit_epoch = cache->epoch;
+    }
+    return stall;
+}
+
+typedef struct tm_data_run {
+    tm_ctx *ctx;
+    void *uc;
+    tm_entry *e;
+    uint64_t now;     /* fixed point: when the block's first instruction issues */
+    uint64_t stall;   /* data stall of this execution so far */
+    uint64_t base;    /* the block's core cycles and size: an access at byte offset k */
+    uint32_t size;    /* issues about base * k / size cycles into the block */
+    uint32_t offset;  /* byte offset of the access being priced */
+} tm_data_run;
+
+/* Guest memory for the address programs' LOAD ops (pointers the block loads itself):
+ * memory regions only, never a peripheral (reading one has side effects). */
+static int tm_read_guest(void *user, uint32_t address, uint32_t bytes, uint32_t *value) {
+    tm_data_run *run = (tm_data_run *)user;
+    const tm_region *r = tm_region_of(run->ctx, address, NULL);
+    if (!r || address + bytes - 1 > r->last) {
+        return 0;
+    }
+    *value = 0;
+    if (r->host) {
+        memcpy(value, (const uint8_t *)(uintptr_t)r->host + (address - r->origin), bytes);
+        return 1;
+    }
+    return run->ctx->mem_read && run->ctx->mem_read(run->uc, address, value, bytes) == 0;
+}
+
+/* Stall of one load of `bytes` at `address` from region r (fixed point). */
+static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t address,
+                              uint32_t bytes) {
+    tm_ctx *ctx = run->ctx;
+    tm_entry *e = run->e;
+    uint64_t access = (uint64_t)r->wait_states * TM_ONE;
+    uint64_t stall = 0;
+    if (r->cacheable && (ctx->l1_enabled & TM_CCR_DC) && ctx->l1_dcache.line_shift) {
+        tm_cache *c = &ctx->l1_dcache;
+        uint32_t line_bytes = 1u << c->line_shift;
+        uint32_t fill = ((uint64_t)r->wait_states + 1) * ((line_bytes >> r->access_shift) ?
+                        (line_bytes >> r->access_shift) : 1) - 1 + ctx->timing.l1_fill;
+        for (uint32_t a = address >> c->line_shift; a <= (address + bytes - 1) >> c->line_shift; a++) {
+            uint32_t slot;
+            if (tm_cache_access(c, a << c->line_shift, 1, &slot)) {
+                e->s[TM_S_DC_HIT]++;
+            } else {
+                e->s[TM_S_DC_MISS]++;
+                stall += (uint64_t)fill * TM_ONE;
+            }
+        }
+        return stall;
+    }
+    if (r->wait_states == 0) {
+        return 0;
+    }
+    tm_cache *c = NULL;
+    if (r->kind == TM_KIND_FLASH) {
+        if (ctx->accel_dcache.line_shift) {
+            c = &ctx->accel_dcache;
+        } else if (ctx->timing.unified && ctx->accel_icache.line_shift) {
+            c = &ctx->accel_icache;
+        }
+    }
+    uint32_t shift = r->access_shift;
+    for (uint32_t u = address >> shift; u <= (address + bytes - 1) >> shift; u++) {
+        if (c) {
+            uint32_t slot;
+            if (tm_cache_access(c, u << shift, 0, &slot)) {
+                e->s[TM_S_DC_HIT]++;
+                continue;
+            }
+            e->s[TM_S_DC_MISS]++;
+        }
+        /* The data access waits for the port, takes it for wait_states + 1 cycles and
+         * delays an instruction prefetch in flight (data has priority, the prefetch
+         * restarts after it). */
+        uint64_t now = run->now + run->base * run->offset / run->size + run->stall + stall;
+        uint64_t start = ctx->flash_free > now && !ctx->stream_valid ? ctx->flash_free : now;
+        uint64_t done = start + access;
+        stall += done - now;
+        if (ctx->stream_valid && ctx->stream_ready > now) {
+            ctx->stream_ready += access + TM_ONE;
+        }
+        ctx->flash_free = done + TM_ONE > ctx->flash_free ? done + TM_ONE : ctx->flash_free;
+    }
+    return stall;
+}
+
+static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t flags) {
+    tm_data_run *run = (tm_data_run *)user;
+    tm_entry *e = run->e;
+    uint32_t bucket = TM_BUCKET_UNRESOLVED;
+    const tm_region *r = NULL;
+    if (flags & TM_AP_RESOLVED) {
+        r = tm_region_of(run->ctx, address, NULL);
+        bucket = r ? r->kind : TM_KIND_PERIPH;
+    }
+    if (flags & TM_AP_STORE) {
+        e->s[TM_S_STORES + bucket]++;
+        return;
+    }
+    e->s[TM_S_LOADS + bucket]++;
+    e->s[TM_S_LOAD_BYTES + bucket] += bytes;
+    run->offset = flags >> 16;
+    if (r && bytes) {
+        run->stall += tm_load_stall(run, r, address, bytes);
+    }
+}
+
+/* Data-side stall of one execution of a block (fixed point); counts accesses by region. */
+static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry *c, uint64_t now,
+                        uint32_t size) {
+    uint32_t regs[16] = {0};
+    uint8_t valid[16] = {0};
+    int ids[16];
+    void *vals[16];
+    int n = 0;
+    for (uint32_t r = 0; r < 15; r++) {
+        if (c->regs_mask & (1u << r)) {
+            ids[n] = r <= 12 ? TM_ARM_REG_R0 + (int)r : (r == 13 ? TM_ARM_REG_SP : TM_ARM_REG_LR);
+            vals[n++] = &regs[r];
+            valid[r] = 1;
+        }
+    }
+    if (n == 1) {
+        ctx->reg_read(uc, ids[0], vals[0]);
+    } else if (n > 1) {
+        ctx->reg_read_batch(uc, ids, vals, n);
+    }
+    tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0};
+    tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
+    return run.stall;
+}
+
+static inline uint64_t tm_weighted(uint64_t raw, uint64_t weight) {
+    return (uint64_t)(((__uint128_t)raw * weight) >> TM_CYCLE_FRAC_BITS);
+}
+
+/* Core cycles of a block entered straight from `p`: its first load pipelines behind a
+ * load (not feeding its address) or an immediate-offset store, or its first ALU
+ * instruction dual-issues with a pairable predecessor that writes none of its registers. */
+static uint64_t tm_seam(tm_entry *e, const tm_cost_entry *p, const tm_cost_entry *c,
+                        uint64_t t) {
+    uint32_t kind = c->head & 0xFFFFu, regs = c->head >> 16;
+    uint32_t tail = p->tail & TM_TAIL_KIND;
+    if (kind == TM_HEAD_LOAD &&
+        ((tail == TM_TAIL_LOAD && !((p->tail >> 16) & regs)) || tail == TM_TAIL_STORE_IMM)) {
+        e->s[TM_S_SEAM_PIPE]++;
+        return (uint64_t)((int64_t)t + c->seam_pipe);
+    }
+    if (kind == TM_HEAD_ALU && (p->tail & TM_TAIL_PAIRS) && !(p->tail_written & regs)) {
+        e->s[TM_S_SEAM_PAIR]++;
+        return (uint64_t)((int64_t)t + c->seam_pair);
+    }
+    return t;
+}
+
+/* The previous block ended in a conditional branch: the successor says whether it was taken. */
+static void tm_resolve_branch(tm_ctx *ctx, uint64_t address) {
+    tm_entry *p = ctx->last;
+    if (!p || !p->desc || p->desc->end_kind != TM_END_CONDITIONAL) {
+        return;
+    }
+    int taken = address != (uint64_t)p->addr + p->size;
+    uint64_t c = taken ? p->desc->taken : p->desc->not_taken;
+    p->s[taken ? TM_S_TAKEN : TM_S_NOT_TAKEN]++;
+    p->s[TM_S_BRANCH] += c;
+    p->s[TM_S_CYCLES] += c;
+    ctx->cycles += c;
+    if (taken) {
+        ctx->stream_valid = 0;
+    }
+}
+
+static void tm_read_ccr(tm_ctx *ctx, void *uc) {
+    uint32_t ccr = 0;
+    if (ctx->mem_read && ctx->mem_read(uc, TM_SCB_CCR, &ccr, 4) == 0) {
+        uint32_t enabled = ccr & (TM_CCR_IC | TM_CCR_DC);
+        if (enabled != ctx->l1_enabled) {
+            ctx->l1_enabled = enabled;
+            ctx->l1_icache.epoch++;  /* the fetch path changed: re-check every block */
+            ctx->accel_icache.epoch++;
+        }
+    }
+}
+
+static tm_entry *tm_lookup(tm_ctx *ctx, uint32_t addr32, uint32_t size, int32_t layer) {
+    tm_entry *e = tm_slot(ctx->table, ctx->capacity, addr32, size, layer);
+    if (e->used) {
+        return e;
+    }
+    tm_cost_entry *desc = tm_block_cost(ctx, addr32, size);
+    if (!desc) {
+        return NULL;
+    }
+    if ((ctx->used + 1) * 10 > ctx->capacity * 7) {
+        if (tm_grow(ctx) != 0) {
+            ctx->flags |= TM_FLAG_OOM;
+            return NULL;
+        }
+        e = tm_slot(ctx->table, ctx->capacity, addr32, size, layer);
+    }
+    memset(e, 0, sizeof *e);
+    e->addr = addr32;
+    e->size = size;
+    e->layer = layer;
+    e->used = 1;
+    e->desc = desc;
+    ctx->used++;
+    return e;
 }
 
 /* The UC_HOOK_BLOCK callback (uc_cb_hookcode_t). */
 void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     tm_ctx *ctx = (tm_ctx *)user_data;
 
+    /* the branch that ended the previous block is decided by where we are now (also when
+     * an interrupt comes first: execution continues here after it returns) */
+    tm_resolve_branch(ctx, address);
+
     if (ctx->alarm_cycles && ctx->cycles >= ctx->alarm_cycles) {
         /* before any counting or layer switch: the block does not run now (emu_stop in a
-         * block hook stops before it) and is counted once when emulation resumes at it */
+         * block hook stops before it) and is counted once when emulation resumes at it;
+         * the exception handler that runs first is no branch successor of anything */
         ctx->alarm_cycles = 0;
         ctx->flags |= TM_FLAG_ALARM;
+        ctx->last = NULL;
         ctx->emu_stop(uc);
         return;
     }
@@ -238,6 +882,7 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
         uint32_t r0 = 0;
         ctx->reg_read(uc, TM_ARM_REG_R0, &r0);
         ctx->current_layer = (int32_t)r0;
+        tm_read_ccr(ctx, uc);
     } else if (address == ctx->prof_end_addr) {
         ctx->current_layer = -1;
     } else if (address == ctx->evt_begin_addr) {
@@ -251,52 +896,67 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
         if (ctx->evt_wrap && ctx->evt_counter >= ctx->evt_wrap) {
             ctx->evt_counter = 0;
         }
+        tm_read_ccr(ctx, uc);
     } else if (address == ctx->evt_end_addr) {
         ctx->current_layer = -1;
     }
 
     ctx->executed_bytes += size;
     ctx->blocks_executed++;
+    if ((ctx->blocks_executed & 0xFFFFFu) == 0) {
+        tm_read_ccr(ctx, uc);  /* firmware without layer marks enables its caches too */
+    }
 
     uint32_t addr32 = (uint32_t)address;
     int32_t layer = ctx->current_layer;
+    /* the predecessor ran straight into this block (the emulator split the code here,
+     * the core does not): its last instruction may pipeline or pair with our first */
+    const tm_cost_entry *prev_fell_through =
+        ctx->last && ctx->last->desc && ctx->last->desc->end_kind == TM_END_NONE &&
+        (uint64_t)ctx->last->addr + ctx->last->size == address ? ctx->last->desc : NULL;
     tm_entry *e = ctx->last;
     if (!(e && e->addr == addr32 && e->size == size && e->layer == layer)) {
-        e = tm_slot(ctx->table, ctx->capacity, addr32, size, layer);
-        if (!e->used) {
-            uint64_t cost = 0;
-            if (tm_block_cost(ctx, addr32, size, &cost) != 0) {
-                ctx->flags |= TM_FLAG_OOM;
-                ctx->emu_stop(uc);
-                return;
-            }
-            if (cost == TM_COST_ERROR) {
-                ctx->flags |= TM_FLAG_COST;
-                ctx->emu_stop(uc);
-                return;
-            }
-            if ((ctx->used + 1) * 10 > ctx->capacity * 7) {
-                if (tm_grow(ctx) != 0) {
-                    ctx->flags |= TM_FLAG_OOM;
-                    ctx->emu_stop(uc);
-                    return;
-                }
-                e = tm_slot(ctx->table, ctx->capacity, addr32, size, layer);
-            }
-            e->addr = addr32;
-            e->size = size;
-            e->layer = layer;
-            e->used = 1;
-            e->count = 0;
-            e->cost = cost;
-            e->cycles = 0;
-            ctx->used++;
+        e = tm_lookup(ctx, addr32, size, layer);
+        if (!e) {
+            ctx->last = NULL;
+            ctx->emu_stop(uc);
+            return;
         }
-        ctx->last = e;
     }
-    e->count++;
-    e->cycles += e->cost;
-    ctx->cycles += e->cost;
+    const tm_cost_entry *c = e->desc;
+    if (c->end_kind == TM_END_SKIP) {
+        e->s[TM_S_COUNT]++;
+        ctx->last = e;
+        return;
+    }
+    uint64_t t = c->base;
+    if (c->head && prev_fell_through) {
+        t = tm_seam(e, prev_fell_through, c, t);
+    }
+    if (c->end_kind == TM_END_TAKEN) {
+        t += c->taken;
+        e->s[TM_S_TAKEN]++;
+        e->s[TM_S_BRANCH] += c->taken;
+    }
+    if (ctx->timing.enabled) {
+        uint64_t raw = tm_fetch(ctx, e, addr32, size, ctx->cycles, c->base);
+        uint64_t fetch = tm_weighted(raw, ctx->timing.ifetch_weight);
+        e->s[TM_S_IFETCH] += raw;
+        t += fetch;
+        if (c->n_ops) {
+            /* accesses issue after the block's fetch stall, at their place in the block */
+            raw = tm_data(ctx, uc, e, c, ctx->cycles + fetch, size);
+            e->s[TM_S_DATA] += raw;
+            t += tm_weighted(raw, ctx->timing.data_weight);
+        }
+        if (c->end_kind == TM_END_TAKEN) {
+            ctx->stream_valid = 0;
+        }
+    }
+    e->s[TM_S_COUNT]++;
+    e->s[TM_S_CYCLES] += t;
+    ctx->cycles += t;
+    ctx->last = e;
 
     if (ctx->budget_insns && (ctx->executed_bytes >> 1) > ctx->budget_insns &&
         !(ctx->flags & TM_FLAG_BUDGET)) {
@@ -305,7 +965,11 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
     }
 }
 
-/* Allocate the table (capacity rounded up to a power of two) and reset all running state. */
+/* Forget the predecessor block: the next block's start says nothing about its branch
+ * (Python calls this when it redirects execution, e.g. at an intercepted ABI entry). */
+void tm_ctx_break_chain(tm_ctx *ctx) { ctx->last = NULL; }
+
+/* Allocate the tables (capacity rounded up to a power of two) and reset all running state. */
 int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     uint64_t cap = 16;
     while (cap < capacity) {
@@ -319,7 +983,9 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
         return -1;
     }
     free(ctx->table);
-    free(ctx->costs);
+    if (ctx->costs) {
+        tm_free_costs(ctx);
+    }
     ctx->table = table;
     ctx->capacity = cap;
     ctx->used = 0;
@@ -333,13 +999,43 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     ctx->current_layer = -1;
     ctx->evt_counter = 0;
     ctx->flags = 0;
+    ctx->stream_valid = 0;
+    ctx->stream_ready = 0;
+    ctx->flash_free = 0;
+    ctx->code_region = UINT32_MAX;
     ctx->alarm_cycles = 0;
     return 0;
 }
 
+/* Install the timing configuration (copied) and allocate its caches. */
+int tm_ctx_configure_timing(tm_ctx *ctx, const tm_timing_config *config) {
+    ctx->timing = *config;
+    if (ctx->timing.n_regions > TM_MAX_REGIONS) {
+        return -1;
+    }
+    uint32_t flash_shift = 3, l1_shift = 3;
+    for (uint32_t i = 0; i < ctx->timing.n_regions; i++) {
+        const tm_region *r = &ctx->timing.regions[i];
+        if (r->kind == TM_KIND_FLASH) {
+            flash_shift = r->access_shift;
+        }
+        if (r->cacheable) {
+            l1_shift = r->access_shift;
+        }
+    }
+    if (tm_cache_init(&ctx->accel_icache, config->accel_icache, flash_shift) ||
+        tm_cache_init(&ctx->accel_dcache, config->accel_dcache, flash_shift) ||
+        tm_cache_init(&ctx->l1_icache, config->l1_icache, l1_shift) ||
+        tm_cache_init(&ctx->l1_dcache, config->l1_dcache, l1_shift)) {
+        return -1;
+    }
+    return 0;
+}
+
 void tm_ctx_release(tm_ctx *ctx) {
-    free(ctx->costs);
-    ctx->costs = NULL;
+    if (ctx->costs) {
+        tm_free_costs(ctx);
+    }
     ctx->cost_capacity = 0;
     ctx->cost_used = 0;
     free(ctx->table);
@@ -347,12 +1043,16 @@ void tm_ctx_release(tm_ctx *ctx) {
     ctx->capacity = 0;
     ctx->used = 0;
     ctx->last = NULL;
+    tm_cache_free(&ctx->accel_icache);
+    tm_cache_free(&ctx->accel_dcache);
+    tm_cache_free(&ctx->l1_icache);
+    tm_cache_free(&ctx->l1_dcache);
 }
 
-/* Copy the table into caller-provided arrays of length >= ctx->used; returns entries written. */
+/* Copy the table into caller-provided arrays of length >= ctx->used (stats: used x
+ * TM_S_COLUMNS, row-major); returns entries written. base: the row block's static cost. */
 uint64_t tm_ctx_export(const tm_ctx *ctx, uint32_t *addr, uint32_t *size, int32_t *layer,
-                       uint64_t *count, uint64_t *cost, uint64_t *cycles,
-                       uint64_t max_entries) {
+                       uint64_t *base, uint64_t *stats, uint64_t max_entries) {
     uint64_t n = 0;
     for (uint64_t i = 0; i < ctx->capacity && n < max_entries; i++) {
         const tm_entry *e = &ctx->table[i];
@@ -360,9 +1060,8 @@ uint64_t tm_ctx_export(const tm_ctx *ctx, uint32_t *addr, uint32_t *size, int32_
             addr[n] = e->addr;
             size[n] = e->size;
             layer[n] = e->layer;
-            count[n] = e->count;
-            cost[n] = e->cost;
-            cycles[n] = e->cycles;
+            base[n] = e->desc ? e->desc->base : 0;
+            memcpy(stats + n * TM_S_COLUMNS, e->s, sizeof e->s);
             n++;
         }
     }
@@ -370,6 +1069,12 @@ uint64_t tm_ctx_export(const tm_ctx *ctx, uint32_t *addr, uint32_t *size, int32_
 }
 
 uint64_t tm_ctx_size(void) { return sizeof(tm_ctx); }
+
+uint64_t tm_timing_config_size(void) { return sizeof(tm_timing_config); }
+
+uint64_t tm_block_desc_size(void) { return sizeof(tm_block_desc); }
+
+uint32_t tm_stat_columns(void) { return TM_S_COLUMNS; }
 
 uint32_t tm_abi_version(void) { return TM_ABI_VERSION; }
 

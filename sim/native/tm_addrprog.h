@@ -65,6 +65,9 @@ enum {
 #define TM_AP_F_STORE (1u << 12)
 #define TM_AP_F_SUBTRACT (1u << 13)
 #define TM_AP_F_CONDITIONAL (1u << 14)
+/* bits 16-31 of an access's flags: its instruction's byte offset in the block, passed
+ * through to the access callback in the same bits */
+#define TM_AP_F_OFFSET 0xFFFF0000u
 #define TM_AP_LOAD_SIGNED (1u << 12)
 
 typedef void (*tm_access_fn)(void *user, uint32_t address, uint32_t bytes, uint32_t flags);
@@ -146,14 +149,14 @@ static inline void tm_ap_eval_mem(const int32_t *ops, uint32_t n_ops, uint32_t r
                     address = (f & TM_AP_F_SUBTRACT) ? address - step : address + step;
                 }
             }
-            emit(user, address, f & TM_AP_F_BYTES, tm_ap_flags(f, ok));
+            emit(user, address, f & TM_AP_F_BYTES, tm_ap_flags(f, ok) | (f & TM_AP_F_OFFSET));
             break;
         }
         case TM_AP_OP_ACCESS_ABS:
-            emit(user, d, f & TM_AP_F_BYTES, tm_ap_flags(f, 1));
+            emit(user, d, f & TM_AP_F_BYTES, tm_ap_flags(f, 1) | (f & TM_AP_F_OFFSET));
             break;
         case TM_AP_OP_UNKNOWN:
-            emit(user, 0, f & TM_AP_F_BYTES, tm_ap_flags(f, 0));
+            emit(user, 0, f & TM_AP_F_BYTES, tm_ap_flags(f, 0) | (f & TM_AP_F_OFFSET));
             break;
         case TM_AP_OP_ADDI:
             regs[a] = regs[b] + d;

@@ -45,6 +45,11 @@ static const uint32_t tm_calib_rom[64] TM_ALIGNED(8) = {
     0x0badf00du, 0xdeadbeefu, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u, 16u,
     17u, 18u, 19u, 20u, 21u, 22u, 23u, 24u, 25u, 26u, 27u, 28u, 29u, 30u, 31u, 32u, 33u, 34u, 35u,
     36u, 37u, 38u, 39u, 40u, 41u, 42u, 43u, 44u, 45u, 46u, 47u, 48u};
+/* A flash table several times larger than any flash data cache on the shipped boards
+ * (2 KiB), walked sequentially by tm_calib_flash_stream: every new flash line misses. */
+#define TM_CALIB_STREAM_WORDS 512u
+static const uint32_t tm_calib_rom_stream[TM_CALIB_STREAM_WORDS] TM_ALIGNED(32) = {
+    [0 ... TM_CALIB_STREAM_WORDS - 1] = 0x5a5a5a5au};
 /* Branch pattern of tm_calib_branch_pattern: taken (0) 3 times in 4, irregularly placed. */
 static const uint8_t tm_calib_pattern[64] = {
     0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0,
@@ -91,6 +96,49 @@ void tm_calib_ldr_flash(const void *params) {
   TM_CALIB_LOOP("ldr r4, [%[p], #0]\n ldr r5, [%[p], #4]\n ldr r6, [%[p], #8]\n"
                 "ldr r4, [%[p], #12]\n",
                 [p] "l"(tm_calib_rom) : "r4", "r5", "r6", "cc", "memory");
+}
+
+/* Loads that cannot pipeline (an ALU instruction between them): cpi.load apart from
+ * load.pipelined, which MB_LDR_RAM's back-to-back loads stress. */
+void tm_calib_ldr_alu(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("ldr r4, [%[p], #0]\n adds r5, r5, #1\n",
+                [p] "l"(tm_calib_ram) : "r4", "r5", "cc", "memory");
+}
+
+/* Independent ALU instructions in pairs: what a dual-issue core (M7) starts together. */
+void tm_calib_alu_pairs(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("adds r4, r4, #1\n adds r5, r5, #1\n", "i"(0) : "r4", "r5", "cc");
+}
+
+/* Sequential word loads through 2 KiB of flash: the flash data path (D-cache misses,
+ * wait states); the stall.data weight. */
+void tm_calib_flash_stream(const void *params) {
+  (void)params;
+  uint32_t n_ = TM_CALIB_STREAM_WORDS / 4u;
+  const uint32_t *p_ = tm_calib_rom_stream;
+  __asm__ volatile(TM_UNIFIED "1:\n ldr r4, [%[p], #0]\n ldr r5, [%[p], #4]\n"
+                   "ldr r6, [%[p], #8]\n ldr r7, [%[p], #12]\n adds %[p], %[p], #16\n"
+                   "subs %[n], %[n], #1\n bne 1b\n"
+                   : [n] "+l"(n_), [p] "+l"(p_)
+                   :
+                   : "r4", "r5", "r6", "r7", "cc", "memory");
+}
+
+/* A loop body of 768 NOPs (1.5 KiB of code): larger than the flash accelerator's
+ * instruction cache on the boards that have one, so every line is fetched from flash on
+ * every iteration; the stall.ifetch weight (prefetch overlap included). */
+void tm_calib_fetch_big(const void *params) {
+  (void)params;
+  uint32_t n_ = 8u;
+  __asm__ volatile(TM_UNIFIED ".balign 32\n1:\n" TM_R16(TM_R16(".inst.n 0xbf00\n"))
+                   TM_R16(TM_R16(".inst.n 0xbf00\n")) TM_R16(TM_R16(".inst.n 0xbf00\n"))
+                   /* Thumb-1 BNE reaches 256 bytes, B reaches 2 KiB */
+                   "subs %[n], %[n], #1\n beq 2f\n b 1b\n 2:\n"
+                   : [n] "+l"(n_)
+                   :
+                   : "cc");
 }
 
 void tm_calib_str(const void *params) {

@@ -10,9 +10,7 @@
  * drives the power-monitor marker pins and ends in tm_halt(). */
 #include "tm_runtime.h"
 
-#if defined(TM_IO_UART)
 #include "tm_board.h"
-#endif
 
 #define TM_REG(addr) (*(volatile uint32_t *)(addr))
 #define DEMCR 0xE000EDFCu
@@ -28,15 +26,16 @@
 #define TM_HAVE_DWT 0
 #endif
 
-#if defined(TM_IO_UART)
-/* Polls of the boot writes give up after this many reads (a misconfigured board file
- * must not hang the firmware before it can say anything). */
-#define TM_INIT_POLL_LIMIT 1000000u
 #define SCB_CCR 0xE000ED14u
 #define SCB_CCSIDR 0xE000ED80u
 #define SCB_CSSELR 0xE000ED84u
 #define SCB_ICIALLU 0xE000EF50u
 #define SCB_DCISW 0xE000EF60u
+
+#if defined(TM_IO_UART)
+/* Polls of the boot writes give up after this many reads (a misconfigured board file
+ * must not hang the firmware before it can say anything). */
+#define TM_INIT_POLL_LIMIT 1000000u
 
 static void tm_board_boot(void) {
   for (uint32_t i = 0; i < tm_board_init_count; ++i) {
@@ -50,7 +49,10 @@ static void tm_board_boot(void) {
   }
 }
 
-/* ARMv7-M L1 caches (Cortex-M7): invalidate, then enable (ARMv7-M ARM B2.2.7). */
+#endif
+
+/* ARMv7-M L1 caches (Cortex-M7): invalidate, then enable (ARMv7-M ARM B2.2.7).  Both
+ * images do it, so the emulated estimate times the same memory system the board runs. */
 static void tm_enable_l1_caches(void) {
   if (tm_board_l1_icache != 0u) {
     __asm__ volatile("dsb\n\tisb" ::: "memory");
@@ -80,6 +82,8 @@ static void tm_enable_l1_caches(void) {
   }
 }
 
+#if defined(TM_IO_UART)
+
 static void tm_uart_init(void) {
   const tm_uart_regs *u = &tm_board_uart;
   TM_REG(u->base + u->cr1_off) = 0u;
@@ -104,7 +108,9 @@ void tm_platform_mark_layer(uint32_t high) { tm_mark(&tm_board_mark_layer, high)
 void tm_platform_init(void) {
 #if defined(TM_IO_UART)
   tm_board_boot();
+#endif
   tm_enable_l1_caches();
+#if defined(TM_IO_UART)
   tm_uart_init();
 #endif
 #if TM_HAVE_DWT
