@@ -37,7 +37,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ from tinymeter.sim.costmodel import (
     parameter_vector,
     parameters_from_vector,
 )
+from tinymeter.sim.energy import ENERGY_PARAMETERS, EnergyParameters
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,19 @@ class ModelSample:
     #: ``"model"`` (an NN model: held out in turn by leave-one-out) or ``"microbench"``
     #: (calibration loops: always trained on, since they alone separate the parameters).
     role: str = "model"
+    #: Per layer: energy features (``sim.energy.energy_features``: measured time, emulated
+    #: flash reads and SRAM accesses) and the energy the power trace measured (uJ).
+    energy_features: np.ndarray | None = None
+    layer_energy_uj: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("model", "microbench"):
             raise ConfigError(f"calibration sample {self.model}: unknown role {self.role!r}")
+
+    @property
+    def has_layer_energy(self) -> bool:
+        return (self.energy_features is not None and self.layer_energy_uj is not None
+                and len(self.layer_energy_uj) == len(self.energy_features) > 0)
 
 
 @dataclass(frozen=True)
@@ -167,11 +177,14 @@ class CalibrationResult:
     #: Signed mean over the NN models of (measured - datasheet estimate) / measured: the
     #: gap the mechanisms' movements explain (their sum; the rest stays as residual).
     datasheet_gap: float = 0.0
+    #: The energy-by-activity fit over the layers with measured energy (None without).
+    energy: EnergyFit | None = None
 
     def summary(self) -> dict[str, object]:
         return {
             "mechanisms": [m.to_dict() for m in self.mechanisms],
             "datasheet_gap": self.datasheet_gap,
+            "energy": self.energy.to_dict() if self.energy is not None else None,
             "models": list(self.models),
             "unidentified": dict(self.unidentified),
             "not_separable": dict(NOT_SEPARABLE),
@@ -186,6 +199,74 @@ class CalibrationResult:
             "residual_sigma": self.fit.sigma,
             "active_mw": self.active_mw,
         }
+
+
+@dataclass(frozen=True)
+class EnergyFit:
+    """Energy-by-activity parameters fitted to per-layer measured energies, with the
+    errors of the prior (board file) and of the fit on the same layers."""
+
+    prior: EnergyParameters
+    params: EnergyParameters
+    before: ErrorStats
+    after: ErrorStats
+    #: Per parameter: some layer has its feature (time, flash reads, SRAM accesses).
+    exercised: dict[str, bool] = field(default_factory=dict)
+    #: Per parameter: relative standard error (residual noise through the fit); large
+    #: when the layers' traffic is collinear with their time (flash and SRAM accesses in
+    #: the same proportion everywhere), which the microbenchmarks' load loops break.
+    stderr: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"prior": self.prior.to_dict(), "fitted": self.params.to_dict(),
+                "error_before": self.before.to_dict(), "error_after": self.after.to_dict(),
+                "exercised": dict(self.exercised), "stderr": dict(self.stderr)}
+
+
+#: Scale of an access energy whose prior is 0 (the constant-power model): unknowns are
+#: ratios to a scale, so the ridge and NNLS see numbers of order 1.
+_ENERGY_SCALE_NJ = 1.0
+
+
+def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
+               regularization: float = DEFAULT_REGULARIZATION) -> EnergyFit | None:
+    """Non-negative least squares of ``E = core_mw * t + flash_read_nj * flash_reads +
+    sram_access_nj * sram_accesses`` over every layer with a measured energy, rows
+    weighted by 1 / measured energy (relative error, as the cycle fit), a small ridge
+    toward the prior keeping a parameter no layer exercises at its prior.  None when
+    no sample has per-layer energies."""
+    used = [s for s in samples if s.has_layer_energy]
+    if not used:
+        return None
+    x = np.vstack([s.energy_features for s in used])  # type: ignore[misc]
+    y = np.concatenate([s.layer_energy_uj for s in used]).astype(np.float64)  # type: ignore[misc]
+    keep = y > 0
+    if not keep.any():
+        raise ConfigError("energy calibration: every measured layer energy is 0")
+    x, y = x[keep], y[keep]
+    theta0 = prior.vector()
+    scale = np.where(theta0 > 0, theta0, _ENERGY_SCALE_NJ)
+    a = (x / y[:, None]) * scale[None, :]
+    lam = math.sqrt(regularization)
+    a_aug = np.vstack([a, lam * np.eye(len(theta0))])
+    b_aug = np.concatenate([np.ones(len(y)), lam * theta0 / scale])
+    r = nnls(a_aug, b_aug)
+    theta = r * scale
+    params = EnergyParameters.from_vector(theta)
+    dof = max(len(y) - len(theta0), 1)
+    sigma = max(float(np.linalg.norm(a @ r - 1.0)) / math.sqrt(dof), NOISE_FLOOR)
+    cov = sigma ** 2 * np.linalg.pinv(a.T @ a + regularization * np.eye(len(theta0)))
+    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
+
+    def predict(t: np.ndarray) -> dict[str, np.ndarray]:
+        return {s.model: s.energy_features @ t for s in used}  # type: ignore[operator]
+
+    measured = [replace(s, measured=np.asarray(s.layer_energy_uj, dtype=np.float64))
+                for s in used]
+    return EnergyFit(prior, params, errors(measured, predict(theta0)),
+                     errors(measured, predict(theta)),
+                     dict(zip(ENERGY_PARAMETERS, (np.abs(x).sum(axis=0) > 0).tolist())),
+                     dict(zip(ENERGY_PARAMETERS, (float(v) for v in stderr))))
 
 
 #: The cost model's mechanisms and the parameters (feature names, ``*`` = prefix) each
@@ -407,10 +488,12 @@ def fit_power(samples: Sequence[ModelSample]) -> float | None:
 
 def calibrate(samples: Sequence[ModelSample], prior: CostParameters, *,
               regularization: float = DEFAULT_REGULARIZATION,
-              absent: Mapping[str, str] | None = None) -> CalibrationResult:
+              absent: Mapping[str, str] | None = None,
+              energy_prior: EnergyParameters | None = None) -> CalibrationResult:
     """Fit on all samples (models and microbenchmarks); report errors before/after,
     in-sample and leave-one-model-out, and why any parameter stays unidentified
-    (*absent*: parameters whose instructions the core lacks, with the reason)."""
+    (*absent*: parameters whose instructions the core lacks, with the reason).  With
+    *energy_prior*, the energy-by-activity parameters are fitted too (:func:`fit_energy`)."""
     fit = fit_parameters(samples, prior, regularization=regularization)
     theta0 = parameter_vector(prior)
     before = errors(samples, predictions(samples, theta0))
@@ -425,7 +508,9 @@ def calibrate(samples: Sequence[ModelSample], prior: CostParameters, *,
              100 * loo_after.model_mape)
     return CalibrationResult(prior, fit, before, after, loo_before, loo_after, fit_power(samples),
                              tuple(s.model for s in samples), fit.unidentified(absent),
-                             mechanism_shifts(samples, fit, prior), datasheet_gap(samples, prior))
+                             mechanisms=mechanism_shifts(samples, fit, prior),
+                             datasheet_gap=datasheet_gap(samples, prior),
+                             energy=fit_energy(samples, energy_prior) if energy_prior else None)
 
 
 def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]:
@@ -440,6 +525,8 @@ def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]
     }
     if result.active_mw is not None:
         out["active_mw"] = result.active_mw
+    if result.energy is not None:
+        out["energy"] = result.energy.params.to_dict()
     out["fit"] = {"board": board, **result.summary()}
     return out
 

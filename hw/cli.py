@@ -242,22 +242,35 @@ def _tflm_image(args: argparse.Namespace, board: Board, model_path: Path,
         yield firmware_image(built, model_path, config)
 
 
-def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path: Path) -> str:
-    """The measure result: per-layer measured vs estimated cycles (and energy), totals."""
+def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path: Path,
+                      est_energy: np.ndarray | None = None) -> str:
+    """The measure result: per-layer measured vs estimated cycles (and measured energy,
+    beside the energy-by-activity estimate when given), totals."""
     ms = 1e3 / board.clock_hz
     energy = stored.energy_uj is not None
+    est_e = est_energy if energy and est_energy is not None else None
     headers = ["#", "op", "measured cycles", "ms", "est. cycles", "error",
-               *(["energy uJ"] if energy else [])]
+               *(["energy uJ"] if energy else []), *(["est. uJ", "error"] if est_e is not None
+                                                      else [])]
+
+    def energy_cells(measured: float | None, est: float) -> list[str]:
+        if est_e is None:
+            return []
+        err = _pct((est - measured) / measured).strip() if measured else "-"
+        return [f"{est:.3f}", err]
+
     rows = []
     for i, (op, cyc) in enumerate(zip(stored.ops, stored.cycles)):
         uj = stored.layer_energy_uj[i]
         rows.append([str(i), op, f"{cyc:,.0f}", f"{cyc * ms:.4f}", f"{estimated[i]:,.0f}",
                      _pct((estimated[i] - cyc) / cyc).strip(),
-                     *([f"{uj:.3f}" if uj is not None else "-"] if energy else [])])
+                     *([f"{uj:.3f}" if uj is not None else "-"] if energy else []),
+                     *energy_cells(uj, float(est_e[i]) if est_e is not None else 0.0)])
     total_err = (estimated.sum() - stored.total_cycles) / stored.total_cycles
     footer = ["", "total", f"{stored.total_cycles:,.0f}", f"{stored.total_cycles * ms:.4f}",
               f"{estimated.sum():,.0f}", _pct(total_err).strip(),
-              *([f"{stored.energy_uj:.3f}"] if energy else [])]
+              *([f"{stored.energy_uj:.3f}"] if energy else []),
+              *energy_cells(stored.energy_uj, float(est_e.sum()) if est_e is not None else 0.0)]
     out = [f"{stored.model} on {board.name}: {stored.runs} runs (median), measurement "
            f"{stored.id} in {db_path}", *text_table(headers, rows, left=(1,), footer=footer)]
     if energy:
@@ -272,9 +285,10 @@ def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path:
 def _cmd_measure(args: argparse.Namespace) -> int:
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.measure import emulate_features, measure_image, measure_model
+    from tinymeter.hw.measure import emulate_run, measure_image, measure_model
     from tinymeter.pipeline import resolve_model
     from tinymeter.sim.costmodel import parameter_vector
+    from tinymeter.sim.energy import energy_features
 
     board = load_board(args.board)
     path = resolve_model(args.model)
@@ -296,13 +310,18 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 from tinymeter.calibrations import choose_calibration
 
                 model = choose_calibration(board, None, args.uid).cost_model(board)
-                estimated = emulate_features(image, model.params) @ parameter_vector(model.params)
+                features, _cycles, activity = emulate_run(image, model.params)
+                estimated = features @ parameter_vector(model.params)
+                # energy by activity at the modelled clock: comparable when the image ran at it
+                est_energy = (energy_features(estimated / board.clock_hz, activity)
+                              @ model.energy_parameters.vector()
+                              if board.hardware_clock_hz == board.clock_hz else None)
         finally:
             if power is not None:
                 power.close()
     ms = 1e3 / board.clock_hz
     # the result goes to stdout unless the JSON does (--json -)
-    print(_measurement_text(stored, estimated, board, db.path),
+    print(_measurement_text(stored, estimated, board, db.path, est_energy),
           file=sys.stderr if is_stdout(args.json) else sys.stdout)
     if args.json:
         from tinymeter.cli import tflm_library, uses_tflm
@@ -317,6 +336,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 "runs": stored.runs, "ops": stored.ops, "measured_cycles": stored.cycles,
                 "estimated_cycles": estimated.tolist(), "total_cycles": stored.total_cycles,
                 "energy_uj": stored.energy_uj, "layer_energy_uj": stored.layer_energy_uj,
+                "estimated_layer_energy_uj": est_energy.tolist() if est_energy is not None else None,
                 "tools": stored.tools, "image_sha256": stored.image_sha256}
         write_output(args.json, json.dumps(data, indent=2) + "\n")
         _wrote(args, args.json)
@@ -343,10 +363,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from tinymeter.sim.costmodel import datasheet_cost_model
 
     board = load_board(args.board)
-    prior = datasheet_cost_model(board).params
+    datasheet = datasheet_cost_model(board)
+    prior = datasheet.params
     samples = _calibration_samples(args, board, prior)
     reg = args.regularization if args.regularization is not None else DEFAULT_REGULARIZATION
-    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core))
+    result = calibrate(samples, prior, regularization=reg, absent=absent_instructions(board.core),
+                       energy_prior=datasheet.energy_parameters)
     # the report goes to stdout unless the JSON does (--json -)
     out = sys.stderr if is_stdout(args.json) else sys.stdout
     with contextlib.redirect_stdout(out):
@@ -355,9 +377,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         # Cycles do not depend on the clock, power does: a power fitted at the hardware
         # image's clock would misstate every estimate at the modelled clock.
         print(f"note: energy was measured at {board.hardware_clock_hz / 1e6:g} MHz (the "
-              f"hardware image's clock); the fitted {result.active_mw:.1f} mW is not saved, "
-              f"estimates are for {board.clock_hz / 1e6:g} MHz", file=out)
-        result = replace(result, active_mw=None)
+              f"hardware image's clock); the fitted {result.active_mw:.1f} mW and energy "
+              f"parameters are not saved, estimates are for {board.clock_hz / 1e6:g} MHz",
+              file=out)
+        result = replace(result, active_mw=None, energy=None)
     if not args.no_save:
         # The board's latest fit (what estimates use), and the chip's own when the probe
         # is named (what measurements through that probe use).
@@ -421,8 +444,14 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
             if not args.no_microbench:
                 from tinymeter.hw.microbench import measure_microbench
 
-                mb, _stored = measure_microbench(link, db, config, prior,
-                                                 resume=not args.remeasure)
+                factory = _power_factory(args, link)
+                power = factory() if factory else None
+                try:
+                    mb, _stored = measure_microbench(link, db, config, prior,
+                                                     resume=not args.remeasure, power=power)
+                finally:
+                    if power is not None:
+                        power.close()
                 samples.append(mb)
     return samples
 
@@ -466,6 +495,30 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
             print(f"  {name}: {why}")
     if result.active_mw is not None:
         print(f"active power {result.active_mw:.2f} mW (datasheet {board.power.active_mw:.2f} mW)")
+    if result.energy is not None:
+        _print_energy_fit(result.energy)
+
+
+def _print_energy_fit(fit: Any) -> None:
+    """The energy-by-activity fit: per-layer and per-model energy error before (board
+    file priors) and after, and each parameter against its prior."""
+    from tinymeter.sim.energy import ENERGY_PARAMETERS
+
+    print("energy by activity (per-layer energies from the marker-split power trace):")
+    rows = [("layer energy error (mean)", fit.before.layer_mape, fit.after.layer_mape),
+            ("layer energy error (max)", fit.before.layer_max, fit.after.layer_max),
+            ("model energy error", fit.before.model_mape, fit.after.model_mape)]
+    print("\n".join(text_table(["error", "before", "after"],
+                               [[label, _pct(b).strip(), _pct(a).strip()] for label, b, a in rows],
+                               left=(0,))))
+    units = {"core_mw": "mW", "flash_read_nj": "nJ", "sram_access_nj": "nJ"}
+    params = [[name, units[name], f"{getattr(fit.prior, name):.4g}",
+               f"{getattr(fit.params, name):.4g}",
+               _pct(fit.stderr.get(name, 0.0)).strip() if fit.exercised.get(name) else "-",
+               "yes" if fit.exercised.get(name) else "no (kept at the prior)"]
+              for name in ENERGY_PARAMETERS]
+    print("\n".join(text_table(["energy parameter", "unit", "board file", "fitted", "stderr",
+                                "exercised"], params, left=(0, 1, 5))))
 
 
 def _print_mechanisms(mechanisms: Any, gap: float) -> None:

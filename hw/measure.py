@@ -37,6 +37,7 @@ from tinymeter.sim.costmodel import (
     parameter_vector,
 )
 from tinymeter.sim.emulator import Emulator
+from tinymeter.sim.energy import energy_features, run_layer_activity
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,8 @@ class ModelRun:
     image_sha256: str
     features: np.ndarray
     stored: StoredMeasurement
+    #: Per layer: emulated flash reads and SRAM accesses (``sim.energy``).
+    activity: np.ndarray | None = None
 
 
 def emulate_features(image: FirmwareImage, prior: CostParameters) -> np.ndarray:
@@ -201,13 +204,23 @@ def emulate_features(image: FirmwareImage, prior: CostParameters) -> np.ndarray:
 def emulate_image(image: FirmwareImage, prior: CostParameters) -> tuple[np.ndarray, float]:
     """(per-layer calibration features, estimated cycles per inference under *prior*) of
     one emulated inference of *image*."""
+    features, cycles, _activity = emulate_run(image, prior)
+    return features, cycles
+
+
+def emulate_run(image: FirmwareImage, prior: CostParameters
+                ) -> tuple[np.ndarray, float, np.ndarray]:
+    """:func:`emulate_image` plus the per-layer activity (flash reads, SRAM accesses)
+    the energy calibration needs."""
     run = Emulator(image.board).run(image.elf, [[]],
                                     budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS,
                                     timeout_s=DEFAULT_TIMEOUT_S)
     if run.profile is None:
         raise HardwareError("emulation produced no profile")
-    features = layer_features(run, prior, len(image.model.layers))
-    return features, float((features @ parameter_vector(prior)).sum())
+    n_layers = len(image.model.layers)
+    features = layer_features(run, prior, n_layers)
+    return (features, float((features @ parameter_vector(prior)).sum()),
+            run_layer_activity(run, image.board, n_layers))
 
 
 def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,
@@ -294,7 +307,7 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
         hw_build = _hardware_build(build, config)
         image = (image_for(Path(path), hw_build) if image_for is not None else
                  build_model(Path(path), link.board, hw_build, builder=builder))
-        features, cycles = emulate_image(image, prior)
+        features, cycles, activity = emulate_run(image, prior)
         power = power_factory() if power_factory else None
         try:
             stored = measure_image(image, Path(path), link, db, config, power=power, resume=resume,
@@ -302,11 +315,24 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
         finally:
             if power is not None:
                 power.close()
-        out.append(ModelRun(Path(path).stem, image, stored.image_sha256, features, stored))
+        out.append(ModelRun(Path(path).stem, image, stored.image_sha256, features, stored,
+                            activity))
     return out
 
 
 def samples_from_runs(runs: Sequence[ModelRun]) -> list[ModelSample]:
-    return [ModelSample(model=r.name, ops=r.stored.ops, features=r.features,
-                        measured=np.array(r.stored.cycles, dtype=np.float64),
-                        energy_uj=r.stored.energy_uj, latency_s=r.stored.latency_s) for r in runs]
+    """Calibration samples; a run with per-layer energies also gets energy features
+    (measured time at the hardware image's clock, emulated flash reads and SRAM accesses)."""
+    out = []
+    for r in runs:
+        measured = np.array(r.stored.cycles, dtype=np.float64)
+        layer_e = r.stored.layer_energy_uj
+        has_energy = (r.activity is not None and bool(layer_e) and len(layer_e) == len(measured)
+                      and all(e is not None for e in layer_e))
+        out.append(ModelSample(
+            model=r.name, ops=r.stored.ops, features=r.features, measured=measured,
+            energy_uj=r.stored.energy_uj, latency_s=r.stored.latency_s,
+            energy_features=(energy_features(measured / r.image.board.hardware_clock_hz,
+                                             r.activity) if has_energy else None),
+            layer_energy_uj=np.array(layer_e, dtype=np.float64) if has_energy else None))
+    return out

@@ -52,9 +52,11 @@ from tinymeter.firmware.build import (
 )
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.measure import BoardLink, MeasureConfig, measure_elf
+from tinymeter.hw.power import PowerMonitor
 from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.sim.costmodel import CostParameters, layer_features
 from tinymeter.sim.emulator import Emulator
+from tinymeter.sim.energy import energy_features, run_layer_activity
 
 log = logging.getLogger(__name__)
 
@@ -212,36 +214,57 @@ def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | Non
 
 def emulate_microbench(image: MicrobenchImage, prior: CostParameters) -> np.ndarray:
     """Per-benchmark calibration features of one emulated run of the firmware."""
+    return emulate_microbench_run(image, prior)[0]
+
+
+def emulate_microbench_run(image: MicrobenchImage, prior: CostParameters
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration features, activity: flash reads and SRAM accesses) per benchmark; the
+    flash and SRAM load loops are what separate the energy per access in the power fit."""
     run = Emulator(image.board).run(image.elf, [[]], budget_instructions=200_000_000,
                                     timeout_s=300.0)
     if run.profile is None:
         raise HardwareError("microbenchmark emulation produced no profile")
-    return layer_features(run, prior, len(image.benchmarks))
+    n = len(image.benchmarks)
+    return layer_features(run, prior, n), run_layer_activity(run, image.board, n)
 
 
 def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,
                        prior: CostParameters, *, builder: FirmwareBuilder | None = None,
-                       resume: bool = True) -> tuple[ModelSample, StoredMeasurement]:
+                       resume: bool = True, power: PowerMonitor | None = None
+                       ) -> tuple[ModelSample, StoredMeasurement]:
     """Build, measure (or reuse a stored measurement of the identical image) and emulate
     the microbenchmarks on the link's board; the sample always stays in the training set
-    (``role="microbench"``), never in leave-one-model-out."""
+    (``role="microbench"``), never in leave-one-model-out.  With *power*, per-benchmark
+    energies are measured too (the sample then feeds the energy fit)."""
     board = link.board
     image = build_microbench(board, runs=config.firmware_runs, builder=builder)
     sha = file_sha256(image.elf)
     stored = db.latest(board.name, sha) if resume else None
-    if stored is None or stored.runs < config.runs:
+    if (stored is None or stored.runs < config.runs
+            or (power is not None and stored.energy_uj is None)):
         result = measure_elf(link, image.elf, config, expect_model=MICROBENCH_MODEL,
-                             expect_ops=image.ops)
+                             expect_ops=image.ops, power=power)
+        e = result.energy
         mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
                      warmup=config.warmup, model_sha256=sha, kernels="microbench", opt="-O2",
                      tools=result.tools, parse_stats=result.parse_stats,
+                     energy_uj=e.per_inference_uj if e else None,
+                     latency_s=e.latency_s if e else None,
+                     layer_energy_uj=e.per_layer_uj if e else None,
                      transcript=result.transcript)
         stored = db.get(mid)
     else:
         log.info("microbenchmarks: reusing measurement %d", stored.id)
-    features = emulate_microbench(image, prior)
+    features, activity = emulate_microbench_run(image, prior)
+    measured = np.array(stored.cycles, dtype=np.float64)
+    layer_e = stored.layer_energy_uj
+    energy = bool(layer_e) and len(layer_e) == len(measured) and all(x is not None for x in layer_e)
     sample = ModelSample(model=MICROBENCH_MODEL, ops=stored.ops, features=features,
-                         measured=np.array(stored.cycles, dtype=np.float64), role="microbench")
+                         measured=measured, role="microbench",
+                         energy_features=(energy_features(measured / board.hardware_clock_hz,
+                                                          activity) if energy else None),
+                         layer_energy_uj=np.array(layer_e, dtype=np.float64) if energy else None)
     return sample, stored
 
 

@@ -33,8 +33,10 @@ of the same ELF run under a hidden board, never ``features @ theta``:
   statistics, which no linear model has);
 * per-run jitter (seeded per run and layer) and a slower first, cold run after reset.
 
-Everything is deterministic (seeded by ``--virtual-seed``).  Power is a hidden active
-power a few percent off the board file's.
+Everything is deterministic (seeded by ``--virtual-seed``).  Power follows activity
+(:func:`hidden_energy`): a hidden core power plus energy per flash read and per SRAM
+access of the hidden run (its own cache misses), coefficients 5-50% off the board file's
+priors, so the energy calibration has a truth to recover.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import Emulator, RunResult
+from tinymeter.sim.energy import EnergyParameters, board_energy_parameters, run_layer_activity
 from tinymeter.sim.native_hook import STAT
 
 log = logging.getLogger(__name__)
@@ -190,7 +193,9 @@ class VirtualTiming:
     #: Extra relative cost of run 0 after a reset (cold caches): what warm-up runs hide.
     cold_run_penalty: float = 0.05
     seed: int = 0
-    active_mw: float = 40.0
+    #: Hidden power: core power plus energy per flash read and per SRAM access
+    #: (:mod:`tinymeter.sim.energy`), what the power trace of each layer follows.
+    energy: EnergyParameters = field(default_factory=lambda: EnergyParameters(40.0, 0.3, 0.04))
     idle_mw: float = 10.0
 
     def __post_init__(self) -> None:
@@ -206,13 +211,36 @@ class VirtualTiming:
     @classmethod
     def for_board(cls, board: Board, seed: int = 2024, noise: float = 0.0005,
                   spread: float = 0.3) -> VirtualTiming:
-        """Hidden silicon derived from the board file (:meth:`Silicon.for_board`), power a
-        few percent off the board file's figure."""
+        """Hidden silicon derived from the board file (:meth:`Silicon.for_board`), power
+        by activity off the board file's priors (:func:`hidden_energy`)."""
         rng = np.random.default_rng(seed + 1)
         active = board.power.active_mw or 40.0
         return cls(silicon=Silicon.for_board(board, seed, spread), noise=noise, seed=seed,
-                   active_mw=float(active * rng.uniform(0.85, 1.15)),
+                   energy=hidden_energy(board, rng),
                    idle_mw=float((board.power.idle_mw or active / 4) * rng.uniform(0.9, 1.1)))
+
+    @property
+    def active_mw(self) -> float:
+        """The hidden core power (what the chip draws without memory traffic)."""
+        return self.energy.core_mw
+
+
+def hidden_energy(board: Board, rng: np.random.Generator) -> EnergyParameters:
+    """The "silicon's" power: the board file's energy priors off by what a datasheet
+    typical value hides (core power 5-15% off, energies per flash read and per SRAM access
+    20-50% off, each up or down); a board without access priors gets ones scaled from its
+    energy per cycle."""
+    prior = board_energy_parameters(board)
+    per_cycle_nj = prior.core_mw / (board.hardware_clock_hz / 1e6) if prior.core_mw else 0.3
+    flash = prior.flash_read_nj or 0.7 * per_cycle_nj
+    sram = prior.sram_access_nj or 0.1 * per_cycle_nj
+    core = prior.core_mw or 40.0
+
+    def off(low: float, high: float) -> float:
+        return float(1.0 + rng.choice((-1.0, 1.0)) * rng.uniform(low, high))
+
+    return EnergyParameters(core_mw=core * off(0.05, 0.15), flash_read_nj=flash * off(0.2, 0.5),
+                            sram_access_nj=sram * off(0.2, 0.5))
 
 
 @dataclass(frozen=True)
@@ -228,6 +256,9 @@ class FirmwareFacts:
 class _Program:
     facts: FirmwareFacts
     true_cycles: np.ndarray  # per layer, one inference of the silicon (before jitter)
+    #: Per layer: flash reads and SRAM accesses of one inference on the silicon (the
+    #: power follows them).
+    activity: np.ndarray | None = None
 
 
 def _cstring(read: object, address: int, limit: int = 128) -> str:
@@ -300,6 +331,7 @@ class VirtualBoard:
         self._lock = threading.Lock()
         self._glitches_left = dict(self.glitches)
         self.last_runs: list[np.ndarray] = []
+        self.last_activity: np.ndarray | None = None
         self.error: Exception | None = None
         self.resets = 0
 
@@ -356,7 +388,8 @@ class VirtualBoard:
         facts = firmware_facts(emulator, image)
         run = emulator.run(image, [[]], budget_instructions=self.budget_instructions,
                            timeout_s=self.timeout_s)
-        program = _Program(facts, silicon_cycles(run, len(facts.ops), silicon))
+        program = _Program(facts, silicon_cycles(run, len(facts.ops), silicon),
+                           run_layer_activity(run, silicon.board, len(facts.ops)))
         with self._lock:
             self._programs[key] = program
         return program
@@ -372,6 +405,7 @@ class VirtualBoard:
     def _boot(self, elf: Path) -> None:
         try:
             program = self.program(elf)
+            self.last_activity = program.activity
             self.last_runs = []
             run = 0
             while run < program.facts.runs and not self._stop.is_set():
@@ -426,8 +460,9 @@ class VirtualBoard:
 
         Channel 0 is high during each inference, channel 1 toggles at every layer
         boundary (what the hardware image's ``[markers]`` pins show), the supply is
-        the board voltage; power is the hidden active power inside inferences and the
-        idle power between them.
+        the board voltage; between inferences the board idles, inside one each layer
+        draws the hidden core power plus its memory traffic's energy
+        (:meth:`layer_power_mw`), averaged over the monitor's sample period.
         """
         volts = self.board.power.voltage
         runs = list(self.last_runs)
@@ -435,16 +470,19 @@ class VirtualBoard:
             raise HardwareError("virtual power trace: no inference ran since the last reset")
         clock = float(self.board.hardware_clock_hz)  # what the hardware image runs at
         gap = max(int(gap_s * sample_rate_hz), 2)
+        activity = self._activity(len(runs[0]))
         current: list[np.ndarray] = []
         gpio: list[np.ndarray] = []
         level1 = 0
         for cycles in runs:
             current.append(np.full(gap, self.timing.idle_mw / 1e3 / volts))
             gpio.append(np.full(gap, level1 << 1, dtype=np.uint8))
-            for c in cycles:
-                n = max(round(c / clock * sample_rate_hz), 1)
+            samples = [max(round(c / clock * sample_rate_hz), 1) for c in cycles]
+            energies = [self.layer_power_mw(c / clock, flash, sram) * c / clock * 1e3
+                        for c, (flash, sram) in zip(cycles, activity)]
+            for n, mw in zip(samples, self._levels(samples, energies, sample_rate_hz)):
                 level1 ^= 1
-                current.append(np.full(n, self.timing.active_mw / 1e3 / volts))
+                current.append(np.full(n, mw / 1e3 / volts))
                 gpio.append(np.full(n, 1 | (level1 << 1), dtype=np.uint8))
         current.append(np.full(gap, self.timing.idle_mw / 1e3 / volts))
         gpio.append(np.full(gap, level1 << 1, dtype=np.uint8))
@@ -452,6 +490,33 @@ class VirtualBoard:
         return PowerTrace(time_s=np.arange(len(i)) / sample_rate_hz, current_a=i,
                           voltage_v=np.full(len(i), volts), gpio=np.concatenate(gpio),
                           source="virtual")
+
+    def _levels(self, samples: list[int], energies_uj: list[float], rate: float) -> list[float]:
+        """Power level (mW) of each layer's samples such that the trapezoid integral
+        between its layer marks (:func:`tinymeter.hw.power.layer_energy`, which takes half
+        of the interval into the next segment) is the layer's energy: solved from the last
+        layer, which is followed by idle samples."""
+        dt = 1.0 / rate
+        levels = [0.0] * len(samples)
+        after = self.timing.idle_mw
+        for k in range(len(samples) - 1, -1, -1):
+            n = samples[k]
+            level = (energies_uj[k] * 1e-3 / dt - after / 2) / (n - 0.5)
+            levels[k] = max(level, 0.0)
+            after = levels[k]
+        return levels
+
+    def layer_power_mw(self, seconds: float, flash_reads: float, sram_accesses: float) -> float:
+        """Mean power of a layer of *seconds* with that memory traffic (hidden model)."""
+        e = self.timing.energy
+        energy_uj = (e.core_mw * seconds * 1e3 + e.flash_read_nj * flash_reads * 1e-3
+                     + e.sram_access_nj * sram_accesses * 1e-3)
+        return energy_uj / (seconds * 1e3) if seconds > 0 else e.core_mw
+
+    def _activity(self, n_layers: int) -> np.ndarray:
+        """Per-layer activity of the program last booted (zeros if unknown)."""
+        act = self.last_activity
+        return act if act is not None and len(act) == n_layers else np.zeros((n_layers, 2))
 
 
 class VirtualPowerMonitor:

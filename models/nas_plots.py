@@ -12,8 +12,9 @@ import logging
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -143,8 +144,15 @@ def _spread(values: Sequence[float]) -> bool:
 
 def plot_layers(est: Estimate, path: Path | str) -> Path:
     """Per-layer estimated latency (bars) and MACs (markers) of one estimate; log axes
-    when the layers span orders of magnitude, so small layers stay visible."""
-    fig, (ax,) = _figure(1, width=min(max(6.0, 0.32 * len(est.layers) + 3), 24.0), height=4.8)
+    when the layers span orders of magnitude, so small layers stay visible.  With energy
+    by activity, a second panel puts each layer's energy share beside its latency share
+    (they differ where a layer's memory traffic differs from the average)."""
+    energy = any(r.energy for r in est.layers)
+    fig, axes = _figure(2 if energy else 1, width=min(max(6.0, 0.32 * len(est.layers) + 3), 24.0),
+                        height=4.8, max_cols=1)
+    ax = axes[0]
+    if energy:
+        _energy_shares(axes[1], est)
     labels = [f"{r.index}:{r.op}" for r in est.layers]
     ms = [r.ms for r in est.layers]
     ax.bar(range(len(labels)), ms, color="tab:blue", label="estimated latency")
@@ -163,6 +171,23 @@ def plot_layers(est: Estimate, path: Path | str) -> Path:
     ax.legend(handles, [str(h.get_label()) for h in handles], fontsize=7, loc="upper right")
     ax.set_title(f"{estimate_title(est)}: {est.ms:.3f} ms", fontsize=10)
     return _save(fig, path)
+
+
+def _energy_shares(ax: Any, est: Estimate) -> None:
+    """Grouped bars: latency share and energy share of each layer (percent)."""
+    xs = np.arange(len(est.layers))
+    ax.bar(xs - 0.2, [100 * r.share for r in est.layers], width=0.4, color="tab:blue",
+           label="latency share")
+    ax.bar(xs + 0.2, [100 * r.energy_share for r in est.layers], width=0.4, color="tab:red",
+           label="energy share")
+    ax.set_xticks(list(xs), [f"{r.index}:{r.op}" for r in est.layers], rotation=60, ha="right",
+                  fontsize=7)
+    ax.set_ylabel("share of the inference (%)")
+    ax.grid(alpha=0.3, axis="y")
+    flash = est.energy.get("flash_uj", 0.0) if est.energy else 0.0
+    ax.set_title(f"energy {est.energy_uj:.2f} uJ ({100 * flash / est.energy_uj:.1f}% flash reads)"
+                 if est.energy_uj > 0 else "energy", fontsize=9)
+    ax.legend(fontsize=7)
 
 
 def plot_comparison(estimates: Mapping[str, Estimate], path: Path | str) -> Path:

@@ -34,6 +34,7 @@ import numpy as np
 from tinymeter.boards import Board, CacheGeometry
 from tinymeter.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
+from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
     CACHE_POLICIES,
     CYCLE_SCALE,
@@ -189,10 +190,18 @@ class CostModel:
     params: CostParameters
     active_mw: float
     source: str = "datasheet"
+    #: Energy by activity (:mod:`tinymeter.sim.energy`); None = constant ``active_mw``.
+    energy: EnergyParameters | None = None
+
+    @property
+    def energy_parameters(self) -> EnergyParameters:
+        """The energy model's parameters (the constant-power model when none are set)."""
+        return self.energy if self.energy is not None else EnergyParameters(core_mw=self.active_mw)
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "core": self.core, "clock_hz": self.clock_hz,
-                "source": self.source, "active_mw": self.active_mw, **asdict(self.params)}
+                "source": self.source, "active_mw": self.active_mw,
+                "energy": self.energy_parameters.to_dict(), **asdict(self.params)}
 
     def core_cycles(self, info: BlockInfo) -> float:
         """Core cycles of one execution of a block, without its end branch's refill or
@@ -263,7 +272,8 @@ class CostModel:
         return cycles / self.clock_hz
 
     def energy_uj(self, cycles: float) -> float:
-        """Energy of *cycles* at the board's active power, in microjoules."""
+        """Energy of *cycles* at the board's constant active power, in microjoules (the
+        fallback where no activity counts exist; see :mod:`tinymeter.sim.energy`)."""
         return self.active_mw * 1e-3 * self.seconds(cycles) * 1e6
 
 
@@ -342,7 +352,8 @@ def datasheet_cost_model(board: Board) -> CostModel:
     the native hook simulates them from the board file (:func:`timing_config`)."""
     params = CORE_PARAMETERS[board.core.name]
     return CostModel(name=f"tm-{board.core.name}-v{COST_MODEL_VERSION}", core=board.core.name,
-                     clock_hz=board.clock_hz, params=params, active_mw=board.power.active_mw)
+                     clock_hz=board.clock_hz, params=params, active_mw=board.power.active_mw,
+                     energy=board_energy_parameters(board))
 
 
 def load_calibration(model: CostModel, path: Path) -> CostModel:
@@ -354,7 +365,7 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"calibration file {path}: expected a JSON object, "
                           f"got {type(raw).__name__}")
-    allowed = {"cpi", "mnemonic_cycles", "active_mw", "dual_issue_alu", *_SCALARS}
+    allowed = {"cpi", "mnemonic_cycles", "active_mw", "energy", "dual_issue_alu", *_SCALARS}
     unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -362,11 +373,18 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     active = raw.pop("active_mw", model.active_mw)
     if isinstance(active, bool) or not isinstance(active, (int, float)):
         raise ConfigError(f"calibration file {path}: active_mw must be a number, got {active!r}")
+    energy = model.energy
+    if "energy" in raw:
+        energy = EnergyParameters.from_dict(raw.pop("energy"), f"calibration file {path}")
+    elif active != model.active_mw:
+        # a constant-power fit (older files): its active power, no energy per access
+        energy = EnergyParameters(core_mw=float(active))
     try:
         params = replace(model.params, **raw)
     except ConfigError as exc:
         raise ConfigError(f"calibration file {path}: {exc}") from None
-    return replace(model, params=params, active_mw=float(active), source=f"calibrated ({Path(path).name})")
+    return replace(model, params=params, active_mw=float(active), energy=energy,
+                   source=f"calibrated ({Path(path).name})")
 
 
 # -- calibration features ---------------------------------------------------------------

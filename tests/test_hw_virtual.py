@@ -19,6 +19,7 @@ from tinymeter.hw.resultsdb import ResultsDB
 from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
 from tinymeter.models.tflite import load_tflite
 from tinymeter.sim.costmodel import cost_model_for, parameter_vector
+from tinymeter.sim.energy import board_energy_parameters
 
 BOARD = "nucleo-l4r5zi"
 
@@ -171,13 +172,25 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
     assert len(mech) == 7 and rep["mechanisms"][0]["mechanism"] == "core timings"
     assert mech["data memory stall"]["ratio"] > 1.1 and mech["data memory stall"]["determined"]
     assert [m["mechanism"] for m in rep["mechanisms"]].index("data memory stall") <= 2
-    assert rep["active_mw"] == pytest.approx(timing.active_mw, rel=0.02)
+    # energy by activity: the hidden core power and energies per access are recovered from
+    # the marker-split power trace (per-layer energies) by the NNLS power fit
+    energy = rep["energy"]
+    hidden = timing.energy
+    prior = board_energy_parameters(board)
+    assert energy["prior"] == prior.to_dict()
+    for name, tol in (("core_mw", 0.02), ("flash_read_nj", 0.02), ("sram_access_nj", 0.02)):
+        assert getattr(hidden, name) != pytest.approx(getattr(prior, name), rel=0.05)
+        assert energy["fitted"][name] == pytest.approx(getattr(hidden, name), rel=tol), name
+    assert energy["error_after"]["layer_mape"] < 0.01
+    assert energy["error_after"]["layer_mape"] < energy["error_before"]["layer_mape"] / 5
+    assert "energy by activity" in text and "layer energy error" in text
     for name in ("estimated_vs_measured.png", "energy_vs_latency.png", "mechanisms.png"):
         assert (plots / name).stat().st_size > 1000
 
     # the calibration file is what the cost model loads, and it now predicts the board
     model = cost_model_for(board, calibration=out)
     assert model.source.startswith("calibrated") and model.active_mw == pytest.approx(rep["active_mw"])
+    assert model.energy_parameters.to_dict() == pytest.approx(energy["fitted"])
 
     # resumable: a second campaign reuses every stored measurement (models + microbenchmarks);
     # without the microbenchmarks the NN layers alone leave most parameters collinear
@@ -258,6 +271,10 @@ def test_measure_cli(cache: Path, models: list[Path], tmp_path: Path,
     data = json.loads(out.read_text())
     assert data["runs"] == 3 and len(data["measured_cycles"]) == len(data["ops"])
     assert data["energy_uj"] > 0 and data["tools"]["probe"] == "virtual-board 1"
+    # measured per-layer energy beside the energy-by-activity estimate (board priors)
+    assert "est. uJ" in text
+    assert len(data["estimated_layer_energy_uj"]) == len(data["ops"])
+    assert all(e > 0 for e in data["estimated_layer_energy_uj"])
     assert (tmp_path / "p" / "layer_latency.png").exists()
 
 

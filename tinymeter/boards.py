@@ -257,11 +257,20 @@ class Markers:
 
 @dataclass(frozen=True)
 class Power:
-    """First-order power model: constant active and idle power (replaced by calibration)."""
+    """Power model priors: constant active and idle power, and the energy-by-activity
+    split of the active power (:mod:`tinymeter.sim.energy`; refined by calibration)."""
 
     voltage: float = 3.3
+    #: Run power at ``clock_hz`` (the datasheet's typical run current x voltage).
     active_mw: float = 0.0
     idle_mw: float = 0.0
+    #: Power apart from counted memory traffic (None = active_mw: the constant model).
+    core_mw: float | None = None
+    #: Energy per read of the flash array (one access unit) and per SRAM/TCM access.
+    flash_read_nj: float = 0.0
+    sram_access_nj: float = 0.0
+    #: Where the figures come from (datasheet table, or "assumption: ...").
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -419,7 +428,9 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
     if uart.get("baudrate", 1) <= 0 or uart.get("kernel_clock_hz", 0) < 0:
         raise ConfigError(f"{where}.uart: baudrate must be positive, kernel_clock_hz >= 0")
     power = _take(_section(top, "power", where), f"{where}.power",
-                  {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int)})
+                  {"voltage": (float, int), "active_mw": (float, int), "idle_mw": (float, int),
+                   "core_mw": (float, int), "flash_read_nj": (float, int),
+                   "sram_access_nj": (float, int), "source": (str,)})
     _check_values(top, regions, accel, uart, power, where)
     for name, cache in (("flash_accelerator.icache", accelerator.icache),
                         ("flash_accelerator.dcache", accelerator.dcache),
@@ -437,7 +448,7 @@ def parse_board(raw: dict[str, Any], where: str = "board", path: Path | None = N
         l1_cache=l1_cache,
         probe=Probe(**probe),
         uart=Uart(**uart),
-        power=Power(**{k: float(v) for k, v in power.items()}),
+        power=Power(**{k: v if k == "source" else float(v) for k, v in power.items()}),
         init=_parse_init(top.get("init", []), f"{where}.init"),
         markers=_parse_markers(_section(top, "markers", where), f"{where}.markers"),
         cycle_counter=_parse_cycle_counter(top.get("cycle_counter"), f"{where}.cycle_counter"),
@@ -493,6 +504,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "wait_states": (0, 64), "icache_bytes": (0, 1 << 24), "dcache_bytes": (0, 1 << 24),
     "baudrate": (1, 100_000_000), "kernel_clock_hz": (0, MAX_CLOCK_HZ),
     "voltage": (0.5, 24.0), "active_mw": (0.0, 100_000.0), "idle_mw": (0.0, 100_000.0),
+    "core_mw": (0.0, 100_000.0), "flash_read_nj": (0.0, 1000.0), "sram_access_nj": (0.0, 1000.0),
 }
 
 
@@ -669,6 +681,10 @@ def describe_board(board: Board) -> str:
     pw = board.power
     lines.append(f"  power        {pw.active_mw:g} mW active, {pw.idle_mw:g} mW idle at "
                  f"{pw.voltage:g} V")
+    if pw.flash_read_nj or pw.sram_access_nj or pw.core_mw is not None:
+        core = pw.core_mw if pw.core_mw is not None else pw.active_mw
+        lines.append(f"  energy       core {core:g} mW + {pw.flash_read_nj:g} nJ per flash read "
+                     f"+ {pw.sram_access_nj:g} nJ per SRAM access")
     if board.path is not None:
         lines.append(f"  file         {board.path}")
     return "\n".join(lines)

@@ -44,6 +44,7 @@ from tinymeter.sim.emulator import (
     RunResult,
     tflm_profiler_symbols,
 )
+from tinymeter.sim.energy import group_activity, layer_energy, row_activity, sum_energy
 from tinymeter.sim.native_hook import CYCLE_SCALE
 from tinymeter.sim.timing import group_splits, sum_splits
 
@@ -123,10 +124,13 @@ def stack_peak(emulator: Emulator) -> int | None:
 
 
 def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[int],
-                    op_names: list[str], *, whole_run: bool = False
+                    op_names: list[str], *, whole_run: bool = False, board: Board | None = None
                     ) -> tuple[list[LayerEstimate], int, np.ndarray]:
     """Per-layer instructions, cycles and energy from the run's block profile.
 
+    Energy is by activity (:mod:`tinymeter.sim.energy`: time, flash reads, SRAM
+    accesses from the hook's statistics; *board* names the flash regions whose code
+    fetches no cache counted) where the run has statistics, else constant power.
     *whole_run* makes every row of the profile belong to layer 0 (``n_layers`` must be
     1): the one-row report of firmware without any layer or span markers."""
     profile = run.profile
@@ -142,9 +146,14 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     else:
         row_cycles = model.cycles(profile) * profile.counts
     classes = profile.classes * profile.counts[:, None]
+    own_stats = run.cost_model == model and len(run.stats) == len(profile.table)
     splits = (group_splits(run.stats, layer, n_layers, ifetch_weight=model.params.ifetch_weight,
-                           data_weight=model.params.data_weight)
-              if run.cost_model == model and len(run.stats) == len(profile.table) else None)
+                           data_weight=model.params.data_weight) if own_stats else None)
+    activity = None
+    if len(run.stats) == len(profile.table) and len(run.stats):
+        table = profile.table
+        activity = group_activity(row_activity(run.stats, table.address, table.size, table.count,
+                                               board), layer, n_layers)
     cycles_by_layer = np.zeros(n_layers)
     instr_by_layer = np.zeros(n_layers, dtype=np.int64)
     class_by_layer = np.zeros((n_layers, len(CLASSES)), dtype=np.int64)
@@ -156,12 +165,18 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     rows = []
     for i in range(n_layers):
         cyc = float(cycles_by_layer[i])
+        energy = (layer_energy(model.seconds(cyc), activity[i][0], activity[i][1],
+                               model.energy_parameters) if activity is not None else None)
         rows.append(LayerEstimate(
             index=i, op=op_names[i], macs=macs[i], instructions=int(instr_by_layer[i]),
-            cycles=round(cyc), ms=model.seconds(cyc) * 1e3, energy_uj=model.energy_uj(cyc),
+            cycles=round(cyc), ms=model.seconds(cyc) * 1e3,
+            energy_uj=energy.total_uj if energy else model.energy_uj(cyc),
             share=cyc / total_cycles,
             classes={c: int(v) for c, v in zip(CLASSES, class_by_layer[i].tolist()) if v},
-            timing=splits[i].to_dict() if splits else {}))
+            timing=splits[i].to_dict() if splits else {},
+            energy=energy.to_dict() if energy else {}))
+    total_energy = sum(r.energy_uj for r in rows) or 1.0
+    rows = [replace(r, energy_share=r.energy_uj / total_energy) for r in rows]
     overhead = int(executed[~inside].sum())
     return rows, overhead, row_cycles
 
@@ -258,7 +273,7 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
         with stages.stage("applying the cost model"):
             rows, overhead, row_cycles = layer_estimates(
                 run, model, len(gen.layers), [layer.macs for layer in gen.layers],
-                [layer.op_name for layer in gen.layers])
+                [layer.op_name for layer in gen.layers], board=board)
             functions = function_profile(run, emulator, row_cycles)
             stack = stack_peak(emulator)
     finally:
@@ -286,11 +301,11 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         model=name, board=board.name, core=board.core.name, clock_hz=board.clock_hz,
         kernels=kernels, cost_model=model.name, cost_parameters=model.describe(),
         layers=tuple(rows), instructions=sum(r.instructions for r in rows), cycles=cycles,
-        ms=model.seconds(cycles) * 1e3, energy_uj=model.energy_uj(cycles),
+        ms=model.seconds(cycles) * 1e3, energy_uj=sum(r.energy_uj for r in rows),
         overhead_instructions=overhead, arena_bytes=arena_bytes, flash_bytes=flash_bytes,
         ram_bytes=ram_bytes, weight_bytes=weight_bytes, stack_bytes=stack_bytes,
         emulation_seconds=run.wall_time_s, emulation_mips=run.mips, functions=tuple(functions),
-        timing=sum_splits([r.timing for r in rows]),
+        timing=sum_splits([r.timing for r in rows]), energy=sum_energy([r.energy for r in rows]),
         board_flash_bytes=board.text.size, board_ram_bytes=board.data.size,
         profile_scope=profile_scope, console=console)
 
@@ -365,7 +380,7 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     run = emulator.run(elf, inputs, budget_instructions=budget_instructions,
                        timeout_s=timeout_s)
     assert run.profile is not None
-    rows, overhead, row_cycles = _elf_rows(run, model, span, span_count, elf_path)
+    rows, overhead, row_cycles = _elf_rows(run, model, span, span_count, elf_path, board)
     functions = function_profile(run, emulator, row_cycles,
                                  inside=len(rows) if span is not None else None)
     sections = section_sizes(Path(elf_path))
@@ -381,7 +396,8 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
 
 
 def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
-              span_count: int, elf_path: Path) -> tuple[list[LayerEstimate], int, np.ndarray]:
+              span_count: int, elf_path: Path, board: Board | None = None
+              ) -> tuple[list[LayerEstimate], int, np.ndarray]:
     """Report rows of a foreign ELF: one per span, per profiler layer, or one for the
     whole run (so the totals are never an empty 0 cycles)."""
     assert run.profile is not None
@@ -391,13 +407,13 @@ def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
             raise EmulationError(f"{elf_path}: the firmware ended ({run.stop_reason}) after "
                                  f"{run.spans} of {needed} span(s) {span[0]}:{span[1]}")
         names = [f"{span[0]}:{span[1]} #{k + 1}" for k in range(run.spans)]
-        return layer_estimates(run, model, run.spans, [0] * run.spans, names)
+        return layer_estimates(run, model, run.spans, [0] * run.spans, names, board=board)
     layer_ids = [int(x) for x in np.unique(run.profile.table.layer).tolist() if x >= 0]
     n_layers = max(layer_ids) + 1 if layer_ids else 0
     if n_layers == 0:
-        return layer_estimates(run, model, 1, [0], ["whole run"], whole_run=True)
+        return layer_estimates(run, model, 1, [0], ["whole run"], whole_run=True, board=board)
     return layer_estimates(run, model, n_layers, [0] * n_layers,
-                           _foreign_layer_names(run, n_layers))
+                           _foreign_layer_names(run, n_layers), board=board)
 
 
 def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,

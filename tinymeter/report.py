@@ -40,6 +40,12 @@ class LayerEstimate:
     #: Bytes of the operator's weights and biases, and its (first) output's shape.
     weight_bytes: int = 0
     output_shape: tuple[int, ...] = ()
+    #: Share of the estimate's energy (differs from ``share``, the latency share, where
+    #: the layer's memory traffic differs from the average).
+    energy_share: float = 0.0
+    #: Energy by what drew it: core_uj, flash_uj, sram_uj and the activity counts
+    #: (``sim.energy.LayerEnergy.to_dict``); empty without run statistics.
+    energy: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,8 @@ class Estimate:
     profile_scope: str = "whole run"
     #: Cycles by mechanism and memory traffic summed over the layers (as per layer).
     timing: dict[str, Any] = field(default_factory=dict)
+    #: Energy by what drew it, summed over the layers (as per layer).
+    energy: dict[str, Any] = field(default_factory=dict)
     #: What a prebuilt ELF printed (semihosting or board UART): its own timings, if any.
     console: str = ""
     #: Absolute path of the model file (``check`` keys entries by it, relative to the
@@ -139,6 +147,10 @@ def cost_model_line(est: Estimate) -> str:
                if w in p and p[w] != 1]
     if weights:
         parts.append("stall weights " + " ".join(weights))
+    energy = p.get("energy")
+    if isinstance(energy, dict) and energy:
+        parts.append(f"power {_g(energy['core_mw'])} mW + {_g(energy['flash_read_nj'])} nJ/flash "
+                     f"read + {_g(energy['sram_access_nj'])} nJ/SRAM access")
     return ", ".join(parts)
 
 
@@ -184,18 +196,35 @@ def timing_lines(timing: dict[str, Any]) -> list[str]:
     return out
 
 
+def energy_line(est: Estimate) -> str:
+    """Energy per inference, split by what drew it when the activity model priced it."""
+    line = f"energy    {est.energy_uj:.2f} uJ per inference"
+    e = est.energy
+    if e and est.energy_uj > 0:
+        parts = [f"{label} {e[key]:.2f} uJ ({_pct(e[key], est.energy_uj)})"
+                 for key, label in (("core_uj", "core"), ("flash_uj", "flash reads"),
+                                    ("sram_uj", "SRAM accesses"))]
+        line += (f" = {', '.join(parts)}; {_fmt_int(e['flash_reads'])} flash reads, "
+                 f"{_fmt_int(e['sram_accesses'])} SRAM accesses")
+        if est.ms > 0:
+            line += f"; mean {est.energy_uj / est.ms:.1f} mW"
+    return line
+
+
 def format_table(est: Estimate, top_functions: int = 0) -> str:
     """Human-readable per-layer table plus totals."""
     headers = ["#", "op", "output", "weights", "MACs", "instructions", "est. cycles", "est. ms",
-               "energy uJ", "share", "stall fetch/data"]
+               "energy uJ", "share", "energy share", "stall fetch/data"]
     rows = [[str(r.index), r.op, "x".join(map(str, r.output_shape)), _fmt_int(r.weight_bytes),
              _fmt_int(r.macs), _fmt_int(r.instructions), _fmt_int(r.cycles),
-             f"{r.ms:.3f}", f"{r.energy_uj:.2f}", f"{100 * r.share:.1f}%", _stall_cell(r.timing)]
+             f"{r.ms:.3f}", f"{r.energy_uj:.2f}", f"{100 * r.share:.1f}%",
+             f"{100 * r.energy_share:.1f}%", _stall_cell(r.timing)]
             for r in est.layers]
     total_macs = sum(r.macs for r in est.layers)
     footer = ["", "total", "", _fmt_int(sum(r.weight_bytes for r in est.layers)),
               _fmt_int(total_macs), _fmt_int(est.instructions), _fmt_int(est.cycles),
-              f"{est.ms:.3f}", f"{est.energy_uj:.2f}", "100.0%", _stall_cell(est.timing)]
+              f"{est.ms:.3f}", f"{est.energy_uj:.2f}", "100.0%", "100.0%",
+              _stall_cell(est.timing)]
     out = [f"{est.model} on {est.board} ({est.core} @ {est.clock_hz / 1e6:g} MHz, "
            f"{est.kernels} kernels, cost model {est.cost_model})",
            *text_table(headers, rows, left=(1, 2), footer=footer), ""]
@@ -203,7 +232,7 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
                f"{_fmt_int(est.instructions)} instructions in layers, "
                f"{_fmt_int(est.overhead_instructions)} outside)")
     out.extend(timing_lines(est.timing))
-    out.append(f"energy    {est.energy_uj:.2f} uJ per inference")
+    out.append(energy_line(est))
     stack = f", stack peak {_fmt_int(est.stack_bytes)} B" if est.stack_bytes is not None else ""
     ram_of, ram_pct = _share(est.ram_bytes, est.board_ram_bytes)
     flash_of, flash_pct = _share(est.flash_bytes, est.board_flash_bytes)
@@ -292,11 +321,15 @@ def layers_csv(est: Estimate) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["index", "op", "macs", "instructions", "cycles", "ms", "energy_uj", "share",
-                "weight_bytes", "output_shape"])
+                "weight_bytes", "output_shape", "energy_share", "core_uj", "flash_uj", "sram_uj",
+                "flash_reads", "sram_accesses"])
     for r in est.layers:
+        e = r.energy
         w.writerow([r.index, r.op, r.macs, r.instructions, r.cycles, f"{r.ms:.6f}",
                     f"{r.energy_uj:.4f}", f"{r.share:.6f}", r.weight_bytes,
-                    "x".join(map(str, r.output_shape))])
+                    "x".join(map(str, r.output_shape)), f"{r.energy_share:.6f}",
+                    *([f"{e['core_uj']:.4f}", f"{e['flash_uj']:.4f}", f"{e['sram_uj']:.4f}",
+                       e["flash_reads"], e["sram_accesses"]] if e else ["", "", "", "", ""])])
     return buf.getvalue()
 
 

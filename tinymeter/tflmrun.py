@@ -198,7 +198,8 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
                            timeout_s=timeout_s)
         _check_layers(run, len(main.operators), Path(model_path).name)
         rows, overhead, row_cycles = layer_estimates(
-            run, cost, len(main.operators), macs, [op.opcode for op in main.operators])
+            run, cost, len(main.operators), macs, [op.opcode for op in main.operators],
+            board=board)
         functions = function_profile(run, emulator, row_cycles)
         stack = stack_peak(emulator)
     rows = [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
