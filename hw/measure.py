@@ -327,12 +327,14 @@ def samples_from_runs(runs: Sequence[ModelRun]) -> list[ModelSample]:
     for r in runs:
         measured = np.array(r.stored.cycles, dtype=np.float64)
         layer_e = r.stored.layer_energy_uj
-        has_energy = (r.activity is not None and bool(layer_e) and len(layer_e) == len(measured)
+        activity = r.activity
+        has_energy = (activity is not None and bool(layer_e) and len(layer_e) == len(measured)
                       and all(e is not None for e in layer_e))
         out.append(ModelSample(
             model=r.name, ops=r.stored.ops, features=r.features, measured=measured,
             energy_uj=r.stored.energy_uj, latency_s=r.stored.latency_s,
             energy_features=(energy_features(measured / r.image.board.hardware_clock_hz,
-                                             r.activity) if has_energy else None),
+                                             activity)
+                             if has_energy and activity is not None else None),
             layer_energy_uj=np.array(layer_e, dtype=np.float64) if has_energy else None))
     return out
