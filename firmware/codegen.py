@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +18,7 @@ import numpy as np
 from tinymeter.errors import UnsupportedModelError
 from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
-from tinymeter.firmware.lower.base import ConstArray, CValue, Layer
+from tinymeter.firmware.lower.base import ConstArray, Layer, c_literal
 from tinymeter.models.defects import raise_on_defects
 from tinymeter.models.tflite import Model, TensorType
 
@@ -63,22 +62,6 @@ class GeneratedModel:
     digest: str = field(default="")
 
 
-def _c_literal(value: CValue) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        if value == -(2**31):
-            return "(-2147483647 - 1)"
-        return str(value)
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "(-1.0f / 0.0f)" if value < 0 else "(1.0f / 0.0f)"
-        return f"{value!r}f"  # repr always has '.' or 'e', so this is a valid C float
-    if isinstance(value, str):
-        return value
-    return "{" + ", ".join(_c_literal(v) for v in value) + "}"
-
-
 #: Longest model name the firmware prints in its report (``TM1 BEGIN <name> ...``): the
 #: host's report parser drops lines over 512 bytes and accepts names of these characters.
 MAX_REPORT_NAME = 64
@@ -110,9 +93,9 @@ def _array_source(arr: ConstArray) -> str:
         return f"static const uint8_t {arr.symbol}[{max(len(data), 1)}] TM_ALIGNED(16) = {{{body}}};"
     values = list(arr.values)
     if arr.ctype == "float":
-        body = ",".join(_c_literal(float(v)) for v in values)
+        body = ",".join(c_literal(float(v)) for v in values)
     else:
-        body = ",".join(_c_literal(int(v)) for v in values)
+        body = ",".join(c_literal(int(v)) for v in values)
     return (f"static const {arr.ctype} {arr.symbol}[{max(len(values), 1)}] TM_ALIGNED(4) = "
             f"{{{body or '0'}}};")
 
@@ -198,7 +181,7 @@ def generate(model: Model, name: str = "model",
     lines += [_array_source(a) for a in ctx.arrays]
     lines.append("")
     for layer in layers:
-        fields = ",\n    ".join(f".{k} = {_c_literal(v)}" for k, v in layer.params.items())
+        fields = ",\n    ".join(f".{k} = {c_literal(v)}" for k, v in layer.params.items())
         lines.append(f"static const {layer.params_type} tm_l{layer.op_index} = {{\n    {fields}\n}};")
     lines.append("")
     lines.append("const tm_layer tm_layers[] = {")

@@ -66,8 +66,9 @@ def quantize_multiplier_greater_than_one(real_multiplier: float) -> tuple[int, i
     return quantize_multiplier(real_multiplier)
 
 
-def f32(x: float) -> np.float32:
-    """A float32 value (as TFLM holds tensor scales)."""
+def f32(x: float | np.floating) -> np.float32:
+    """A float32 value (as TFLM holds tensor scales); also takes numpy floats, so
+    float32 products chain as in TFLM's float32 arithmetic."""
     return np.float32(x)
 
 

@@ -228,6 +228,13 @@ class EnergyFit:
 _ENERGY_SCALE_NJ = 1.0
 
 
+def _layer_energy(sample: ModelSample) -> tuple[np.ndarray, np.ndarray]:
+    """(energy features, measured uJ) per layer of a sample with ``has_layer_energy``."""
+    if sample.energy_features is None or sample.layer_energy_uj is None:
+        raise ConfigError(f"calibration sample {sample.model}: no per-layer energies")
+    return sample.energy_features, sample.layer_energy_uj
+
+
 def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
                regularization: float = DEFAULT_REGULARIZATION) -> EnergyFit | None:
     """Non-negative least squares of ``E = core_mw * t + flash_read_nj * flash_reads +
@@ -238,9 +245,8 @@ def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
     used = [s for s in samples if s.has_layer_energy]
     if not used:
         return None
-    x = np.vstack([s.energy_features for s in used if s.energy_features is not None])
-    y = np.concatenate([s.layer_energy_uj for s in used
-                        if s.layer_energy_uj is not None]).astype(np.float64)
+    x = np.vstack([_layer_energy(s)[0] for s in used])
+    y = np.concatenate([_layer_energy(s)[1] for s in used]).astype(np.float64)
     keep = y > 0
     if not keep.any():
         raise ConfigError("energy calibration: every measured layer energy is 0")
@@ -260,7 +266,7 @@ def fit_energy(samples: Sequence[ModelSample], prior: EnergyParameters, *,
     stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / np.where(r > 1e-12, r, 1.0)
 
     def predict(t: np.ndarray) -> dict[str, np.ndarray]:
-        return {s.model: s.energy_features @ t for s in used if s.energy_features is not None}
+        return {s.model: _layer_energy(s)[0] @ t for s in used}
 
     measured = [replace(s, measured=np.asarray(s.layer_energy_uj, dtype=np.float64))
                 for s in used]

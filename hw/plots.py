@@ -136,11 +136,19 @@ def mechanism_shifts(mechanisms: Sequence[Any], path: Path, *, title: str = "") 
     return _save(fig, plt, path)
 
 
-def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *,
-                    ops: Sequence[str] = (), title: str = "") -> Path:
+def run_title(model: str, board: str, impl: str, cost_model: str) -> str:
+    """What a plot of one firmware run says it shows, as every estimate plot does
+    (:func:`tinymeter.models.nas_plots.estimate_title`): model, board, *impl* (``"optimized
+    kernels"`` or ``"tflm runtime"``) and the cost model that priced the cycles."""
+    return f"{model} on {board} ({impl}, cost model {cost_model})"
+
+
+def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *, model: str,
+                    board: str, impl: str, cost_model: str, ops: Sequence[str] = ()) -> Path:
     """The hardware image's two power-monitor marker lines over time, as a logic analyser
     (or the power monitor's digital inputs) would show them: ``inference`` high around
-    each inference, ``layer`` toggling between layers; layer spans labelled with *ops*."""
+    each inference, ``layer`` toggling between layers; layer spans labelled with *ops*.
+    The edges sit at the emulator's estimated cycles, hence the cost model in the title."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3))
     lines = {"inference": 1.5, "layer": 0.0}
@@ -162,8 +170,9 @@ def marker_timeline(marks: Sequence[MarkEvent], clock_hz: float, path: Path, *,
                             rotation=50, ha="left", va="bottom")
     ax.set_yticks(list(lines.values()), [f"{k} (input {i})" for i, k in enumerate(lines)])
     ax.set_ylim(-0.3, 4.6)
-    ax.set_xlabel(f"ms at {clock_hz / 1e6:g} MHz")
-    _title(ax, title or "power-monitor marker lines")
+    ax.set_ylabel("marker line (logic level, low / high)")
+    ax.set_xlabel(f"time since reset (ms at {clock_hz / 1e6:g} MHz)")
+    _title(ax, f"power-monitor marker lines: {run_title(model, board, impl, cost_model)}")
     return _save(fig, plt, path)
 
 

@@ -295,6 +295,8 @@ class SweepRow:
     energy_uj: float
     arena_bytes: int
     flash_bytes: int
+    #: Cost model that priced ``cycles`` ("" in a database from before it was recorded).
+    cost_model: str = ""
 
     @property
     def parity(self) -> str:
@@ -579,6 +581,7 @@ class CandidateResult:
 def estimate_summary(est: Any) -> dict[str, Any]:
     """The fields of an :class:`~tinymeter.report.Estimate` a sweep keeps per target."""
     return {"ms": est.ms, "cycles": est.cycles, "energy_uj": est.energy_uj, "instructions": est.instructions,
+            "cost_model": est.cost_model,
             "arena_bytes": est.arena_bytes, "flash_bytes": est.flash_bytes, "ram_bytes": est.ram_bytes,
             "weight_bytes": est.weight_bytes, "layers": [
                 {"op": r.op, "macs": r.macs, "cycles": r.cycles, "ms": r.ms} for r in est.layers]}
@@ -853,7 +856,8 @@ def collect_rows(config: SweepConfig, db: SweepDB, head: str) -> list[SweepRow]:
                                  accuracy=float(m["accuracy"]), float_accuracy=float(m["float_accuracy"]),
                                  macs=int(m["macs"]), params=int(m["params"]), ms=float(s["ms"]),
                                  cycles=int(s["cycles"]), energy_uj=float(s["energy_uj"]),
-                                 arena_bytes=int(s["arena_bytes"]), flash_bytes=int(s["flash_bytes"])))
+                                 arena_bytes=int(s["arena_bytes"]), flash_bytes=int(s["flash_bytes"]),
+                                 cost_model=str(s.get("cost_model", ""))))
     return rows
 
 

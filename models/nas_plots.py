@@ -9,6 +9,7 @@ scripts, the CLI and notebooks (``IPython.display.Image(path)``) use them the sa
 from __future__ import annotations
 
 import logging
+import textwrap
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .nas import COST_METRICS, SweepRow, channel_parity, group_by_target, pareto_rows, width_series
+from .nas import (
+    COST_METRICS,
+    TFLM_KERNEL_SETS,
+    SweepRow,
+    channel_parity,
+    group_by_target,
+    pareto_rows,
+    width_series,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tinymeter.models.inspect import ModelSummary
@@ -34,6 +43,8 @@ _PARITY_STYLE: Mapping[str, tuple[str, str]] = types.MappingProxyType(
 #: Legend text of each channel-parity class (spelled out: "x4" alone says nothing).
 _PARITY_LABEL: Mapping[str, str] = types.MappingProxyType(
     {"x4": "width a multiple of 4", "even": "even width (not of 4)", "odd": "odd width"})
+#: What a sweep's candidates are (the model named in sweep plot titles).
+SWEEP_MODEL = "digits CNN candidates"
 
 
 def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2,
@@ -56,7 +67,17 @@ def _save(fig: Figure, path: Path | str) -> Path:
     return path
 
 
-def plot_pareto(rows: Sequence[SweepRow], path: Path | str, metric: str = "ms") -> Path:
+def sweep_target_title(board: str, kernels: str, rows: Sequence[SweepRow],
+                       model: str = SWEEP_MODEL) -> str:
+    """What a sweep panel shows, as :func:`estimate_title` says it for one estimate:
+    model, board, kernels or runtime, and the cost model(s) that priced its rows."""
+    impl = f"{kernels} runtime" if kernels in TFLM_KERNEL_SETS else f"{kernels} kernels"
+    costs = sorted({r.cost_model for r in rows if r.cost_model}) or ["not recorded"]
+    return f"{model} on {board} ({impl}, cost model {', '.join(costs)})"
+
+
+def plot_pareto(rows: Sequence[SweepRow], path: Path | str, metric: str = "ms", *,
+                model: str = SWEEP_MODEL) -> Path:
     """Accuracy vs *metric*, one panel per (board, kernel set), Pareto front drawn.
 
     Points are coloured by channel parity so the fast-path clusters are visible.
@@ -77,7 +98,7 @@ def plot_pareto(rows: Sequence[SweepRow], path: Path | str, metric: str = "ms") 
         for r in front:
             ax.annotate(r.name, (getattr(r, metric), 100 * r.accuracy), fontsize=7,
                         textcoords="offset points", xytext=(3, -9))
-        ax.set_title(f"digits sweep on {board}, {kernels} kernels", fontsize=10)
+        ax.set_title(textwrap.fill(sweep_target_title(board, kernels, rs, model), 70), fontsize=9)
         ax.set_xlabel(_METRIC_LABELS[metric])
         ax.set_ylabel("int8 test accuracy (%)")
         ax.grid(alpha=0.3)
@@ -87,7 +108,7 @@ def plot_pareto(rows: Sequence[SweepRow], path: Path | str, metric: str = "ms") 
     return _save(fig, path)
 
 
-def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
+def plot_parity(rows: Sequence[SweepRow], path: Path | str, *, model: str = SWEEP_MODEL) -> Path:
     """Latency vs MACs and cycles per MAC vs width, one row of panels per target.
 
     Left: if latency were a function of MACs the points would lie on one curve.
@@ -115,12 +136,13 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str) -> Path:
             last = series[-1]
             right.annotate(f"d{depth} k{kernel}", (last.width, last.cycles_per_mac), fontsize=7,
                            textcoords="offset points", xytext=(4, 0))
-        left.set_xlabel("MACs (multiply-accumulates)")
+        target = sweep_target_title(board, kernels, rs, model)
+        left.set_xlabel("MACs per inference (multiply-accumulates)")
         left.set_ylabel("estimated latency (ms)")
-        left.set_title(f"{board} / {kernels}: latency vs MACs", fontsize=10)
+        left.set_title(textwrap.fill(f"{target}: latency vs MACs", 60), fontsize=9)
         right.set_xlabel("width (channels)")
-        right.set_ylabel("cycles per MAC")
-        right.set_title(f"{board} / {kernels}: cost per MAC by width", fontsize=10)
+        right.set_ylabel("estimated cost (cycles per MAC)")
+        right.set_title(textwrap.fill(f"{target}: cost per MAC by width", 60), fontsize=9)
         for ax in (left, right):
             ax.grid(alpha=0.3)
         left.legend(fontsize=7)
@@ -244,5 +266,5 @@ def plot_accuracy(accuracies: Mapping[str, float], path: Path | str, title: str 
     return _save(fig, path)
 
 
-__all__ = ["channel_parity", "plot_accuracy", "plot_comparison", "plot_layers", "plot_model_summary",
-           "plot_pareto", "plot_parity"]
+__all__ = ["channel_parity", "estimate_title", "plot_accuracy", "plot_comparison", "plot_layers",
+           "plot_model_summary", "plot_pareto", "plot_parity", "sweep_target_title"]

@@ -193,7 +193,7 @@ def _convert_loaded(make: Any, shapes: list[tuple[int, ...]], what: str, quantiz
                     calibration: Sequence[np.ndarray] | None, seed: int, num_samples: int,
                     accuracy: bool) -> ConversionResult:
     synthetic = calibration is None
-    if synthetic:
+    if calibration is None:
         log.warning("no calibration data given: quantizing %s with %d seeded standard-normal "
                     "samples; ranges from real inputs (--calibration-data FILE.npy) give a more "
                     "accurate model", what, num_samples)

@@ -151,9 +151,10 @@ if not HAVE_VIRTUAL:
                "monitor's digital inputs. The board file says which pins; the emulator runs the same "
                "image and records the marker edges at its estimated cycles."),
         ("code", '''from tinymeter.boards import describe_board, load_board
-from tinymeter.firmware.build import BuildConfig
+from tinymeter.firmware.build import BuildConfig, effective_kernels
 from tinymeter.hw.plots import marker_timeline
 from tinymeter.pipeline import build_model, resolve_model
+from tinymeter.sim.costmodel import cost_model_for
 from tinymeter.sim.emulator import Emulator
 
 board = load_board("nucleo-l4r5zi")
@@ -162,6 +163,9 @@ image = build_model(resolve_model(None), board, BuildConfig(kernels="optimized",
 run = Emulator(board).run(image.elf, [[]], budget_instructions=10**9, timeout_s=300)
 print(run.stdout)
 png = marker_timeline(run.marks, board.hardware_clock_hz, OUT / "marker_lines.png",
+                      model=image.model.name, board=board.name,
+                      impl=f"{effective_kernels(image.config.kernels, board.core)} kernels",
+                      cost_model=cost_model_for(board).name,
                       ops=[layer.op_name for layer in image.model.layers])
 display(Image(filename=str(png)))'''),
         ("code", '''from tinymeter.cli import main

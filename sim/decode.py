@@ -40,12 +40,12 @@ _NO_CONDITION = (A.ARM_CC_AL, A.ARM_CC_INVALID)
 
 #: Bytes per register of single and dual transfers, by capstone name.
 _SINGLE_WIDTH: dict[str, int] = {}
-for _w, _names in ((1, "ldrb ldrsb ldrbt ldrsbt strb strbt ldrexb strexb ldab stlb ldaexb "
+for _w, _group in ((1, "ldrb ldrsb ldrbt ldrsbt strb strbt ldrexb strexb ldab stlb ldaexb "
                        "stlexb tbb"),
                    (2, "ldrh ldrsh ldrht ldrsht strh strht ldrexh strexh ldah stlh ldaexh "
                        "stlexh tbh"),
                    (4, "ldr ldrt str strt ldrex strex lda stl ldaex stlex ldrd strd")):
-    for _n in _names.split():
+    for _n in _group.split():
         _SINGLE_WIDTH[_n] = _w
 
 
@@ -204,7 +204,8 @@ def _mem_single(insn: capstone.CsInsn, name: str, ops: list) -> MemOp | None:
         transfer = transfer[1:]
     if name in _FP_SINGLE:
         is_double = bool(transfer) and transfer[0].reg in _DREG
-        width, count, regs = 4, 2 if is_double else 1, ()
+        regs: tuple[int, ...] = ()
+        width, count = 4, 2 if is_double else 1
     else:
         width = _SINGLE_WIDTH[name]
         regs = tuple(_CORE_REG[op.reg] for op in transfer if op.reg in _CORE_REG)
@@ -390,31 +391,37 @@ def _arith_operands(tokens: list[str]) -> tuple[tuple[str, int, int, int, bool],
     return tuple(out)
 
 
+def _mem_fast_multiple(name: str, tokens: list[str]) -> MemOp | None:
+    """MemOp from the printed operands of LDM/STM/PUSH/POP and their VFP forms."""
+    base: int | None
+    if name in ("push", "pop", "vpush", "vpop"):
+        base, writeback, listed = SP, True, tokens[0] if tokens else ""
+    else:
+        if len(tokens) != 2:
+            return None
+        base_tok = tokens[0]
+        writeback = base_tok.endswith("!")
+        base = _REG_NAMES.get(base_tok.rstrip("!"))
+        listed = tokens[1]
+    if base is None:
+        return None
+    names = [t.strip() for t in listed.strip("{}").split(",")]
+    regs: tuple[int, ...] = ()
+    if name in _FP_MULTIPLE:
+        count = sum(2 if t[:1] == "d" else 1 for t in names)
+    else:
+        regs = tuple(_REG_NAMES[t] for t in names if t in _REG_NAMES)
+        count = len(regs)
+    direction = DB if name in ("ldmdb", "stmdb", "push", "vstmdb", "vldmdb", "vpush") else IA
+    return MemOp(base=base, index=None, shift=0, offset=0, subtract_index=False,
+                 mode=OFFSET, writeback=writeback, width=4, count=count,
+                 is_store=name in _STORES, direction=direction, regs=regs)
+
+
 def _mem_fast(name: str, tokens: list[str]) -> MemOp | None:
     """MemOp from the printed operands of a load/store (see :func:`_mem_single`)."""
     if name in _CORE_MULTIPLE or name in _FP_MULTIPLE:
-        if name in ("push", "pop", "vpush", "vpop"):
-            base, writeback, listed = SP, True, tokens[0] if tokens else ""
-        else:
-            if len(tokens) != 2:
-                return None
-            base_tok = tokens[0]
-            writeback = base_tok.endswith("!")
-            base = _REG_NAMES.get(base_tok.rstrip("!"))
-            listed = tokens[1]
-            if base is None:
-                return None
-        names = [t.strip() for t in listed.strip("{}").split(",")]
-        if name in _FP_MULTIPLE:
-            count = sum(2 if t[:1] == "d" else 1 for t in names)
-            regs: tuple[int, ...] = ()
-        else:
-            regs = tuple(_REG_NAMES[t] for t in names if t in _REG_NAMES)
-            count = len(regs)
-        direction = DB if name in ("ldmdb", "stmdb", "push", "vstmdb", "vldmdb", "vpush") else IA
-        return MemOp(base=base, index=None, shift=0, offset=0, subtract_index=False,
-                     mode=OFFSET, writeback=writeback, width=4, count=count,
-                     is_store=name in _STORES, direction=direction, regs=regs)
+        return _mem_fast_multiple(name, tokens)
     mem_i = next((i for i, t in enumerate(tokens) if t[0] == "["), None)
     if mem_i is None:
         return None
@@ -450,8 +457,9 @@ def _mem_fast(name: str, tokens: list[str]) -> MemOp | None:
     transfer = tokens[:mem_i]
     if name in _STORE_EXCLUSIVE:
         transfer = transfer[1:]
+    regs: tuple[int, ...] = ()
     if name in _FP_SINGLE:
-        width, count, regs = 4, 2 if transfer and transfer[0][:1] == "d" else 1, ()
+        width, count = 4, 2 if transfer and transfer[0][:1] == "d" else 1
     else:
         width = _SINGLE_WIDTH[name]
         regs = tuple(_REG_NAMES[t] for t in transfer if t in _REG_NAMES)

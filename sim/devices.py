@@ -87,18 +87,22 @@ class Timer:
 
     def pending_update(self, now: int) -> bool:
         """Update interrupt pending: UIF set (or newly set) and enabled in DIER."""
-        return bool(self.dier & _UIE) and bool(self.read(TIM_SR) & _UIF)
+        return bool(self.dier & _UIE) and bool(self._status(self._cycles()) & _UIF)
+
+    def _status(self, now: int) -> int:
+        """SR, latching UIF for an overflow since the last look (what a read of SR sees)."""
+        overflows = self._overflows(now)
+        if overflows > self._seen:
+            self._sr |= _UIF
+            self._seen = overflows
+        return self._sr
 
     def read(self, offset: int) -> int | None:
         now = self._cycles()
         if offset == TIM_CNT:
             return self.count(now)
         if offset == TIM_SR:
-            overflows = self._overflows(now)
-            if overflows > self._seen:
-                self._sr |= _UIF
-                self._seen = overflows
-            return self._sr
+            return self._status(now)
         return {TIM_CR1: self.cr1, TIM_DIER: self.dier, TIM_PSC: self.psc_preload,
                 TIM_ARR: self.arr, TIM_EGR: 0}.get(offset)
 
@@ -121,7 +125,7 @@ class Timer:
                 self._rebase(now, 0)
                 self._sr |= _UIF
         elif offset == TIM_SR:  # rc_w0: writing 0 clears
-            self.read(TIM_SR)
+            self._status(now)
             self._sr &= value
         elif offset == TIM_DIER:
             self.dier = value & 0xFFFF

@@ -19,8 +19,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Literal
 
 from elftools.common.exceptions import DWARFError, ELFError
+from elftools.dwarf.aranges import ARanges
 from elftools.dwarf.compileunit import CompileUnit
 from elftools.dwarf.die import DIE
 from elftools.dwarf.dwarfinfo import DWARFInfo
@@ -54,7 +56,8 @@ class DebugInfo:
         except (ELFError, DWARFError, ValueError) as exc:
             log.warning("unreadable debug information (%s): no inline/unit names", exc)
         self._units: list[tuple[list[tuple[int, int]], CompileUnit]] | None = None
-        self._aranges = None
+        #: None = not looked up yet, False = the ELF has no .debug_aranges.
+        self._aranges: ARanges | Literal[False] | None = None
 
     @property
     def available(self) -> bool:
@@ -161,9 +164,9 @@ class DebugInfo:
         lists = self._dwarf.range_lists()
         if lists is None:
             return []
-        entries = lists.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu) \
-            if attrs["DW_AT_ranges"].form != "DW_FORM_rnglistx" else \
-            lists.get_range_list_at_index(attrs["DW_AT_ranges"].value, cu=cu)
+        # pyelftools resolves a DW_FORM_rnglistx index through the unit's offset table when
+        # it parses the attribute: the value is a section offset for every form.
+        entries = lists.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu)
         top = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
         base = top.value if top else 0
         out = []

@@ -96,3 +96,40 @@ def test_estimate_says_which_calibration(data: Path, tmp_path: Path, capsys) -> 
     assert main(["estimate", str(model), "-q", "--calibration", str(tmp_path / "x.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x.json does not exist" in err[0]
+
+
+def test_compare_runtimes_takes_calibration(data: Path, tmp_path: Path, capsys,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``estimate --compare-runtimes --calibration FILE|none``: every runtime is priced by
+    the chosen cost model, and the table says which (the stored one by default)."""
+    monkeypatch.setenv("TINYMETER_CONFIG", str(tmp_path / "no-config.toml"))  # no TFLM library
+    monkeypatch.chdir(tmp_path)
+    board = load_board("nucleo-l4r5zi")
+    x = int8_tensor("x", (1, 8), 0.1, 0)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(single_op_model("RESHAPE", [x], [int8_tensor("y", (8,), 0.1, 0)],
+                                      {"new_shape": [8]}))
+    stored = _calibration(calibration_file(board.name), branch_refill=7.0)
+    mine = _calibration(tmp_path / "mine.json", branch_refill=3.0)
+
+    def compare(*extra: str) -> tuple[str, list[dict]]:
+        out_json = tmp_path / "cmp.json"
+        assert main(["estimate", str(model), "-q", "--compare-runtimes", "--json",
+                     str(out_json), *extra]) == 0
+        return capsys.readouterr().out, json.loads(out_json.read_text())["runtimes"]
+
+    for extra, path, line in (((), stored, f"calibration: {stored}"),
+                              (("--calibration", str(mine)), mine, f"calibration: {mine}"),
+                              (("--calibration", "none"), None,
+                               "calibration: none (datasheet cost model)")):
+        out, runs = compare(*extra)
+        assert out.rstrip().splitlines()[-1] == line
+        expected = choose_calibration(board, str(path) if path else "none").cost_model(board)
+        assert [r["label"] for r in runs] == ["own ref", "own opt"]
+        assert all(r["cost_parameters"]["source"] == expected.source for r in runs)
+        assert all(r["cost_parameters"]["branch_refill"] == expected.params.branch_refill
+                   for r in runs)
+    assert main(["estimate", str(model), "-q", "--compare-runtimes", "--calibration",
+                 str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "x.json does not exist" in err[0]

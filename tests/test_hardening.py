@@ -422,6 +422,33 @@ def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
                                    "tm-cortex-m4f-v1)")
 
 
+def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tinymeter.hw import plots
+    from tinymeter.sim.peripherals import MarkEvent
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save",
+                        lambda fig, plt, path: (figures.append(fig), save(fig, plt, path))[1])
+    marks = [MarkEvent(8_000, "inference", 1), MarkEvent(40_000, "layer", 1),
+             MarkEvent(72_000, "layer", 0), MarkEvent(80_000, "inference", 0)]
+    path = plots.marker_timeline(marks, 80e6, tmp_path / "marks.png", model="kws.tflite",
+                                 board="nucleo-l4r5zi", impl="optimized kernels",
+                                 cost_model="tm-cortex-m4f-v2",
+                                 ops=["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (ax,) = figures[0].axes
+    assert ax.get_title().replace("\n", " ") == (
+        "power-monitor marker lines: kws.tflite on nucleo-l4r5zi (optimized kernels, cost model "
+        "tm-cortex-m4f-v2)")
+    assert ax.get_xlabel() == "time since reset (ms at 80 MHz)"
+    assert ax.get_ylabel() == "marker line (logic level, low / high)"
+    # the three layer spans of the inference are labelled at their midpoints (ms)
+    labels = {t.get_text(): round(t.xy[0], 3) for t in ax.texts}
+    assert labels == {"0 CONV_2D": 0.3, "1 DEPTHWISE_CONV_2D": 0.7, "2 FULLY_CONNECTED": 0.95}
+
+
 def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
     from tinymeter.models import nas, nas_plots
 

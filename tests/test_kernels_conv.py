@@ -482,12 +482,14 @@ def test_rejects_float_conv() -> None:
     _expect_unsupported(blob, "operator 0", "CONV_2D", "FLOAT32")
 
 
-def test_rejects_int16_activations_and_int64_bias() -> None:
+def test_int16_activations_lower_to_16x8_and_int64_bias_needs_them() -> None:
+    """int16 activations take the 16x8 kernels (tests/test_kernels_int16.py); an int64
+    bias with int8 activations is still rejected."""
     w = int8_tensor("w", (2, 4), 0.01, 0, data=np.ones((2, 4), np.int8))
     x16 = tensor("x", (1, 4), TensorType.INT16, scale=0.1, zero_point=0)
     y16 = tensor("y", (1, 2), TensorType.INT16, scale=0.1, zero_point=0)
-    _expect_unsupported(single_op_model("FULLY_CONNECTED", [x16, w, None], [y16], {}),
-                        "operator 0", "FULLY_CONNECTED", "INT16")
+    layer = _lower_single(single_op_model("FULLY_CONNECTED", [x16, w, None], [y16], {}))
+    assert layer.kernel == "tm_fully_connected_s16"
     b64 = tensor("b", (2,), TensorType.INT64, scale=0.001, zero_point=0,
                  data=np.zeros(2, np.int64))
     blob = single_op_model("FULLY_CONNECTED", [int8_tensor("x", (1, 4), 0.1, 0), w, b64],

@@ -7,6 +7,7 @@ sweep and resumes it through the CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import re
@@ -148,13 +149,33 @@ def test_rows_csv_and_table() -> None:
     assert table.splitlines()[2].startswith("*") and not table.splitlines()[3].startswith("*")
 
 
-def test_plots_write_pngs(tmp_path: Path) -> None:
+def test_plots_write_pngs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every panel names model, board, kernels/runtime and cost model; every axis has a unit."""
     from tinymeter.models import nas_plots
 
-    rows = [_row(w, 0.1 * w, 0.8 + 0.01 * w, 100 * w, depth=d) for w in (4, 5, 6) for d in (1, 2)]
+    figures = []
+    save = nas_plots._save
+    monkeypatch.setattr(nas_plots, "_save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
+    rows = [dataclasses.replace(_row(w, 0.1 * w, 0.8 + 0.01 * w, 100 * w, depth=d, kernels=k),
+                                cost_model="tm-cortex-m4f-v2")
+            for w in (4, 5, 6) for d in (1, 2) for k in ("optimized", "tflm-cmsis-nn")]
     for fn in (nas_plots.plot_pareto, nas_plots.plot_parity):
         path = fn(rows, tmp_path / f"{fn.__name__}.png")
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pareto, parity = figures
+    assert len(pareto.axes) == 2 and len(parity.axes) == 4
+    for ax in pareto.axes + parity.axes:
+        title = ax.get_title().replace("\n", " ")
+        assert title.startswith("digits CNN candidates on nucleo-l4r5zi ("), title
+        assert ("(optimized kernels, cost model tm-cortex-m4f-v2)" in title
+                or "(tflm-cmsis-nn runtime, cost model tm-cortex-m4f-v2)" in title), title
+        for label in (ax.get_xlabel(), ax.get_ylabel()):
+            assert label.endswith(")") and "(" in label, label  # "quantity (unit)"
+    assert [ax.get_ylabel() for ax in parity.axes[:2]] == ["estimated latency (ms)",
+                                                           "estimated cost (cycles per MAC)"]
+    # rows from a database written before the cost model was recorded say so
+    old = nas_plots.sweep_target_title("b", "reference", [_row(4, 1.0, 0.9, 10)])
+    assert old == "digits CNN candidates on b (reference kernels, cost model not recorded)"
     assert nas_plots.plot_pareto([], tmp_path / "empty.png").exists()
 
 

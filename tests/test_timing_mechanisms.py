@@ -89,30 +89,34 @@ def test_flash_stream_through_the_data_cache_vs_sram(tmp_path: Path) -> None:
     data cache of 32-byte lines): the first word of every unit misses, the second hits:
     512 misses, 512 hits.  Between two misses the loop runs twice (>= 6 cycles each:
     LDR 2, SUBS 1, BNE 1 + refill 2), longer than the flash port is busy (WS + 1 = 6), so
-    every miss stalls exactly WS: 512 x 5 = 2560 cycles.  From SRAM (0 WS): no stall, no
-    cache lookups.  Every load is counted in its memory region."""
+    every miss stalls WS: 512 x 5 = 2560 cycles; only the very first load may also wait
+    for the instruction prefetch the loop's own first fetch left on the flash port (a read
+    in flight is not aborted: at most WS + 1 per 8-byte code unit of the loop, 2 here).
+    From SRAM (0 WS): no stall, no cache lookups.  Every load is counted in its region."""
     board = board_with()
     run, image = run_program(board, STREAM_PROGRAM, tmp_path)
     flash, ram = rows_of(run, image, "stream", 0), rows_of(run, image, "stream", 1)
     assert stat(run, flash, "count") == 1024
     assert stat(run, flash, "loads.flash") == 1024 and stat(run, flash, "loads.sram") == 0
     assert (stat(run, flash, "dcache_miss"), stat(run, flash, "dcache_hit")) == (512, 512)
-    assert stat(run, flash, "data_stall") == 512 * 5
+    assert 512 * 5 <= stat(run, flash, "data_stall") <= 512 * 5 + 2 * 6
     assert stat(run, ram, "loads.sram") == 1024 and stat(run, ram, "loads.flash") == 0
     assert stat(run, ram, "data_stall") == 0
     assert (stat(run, ram, "dcache_miss"), stat(run, ram, "dcache_hit")) == (0, 0)
     # and the loop costs that stall more from flash, and nothing else (fetch aside)
     assert stat(run, flash, "cycles") - stat(run, ram, "cycles") == pytest.approx(
-        2560 + stat(run, flash, "ifetch_stall") - stat(run, ram, "ifetch_stall"))
+        stat(run, flash, "data_stall") + stat(run, flash, "ifetch_stall")
+        - stat(run, ram, "ifetch_stall"))
 
 
 def test_flash_stream_without_a_data_cache_pays_every_load(tmp_path: Path) -> None:
     """The same stream with no data cache: each of the 1024 loads is a flash access of
-    WS = 5 cycles (the port is free again after 6 cycles, before the next load)."""
+    WS = 5 cycles (the port is free again after 6 cycles, before the next load), the first
+    one possibly after the loop's first prefetch (see above)."""
     board = board_with(accelerator={"prefetch": True, "icache_bytes": 1024, "icache_line": 32})
     run, image = run_program(board, STREAM_PROGRAM, tmp_path)
     flash = rows_of(run, image, "stream", 0)
-    assert stat(run, flash, "data_stall") == 1024 * 5
+    assert 1024 * 5 <= stat(run, flash, "data_stall") <= 1024 * 5 + 2 * 6
     assert (stat(run, flash, "dcache_miss"), stat(run, flash, "dcache_hit")) == (0, 0)
 
 
@@ -299,4 +303,4 @@ def test_unified_cache_serves_flash_data_through_the_instruction_cache(tmp_path:
     run, image = run_program(board, STREAM_PROGRAM, tmp_path)
     flash = rows_of(run, image, "stream", 0)
     assert (stat(run, flash, "dcache_miss"), stat(run, flash, "dcache_hit")) == (512, 512)
-    assert stat(run, flash, "data_stall") == 512 * 5
+    assert 512 * 5 <= stat(run, flash, "data_stall") <= 512 * 5 + 2 * 6

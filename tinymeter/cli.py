@@ -172,7 +172,8 @@ def _estimate_one(args: argparse.Namespace, model_path: Path, board: Any, config
 
 def _estimate_runtimes(args: argparse.Namespace) -> int:
     """``estimate --compare-runtimes``: own reference, own optimized and every TFLM library
-    of the board's core (or --tflm-lib), one per-layer table."""
+    of the board's core (or --tflm-lib), one per-layer table, all priced by the cost model
+    ``--calibration`` selects (and says)."""
     from tinymeter.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import estimate, resolve_model
@@ -183,13 +184,15 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
     if args.elf is not None:
         raise ConfigError("--compare-runtimes estimates a model (not --elf)")
     board = load_board(args.board)
+    cost_model, calibration = _cost_model(args, board)
     model_path = resolve_model(args.model)
     if args.tflm_lib is not None:
         libraries = [tflm_library(args, board)]
     else:
         libraries = [e.library() for e in libraries_for(load_registry(), board.core.name)
                      if args.tflm_kernels in (None, e.kernels)]
-    limits = {"budget_instructions": args.budget, "timeout_s": args.timeout}
+    limits = {"budget_instructions": args.budget, "timeout_s": args.timeout,
+              "cost_model": cost_model}
     runs = [RuntimeRun(f"own {k[:3]}", estimate(model_path, board, BuildConfig(kernels=k,
                                                                                 opt=args.opt),
                                                 progress=not args.quiet, **limits))
@@ -203,7 +206,8 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
     if not libraries:
         text += (f"\n(no TFLM library registered for {board.core.name}: tinymeter tflm add LIB "
                  f"--core {board.core.name} --root DIR)")
-    _emit(args, text, [(args.json, lambda: json.dumps(comparison_dict(runs), indent=2) + "\n")])
+    _emit(args, text + "\n" + calibration,
+          [(args.json, lambda: json.dumps(comparison_dict(runs), indent=2) + "\n")])
     return 0
 
 
@@ -558,7 +562,8 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--calibration", metavar="FILE|none", default=None,
                    help="cost-model calibration to apply: a file written by `tinymeter "
                         "calibrate`, or 'none' for the datasheet model (default: the board's "
-                        "stored calibration, if any; the choice is printed)")
+                        "stored calibration, if any; the choice is printed; also with "
+                        "--compare and --compare-runtimes)")
     e.add_argument("--json", type=Path, help="write the full report as JSON ('-': stdout)")
     e.add_argument("--csv", type=Path, help="write the per-layer table (with --compare: one row "
                    "per board) as CSV ('-': stdout)")

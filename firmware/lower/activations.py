@@ -30,7 +30,7 @@ from tinymeter.firmware.lower.base import (
     require_types,
     single_output_operands,
 )
-from tinymeter.firmware.lower.elementwise import operand_broadcast_plan
+from tinymeter.firmware.lower.elementwise import BroadcastPlan, operand_broadcast_plan
 from tinymeter.models.tflite import Operator, TensorType
 
 log = logging.getLogger(__name__)
@@ -197,23 +197,19 @@ def lower_leaky_relu_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 
 def _prelu_plan(ctx: LowerContext, op: Operator, index: int, types: tuple[TensorType, ...]
-                ) -> tuple[int, int, int, dict[str, CValue]]:
+                ) -> tuple[int, int, int, BroadcastPlan]:
     (x, alpha), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, types, [x, alpha, y])
     ranks = [len(ctx.tensor(t).shape) for t in (x, alpha, y)]
     if max(ranks) > PRELU_MAX_DIMS:
         raise fail(op, index, f"{max(ranks)}-D operands; TFLM's PRELU supports at most "
                               f"{PRELU_MAX_DIMS} dims")
-    plan = operand_broadcast_plan(ctx, op, index, x, alpha, y)
-    walk: dict[str, CValue] = {"size": plan.size, "broadcast": int(plan.broadcast),
-                               "dims": list(plan.dims), "strides1": list(plan.strides1),
-                               "strides2": list(plan.strides2)}
-    return x, alpha, y, walk
+    return x, alpha, y, operand_broadcast_plan(ctx, op, index, x, alpha, y)
 
 
 def lower_prelu(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """PRELU int8 -> ``tm_prelu_s8`` (``CalculatePreluParams`` + BroadcastPrelu4DSlow)."""
-    x, alpha, y, walk = _prelu_plan(ctx, op, index, _INT8)
+    x, alpha, y, plan = _prelu_plan(ctx, op, index, _INT8)
     s_in, z_in = per_tensor_qparams(ctx, op, index, x)
     s_a, z_a = per_tensor_qparams(ctx, op, index, alpha)
     s_out, z_out = per_tensor_qparams(ctx, op, index, y)
@@ -225,20 +221,20 @@ def lower_prelu(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "input": ctx.ptr(x), "alpha": ctx.ptr(alpha), "output": ctx.ptr(y),
         "input_offset": -z_in, "alpha_offset": -z_a, "output_offset": z_out,
         "output_multiplier_1": m1, "output_shift_1": sh1,
-        "output_multiplier_2": m2, "output_shift_2": sh2, **walk,
+        "output_multiplier_2": m2, "output_shift_2": sh2, **plan.params(),
     }
     return Layer(index, op.opcode, "tm_prelu_s8", "tm_prelu_s8_params", params,
-                 int(walk["size"]), {"broadcast": bool(walk["broadcast"]), "dtype": "int8"})
+                 plan.size, {"broadcast": plan.broadcast, "dtype": "int8"})
 
 
 def lower_prelu_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """PRELU float -> ``tm_prelu_f32`` (``x >= 0 ? x : x * alpha``)."""
-    x, alpha, y, walk = _prelu_plan(ctx, op, index, _F32)
+    x, alpha, y, plan = _prelu_plan(ctx, op, index, _F32)
     params: dict[str, CValue] = {"input1": ctx.ptr(x), "input2": ctx.ptr(alpha),
                                  "output": ctx.ptr(y), "act_min": -quant.FLT_MAX,
-                                 "act_max": quant.FLT_MAX, **walk}
+                                 "act_max": quant.FLT_MAX, **plan.params()}
     return Layer(index, op.opcode, "tm_prelu_f32", "tm_binary_f32_params", params,
-                 int(walk["size"]), {"broadcast": bool(walk["broadcast"]), "dtype": "float32"})
+                 plan.size, {"broadcast": plan.broadcast, "dtype": "float32"})
 
 
 LOWERINGS: dict[str, Lowering] = {

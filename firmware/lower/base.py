@@ -10,6 +10,7 @@ op-agnostic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,27 @@ from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorTyp
 #: A C initializer value: ints are printed as integers, strings are emitted verbatim
 #: (C expressions such as symbol names), nested sequences become brace lists.
 CValue = int | float | str | Sequence["CValue"]
+
+
+
+def c_literal(value: CValue) -> str:
+    """*value* as C source: ints (INT32_MIN spelled so C does not read it as a negated
+    out-of-range constant), floats as float literals (inf as 1.0f / 0.0f), strings
+    verbatim, sequences as brace lists."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        if value == -(2**31):
+            return "(-2147483647 - 1)"
+        return str(value)
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "(-1.0f / 0.0f)" if value < 0 else "(1.0f / 0.0f)"
+        return f"{value!r}f"  # repr always has '.' or 'e', so this is a valid C float
+    if isinstance(value, str):
+        return value
+    return "{" + ", ".join(c_literal(v) for v in value) + "}"
+
 
 #: C element type of each supported tensor type.
 C_TYPES: Mapping[TensorType, str] = {

@@ -56,6 +56,11 @@ class BroadcastPlan:
     strides1: tuple[int, ...]
     strides2: tuple[int, ...]
 
+    def params(self) -> dict[str, CValue]:
+        """The walk's fields of a kernel parameter struct (size, broadcast, dims, strides)."""
+        return {"size": self.size, "broadcast": int(self.broadcast), "dims": list(self.dims),
+                "strides1": list(self.strides1), "strides2": list(self.strides2)}
+
 
 def broadcast_plan(shape1: Sequence[int], shape2: Sequence[int],
                    out_shape: Sequence[int]) -> BroadcastPlan:

@@ -42,7 +42,7 @@ from tinymeter.firmware.lower.base import (
     single_output_operands,
 )
 from tinymeter.firmware.lower.conv import _filter_quant, _io, _per_channel_arrays
-from tinymeter.firmware.lower.elementwise import operand_broadcast_plan
+from tinymeter.firmware.lower.elementwise import BroadcastPlan, operand_broadcast_plan
 from tinymeter.models.tflite import Operator, TensorType
 
 log = logging.getLogger(__name__)
@@ -176,19 +176,15 @@ def lower_fully_connected_s16(ctx: LowerContext, op: Operator, index: int) -> La
 # --------------------------------------------------------------------------- ADD / MUL
 
 
-def _binary(ctx: LowerContext, op: Operator, index: int) -> tuple[int, int, int, dict[str, CValue]]:
+def _binary(ctx: LowerContext, op: Operator, index: int) -> tuple[int, int, int, BroadcastPlan]:
     (a, b), y = single_output_operands(op, index, 2)
     require_types(ctx, op, index, _S16, [a, b, y])
-    plan = operand_broadcast_plan(ctx, op, index, a, b, y)
-    walk: dict[str, CValue] = {"size": plan.size, "broadcast": int(plan.broadcast),
-                               "dims": list(plan.dims), "strides1": list(plan.strides1),
-                               "strides2": list(plan.strides2)}
-    return a, b, y, walk
+    return a, b, y, operand_broadcast_plan(ctx, op, index, a, b, y)
 
 
 def lower_add_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """ADD 16x8 -> ``tm_add_s16`` (ADD's int8 formula with left shift 15)."""
-    a, b, y, walk = _binary(ctx, op, index)
+    a, b, y, plan = _binary(ctx, op, index)
     s1, s2, so = _symmetric(ctx, op, index, a, b, y)
     with naming_operator(op, index):
         q = quant.add_quant_params(s1, s2, so, left_shift=15)
@@ -199,25 +195,25 @@ def lower_add_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "input1_multiplier": q.input1_multiplier, "input1_shift": q.input1_shift,
         "input2_multiplier": q.input2_multiplier, "input2_shift": q.input2_shift,
         "output_multiplier": q.output_multiplier, "output_shift": q.output_shift,
-        "act_min": lo, "act_max": hi, **walk,
+        "act_min": lo, "act_max": hi, **plan.params(),
     }
     return Layer(index, op.opcode, "tm_add_s16", "tm_add_s16_params", params,
-                 int(walk["size"]), {"broadcast": bool(walk["broadcast"]), "dtype": "int16"})
+                 plan.size, {"broadcast": plan.broadcast, "dtype": "int16"})
 
 
 def lower_mul_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """MUL 16x8 -> ``tm_mul_s16`` (MBQM(a * b) with the int8 multiplier)."""
-    a, b, y, walk = _binary(ctx, op, index)
+    a, b, y, plan = _binary(ctx, op, index)
     s1, s2, so = _symmetric(ctx, op, index, a, b, y)
     with naming_operator(op, index):
         m, s = quant.mul_multiplier(s1, s2, so)
     lo, hi = _act16(op, index, so)
     params: dict[str, CValue] = {
         "input1": ctx.ptr(a), "input2": ctx.ptr(b), "output": ctx.ptr(y),
-        "output_multiplier": m, "output_shift": s, "act_min": lo, "act_max": hi, **walk,
+        "output_multiplier": m, "output_shift": s, "act_min": lo, "act_max": hi, **plan.params(),
     }
     return Layer(index, op.opcode, "tm_mul_s16", "tm_mul_s16_params", params,
-                 int(walk["size"]), {"broadcast": bool(walk["broadcast"]), "dtype": "int16"})
+                 plan.size, {"broadcast": plan.broadcast, "dtype": "int16"})
 
 
 # --------------------------------------------------------------------------- pooling

@@ -27,6 +27,7 @@ from tinymeter.firmware.lower.base import (
     Layer,
     LowerContext,
     Lowering,
+    c_literal,
     fail,
     require_types,
 )
@@ -100,19 +101,11 @@ def _part_literal(part: CopyPart, op: Operator, index: int) -> list[CValue]:
             part.in_start, part.out_start]
 
 
-def _c_initializer(value: CValue) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    return "{" + ", ".join(_c_initializer(v) for v in value) + "}"
-
-
 def copy_layer(ctx: LowerContext, op: Operator, index: int, parts: Sequence[CopyPart],
                elem_bytes: int, info: dict[str, object]) -> Layer:
     """A ``tm_copy_nd`` layer over *parts* (a file-scope compound literal array)."""
     literal = [_part_literal(p, op, index) for p in parts if p.elements > 0]
-    array = ("(const tm_copy_part[]){" + ", ".join(_c_initializer(p) for p in literal) + "}"
+    array = ("(const tm_copy_part[]){" + ", ".join(c_literal(p) for p in literal) + "}"
              if literal else "0")
     params: dict[str, CValue] = {"parts": array, "num_parts": len(literal),
                                  "elem_bytes": elem_bytes}

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 _ACTS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 
 
-def _geometry(ctx: LowerContext, op: Operator, index: int) -> tuple[list[int], dict[str, CValue]]:
+def _geometry(ctx: LowerContext, op: Operator, index: int) -> tuple[list[int], dict[str, int]]:
     if len(op.inputs) != 5 or len(op.outputs) != 1 or min(op.inputs[:3]) < 0 or op.inputs[4] < 0:
         raise fail(op, index, "expects 5 inputs (input, weights_feature, weights_time, bias, "
                               "state) and 1 output")
@@ -61,8 +61,8 @@ def _geometry(ctx: LowerContext, op: Operator, index: int) -> tuple[list[int], d
         raise fail(op, index, f"state tensor {st} must be a variable tensor")
     if b >= 0 and ctx.tensor(b).numel != units:
         raise fail(op, index, f"bias has {ctx.tensor(b).numel} elements for {units} units")
-    geo: dict[str, CValue] = {"batch": batch, "input_size": n_input, "filters": n_filter,
-                              "memory": memory, "rank": rank, "units": units}
+    geo = {"batch": batch, "input_size": n_input, "filters": n_filter,
+           "memory": memory, "rank": rank, "units": units}
     return [x, wf, wt, b, st, y], geo
 
 
@@ -96,7 +96,7 @@ def lower_svdf(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "input_zero_point": z_in, "state_zero_point": z_st, "output_zero_point": z_o,
         "multiplier_1": m1, "shift_1": sh1, "multiplier_2": m2, "shift_2": sh2, **geo,
     }
-    macs = int(geo["batch"]) * int(geo["filters"]) * (int(geo["input_size"]) + int(geo["memory"]))
+    macs = geo["batch"] * geo["filters"] * (geo["input_size"] + geo["memory"])
     return Layer(index, op.opcode, "tm_svdf_s8", "tm_svdf_s8_params", params, macs,
                  {"rank": geo["rank"], "memory": geo["memory"],
                   "state": "int16" if wide else "int8"})
@@ -116,7 +116,7 @@ def lower_svdf_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
         "bias": ctx.ptr(b) if b >= 0 else 0, "state": ctx.ptr(st), "output": ctx.ptr(y),
         "activation": _ACTS[act], **geo,
     }
-    macs = int(geo["batch"]) * int(geo["filters"]) * (int(geo["input_size"]) + int(geo["memory"]))
+    macs = geo["batch"] * geo["filters"] * (geo["input_size"] + geo["memory"])
     return Layer(index, op.opcode, "tm_svdf_f32", "tm_svdf_f32_params", params, macs,
                  {"rank": geo["rank"], "memory": geo["memory"], "dtype": "float32"})
 

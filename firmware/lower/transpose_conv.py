@@ -14,6 +14,7 @@ the fused-activation clamp are the conv ones.
 from __future__ import annotations
 
 import logging
+import math
 
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
@@ -45,7 +46,7 @@ def _operands(op: Operator, index: int) -> tuple[int, int, int, int, int]:
 
 
 def _geometry(ctx: LowerContext, op: Operator, index: int, shape_t: int, w: int, x: int,
-              y: int) -> dict[str, CValue]:
+              y: int) -> dict[str, int]:
     batches, in_h, in_w, in_ch = shape4(ctx, op, index, x, "input")
     out_ch, f_h, f_w, f_in = shape4(ctx, op, index, w, "filter")
     out = shape4(ctx, op, index, y, "output")
@@ -76,19 +77,19 @@ def lower_transpose_conv(ctx: LowerContext, op: Operator, index: int) -> Layer:
     out_scale, out_zp = per_tensor_qparams(ctx, op, index, y)
     fq = _filter_quant(ctx, op, index, w, 0)
     mults, shifts = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale,
-                                                       int(geo["out_ch"]))
+                                                       geo["out_ch"])
     mult_sym, shift_sym = _per_channel_arrays(ctx, mults, shifts, index)
     if b >= 0:
         require_types(ctx, op, index, (TensorType.INT32,), [b])
     lo, hi = activation_range_quantized(op, index, out_scale, out_zp)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w),
-        "bias": bias_ptr(ctx, op, index, b, int(geo["out_ch"])), "output": ctx.ptr(y),
+        "bias": bias_ptr(ctx, op, index, b, geo["out_ch"]), "output": ctx.ptr(y),
         "out_mult": mult_sym, "out_shift": shift_sym, "input_offset": -in_zp,
         "output_offset": out_zp, "act_min": lo, "act_max": hi, **geo,
     }
-    macs = int(geo["batches"]) * int(geo["in_h"]) * int(geo["in_w"]) * int(geo["in_ch"]) * \
-        int(geo["filter_h"]) * int(geo["filter_w"]) * int(geo["out_ch"])
+    macs = math.prod(geo[k] for k in ("batches", "in_h", "in_w", "in_ch", "filter_h",
+                                      "filter_w", "out_ch"))
     return Layer(index, op.opcode, "tm_transpose_conv_s8", "tm_transpose_conv_s8_params",
                  params, macs, {"kernel_size": f"{geo['filter_h']}x{geo['filter_w']}",
                                 "stride": f"{geo['stride_h']}x{geo['stride_w']}"})
@@ -104,11 +105,11 @@ def lower_transpose_conv_f32(ctx: LowerContext, op: Operator, index: int) -> Lay
     lo, hi = activation_range_float(op, index)
     params: dict[str, CValue] = {
         "input": ctx.ptr(x), "filter": ctx.ptr(w),
-        "bias": bias_ptr(ctx, op, index, b, int(geo["out_ch"])), "output": ctx.ptr(y),
+        "bias": bias_ptr(ctx, op, index, b, geo["out_ch"]), "output": ctx.ptr(y),
         "act_min": lo, "act_max": hi, **geo,
     }
-    macs = int(geo["batches"]) * int(geo["in_h"]) * int(geo["in_w"]) * int(geo["in_ch"]) * \
-        int(geo["filter_h"]) * int(geo["filter_w"]) * int(geo["out_ch"])
+    macs = math.prod(geo[k] for k in ("batches", "in_h", "in_w", "in_ch", "filter_h",
+                                      "filter_w", "out_ch"))
     return Layer(index, op.opcode, "tm_transpose_conv_f32", "tm_transpose_conv_f32_params",
                  params, macs, {"dtype": "float32"})
 

@@ -721,17 +721,15 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
             }
             e->s[TM_S_DC_MISS]++;
         }
-        /* The data access waits for the port, takes it for wait_states + 1 cycles and
-         * delays an instruction prefetch in flight (data has priority, the prefetch
-         * restarts after it). */
+        /* The flash has one read port: a data access waits for the read in flight (an
+         * instruction prefetch or another data read; a started read is not aborted), then
+         * takes the port for wait_states + 1 cycles.  The prefetched unit is in the buffer
+         * by then; the next prefetch starts when the core takes that unit (tm_fetch). */
         uint64_t now = run->now + run->base * run->offset / run->size + run->stall + stall;
-        uint64_t start = ctx->flash_free > now && !ctx->stream_valid ? ctx->flash_free : now;
+        uint64_t start = ctx->flash_free > now ? ctx->flash_free : now;
         uint64_t done = start + access;
         stall += done - now;
-        if (ctx->stream_valid && ctx->stream_ready > now) {
-            ctx->stream_ready += access + TM_ONE;
-        }
-        ctx->flash_free = done + TM_ONE > ctx->flash_free ? done + TM_ONE : ctx->flash_free;
+        ctx->flash_free = done + TM_ONE;
     }
     return stall;
 }
