@@ -117,6 +117,13 @@ class CacheGeometry:
         return self.lines // self.associativity if self.size else 0
 
 
+def _cache_of(owner: object, kind: str) -> CacheGeometry:
+    """The ``kind`` ("icache"/"dcache") of a cache owner whose fields are named
+    ``<kind>_bytes``, ``<kind>_line``, ``<kind>_ways`` and ``<kind>_policy``."""
+    return CacheGeometry(*(getattr(owner, f"{kind}_{f}") for f in ("bytes", "line", "ways",
+                                                                     "policy")))
+
+
 @dataclass(frozen=True)
 class FlashAccelerator:
     """Flash prefetch / cache hardware between the core and the flash wait states (ST's ART
@@ -140,13 +147,11 @@ class FlashAccelerator:
 
     @property
     def icache(self) -> CacheGeometry:
-        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways,
-                             self.icache_policy)
+        return _cache_of(self, "icache")
 
     @property
     def dcache(self) -> CacheGeometry:
-        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways,
-                             self.dcache_policy)
+        return _cache_of(self, "dcache")
 
 
 @dataclass(frozen=True)
@@ -169,13 +174,11 @@ class L1Cache:
 
     @property
     def icache(self) -> CacheGeometry:
-        return CacheGeometry(self.icache_bytes, self.icache_line, self.icache_ways,
-                             self.icache_policy)
+        return _cache_of(self, "icache")
 
     @property
     def dcache(self) -> CacheGeometry:
-        return CacheGeometry(self.dcache_bytes, self.dcache_line, self.dcache_ways,
-                             self.dcache_policy)
+        return _cache_of(self, "dcache")
 
 
 @dataclass(frozen=True)
