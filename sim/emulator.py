@@ -58,7 +58,7 @@ from tinymeter.sim.blocks import (
     disassemble_block,
     make_disassembler,
 )
-from tinymeter.sim.costmodel import CostModel, cost_model_for, timing_config, to_fixed
+from tinymeter.sim.costmodel import CostModel, cost_model_for, timing_config
 from tinymeter.sim.decode import Decoder, decode_block
 from tinymeter.sim.devices import DeviceRegisters
 from tinymeter.sim.dwarf import Frame
@@ -129,8 +129,6 @@ LIBC_EXIT = "_exit"
 _MAX_EVENT_TAGS = 1 << 16
 
 
-#: Kept for callers of the first API: the cost model owns the rounding now.
-to_fixed_cycles = to_fixed
 
 
 def tflm_profiler_symbols(image: ElfImage) -> tuple[str, str] | None:

@@ -325,7 +325,7 @@ def test_board_uart_kind_is_strict() -> None:
 
 
 def test_fixed_point_rounding() -> None:
-    from tinymeter.sim.emulator import to_fixed_cycles
+    from tinymeter.sim.costmodel import to_fixed as to_fixed_cycles
     from tinymeter.sim.native_hook import CYCLE_SCALE
 
     assert to_fixed_cycles(1.0) == CYCLE_SCALE
