@@ -29,9 +29,12 @@ from typing import Any
 import numpy as np
 
 from tinymeter.boards import Board, list_boards, load_board
-from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
-from tinymeter.pipeline import estimate
+from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, effective_kernels
+from tinymeter.pipeline import build_model, estimate, layer_estimates
 from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
+from tinymeter.sim.costmodel import cost_model_for
+from tinymeter.sim.emulator import Emulator
+from tinymeter.sim.timing import sum_splits
 
 log = logging.getLogger("bench.timing")
 
@@ -105,28 +108,36 @@ def v1_layer_cycles(profile: BlockProfile, board: Board) -> float:
 # -- the benchmark -----------------------------------------------------------------------
 
 def _row(model: Path, board: Board, builder: FirmwareBuilder) -> dict[str, Any]:
-    from tinymeter.pipeline import build_model
-    from tinymeter.sim.emulator import Emulator
-
+    """One emulated inference priced by the timing model and, from the same block
+    profile, by the first model."""
+    config = BuildConfig(kernels="optimized")
     t0 = time.perf_counter()
-    est = estimate(model, board, BuildConfig(kernels="optimized"), builder=builder)
+    image = build_model(model, board, config, builder=builder)
+    cost_model = cost_model_for(board)
+    run = Emulator(board, cost_model=cost_model).run(image.elf, [[]],
+                                                     budget_instructions=10**10,
+                                                     timeout_s=1200)
+    layers = image.model.layers
+    rows, _, _ = layer_estimates(run, cost_model, len(layers), [x.macs for x in layers],
+                                 [x.op_name for x in layers], board=board)
     seconds = time.perf_counter() - t0
-    image = build_model(model, board, BuildConfig(kernels="optimized"), builder=builder)
-    run = Emulator(board).run(image.elf, [[]], budget_instructions=10**10, timeout_s=1200)
     assert run.profile is not None
     v1 = v1_layer_cycles(run.profile, board)
-    t = est.timing
-    total = sum(t["cycles"].values()) if t else float(est.cycles)
+    cycles = sum(r.cycles for r in rows)
+    instructions = sum(r.instructions for r in rows)
+    t = sum_splits([r.timing for r in rows])
+    total = sum(t["cycles"].values()) if t else float(cycles)
     return {
         "model": model.name, "board": board.name, "core": board.core.name,
-        "kernels": est.kernels, "instructions": est.instructions, "cycles": est.cycles,
-        "ms": est.ms, "cpi": est.cycles / max(est.instructions, 1),
+        "kernels": effective_kernels(config.kernels, board.core),
+        "instructions": instructions, "cycles": cycles,
+        "ms": cost_model.seconds(cycles) * 1e3, "cpi": cycles / max(instructions, 1),
         "split": {k: v / total for k, v in t.get("cycles", {}).items()},
         "icache_hit_rate": t.get("icache", {}).get("hit_rate"),
         "dcache_hit_rate": t.get("dcache", {}).get("hit_rate"),
         "loads": t.get("loads", {}),
-        "v1_cycles": v1, "v1_cpi": v1 / max(est.instructions, 1),
-        "change_vs_v1": est.cycles / v1 - 1 if v1 else None,
+        "v1_cycles": v1, "v1_cpi": v1 / max(instructions, 1),
+        "change_vs_v1": cycles / v1 - 1 if v1 else None,
         "estimate_seconds": seconds,
     }
 
