@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig
 from tinymeter.pipeline import build_model
 from tinymeter.sim.addrprog import LOAD, address_program, static_resolution

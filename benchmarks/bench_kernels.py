@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tinymeter.boards import DEFAULT_BOARD, load_board
+from tinymeter.core.boards import DEFAULT_BOARD, load_board
 from tinymeter.firmware.build import KERNEL_SETS, BuildConfig
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite

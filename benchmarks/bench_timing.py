@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.boards import Board, list_boards, load_board
+from tinymeter.core.boards import Board, list_boards, load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, effective_kernels
 from tinymeter.pipeline import build_model, estimate, layer_estimates
 from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify

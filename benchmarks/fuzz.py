@@ -25,8 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tinymeter.boards import load_board
-from tinymeter.errors import TinymeterError
+from tinymeter.core.boards import load_board
+from tinymeter.core.errors import TinymeterError
 from tinymeter.models.mutate import mutate_bytes, mutate_model
 from tinymeter.models.tflite import load_tflite, serialize_tflite
 from tinymeter.pipeline import estimate

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite

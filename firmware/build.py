@@ -21,10 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinymeter.boards import Board
-from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, DoesNotFit
-from tinymeter.files import atomic_copy
+from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
+from tinymeter.core.errors import BuildError, ConfigError, DoesNotFit
+from tinymeter.core.files import atomic_copy
 from tinymeter.firmware.boardgen import board_source, l1_source
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.costmodel import (
     CostParameters,
     feature_names,

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.boards import Board
 from tinymeter.cli import (
     add_build_args,
     add_model_arg,
@@ -32,9 +31,10 @@ from tinymeter.cli import (
     positive_int,
     run_count,
 )
-from tinymeter.errors import ConfigError
-from tinymeter.files import is_stdout, write_output
-from tinymeter.texttable import text_table
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import is_stdout, write_output
+from tinymeter.core.texttable import text_table
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _pct(x: float) -> str:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.probe import ProbeRunner
     from tinymeter.pipeline import build_model, resolve_model
@@ -283,7 +283,7 @@ def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.measure import emulate_run, measure_image, measure_model
     from tinymeter.pipeline import resolve_model
@@ -356,8 +356,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
     from tinymeter.calibrations import calibration_file
+    from tinymeter.core.boards import load_board
     from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
     from tinymeter.hw.microbench import absent_instructions
     from tinymeter.sim.costmodel import datasheet_cost_model

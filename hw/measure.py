@@ -18,9 +18,9 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from tinymeter.boards import Board
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout
 from tinymeter.device import DeviceRun
-from tinymeter.errors import ConfigError, HardwareError, HardwareTimeout
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace

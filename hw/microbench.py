@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import Board
-from tinymeter.cores import Core
-from tinymeter.errors import ConfigError, HardwareError
+from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
+from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,

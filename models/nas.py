@@ -46,8 +46,8 @@ import numpy as np
 from tqdm import tqdm
 
 from tinymeter import __version__
-from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.texttable import text_table
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.texttable import text_table
 
 from .sweepdb import SweepDB
 
@@ -606,7 +606,7 @@ def train_candidate(candidate: Candidate, recipe: TrainRecipe, head: str,
 
 def estimate_tflite(tflite: bytes, target: Target) -> dict[str, Any]:
     """Emulate a .tflite on one target and return :func:`estimate_summary`."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import estimate
 
@@ -747,7 +747,7 @@ def _warm_firmware_cache(targets: Sequence[Target]) -> None:
     the same set at the same moment would race on the cache directory, so the parent
     builds them first (a one-layer model: about a second per core).
     """
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
@@ -876,7 +876,7 @@ def run_sweep(config: SweepConfig, db_path: Path | str, *, executor: str = "proc
     kind, _ = parse_executor(executor)
     if kind == "dask":
         _import_dask()  # fail before any work if dask is missing
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     for board in config.boards:
         load_board(board)  # unknown boards fail now, not in every worker

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.files import atomic_write
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.files import atomic_write
 
 from . import convert as _convert
 

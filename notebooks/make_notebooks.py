@@ -100,7 +100,7 @@ display(Image(filename=str(nas_plots.plot_accuracy(accuracy, OUT / "accuracy.png
                "estimate every layer: reference vs optimized (DSP) kernels, then several boards "
                "side by side. The last cell shows the CI regression gate on these estimates."),
         ("code", _setup("03")),
-        ("code", '''from tinymeter.boards import list_boards, load_board
+        ("code", '''from tinymeter.core.boards import list_boards, load_board
 from tinymeter.firmware.build import BuildConfig
 from tinymeter.models import zoo
 from tinymeter.pipeline import estimate
@@ -150,7 +150,7 @@ if not HAVE_VIRTUAL:
                "UART for its report and marks each inference and layer on two GPIO pins for a power "
                "monitor's digital inputs. The board file says which pins; the emulator runs the same "
                "image and records the marker edges at its estimated cycles."),
-        ("code", '''from tinymeter.boards import describe_board, load_board
+        ("code", '''from tinymeter.core.boards import describe_board, load_board
 from tinymeter.firmware.build import BuildConfig, effective_kernels
 from tinymeter.hw.plots import marker_timeline
 from tinymeter.pipeline import build_model, resolve_model

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinymeter.boards import Board, CacheGeometry
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (

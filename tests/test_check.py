@@ -10,7 +10,7 @@ import pytest
 
 from tinymeter import check
 from tinymeter.cli import main
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 
 
 def _report(model: str = "m.tflite", board: str = "nucleo-l4r5zi", kernels: str = "reference",
@@ -250,7 +250,7 @@ def test_cli_missing_entry_fails_and_junit(tmp_path: Path, capsys: pytest.Captur
 def test_optimized_request_on_m0plus_reports_reference(tmp_path: Path, monkeypatch) -> None:
     import numpy as np
 
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig, effective_kernels
     from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
     from tinymeter.pipeline import estimate

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board, parse_board
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import load_board, parse_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.hw.calibrate import ModelSample, fit_energy
 from tinymeter.pipeline import layer_estimates
 from tinymeter.report import format_table, layers_csv

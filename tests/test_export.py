@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import ARM_CC, link_argv, linker_script, runtime_dir
 
 MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 
 GXX = "arm-none-eabi-g++"
 needs_gxx = pytest.mark.skipif(shutil.which(GXX) is None, reason="arm-none-eabi-g++ missing")
@@ -242,7 +242,7 @@ def test_foreign_elf_without_semihosting_exit(ending: str, reason: str, tmp_path
 
 @needs_gxx
 def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
-    from tinymeter.errors import BudgetExceeded, ConfigError, EmulationError, FirmwareFault
+    from tinymeter.core.errors import BudgetExceeded, ConfigError, EmulationError, FirmwareFault
     from tinymeter.pipeline import estimate_elf
     from tinymeter.sim.emulator import Emulator
 

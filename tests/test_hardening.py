@@ -1,6 +1,6 @@
 """Issue 13 reproducers: each bad input ends in one clear error (or a right answer).
 
-Library calls raise a :class:`~tinymeter.errors.TinymeterError` subclass naming the
+Library calls raise a :class:`~tinymeter.core.errors.TinymeterError` subclass naming the
 cause; the CLI prints one ``error:`` line and exits 2.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tinymeter.cli import main
-from tinymeter.errors import MissingDependencyError
+from tinymeter.core.errors import MissingDependencyError
 
 
 def _one_error(capsys: pytest.CaptureFixture[str], argv: list[str], *fragments: str) -> str:
@@ -98,7 +98,7 @@ def test_non_constant_filter_is_refused_and_flagged(capsys, tmp_path: Path) -> N
 
 
 def test_empty_activation_clamp() -> None:
-    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.core.errors import UnsupportedModelError
     from tinymeter.firmware import quant
 
     with pytest.raises(UnsupportedModelError, match="clamp is empty"):
@@ -134,7 +134,7 @@ def test_inspect_unknown_dims_no_negative_macs(capsys, tmp_path: Path) -> None:
 
 
 def _board_file(tmp_path: Path, old: str, new: str) -> Path:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     src = load_board("nucleo-l4r5zi").path
     assert src is not None
@@ -146,7 +146,7 @@ def _board_file(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_board_file_not_utf8(capsys, tmp_path: Path) -> None:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     path = tmp_path / "latin1.toml"
     path.write_bytes(load_board("nucleo-l4r5zi").path.read_bytes().replace(  # type: ignore[union-attr]
@@ -189,7 +189,7 @@ def test_check_deeply_nested_json(capsys, tmp_path: Path) -> None:
 def test_results_db_schema_version_not_an_integer(tmp_path: Path) -> None:
     import sqlite3
 
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.hw.resultsdb import ResultsDB
 
     path = tmp_path / "r.sqlite"
@@ -219,8 +219,8 @@ def test_nonsense_numbers_are_usage_errors(capsys, argv: list[str], flag: str) -
 
 
 def test_library_rejects_nonsense_numbers() -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.calibrate import fit_parameters
     from tinymeter.hw.virtual import VirtualTiming
@@ -238,8 +238,8 @@ def test_library_rejects_nonsense_numbers() -> None:
 
 
 def test_emulator_rejects_infinite_timeout(tmp_path: Path) -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import ConfigError
     from tinymeter.sim.emulator import Emulator
 
     with pytest.raises(ConfigError, match="timeout"):
@@ -248,7 +248,7 @@ def test_emulator_rejects_infinite_timeout(tmp_path: Path) -> None:
 
 
 def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
-    from tinymeter.errors import MalformedModelError
+    from tinymeter.core.errors import MalformedModelError
     from tinymeter.models.tflite import read_model_bytes
 
     _one_error(capsys, ["inspect", "/dev/zero"], "larger than 256 MiB")
@@ -362,7 +362,7 @@ def test_objcopy_argv_exact() -> None:
 
 
 def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.sim.elf import ElfImage
 
     model = _reshape_model(tmp_path)
@@ -509,7 +509,7 @@ def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
 
 
 def test_ppk2_voltage_is_checked_before_the_package() -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.hw.power import PPK2Monitor
 
     for mv in (0, 12_000, -3300):
@@ -518,8 +518,8 @@ def test_ppk2_voltage_is_checked_before_the_package() -> None:
 
 
 def test_linker_overflow_is_does_not_fit() -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import DoesNotFit
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import DoesNotFit
     from tinymeter.firmware.build import linker_overflow
 
     board = load_board("nucleo-g0b1re")

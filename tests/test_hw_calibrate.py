@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import load_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.hw.calibrate import (
     ModelSample,
     calibrate,
@@ -159,7 +159,7 @@ def test_calibration_errors(tmp_path: Path) -> None:
 # -- microbenchmarks ---------------------------------------------------------------------
 
 def test_microbench_selection_per_core() -> None:
-    from tinymeter.cores import CORES
+    from tinymeter.core.cores import CORES
     from tinymeter.hw.microbench import (
         MICROBENCHMARKS,
         absent_instructions,
@@ -190,7 +190,7 @@ def test_microbench_compiles_warning_free(core: str, tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from tinymeter.cores import CORES
+    from tinymeter.core.cores import CORES
     from tinymeter.firmware.build import runtime_dir
     from tinymeter.hw.microbench import benchmarks_for, table_source
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.hw.errors import HardwareError, ToolMissingError
 from tinymeter.hw.power import (
     JoulescopeMonitor,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
 from tinymeter.cli import main
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
 from tinymeter.hw.demomodels import write_demo_models
@@ -67,7 +67,7 @@ def test_measure_through_transport_faults(glitches: dict[int, str], cache: Path,
 
 def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
     """The board behind the same Device protocol as the emulator (timing only)."""
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.hw.measure import HardwareDevice
 
     board = load_board(BOARD)
@@ -85,7 +85,7 @@ def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
 
 
 def test_virtual_board_errors(cache: Path, models: list[Path]) -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.hw.errors import HardwareError
 
     board = load_board(BOARD)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.models import nas
 from tinymeter.models.sweepdb import SCHEMA_VERSION, SweepDB
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
 from tinymeter.cli import main
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
 from tinymeter.pipeline import estimate

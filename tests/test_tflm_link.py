@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.cores import get_core
+from tinymeter.core.boards import load_board
+from tinymeter.core.cores import get_core
 from tinymeter.firmware.build import BuildConfig, section_sizes
 from tinymeter.firmware.tflm import (
     TflmBuild,
@@ -39,7 +39,7 @@ needs_gxx = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None,
 # pure parts
 
 def test_resolver_method_names() -> None:
-    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.core.errors import UnsupportedModelError
 
     assert resolver_method("CONV_2D") == "AddConv2D"
     assert resolver_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
@@ -90,7 +90,7 @@ def test_tflm_generated_files_and_linker_script() -> None:
     assert script.index("_ebss = .;") < script.index(".tflm_arena") < script.index(".stack")
     largest = tflm_linker_script(board, 8192, None)
     assert "    . = ALIGN(ORIGIN(RAM) + LENGTH(RAM) - 8192 - 31, 16);\n" in largest
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     with pytest.raises(ConfigError, match="multiple of 16"):
         tflm_linker_script(board, 8192, 1000)
 
@@ -98,7 +98,7 @@ def test_tflm_generated_files_and_linker_script() -> None:
 def test_tflm_pure_helpers(tmp_path: Path) -> None:
     """Kernel set from the library's symbol names, include folders from one checkout,
     the harness's arena line, the enlarged sizing board."""
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.tflm import (
         archive_symbols,
         arena_for,
@@ -159,7 +159,7 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
 def test_tflm_registry(tmp_path: Path) -> None:
     """Config entries: parse/format round trip, unknown keys are errors, selection per
     core and kernel set."""
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.tflmconfig import (
         TflmEntry,
         format_entries,
@@ -559,7 +559,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     from dataclasses import replace
 
     from tinymeter.cli import main
-    from tinymeter.errors import EmulationError
+    from tinymeter.core.errors import EmulationError
     from tinymeter.runtimecmp import RuntimeRun, check_aligned
 
     model = _fc_model(tmp_path)
@@ -619,7 +619,7 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
     import json
 
     from tinymeter.cli import main
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.models.nas import SweepConfig, Target, estimate_tflite
 
     model = _fc_model(tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 
 MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 MODELS = {"kws": "kws_ref_model.tflite", "vww": "vww_96_int8.tflite",

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tinymeter.cli import main
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.host import run_on_host
 from tinymeter.models.testing import run_tflm
 from tinymeter.models.tflite import TensorType, parse_tflite

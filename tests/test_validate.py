@@ -42,7 +42,7 @@ def test_compare_counts_mismatches_and_top1() -> None:
 
 
 def test_load_inputs_npy_npz_and_quantization(tmp_path: Path) -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
 
     batch = np.arange(8, dtype=np.int8).reshape(2, 1, 4)
     np.save(tmp_path / "b.npy", batch)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 
 GXX = "arm-none-eabi-g++"
 pytestmark = pytest.mark.skipif(shutil.which(GXX) is None, reason="arm-none-eabi-g++ missing")
@@ -138,7 +138,7 @@ def vendor_elf(board: Board, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demangled_names_and_function_lookup(vendor_elf: Path) -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.sim.elf import ElfImage
 
     elf = ElfImage.load(vendor_elf)
@@ -192,7 +192,7 @@ def test_span_per_iteration_with_separate_eval_rows(board: Board, vendor_elf: Pa
 
 def test_span_stops_after_count_and_idle_before_end_is_an_error(board: Board,
                                                                tmp_path: Path) -> None:
-    from tinymeter.errors import EmulationError
+    from tinymeter.core.errors import EmulationError
     from tinymeter.pipeline import estimate_elf
 
     working = build_vendor(board, tmp_path / "w", "KEEP_WORKING")
@@ -216,7 +216,7 @@ def test_span_stops_after_count_and_idle_before_end_is_an_error(board: Board,
 
 
 def test_inlined_error_handler_is_an_error_with_call_path(board: Board, tmp_path: Path) -> None:
-    from tinymeter.errors import FirmwareFault
+    from tinymeter.core.errors import FirmwareFault
     from tinymeter.pipeline import estimate_elf
 
     elf = build_vendor(board, tmp_path, "CLOCK_READY=0u")

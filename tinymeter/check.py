@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
-from tinymeter.texttable import text_table
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
+from tinymeter.core.texttable import text_table
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The `tinymeter` command line.
 
 Every subcommand is a thin adapter: it parses arguments, calls library functions and
-prints. Library code raises :class:`~tinymeter.errors.TinymeterError` for anything a
+prints. Library code raises :class:`~tinymeter.core.errors.TinymeterError` for anything a
 user can cause; this module turns that into one ``error:`` line and exit status 2.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tinymeter import __version__
-from tinymeter.boards import DEFAULT_BOARD
-from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.files import atomic_write, is_stdout, write_output
+from tinymeter.core.boards import DEFAULT_BOARD
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.files import atomic_write, is_stdout, write_output
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import estimate, resolve_model
     from tinymeter.report import format_table, layers_csv
@@ -122,8 +122,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _estimate_boards(args: argparse.Namespace) -> int:
     """``estimate --compare``: the same model on several boards, one row each."""
-    from tinymeter.boards import list_boards, load_board
-    from tinymeter.errors import DoesNotFit
+    from tinymeter.core.boards import list_boards, load_board
+    from tinymeter.core.errors import DoesNotFit
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import resolve_model
     from tinymeter.report import Unfit, comparison_csv, format_comparison
@@ -174,7 +174,7 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
     """``estimate --compare-runtimes``: own reference, own optimized and every TFLM library
     of the board's core (or --tflm-lib), one per-layer table, all priced by the cost model
     ``--calibration`` selects (and says)."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import estimate, resolve_model
     from tinymeter.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
@@ -272,7 +272,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.pipeline import build_model, resolve_model
 
@@ -308,7 +308,7 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
-    from tinymeter.boards import describe_board, list_boards, load_board
+    from tinymeter.core.boards import describe_board, list_boards, load_board
 
     if args.board is not None:
         print(describe_board(load_board(args.board)))
@@ -382,7 +382,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     root = Path(args.baseline).parent  # model paths in keys are relative to the baseline
     tflites = [p for p in args.results if Path(p).suffix == ".tflite"]
     if tflites:
-        from tinymeter.boards import load_board
+        from tinymeter.core.boards import load_board
         from tinymeter.firmware.build import BuildConfig
         from tinymeter.pipeline import estimate
 
@@ -417,7 +417,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     """``tinymeter validate``: emulated outputs vs the host interpreters; exit 1 on mismatch."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.pipeline import resolve_model
     from tinymeter.validate import format_validation, validate
 
@@ -433,7 +433,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """``tinymeter export``: the own runtime for one model as a C library."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.codegen import generate
     from tinymeter.firmware.export import write_export
     from tinymeter.models.tflite import load_tflite

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from tinymeter.boards import Board
-from tinymeter.errors import ConfigError, EmulationError
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError, EmulationError
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,

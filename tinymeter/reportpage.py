@@ -15,8 +15,8 @@ import html
 import tempfile
 from pathlib import Path
 
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
 from tinymeter.report import Estimate, cost_model_line
 
 __all__ = ["html_page", "markdown_page", "write_report_page"]

@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.errors import EmulationError
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import EmulationError
 from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import default_inputs, io_tensors
 from tinymeter.firmware.tflm import (
@@ -153,7 +153,7 @@ def layer_facts(model: Model) -> tuple[list[int], list[int], list[tuple[int, ...
     MACs are counted as the own runtime's layers count them (pooling and softmax
     included) when it can lower the model, so rows of both runtimes compare; else as
     :func:`~tinymeter.models.inspect.op_macs` counts them."""
-    from tinymeter.errors import TinymeterError
+    from tinymeter.core.errors import TinymeterError
     from tinymeter.firmware.codegen import lower_model
 
     summary = inspect_model(model)

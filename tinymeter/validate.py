@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.errors import ConfigError, TinymeterError
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.texttable import text_table
 from tinymeter.firmware.codegen import IoTensor
-from tinymeter.texttable import text_table
 
 log = logging.getLogger(__name__)
 
