@@ -113,7 +113,7 @@ def firmware_sources(root: Path, kernels: str, core: Core) -> list[Path]:
 def calibration_sources(root: Path) -> list[Path]:
     """Runtime C files of the calibration-microbenchmark firmware: the unchanged harness
     and platform (same profiler hooks and report), the benchmarks instead of kernels.
-    The layer table is generated per core (``tinymeter.hw.microbench``)."""
+    The layer table is generated per core (``tinymeter.apps.microbench``)."""
     return [root / "src" / "tm_main.c", root / "platform" / "cortexm.c",
             root / "platform" / "startup_cortexm.c", root / "calib" / "tm_calib.c"]
 

@@ -743,9 +743,9 @@ def test_ground_truth_kws(board_name: str, kernels: str) -> None:
 
     The reference M4 kernels hit Unicorn's memory-hook IT-state bug (see
     addrprog_truth.py) inside conv2d: those windows are checked up to the divergence."""
+    from tinymeter.apps.estimate import build_model
     from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import build_model
 
     board = load_board(board_name)
     fw = build_model(MLPERF_KWS, board, BuildConfig(kernels=kernels))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
+from tinymeter.analysis.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
 from tinymeter.cli import main
 from tinymeter.core.boards import load_board
 from tinymeter.core.errors import ConfigError

@@ -189,8 +189,8 @@ def test_check_deeply_nested_json(capsys, tmp_path: Path) -> None:
 def test_results_db_schema_version_not_an_integer(tmp_path: Path) -> None:
     import sqlite3
 
+    from tinymeter.apps.resultsdb import ResultsDB
     from tinymeter.core.errors import ConfigError
-    from tinymeter.hw.resultsdb import ResultsDB
 
     path = tmp_path / "r.sqlite"
     ResultsDB(path).close()
@@ -219,10 +219,10 @@ def test_nonsense_numbers_are_usage_errors(capsys, argv: list[str], flag: str) -
 
 
 def test_library_rejects_nonsense_numbers() -> None:
+    from tinymeter.analysis.calibrate import fit_parameters
     from tinymeter.core.boards import load_board
     from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.calibrate import fit_parameters
     from tinymeter.hw.virtual import VirtualTiming
     from tinymeter.sim.costmodel import datasheet_cost_model
 
@@ -318,8 +318,8 @@ def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path)
 
 
 def test_zoo_build_announces_itself_once(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tinymeter.apps.estimate import resolve_model
     from tinymeter.models import zoo
-    from tinymeter.pipeline import resolve_model
 
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
     monkeypatch.setattr(zoo, "build_keras", lambda *a, **k: None)
@@ -410,8 +410,8 @@ def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
 
 
 def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
-    from tinymeter.models.nas_plots import estimate_title
-    from tinymeter.report import Estimate
+    from tinymeter.analysis.report import Estimate
+    from tinymeter.apps.sweep.plots import estimate_title
 
     est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
                    kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
@@ -424,7 +424,7 @@ def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
 
 def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tinymeter.hw import plots
+    from tinymeter.analysis import plots
     from tinymeter.sim.peripherals import MarkEvent
 
     figures = []
@@ -450,7 +450,8 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
 
 
 def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
-    from tinymeter.models import nas, nas_plots
+    from tinymeter.apps.sweep import nas
+    from tinymeter.apps.sweep import plots as nas_plots
 
     rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
                             "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
@@ -493,7 +494,7 @@ def test_constant_operator_output_is_refused(capsys, tmp_path: Path) -> None:
 def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
     import json
 
-    from tinymeter import check
+    from tinymeter.analysis import check
 
     model = _reshape_model(tmp_path, 64)
     assert main(["measure", str(model), "--probe", "virtual", "--db", str(tmp_path / "r.sqlite"),

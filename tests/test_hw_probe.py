@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tinymeter.core.boards import Probe, load_board
-from tinymeter.core.errors import ConfigError
-from tinymeter.hw.errors import HardwareError, HardwareTimeout, ToolMissingError
+from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout, ToolMissingError
 from tinymeter.hw.probe import (
     ProbeConfig,
     ProbeRunner,

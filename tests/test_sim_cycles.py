@@ -209,10 +209,10 @@ def test_firmware_cycle_counter_default_model() -> None:
 
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("the default model needs TensorFlow to build")
+    from tinymeter.apps.estimate import resolve_model
     from tinymeter.firmware.build import FirmwareBuilder
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.tflite import load_tflite
-    from tinymeter.pipeline import resolve_model
 
     board = load_board("nucleo-l4r5zi")
     path = resolve_model(None)

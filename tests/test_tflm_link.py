@@ -160,7 +160,7 @@ def test_tflm_registry(tmp_path: Path) -> None:
     """Config entries: parse/format round trip, unknown keys are errors, selection per
     core and kernel set."""
     from tinymeter.core.errors import ConfigError
-    from tinymeter.tflmconfig import (
+    from tinymeter.firmware.tflmconfig import (
         TflmEntry,
         format_entries,
         libraries_for,
@@ -558,9 +558,9 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     import json
     from dataclasses import replace
 
+    from tinymeter.analysis.runtimecmp import RuntimeRun, check_aligned
     from tinymeter.cli import main
     from tinymeter.core.errors import EmulationError
-    from tinymeter.runtimecmp import RuntimeRun, check_aligned
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -581,7 +581,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ref, tflm = runs[0], runs[2]
     speedup = ref["layers"][0]["cycles"] / tflm["layers"][0]["cycles"]
     assert f"{speedup:.2f}x" in row
-    from tinymeter.report import Estimate, LayerEstimate
+    from tinymeter.analysis.report import Estimate, LayerEstimate
     fields = {k: v for k, v in ref.items() if k in Estimate.__dataclass_fields__}
     est = Estimate(**{**fields, "layers": ()})
     extra = LayerEstimate(0, "ADD", 0, 1, 1, 0.0, 0.0, 1.0)
@@ -618,9 +618,9 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
     estimate candidates in the registered library of the board's core."""
     import json
 
+    from tinymeter.apps.sweep.nas import SweepConfig, Target, estimate_tflite
     from tinymeter.cli import main
     from tinymeter.core.errors import ConfigError
-    from tinymeter.models.nas import SweepConfig, Target, estimate_tflite
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")

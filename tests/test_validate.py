@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinymeter.apps.validate import compare, load_inputs, random_inputs
 from tinymeter.firmware.codegen import IoTensor
 from tinymeter.models.tflite import TensorType
-from tinymeter.validate import compare, load_inputs, random_inputs
 
 needs_gcc = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc missing")

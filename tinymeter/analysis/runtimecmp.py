@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tinymeter.analysis.report import Estimate
 from tinymeter.core.errors import EmulationError
 from tinymeter.core.texttable import text_table
-from tinymeter.report import Estimate
 
 
 @dataclass(frozen=True)
