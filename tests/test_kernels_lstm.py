@@ -29,7 +29,7 @@ from kernel_check import (
     ulp_distance,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.testing import int8_tensor, single_op_model_ir, tensor
 from tinymeter.models.tflite import Model, TensorType, parse_tflite, serialize_tflite
