@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from tinymeter.abi import Report, ReportParser
 from tinymeter.boards import Board
 from tinymeter.device import DeviceRun
 from tinymeter.errors import ConfigError, HardwareError, HardwareTimeout
@@ -25,7 +26,7 @@ from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
-from tinymeter.hw.protocol import Measurement, Report, ReportParser, keep_runs, summarize
+from tinymeter.hw.protocol import Measurement, keep_runs, summarize
 from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.hw.serialport import Port, collect_reports, open_port
 from tinymeter.pipeline import build_model

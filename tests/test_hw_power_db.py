@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinymeter.abi import report_lines
 from tinymeter.errors import ConfigError
 from tinymeter.hw.errors import HardwareError, ToolMissingError
 from tinymeter.hw.power import (
@@ -24,7 +25,6 @@ from tinymeter.hw.power import (
 )
 from tinymeter.hw.protocol import parse_transcript, summarize
 from tinymeter.hw.resultsdb import SCHEMA_VERSION, ResultsDB
-from tinymeter.hw.virtual import report_lines
 
 
 def _trace(n_inferences: int = 3, rate: float = 1e5) -> PowerTrace:

@@ -14,18 +14,17 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tinymeter.abi import ARENA_HOOK, ArenaReport, parse_arena
 from tinymeter.boards import Board
 from tinymeter.errors import EmulationError
 from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import default_inputs, io_tensors
 from tinymeter.firmware.tflm import (
     ARENA_LIMIT_SYMBOL,
-    ArenaReport,
     TflmBuild,
     TflmLibrary,
     arena_for,
     elf_memory,
-    parse_arena,
     patch_word,
     search_sizes,
     sizing_board,
@@ -39,9 +38,6 @@ from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.emulator import Emulator, RunResult
 
 log = logging.getLogger(__name__)
-
-ARENA_HOOK = "tm_tflm_arena_hook"
-
 
 @dataclass(frozen=True)
 class TflmImage:
