@@ -1,8 +1,8 @@
 """`tinymeter` subcommands of the hardware side: ``flash``, ``measure``, ``calibrate``.
 
 Thin adapters: parse arguments, build the link (a real board through pyOCD/OpenOCD
-and a serial port, or the virtual board), call :mod:`tinymeter.hw.measure` and
-:mod:`tinymeter.hw.calibrate`, print.  Errors are raised as ``TinymeterError`` s and
+and a serial port, or the virtual board), call :mod:`tinymeter.apps.measure` and
+:mod:`tinymeter.analysis.calibrate`, print.  Errors are raised as ``TinymeterError`` s and
 printed by ``tinymeter.cli.main``.
 """
 
@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.boards import Board
 from tinymeter.cli import (
     add_build_args,
     add_model_arg,
@@ -32,9 +31,10 @@ from tinymeter.cli import (
     positive_int,
     run_count,
 )
-from tinymeter.errors import ConfigError
-from tinymeter.files import is_stdout, write_output
-from tinymeter.texttable import text_table
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import is_stdout, write_output
+from tinymeter.core.texttable import text_table
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _link(args: argparse.Namespace, board: Board) -> Iterator[Any]:
         return
     if not args.port:
         raise ConfigError("--port is required with a real board (the UART's serial device)")
-    from tinymeter.hw.measure import ProbeLink
+    from tinymeter.apps.measure import ProbeLink
 
     yield ProbeLink(board, args.port, _probe_config(args), args.baud)
 
@@ -182,14 +182,14 @@ def _power_factory(args: argparse.Namespace, link: Any) -> Callable[[], Any] | N
 
 
 def _measure_config(args: argparse.Namespace) -> Any:
-    from tinymeter.hw.measure import MeasureConfig
+    from tinymeter.apps.measure import MeasureConfig
 
     return MeasureConfig(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
                          idle_timeout_s=args.idle_timeout, retries=args.retries)
 
 
 def _db(args: argparse.Namespace) -> Any:
-    from tinymeter.hw.resultsdb import ResultsDB, default_db_path
+    from tinymeter.apps.resultsdb import ResultsDB, default_db_path
 
     return ResultsDB(args.db or default_db_path())
 
@@ -208,10 +208,10 @@ def _pct(x: float) -> str:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import build_model, resolve_model
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
     from tinymeter.hw.probe import ProbeRunner
-    from tinymeter.pipeline import build_model, resolve_model
 
     board = load_board(args.board)
     config = BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs, io="uart")
@@ -233,7 +233,7 @@ def _tflm_image(args: argparse.Namespace, board: Board, model_path: Path,
     if not uses_tflm(args):
         yield None
         return
-    from tinymeter.tflmrun import build_tflm_image, firmware_image
+    from tinymeter.apps.tflm import build_tflm_image, firmware_image
 
     library = tflm_library(args, board)
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
@@ -283,10 +283,10 @@ def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import resolve_model
+    from tinymeter.apps.measure import emulate_run, measure_image, measure_model
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.measure import emulate_run, measure_image, measure_model
-    from tinymeter.pipeline import resolve_model
     from tinymeter.sim.costmodel import parameter_vector
     from tinymeter.sim.energy import energy_features
 
@@ -307,7 +307,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 else:
                     image, stored = measure_model(path, link, db, config, build=build,
                                                   power=power, resume=not args.remeasure)
-                from tinymeter.calibrations import choose_calibration
+                from tinymeter.analysis.calibrations import choose_calibration
 
                 model = choose_calibration(board, None, args.uid).cost_model(board)
                 features, _cycles, activity = emulate_run(image, model.params)
@@ -341,7 +341,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         write_output(args.json, json.dumps(data, indent=2) + "\n")
         _wrote(args, args.json)
     if args.plot:
-        from tinymeter.hw import plots
+        from tinymeter.analysis import plots
 
         title = (f"{stored.model} on {board.name} ({args.kernels} kernels, cost model "
                  f"{model.name}, {model.source})")
@@ -356,10 +356,10 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
-    from tinymeter.calibrations import calibration_file
-    from tinymeter.hw.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
-    from tinymeter.hw.microbench import absent_instructions
+    from tinymeter.analysis.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
+    from tinymeter.analysis.calibrations import calibration_file
+    from tinymeter.apps.microbench import absent_instructions
+    from tinymeter.core.boards import load_board
     from tinymeter.sim.costmodel import datasheet_cost_model
 
     board = load_board(args.board)
@@ -407,7 +407,7 @@ def _tflm_image_factory(args: argparse.Namespace, board: Board,
 
     if not uses_tflm(args):
         return None
-    from tinymeter.tflmrun import build_tflm_image, firmware_image
+    from tinymeter.apps.tflm import build_tflm_image, firmware_image
 
     library = tflm_library(args, board)
 
@@ -422,13 +422,13 @@ def _tflm_image_factory(args: argparse.Namespace, board: Board,
 def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
     """Measure the models (default: the demo set) and, unless --no-microbench, the
     microbenchmark firmware; one sample per firmware."""
+    from tinymeter.apps.measure import campaign, samples_from_runs
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.measure import campaign, samples_from_runs
 
     models = list(args.models)
     with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
         if not models:
-            from tinymeter.hw.demomodels import write_demo_models
+            from tinymeter.models.demomodels import write_demo_models
 
             models = write_demo_models(Path(tmp))
         if len(models) < 2:
@@ -442,7 +442,7 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
                             image_for=_tflm_image_factory(args, board, Path(tmp)))
             samples = samples_from_runs(runs)
             if not args.no_microbench:
-                from tinymeter.hw.microbench import measure_microbench
+                from tinymeter.apps.microbench import measure_microbench
 
                 factory = _power_factory(args, link)
                 power = factory() if factory else None
@@ -459,7 +459,7 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
 def _print_calibration(board: Board, samples: list, result: Any) -> None:
     """Errors before/after, every parameter with its datasheet value, and what could
     not be identified (and why)."""
-    from tinymeter.hw.calibrate import NOT_SEPARABLE
+    from tinymeter.analysis.calibrate import NOT_SEPARABLE
     from tinymeter.sim.costmodel import parameter_vector
 
     n_models = sum(s.role == "model" for s in samples)
@@ -549,7 +549,7 @@ def _print_mechanisms(mechanisms: Any, gap: float) -> None:
 
 def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:
     """The calibration's plots; titles name the board, *impl* (kernels) and cost model."""
-    from tinymeter.hw import plots
+    from tinymeter.analysis import plots
     from tinymeter.sim.costmodel import datasheet_cost_model, parameter_vector
 
     what = f"{board.name}, {impl}, cost model {datasheet_cost_model(board).name}"

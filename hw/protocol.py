@@ -25,7 +25,7 @@ from tinymeter.abi import (
     parse_transcript,
     report_check,
 )
-from tinymeter.errors import HardwareError
+from tinymeter.core.errors import HardwareError
 
 __all__ = ["PROTOCOL", "Fault", "LayerCycles", "LayerMeasurement", "Measurement", "ParseStats",
            "Report", "ReportParser", "keep_runs", "parse_transcript", "report_check",

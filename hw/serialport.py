@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tinymeter.abi import Fault, ParseStats, Report, ReportParser
-from tinymeter.errors import FirmwareFaultReport, HardwareError, HardwareTimeout, ToolMissingError
+from tinymeter.core.errors import FirmwareFaultReport, HardwareError, HardwareTimeout, ToolMissingError
 from tinymeter.hw.protocol import keep_runs
 
 log = logging.getLogger(__name__)

@@ -62,8 +62,8 @@ from tinymeter.abi import (
     fault_line,
     report_lines,
 )
-from tinymeter.boards import Board, CacheGeometry
-from tinymeter.errors import ConfigError, HardwareError
+from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model

@@ -89,7 +89,7 @@ def test_encode_parse_round_trip() -> None:
 def test_emulated_runtime_prints_what_the_abi_encodes(tmp_path: Path) -> None:
     """The C encoder (tm_main.c) and the Python encoder produce identical bytes, and the
     strict parser accepts the firmware's console as it is."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import FirmwareBuilder
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.testing import int8_tensor, random_int8, single_op_model_ir

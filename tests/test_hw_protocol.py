@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tinymeter.abi import report_lines
-from tinymeter.hw.errors import FirmwareFaultReport, HardwareError, HardwareTimeout
+from tinymeter.core.errors import FirmwareFaultReport, HardwareError, HardwareTimeout
 from tinymeter.hw.protocol import Fault, Report, ReportParser, parse_transcript, summarize
 from tinymeter.hw.serialport import collect_reports
 

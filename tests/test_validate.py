@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinymeter.apps.validate import compare, load_inputs, random_inputs
 from tinymeter.firmware.codegen import IoTensor
 from tinymeter.models.tflite import TensorType
-from tinymeter.validate import compare, load_inputs, random_inputs
 
 needs_gcc = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc missing")
@@ -42,7 +42,7 @@ def test_compare_counts_mismatches_and_top1() -> None:
 
 
 def test_load_inputs_npy_npz_and_quantization(tmp_path: Path) -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
 
     batch = np.arange(8, dtype=np.int8).reshape(2, 1, 4)
     np.save(tmp_path / "b.npy", batch)

@@ -1,7 +1,7 @@
 """The `tinymeter` command line.
 
 Every subcommand is a thin adapter: it parses arguments, calls library functions and
-prints. Library code raises :class:`~tinymeter.errors.TinymeterError` for anything a
+prints. Library code raises :class:`~tinymeter.core.errors.TinymeterError` for anything a
 user can cause; this module turns that into one ``error:`` line and exit status 2.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tinymeter import __version__
-from tinymeter.boards import DEFAULT_BOARD
-from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.files import atomic_write, is_stdout, write_output
+from tinymeter.core.boards import DEFAULT_BOARD
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.files import atomic_write, is_stdout, write_output
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -61,21 +61,21 @@ def _emit(args: argparse.Namespace, text: str, outputs: Sequence[Output]) -> Non
 def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
     """The cost model ``--calibration`` selects for *board*, and the line saying which
     calibration that is (printed with the result)."""
-    from tinymeter.calibrations import choose_calibration
+    from tinymeter.analysis.calibrations import choose_calibration
 
     choice = choose_calibration(board, args.calibration)
     return choice.cost_model(board), choice.describe()
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.analysis.report import format_table, layers_csv
+    from tinymeter.apps.estimate import estimate, resolve_model
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import estimate, resolve_model
-    from tinymeter.report import format_table, layers_csv
 
     _check_outputs(args.json, args.csv)
     if args.report:
-        from tinymeter.reportpage import check_report_path
+        from tinymeter.analysis.reportpage import check_report_path
 
         check_report_path(args.report)
     if args.compare:
@@ -88,7 +88,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
                           "firmware ends by itself)")
     if args.elf is not None:
-        from tinymeter.pipeline import estimate_elf, parse_span
+        from tinymeter.apps.estimate import estimate_elf, parse_span
 
         if args.model is not None:
             raise ConfigError("give either a model or --elf, not both")
@@ -97,7 +97,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                            span=parse_span(args.span) if args.span else None,
                            span_count=args.span_count, cost_model=cost_model)
     elif uses_tflm(args):
-        from tinymeter.tflmrun import estimate_tflm
+        from tinymeter.apps.tflm import estimate_tflm
 
         est = estimate_tflm(resolve_model(args.model), board, tflm_library(args, board),
                             BuildConfig(opt=args.opt, io=args.io), arena_bytes=args.tflm_arena,
@@ -112,7 +112,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
           [(args.json, lambda: json.dumps(est.to_dict(), indent=2) + "\n"),
            (args.csv, lambda: layers_csv(est))])
     if args.report:
-        from tinymeter.reportpage import write_report_page
+        from tinymeter.analysis.reportpage import write_report_page
 
         for path in write_report_page(est, args.report, calibration):
             if not args.quiet:
@@ -122,11 +122,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _estimate_boards(args: argparse.Namespace) -> int:
     """``estimate --compare``: the same model on several boards, one row each."""
-    from tinymeter.boards import list_boards, load_board
-    from tinymeter.errors import DoesNotFit
+    from tinymeter.analysis.report import Unfit, comparison_csv, format_comparison
+    from tinymeter.apps.estimate import resolve_model
+    from tinymeter.core.boards import list_boards, load_board
+    from tinymeter.core.errors import DoesNotFit
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import resolve_model
-    from tinymeter.report import Unfit, comparison_csv, format_comparison
 
     if args.elf is not None:
         raise ConfigError("--compare estimates a model (not --elf, which is built for one board)")
@@ -157,11 +157,11 @@ def _estimate_boards(args: argparse.Namespace) -> int:
 def _estimate_one(args: argparse.Namespace, model_path: Path, board: Any, config: Any,
                   cost_model: Any) -> Any:
     """One board of ``--compare``: tinymeter's runtime or the TFLM library."""
+    from tinymeter.apps.estimate import estimate
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import estimate
 
     if uses_tflm(args):
-        from tinymeter.tflmrun import estimate_tflm
+        from tinymeter.apps.tflm import estimate_tflm
 
         return estimate_tflm(model_path, board, tflm_library(args, board), BuildConfig(opt=args.opt),
                              arena_bytes=args.tflm_arena, budget_instructions=args.budget,
@@ -174,12 +174,12 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
     """``estimate --compare-runtimes``: own reference, own optimized and every TFLM library
     of the board's core (or --tflm-lib), one per-layer table, all priced by the cost model
     ``--calibration`` selects (and says)."""
-    from tinymeter.boards import load_board
+    from tinymeter.analysis.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
+    from tinymeter.apps.estimate import estimate, resolve_model
+    from tinymeter.apps.tflm import estimate_tflm
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import estimate, resolve_model
-    from tinymeter.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
-    from tinymeter.tflmconfig import libraries_for, load_registry
-    from tinymeter.tflmrun import estimate_tflm
+    from tinymeter.firmware.tflmconfig import libraries_for, load_registry
 
     if args.elf is not None:
         raise ConfigError("--compare-runtimes estimates a model (not --elf)")
@@ -220,17 +220,17 @@ def uses_tflm(args: argparse.Namespace) -> bool:
 def tflm_library(args: argparse.Namespace, board: Any) -> Any:
     """The TFLM library of a command: ``--tflm-lib`` with ``--tflm-root``/``--tflm-include``,
     else the one registered for the board's core (``tinymeter tflm add``)."""
-    from tinymeter.tflmconfig import resolve_library
+    from tinymeter.firmware.tflmconfig import resolve_library
 
     return resolve_library(board.core.name, lib=args.tflm_lib, root=args.tflm_root,
                            includes=args.tflm_include or (), kernels=args.tflm_kernels)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tinymeter.apps.estimate import resolve_model
     from tinymeter.firmware.support import format_support, op_support, unsupported
     from tinymeter.models.inspect import format_summary, inspect_model
     from tinymeter.models.tflite import load_tflite
-    from tinymeter.pipeline import resolve_model
 
     model = load_tflite(resolve_model(args.model))
     summary = inspect_model(model)
@@ -272,9 +272,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import build_model, resolve_model
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import build_model, resolve_model
 
     board = load_board(args.board)
     if uses_tflm(args):
@@ -292,9 +292,9 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
     """``build --runtime tflm``: the TFLM-harness ELF with its arena sized, kept in --out."""
     import tempfile
 
+    from tinymeter.apps.estimate import resolve_model
+    from tinymeter.apps.tflm import build_tflm_image
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import resolve_model
-    from tinymeter.tflmrun import build_tflm_image
 
     library = tflm_library(args, board)
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
@@ -308,7 +308,7 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
-    from tinymeter.boards import describe_board, list_boards, load_board
+    from tinymeter.core.boards import describe_board, list_boards, load_board
 
     if args.board is not None:
         print(describe_board(load_board(args.board)))
@@ -340,7 +340,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from tinymeter.models import nas
+    from tinymeter.apps.sweep import nas
 
     data: dict = {}
     if args.config:
@@ -376,15 +376,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from tinymeter import check
+    from tinymeter.analysis import check
 
     current: dict = {}
     root = Path(args.baseline).parent  # model paths in keys are relative to the baseline
     tflites = [p for p in args.results if Path(p).suffix == ".tflite"]
     if tflites:
-        from tinymeter.boards import load_board
+        from tinymeter.apps.estimate import estimate
+        from tinymeter.core.boards import load_board
         from tinymeter.firmware.build import BuildConfig
-        from tinymeter.pipeline import estimate
 
         boards = [load_board(name) for name in args.board or [DEFAULT_BOARD]]
         for path in tflites:
@@ -392,7 +392,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 raise ConfigError(f"model file {path} does not exist")
             for board in boards:
                 if uses_tflm(args):
-                    from tinymeter.tflmrun import estimate_tflm
+                    from tinymeter.apps.tflm import estimate_tflm
 
                     est = estimate_tflm(Path(path), board, tflm_library(args, board),
                                         arena_bytes=args.tflm_arena)
@@ -417,9 +417,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     """``tinymeter validate``: emulated outputs vs the host interpreters; exit 1 on mismatch."""
-    from tinymeter.boards import load_board
-    from tinymeter.pipeline import resolve_model
-    from tinymeter.validate import format_validation, validate
+    from tinymeter.apps.estimate import resolve_model
+    from tinymeter.apps.validate import format_validation, validate
+    from tinymeter.core.boards import load_board
 
     board = load_board(args.board)
     library = tflm_library(args, board) if uses_tflm(args) else None
@@ -433,11 +433,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """``tinymeter export``: the own runtime for one model as a C library."""
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import resolve_model
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.codegen import generate
     from tinymeter.firmware.export import write_export
     from tinymeter.models.tflite import load_tflite
-    from tinymeter.pipeline import resolve_model
 
     board = load_board(args.board)
     path = resolve_model(args.model)
@@ -450,7 +450,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_tflm(args: argparse.Namespace) -> int:
     """``tinymeter tflm add|list``: the registered TFLM libraries."""
-    from tinymeter import tflmconfig
+    from tinymeter.firmware import tflmconfig
 
     if args.tflm_cmd == "add":
         target = (Path.cwd() / tflmconfig.PROJECT_FILE) if args.project else None
