@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.base import ConstArray, Layer, c_literal

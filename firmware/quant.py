@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 
 INT8_MIN = -128
 INT8_MAX = 127

@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
-from tinymeter.files import atomic_copy
+from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
+from tinymeter.core.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
+from tinymeter.core.files import atomic_copy
 from tinymeter.firmware.build import (
     ARM_CC,
     BuildConfig,

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tinymeter.errors import HardwareError
+from tinymeter.core.errors import HardwareError
 
 log = logging.getLogger(__name__)
 

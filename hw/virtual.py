@@ -53,8 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import Board, CacheGeometry
-from tinymeter.errors import ConfigError, HardwareError
+from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
 from tinymeter.hw.protocol import report_check
 from tinymeter.hw.serialport import FdPort

@@ -1,4 +1,4 @@
-"""Register models of the MCU peripherals a board file describes (:mod:`tinymeter.devicemap`).
+"""Register models of the MCU peripherals a board file describes (:mod:`tinymeter.core.devicemap`).
 
 Pure table building (no Unicorn): the board data become the per-word rules of a native
 register device (:mod:`.native_periph`, semantics in ``native/periph.c``), whose
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from tinymeter.devicemap import DeviceMap, Peripheral
+from tinymeter.core.devicemap import DeviceMap, Peripheral
 from tinymeter.sim.native_periph import (
     CLEAR,
     FOLLOW,

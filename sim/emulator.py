@@ -3,7 +3,7 @@
 Everything that can be pure lives elsewhere (ELF parsing in :mod:`.elf`, semihosting
 in :mod:`.semihosting`, instruction statistics in :mod:`.blocks`); this module owns the
 Unicorn engine, the hooks, and the translation of engine failures into
-``tinymeter.errors`` with messages that name PC, symbol and layer.
+``tinymeter.core.errors`` with messages that name PC, symbol and layer.
 
 Hooks and their cost (why each is the way it is):
 
@@ -42,15 +42,16 @@ import numpy as np
 import unicorn
 from unicorn import Uc, UcError, arm_const, unicorn_const
 
-from tinymeter.boards import Board
-from tinymeter.devicemap import DeviceMap
-from tinymeter.errors import (
+from tinymeter.core.boards import Board
+from tinymeter.core.devicemap import DeviceMap
+from tinymeter.core.errors import (
     BudgetExceeded,
     ConfigError,
     EmulationError,
     FirmwareFault,
     TinymeterError,
 )
+from tinymeter.core.svd import merge, parse_svd, read_svd
 from tinymeter.sim.addrprog import AddressProgram, address_program
 from tinymeter.sim.blocks import (
     BlockInfo,
@@ -86,7 +87,6 @@ from tinymeter.sim.peripherals import (
 )
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 from tinymeter.sim.traps import TRAP_FUNCTIONS, call_path, trap_frame
-from tinymeter.svd import merge, parse_svd, read_svd
 
 log = logging.getLogger(__name__)
 

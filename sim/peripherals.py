@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tinymeter.boards import UART_LAYOUTS, Board
+from tinymeter.core.boards import UART_LAYOUTS, Board
 from tinymeter.sim.native_periph import (
     CYCCNT,
     CYCCNT_CTRL,

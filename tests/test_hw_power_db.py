@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.errors import ConfigError
-from tinymeter.hw.errors import HardwareError, ToolMissingError
+from tinymeter.apps.resultsdb import SCHEMA_VERSION, ResultsDB
+from tinymeter.core.errors import ConfigError, HardwareError, ToolMissingError
 from tinymeter.hw.power import (
     JoulescopeMonitor,
     PowerTrace,
@@ -23,7 +23,6 @@ from tinymeter.hw.power import (
     write_csv,
 )
 from tinymeter.hw.protocol import parse_transcript, summarize
-from tinymeter.hw.resultsdb import SCHEMA_VERSION, ResultsDB
 from tinymeter.hw.virtual import report_lines
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tinymeter.hw.errors import FirmwareFaultReport, HardwareError, HardwareTimeout
+from tinymeter.core.errors import FirmwareFaultReport, HardwareError, HardwareTimeout
 from tinymeter.hw.protocol import Fault, Report, ReportParser, parse_transcript, summarize
 from tinymeter.hw.serialport import collect_reports
 from tinymeter.hw.virtual import report_lines

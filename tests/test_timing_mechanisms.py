@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinymeter.boards import Board, parse_board
+from tinymeter.core.boards import Board, parse_board
 from tinymeter.sim.costmodel import cost_model_for, to_fixed
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import Emulator, RunResult
@@ -265,7 +265,7 @@ def test_core_cycles_do_not_depend_on_where_the_emulator_cuts_blocks(board_name:
     emulator; the second piece's first load still pipelines behind the first piece's
     last (the hook joins blocks that fall through), so both loops cost the same core
     cycles: loads + SUBS + BNE per iteration."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.sim.timing import group_splits
 
     board = load_board(board_name)

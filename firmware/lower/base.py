@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 

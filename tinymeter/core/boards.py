@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tinymeter.cores import Core, get_core
-from tinymeter.devicemap import DeviceMap, parse_peripherals, parse_space
-from tinymeter.errors import ConfigError
+from tinymeter.core.cores import Core, get_core
+from tinymeter.core.devicemap import DeviceMap, parse_peripherals, parse_space
+from tinymeter.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class Board:
     hw_clock_hz: int = 0
     path: Path | None = None
     #: MCU peripheral registers for firmware not built by tinymeter (``[peripheral_space]``,
-    #: ``[[peripheral]]``; see :mod:`tinymeter.devicemap`).
+    #: ``[[peripheral]]``; see :mod:`tinymeter.core.devicemap`).
     devices: DeviceMap = field(default_factory=DeviceMap)
 
     @property

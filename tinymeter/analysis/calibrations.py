@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinymeter.boards import Board
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tinymeter.sim.costmodel import CostModel

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinymeter.cores import get_core
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
+from tinymeter.core.cores import get_core
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
 from tinymeter.firmware.tflm import TflmLibrary, detect_kernel_set, include_dirs
 
 PROJECT_FILE = "tinymeter.toml"

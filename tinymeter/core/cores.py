@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.hw.protocol import Measurement
 
 log = logging.getLogger(__name__)

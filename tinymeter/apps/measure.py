@@ -18,17 +18,17 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from tinymeter.boards import Board
+from tinymeter.analysis.calibrate import ModelSample
+from tinymeter.apps.estimate import build_model
+from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout
 from tinymeter.device import DeviceRun
-from tinymeter.errors import ConfigError, HardwareError, HardwareTimeout
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
-from tinymeter.hw.calibrate import ModelSample
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.protocol import Measurement, Report, ReportParser, keep_runs, summarize
-from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.hw.serialport import Port, collect_reports, open_port
-from tinymeter.pipeline import build_model
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import (
     CostParameters,

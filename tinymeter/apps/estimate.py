@@ -2,7 +2,7 @@
 
 Orchestration only: each step lives in its own module (parsing in models, lowering
 and build in firmware, emulation and cost model in sim); this module wires them in
-order, reports progress, and assembles the :class:`~tinymeter.report.Estimate`.
+order, reports progress, and assembles the :class:`~tinymeter.analysis.report.Estimate`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from tinymeter.boards import Board
-from tinymeter.errors import ConfigError, EmulationError
+from tinymeter.analysis.report import Estimate, FunctionProfile, LayerEstimate
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError, EmulationError
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
@@ -31,7 +32,6 @@ from tinymeter.firmware.build import (
 )
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import Model, load_tflite
-from tinymeter.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.blocks import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
@@ -243,7 +243,7 @@ def with_layer_facts(rows: list[LayerEstimate], model: Model) -> list[LayerEstim
     """*rows* (one per operator, in order) with each operator's weight bytes and output
     shape from the model."""
 
-    from tinymeter.tflmrun import layer_facts
+    from tinymeter.apps.tflm import layer_facts
 
     _macs, weights, shapes = layer_facts(model)
     return [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
@@ -419,7 +419,7 @@ def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
 def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
                   config: BuildConfig | None = None, **kwargs: Any) -> Estimate:
     """*model_path* running in a prebuilt TFLM library: see
-    :func:`tinymeter.tflmrun.estimate_tflm`."""
-    from tinymeter.tflmrun import estimate_tflm as run_tflm
+    :func:`tinymeter.apps.tflm.estimate_tflm`."""
+    from tinymeter.apps.tflm import estimate_tflm as run_tflm
 
     return run_tflm(model_path, board, library, config, **kwargs)

@@ -1,6 +1,6 @@
 """Run a model in the user's prebuilt TFLM library: build, size the arena, estimate.
 
-The TFLM counterpart of :func:`tinymeter.pipeline.estimate`.  The harness numbers its
+The TFLM counterpart of :func:`tinymeter.apps.estimate.estimate`.  The harness numbers its
 layers in execution order, one per operator (see ``runtime/tflm/tm_tflm_main.cc``), so
 the per-layer facts (MACs, weights, output shape) come from the model exactly as for
 tinymeter's own runtime, and the report is as complete: arena as TFLM allocated it,
@@ -14,8 +14,9 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.errors import EmulationError
+from tinymeter.analysis.report import Estimate
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import EmulationError
 from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import default_inputs, io_tensors
 from tinymeter.firmware.tflm import (
@@ -33,7 +34,6 @@ from tinymeter.firmware.tflm import (
 )
 from tinymeter.models.inspect import inspect_model
 from tinymeter.models.tflite import Model, load_tflite, read_model_bytes
-from tinymeter.report import Estimate
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.emulator import Emulator, RunResult
@@ -153,7 +153,7 @@ def layer_facts(model: Model) -> tuple[list[int], list[int], list[tuple[int, ...
     MACs are counted as the own runtime's layers count them (pooling and softmax
     included) when it can lower the model, so rows of both runtimes compare; else as
     :func:`~tinymeter.models.inspect.op_macs` counts them."""
-    from tinymeter.errors import TinymeterError
+    from tinymeter.core.errors import TinymeterError
     from tinymeter.firmware.codegen import lower_model
 
     summary = inspect_model(model)
@@ -183,7 +183,7 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
     """Estimate *model_path* running in the prebuilt TFLM *library* on *board*: one
     layer per operator (MACs, weights, output shape from the model), the arena TFLM
     really used, flash and RAM of the linked ELF; *out_dir* keeps the ELF."""
-    from tinymeter.pipeline import _assemble, function_profile, layer_estimates, stack_peak
+    from tinymeter.apps.estimate import _assemble, function_profile, layer_estimates, stack_peak
 
     model = load_tflite(model_path)
     main = model.main

@@ -1,5 +1,5 @@
 """CMSIS-SVD device descriptions: every peripheral of an MCU with its registers' reset
-values, for the emulator's peripheral map (:mod:`tinymeter.devicemap`).
+values, for the emulator's peripheral map (:mod:`tinymeter.core.devicemap`).
 
 A board file names the description with ``[peripheral_space] svd = ...``: a path
 (relative to the board file) or ``pyocd:NAME.svd``, one of the SVD files pyOCD ships
@@ -22,8 +22,8 @@ from importlib import resources
 from pathlib import Path
 from xml.etree import ElementTree
 
-from tinymeter.devicemap import Peripheral
-from tinymeter.errors import ConfigError
+from tinymeter.core.devicemap import Peripheral
+from tinymeter.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

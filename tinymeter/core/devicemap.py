@@ -28,7 +28,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 
 PERIPHERAL_MODELS = ("", "timer", "gpio")
 _MASK32 = 0xFFFFFFFF
@@ -91,7 +91,7 @@ class DeviceMap:
     reference: str = ""
     peripherals: tuple[Peripheral, ...] = ()
     #: CMSIS-SVD the peripherals come from (path or ``pyocd:NAME.svd``; see
-    #: :mod:`tinymeter.svd`), merged under ``peripherals`` by the emulator.
+    #: :mod:`tinymeter.core.svd`), merged under ``peripherals`` by the emulator.
     svd: str = ""
 
     def peripheral_at(self, address: int) -> Peripheral | None:

@@ -15,9 +15,9 @@ import html
 import tempfile
 from pathlib import Path
 
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
-from tinymeter.report import Estimate, cost_model_line
+from tinymeter.analysis.report import Estimate, cost_model_line
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
 
 __all__ = ["html_page", "markdown_page", "write_report_page"]
 
@@ -104,7 +104,7 @@ def check_report_path(path: Path | str) -> str:
 
 def write_report_page(est: Estimate, path: Path | str, calibration: str) -> list[Path]:
     """Write the report (format from the suffix: .md or .html); returns the files written."""
-    from tinymeter.models.nas_plots import plot_layers
+    from tinymeter.apps.sweep.plots import plot_layers
 
     path = Path(path)
     if check_report_path(path) == "html":

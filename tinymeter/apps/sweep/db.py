@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinymeter.files import atomic_write
-from tinymeter.texttable import text_table
+from tinymeter.core.files import atomic_write
+from tinymeter.core.texttable import text_table
 
 REPORT_VERSION = 1
 

@@ -13,7 +13,7 @@ against the measured cycles.  Choices, and why:
   the taken-branch term, which always co-occur in NN layers) are split like the prior
   splits them;
 * NN layers alone leave most parameters collinear, so the calibration microbenchmarks
-  (:mod:`tinymeter.hw.microbench`, ``role="microbench"`` samples) are fitted together
+  (:mod:`tinymeter.apps.microbench`, ``role="microbench"`` samples) are fitted together
   with the models; they are never held out, and leave-one-out scores models only;
 * non-negativity (Lawson-Hanson NNLS on the augmented system): a negative cycle cost is
   never physical, and clamping after the fact would bias the others;
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.costmodel import (
     CostParameters,
     feature_names,

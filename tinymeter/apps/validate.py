@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.errors import ConfigError, TinymeterError
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.texttable import text_table
 from tinymeter.firmware.codegen import IoTensor
-from tinymeter.texttable import text_table
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
             gen = generate(model, name=Path(model_path).stem)
             elf = FirmwareBuilder().build(gen, board, BuildConfig(kernels=kernels)).elf
         else:
-            from tinymeter.tflmrun import build_tflm_image
+            from tinymeter.apps.tflm import build_tflm_image
 
             elf = build_tflm_image(model_path, board, library, work=Path(work),
                                    timeout_s=timeout_s).elf

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .nas import (
+from tinymeter.apps.sweep.nas import (
     COST_METRICS,
     TFLM_KERNEL_SETS,
     SweepRow,
@@ -30,8 +30,8 @@ from .nas import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from tinymeter.analysis.report import Estimate
     from tinymeter.models.inspect import ModelSummary
-    from tinymeter.report import Estimate
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str, *, model: str = SWEE
     Right: cycles per MAC along each (depth, kernel) series; the reference kernels
     get cheaper per MAC smoothly as width grows, the optimized kernels zig-zag
     because odd widths miss the paired-channel fast paths (see
-    :func:`~tinymeter.models.nas.parity_inversions`).
+    :func:`~tinymeter.apps.sweep.nas.parity_inversions`).
     """
     groups = sorted(group_by_target(rows).items())
     fig = Figure(figsize=(12.0, 4.0 * max(1, len(groups))), layout="constrained")

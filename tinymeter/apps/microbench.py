@@ -22,7 +22,7 @@ mnemonic column; LDM/STM with 2, 4 (and 8) registers split the class cost from
 from ``branch.taken``; chains of ``B`` versus conditional-branch loops split
 ``branch.taken`` from ``branch.conditional``.  What stays unidentified is only what
 the core cannot execute (:func:`absent_instructions`) plus the splits no per-layer
-measurement can make (``hw.calibrate.NOT_SEPARABLE``).
+measurement can make (``analysis.calibrate.NOT_SEPARABLE``).
 
 Limits on a real board: loads from RAM and from flash (``MB_LDR_RAM``/``MB_LDR_FLASH``)
 have the same features (the block profile does not know addresses), so their
@@ -41,19 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import Board
-from tinymeter.cores import Core
-from tinymeter.errors import ConfigError, HardwareError
+from tinymeter.analysis.calibrate import ModelSample
+from tinymeter.apps.measure import BoardLink, MeasureConfig, measure_elf
+from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
+from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
+from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
     board_sources,
     calibration_sources,
 )
-from tinymeter.hw.calibrate import ModelSample
-from tinymeter.hw.measure import BoardLink, MeasureConfig, measure_elf
 from tinymeter.hw.power import PowerMonitor
-from tinymeter.hw.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.sim.costmodel import CostParameters, layer_features
 from tinymeter.sim.emulator import Emulator
 from tinymeter.sim.energy import energy_features, run_layer_activity

@@ -138,7 +138,7 @@ def mechanism_shifts(mechanisms: Sequence[Any], path: Path, *, title: str = "") 
 
 def run_title(model: str, board: str, impl: str, cost_model: str) -> str:
     """What a plot of one firmware run says it shows, as every estimate plot does
-    (:func:`tinymeter.models.nas_plots.estimate_title`): model, board, *impl* (``"optimized
+    (:func:`tinymeter.apps.sweep.plots.estimate_title`): model, board, *impl* (``"optimized
     kernels"`` or ``"tflm runtime"``) and the cost model that priced the cycles."""
     return f"{model} on {board} ({impl}, cost model {cost_model})"
 

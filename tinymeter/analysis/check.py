@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
-from tinymeter.texttable import text_table
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
+from tinymeter.core.texttable import text_table
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def junit_xml(result: CheckResult, name: str = "tinymeter check") -> str:
     suite = ET.Element("testsuite", name=name, tests=str(len(by_entry)), failures=str(failures),
                        errors="0", skipped="0")
     for entry, ds in sorted(by_entry.items()):
-        case = ET.SubElement(suite, "testcase", classname="tinymeter.check", name=entry)
+        case = ET.SubElement(suite, "testcase", classname="tinymeter.analysis.check", name=entry)
         bad = [d for d in ds if result.failed(d)]
         lines = [f"{_LABELS[d.metric]}: baseline {_fmt_value(d.metric, d.baseline)}, current "
                  f"{_fmt_value(d.metric, d.current)} ({_fmt_pct(d.change_pct)}, {d.status})"

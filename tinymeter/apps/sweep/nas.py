@@ -19,7 +19,7 @@ Layout, pure logic first:
   lazily so the pure parts and the CLI's help work without TF;
 * the sweep driver (:func:`run_sweep`): local process pool (``spawn`` context: TF is
   not fork-safe), in-process ``serial``, or a Dask cluster (``dask://HOST:PORT``,
-  imported only then). Results are committed one by one to :mod:`.sweepdb`, keyed by
+  imported only then). Results are committed one by one to :mod:`tinymeter.apps.sweep.db`, keyed by
   candidate hash, so an interrupted sweep resumes without redoing finished work.
 """
 
@@ -46,10 +46,9 @@ import numpy as np
 from tqdm import tqdm
 
 from tinymeter import __version__
-from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.texttable import text_table
-
-from .sweepdb import SweepDB
+from tinymeter.apps.sweep.db import SweepDB
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.texttable import text_table
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -468,7 +467,7 @@ def build_keras(candidate: Candidate, head: str = "softmax", seed: int = 0
     """
     if head not in ("softmax", "logits"):
         raise ConfigError(f"unknown head {head!r}; choose 'softmax' or 'logits'")
-    from . import convert as _convert
+    from tinymeter.models import convert as _convert
 
     _convert.seed_everything(seed)
     import keras
@@ -491,7 +490,7 @@ def build_keras(candidate: Candidate, head: str = "softmax", seed: int = 0
 
 def train(model: keras.Model, data: DigitsData, recipe: TrainRecipe) -> float:
     """Train in place with Adam; returns the float test accuracy of the Keras model."""
-    from . import convert as _convert
+    from tinymeter.models import convert as _convert
 
     _convert.seed_everything(recipe.seed)
     import keras
@@ -508,7 +507,7 @@ def convert(model: keras.Model, data: DigitsData, quantize: str = "int8") -> byt
     """int8 (calibrated on training images, int8 I/O) or float32 .tflite bytes."""
     import contextlib
 
-    from . import convert as _convert
+    from tinymeter.models import convert as _convert
 
     # Keras' export print()s "Saved artifact at ..." through sys.stdout, which the
     # converter's fd-level capture misses inside Jupyter (ipykernel replaces sys.stdout).
@@ -525,7 +524,7 @@ def tflite_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
     firmware would receive them; the arg-max of int8 outputs equals that of the
     dequantized ones, so no output dequantization is needed.
     """
-    from . import convert as _convert
+    from tinymeter.models import convert as _convert
 
     tf = _convert.import_tf()
     with _convert._captured_native_output():  # the interpreter chats on stderr from C++
@@ -579,7 +578,7 @@ class CandidateResult:
 
 
 def estimate_summary(est: Any) -> dict[str, Any]:
-    """The fields of an :class:`~tinymeter.report.Estimate` a sweep keeps per target."""
+    """The fields of an :class:`~tinymeter.analysis.report.Estimate` a sweep keeps per target."""
     return {"ms": est.ms, "cycles": est.cycles, "energy_uj": est.energy_uj, "instructions": est.instructions,
             "cost_model": est.cost_model,
             "arena_bytes": est.arena_bytes, "flash_bytes": est.flash_bytes, "ram_bytes": est.ram_bytes,
@@ -606,17 +605,17 @@ def train_candidate(candidate: Candidate, recipe: TrainRecipe, head: str,
 
 def estimate_tflite(tflite: bytes, target: Target) -> dict[str, Any]:
     """Emulate a .tflite on one target and return :func:`estimate_summary`."""
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import estimate
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import estimate
 
     board = load_board(target.board)
     with tempfile.TemporaryDirectory(prefix="tm-nas-") as tmp:
         path = Path(tmp) / "candidate.tflite"
         path.write_bytes(tflite)
         if target.kernels in TFLM_KERNEL_SETS:
-            from tinymeter.tflmconfig import resolve_library
-            from tinymeter.tflmrun import estimate_tflm
+            from tinymeter.apps.tflm import estimate_tflm
+            from tinymeter.firmware.tflmconfig import resolve_library
 
             library = resolve_library(board.core.name, kernels=target.kernels[5:] or None)
             est = estimate_tflm(path, board, library)
@@ -747,7 +746,7 @@ def _warm_firmware_cache(targets: Sequence[Target]) -> None:
     the same set at the same moment would race on the cache directory, so the parent
     builds them first (a one-layer model: about a second per core).
     """
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
@@ -876,7 +875,7 @@ def run_sweep(config: SweepConfig, db_path: Path | str, *, executor: str = "proc
     kind, _ = parse_executor(executor)
     if kind == "dask":
         _import_dask()  # fail before any work if dask is missing
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     for board in config.boards:
         load_board(board)  # unknown boards fail now, not in every worker
@@ -915,7 +914,7 @@ def run_sweep(config: SweepConfig, db_path: Path | str, *, executor: str = "proc
 
 def write_outputs(result: SweepResult, out_dir: Path | str, metric: str = "ms") -> dict[str, Path]:
     """results.csv, pareto.json, pareto.png and parity.png into *out_dir*."""
-    from . import nas_plots
+    from tinymeter.apps.sweep import plots as nas_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

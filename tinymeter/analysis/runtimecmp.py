@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tinymeter.errors import EmulationError
-from tinymeter.report import Estimate
-from tinymeter.texttable import text_table
+from tinymeter.analysis.report import Estimate
+from tinymeter.core.errors import EmulationError
+from tinymeter.core.texttable import text_table
 
 
 @dataclass(frozen=True)
