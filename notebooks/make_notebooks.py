@@ -168,7 +168,7 @@ png = marker_timeline(run.marks, board.hardware_clock_hz, OUT / "marker_lines.pn
                       cost_model=cost_model_for(board).name,
                       ops=[layer.op_name for layer in image.model.layers])
 display(Image(filename=str(png)))'''),
-        ("code", '''from tinymeter.cli import main
+        ("code", '''from tinymeter.cli.main import main
 
 if HAVE_VIRTUAL:
     status = main(["calibrate", "--probe", "virtual", "--power", "virtual", "--no-save",

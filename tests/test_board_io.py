@@ -308,7 +308,7 @@ def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: Firmwa
 
 
 def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     assert main(["boards", "nucleo-g0b1re"]) == 0
     text = capsys.readouterr().out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tinymeter.analysis.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
 from tinymeter.core.errors import ConfigError
 from tinymeter.models.testing import int8_tensor, single_op_model

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tinymeter.analysis import check
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.core.errors import ConfigError
 
 

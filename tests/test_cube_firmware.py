@@ -73,7 +73,7 @@ def test_cube_app_error_handler_inlined_is_an_error(board: Board, tmp_path: Path
 def test_cube_app_one_command(board: Board, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     """The README's one command: span rows, span profile and the firmware's own output."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     elf = build_cube(board, tmp_path)
     assert main(["estimate", "--elf", str(elf), "--board", board.name, "-q", "--profile", "3",

@@ -79,7 +79,7 @@ def test_export_files_are_complete() -> None:
 def test_exported_library_builds_with_user_main_and_is_bit_exact(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tinymeter.apps.validate import random_inputs
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
     from tinymeter.firmware.codegen import io_tensors
     from tinymeter.models.testing import run_tflm
     from tinymeter.models.tflite import load_tflite

@@ -186,7 +186,7 @@ def test_foreign_elf_output_in_run_result(tmp_path: Path) -> None:
 
 @needs_gxx
 def test_estimate_cli_elf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     board = load_board("nucleo-l4r5zi")
     elf = build_foreign(board, tmp_path)
@@ -267,7 +267,7 @@ def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
 
 @needs_gxx
 def test_estimate_cli_stop_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     board = load_board("nucleo-l4r5zi")
     elf = build_foreign(board, tmp_path, "CALL")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.core.errors import MissingDependencyError
 
 

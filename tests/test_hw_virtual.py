@@ -11,7 +11,7 @@ import pytest
 
 from tinymeter.apps.measure import MeasureConfig, emulate_features, measure_elf
 from tinymeter.apps.resultsdb import ResultsDB
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate

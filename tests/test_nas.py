@@ -322,7 +322,7 @@ def test_dask_executor_on_a_local_cluster(tmp_path: Path) -> None:
 def test_digits_sweep_interrupted_then_resumed_via_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """20 real candidates (1 epoch) on 2 workers: interrupt after 6, resume with the CLI."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path / "cache"))
     out, db = tmp_path / "sweep", tmp_path / "sweep" / "sweep.sqlite"

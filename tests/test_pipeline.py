@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinymeter.apps.estimate import estimate
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model

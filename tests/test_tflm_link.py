@@ -98,6 +98,7 @@ def test_tflm_generated_files_and_linker_script() -> None:
 def test_tflm_pure_helpers(tmp_path: Path) -> None:
     """Kernel set from the library's symbol names, include folders from one checkout,
     the harness's arena line, the enlarged sizing board."""
+    from tinymeter.abi import parse_arena
     from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.tflm import (
         archive_symbols,
@@ -105,7 +106,6 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
         harness_flags_for,
         include_dirs,
         kernel_set_of_archive,
-        parse_arena,
         search_sizes,
         sizing_board,
     )
@@ -455,7 +455,7 @@ def test_estimate_with_fake_tflm_lib(tmp_path: Path, capsys: pytest.CaptureFixtu
     shape, TFLM's log forwarded, flash and RAM of the linked ELF."""
     import json
 
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -479,7 +479,7 @@ def test_tflm_build_keeps_sized_elf_and_too_big_is_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``build --tflm-lib --out DIR`` keeps an ELF with exactly the arena TFLM uses; a
     model needing more than the board's RAM is one error naming both sizes."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m0plus")
@@ -519,7 +519,7 @@ def test_registered_library_runs_with_runtime_tflm(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``tinymeter tflm add`` once, then ``--runtime tflm`` needs no paths."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     config = tmp_path / "config.toml"
     monkeypatch.setenv("TINYMETER_CONFIG", str(config))
@@ -559,7 +559,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     from dataclasses import replace
 
     from tinymeter.analysis.runtimecmp import RuntimeRun, check_aligned
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
     from tinymeter.core.errors import EmulationError
 
     model = _fc_model(tmp_path)
@@ -593,7 +593,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``measure --tflm-lib`` builds the TFLM harness's hardware image (UART report, marker
     pins) and measures it per layer like the own runtime's (virtual board)."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -619,7 +619,7 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
     import json
 
     from tinymeter.apps.sweep.nas import SweepConfig, Target, estimate_tflite
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
     from tinymeter.core.errors import ConfigError
 
     model = _fc_model(tmp_path)
@@ -649,7 +649,7 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.slow
 def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``calibrate --tflm-lib``: the campaign builds, emulates and measures TFLM images."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -100,7 +100,7 @@ def test_real_compare_runtimes(real, tmp_path: Path,  # type: ignore[no-untyped-
                                capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     report = tmp_path / "cmp.json"
     assert main(["estimate", str(MLPERF / MODELS["kws"]), "-q", "--compare-runtimes",

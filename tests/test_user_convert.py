@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.host import run_on_host
 from tinymeter.models.testing import run_tflm

@@ -82,7 +82,7 @@ def _fc_int8(tmp_path: Path) -> Path:
 @needs_gcc
 def test_validate_own_runtime_int8_and_float(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
     from tinymeter.models.testing import single_op_model, tensor
 
     model = _fc_int8(tmp_path)
@@ -113,7 +113,7 @@ def test_validate_mismatch_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture
     """The fake TFLM's FULLY_CONNECTED sums input bytes: validate must catch it."""
     from test_tflm_link import build_fake_tflm
 
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_int8(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")

@@ -227,7 +227,7 @@ def test_inlined_error_handler_is_an_error_with_call_path(board: Board, tmp_path
 
 def test_whole_run_totals_without_profiler_events(board: Board, vendor_elf: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     assert main(["estimate", "--elf", str(vendor_elf), "--board", board.name, "-q",
                  "--stop-at", "app::finish", "--profile", "4"]) == 0

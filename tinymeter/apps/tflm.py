@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tinymeter.abi import ARENA_HOOK, ArenaReport, parse_arena
 from tinymeter.analysis.report import Estimate
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import EmulationError
@@ -21,12 +22,10 @@ from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import default_inputs, io_tensors
 from tinymeter.firmware.tflm import (
     ARENA_LIMIT_SYMBOL,
-    ArenaReport,
     TflmBuild,
     TflmLibrary,
     arena_for,
     elf_memory,
-    parse_arena,
     patch_word,
     search_sizes,
     sizing_board,
@@ -39,9 +38,6 @@ from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.emulator import Emulator, RunResult
 
 log = logging.getLogger(__name__)
-
-ARENA_HOOK = "tm_tflm_arena_hook"
-
 
 @dataclass(frozen=True)
 class TflmImage:

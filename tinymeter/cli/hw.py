@@ -3,7 +3,7 @@
 Thin adapters: parse arguments, build the link (a real board through pyOCD/OpenOCD
 and a serial port, or the virtual board), call :mod:`tinymeter.apps.measure` and
 :mod:`tinymeter.analysis.calibrate`, print.  Errors are raised as ``TinymeterError`` s and
-printed by ``tinymeter.cli.main``.
+printed by ``tinymeter.cli.main.main``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,23 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.cli import (
+from tinymeter.analysis import plots
+from tinymeter.analysis.calibrate import DEFAULT_REGULARIZATION, NOT_SEPARABLE, calibrate, save_calibration
+from tinymeter.analysis.calibrations import calibration_file, choose_calibration
+from tinymeter.apps.estimate import build_model, resolve_model
+from tinymeter.apps.measure import (
+    MeasureConfig,
+    ProbeLink,
+    campaign,
+    emulate_run,
+    measure_image,
+    measure_model,
+    samples_from_runs,
+)
+from tinymeter.apps.microbench import absent_instructions, measure_microbench
+from tinymeter.apps.resultsdb import ResultsDB, default_db_path
+from tinymeter.apps.tflm import build_tflm_image, firmware_image
+from tinymeter.cli.args import (
     add_build_args,
     add_model_arg,
     add_runtime_args,
@@ -30,11 +46,20 @@ from tinymeter.cli import (
     positive_float,
     positive_int,
     run_count,
+    tflm_library,
+    uses_tflm,
 )
-from tinymeter.core.boards import Board
+from tinymeter.core.boards import Board, load_board
 from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import is_stdout, write_output
 from tinymeter.core.texttable import text_table
+from tinymeter.firmware.build import BuildConfig, effective_kernels
+from tinymeter.hw.power import JoulescopeMonitor, PPK2Monitor, read_csv
+from tinymeter.hw.probe import ProbeConfig, ProbeRunner
+from tinymeter.hw.virtual import VirtualBoard, VirtualPowerMonitor, VirtualTiming
+from tinymeter.models.demomodels import write_demo_models
+from tinymeter.sim.costmodel import datasheet_cost_model, parameter_vector
+from tinymeter.sim.energy import ENERGY_PARAMETERS, energy_features
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +145,6 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 
 def _probe_config(args: argparse.Namespace) -> Any:
-    from tinymeter.hw.probe import ProbeConfig
-
     return ProbeConfig(tool=args.probe, uid=args.uid, timeout_s=args.probe_timeout)
 
 
@@ -129,8 +152,6 @@ def _probe_config(args: argparse.Namespace) -> Any:
 def _link(args: argparse.Namespace, board: Board) -> Iterator[Any]:
     """The board to talk to: a real one (probe + serial) or the virtual board."""
     if args.probe == "virtual":
-        from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
-
         timing = VirtualTiming.for_board(board, seed=args.virtual_seed, noise=args.virtual_noise)
         vb = VirtualBoard(board, timing)
         try:
@@ -140,15 +161,12 @@ def _link(args: argparse.Namespace, board: Board) -> Iterator[Any]:
         return
     if not args.port:
         raise ConfigError("--port is required with a real board (the UART's serial device)")
-    from tinymeter.apps.measure import ProbeLink
 
     yield ProbeLink(board, args.port, _probe_config(args), args.baud)
 
 
 def _power_factory(args: argparse.Namespace, link: Any) -> Callable[[], Any] | None:
     if args.power_csv is not None:
-        from tinymeter.hw.power import read_csv
-
         path = args.power_csv
 
         class _CsvMonitor:
@@ -165,16 +183,11 @@ def _power_factory(args: argparse.Namespace, link: Any) -> Callable[[], Any] | N
     if args.power == "none":
         return None
     if args.power == "virtual":
-        from tinymeter.hw.virtual import VirtualBoard, VirtualPowerMonitor
-
         if not isinstance(link, VirtualBoard):
             raise ConfigError("--power virtual needs --probe virtual")
         return lambda: VirtualPowerMonitor(link)
     if args.power == "joulescope":
-        from tinymeter.hw.power import JoulescopeMonitor
-
         return lambda: JoulescopeMonitor(serial=args.power_port)
-    from tinymeter.hw.power import PPK2Monitor
 
     if not args.power_port:
         raise ConfigError("--power ppk2 needs --power-port (the PPK2's serial device)")
@@ -182,15 +195,11 @@ def _power_factory(args: argparse.Namespace, link: Any) -> Callable[[], Any] | N
 
 
 def _measure_config(args: argparse.Namespace) -> Any:
-    from tinymeter.apps.measure import MeasureConfig
-
     return MeasureConfig(runs=args.runs, warmup=args.warmup, timeout_s=args.timeout,
                          idle_timeout_s=args.idle_timeout, retries=args.retries)
 
 
 def _db(args: argparse.Namespace) -> Any:
-    from tinymeter.apps.resultsdb import ResultsDB, default_db_path
-
     return ResultsDB(args.db or default_db_path())
 
 
@@ -208,11 +217,6 @@ def _pct(x: float) -> str:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    from tinymeter.apps.estimate import build_model, resolve_model
-    from tinymeter.core.boards import load_board
-    from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.probe import ProbeRunner
-
     board = load_board(args.board)
     config = BuildConfig(kernels=args.kernels, opt=args.opt, runs=args.runs, io="uart")
     runner = ProbeRunner(board, _probe_config(args))
@@ -228,12 +232,9 @@ def _tflm_image(args: argparse.Namespace, board: Board, model_path: Path,
                 config: Any) -> Iterator[Any]:
     """With ``--runtime tflm``/``--tflm-lib``: the TFLM harness's hardware image (arena
     sized) as a FirmwareImage, alive while the context is; else None."""
-    from tinymeter.cli import tflm_library, uses_tflm
-
     if not uses_tflm(args):
         yield None
         return
-    from tinymeter.apps.tflm import build_tflm_image, firmware_image
 
     library = tflm_library(args, board)
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
@@ -283,13 +284,6 @@ def _measurement_text(stored: Any, estimated: np.ndarray, board: Board, db_path:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from tinymeter.apps.estimate import resolve_model
-    from tinymeter.apps.measure import emulate_run, measure_image, measure_model
-    from tinymeter.core.boards import load_board
-    from tinymeter.firmware.build import BuildConfig
-    from tinymeter.sim.costmodel import parameter_vector
-    from tinymeter.sim.energy import energy_features
-
     board = load_board(args.board)
     path = resolve_model(args.model)
     config = _measure_config(args)
@@ -307,7 +301,6 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 else:
                     image, stored = measure_model(path, link, db, config, build=build,
                                                   power=power, resume=not args.remeasure)
-                from tinymeter.analysis.calibrations import choose_calibration
 
                 model = choose_calibration(board, None, args.uid).cost_model(board)
                 features, _cycles, activity = emulate_run(image, model.params)
@@ -324,9 +317,6 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     print(_measurement_text(stored, estimated, board, db.path, est_energy),
           file=sys.stderr if is_stdout(args.json) else sys.stdout)
     if args.json:
-        from tinymeter.cli import tflm_library, uses_tflm
-        from tinymeter.firmware.build import effective_kernels
-
         data = {"board": board.name, "model": stored.model, "measurement_id": stored.id,
                 "model_path": str(Path(path).resolve()),
                 "kernels": (tflm_library(args, board).label if uses_tflm(args)
@@ -341,8 +331,6 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         write_output(args.json, json.dumps(data, indent=2) + "\n")
         _wrote(args, args.json)
     if args.plot:
-        from tinymeter.analysis import plots
-
         title = (f"{stored.model} on {board.name} ({args.kernels} kernels, cost model "
                  f"{model.name}, {model.source})")
         plots.estimated_vs_measured(stored.cycles, estimated, args.plot / "estimated_vs_measured.png",
@@ -356,12 +344,6 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from tinymeter.analysis.calibrate import DEFAULT_REGULARIZATION, calibrate, save_calibration
-    from tinymeter.analysis.calibrations import calibration_file
-    from tinymeter.apps.microbench import absent_instructions
-    from tinymeter.core.boards import load_board
-    from tinymeter.sim.costmodel import datasheet_cost_model
-
     board = load_board(args.board)
     datasheet = datasheet_cost_model(board)
     prior = datasheet.params
@@ -403,11 +385,8 @@ def _tflm_image_factory(args: argparse.Namespace, board: Board,
                         work: Path) -> Callable[[Path, Any], Any] | None:
     """With ``--runtime tflm``/``--tflm-lib``: build a model's TFLM hardware image in
     *work* (kept until the campaign ends); else None (tinymeter's runtime)."""
-    from tinymeter.cli import tflm_library, uses_tflm
-
     if not uses_tflm(args):
         return None
-    from tinymeter.apps.tflm import build_tflm_image, firmware_image
 
     library = tflm_library(args, board)
 
@@ -422,14 +401,9 @@ def _tflm_image_factory(args: argparse.Namespace, board: Board,
 def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> list:
     """Measure the models (default: the demo set) and, unless --no-microbench, the
     microbenchmark firmware; one sample per firmware."""
-    from tinymeter.apps.measure import campaign, samples_from_runs
-    from tinymeter.firmware.build import BuildConfig
-
     models = list(args.models)
     with tempfile.TemporaryDirectory(prefix="tm-demo-") as tmp:
         if not models:
-            from tinymeter.models.demomodels import write_demo_models
-
             models = write_demo_models(Path(tmp))
         if len(models) < 2:
             raise ConfigError("calibration needs at least two models (leave-one-out)")
@@ -442,8 +416,6 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
                             image_for=_tflm_image_factory(args, board, Path(tmp)))
             samples = samples_from_runs(runs)
             if not args.no_microbench:
-                from tinymeter.apps.microbench import measure_microbench
-
                 factory = _power_factory(args, link)
                 power = factory() if factory else None
                 try:
@@ -459,9 +431,6 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
 def _print_calibration(board: Board, samples: list, result: Any) -> None:
     """Errors before/after, every parameter with its datasheet value, and what could
     not be identified (and why)."""
-    from tinymeter.analysis.calibrate import NOT_SEPARABLE
-    from tinymeter.sim.costmodel import parameter_vector
-
     n_models = sum(s.role == "model" for s in samples)
     n_mb = sum(len(s.measured) for s in samples if s.role == "microbench")
     print(f"calibration of {board.name} ({board.core.name}) from {n_models} models, "
@@ -502,8 +471,6 @@ def _print_calibration(board: Board, samples: list, result: Any) -> None:
 def _print_energy_fit(fit: Any) -> None:
     """The energy-by-activity fit: per-layer and per-model energy error before (board
     file priors) and after, and each parameter against its prior."""
-    from tinymeter.sim.energy import ENERGY_PARAMETERS
-
     print("energy by activity (per-layer energies from the marker-split power trace):")
     rows = [("layer energy error (mean)", fit.before.layer_mape, fit.after.layer_mape),
             ("layer energy error (max)", fit.before.layer_max, fit.after.layer_max),
@@ -549,9 +516,6 @@ def _print_mechanisms(mechanisms: Any, gap: float) -> None:
 
 def _calibration_plots(out: Path, samples: list, result: Any, board: Board, impl: str) -> None:
     """The calibration's plots; titles name the board, *impl* (kernels) and cost model."""
-    from tinymeter.analysis import plots
-    from tinymeter.sim.costmodel import datasheet_cost_model, parameter_vector
-
     what = f"{board.name}, {impl}, cost model {datasheet_cost_model(board).name}"
 
     theta0 = parameter_vector(result.prior)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -18,9 +17,44 @@ from pathlib import Path
 from typing import Any
 
 from tinymeter import __version__
-from tinymeter.core.boards import DEFAULT_BOARD
-from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.analysis import check
+from tinymeter.analysis.calibrations import choose_calibration
+from tinymeter.analysis.report import Unfit, comparison_csv, format_comparison, format_table, layers_csv
+from tinymeter.analysis.reportpage import check_report_path, write_report_page
+from tinymeter.analysis.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
+from tinymeter.apps.estimate import build_model, estimate, estimate_elf, parse_span, resolve_model
+from tinymeter.apps.sweep import nas
+from tinymeter.apps.tflm import build_tflm_image, estimate_tflm
+from tinymeter.apps.validate import format_validation, validate
+from tinymeter.cli.args import (
+    add_build_args,
+    add_io_arg,
+    add_model_arg,
+    add_runtime_args,
+    join_opt_values,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_count,
+    tflm_library,
+    uses_tflm,
+)
+from tinymeter.cli.hw import add_subcommands as add_hw_subcommands
+from tinymeter.core.boards import DEFAULT_BOARD, describe_board, list_boards, load_board
+from tinymeter.core.errors import ConfigError, DoesNotFit, TinymeterError
 from tinymeter.core.files import atomic_write, is_stdout, write_output
+from tinymeter.firmware import tflmconfig
+from tinymeter.firmware.build import BuildConfig
+from tinymeter.firmware.codegen import generate
+from tinymeter.firmware.export import write_export
+from tinymeter.firmware.support import format_support, op_support, tflm_registered_ops, unsupported, with_tflm
+from tinymeter.firmware.tflm import _read_library
+from tinymeter.firmware.tflmconfig import libraries_for, load_registry
+from tinymeter.models import zoo
+from tinymeter.models.inspect import format_summary, inspect_model
+from tinymeter.models.tflite import load_tflite
+from tinymeter.models.user_convert import convert_user_model, format_accuracy, load_calibration
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -61,22 +95,13 @@ def _emit(args: argparse.Namespace, text: str, outputs: Sequence[Output]) -> Non
 def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
     """The cost model ``--calibration`` selects for *board*, and the line saying which
     calibration that is (printed with the result)."""
-    from tinymeter.analysis.calibrations import choose_calibration
-
     choice = choose_calibration(board, args.calibration)
     return choice.cost_model(board), choice.describe()
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from tinymeter.analysis.report import format_table, layers_csv
-    from tinymeter.apps.estimate import estimate, resolve_model
-    from tinymeter.core.boards import load_board
-    from tinymeter.firmware.build import BuildConfig
-
     _check_outputs(args.json, args.csv)
     if args.report:
-        from tinymeter.analysis.reportpage import check_report_path
-
         check_report_path(args.report)
     if args.compare:
         return _estimate_boards(args)
@@ -88,8 +113,6 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         raise ConfigError("--stop-at and --span apply to --elf only (tinymeter's own "
                           "firmware ends by itself)")
     if args.elf is not None:
-        from tinymeter.apps.estimate import estimate_elf, parse_span
-
         if args.model is not None:
             raise ConfigError("give either a model or --elf, not both")
         est = estimate_elf(args.elf, board, budget_instructions=args.budget,
@@ -97,8 +120,6 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                            span=parse_span(args.span) if args.span else None,
                            span_count=args.span_count, cost_model=cost_model)
     elif uses_tflm(args):
-        from tinymeter.apps.tflm import estimate_tflm
-
         est = estimate_tflm(resolve_model(args.model), board, tflm_library(args, board),
                             BuildConfig(opt=args.opt, io=args.io), arena_bytes=args.tflm_arena,
                             budget_instructions=args.budget, timeout_s=args.timeout,
@@ -112,8 +133,6 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
           [(args.json, lambda: json.dumps(est.to_dict(), indent=2) + "\n"),
            (args.csv, lambda: layers_csv(est))])
     if args.report:
-        from tinymeter.analysis.reportpage import write_report_page
-
         for path in write_report_page(est, args.report, calibration):
             if not args.quiet:
                 print(f"wrote {path}", file=sys.stderr)
@@ -122,12 +141,6 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _estimate_boards(args: argparse.Namespace) -> int:
     """``estimate --compare``: the same model on several boards, one row each."""
-    from tinymeter.analysis.report import Unfit, comparison_csv, format_comparison
-    from tinymeter.apps.estimate import resolve_model
-    from tinymeter.core.boards import list_boards, load_board
-    from tinymeter.core.errors import DoesNotFit
-    from tinymeter.firmware.build import BuildConfig
-
     if args.elf is not None:
         raise ConfigError("--compare estimates a model (not --elf, which is built for one board)")
     names = list_boards() if args.compare == "all" else [b for b in args.compare.split(",") if b]
@@ -157,12 +170,7 @@ def _estimate_boards(args: argparse.Namespace) -> int:
 def _estimate_one(args: argparse.Namespace, model_path: Path, board: Any, config: Any,
                   cost_model: Any) -> Any:
     """One board of ``--compare``: tinymeter's runtime or the TFLM library."""
-    from tinymeter.apps.estimate import estimate
-    from tinymeter.firmware.build import BuildConfig
-
     if uses_tflm(args):
-        from tinymeter.apps.tflm import estimate_tflm
-
         return estimate_tflm(model_path, board, tflm_library(args, board), BuildConfig(opt=args.opt),
                              arena_bytes=args.tflm_arena, budget_instructions=args.budget,
                              timeout_s=args.timeout, cost_model=cost_model)
@@ -174,13 +182,6 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
     """``estimate --compare-runtimes``: own reference, own optimized and every TFLM library
     of the board's core (or --tflm-lib), one per-layer table, all priced by the cost model
     ``--calibration`` selects (and says)."""
-    from tinymeter.analysis.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
-    from tinymeter.apps.estimate import estimate, resolve_model
-    from tinymeter.apps.tflm import estimate_tflm
-    from tinymeter.core.boards import load_board
-    from tinymeter.firmware.build import BuildConfig
-    from tinymeter.firmware.tflmconfig import libraries_for, load_registry
-
     if args.elf is not None:
         raise ConfigError("--compare-runtimes estimates a model (not --elf)")
     board = load_board(args.board)
@@ -211,34 +212,11 @@ def _estimate_runtimes(args: argparse.Namespace) -> int:
     return 0
 
 
-def uses_tflm(args: argparse.Namespace) -> bool:
-    """Whether a command runs the model in a TFLM library (``--runtime tflm`` or an
-    explicit ``--tflm-lib``)."""
-    return getattr(args, "runtime", "own") == "tflm" or getattr(args, "tflm_lib", None) is not None
-
-
-def tflm_library(args: argparse.Namespace, board: Any) -> Any:
-    """The TFLM library of a command: ``--tflm-lib`` with ``--tflm-root``/``--tflm-include``,
-    else the one registered for the board's core (``tinymeter tflm add``)."""
-    from tinymeter.firmware.tflmconfig import resolve_library
-
-    return resolve_library(board.core.name, lib=args.tflm_lib, root=args.tflm_root,
-                           includes=args.tflm_include or (), kernels=args.tflm_kernels)
-
-
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from tinymeter.apps.estimate import resolve_model
-    from tinymeter.firmware.support import format_support, op_support, unsupported
-    from tinymeter.models.inspect import format_summary, inspect_model
-    from tinymeter.models.tflite import load_tflite
-
     model = load_tflite(resolve_model(args.model))
     summary = inspect_model(model)
     support = op_support(model)
     if args.tflm_lib is not None:
-        from tinymeter.firmware.support import tflm_registered_ops, with_tflm
-        from tinymeter.firmware.tflm import _read_library
-
         support = with_tflm(support, tflm_registered_ops(_read_library(args.tflm_lib)))
     doc = {**summary.to_dict(), "support": [r.to_dict() for r in support]}
     _emit(args, format_support(support) + "\n\n" + format_summary(summary),
@@ -253,12 +231,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from tinymeter.models.user_convert import (
-        convert_user_model,
-        format_accuracy,
-        load_calibration,
-    )
-
     calibration = load_calibration(args.calibration_data) if args.calibration_data else None
     result = convert_user_model(args.model, args.quantize, calibration, seed=args.seed)
     out = args.out or Path(args.model).with_suffix("").with_name(
@@ -272,10 +244,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from tinymeter.apps.estimate import build_model, resolve_model
-    from tinymeter.core.boards import load_board
-    from tinymeter.firmware.build import BuildConfig
-
     board = load_board(args.board)
     if uses_tflm(args):
         return _build_tflm(args, board)
@@ -292,10 +260,6 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
     """``build --runtime tflm``: the TFLM-harness ELF with its arena sized, kept in --out."""
     import tempfile
 
-    from tinymeter.apps.estimate import resolve_model
-    from tinymeter.apps.tflm import build_tflm_image
-    from tinymeter.firmware.build import BuildConfig
-
     library = tflm_library(args, board)
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
         image = build_tflm_image(resolve_model(args.model), board, library,
@@ -308,8 +272,6 @@ def _build_tflm(args: argparse.Namespace, board: Any) -> int:
 
 
 def _cmd_boards(args: argparse.Namespace) -> int:
-    from tinymeter.core.boards import describe_board, list_boards, load_board
-
     if args.board is not None:
         print(describe_board(load_board(args.board)))
         return 0
@@ -321,8 +283,6 @@ def _cmd_boards(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
-    from tinymeter.models import zoo
-
     if args.zoo_cmd == "list":
         names = zoo.list_models()
         width = max(len(n) for n in names)
@@ -340,8 +300,6 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from tinymeter.apps.sweep import nas
-
     data: dict = {}
     if args.config:
         try:
@@ -376,24 +334,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from tinymeter.analysis import check
-
     current: dict = {}
     root = Path(args.baseline).parent  # model paths in keys are relative to the baseline
     tflites = [p for p in args.results if Path(p).suffix == ".tflite"]
     if tflites:
-        from tinymeter.apps.estimate import estimate
-        from tinymeter.core.boards import load_board
-        from tinymeter.firmware.build import BuildConfig
-
         boards = [load_board(name) for name in args.board or [DEFAULT_BOARD]]
         for path in tflites:
             if not Path(path).exists():
                 raise ConfigError(f"model file {path} does not exist")
             for board in boards:
                 if uses_tflm(args):
-                    from tinymeter.apps.tflm import estimate_tflm
-
                     est = estimate_tflm(Path(path), board, tflm_library(args, board),
                                         arena_bytes=args.tflm_arena)
                 else:
@@ -417,10 +367,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     """``tinymeter validate``: emulated outputs vs the host interpreters; exit 1 on mismatch."""
-    from tinymeter.apps.estimate import resolve_model
-    from tinymeter.apps.validate import format_validation, validate
-    from tinymeter.core.boards import load_board
-
     board = load_board(args.board)
     library = tflm_library(args, board) if uses_tflm(args) else None
     result = validate(resolve_model(args.model), board, library=library, kernels=args.kernels,
@@ -433,12 +379,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """``tinymeter export``: the own runtime for one model as a C library."""
-    from tinymeter.apps.estimate import resolve_model
-    from tinymeter.core.boards import load_board
-    from tinymeter.firmware.codegen import generate
-    from tinymeter.firmware.export import write_export
-    from tinymeter.models.tflite import load_tflite
-
     board = load_board(args.board)
     path = resolve_model(args.model)
     gen = generate(load_tflite(path), name=path.stem)
@@ -450,8 +390,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_tflm(args: argparse.Namespace) -> int:
     """``tinymeter tflm add|list``: the registered TFLM libraries."""
-    from tinymeter.firmware import tflmconfig
-
     if args.tflm_cmd == "add":
         target = (Path.cwd() / tflmconfig.PROJECT_FILE) if args.project else None
         entry = tflmconfig.add_library(args.lib, args.core, args.root, kernels=args.kernels,
@@ -474,56 +412,6 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
 
 
 # -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
-
-
-def _bounded(kind: type, low: float, inclusive: bool, what: str,
-             high: float = math.inf) -> Callable[[str], Any]:
-    """argparse type: *kind* parsed from text, finite and bounded, so a nonsense value
-    (NaN, inf, negative) is one usage error naming the flag instead of a silently odd
-    run or a crash after the work is done."""
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value > high or not (value >= low if inclusive else value > low):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    convert.__name__ = what  # argparse names the type in its messages
-    return convert
-
-
-positive_int = _bounded(int, 0, False, "a positive integer")
-non_negative_int = _bounded(int, 0, True, "a non-negative integer")
-positive_float = _bounded(float, 0.0, False, "a positive number")
-non_negative_float = _bounded(float, 0.0, True, "a non-negative number")
-#: Firmware run counts live in a uint32_t (TM_RUNS).
-run_count = _bounded(int, 0, False, "a positive integer below 2^32", high=0xFFFFFFFF)
-
-
-def add_model_arg(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("model", nargs="?", default=None,
-                    help="a .tflite file or a zoo model name (default: the zoo's DS-CNN KWS)")
-
-
-def add_build_args(sp: argparse.ArgumentParser) -> None:
-    """--board, --kernels, --opt: what every subcommand that builds firmware takes."""
-    sp.add_argument("--board", default=DEFAULT_BOARD,
-                    help=f"board name or file (default {DEFAULT_BOARD})")
-    sp.add_argument("--kernels", default="reference", choices=("reference", "optimized"))
-    sp.add_argument("--opt", default="-O2", help="compiler optimization level (default -O2)")
-
-
-def _join_opt_values(argv: Sequence[str]) -> list[str]:
-    """``--opt -O3`` as ``--opt=-O3``: argparse takes any ``-X`` word for an option and
-    would reject the natural spelling with "expected one argument"."""
-    out: list[str] = []
-    for arg in argv:
-        if out and out[-1] == "--opt" and arg.startswith("-O"):
-            out[-1] = f"--opt={arg}"
-        else:
-            out.append(arg)
-    return out
 
 
 # -- one parser per subcommand --------------------------------------------------------------
@@ -576,42 +464,6 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-q", "--quiet", action="store_true",
                    help="only the result: no progress, no 'wrote' lines")
     e.set_defaults(func=_cmd_estimate)
-
-
-def add_runtime_args(sp: argparse.ArgumentParser) -> None:
-    """--runtime and the TFLM library options (registered libraries need none)."""
-    sp.add_argument("--runtime", default="own", choices=("own", "tflm"),
-                    help="run the model in tinymeter's runtime (default) or in a prebuilt "
-                         "TFLM library (registered with `tinymeter tflm add`, or --tflm-lib)")
-    sp.add_argument("--tflm-lib", type=Path, default=None,
-                    help="a prebuilt TFLM static library (libtensorflow-microlite.a) to link "
-                         "the TFLM harness against (implies --runtime tflm)")
-    sp.add_argument("--tflm-root", type=Path, default=None,
-                    help="the TFLM source checkout the library was built from (headers: the "
-                         "root, downloads/flatbuffers/include and downloads/gemmlowp)")
-    sp.add_argument("--tflm-include", type=Path, action="append",
-                    help="extra TFLM include directory (repeatable)")
-    sp.add_argument("--tflm-kernels", default=None, choices=("cmsis-nn", "reference"),
-                    help="which registered library of the core (default: CMSIS-NN if "
-                         "registered)")
-    sp.add_argument("--tflm-arena", type=_multiple_of_16, default=None,
-                    help="TFLM tensor arena bytes (default: sized automatically from "
-                         "TFLM's arena_used_bytes())")
-
-
-def _multiple_of_16(text: str) -> int:
-    value = positive_int(text)
-    if value % 16:
-        raise argparse.ArgumentTypeError(f"expected a multiple of 16, got {text!r}")
-    return value
-
-
-def add_io_arg(sp: argparse.ArgumentParser) -> None:
-    """--io: which firmware image (``flash``/``measure`` always use the hardware one)."""
-    sp.add_argument("--io", default="semihosting", choices=("semihosting", "uart"),
-                    help="report through semihosting (emulator/debugger; default) or build "
-                         "the hardware image: board boot writes, report on the board UART, "
-                         "power-monitor marker pins")
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -789,7 +641,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_estimate, _add_inspect, _add_convert, _add_build, _add_boards, _add_zoo,
                 _add_sweep, _add_check, _add_validate, _add_export, _add_tflm):
         add(sub)
-    from tinymeter.hw.cli import add_subcommands as add_hw_subcommands
 
     add_hw_subcommands(sub)
     return p
@@ -798,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status (0 ok, 1 check failed, 2 user error)."""
     parser = build_parser()
-    args = parser.parse_args(_join_opt_values(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(join_opt_values(sys.argv[1:] if argv is None else argv))
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
