@@ -109,6 +109,8 @@ _STOP_ADDRESS = 0xF0000000
 # QEMU exception numbers delivered to UC_HOOK_INTR on Arm.
 _EXCP_BKPT = 7
 _EXCP_PREFETCH_ABORT = 3
+_EXCP_SWI = 2
+_EXCP_EXCEPTION_EXIT = 8
 _EXCEPTION_NAMES = {
     1: "undefined instruction (UDEF)", 2: "SVC", 3: "prefetch abort", 4: "data abort",
     5: "IRQ", 6: "FIQ", 7: "BKPT", 8: "exception exit", 16: "semihosting trap",
@@ -976,14 +978,26 @@ class Emulator:
 
     def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
-        if intno == _EXCP_PREFETCH_ABORT and pc >= EXC_RETURN_MIN and session.exceptions:
-            # a handler returned (bx lr / pop {pc} with EXC_RETURN): unstack
+        if (intno in (_EXCP_PREFETCH_ABORT, _EXCP_EXCEPTION_EXIT) and pc >= EXC_RETURN_MIN
+                and session.exceptions):
+            # a handler returned (bx lr / pop {pc} / ldm with EXC_RETURN): unstack.  QEMU
+            # reports a prefetch abort, or an exception exit when it translated the
+            # branch in handler mode
             assert session.counter is not None
             try:
                 session.exceptions.leave(uc, pc | 1, session.counter.cycles)
             except TinymeterError as exc:
                 return self._fail(uc, session, exc)
             session.counter.break_chain()  # the return target is no branch successor
+            self._schedule(session)
+            return None
+        if intno == _EXCP_SWI and session.exceptions:  # svc: PC is past the instruction
+            assert session.counter is not None
+            try:
+                session.exceptions.supervisor_call(uc, pc)
+            except TinymeterError as exc:
+                return self._fail(uc, session, exc)
+            session.counter.break_chain()  # the handler is no branch successor
             self._schedule(session)
             return None
         if intno == _EXCP_BKPT:
