@@ -20,6 +20,10 @@ import numpy as np
 from unicorn import UC_HOOK_BLOCK, Uc, UcError
 from unicorn.unicorn_py3 import unicorn as _ucbinding
 
+#: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``): a
+#: fact of the firmware ABI (:mod:`tinymeter.abi`), checked against the C hook at load.
+from tinymeter.abi import CYCLE_FRAC_BITS
+from tinymeter.abi import CYCLE_SCALE as CYCLE_SCALE  # re-exported: sim modules price with it
 from tinymeter.sim import _counthook
 
 log = logging.getLogger(__name__)
@@ -32,9 +36,6 @@ FLAG_COST = 4
 FLAG_ALARM = 8
 _ABI_VERSION = 3
 _INITIAL_CAPACITY = 1 << 14
-#: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``).
-CYCLE_FRAC_BITS = 16
-CYCLE_SCALE = 1 << CYCLE_FRAC_BITS
 MAX_REGIONS = 8
 #: Cache replacement policies (``TM_POLICY_*``), by board-file name.
 CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
@@ -403,6 +404,12 @@ class BlockCounter:
     def cycles(self) -> int:
         """Live estimated cycles (whole cycles, rounded down): what CYCCNT reads."""
         return int(self._ctx.cycles) >> CYCLE_FRAC_BITS
+
+    @property
+    def cycles_address(self) -> int:
+        """Host address of the running counter (uint64, fixed point): C peripheral
+        models (:mod:`.native_periph`) read it on every register access."""
+        return ctypes.addressof(self._ctx) + CountContext.cycles.offset
 
     def set_alarm(self, cycle: int | None) -> None:
         """Stop emulation at the first block starting at or after whole cycle *cycle*

@@ -98,6 +98,7 @@ def test_tflm_generated_files_and_linker_script() -> None:
 def test_tflm_pure_helpers(tmp_path: Path) -> None:
     """Kernel set from the library's symbol names, include folders from one checkout,
     the harness's arena line, the enlarged sizing board."""
+    from tinymeter.abi import parse_arena
     from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.tflm import (
         archive_symbols,
@@ -105,7 +106,6 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
         harness_flags_for,
         include_dirs,
         kernel_set_of_archive,
-        parse_arena,
         search_sizes,
         sizing_board,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tinymeter.abi import IO_NEXT, PROF_BEGIN, PROF_END, parse_arena, reports
 from tinymeter.analysis.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import ConfigError, EmulationError, TinymeterError
@@ -39,16 +40,8 @@ from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.blocks import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.emulator import (
-    IO_NEXT,
-    PROF_BEGIN,
-    PROF_END,
-    Emulator,
-    RunResult,
-    tflm_profiler_symbols,
-)
+from tinymeter.sim.emulator import Emulator, RunResult, tflm_profiler_symbols
 from tinymeter.sim.energy import group_activity, layer_energy, row_activity, sum_energy
-from tinymeter.sim.native_hook import CYCLE_SCALE
 from tinymeter.sim.timing import group_splits, sum_splits
 
 log = logging.getLogger(__name__)
@@ -138,7 +131,7 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     executed = profile.instructions * profile.counts
     if run.cost_model == model and len(run.block_cycles) == len(profile.table):
         # summed by the native hook during the run (exactly count x fixed-point cost)
-        row_cycles = run.block_cycles.astype(np.float64) / CYCLE_SCALE
+        row_cycles = run.row_cycles()
     else:
         row_cycles = model.cycles(profile) * profile.counts
     classes = profile.classes * profile.counts[:, None]
@@ -304,15 +297,12 @@ def _assemble(name: str, board: Board, kernels: str, model: CostModel, run: RunR
         profile_scope=profile_scope, console=console)
 
 
-_TM1_LAYER = re.compile(r"^TM1 L (\d+) (\S+) \d+$", re.MULTILINE)
-
-
 def _foreign_layer_names(run: RunResult, n_layers: int) -> list[str]:
-    """Layer names of a foreign ELF: TFLM BeginEvent tags, else the op names our own
-    harness prints (``TM1 L i op cycles``), else ``layer i``."""
+    """Layer names of a foreign ELF: TFLM BeginEvent tags, else the op names of the
+    ``TM1`` reports our own harnesses print, else ``layer i``."""
     names = {i: f"layer {i}" for i in range(n_layers)}
-    for m in _TM1_LAYER.finditer(run.stdout):
-        names[int(m.group(1))] = m.group(2)
+    for report in reports(run.stdout):
+        names.update((layer.index, layer.op) for layer in report.layers)
     names.update(run.layer_names)
     return [names[i] for i in range(n_layers)]
 

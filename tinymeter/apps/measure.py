@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from tinymeter.abi import Report, ReportParser
 from tinymeter.analysis.calibrate import ModelSample
 from tinymeter.apps.estimate import build_model
 from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
@@ -27,7 +28,7 @@ from tinymeter.device import DeviceRun
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
-from tinymeter.hw.protocol import Measurement, Report, ReportParser, keep_runs, summarize
+from tinymeter.hw.protocol import Measurement, keep_runs, summarize
 from tinymeter.hw.serialport import Port, collect_reports, open_port
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import (

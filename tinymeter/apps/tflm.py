@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tinymeter.abi import ARENA_HOOK, ArenaReport, parse_arena
 from tinymeter.analysis.report import Estimate
 from tinymeter.apps.estimate import _assemble, function_profile, layer_estimates, layer_facts, stack_peak
 from tinymeter.core.boards import Board
@@ -23,12 +24,10 @@ from tinymeter.firmware.codegen import GeneratedModel, default_inputs, io_tensor
 from tinymeter.firmware.lower.base import Layer
 from tinymeter.firmware.tflm import (
     ARENA_LIMIT_SYMBOL,
-    ArenaReport,
     TflmBuild,
     TflmLibrary,
     arena_for,
     elf_memory,
-    parse_arena,
     patch_word,
     search_sizes,
     sizing_board,
@@ -41,9 +40,6 @@ from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.emulator import Emulator, RunResult
 
 log = logging.getLogger(__name__)
-
-ARENA_HOOK = "tm_tflm_arena_hook"
-
 
 @dataclass(frozen=True)
 class TflmImage:
