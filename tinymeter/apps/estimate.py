@@ -31,7 +31,6 @@ from tinymeter.firmware.build import (
     section_sizes,
 )
 from tinymeter.firmware.codegen import generate, lower_model
-from tinymeter.firmware.tflm import parse_arena
 from tinymeter.models import zoo
 from tinymeter.models.inspect import inspect_model
 from tinymeter.models.tflite import Model, load_tflite

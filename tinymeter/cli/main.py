@@ -412,8 +412,6 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
-
 
 # -- one parser per subcommand --------------------------------------------------------------
 
