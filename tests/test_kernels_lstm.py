@@ -11,7 +11,7 @@ scales, non-zero weight zero points, int8 hidden zero points) runs several
 inferences through one firmware image and one interpreter and compares every
 step: int8 bit for bit, float32 within a ULP bound (TFLM's std::tanh is glibc's,
 the runtime's tanhf is within 1 ULP of it, and the recurrence carries that on).
-Host build and emulated M0+/M4/M7.
+Host build and emulated M0+/M4/M7 (reference) and M4/M7 (optimized, DSP).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ pytest.importorskip("tflite_micro")
 
 F32, I16, I32 = TensorType.FLOAT32, TensorType.INT16, TensorType.INT32
 N_HOST = 16
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+#: The optimized runners exercise the DSP (SMLAD) gate FCs of the int8 kernel.
+RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref", "emu-m4-opt", "emu-m7-opt"]
 STEPS = 3
 #: float32 bound: relative to the output magnitude, in ULP of the largest output.
 MAX_F32_ULP = 64

@@ -16,12 +16,16 @@ The device walks batch rows then time steps (rows are independent, so the values
 equal TFLM's time-major batch-wide steps) with four gate buffers of one row in the
 arena's scratch region. Hidden and cell state stay in the arena for the run and
 carry over between inferences, as in TFLM; the int8 hidden state starts at its
-zero point (TFLM's variable reset), set by the kernel on its first call.
+zero point (TFLM's variable reset), set by the kernel on its first call. The
+host also folds each gate row's sum with the zero-point offsets (and the bias)
+into ``in_sums`` / ``rec_sums``, which the DSP kernel starts its SMLAD sums from.
 """
 
 from __future__ import annotations
 
 import logging
+
+import numpy as np
 
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
@@ -113,6 +117,17 @@ def _layer(op: Operator, index: int, kernel: str, ptype: str, params: dict[str, 
                   "time_major": bool(geo["time_major"]), "dtype": dtype})
 
 
+def _weights(ctx: LowerContext, t: int) -> np.ndarray:
+    """int8 weights [rows][cols] as int64, for the host's row sums."""
+    tensor = ctx.tensor(t)
+    return np.frombuffer(tensor.data or b"", np.int8).astype(np.int64).reshape(tensor.shape)
+
+
+def _wrap32(v: np.ndarray) -> list[int]:
+    """int32 values as the device's wrapping int32 arithmetic forms them."""
+    return [int(x) for x in ((v + 2**31) % 2**32 - 2**31)]
+
+
 def lower_lstm(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """UNIDIRECTIONAL_SEQUENCE_LSTM int8 (int16 cell) -> ``tm_lstm_s8``."""
     geo = _geometry(ctx, op, index)
@@ -150,9 +165,19 @@ def lower_lstm(ctx: LowerContext, op: Operator, index: int) -> Layer:
     clip = float(f32(float(op.options.get("cell_clip", 0.0))))
     q_clip = int(min(max(clip / float(f32(s_c)), -32768.0), 32767.0)) if clip > 0 else 0
     n = geo["state_size"]
+    in_sums, rec_sums = [], []
+    for g in range(4):
+        w_in = _weights(ctx, ins[W_IN[g]])
+        bias = np.frombuffer(ctx.tensor(ins[BIAS[g]]).data or b"", np.int32).astype(np.int64)
+        in_sums.append(ctx.const_array("int32_t", _wrap32(bias - z_x * w_in.sum(axis=1)),
+                                       f"lstm{index}_in_sums{g}"))
+        rec_sums.append(ctx.const_array("int32_t", _wrap32(-z_h * _weights(ctx, ins[W_REC[g]])
+                                                           .sum(axis=1)),
+                                        f"lstm{index}_rec_sums{g}"))
     params: dict[str, CValue] = {
         "input": ctx.ptr(ins[0]), "output": ctx.ptr(y), "hidden": ctx.ptr(ins[HIDDEN]),
-        "cell": ctx.ptr(ins[CELL]), "ready": ctx.ram_array("uint8_t", 1, f"lstm{index}_ready"),
+        "cell": ctx.ptr(ins[CELL]), "in_sums": in_sums, "rec_sums": rec_sums,
+        "ready": ctx.ram_array("uint8_t", 1, f"lstm{index}_ready"),
         "scratch": ctx.scratch(4 * n * 2, "int16_t"),
         "w_in": [ctx.ptr(ins[k]) for k in W_IN], "w_rec": [ctx.ptr(ins[k]) for k in W_REC],
         "bias": [ctx.ptr(ins[k]) for k in BIAS], **fields,

@@ -37,6 +37,10 @@ typedef struct {
   const int8_t *w_in[4];           /* [state][input] */
   const int8_t *w_rec[4];          /* [state][state] */
   const int32_t *bias[4];          /* [state] */
+  /* Row sums folded with the offsets (optimized kernels; weights with zero point 0):
+   * in_sums = bias + input_offset * sum(w_in row), rec_sums = hidden_offset * sum(w_rec row). */
+  const int32_t *in_sums[4];
+  const int32_t *rec_sums[4];
   int32_t in_mult[4], in_shift[4];   /* input FC -> gate (2^-12) */
   int32_t rec_mult[4], rec_shift[4]; /* recurrent FC -> gate (2^-12) */
   int32_t in_w_offset[4], rec_w_offset[4];
