@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.calibrations import CalibrationChoice, calibration_file
 from tinymeter.core.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
@@ -383,9 +384,7 @@ def timing_config(board: Board, params: CostParameters,
 
 def calibration_path(board: Board) -> Path | None:
     """Where calibrated parameters for *board* live: the user's data directory, keyed by
-    board name (:mod:`tinymeter.analysis.calibrations`), never inside the installed package."""
-    from tinymeter.analysis.calibrations import calibration_file
-
+    board name (:mod:`tinymeter.core.calibrations`), never inside the installed package."""
     return calibration_file(board.name)
 
 
@@ -397,6 +396,12 @@ def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
     if path is not None and path.exists():
         model = load_calibration(model, path)
     return model
+
+
+def chosen_cost_model(board: Board, choice: CalibrationChoice) -> CostModel:
+    """The cost model of *board* with the calibration *choice* applied (``--calibration``:
+    a file, or none = the datasheet cost model)."""
+    return datasheet_cost_model(board) if choice.path is None else cost_model_for(board, choice.path)
 
 
 def datasheet_cost_model(board: Board) -> CostModel:
