@@ -147,6 +147,8 @@ class BlockInfo:
     #: their mnemonic or class too, like ``pipelined_loads``).
     vldr_pipelined: int = 0
     vstr_pipelined: int = 0
+    #: ... and one-register VLDMs pipelined likewise (counted in ``load_multiple``).
+    vldm_pipelined: int = 0
 
 
 @dataclass(frozen=True)
@@ -391,7 +393,8 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
                      seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired),
                      agu_stalls=found.agu, narrow_load_uses=found.narrow_load_use,
                      fp_dependent=found.fp_dependent, vldr_pipelined=found.vldr_pipelined,
-                     vstr_pipelined=found.vstr_pipelined)
+                     vstr_pipelined=found.vstr_pipelined,
+                     vldm_pipelined=found.vldm_pipelined)
 
 
 def make_disassembler() -> Disassembler:

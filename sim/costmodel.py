@@ -261,6 +261,8 @@ class CostModel:
         cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
         cycles += (p.pipelined_load - base_cycles(p, "vldr")) * info.vldr_pipelined
         cycles += (p.pipelined_load - base_cycles(p, "vstr")) * info.vstr_pipelined
+        cycles += (p.pipelined_load - p.cpi["load_multiple"] - p.per_register) \
+            * info.vldm_pipelined
         if p.dual_issue_alu is not None:
             cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
         cycles += p.agu_stall * info.agu_stalls + p.narrow_load_use * info.narrow_load_uses
@@ -496,6 +498,10 @@ def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
             row[col["load.pipelined"]] += n
             base = col.get(f"mnemonic.{mnemonic}") if mnemonic in params.mnemonic_cycles else None
             row[base if base is not None else classify(mnemonic)] -= n
+    if info.vldm_pipelined:  # one-register VLDM pipelined: instead of 1 + N
+        row[col["load.pipelined"]] += info.vldm_pipelined
+        row[CLASSES.index("load_multiple")] -= info.vldm_pipelined
+        row[col["per_register"]] -= info.vldm_pipelined
     row[col["dep.address"]] = info.agu_stalls
     row[col["dep.narrow_load"]] = info.narrow_load_uses
     row[col["dep.fp_result"]] = info.fp_dependent
