@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -98,8 +98,6 @@ def tflm_registered_ops(library: bytes) -> frozenset[str]:
 
 def with_tflm(rows: Sequence[OpSupport], registered: frozenset[str]) -> list[OpSupport]:
     """*rows* with the ``tflm`` column filled from a library's registered ops."""
-    from dataclasses import replace
-
     return [replace(r, tflm=r.opcode in registered) for r in rows]
 
 

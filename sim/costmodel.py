@@ -34,7 +34,8 @@ import numpy as np
 from tinymeter.core.boards import Board, CacheGeometry
 from tinymeter.core.calibrations import CalibrationChoice, calibration_file
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile
+from tinymeter.sim.classes import CLASSES, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
     CACHE_POLICIES,
@@ -63,7 +64,7 @@ COST_MODEL_VERSION = 3
 class CostParameters:
     """Timing parameters of one core on one board (all in CPU cycles)."""
 
-    #: Cycles per instruction of each class (see ``sim.blocks.CLASSES``).
+    #: Cycles per instruction of each class (see ``sim.classes.CLASSES``).
     cpi: dict[str, float]
     #: Extra cycles per register moved by LDM/STM/PUSH/POP (on top of the class CPI).
     per_register: float = 1.0
