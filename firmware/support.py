@@ -21,6 +21,7 @@ from pathlib import Path
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.build import runtime_dir
 from tinymeter.firmware.lower import LowerContext, lowerings
+from tinymeter.firmware.lower.lstm import while_hint
 from tinymeter.firmware.tflm import archive_symbols
 from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model
@@ -110,7 +111,7 @@ def op_support(model: Model) -> list[OpSupport]:
     sg = model.main
     if len(model.subgraphs) != 1:
         why = (f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models "
-               "are supported")
+               f"are supported{while_hint(model)}")
         return [OpSupport(i, op.opcode, False, False, reason=why)
                 for i, op in enumerate(sg.operators)]
     table = lowerings()

@@ -233,6 +233,19 @@ def test_rejects_peephole_and_missing_gate() -> None:
         generate(_with(blob, inputs=tuple(cifg)))
 
 
+def test_while_loop_model_names_the_way_out() -> None:
+    """A Keras 3 LSTM converts to WHILE + subgraphs: the error says to use tf_keras."""
+    from tinymeter.firmware.support import op_support
+
+    model = parse_tflite(lstm_case(0)[0])
+    op = dataclasses.replace(model.main.operators[0], opcode="WHILE", options={})
+    main = dataclasses.replace(model.main, operators=(op,))
+    looped = dataclasses.replace(model, subgraphs=(main, model.main))
+    with pytest.raises(UnsupportedModelError, match="tf_keras"):
+        generate(looped)
+    assert "tf_keras" in op_support(looped)[0].reason
+
+
 def test_state_must_be_variable() -> None:
     blob, _, _, _ = lstm_case(0)
     model = parse_tflite(blob)
