@@ -23,22 +23,19 @@ from tinymeter.analysis.calibrate import ModelSample
 from tinymeter.apps.estimate import build_model
 from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.core.boards import Board
-from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout
-from tinymeter.device import DeviceRun
+from tinymeter.core.errors import ConfigError, HardwareTimeout
+from tinymeter.device import DeviceRun, EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.protocol import Measurement, keep_runs, summarize
 from tinymeter.hw.serialport import Port, collect_reports, open_port
-from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import (
     CostParameters,
     cost_model_for,
-    layer_features,
     parameter_vector,
 )
-from tinymeter.sim.emulator import Emulator
-from tinymeter.sim.energy import energy_features, run_layer_activity
+from tinymeter.sim.energy import energy_features
 
 log = logging.getLogger(__name__)
 
@@ -213,15 +210,11 @@ def emulate_run(image: FirmwareImage, prior: CostParameters
                 ) -> tuple[np.ndarray, float, np.ndarray]:
     """:func:`emulate_image` plus the per-layer activity (flash reads, SRAM accesses)
     the energy calibration needs."""
-    run = Emulator(image.board).run(image.elf, [[]],
-                                    budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS,
-                                    timeout_s=DEFAULT_TIMEOUT_S)
-    if run.profile is None:
-        raise HardwareError("emulation produced no profile")
+    run = EmulatedDevice(image.board).run_elf(image.elf)
     n_layers = len(image.model.layers)
-    features = layer_features(run, prior, n_layers)
+    features = run.layer_features(prior, n_layers)
     return (features, float((features @ parameter_vector(prior)).sum()),
-            run_layer_activity(run, image.board, n_layers))
+            run.layer_activity(image.board, n_layers))
 
 
 def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,

@@ -46,7 +46,8 @@ from tinymeter.apps.measure import BoardLink, MeasureConfig, measure_elf
 from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.core.boards import Board
 from tinymeter.core.cores import Core
-from tinymeter.core.errors import ConfigError, HardwareError
+from tinymeter.core.errors import ConfigError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
@@ -54,9 +55,8 @@ from tinymeter.firmware.build import (
     calibration_sources,
 )
 from tinymeter.hw.power import PowerMonitor
-from tinymeter.sim.costmodel import CostParameters, layer_features
-from tinymeter.sim.emulator import Emulator
-from tinymeter.sim.energy import energy_features, run_layer_activity
+from tinymeter.sim.costmodel import CostParameters
+from tinymeter.sim.energy import energy_features
 
 log = logging.getLogger(__name__)
 
@@ -221,12 +221,10 @@ def emulate_microbench_run(image: MicrobenchImage, prior: CostParameters
                            ) -> tuple[np.ndarray, np.ndarray]:
     """(calibration features, activity: flash reads and SRAM accesses) per benchmark; the
     flash and SRAM load loops are what separate the energy per access in the power fit."""
-    run = Emulator(image.board).run(image.elf, [[]], budget_instructions=200_000_000,
-                                    timeout_s=300.0)
-    if run.profile is None:
-        raise HardwareError("microbenchmark emulation produced no profile")
+    run = EmulatedDevice(image.board, budget_instructions=200_000_000,
+                         timeout_s=300.0).run_elf(image.elf)
     n = len(image.benchmarks)
-    return layer_features(run, prior, n), run_layer_activity(run, image.board, n)
+    return run.layer_features(prior, n), run.layer_activity(image.board, n)
 
 
 def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,

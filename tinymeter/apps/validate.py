@@ -259,11 +259,11 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
     *library*) for every sample, one inference per sample in one run."""
     import tempfile
 
+    from tinymeter.device import EmulatedDevice
     from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
     from tinymeter.firmware.codegen import generate, io_tensors
     from tinymeter.firmware.host import decode_outputs, encode_inputs
     from tinymeter.models.tflite import load_tflite
-    from tinymeter.sim.emulator import Emulator
 
     model = load_tflite(model_path)
     main = model.main
@@ -277,9 +277,10 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
 
             elf = build_tflm_image(model_path, board, library, work=Path(work),
                                    timeout_s=timeout_s).elf
-        run = Emulator(board).run(elf, raw, budget_instructions=budget_instructions,
-                                  timeout_s=timeout_s, count=False)
-    return decode_outputs(io_tensors(model, main.outputs), run.outputs)
+        run = EmulatedDevice(board, budget_instructions=budget_instructions,
+                             timeout_s=timeout_s, count=False).run_elf(elf, raw)
+    assert run.raw is not None
+    return decode_outputs(io_tensors(model, main.outputs), run.raw.outputs)
 
 
 def validate(model_path: Path, board: Any, *, library: Any = None, kernels: str = "reference",
