@@ -137,8 +137,10 @@ def lower_model(model: Model) -> tuple[LowerContext, list[Layer], planner.ArenaP
             f"unsupported operator(s): {', '.join(unsupported)} "
             f"(supported: {', '.join(sorted(table))})")
     arena = planner.plan(planner.lifetimes(sg))
-    ctx = LowerContext(model, sg, arena.offsets)
+    ctx = LowerContext(model, sg, arena.offsets, scratch_offset=arena.size)
     layers = [table[op.opcode](ctx, op, i) for i, op in enumerate(sg.operators)]
+    if ctx.scratch_bytes:
+        arena = planner.ArenaPlan(arena.offsets, arena.size + planner.align(ctx.scratch_bytes))
     return ctx, layers, arena
 
 
@@ -167,6 +169,7 @@ def generate(model: Model, name: str = "model",
     ]
     # Lowerings may add arrays while lowering later layers: emit arrays after lowering.
     lines += [_array_source(a) for a in ctx.arrays]
+    lines += [f"static {ctype} {sym}[{max(n, 1)}] TM_ALIGNED(4);" for ctype, sym, n in ctx.ram_arrays]
     lines.append("")
     for layer in layers:
         fields = ",\n    ".join(f".{k} = {c_literal(v)}" for k, v in layer.params.items())

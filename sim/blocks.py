@@ -58,8 +58,10 @@ _CLASS_OF_NAMES: dict[str, frozenset[str]] = {
     "store": _names("""
         str strb strh strd strt strbt strht strex strexb strexh stl stlb stlh stlex stlexb
         stlexh"""),
-    "load_multiple": _names("ldm ldmdb pop"),
-    "store_multiple": _names("stm stmdb push"),
+    # VLDM/VSTM/VPUSH/VPOP move registers like LDM/STM: Cortex-M4 TRM table 7-1, 1 + N
+    # (N single-precision registers; a double counts 2)
+    "load_multiple": _names("ldm ldmdb pop vldmia vldmdb vpop"),
+    "store_multiple": _names("stm stmdb push vstmia vstmdb vpush"),
     "branch": _names("b bl blx bx cbz cbnz tbb tbh bxns blxns"),
     "divide": _names("sdiv udiv"),
 }
@@ -68,6 +70,7 @@ _CLASS_OF: dict[str, int] = {
 }
 _MULTIPLE = frozenset(("ldm", "ldmdb", "stm", "stmdb"))
 _PUSH_POP = frozenset(("push", "pop"))
+_FP_MULTIPLE = frozenset(("vldmia", "vldmdb", "vstmia", "vstmdb", "vpush", "vpop"))
 
 
 def classify(name: str) -> int:
@@ -133,6 +136,17 @@ class BlockInfo:
     #: code into blocks at places the core does not, so the native hook joins a block to
     #: the one that fell through into it.
     seam: Seam = field(default_factory=lambda: Seam())
+    #: Register dependencies between neighbouring instructions (:mod:`.hazards`): loads
+    #: and stores whose address the previous data-processing instruction computed ...
+    agu_stalls: int = 0
+    #: ... uses of a byte/halfword load's result by the next instruction ...
+    narrow_load_uses: int = 0
+    #: ... uses of an FPU arithmetic result by the next instruction ...
+    fp_dependent: int = 0
+    #: ... and single-precision VLDR / VSTR pipelined behind a load or store (counted in
+    #: their mnemonic or class too, like ``pipelined_loads``).
+    vldr_pipelined: int = 0
+    vstr_pipelined: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,15 +216,33 @@ class Disassembler:
     def __init__(self) -> None:
         self.fast = capstone.Cs(capstone.CS_ARCH_ARM,
                                 capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+        #: (name, mnemonic, operand text) -> (core registers read, written, address
+        #: registers): the same instruction text recurs across a firmware's blocks
+        self.registers: dict[tuple[str, str, str], tuple[frozenset[int], frozenset[int],
+                                                         frozenset[int]]] = {}
+
+    def register_facts(self, name: str, mnemonic: str, op_str: str
+                       ) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+        """Core registers an instruction reads, writes and addresses memory with."""
+        key = (name, mnemonic, op_str)
+        facts = self.registers.get(key)
+        if facts is None:
+            from tinymeter.sim.decode import insn_facts  # decode imports this module
+
+            facts = self.registers[key] = insn_facts(name, mnemonic, op_str)
+        return facts
 
 
 def _register_list_length(op_str: str) -> int:
-    """Registers in a ``{r4, r5, lr}`` list (capstone prints each register, no ranges)."""
+    """Registers in a ``{r4, r5, lr}`` list (capstone prints each register, no ranges);
+    a double-precision ``d<n>`` counts as two single-precision transfers."""
     start, end = op_str.find("{"), op_str.rfind("}")
     if start < 0 or end <= start:
         return 0
     inner = op_str[start + 1:end].strip()
-    return len(inner.split(",")) if inner else 0
+    if not inner:
+        return 0
+    return sum(2 if t.strip()[:1] == "d" else 1 for t in inner.split(","))
 
 
 #: Single-register loads and stores whose address and data phases the M3/M4/M33 pipeline
@@ -315,6 +347,9 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     paired_head = _DualIssue()
     pipelined = dual_issued = dual_if_paired = 0
     head: tuple[int, int] | None = None
+    from tinymeter.sim.hazards import HazardTracker  # hazards imports this module
+
+    hazards = HazardTracker()
     while offset < len(code):
         progressed = False
         for insn in md.fast.disasm(code[offset:], address + offset):
@@ -328,8 +363,10 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             pipelined += pipeline.step(name, insn.op_str)
             dual_issued += dual.step(cls, name, insn.op_str, cond)
             dual_if_paired += paired_head.step(cls, name, insn.op_str, cond)
-            if name in _PUSH_POP or name in _MULTIPLE:
+            if name in _PUSH_POP or name in _MULTIPLE or name in _FP_MULTIPLE:
                 regs += _register_list_length(insn.op_str)
+            read, written, addressed = md.register_facts(name, insn.mnemonic, insn.op_str)
+            hazards.step(name, insn.op_str, cls, read, written, addressed)
             conditional = _is_conditional(insn.mnemonic, name)
             offset += insn.size
             names.append(name)
@@ -342,14 +379,19 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             pipeline.previous = None
             dual.previous = paired_head.previous = None
             head = head or (0, 0)
+            hazards.reset()
             names.append("?")
             conditional = False
             offset += 2
+    found = hazards.result()
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
                      ends_conditional=conditional, pipelined_loads=pipelined,
                      dual_issued=dual_issued,
-                     seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired))
+                     seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired),
+                     agu_stalls=found.agu, narrow_load_uses=found.narrow_load_use,
+                     fp_dependent=found.fp_dependent, vldr_pipelined=found.vldr_pipelined,
+                     vstr_pipelined=found.vstr_pipelined)
 
 
 def make_disassembler() -> Disassembler:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COST_MODEL_VERSION = 2
+COST_MODEL_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,13 @@ class CostParameters:
     #: calibration fits them, and how far they move says which mechanism was off).
     ifetch_weight: float = 1.0
     data_weight: float = 1.0
+    #: Register dependencies between neighbouring instructions (:mod:`.hazards`): cycles
+    #: a load/store waits for an address the previous data-processing instruction
+    #: computed, an instruction for the result of a byte/halfword load right before it,
+    #: and an instruction for the result of an FPU arithmetic instruction right before it.
+    agu_stall: float = 0.0
+    narrow_load_use: float = 0.0
+    fp_result_stall: float = 0.0
 
     def __post_init__(self) -> None:
         # Checked here, where every source of parameters (board defaults, calibration
@@ -107,7 +114,8 @@ class CostParameters:
 
 
 #: Scalar fields of :class:`CostParameters` (calibration files may set each).
-_SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight")
+_SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight",
+            "agu_stall", "narrow_load_use", "fp_result_stall")
 
 
 def _cpi(**kw: float) -> dict[str, float]:
@@ -124,38 +132,56 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
                  store_multiple=1, branch=1, divide=1, vfp=1, other=1),
         # BL is 3 and POP {..., pc} 3+N: 2 + refill, 1 + N + 1 + refill (the only pop
         # that ends a block writes PC; a mid-block POP is overcharged by one cycle).
+        # DDI 0484 3.3 gives fixed cycle counts per instruction, no register interlock:
+        # address and load-use dependencies cost 0.
         per_register=1.0, branch_refill=1.0, pipelined_load=2.0,
+        agu_stall=0.0, narrow_load_use=0.0, fp_result_stall=0.0,
         mnemonic_cycles={"bl": 2.0, "pop": 2.0}),
     # Cortex-M3 TRM (ARM DDI 0337) 18.2: MLA 2, long multiplies 3-5, loads 2 with
     # neighbouring loads/stores pipelined to 1, stores buffered, taken branch 1 + 1..3
-    # refill, divide 2-12.
+    # refill, divide 2-12.  DDI 0337I 3.3 "load-store timings": a load or store whose
+    # address the preceding data-processing instruction computed stalls 1 cycle (no
+    # forwarding path); LDRB/LDRH take the same 2 cycles as LDR (no narrow load-use).
     "cortex-m3": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=4, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
+        agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=0.0,
         mnemonic_cycles={"mla": 2.0, "mls": 2.0, "umlal": 5.0, "smlal": 5.0}),
     # Cortex-M4 TRM (ARM DDI 0439) 3.3: single-cycle MAC and DSP SIMD, long multiplies 1,
-    # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP) 1 cycle for add/mul,
-    # 3 for fused MAC, 14 for divide and sqrt.
+    # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP, table 7-1) 1 cycle for
+    # add/mul, 3 for (fused) MAC, 14 for divide and sqrt, VLDR/VSTR 2 (pipelined like
+    # LDR: 1), VLDM/VSTM/VPUSH/VPOP 1 + N.  3.3.2: an address computed by the preceding
+    # data-processing instruction stalls 1 cycle; 7.2.3: FPU arithmetic takes one cycle
+    # longer when the next instruction consumes its result.
     "cortex-m4f": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
+        agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vmla": 3.0, "vmls": 3.0, "vfma": 3.0,
                          "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
     # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
     # instruction issues with its predecessor), branch prediction (taken loop branches
-    # mostly predicted: refill 1 charged), 64-bit loads.
+    # mostly predicted: refill 1 charged), 64-bit loads.  The TRM publishes no
+    # instruction timings; the dependency stalls follow Arm's machine model in LLVM
+    # (ARMScheduleM7.td): addresses are read in EX1 a cycle before ALU results exist
+    # (1), byte/halfword loads deliver a cycle after words (1), FP results have a
+    # latency of 3 (a consumer right behind waits 2).  Calibration owns all three.
     "cortex-m7": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=8, vfp=1, other=1),
         per_register=0.5, branch_refill=1.0, pipelined_load=1.0, dual_issue_alu=0.0,
+        agu_stall=1.0, narrow_load_use=1.0, fp_result_stall=2.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
-    # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.
+    # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.  The
+    # TRM gives no load/store or FPU interlock timings: the Cortex-M4 TRM's (same
+    # pipeline shape) are the prior, calibration owns them.
     "cortex-m33": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=6, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
+        agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vfma": 3.0, "vfms": 3.0}),
 }
 
@@ -163,6 +189,12 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
 _TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
 _LOAD = CLASSES.index("load")
 _ALU = CLASSES.index("alu")
+
+
+def base_cycles(params: CostParameters, mnemonic: str) -> float:
+    """Cycles of *mnemonic* before pipelining: its override, else its class CPI."""
+    override = params.mnemonic_cycles.get(mnemonic)
+    return override if override is not None else params.cpi[CLASSES[classify(mnemonic)]]
 
 
 def end_kind(info: BlockInfo) -> int:
@@ -215,8 +247,12 @@ class CostModel:
                 cycles += extra - p.cpi[CLASSES[classify(mnemonic)]]
         cycles += p.per_register * info.multiple_registers
         cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
+        cycles += (p.pipelined_load - base_cycles(p, "vldr")) * info.vldr_pipelined
+        cycles += (p.pipelined_load - base_cycles(p, "vstr")) * info.vstr_pipelined
         if p.dual_issue_alu is not None:
             cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
+        cycles += p.agu_stall * info.agu_stalls + p.narrow_load_use * info.narrow_load_uses
+        cycles += p.fp_result_stall * info.fp_dependent
         return cycles
 
     def block_cost(self, info: BlockInfo) -> BlockCost:
@@ -408,8 +444,13 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     """
     dual = ("alu.dual",) if params.dual_issue_alu is not None else ()
     return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
-            *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
+            *DEPENDENCIES, *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
             "branch.taken", "stall.ifetch", "stall.data")
+
+
+#: Feature names of the dependency stalls, in the order of their parameters
+#: (``agu_stall``, ``narrow_load_use``, ``fp_result_stall``).
+DEPENDENCIES = ("dep.address", "dep.narrow_load", "dep.fp_result")
 
 
 #: The dynamic columns at the end of every feature row.
@@ -429,6 +470,14 @@ def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
         row[_ALU] -= info.dual_issued
         row[col["alu.dual"]] = info.dual_issued
     row[col["per_register"]] = info.multiple_registers
+    for n, mnemonic in ((info.vldr_pipelined, "vldr"), (info.vstr_pipelined, "vstr")):
+        if n:  # pipelined: priced as pipelined_load instead of the mnemonic's cycles
+            row[col["load.pipelined"]] += n
+            base = col.get(f"mnemonic.{mnemonic}") if mnemonic in params.mnemonic_cycles else None
+            row[base if base is not None else classify(mnemonic)] -= n
+    row[col["dep.address"]] = info.agu_stalls
+    row[col["dep.narrow_load"]] = info.narrow_load_uses
+    row[col["dep.fp_result"]] = info.fp_dependent
     for mnemonic in info.mnemonics:
         i = col.get(f"mnemonic.{mnemonic}")
         if i is not None and mnemonic in params.mnemonic_cycles:
@@ -444,6 +493,7 @@ def parameter_vector(params: CostParameters) -> np.ndarray:
     if params.dual_issue_alu is not None:
         theta.append(params.dual_issue_alu)
     theta.append(params.per_register)
+    theta += [params.agu_stall, params.narrow_load_use, params.fp_result_stall]
     theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
     theta += [params.branch_refill, params.ifetch_weight, params.data_weight]
     return np.array(theta, dtype=np.float64)
@@ -461,7 +511,9 @@ def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostPara
                    dual_issue_alu=value.get("alu.dual", prior.dual_issue_alu),
                    mnemonic_cycles={m: value[f"mnemonic.{m}"] for m in sorted(prior.mnemonic_cycles)},
                    branch_refill=value["branch.taken"], ifetch_weight=value["stall.ifetch"],
-                   data_weight=value["stall.data"])
+                   data_weight=value["stall.data"], agu_stall=value["dep.address"],
+                   narrow_load_use=value["dep.narrow_load"],
+                   fp_result_stall=value["dep.fp_result"])
 
 
 def row_features(run: RunResult, params: CostParameters) -> np.ndarray:

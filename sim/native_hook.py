@@ -405,6 +405,12 @@ class BlockCounter:
         """Live estimated cycles (whole cycles, rounded down): what CYCCNT reads."""
         return int(self._ctx.cycles) >> CYCLE_FRAC_BITS
 
+    @property
+    def cycles_address(self) -> int:
+        """Host address of the running counter (uint64, fixed point): C peripheral
+        models (:mod:`.native_periph`) read it on every register access."""
+        return ctypes.addressof(self._ctx) + CountContext.cycles.offset
+
     def set_alarm(self, cycle: int | None) -> None:
         """Stop emulation at the first block starting at or after whole cycle *cycle*
         (None: no alarm); that block is not counted until emulation resumes at it."""

@@ -60,7 +60,35 @@ def cycles(core: str, source: str, tmp_path: Path) -> float:
 
 
 # (core, source, TRM cycles).  Lines: instruction ; TRM cycles
+#: Register dependencies between neighbours (sim/hazards.py): an address computed by the
+#: ALU instruction right before (M3 DDI 0337I 3.3, M4 DDI 0439 3.3.2: +1; M0+: fixed
+#: timings, no interlock; M7: Arm's LLVM model, +1), a byte load's result used right away
+#: (M7 only: +1), an FPU result used right away (M4 7.2.3: +1; M7 LLVM latency 3: +2).
+DEPENDENT = """
+        adds r1, r1, #4     @ 1
+        ldr  r0, [r1]       @ M3/M4/M7: 2 (M7 1) + 1: address from the ADDS; M0+ 2
+        ldr  r2, [r3]       @ pipelined behind the LDR: 1 (M0+ 2)
+        ldrb r4, [r5]       @ pipelined: 1 (M0+ 2)
+        adds r4, #1         @ 1; M7 + 1: uses the LDRB's result
+        str  r0, [r6, r4]   @ 1 + 1: address from the ADDS (M0+ 2, no interlock)
+"""
+FP_DEPENDENT = """
+        vldr s0, [r0]          @ M4 2, M7 1
+        vldr s1, [r0, #4]      @ pipelined behind the VLDR: 1
+        vmla.f32 s2, s0, s1    @ M4 3, M7 1
+        vmla.f32 s2, s3, s4    @ the same: only the addend depends (bypassed)
+        vadd.f32 s5, s2, s6    @ 1 + (M4 1, M7 2): consumes the VMLA's result
+        vstr s5, [r1]          @ M4 2, M7 1 + (M4 1, M7 2): stores the VADD's result
+        vpush {s16-s19}        @ 1 + 4 per register (M7 0.5 each)
+        vpop {d8-d9}           @ 1 + 4
+"""
 EXACT = [
+    ("cortex-m4f", DEPENDENT, 1 + 3 + 1 + 1 + 1 + 2),
+    ("cortex-m3", DEPENDENT, 1 + 3 + 1 + 1 + 1 + 2),
+    ("cortex-m7", DEPENDENT, 1 + 2 + 1 + 1 + 2 + 2),
+    ("cortex-m0plus", DEPENDENT, 1 + 2 + 2 + 2 + 1 + 2),
+    ("cortex-m4f", FP_DEPENDENT, 2 + 1 + 3 + 3 + 2 + 3 + 5 + 5),
+    ("cortex-m7", FP_DEPENDENT, 1 + 1 + 1 + 1 + 3 + 3 + 3 + 3),
     # Cortex-M0+: ALU 1, MULS 1 (fast multiplier), LDR 2, STR 2, BX 2
     ("cortex-m0plus", """
         adds r0, r0, r1   @ 1
@@ -120,16 +148,16 @@ EXACT = [
         vdiv.f32  s6, s7, s8   @ 14
         vsqrt.f32 s9, s10      @ 14
         vldr      s0, [r0]     @ 2
-        vstr      s1, [r1]     @ 2
-    """, 37),
+        vstr      s1, [r1]     @ 1 (pipelined behind the VLDR, as STR behind LDR)
+    """, 36),
     # Cortex-M33: same single-cycle multiplier and DSP, LDR 2, STR 1, POP {pc} 1 + N + P
     ("cortex-m33", """
         smlad r0, r1, r2, r0   @ 1
         umull r0, r1, r2, r3   @ 1
-        ldrh  r0, [r1, #2]     @ 2
+        ldrh  r0, [r1, #2]     @ 2 + 1: r1 is the UMULL's result (address dependency)
         str   r0, [r2]         @ 1
         pop   {r4, pc}         @ 1 + 2 + 2
-    """, 10),
+    """, 11),
     ("cortex-m33", """
         vfma.f32 s0, s1, s2    @ 3
         vdiv.f32 s3, s4, s5    @ 14

@@ -435,13 +435,13 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
              MarkEvent(72_000, "layer", 0), MarkEvent(80_000, "inference", 0)]
     path = plots.marker_timeline(marks, 80e6, tmp_path / "marks.png", model="kws.tflite",
                                  board="nucleo-l4r5zi", impl="optimized kernels",
-                                 cost_model="tm-cortex-m4f-v2",
+                                 cost_model="tm-cortex-m4f-v3",
                                  ops=["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (ax,) = figures[0].axes
     assert ax.get_title().replace("\n", " ") == (
         "power-monitor marker lines: kws.tflite on nucleo-l4r5zi (optimized kernels, cost model "
-        "tm-cortex-m4f-v2)")
+        "tm-cortex-m4f-v3)")
     assert ax.get_xlabel() == "time since reset (ms at 80 MHz)"
     assert ax.get_ylabel() == "marker line (logic level, low / high)"
     # the three layer spans of the inference are labelled at their midpoints (ms)

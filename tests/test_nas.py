@@ -157,7 +157,7 @@ def test_plots_write_pngs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     save = nas_plots._save
     monkeypatch.setattr(nas_plots, "_save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
     rows = [dataclasses.replace(_row(w, 0.1 * w, 0.8 + 0.01 * w, 100 * w, depth=d, kernels=k),
-                                cost_model="tm-cortex-m4f-v2")
+                                cost_model="tm-cortex-m4f-v3")
             for w in (4, 5, 6) for d in (1, 2) for k in ("optimized", "tflm-cmsis-nn")]
     for fn in (nas_plots.plot_pareto, nas_plots.plot_parity):
         path = fn(rows, tmp_path / f"{fn.__name__}.png")
@@ -167,8 +167,8 @@ def test_plots_write_pngs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for ax in pareto.axes + parity.axes:
         title = ax.get_title().replace("\n", " ")
         assert title.startswith("digits CNN candidates on nucleo-l4r5zi ("), title
-        assert ("(optimized kernels, cost model tm-cortex-m4f-v2)" in title
-                or "(tflm-cmsis-nn runtime, cost model tm-cortex-m4f-v2)" in title), title
+        assert ("(optimized kernels, cost model tm-cortex-m4f-v3)" in title
+                or "(tflm-cmsis-nn runtime, cost model tm-cortex-m4f-v3)" in title), title
         for label in (ax.get_xlabel(), ax.get_ylabel()):
             assert label.endswith(")") and "(" in label, label  # "quantity (unit)"
     assert [ax.get_ylabel() for ax in parity.axes[:2]] == ["estimated latency (ms)",

@@ -90,6 +90,8 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_STR", "str", "cpi.store"),
     _mb("MB_LDR_ALU", "ldr_alu", "cpi.load, not pipelined (ALU between loads)"),
     _mb("MB_ALU_PAIRS", "alu_pairs", "independent ALU pairs (alu.dual on a dual-issue core)"),
+    _mb("MB_AGU", "agu", "dep.address: a load addressed by the ALU result right before it"),
+    _mb("MB_NARROW_USE", "narrow_use", "dep.narrow_load: LDRB whose result the next ALU uses"),
     _mb("MB_FLASH_STREAM", "flash_stream", "stall.data: sequential loads through 2 KiB of flash"),
     _mb("MB_FETCH_BIG", "fetch_big", "stall.ifetch: a 1.5 KiB loop body fetched from flash"),
     _mb("MB_LDM2", "ldm2", "cpi.load_multiple + 2 per_register"),
@@ -122,6 +124,10 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_VFMS", "vfms", "VFMS", "fpu"),
     _mb("MB_VLDR", "vldr", "VLDR", "fpu"),
     _mb("MB_VSTR", "vstr", "VSTR", "fpu"),
+    _mb("MB_VLDR_ALU", "vldr_alu", "VLDR not pipelined (ALU between)", "fpu"),
+    _mb("MB_LDR_VSTR", "ldr_vstr", "VSTR pipelined behind LDR", "fpu"),
+    _mb("MB_VFP_DEP", "vfp_dep", "dep.fp_result: VADD consuming the VADD before it", "fpu"),
+    _mb("MB_VPUSHPOP", "vpushpop", "VPUSH/VPOP: load/store multiple + 4 per_register", "fpu"),
 )
 
 
@@ -158,6 +164,7 @@ def absent_instructions(core: Core) -> dict[str, str]:
         out["cpi.mac"] = f"{core.name} has no DSP extension (SMLAD, SXTB16, QADD...)"
     if "fpu" not in have:
         out["cpi.vfp"] = f"{core.name} has no FPU"
+        out["dep.fp_result"] = f"{core.name} has no FPU"
     return out
 
 

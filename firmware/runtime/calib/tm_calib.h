@@ -18,6 +18,8 @@ void tm_calib_ldr_flash(const void *params);
 void tm_calib_str(const void *params);
 void tm_calib_ldr_alu(const void *params);
 void tm_calib_alu_pairs(const void *params);
+void tm_calib_agu(const void *params);
+void tm_calib_narrow_use(const void *params);
 void tm_calib_flash_stream(const void *params);
 void tm_calib_fetch_big(const void *params);
 void tm_calib_ldm2(const void *params);
@@ -53,5 +55,9 @@ void tm_calib_vfma(const void *params);
 void tm_calib_vfms(const void *params);
 void tm_calib_vldr(const void *params);
 void tm_calib_vstr(const void *params);
+void tm_calib_vldr_alu(const void *params);
+void tm_calib_ldr_vstr(const void *params);
+void tm_calib_vfp_dep(const void *params);
+void tm_calib_vpushpop(const void *params);
 
 #endif /* TM_CALIB_H */
