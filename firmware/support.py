@@ -19,7 +19,9 @@ from functools import cache
 from pathlib import Path
 
 from tinymeter.core.errors import UnsupportedModelError
+from tinymeter.firmware.build import runtime_dir
 from tinymeter.firmware.lower import LowerContext, lowerings
+from tinymeter.firmware.tflm import archive_symbols
 from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model
 
@@ -79,16 +81,12 @@ def optimized_kernels() -> frozenset[str]:
     optimized; one that defines none recompiles the whole reference file with faster
     helpers (add.c), so all of that file's entry points count.
     """
-    from tinymeter.firmware.build import runtime_dir
-
     return _optimized_kernels(str(runtime_dir() / "kernels"))
 
 
 def tflm_registered_ops(library: bytes) -> frozenset[str]:
     """Builtin ops a TFLM static library can register: its ``tflite::Register_<OP>``
     definitions, read from the archive's symbol index (no toolchain needed)."""
-    from tinymeter.firmware.tflm import archive_symbols
-
     ops = set()
     for sym in archive_symbols(library):
         m = _TFLM_REGISTER.search(sym)

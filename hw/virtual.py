@@ -105,8 +105,11 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
     if not narrow and prior.pipelined_load < prior.cpi["load"]:
         narrow = HIDDEN_NARROW_LOAD_USE
     # drawn after the others so the timings of the older parameters stay what they were
-    return replace(hidden, agu_stall=scale(prior.agu_stall), narrow_load_use=scale(narrow),
-                   fp_result_stall=scale(prior.fp_result_stall))
+    hidden = replace(hidden, agu_stall=scale(prior.agu_stall), narrow_load_use=scale(narrow),
+                     fp_result_stall=scale(prior.fp_result_stall))
+    if prior.branch_mispredict is not None:
+        hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict))
+    return hidden
 
 
 def _other_ways(cache: CacheGeometry, rng: np.random.Generator) -> int:

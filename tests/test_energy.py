@@ -264,8 +264,8 @@ def test_cost_parameters_unchanged() -> None:
 
 
 def test_layer_plot_has_energy_shares(tmp_path: Path) -> None:
+    from tinymeter.analysis.plots import plot_layers
     from tinymeter.apps.estimate import _assemble
-    from tinymeter.apps.sweep.plots import plot_layers
 
     board = load_board(BOARD)
     model = datasheet_cost_model(board)

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from tinymeter.abi import IO_NEXT, PROF_BEGIN, PROF_END, parse_arena, reports
 from tinymeter.analysis.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.core.boards import Board
-from tinymeter.core.errors import ConfigError, EmulationError
+from tinymeter.core.errors import ConfigError, EmulationError, TinymeterError
 from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import (
     BuildConfig,
@@ -31,8 +30,11 @@ from tinymeter.firmware.build import (
     effective_kernels,
     section_sizes,
 )
-from tinymeter.firmware.codegen import generate
+from tinymeter.firmware.codegen import generate, lower_model
+from tinymeter.models import zoo
+from tinymeter.models.inspect import inspect_model
 from tinymeter.models.tflite import Model, load_tflite
+from tinymeter.models.user_convert import cached_conversion, is_convertible
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.blocks import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
@@ -40,9 +42,6 @@ from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import RunResult, tflm_profiler_symbols
 from tinymeter.sim.energy import group_activity, layer_energy, row_activity, sum_energy
 from tinymeter.sim.timing import group_splits, sum_splits
-
-if TYPE_CHECKING:
-    from tinymeter.firmware.tflm import TflmLibrary
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +53,11 @@ def resolve_model(model: str | Path | None, *, quiet: bool = False) -> Path:
     """A .tflite path as given, a Keras file / SavedModel directory converted to int8
     (cached), a zoo model name built on demand, or the default model. A zoo build says
     so on stderr first (unless *quiet*): it takes tens of seconds."""
-    from tinymeter.models import zoo
-
     notify = None if quiet else _say
     if model is None:
         return zoo.default_model_path(notify=notify)
     path = Path(model)
     if path.exists():
-        from tinymeter.models.user_convert import cached_conversion, is_convertible
-
         return cached_conversion(path) if is_convertible(path) else path
     if path.suffix == ".tflite" or "/" in str(model):
         raise ConfigError(f"model file {model} does not exist")
@@ -218,8 +213,6 @@ def _function_names(elf: ElfImage, addresses: list[int]) -> dict[int, str]:
 def with_layer_facts(rows: list[LayerEstimate], model: Model) -> list[LayerEstimate]:
     """*rows* (one per operator, in order) with each operator's weight bytes and output
     shape from the model."""
-
-    from tinymeter.apps.tflm import layer_facts
 
     _macs, weights, shapes = layer_facts(model)
     return [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
@@ -388,10 +381,17 @@ def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
                            _foreign_layer_names(run, n_layers), board=board)
 
 
-def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
-                  config: BuildConfig | None = None, **kwargs: Any) -> Estimate:
-    """*model_path* running in a prebuilt TFLM library: see
-    :func:`tinymeter.apps.tflm.estimate_tflm`."""
-    from tinymeter.apps.tflm import estimate_tflm as run_tflm
 
-    return run_tflm(model_path, board, library, config, **kwargs)
+def layer_facts(model: Model) -> tuple[list[int], list[int], list[tuple[int, ...]]]:
+    """MACs, weight bytes and first output shape of every operator of the main
+    subgraph, in execution order (the harness's and the own runtime's layer order).
+    MACs are counted as the own runtime's layers count them (pooling and softmax
+    included) when it can lower the model, so rows of both runtimes compare; else as
+    :func:`~tinymeter.models.inspect.op_macs` counts them."""
+    summary = inspect_model(model)
+    try:
+        macs = [layer.macs for layer in lower_model(model)[1]]
+    except TinymeterError:
+        macs = [op.macs for op in summary.ops]
+    return (macs, [op.weight_bytes for op in summary.ops],
+            [op.output_shapes[0] if op.output_shapes else () for op in summary.ops])

@@ -20,9 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from tinymeter.apps.tflm import build_tflm_image
 from tinymeter.core.errors import ConfigError, TinymeterError
 from tinymeter.core.texttable import text_table
-from tinymeter.firmware.codegen import IoTensor
+from tinymeter.device import EmulatedDevice
+from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
+from tinymeter.firmware.codegen import IoTensor, generate, io_tensors
+from tinymeter.firmware.host import decode_outputs, encode_inputs
+from tinymeter.models.tflite import load_tflite, read_model_bytes
 
 log = logging.getLogger(__name__)
 
@@ -259,12 +264,6 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
     *library*) for every sample, one inference per sample in one run."""
     import tempfile
 
-    from tinymeter.device import EmulatedDevice
-    from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
-    from tinymeter.firmware.codegen import generate, io_tensors
-    from tinymeter.firmware.host import decode_outputs, encode_inputs
-    from tinymeter.models.tflite import load_tflite
-
     model = load_tflite(model_path)
     main = model.main
     raw = encode_inputs(io_tensors(model, main.inputs), samples)
@@ -273,8 +272,6 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
             gen = generate(model, name=Path(model_path).stem)
             elf = FirmwareBuilder().build(gen, board, BuildConfig(kernels=kernels)).elf
         else:
-            from tinymeter.apps.tflm import build_tflm_image
-
             elf = build_tflm_image(model_path, board, library, work=Path(work),
                                    timeout_s=timeout_s).elf
         run = EmulatedDevice(board, budget_instructions=budget_instructions,
@@ -288,9 +285,6 @@ def validate(model_path: Path, board: Any, *, library: Any = None, kernels: str 
              budget_instructions: int, timeout_s: float) -> Validation:
     """Run the firmware on the inputs and compare every output with tflite-micro (and
     TensorFlow for float models)."""
-    from tinymeter.firmware.codegen import io_tensors
-    from tinymeter.models.tflite import load_tflite, read_model_bytes
-
     model = load_tflite(model_path)
     main = model.main
     in_ios, out_ios = io_tensors(model, main.inputs), io_tensors(model, main.outputs)

@@ -24,7 +24,6 @@ import numpy as np
 
 from tinymeter.analysis import plots
 from tinymeter.analysis.calibrate import DEFAULT_REGULARIZATION, NOT_SEPARABLE, calibrate, save_calibration
-from tinymeter.analysis.calibrations import calibration_file, choose_calibration
 from tinymeter.apps.estimate import build_model, resolve_model
 from tinymeter.apps.measure import (
     campaign,
@@ -48,6 +47,7 @@ from tinymeter.cli.args import (
     uses_tflm,
 )
 from tinymeter.core.boards import Board, load_board
+from tinymeter.core.calibrations import calibration_file, choose_calibration
 from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import is_stdout, write_output
 from tinymeter.core.texttable import text_table
@@ -57,7 +57,7 @@ from tinymeter.hw.power import JoulescopeMonitor, PPK2Monitor, read_csv
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.virtual import VirtualBoard, VirtualPowerMonitor, VirtualTiming
 from tinymeter.models.demomodels import write_demo_models
-from tinymeter.sim.costmodel import datasheet_cost_model, parameter_vector
+from tinymeter.sim.costmodel import chosen_cost_model, datasheet_cost_model, parameter_vector
 from tinymeter.sim.energy import ENERGY_PARAMETERS, energy_features
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                     image, stored = measure_model(path, device, db, config, build=build,
                                                   power=power, resume=not args.remeasure)
 
-                model = choose_calibration(board, None, args.uid).cost_model(board)
+                model = chosen_cost_model(board, choose_calibration(board, None, args.uid))
                 features, _cycles, activity = emulate_run(image, model.params)
                 estimated = features @ parameter_vector(model.params)
                 # energy by activity at the modelled clock: comparable when the image ran at it

@@ -8,8 +8,8 @@
  * the reference's exactly (modulo 2^32), and everything after the sums -- TFLM's
  * requantization, the int16 table sigmoid/tanh, the cell and hidden updates -- is
  * the reference code. Weights with a non-zero zero point, rows longer than
- * TM_LSTM_MAX_DEPTH and non-DSP cores use the reference kernel; float32 is the
- * reference kernel. */
+ * TM_LSTM_MAX_DEPTH, int16 activations and non-DSP cores use the reference kernel;
+ * float32 is the reference kernel. */
 #include "tm_fixedpoint.h"
 #include "tm_ops_lstm.h"
 
@@ -102,31 +102,16 @@ static void tm_lstm_step_dsp(const tm_lstm_s8_params *p, const int8_t *x, int8_t
   tm_lstm_gate_dsp(p, TM_GATE_FORGET, x, xw, h, hw, forget, tmp, 0);
   tm_lstm_gate_dsp(p, TM_GATE_INPUT, x, xw, h, hw, input, tmp, 0);
   tm_lstm_gate_dsp(p, TM_GATE_CELL, x, xw, h, hw, cell_gate, tmp, 1);
-  for (int32_t i = 0; i < n; ++i) {
-    const int32_t kept = tm_lstm_clamp(tm_lstm_mul(forget[i], c[i], p->forget_mult, p->forget_shift),
-                                       -32768, 32767);
-    const int32_t added = tm_lstm_clamp(
-        tm_lstm_mul(input[i], cell_gate[i], p->update_mult, p->update_shift), -32768, 32767);
-    int32_t v = tm_lstm_clamp(kept + added, -32768, 32767);
-    if (p->clip) v = tm_lstm_clamp(v, -p->cell_clip, p->cell_clip);
-    c[i] = (int16_t)v;
-  }
-  int16_t *out_gate = input, *tanh_cell = forget;
-  tm_lstm_gate_dsp(p, TM_GATE_OUTPUT, x, xw, h, hw, out_gate, tmp, 0);
-  for (int32_t i = 0; i < n; ++i) {
-    tanh_cell[i] = tm_tanh_s16_one(c[i], p->tanh_mult, p->tanh_shift);
-    const int32_t v = p->hidden_zero_point +
-                      tm_lstm_mul(tanh_cell[i], out_gate[i], p->hidden_mult, p->hidden_shift);
-    h[i] = (int8_t)tm_lstm_clamp(v, -128, 127);
-  }
-  memcpy(y, h, (size_t)n);
+  tm_lstm_update_s8(p, forget, input, cell_gate, c);
+  tm_lstm_gate_dsp(p, TM_GATE_OUTPUT, x, xw, h, hw, input, tmp, 0);
+  tm_lstm_hidden_s8(p, c, input, forget, h, y);
 }
 
 void tm_lstm_s8(const void *params) {
   const tm_lstm_s8_params *p = (const tm_lstm_s8_params *)params;
   int offsets = 0;
   for (int g = 0; g < 4; ++g) offsets |= p->in_w_offset[g] | p->rec_w_offset[g];
-  if (__builtin_expect(offsets != 0 || p->input_size > TM_LSTM_MAX_DEPTH ||
+  if (__builtin_expect(p->act16 || offsets != 0 || p->input_size > TM_LSTM_MAX_DEPTH ||
                        p->state_size > TM_LSTM_MAX_DEPTH, 0)) {
     tm_lstm_s8_generic(params);
     return;
@@ -134,15 +119,14 @@ void tm_lstm_s8(const void *params) {
   const int32_t n = p->state_size;
   uint32_t xw[p->input_size >= 4 ? 2 * (p->input_size >> 2) : 1];
   uint32_t hw[n >= 4 ? 2 * (n >> 2) : 1];
-  if (!*p->ready) {
-    memset(p->hidden, p->hidden_zero_point, (size_t)(p->batch * n));
-    *p->ready = 1u;
-  }
+  tm_lstm_reset_s8(p);
+  const int8_t *input = (const int8_t *)p->input;
+  int8_t *hidden = (int8_t *)p->hidden, *output = (int8_t *)p->output;
   for (int32_t b = 0; b < p->batch; ++b) {
     for (int32_t t = 0; t < p->time; ++t) {
       const int32_t row = tm_lstm_row(p->time_major, p->batch, p->time, b, t);
-      tm_lstm_step_dsp(p, p->input + row * p->input_size, p->hidden + b * n, p->cell + b * n,
-                       p->output + row * n, xw, hw);
+      tm_lstm_step_dsp(p, input + row * p->input_size, hidden + b * n, p->cell + b * n,
+                       output + row * n, xw, hw);
     }
   }
 }
