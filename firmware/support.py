@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.build import runtime_dir
 from tinymeter.firmware.lower import LowerContext, lowerings
+from tinymeter.firmware.lower.lstm import while_hint
 from tinymeter.firmware.tflm import archive_symbols
 from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model
@@ -97,8 +98,6 @@ def tflm_registered_ops(library: bytes) -> frozenset[str]:
 
 def with_tflm(rows: Sequence[OpSupport], registered: frozenset[str]) -> list[OpSupport]:
     """*rows* with the ``tflm`` column filled from a library's registered ops."""
-    from dataclasses import replace
-
     return [replace(r, tflm=r.opcode in registered) for r in rows]
 
 
@@ -112,7 +111,7 @@ def op_support(model: Model) -> list[OpSupport]:
     sg = model.main
     if len(model.subgraphs) != 1:
         why = (f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models "
-               "are supported")
+               f"are supported{while_hint(model)}")
         return [OpSupport(i, op.opcode, False, False, reason=why)
                 for i, op in enumerate(sg.operators)]
     table = lowerings()

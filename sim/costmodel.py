@@ -34,7 +34,8 @@ import numpy as np
 from tinymeter.core.boards import Board, CacheGeometry
 from tinymeter.core.calibrations import CalibrationChoice, calibration_file
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile
+from tinymeter.sim.classes import CLASSES, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
     CACHE_POLICIES,
@@ -63,7 +64,7 @@ COST_MODEL_VERSION = 3
 class CostParameters:
     """Timing parameters of one core on one board (all in CPU cycles)."""
 
-    #: Cycles per instruction of each class (see ``sim.blocks.CLASSES``).
+    #: Cycles per instruction of each class (see ``sim.classes.CLASSES``).
     cpi: dict[str, float]
     #: Extra cycles per register moved by LDM/STM/PUSH/POP (on top of the class CPI).
     per_register: float = 1.0
@@ -261,6 +262,8 @@ class CostModel:
         cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
         cycles += (p.pipelined_load - base_cycles(p, "vldr")) * info.vldr_pipelined
         cycles += (p.pipelined_load - base_cycles(p, "vstr")) * info.vstr_pipelined
+        cycles += (p.pipelined_load - p.cpi["load_multiple"] - p.per_register) \
+            * info.vldm_pipelined
         if p.dual_issue_alu is not None:
             cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
         cycles += p.agu_stall * info.agu_stalls + p.narrow_load_use * info.narrow_load_uses
@@ -496,6 +499,10 @@ def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
             row[col["load.pipelined"]] += n
             base = col.get(f"mnemonic.{mnemonic}") if mnemonic in params.mnemonic_cycles else None
             row[base if base is not None else classify(mnemonic)] -= n
+    if info.vldm_pipelined:  # one-register VLDM pipelined: instead of 1 + N
+        row[col["load.pipelined"]] += info.vldm_pipelined
+        row[CLASSES.index("load_multiple")] -= info.vldm_pipelined
+        row[col["per_register"]] -= info.vldm_pipelined
     row[col["dep.address"]] = info.agu_stalls
     row[col["dep.narrow_load"]] = info.narrow_load_uses
     row[col["dep.fp_result"]] = info.fp_dependent

@@ -82,7 +82,16 @@ FP_DEPENDENT = """
         vpush {s16-s19}        @ 1 + 4 per register (M7 0.5 each)
         vpop {d8-d9}           @ 1 + 4
 """
+#: GCC's post-incremented float loads: one-register VLDMs (1 + N, M4 table 7-1) pipeline
+#: like VLDR unless the previous load's writeback is their base.
+VLDM_CHAIN = """
+        vldmia r3!, {s15}      @ 1 + 1
+        vldmia r2!, {s14}      @ pipelined behind it: 1
+        vldmia r2!, {s13}      @ 1 + 1: its base is the previous load's writeback
+        vldmia r1, {s0-s3}     @ 1 + 4 (several registers: never pipelined)
+"""
 EXACT = [
+    ("cortex-m4f", VLDM_CHAIN, 2 + 1 + 2 + 5),
     ("cortex-m4f", DEPENDENT, 1 + 3 + 1 + 1 + 1 + 2),
     ("cortex-m3", DEPENDENT, 1 + 3 + 1 + 1 + 1 + 2),
     ("cortex-m7", DEPENDENT, 1 + 2 + 1 + 1 + 2 + 2),

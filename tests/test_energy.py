@@ -18,7 +18,8 @@ from tinymeter.analysis.report import format_table, layers_csv
 from tinymeter.apps.estimate import layer_estimates
 from tinymeter.core.boards import load_board, parse_board
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockTable
+from tinymeter.sim.blocks import BlockTable
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import (
     CostModel,
     CostParameters,

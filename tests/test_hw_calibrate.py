@@ -18,7 +18,8 @@ from tinymeter.analysis.calibrate import (
 )
 from tinymeter.core.boards import load_board
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockInfo
+from tinymeter.sim.blocks import BlockInfo
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import (
     CORE_PARAMETERS,
     CostModel,

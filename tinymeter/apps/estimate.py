@@ -36,7 +36,7 @@ from tinymeter.models.inspect import inspect_model
 from tinymeter.models.tflite import Model, load_tflite
 from tinymeter.models.user_convert import cached_conversion, is_convertible
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
-from tinymeter.sim.blocks import CLASSES
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import RunResult, tflm_profiler_symbols

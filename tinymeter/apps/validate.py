@@ -13,6 +13,8 @@ Comparison and formatting are pure; running the references and the emulator is I
 from __future__ import annotations
 
 import logging
+import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -241,7 +243,6 @@ def tensorflow_reference(tflite: bytes,
         log.warning("TensorFlow is not installed: float outputs are compared with "
                     "tflite-micro only")
         return None
-    import warnings
 
     with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still the reference
         warnings.simplefilter("ignore", UserWarning)
@@ -262,8 +263,6 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
                  budget_instructions: int, timeout_s: float) -> list[list[np.ndarray]]:
     """Outputs of the emulated firmware (own runtime with *kernels*, or the TFLM
     *library*) for every sample, one inference per sample in one run."""
-    import tempfile
-
     model = load_tflite(model_path)
     main = model.main
     raw = encode_inputs(io_tensors(model, main.inputs), samples)

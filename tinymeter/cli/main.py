@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -259,8 +260,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _build_tflm(args: argparse.Namespace, board: Any) -> int:
     """``build --runtime tflm``: the TFLM-harness ELF with its arena sized, kept in --out."""
-    import tempfile
-
     library = tflm_library(args, board)
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
         image = build_tflm_image(resolve_model(args.model), board, library,
