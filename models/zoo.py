@@ -44,6 +44,8 @@ import numpy as np
 from tinymeter.core.errors import ConfigError, TinymeterError
 from tinymeter.core.files import atomic_write
 from tinymeter.models import convert as _convert
+from tinymeter.models import digits
+from tinymeter.models.lstm_kws import lstm_kws_tflite
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -536,21 +538,18 @@ def digits_cnn(
     download); calibrated with real training images (``digits_sampler``).
     """
     _check_positive(width=width, depth=depth, kernel=kernel, epochs=epochs)
-    from tinymeter.apps.sweep import nas
 
-    candidate = nas.Candidate(depth=depth, kernel=kernel, width=width)
-    model, _ = nas.build_keras(candidate, head="softmax", seed=seed)
-    accuracy = nas.train(model, nas.load_digits_split(seed=seed),
-                         nas.TrainRecipe(epochs=epochs, seed=seed))
+    candidate = digits.Candidate(depth=depth, kernel=kernel, width=width)
+    model, _ = digits.build_keras(candidate, head="softmax", seed=seed)
+    accuracy = digits.train(model, digits.load_digits_split(seed=seed),
+                         digits.TrainRecipe(epochs=epochs, seed=seed))
     log.info("digits_cnn trained: float test accuracy %.1f%%", 100 * accuracy)
     return model
 
 
 def digits_sampler(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
     """Calibration samples drawn from the digits training split (real input ranges)."""
-    from tinymeter.apps.sweep import nas
-
-    x = nas.load_digits_split().x_train
+    x = digits.load_digits_split().x_train
     idx = rng.choice(len(x), size=n, replace=n > len(x))
     return x[idx].reshape((n, *shape)).astype(np.float32)
 
@@ -562,8 +561,6 @@ def lstm_kws(frames: int = 49, features: int = 10, units: int = 64, num_classes:
     Written as .tflite directly (``models/lstm_kws.py``): Keras 3's LSTM converts
     to a WHILE loop, not the fused LSTM operator TFLM runs.
     """
-    from tinymeter.models.lstm_kws import lstm_kws_tflite
-
     return lstm_kws_tflite(frames, features, units, num_classes, quantize, seed)
 
 

@@ -32,14 +32,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.calibrations import CalibrationChoice, calibration_file
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile
+from tinymeter.sim.classes import CLASSES, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
     CACHE_POLICIES,
     CYCLE_SCALE,
     END_CONDITIONAL,
     END_NONE,
+    END_PREDICTED,
     END_TAKEN,
     MAX_REGIONS,
     MEMORY_KINDS,
@@ -61,7 +64,7 @@ COST_MODEL_VERSION = 3
 class CostParameters:
     """Timing parameters of one core on one board (all in CPU cycles)."""
 
-    #: Cycles per instruction of each class (see ``sim.blocks.CLASSES``).
+    #: Cycles per instruction of each class (see ``sim.classes.CLASSES``).
     cpi: dict[str, float]
     #: Extra cycles per register moved by LDM/STM/PUSH/POP (on top of the class CPI).
     per_register: float = 1.0
@@ -86,6 +89,10 @@ class CostParameters:
     agu_stall: float = 0.0
     narrow_load_use: float = 0.0
     fp_result_stall: float = 0.0
+    #: Cycles of a mispredicted conditional end branch on a core that predicts them (the
+    #: native hook keeps a 2-bit counter per block end; a correct prediction costs 0);
+    #: None = the core does not predict (a taken branch pays ``branch_refill``).
+    branch_mispredict: float | None = None
 
     def __post_init__(self) -> None:
         # Checked here, where every source of parameters (board defaults, calibration
@@ -99,6 +106,8 @@ class CostParameters:
         values += [(n, getattr(self, n)) for n in _SCALARS]
         if self.dual_issue_alu is not None:
             values.append(("dual_issue_alu", self.dual_issue_alu))
+        if self.branch_mispredict is not None:
+            values.append(("branch_mispredict", self.branch_mispredict))
         for name, value in values:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"cost parameters: {name} must be a number, got {value!r}")
@@ -163,7 +172,11 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
                          "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
     # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
     # instruction issues with its predecessor), branch prediction (taken loop branches
-    # mostly predicted: refill 1 charged), 64-bit loads.  The TRM publishes no
+    # mostly predicted), 64-bit loads.  Branch prediction: the TRM names a branch
+    # predictor with a BTAC but gives neither its organisation nor penalties; modelled as
+    # a 2-bit counter per conditional branch (in the hook), a correct prediction free, a
+    # misprediction 4 cycles (Arm's LLVM model: MispredictPenalty 4); unconditional
+    # branches, calls and returns pay the refill of 1.  The TRM publishes no
     # instruction timings; the dependency stalls follow Arm's machine model in LLVM
     # (ARMScheduleM7.td): addresses are read in EX1 a cycle before ALU results exist
     # (1), byte/halfword loads deliver a cycle after words (1), FP results have a
@@ -172,7 +185,7 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=8, vfp=1, other=1),
         per_register=0.5, branch_refill=1.0, pipelined_load=1.0, dual_issue_alu=0.0,
-        agu_stall=1.0, narrow_load_use=1.0, fp_result_stall=2.0,
+        agu_stall=1.0, narrow_load_use=1.0, fp_result_stall=2.0, branch_mispredict=4.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
     # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.  The
     # TRM gives no load/store or FPU interlock timings: the Cortex-M4 TRM's (same
@@ -249,6 +262,8 @@ class CostModel:
         cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
         cycles += (p.pipelined_load - base_cycles(p, "vldr")) * info.vldr_pipelined
         cycles += (p.pipelined_load - base_cycles(p, "vstr")) * info.vstr_pipelined
+        cycles += (p.pipelined_load - p.cpi["load_multiple"] - p.per_register) \
+            * info.vldm_pipelined
         if p.dual_issue_alu is not None:
             cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
         cycles += p.agu_stall * info.agu_stalls + p.narrow_load_use * info.narrow_load_uses
@@ -261,12 +276,18 @@ class CostModel:
         emulator, which owns the code bytes)."""
         kind = end_kind(info)
         # A not-taken conditional branch costs its own cycle only (in the core cycles):
-        # M0+/M3/M4/M33 TRMs; on the M7 a mispredicted one would cost more (not modelled).
+        # M0+/M3/M4/M33 TRMs.  On a predicting core (M7) the hook prices a conditional
+        # end by its prediction: either outcome costs the misprediction when it was wrong.
         base = to_fixed(self.core_cycles(info))
         seam = info.seam
         pipe, pair = self.seam_deltas(info)
-        return BlockCost(base=base,
-                         taken=to_fixed(self.params.branch_refill) if kind != END_NONE else 0,
+        taken = to_fixed(self.params.branch_refill) if kind != END_NONE else 0
+        not_taken = 0
+        mispredict = self.params.branch_mispredict
+        if kind == END_CONDITIONAL and mispredict is not None:
+            kind, taken = END_PREDICTED, to_fixed(mispredict)
+            not_taken = taken
+        return BlockCost(base=base, taken=taken, not_taken=not_taken,
                          end_kind=kind, seam_pipe=round(pipe * CYCLE_SCALE),
                          seam_pair=round(pair * CYCLE_SCALE),
                          head=seam.head | seam.head_regs << 16 if pipe or pair else 0,
@@ -292,9 +313,9 @@ class CostModel:
         cycles = self.core_cycles(info)
         if kind == END_TAKEN:
             cycles += self.params.branch_refill
-        elif kind == END_CONDITIONAL:
+        elif kind == END_CONDITIONAL and self.params.branch_mispredict is None:
             cycles += (0.0 if taken is None else taken) * self.params.branch_refill
-        return cycles
+        return cycles  # a predicting core: as if predicted correctly
 
     def cycles(self, profile: BlockProfile) -> np.ndarray:
         """Static cycles per table row (per execution), conditional ends not taken: a
@@ -366,9 +387,7 @@ def timing_config(board: Board, params: CostParameters,
 
 def calibration_path(board: Board) -> Path | None:
     """Where calibrated parameters for *board* live: the user's data directory, keyed by
-    board name (:mod:`tinymeter.analysis.calibrations`), never inside the installed package."""
-    from tinymeter.analysis.calibrations import calibration_file
-
+    board name (:mod:`tinymeter.core.calibrations`), never inside the installed package."""
     return calibration_file(board.name)
 
 
@@ -380,6 +399,12 @@ def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
     if path is not None and path.exists():
         model = load_calibration(model, path)
     return model
+
+
+def chosen_cost_model(board: Board, choice: CalibrationChoice) -> CostModel:
+    """The cost model of *board* with the calibration *choice* applied (``--calibration``:
+    a file, or none = the datasheet cost model)."""
+    return datasheet_cost_model(board) if choice.path is None else cost_model_for(board, choice.path)
 
 
 def datasheet_cost_model(board: Board) -> CostModel:
@@ -401,7 +426,8 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"calibration file {path}: expected a JSON object, "
                           f"got {type(raw).__name__}")
-    allowed = {"cpi", "mnemonic_cycles", "active_mw", "energy", "dual_issue_alu", *_SCALARS}
+    allowed = {"cpi", "mnemonic_cycles", "active_mw", "energy", "dual_issue_alu",
+               "branch_mispredict", *_SCALARS}
     unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -428,7 +454,8 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
 # The cycles of a run are *linear* in the parameter vector theta: one coefficient per
 # instruction class (loads that pipelined excluded), one for pipelined loads, one per
 # register of LDM/STM/PUSH/POP, one per overridden mnemonic, one per taken branch (exact
-# counts from the run; a not-taken one costs its branch cycle), and one weight per simulated
+# counts from the run; a not-taken one costs its branch cycle; on a predicting core one per
+# mispredicted conditional end instead), and one weight per simulated
 # stall mechanism (instruction fetch, data memory) on the raw stall cycles the hook
 # summed.  So ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle
 # estimate of ``p`` (exactly, up to the hook's fixed-point rounding), and calibration is
@@ -443,18 +470,15 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     built from the same :class:`CostParameters` (the calibration prior).
     """
     dual = ("alu.dual",) if params.dual_issue_alu is not None else ()
+    predicted = ("branch.mispredict",) if params.branch_mispredict is not None else ()
     return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
             *DEPENDENCIES, *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
-            "branch.taken", "stall.ifetch", "stall.data")
+            *predicted, "branch.taken", "stall.ifetch", "stall.data")
 
 
 #: Feature names of the dependency stalls, in the order of their parameters
 #: (``agu_stall``, ``narrow_load_use``, ``fp_result_stall``).
 DEPENDENCIES = ("dep.address", "dep.narrow_load", "dep.fp_result")
-
-
-#: The dynamic columns at the end of every feature row.
-_DYNAMIC = ("branch.taken", "stall.ifetch", "stall.data")
 
 
 def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
@@ -475,6 +499,10 @@ def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
             row[col["load.pipelined"]] += n
             base = col.get(f"mnemonic.{mnemonic}") if mnemonic in params.mnemonic_cycles else None
             row[base if base is not None else classify(mnemonic)] -= n
+    if info.vldm_pipelined:  # one-register VLDM pipelined: instead of 1 + N
+        row[col["load.pipelined"]] += info.vldm_pipelined
+        row[CLASSES.index("load_multiple")] -= info.vldm_pipelined
+        row[col["per_register"]] -= info.vldm_pipelined
     row[col["dep.address"]] = info.agu_stalls
     row[col["dep.narrow_load"]] = info.narrow_load_uses
     row[col["dep.fp_result"]] = info.fp_dependent
@@ -495,6 +523,8 @@ def parameter_vector(params: CostParameters) -> np.ndarray:
     theta.append(params.per_register)
     theta += [params.agu_stall, params.narrow_load_use, params.fp_result_stall]
     theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
+    if params.branch_mispredict is not None:
+        theta.append(params.branch_mispredict)
     theta += [params.branch_refill, params.ifetch_weight, params.data_weight]
     return np.array(theta, dtype=np.float64)
 
@@ -513,7 +543,8 @@ def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostPara
                    branch_refill=value["branch.taken"], ifetch_weight=value["stall.ifetch"],
                    data_weight=value["stall.data"], agu_stall=value["dep.address"],
                    narrow_load_use=value["dep.narrow_load"],
-                   fp_result_stall=value["dep.fp_result"])
+                   fp_result_stall=value["dep.fp_result"],
+                   branch_mispredict=value.get("branch.mispredict", prior.branch_mispredict))
 
 
 def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
@@ -535,10 +566,17 @@ def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
             out[i] += _seam_features(profile.infos[key], names, int(stats[i, STAT["seam_pipe"]]),
                                      int(stats[i, STAT["seam_pair"]]))
     if len(stats):
-        n = len(_DYNAMIC)
-        out[:, -n] = stats[:, STAT["taken"]]
-        out[:, -n + 1] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
-        out[:, -n + 2] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
+        col = {n: i for i, n in enumerate(names)}
+        taken = stats[:, STAT["taken"]].astype(np.float64)
+        if "branch.mispredict" in col:
+            # a predicted end's taken outcomes cost nothing unless mispredicted
+            predicted = np.array([end_kind(profile.infos[key]) == END_CONDITIONAL for key in
+                                  zip(table.address.tolist(), table.size.tolist())], dtype=bool)
+            taken[predicted] = 0.0
+            out[:, col["branch.mispredict"]] = stats[:, STAT["mispredict"]]
+        out[:, col["branch.taken"]] = taken
+        out[:, col["stall.ifetch"]] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
+        out[:, col["stall.data"]] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
     return out
 
 

@@ -27,7 +27,11 @@ cost model prices each count with a parameter of the core (``sim.costmodel``):
 * **VLDR/VSTR pipelining** (``vldr_pipelined``, ``vstr_pipelined``): a single-precision
   VLDR behind a load or store it pipelines with (the same rule as LDR, Cortex-M4 TRM
   3.3.2: the FPU loads through the core's load/store unit), and a VSTR right behind a
-  load (as STR behind LDR).
+  load (as STR behind LDR); a VLDM of one single-precision register (what GCC emits for a
+  post-incremented float load: 1 + N = 2 cycles unpipelined, table 7-1) pipelines like
+  VLDR (``vldm_pipelined``).  That single FPU loads pipeline like LDR is the two-stage
+  load reservation of GCC's Cortex-M4 FPU pipeline description (``cortex-m4-fpu.md``);
+  the TRM's FPU table gives the unpipelined cycles only.
 
 Dependencies across a block boundary are not counted: a block ends at a branch, whose
 refill drains the pipeline, or where the emulator cut straight code (rare: 1 KiB pages).
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinymeter.sim.blocks import CLASS_INDEX
+from tinymeter.sim.classes import CLASS_INDEX
 
 #: Data-processing classes whose result a following address calculation waits for.
 _DATA_PROCESSING = frozenset(CLASS_INDEX[c] for c in ("alu", "mul", "mac", "mul64"))
@@ -75,6 +79,7 @@ class Hazards:
     fp_dependent: int = 0
     vldr_pipelined: int = 0
     vstr_pipelined: int = 0
+    vldm_pipelined: int = 0
 
 
 class HazardTracker:
@@ -84,7 +89,7 @@ class HazardTracker:
     instruction reads and writes (:mod:`.decode`'s facts) and its address registers."""
 
     def __init__(self) -> None:
-        self.agu = self.narrow = self.fp = self.vldr = self.vstr = 0
+        self.agu = self.narrow = self.fp = self.vldr = self.vstr = self.vldm = 0
         #: previous instruction: (name, class, core registers written, FP registers written)
         self._prev: tuple[str, int, frozenset[int], frozenset[int]] | None = None
         #: the previous instruction is a load or store a VLDR may pipeline behind (kind,
@@ -111,12 +116,19 @@ class HazardTracker:
         # VLDR (single precision) pipelines behind a load or store like LDR (not behind a
         # load that produced its address, nor a register-offset store); VSTR behind a load
         single_fp = name in ("vldr", "vstr") and op_str[:1] == "s"
-        if single_fp and self._pipe_from is not None and not (address & self._pipe_from[1]):
+        # VLDM of one single-precision register: GCC's post-increment VLDR
+        single_vldm = name in ("vldmia", "vldmdb") and "{s" in op_str \
+            and len(fp_registers(op_str)) == 1
+        after = self._pipe_from is not None and not (address & self._pipe_from[1])
+        if single_fp and after:
             if name == "vldr":
                 self.vldr += 1
-            elif self._pipe_from[0] == "load":
+            elif self._pipe_from is not None and self._pipe_from[0] == "load":
                 self.vstr += 1
-        if (name in _WORD_LOADS or name in _NARROW_LOADS or (single_fp and name == "vldr")) \
+        elif single_vldm and after:
+            self.vldm += 1
+        if (name in _WORD_LOADS or name in _NARROW_LOADS or (single_fp and name == "vldr")
+                or single_vldm) \
                 and not op_str.startswith("pc"):
             self._pipe_from = ("load", written)
         elif (name in ("str", "strb", "strh") or (single_fp and name == "vstr")) \
@@ -132,4 +144,4 @@ class HazardTracker:
         self._pipe_from = None
 
     def result(self) -> Hazards:
-        return Hazards(self.agu, self.narrow, self.fp, self.vldr, self.vstr)
+        return Hazards(self.agu, self.narrow, self.fp, self.vldr, self.vstr, self.vldm)

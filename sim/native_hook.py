@@ -34,7 +34,7 @@ FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
 FLAG_ALARM = 8
-_ABI_VERSION = 3
+_ABI_VERSION = 4
 _INITIAL_CAPACITY = 1 << 14
 MAX_REGIONS = 8
 #: Cache replacement policies (``TM_POLICY_*``), by board-file name.
@@ -44,6 +44,9 @@ CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 END_NONE, END_TAKEN, END_CONDITIONAL = 0, 1, 2
 #: A block that never executes (an intercepted ABI entry): counted, costs nothing.
 END_SKIP = 3
+#: A conditional end the core predicts (a 2-bit counter per block end in the hook): only a
+#: misprediction costs (``taken`` / ``not_taken``: the cost of each mispredicted outcome).
+END_PREDICTED = 4
 #: ``tm_block_desc.tail`` flag: the last instruction may pair with an ALU successor.
 TAIL_PAIRS = 4
 #: Memory kinds of ``tm_region.kind`` and access buckets of the statistics (the last
@@ -54,6 +57,7 @@ ACCESS_BUCKETS = (*MEMORY_KINDS, "unresolved")
 STAT_COLUMNS: tuple[str, ...] = (
     "count", "cycles", "taken", "not_taken", "branch", "ifetch_stall", "data_stall",
     "icache_hit", "icache_miss", "dcache_hit", "dcache_miss", "seam_pipe", "seam_pair",
+    "mispredict",
     *(f"loads.{b}" for b in ACCESS_BUCKETS), *(f"stores.{b}" for b in ACCESS_BUCKETS),
     *(f"load_bytes.{b}" for b in ACCESS_BUCKETS),
 )

@@ -51,7 +51,7 @@ def _fc_model(tmp_path: Path, *, x_scale: float = 0.1, x_zp: int = 0, w_scale: f
               y_scale: float = 0.2, y_zp: int = 0, bias_zp: int = 0, const_w: bool = True,
               activation: str = "NONE") -> Path:
     """FULLY_CONNECTED 8 -> 4 with the given (possibly nonsense) quantization."""
-    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model, tensor
+    from tinymeter.models.builders import int8_tensor, random_int8, single_op_model, tensor
     from tinymeter.models.tflite import TensorType
 
     x = int8_tensor("x", (1, 8), x_scale, x_zp)
@@ -119,8 +119,8 @@ def test_inspect_json_roundtrip(capsys, tmp_path: Path) -> None:
 
 
 def test_inspect_unknown_dims_no_negative_macs(capsys, tmp_path: Path) -> None:
+    from tinymeter.models.builders import int8_tensor, random_int8, single_op_model_ir
     from tinymeter.models.inspect import inspect_model
-    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model_ir
 
     x = int8_tensor("x", (-1, 8), 0.1, 0)
     w = int8_tensor("w", (4, 8), 0.05, 0, data=random_int8((4, 8), 1))
@@ -264,7 +264,7 @@ def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
 
 
 def _reshape_model(tmp_path: Path, n: int = 8) -> Path:
-    from tinymeter.models.testing import int8_tensor, single_op_model
+    from tinymeter.models.builders import int8_tensor, single_op_model
 
     x = int8_tensor("x", (1, n), 0.1, 0)
     path = tmp_path / f"reshape{n}.tflite"
@@ -387,7 +387,7 @@ def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
 def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
     import numpy as np
 
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     x = int8_tensor("x", (1, 16), 0.05, 0)
     w = int8_tensor("w", (8, 16), 0.01, 0, data=random_int8((8, 16), seed=1))
@@ -410,8 +410,8 @@ def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
 
 
 def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
+    from tinymeter.analysis.plots import estimate_title
     from tinymeter.analysis.report import Estimate
-    from tinymeter.apps.sweep.plots import estimate_title
 
     est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
                    kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
@@ -428,9 +428,8 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
     from tinymeter.sim.peripherals import MarkEvent
 
     figures = []
-    save = plots._save
-    monkeypatch.setattr(plots, "_save",
-                        lambda fig, plt, path: (figures.append(fig), save(fig, plt, path))[1])
+    save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
     marks = [MarkEvent(8_000, "inference", 1), MarkEvent(40_000, "layer", 1),
              MarkEvent(72_000, "layer", 0), MarkEvent(80_000, "inference", 0)]
     path = plots.marker_timeline(marks, 80e6, tmp_path / "marks.png", model="kws.tflite",
@@ -450,10 +449,10 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
 
 
 def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
-    from tinymeter.apps.sweep import nas
+    from tinymeter.apps.sweep import pareto
     from tinymeter.apps.sweep import plots as nas_plots
 
-    rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
+    rows = [pareto.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
                             "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
             for board in ("nucleo-g0b1re", "nucleo-l4r5zi") for kernels in ("reference", "optimized")
             for w in (4, 5, 6)]
@@ -476,7 +475,7 @@ def test_constant_operator_output_is_refused(capsys, tmp_path: Path) -> None:
     kernel's first store faulted in the emulator."""
     import dataclasses
 
-    from tinymeter.models.testing import int8_tensor, single_op_model_ir
+    from tinymeter.models.builders import int8_tensor, single_op_model_ir
     from tinymeter.models.tflite import serialize_tflite
 
     x = int8_tensor("x", (1, 8), 0.1, 0)

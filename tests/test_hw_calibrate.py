@@ -18,7 +18,8 @@ from tinymeter.analysis.calibrate import (
 )
 from tinymeter.core.boards import load_board
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockInfo
+from tinymeter.sim.blocks import BlockInfo
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import (
     CORE_PARAMETERS,
     CostModel,
@@ -30,6 +31,7 @@ from tinymeter.sim.costmodel import (
     parameter_vector,
     parameters_from_vector,
 )
+from tinymeter.sim.native_hook import END_CONDITIONAL
 
 
 def _block(mnemonics: list[str], classes: dict[str, int], regs: int = 0,
@@ -62,6 +64,11 @@ def test_features_reproduce_block_cycles_exactly(core: str) -> None:
     for b in BLOCKS:
         row = block_features(b, params)
         assert row @ theta == pytest.approx(model.core_cycles(b))
+        if params.branch_mispredict is not None and end_kind(b) == END_CONDITIONAL:
+            # a predicting core (M7): a conditional end costs only when mispredicted
+            row[names.index("branch.mispredict")] = 1.0
+            assert row @ theta == pytest.approx(model.core_cycles(b) + params.branch_mispredict)
+            continue
         row[names.index("branch.taken")] = 1.0
         assert row @ theta == pytest.approx(model.block_cycles(b, taken=1.0)
                                             if end_kind(b) else model.core_cycles(b)

@@ -287,6 +287,7 @@ MECHANISMS: tuple[tuple[str, str], ...] = (
     ("address dependency", "dep.address"),
     ("narrow load use", "dep.narrow_load"),
     ("FPU result dependency", "dep.fp_result"),
+    ("branch prediction", "branch.mispredict"),
     ("branch refill", "branch.taken"),
     ("instruction fetch stall", "stall.ifetch"),
     ("data memory stall", "stall.data"),
@@ -533,7 +534,8 @@ def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]
         "pipelined_load": p.pipelined_load, "dual_issue_alu": p.dual_issue_alu,
         "ifetch_weight": p.ifetch_weight, "data_weight": p.data_weight,
         "agu_stall": p.agu_stall, "narrow_load_use": p.narrow_load_use,
-        "fp_result_stall": p.fp_result_stall, "mnemonic_cycles": p.mnemonic_cycles,
+        "fp_result_stall": p.fp_result_stall, "branch_mispredict": p.branch_mispredict,
+        "mnemonic_cycles": p.mnemonic_cycles,
     }
     if result.active_mw is not None:
         out["active_mw"] = result.active_mw

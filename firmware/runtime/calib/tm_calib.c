@@ -271,6 +271,13 @@ void tm_calib_branch_chain(const void *params) {
 }
 
 /* ... and a data-dependent branch over a known pattern (taken 3 times in 4). */
+/* 16 conditional branches per iteration whose outcome alternates with the iteration
+ * counter's parity (taken first: 64 is even): a 2-bit predictor mispredicts every one. */
+void tm_calib_branch_alternate(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("lsls r4, %[n], #31\n beq 3f\n adds r5, r5, #1\n3:\n", "i"(0) : "r4", "r5", "cc");
+}
+
 void tm_calib_branch_pattern(const void *params) {
   (void)params;
   uint32_t i = 0;

@@ -34,6 +34,7 @@ void tm_calib_pop_chain(const void *params);
 void tm_calib_branch_b(const void *params);
 void tm_calib_branch_loop(const void *params);
 void tm_calib_branch_chain(const void *params);
+void tm_calib_branch_alternate(const void *params);
 void tm_calib_branch_pattern(const void *params);
 /* Thumb-2 (ARMv7-M, ARMv8-M mainline) */
 void tm_calib_mla(const void *params);
