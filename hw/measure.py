@@ -220,7 +220,7 @@ def emulate_run(image: FirmwareImage, prior: CostParameters
     n_layers = len(image.model.layers)
     features = layer_features(run, prior, n_layers)
     return (features, float((features @ parameter_vector(prior)).sum()),
-            run_layer_activity(run, image.board, n_layers))
+            run_layer_activity(run, n_layers))
 
 
 def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,

@@ -36,6 +36,7 @@ from tinymeter.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
+    ACCESS_BUCKETS,
     CACHE_POLICIES,
     CYCLE_SCALE,
     END_CONDITIONAL,
@@ -45,6 +46,9 @@ from tinymeter.sim.native_hook import (
     MEMORY_KINDS,
     STAT,
     TAIL_PAIRS,
+    UNALIGNED_AHB,
+    UNALIGNED_FAULT,
+    UNALIGNED_PAIR,
     BlockCost,
     TimingConfig,
 )
@@ -79,6 +83,9 @@ class CostParameters:
     #: calibration fits them, and how far they move says which mechanism was off).
     ifetch_weight: float = 1.0
     data_weight: float = 1.0
+    #: Cycles per extra bus transaction of an unaligned LDR/STR/LDRH/STRH the core splits
+    #: (the native hook counts the transactions from the real addresses, ``unaligned.*``).
+    unaligned: float = 1.0
 
     def __post_init__(self) -> None:
         # Checked here, where every source of parameters (board defaults, calibration
@@ -107,7 +114,8 @@ class CostParameters:
 
 
 #: Scalar fields of :class:`CostParameters` (calibration files may set each).
-_SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight")
+_SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight",
+            "unaligned")
 
 
 def _cpi(**kw: float) -> dict[str, float]:
@@ -124,11 +132,14 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
                  store_multiple=1, branch=1, divide=1, vfp=1, other=1),
         # BL is 3 and POP {..., pc} 3+N: 2 + refill, 1 + N + 1 + refill (the only pop
         # that ends a block writes PC; a mid-block POP is overcharged by one cycle).
-        per_register=1.0, branch_refill=1.0, pipelined_load=2.0,
+        # ARMv6-M faults on every unaligned access (ARMv6-M ARM A3.2): nothing to price;
+        # the hook reports them as faults.
+        per_register=1.0, branch_refill=1.0, pipelined_load=2.0, unaligned=0.0,
         mnemonic_cycles={"bl": 2.0, "pop": 2.0}),
     # Cortex-M3 TRM (ARM DDI 0337) 18.2: MLA 2, long multiplies 3-5, loads 2 with
     # neighbouring loads/stores pipelined to 1, stores buffered, taken branch 1 + 1..3
-    # refill, divide 2-12.
+    # refill, divide 2-12; an unaligned LDR/STR(H) is split into aligned AHB transactions,
+    # one cycle each beyond the first (18.3 load/store timings).
     "cortex-m3": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=4, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
@@ -136,7 +147,9 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
         mnemonic_cycles={"mla": 2.0, "mls": 2.0, "umlal": 5.0, "smlal": 5.0}),
     # Cortex-M4 TRM (ARM DDI 0439) 3.3: single-cycle MAC and DSP SIMD, long multiplies 1,
     # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP) 1 cycle for add/mul,
-    # 3 for fused MAC, 14 for divide and sqrt.
+    # 3 for fused MAC, 14 for divide and sqrt; unaligned LDR/STR(H) one cycle per extra
+    # halfword/byte transaction (3.3.2: byte-aligned halfword +1, halfword-aligned word +1,
+    # byte-aligned word +2).
     "cortex-m4f": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
@@ -145,13 +158,16 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
                          "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
     # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
     # instruction issues with its predecessor), branch prediction (taken loop branches
-    # mostly predicted: refill 1 charged), 64-bit loads.
+    # mostly predicted: refill 1 charged), 64-bit loads; an unaligned access is two aligned
+    # accesses (one extra cycle).
     "cortex-m7": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=8, vfp=1, other=1),
         per_register=0.5, branch_refill=1.0, pipelined_load=1.0, dual_issue_alu=0.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
-    # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.
+    # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP; unaligned
+    # accesses "converted into two or more aligned AHB transactions" (no cycle figure: the
+    # M4's one cycle per extra transaction is the prior, calibration owns it).
     "cortex-m33": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=6, vfp=1, other=1),
@@ -287,6 +303,8 @@ def to_fixed(cycles: float) -> int:
 
 
 _KIND_CODE = {"flash": 0, "sram": 1, "tcm": 2}
+#: The hook's per-bucket columns of extra transactions of split unaligned accesses.
+UNALIGNED_COLUMNS = [STAT[f"unaligned.{b}"] for b in ACCESS_BUCKETS]
 
 
 def _geometry(cache: CacheGeometry) -> tuple[int, int, int, int]:
@@ -325,7 +343,16 @@ def timing_config(board: Board, params: CostParameters,
     cfg.l1_dcache[:] = _geometry(l1.dcache)
     cfg.ifetch_weight = to_fixed(params.ifetch_weight)
     cfg.data_weight = to_fixed(params.data_weight)
+    cfg.unaligned_rule = unaligned_rule(board)
+    cfg.unaligned_cycles = to_fixed(params.unaligned)
     return cfg
+
+
+def unaligned_rule(board: Board) -> int:
+    """How *board*'s core executes an unaligned LDR/STR/LDRH/STRH (``UNALIGNED_*``)."""
+    if board.core.arch == "armv6-m":
+        return UNALIGNED_FAULT
+    return UNALIGNED_PAIR if board.core.name == "cortex-m7" else UNALIGNED_AHB
 
 
 def calibration_path(board: Board) -> Path | None:
@@ -394,9 +421,10 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
 # register of LDM/STM/PUSH/POP, one per overridden mnemonic, one per taken branch (exact
 # counts from the run; a not-taken one costs its branch cycle), and one weight per simulated
 # stall mechanism (instruction fetch, data memory) on the raw stall cycles the hook
-# summed.  So ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle
-# estimate of ``p`` (exactly, up to the hook's fixed-point rounding), and calibration is
-# a linear least-squares problem over per-layer rows.  Every column is separable by some
+# summed, and one per extra bus transaction of the unaligned accesses it counted.  So
+# ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle estimate of ``p``
+# (exactly, up to the hook's fixed-point rounding), and calibration is a linear
+# least-squares problem over per-layer rows.  Every column is separable by some
 # code, which is what the calibration microbenchmarks (``hw/microbench.py``) provide.
 
 
@@ -409,11 +437,11 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     dual = ("alu.dual",) if params.dual_issue_alu is not None else ()
     return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
             *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
-            "branch.taken", "stall.ifetch", "stall.data")
+            "branch.taken", "stall.ifetch", "stall.data", "unaligned")
 
 
 #: The dynamic columns at the end of every feature row.
-_DYNAMIC = ("branch.taken", "stall.ifetch", "stall.data")
+_DYNAMIC = ("branch.taken", "stall.ifetch", "stall.data", "unaligned")
 
 
 def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
@@ -445,7 +473,7 @@ def parameter_vector(params: CostParameters) -> np.ndarray:
         theta.append(params.dual_issue_alu)
     theta.append(params.per_register)
     theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
-    theta += [params.branch_refill, params.ifetch_weight, params.data_weight]
+    theta += [params.branch_refill, params.ifetch_weight, params.data_weight, params.unaligned]
     return np.array(theta, dtype=np.float64)
 
 
@@ -461,7 +489,7 @@ def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostPara
                    dual_issue_alu=value.get("alu.dual", prior.dual_issue_alu),
                    mnemonic_cycles={m: value[f"mnemonic.{m}"] for m in sorted(prior.mnemonic_cycles)},
                    branch_refill=value["branch.taken"], ifetch_weight=value["stall.ifetch"],
-                   data_weight=value["stall.data"])
+                   data_weight=value["stall.data"], unaligned=value["unaligned"])
 
 
 def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
@@ -487,6 +515,7 @@ def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
         out[:, -n] = stats[:, STAT["taken"]]
         out[:, -n + 1] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
         out[:, -n + 2] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
+        out[:, -n + 3] = stats[:, UNALIGNED_COLUMNS].sum(axis=1)
     return out
 
 

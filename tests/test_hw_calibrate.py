@@ -174,8 +174,9 @@ def test_microbench_selection_per_core() -> None:
     assert {"MB_ALU", "MB_LDM4", "MB_CALL_FRAME2", "MB_BCOND_PATTERN"} <= m0
     assert not m0 & {"MB_DIV", "MB_UMULL", "MB_SMLAD", "MB_VADD", "MB_MLA"}
     assert "MB_DIV" in m3 and "MB_SMLAD" not in m3 and "MB_VDIV" not in m3
+    assert "MB_LDR_UNALIGNED" in m3 and "MB_LDR_UNALIGNED" not in m0  # ARMv6-M faults
     assert set(absent_instructions(CORES["cortex-m0plus"])) == {"cpi.divide", "cpi.mul64",
-                                                                "cpi.mac", "cpi.vfp"}
+                                                                "cpi.mac", "cpi.vfp", "unaligned"}
     assert absent_instructions(CORES["cortex-m7"]) == {}
     src = table_source(benchmarks_for(CORES["cortex-m3"]))
     assert 'const char tm_model_name[] = "microbench";' in src
@@ -276,7 +277,8 @@ def test_mechanism_ranking_names_the_mechanism_that_was_off() -> None:
     # exact data: every movement the models exercise is pinned down; the others say so
     assert all(m.determined for m in ranked if m.exercised)
     assert {m.mechanism for m in ranked if not m.exercised} == {"load pipelining",
-                                                                 "per-mnemonic overrides"}
+                                                                 "per-mnemonic overrides",
+                                                                 "unaligned access"}
     # what calibrate --json writes
     summary = result.summary()["mechanisms"]
     assert summary[0]["mechanism"] == "data memory stall" and summary[0]["determined"] is True

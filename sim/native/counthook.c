@@ -62,7 +62,7 @@
 
 #include "tm_addrprog.h"
 
-#define TM_ABI_VERSION 3u
+#define TM_ABI_VERSION 4u
 #define TM_CYCLE_FRAC_BITS 16u /* cycles are stored x 2^16 */
 #define TM_ONE ((uint64_t)1 << TM_CYCLE_FRAC_BITS)
 #define TM_NO_ADDR UINT64_MAX
@@ -112,8 +112,20 @@ enum {
     TM_S_LOADS,         /* TM_NBUCKETS columns: loads per memory kind, then unresolved */
     TM_S_STORES = TM_S_LOADS + TM_NBUCKETS,
     TM_S_LOAD_BYTES = TM_S_STORES + TM_NBUCKETS,
-    TM_S_COLUMNS = TM_S_LOAD_BYTES + TM_NBUCKETS
+    /* TM_NBUCKETS columns: extra bus transactions of unaligned loads and stores the core
+     * splits (TM_UNALIGNED_*), per memory kind; charged timing.unaligned_cycles each */
+    TM_S_UNALIGNED = TM_S_LOAD_BYTES + TM_NBUCKETS,
+    TM_S_ALIGN_FAULTS = TM_S_UNALIGNED + TM_NBUCKETS, /* unaligned accesses that fault on
+                                                         the core (not priced) */
+    TM_S_FLASH_READS,   /* reads of the flash array in access units: demand fetches, prefetches
+                           (also those discarded), data-cache misses, L1 line fills */
+    TM_S_COLUMNS
 };
+
+/* How the core handles an unaligned single load/store (tm_timing_config.unaligned_rule). */
+#define TM_UNALIGNED_FAULT 0u  /* ARMv6-M: every unaligned access faults */
+#define TM_UNALIGNED_AHB 1u    /* M3/M4/M33: split into aligned halfword/byte transactions */
+#define TM_UNALIGNED_PAIR 2u   /* M7: two aligned accesses */
 
 typedef int (*tm_reg_read_fn)(void *uc, int regid, void *value);
 typedef int (*tm_reg_read_batch_fn)(void *uc, int *regs, void **vals, int count);
@@ -188,7 +200,8 @@ typedef struct tm_timing_config {
     uint32_t prefetch;          /* flash accelerator prefetch buffer */
     uint32_t l1_fill;           /* extra cycles of an L1 line fill beyond the wait states */
     uint32_t unified;           /* flash data reads go through the accelerator's I-cache */
-    uint32_t pad;
+    uint32_t unaligned_rule;    /* TM_UNALIGNED_* */
+    uint64_t unaligned_cycles;  /* fixed point: cycles per extra bus transaction */
     uint32_t accel_icache[4];   /* line bytes, sets, ways (0 = none), TM_POLICY_* */
     uint32_t accel_dcache[4];
     uint32_t l1_icache[4];
@@ -266,6 +279,7 @@ typedef struct tm_ctx {
     /* cycle alarm (fixed point; 0 = none): the first block starting at or after it stops
      * emulation uncounted, so Python can deliver an interrupt and resume there */
     uint64_t alarm_cycles;
+    uint64_t align_faults;      /* accesses that fault on the core when unaligned (all rows) */
     uint32_t stream_unit;       /* unit number the prefetch stream holds next */
     uint32_t stream_valid;
     uint32_t l1_enabled;        /* CCR.IC | CCR.DC as last read */
@@ -274,6 +288,8 @@ typedef struct tm_ctx {
     uint32_t evt_counter;
     uint32_t evt_wrap;
     uint32_t flags;
+    uint32_t align_fault_pc;    /* address of the first such instruction (0: none yet) */
+    uint32_t pad;
     tm_timing_config timing;
     tm_cache accel_icache;
     tm_cache accel_dcache;
@@ -552,6 +568,11 @@ static inline const tm_region *tm_region_of(const tm_ctx *ctx, uint32_t address,
     return NULL;
 }
 
+/* Memory access units one line fill of cache c reads (units of 2^unit_shift bytes). */
+static inline uint32_t tm_line_units(const tm_cache *c, uint32_t unit_shift) {
+    return c->line_shift > unit_shift ? 1u << (c->line_shift - unit_shift) : 1u;
+}
+
 /* Stall cycles (fixed point) of fetching the code units of a block that starts at `now`.
  * The core needs unit k at now + k * per_unit (+ stalls so far); a unit comes from the
  * instruction cache (no stall), from the prefetch stream (ready at stream_ready), or from
@@ -582,12 +603,15 @@ static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size,
     } else if (r->kind == TM_KIND_FLASH && ctx->accel_icache.line_shift) {
         cache = &ctx->accel_icache;
     }
-    if (r->wait_states == 0 && !(l1 && t->l1_fill)) {
-        return 0;
-    }
     uint32_t shift = r->access_shift;
     uint32_t first = addr >> shift, last = (addr + size - 1) >> shift;
     uint32_t n_units = last - first + 1;
+    int flash = r->kind == TM_KIND_FLASH;
+    if (r->wait_states == 0 && !(l1 && t->l1_fill)) {
+        /* no stall to simulate: every unit is read from the array */
+        e->s[TM_S_FLASH_READS] += flash ? n_units : 0;
+        return 0;
+    }
     if (cache && memo->hit_cache == cache && memo->hit_epoch == cache->epoch) {
         /* nothing was allocated since the block last hit throughout: it hits again; the
          * LRU stamps advance exactly as the lookups would advance them */
@@ -622,17 +646,21 @@ static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size,
         uint64_t ready;
         if (l1) {
             ready = now + access + (uint64_t)t->l1_fill * TM_ONE;
+            e->s[TM_S_FLASH_READS] += flash ? tm_line_units(cache, shift) : 0;
         } else if (ctx->stream_valid && u == ctx->stream_unit) {
-            ready = ctx->stream_ready;
+            ready = ctx->stream_ready;  /* read when the prefetch was issued */
         } else {
             uint64_t start = ctx->flash_free > now ? ctx->flash_free : now;
             ready = start + access;
+            e->s[TM_S_FLASH_READS] += flash;
         }
         if (ready > now) {
             stall += ready - now;
             now = ready;
         }
         if (!l1 && t->prefetch) {
+            /* the prefetch reads the next unit now, whether or not the core takes it */
+            e->s[TM_S_FLASH_READS] += flash;
             ctx->stream_unit = u + 1;
             ctx->stream_ready = now + access + TM_ONE;
             ctx->stream_valid = 1;
@@ -659,6 +687,7 @@ typedef struct tm_data_run {
     uint64_t base;    /* the block's core cycles and size: an access at byte offset k */
     uint32_t size;    /* issues about base * k / size cycles into the block */
     uint32_t offset;  /* byte offset of the access being priced */
+    uint32_t extra;   /* extra bus transactions of this execution's unaligned accesses */
 } tm_data_run;
 
 /* Guest memory for the address programs' LOAD ops (pointers the block loads itself):
@@ -695,12 +724,18 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
                 e->s[TM_S_DC_HIT]++;
             } else {
                 e->s[TM_S_DC_MISS]++;
+                e->s[TM_S_FLASH_READS] += r->kind == TM_KIND_FLASH ? tm_line_units(c, r->access_shift) : 0;
                 stall += (uint64_t)fill * TM_ONE;
             }
         }
         return stall;
     }
+    uint32_t shift = r->access_shift;
     if (r->wait_states == 0) {
+        /* nothing to simulate: every unit is read from the array */
+        if (r->kind == TM_KIND_FLASH) {
+            e->s[TM_S_FLASH_READS] += ((address + bytes - 1) >> shift) - (address >> shift) + 1;
+        }
         return 0;
     }
     tm_cache *c = NULL;
@@ -711,7 +746,6 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
             c = &ctx->accel_icache;
         }
     }
-    uint32_t shift = r->access_shift;
     for (uint32_t u = address >> shift; u <= (address + bytes - 1) >> shift; u++) {
         if (c) {
             uint32_t slot;
@@ -721,6 +755,7 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
             }
             e->s[TM_S_DC_MISS]++;
         }
+        e->s[TM_S_FLASH_READS] += r->kind == TM_KIND_FLASH;
         /* The flash has one read port: a data access waits for the read in flight (an
          * instruction prefetch or another data read; a started read is not aborted), then
          * takes the port for wait_states + 1 cycles.  The prefetched unit is in the buffer
@@ -734,6 +769,43 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
     return stall;
 }
 
+/* Extra bus transactions of a single load/store of `unit` (2 or 4) bytes at an address
+ * misaligned by `low` (address & 3), as the core splits it:
+ *  - Cortex-M3/M4 TRM 3.3.2 (load/store timings; the M33 TRM says only "two or more
+ *    aligned AHB transactions", so the same split): a halfword at an odd address is two
+ *    bytes (+1), a word at 2 mod 4 two halfwords (+1), at 1 or 3 mod 4 byte + halfword +
+ *    byte (+2);
+ *  - Cortex-M7 (TRM, load/store unit): any unaligned access is two aligned accesses (+1). */
+static inline uint32_t tm_unaligned_extra(uint32_t rule, uint32_t unit, uint32_t low) {
+    if (rule == TM_UNALIGNED_PAIR || unit == 2u) {
+        return 1u;
+    }
+    return (low & 1u) ? 2u : 1u;
+}
+
+/* An access whose address is not a multiple of its alignment unit min(bytes, 4): counts
+ * the extra transactions of a split one, or records a fault (an instruction that must be
+ * aligned, or any access on ARMv6-M), which real silicon takes instead of the access. */
+static void tm_unaligned(tm_data_run *run, uint32_t bucket, uint32_t address, uint32_t bytes,
+                         uint32_t flags) {
+    tm_ctx *ctx = run->ctx;
+    uint32_t unit = bytes < 4u ? bytes : 4u;
+    if (unit < 2u || !(address & (unit - 1u))) {
+        return;
+    }
+    uint32_t rule = ctx->timing.unaligned_rule;
+    if ((flags & TM_AP_STRICT) || rule == TM_UNALIGNED_FAULT) {
+        run->e->s[TM_S_ALIGN_FAULTS]++;
+        if (!ctx->align_faults++) {
+            ctx->align_fault_pc = run->e->addr + (flags >> 16);
+        }
+        return;
+    }
+    uint32_t extra = tm_unaligned_extra(rule, unit, address & 3u);
+    run->e->s[TM_S_UNALIGNED + bucket] += extra;
+    run->extra += extra;
+}
+
 static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t flags) {
     tm_data_run *run = (tm_data_run *)user;
     tm_entry *e = run->e;
@@ -742,6 +814,9 @@ static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t 
     if (flags & TM_AP_RESOLVED) {
         r = tm_region_of(run->ctx, address, NULL);
         bucket = r ? r->kind : TM_KIND_PERIPH;
+        if (address & 3u) {
+            tm_unaligned(run, bucket, address, bytes, flags);
+        }
     }
     if (flags & TM_AP_STORE) {
         e->s[TM_S_STORES + bucket]++;
@@ -755,9 +830,10 @@ static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t 
     }
 }
 
-/* Data-side stall of one execution of a block (fixed point); counts accesses by region. */
+/* Data-side stall of one execution of a block (fixed point); counts accesses by region
+ * and the extra bus transactions of unaligned ones (*extra). */
 static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry *c, uint64_t now,
-                        uint32_t size) {
+                        uint32_t size, uint32_t *extra) {
     uint32_t regs[16] = {0};
     uint8_t valid[16] = {0};
     int ids[16];
@@ -775,8 +851,9 @@ static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry 
     } else if (n > 1) {
         ctx->reg_read_batch(uc, ids, vals, n);
     }
-    tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0};
+    tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0, 0};
     tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
+    *extra = run.extra;
     return run.stall;
 }
 
@@ -943,9 +1020,11 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
         t += fetch;
         if (c->n_ops) {
             /* accesses issue after the block's fetch stall, at their place in the block */
-            raw = tm_data(ctx, uc, e, c, ctx->cycles + fetch, size);
+            uint32_t extra = 0;
+            raw = tm_data(ctx, uc, e, c, ctx->cycles + fetch, size, &extra);
             e->s[TM_S_DATA] += raw;
             t += tm_weighted(raw, ctx->timing.data_weight);
+            t += (uint64_t)extra * ctx->timing.unaligned_cycles;
         }
         if (c->end_kind == TM_END_TAKEN) {
             ctx->stream_valid = 0;
@@ -1002,6 +1081,8 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     ctx->flash_free = 0;
     ctx->code_region = UINT32_MAX;
     ctx->alarm_cycles = 0;
+    ctx->align_faults = 0;
+    ctx->align_fault_pc = 0;
     return 0;
 }
 
