@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import load_board
+from tinymeter.apps.estimate import build_model
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig
-from tinymeter.pipeline import build_model
 from tinymeter.sim.addrprog import LOAD, address_program, static_resolution
 from tinymeter.sim.blocks import disassemble_block, make_disassembler
 from tinymeter.sim.decode import Decoder, decode_block

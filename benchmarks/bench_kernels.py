@@ -3,7 +3,7 @@
 Why: the optimized (DSP SIMD) kernel set exists to reach CMSIS-NN-class speed on
 Cortex-M4/M7 while staying bit-exact with TFLM. This script measures that claim on
 the MLPerf Tiny reference models: it builds and emulates one inference per model and
-kernel set (``tinymeter.pipeline.estimate``), and reports
+kernel set (``tinymeter.apps.estimate.estimate``), and reports
 
 * instructions per inference for each set, next to the TFLM + CMSIS-NN figure we
   aim for (``CMSIS_NN_TARGETS``, optimized must be within ``TARGET_SLACK`` of it);
@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tinymeter.boards import DEFAULT_BOARD, load_board
+from tinymeter.apps.estimate import estimate
+from tinymeter.core.boards import DEFAULT_BOARD, load_board
 from tinymeter.firmware.build import KERNEL_SETS, BuildConfig
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite
-from tinymeter.pipeline import estimate
 
 log = logging.getLogger("bench.kernels")
 

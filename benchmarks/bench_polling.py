@@ -17,7 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 from tinymeter.sim.emulator import Emulator
 from tinymeter.sim.testfw import build_program
 

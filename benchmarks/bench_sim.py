@@ -29,7 +29,7 @@ from pathlib import Path
 
 import unicorn
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 from tinymeter.sim.costmodel import cost_model_for
 from tinymeter.sim.emulator import Emulator
 from tinymeter.sim.native_hook import BlockCounter

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.boards import Board, list_boards, load_board
+from tinymeter.apps.estimate import build_model, estimate, layer_estimates
+from tinymeter.core.boards import Board, list_boards, load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, effective_kernels
-from tinymeter.pipeline import build_model, estimate, layer_estimates
 from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
 from tinymeter.sim.costmodel import cost_model_for
 from tinymeter.sim.emulator import Emulator

@@ -2,7 +2,7 @@
 
 The test suite runs a bounded fuzz of the front end (tests/test_fuzz.py); this runs
 thousands of mutants of the shared MLPerf Tiny models all the way through
-``tinymeter.pipeline.estimate`` and counts the outcomes: ``ok``, each TinymeterError
+``tinymeter.apps.estimate.estimate`` and counts the outcomes: ``ok``, each TinymeterError
 class, and ``traceback`` (any other exception: a bug, listed with its seed so it can
 be replayed with ``--seed-start SEED --count 1``). Writes ``fuzz.json``; exit status 1
 if any traceback was seen.
@@ -25,11 +25,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tinymeter.boards import load_board
-from tinymeter.errors import TinymeterError
+from tinymeter.apps.estimate import estimate
+from tinymeter.core.boards import load_board
+from tinymeter.core.errors import TinymeterError
 from tinymeter.models.mutate import mutate_bytes, mutate_model
 from tinymeter.models.tflite import load_tflite, serialize_tflite
-from tinymeter.pipeline import estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 MLPERF = ROOT / ".." / "shared" / "models" / "mlperf-tiny"

@@ -37,11 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinymeter.boards import load_board
+from tinymeter.apps.estimate import estimate, resolve_model
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.tflite import load_tflite
-from tinymeter.pipeline import estimate, resolve_model
 from tinymeter.sim.emulator import Emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

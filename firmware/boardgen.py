@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from tinymeter.boards import Board, GpioMark, UartLayout
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import Board, GpioMark, UartLayout
+from tinymeter.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

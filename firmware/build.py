@@ -21,10 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinymeter.boards import Board
-from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, DoesNotFit
-from tinymeter.files import atomic_copy
+from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
+from tinymeter.core.errors import BuildError, ConfigError, DoesNotFit
+from tinymeter.core.files import atomic_copy
 from tinymeter.firmware.boardgen import board_source, l1_source
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def firmware_sources(root: Path, kernels: str, core: Core) -> list[Path]:
 def calibration_sources(root: Path) -> list[Path]:
     """Runtime C files of the calibration-microbenchmark firmware: the unchanged harness
     and platform (same profiler hooks and report), the benchmarks instead of kernels.
-    The layer table is generated per core (``tinymeter.hw.microbench``)."""
+    The layer table is generated per core (``tinymeter.apps.microbench``)."""
     return [root / "src" / "tm_main.c", root / "platform" / "cortexm.c",
             root / "platform" / "startup_cortexm.c", root / "calib" / "tm_calib.c"]
 

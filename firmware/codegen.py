@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.abi import report_name
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.base import ConstArray, Layer, c_literal
@@ -60,19 +61,6 @@ class GeneratedModel:
     weight_bytes: int
     name: str
     digest: str = field(default="")
-
-
-#: Longest model name the firmware prints in its report (``TM1 BEGIN <name> ...``): the
-#: host's report parser drops lines over 512 bytes and accepts names of these characters.
-MAX_REPORT_NAME = 64
-
-
-def report_name(name: str) -> str:
-    """*name* (a file stem) as the firmware reports it: characters outside
-    ``[A-Za-z0-9_.-]`` become ``_``, at most :data:`MAX_REPORT_NAME` of them, so any
-    model file name yields report lines the host parser accepts."""
-    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "_" for c in name)
-    return cleaned[:MAX_REPORT_NAME] or "model"
 
 
 def _c_string(text: str) -> str:
@@ -149,8 +137,10 @@ def lower_model(model: Model) -> tuple[LowerContext, list[Layer], planner.ArenaP
             f"unsupported operator(s): {', '.join(unsupported)} "
             f"(supported: {', '.join(sorted(table))})")
     arena = planner.plan(planner.lifetimes(sg))
-    ctx = LowerContext(model, sg, arena.offsets)
+    ctx = LowerContext(model, sg, arena.offsets, scratch_offset=arena.size)
     layers = [table[op.opcode](ctx, op, i) for i, op in enumerate(sg.operators)]
+    if ctx.scratch_bytes:
+        arena = planner.ArenaPlan(arena.offsets, arena.size + planner.align(ctx.scratch_bytes))
     return ctx, layers, arena
 
 
@@ -179,6 +169,7 @@ def generate(model: Model, name: str = "model",
     ]
     # Lowerings may add arrays while lowering later layers: emit arrays after lowering.
     lines += [_array_source(a) for a in ctx.arrays]
+    lines += [f"static {ctype} {sym}[{max(n, 1)}] TM_ALIGNED(4);" for ctype, sym, n in ctx.ram_arrays]
     lines.append("")
     for layer in layers:
         fields = ",\n    ".join(f".{k} = {c_literal(v)}" for k, v in layer.params.items())

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
 from tinymeter.firmware.build import COMMON_CFLAGS, check_fits, kernel_sources, runtime_dir
 from tinymeter.firmware.codegen import GeneratedModel, IoTensor
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.errors import EmulationError, TinymeterError
+from tinymeter.core.errors import EmulationError, TinymeterError
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.firmware.codegen import GeneratedModel, IoTensor, generate
 from tinymeter.models.tflite import parse_tflite

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 
 INT8_MIN = -128
 INT8_MAX = 127
@@ -347,6 +347,37 @@ def sigmoid_input_params(input_scale: float) -> tuple[int, int, int]:
             f"input scale {input_scale!r}: the Q31 multiplier rounds to 2^31 (overflows in TFLM)")
     radius = calculate_input_radius(SIGMOID_INPUT_INTEGER_BITS, left_shift, 31)
     return mult, left_shift, radius
+
+
+def checked_log2(x: float) -> tuple[int, bool]:
+    """TFLM ``CheckedLog2`` on a float32: (log2 rounded half away from zero, whether
+    *x* is a power of two within 1e-3 in the exponent), in float32 as TFLM computes."""
+    x_log2 = f32(f32(math.log(float(f32(x)))) * f32(f32(1.0) / f32(math.log(2.0))))
+    rounded = f32(tfl_round(float(x_log2)))
+    return int(rounded), bool(abs(float(f32(x_log2 - rounded))) < float(f32(1e-3)))
+
+
+def sigmoid16_input_params(input_scale: float, tanh: bool) -> tuple[int, int]:
+    """TFLM's int16 LOGISTIC / TANH Prepare as (multiplier, shift) of the device's
+    ``(x * multiplier + round) >> shift``: a power-of-two input scale whose left shift
+    ``12 + log2(scale)`` is 0 (LOGISTIC) or 0/1 (TANH) takes TFLM's multiplier-0 path,
+    folded here to ``3 << shift`` with shift 0 as the kernel does; any other scale
+    gets ``scale * 3 * 4096`` doubled until above 16383.5 (at most 31 times), truncated."""
+    log2, pot = checked_log2(input_scale)
+    left_shift = 12 + log2
+    pot = pot and left_shift in ((0, 1) if tanh else (0,))
+    if pot:
+        return 3 << left_shift, 0
+    multiplier = float(f32(input_scale)) * 4096.0 * 3.0
+    shift = 0
+    while multiplier <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        multiplier *= 2.0
+    if multiplier > 32767.0:
+        raise UnsupportedModelError(
+            f"input scale {input_scale!r} is too large for TFLM's int16 sigmoid/tanh "
+            f"(its multiplier {int(multiplier)} exceeds 32767)")
+    return int(multiplier), shift
 
 
 def downscale_int32_to_int16_multiplier(multiplier: int) -> int:

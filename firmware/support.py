@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model

@@ -16,17 +16,16 @@ pipeline sizes it for the user: run once with the largest arena, read TFLM's
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.cores import Core
-from tinymeter.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
-from tinymeter.files import atomic_copy
+from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
+from tinymeter.core.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
+from tinymeter.core.files import atomic_copy
 from tinymeter.firmware.build import (
     ARM_CC,
     BuildConfig,
@@ -62,8 +61,6 @@ _CMSIS_NN_SYMBOLS = (b"arm_convolve_wrapper_s8", b"arm_fully_connected_s8",
                      b"arm_depthwise_conv_wrapper_s8", b"arm_elementwise_add_s8",
                      b"arm_softmax_s8")
 _MICRO_PRINTF = b"_Z11MicroPrintfPKcz"
-_ARENA_LINE = re.compile(r"^TM1 ARENA size=(\d+) (?:used=(\d+)|failed)$", re.MULTILINE)
-_LOG_LINE = re.compile(r"^TM1 LOG (.*)$", re.MULTILINE)
 #: RAM the sizing run gives the arena at most (the board's data region is enlarged to
 #: this, if the address space allows, so even a too-big model reports what it needs).
 SIZING_RAM_BYTES = 16 * 1024 * 1024
@@ -253,25 +250,6 @@ def sizing_board(board: Board, ram_bytes: int = SIZING_RAM_BYTES) -> Board:
     size = max(data.size, min(ram_bytes, limit - data.origin))
     memory = tuple(replace(r, size=size) if r.name == data.name else r for r in board.memory)
     return replace(board, memory=memory)
-
-
-@dataclass(frozen=True)
-class ArenaReport:
-    """The harness's ``TM1 ARENA`` line: the arena it had and what TFLM used of it
-    (``None`` when AllocateTensors failed), plus TFLM's log lines."""
-
-    size: int
-    used: int | None
-    log: tuple[str, ...] = ()
-
-
-def parse_arena(stdout: str) -> ArenaReport | None:
-    """The harness's arena line and TFLM log from the firmware's console output."""
-    m = _ARENA_LINE.search(stdout)
-    lines = tuple(x.group(1) for x in _LOG_LINE.finditer(stdout))
-    if m is None:
-        return None
-    return ArenaReport(int(m.group(1)), int(m.group(2)) if m.group(2) else None, lines)
 
 
 def arena_for(used: int) -> int:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tinymeter.errors import ConfigError, HardwareError, ToolMissingError
+from tinymeter.core.errors import ConfigError, HardwareError, ToolMissingError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The command lines are pure functions of the board file's ``[probe]`` table (tested for
 their exact argv); :class:`ProbeRunner` is the thin I/O part that runs them with a
-timeout and turns every failure into a :class:`~tinymeter.errors.HardwareError`
+timeout and turns every failure into a :class:`~tinymeter.core.errors.HardwareError`
 that names the cause (tool missing, no probe connected, timeout).
 
 Tool syntax:
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.errors import ConfigError, HardwareError, HardwareTimeout, ToolMissingError
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout, ToolMissingError
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tinymeter.errors import FirmwareFaultReport, HardwareError, HardwareTimeout, ToolMissingError
-from tinymeter.hw.protocol import Fault, ParseStats, Report, ReportParser, keep_runs
+from tinymeter.abi import Fault, ParseStats, Report, ReportParser
+from tinymeter.core.errors import FirmwareFaultReport, HardwareError, HardwareTimeout, ToolMissingError
+from tinymeter.hw.protocol import keep_runs
 
 log = logging.getLogger(__name__)
 

@@ -55,10 +55,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.boards import Board, CacheGeometry
-from tinymeter.errors import ConfigError, HardwareError
+from tinymeter.abi import (
+    LAYER_ENTRY_BYTES,
+    LAYER_TABLE,
+    MODEL_NAME,
+    NUM_LAYERS,
+    RUNS_LEFT,
+    fault_line,
+    report_lines,
+)
+from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.hw.power import PowerTrace
-from tinymeter.hw.protocol import report_check
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model
 from tinymeter.sim.elf import ElfImage
@@ -278,15 +286,16 @@ def firmware_facts(emulator: Emulator, elf: ElfImage) -> FirmwareFacts:
     """Model name, op names and ``TM_RUNS`` from a loaded image's memory."""
     uc = emulator.uc
     assert uc is not None
-    name_sym = elf.require_symbol("tm_model_name")
-    n_layers = struct.unpack("<I", bytes(uc.mem_read(elf.require_symbol("tm_num_layers").address,
+    name_sym = elf.require_symbol(MODEL_NAME)
+    n_layers = struct.unpack("<I", bytes(uc.mem_read(elf.require_symbol(NUM_LAYERS).address,
                                                      4)))[0]
-    table = elf.require_symbol("tm_layers").address
+    table = elf.require_symbol(LAYER_TABLE).address
     ops = []
     for i in range(n_layers):
-        _fn, _params, op_ptr = struct.unpack("<III", bytes(uc.mem_read(table + 12 * i, 12)))
+        entry = bytes(uc.mem_read(table + LAYER_ENTRY_BYTES * i, LAYER_ENTRY_BYTES))
+        _fn, _params, op_ptr = struct.unpack("<III", entry)
         ops.append(_cstring(uc.mem_read, op_ptr, 64))
-    runs_sym = elf.symbol("tm_runs_left")
+    runs_sym = elf.symbol(RUNS_LEFT)
     runs = 1
     if runs_sym is not None:
         # .data is copied from flash at start-up: read the load image, not the RAM copy.
@@ -296,15 +305,6 @@ def firmware_facts(emulator: Emulator, elf: ElfImage) -> FirmwareFacts:
                 runs = struct.unpack("<I", seg.data[off:off + 4])[0]
                 break
     return FirmwareFacts(_cstring(uc.mem_read, name_sym.address), tuple(ops), runs)
-
-
-def report_lines(model: str, run: int, cycles: list[int], ops: tuple[str, ...]) -> list[bytes]:
-    """The exact bytes ``tm_report`` prints for one run."""
-    lines = [f"TM1 BEGIN {model} run={run} layers={len(cycles)}\n".encode()]
-    lines += [f"TM1 L {i} {op} {c}\n".encode() for i, (op, c) in enumerate(zip(ops, cycles))]
-    total = sum(cycles) % (1 << 32)
-    lines.append(f"TM1 END total={total} check={report_check(total, run, len(cycles))}\n".encode())
-    return lines
 
 
 @dataclass
@@ -439,7 +439,7 @@ class VirtualBoard:
         except Exception as exc:  # surfaced to the caller by the timeout message
             log.error("virtual board failed: %s", exc)
             self.error = exc
-            self._write(f"TM1 FAULT virtual-board: {exc}\n".encode()[:200])
+            self._write(fault_line(f"virtual-board: {exc}").encode()[:200])
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

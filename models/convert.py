@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from tinymeter.errors import ConfigError, MissingDependencyError
+from tinymeter.core.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras

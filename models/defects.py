@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinymeter.errors import MalformedModelError, UnsupportedModelError
+from tinymeter.core.errors import MalformedModelError, UnsupportedModelError
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
 __all__ = ["Defect", "model_defects", "operator_defects", "raise_on_defects"]

@@ -29,9 +29,9 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tinymeter.core.texttable import text_table
 from tinymeter.models.defects import model_defects
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
-from tinymeter.texttable import text_table
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ dependencies, and the ``flatbuffers`` runtime does no bounds checking, so a trun
 or corrupted file would surface as an ``IndexError``/``struct.error`` deep inside a
 generated accessor. Every read here goes through :class:`_Reader`, which checks each
 offset, vector length and string terminator against the file size and raises
-:class:`~tinymeter.errors.MalformedModelError` naming the defect and where it is.
+:class:`~tinymeter.core.errors.MalformedModelError` naming the defect and where it is.
 
 Field slot ids follow ``tensorflow/lite/schema/schema.fbs``: the n-th field declared
 in a table has slot n (a union field takes two slots: ``<name>_type`` then the value).
@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinymeter.errors import MalformedModelError, UnsupportedModelError
+from tinymeter.core.errors import MalformedModelError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)
 

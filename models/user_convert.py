@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tinymeter.errors import ConfigError
-from tinymeter.files import atomic_write
+from tinymeter.core.errors import ConfigError
+from tinymeter.core.files import atomic_write
 from tinymeter.models import convert as _convert
 
 log = logging.getLogger(__name__)

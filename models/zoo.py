@@ -41,10 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinymeter.errors import ConfigError, TinymeterError
-from tinymeter.files import atomic_write
-
-from . import convert as _convert
+from tinymeter.core.errors import ConfigError, TinymeterError
+from tinymeter.core.files import atomic_write
+from tinymeter.models import convert as _convert
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -530,14 +529,14 @@ def digits_cnn(
 ) -> keras.Model:
     """Small CNN trained on scikit-learn's 8x8 digits: real weights, meaningful accuracy.
 
-    The architecture of the NAS sweep's family (``models.nas``): ``depth`` conv blocks
+    The architecture of the NAS sweep's family (``apps.sweep``): ``depth`` conv blocks
     of ``width`` channels (the first at stride 1, then stride 2), a conv classifier
     over the remaining map, softmax. Trained with Adam for ``epochs`` on the
     deterministic 75 % split of the 1797 digits that ships with scikit-learn (no
     download); calibrated with real training images (``digits_sampler``).
     """
     _check_positive(width=width, depth=depth, kernel=kernel, epochs=epochs)
-    from . import nas
+    from tinymeter.apps.sweep import nas
 
     candidate = nas.Candidate(depth=depth, kernel=kernel, width=width)
     model, _ = nas.build_keras(candidate, head="softmax", seed=seed)
@@ -549,7 +548,7 @@ def digits_cnn(
 
 def digits_sampler(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
     """Calibration samples drawn from the digits training split (real input ranges)."""
-    from . import nas
+    from tinymeter.apps.sweep import nas
 
     x = nas.load_digits_split().x_train
     idx = rng.choice(len(x), size=n, replace=n > len(x))

@@ -54,7 +54,7 @@ from tinymeter.models.tflite import load_tflite
 MODELS = ["ds_cnn_kws", "lenet"] if SMALL else ["ds_cnn_kws", "mobilenet_v1_vww", "resnet8", "fc_autoencoder", "lenet"]
 summaries = {name: inspect_model(load_tflite(zoo.build_tflite(name))) for name in MODELS}
 print(format_summary(summaries[MODELS[0]]))'''),
-        ("code", '''from tinymeter.models import nas_plots
+        ("code", '''from tinymeter.apps.sweep import plots as nas_plots
 
 for name, summary in summaries.items():
     print(f"{name:18} MACs {summary.total_macs:>12,}  params {summary.total_params:>9,}  "
@@ -67,7 +67,7 @@ for name, summary in summaries.items():
                "and full-integer int8 .tflite, and measure the accuracy of each on the host. The "
                "int8 model is what the firmware runs."),
         ("code", _setup("02")),
-        ("code", '''from tinymeter.models import nas
+        ("code", '''from tinymeter.apps.sweep import nas
 
 data = nas.load_digits_split()
 candidate = nas.Candidate(depth=2, kernel=3, width=8)
@@ -86,7 +86,7 @@ accuracy = {
 for name, acc in accuracy.items():
     print(f"{name:15} {100 * acc:5.1f} %")
 print(f"size: float32 {len(float_tflite):,} B, int8 {len(int8_tflite):,} B")'''),
-        ("code", '''from tinymeter.models import nas_plots
+        ("code", '''from tinymeter.apps.sweep import plots as nas_plots
 from tinymeter.models.inspect import format_summary, inspect_model
 from tinymeter.models.tflite import parse_tflite
 
@@ -100,18 +100,18 @@ display(Image(filename=str(nas_plots.plot_accuracy(accuracy, OUT / "accuracy.png
                "estimate every layer: reference vs optimized (DSP) kernels, then several boards "
                "side by side. The last cell shows the CI regression gate on these estimates."),
         ("code", _setup("03")),
-        ("code", '''from tinymeter.boards import list_boards, load_board
+        ("code", '''from tinymeter.core.boards import list_boards, load_board
 from tinymeter.firmware.build import BuildConfig
 from tinymeter.models import zoo
-from tinymeter.pipeline import estimate
-from tinymeter.report import format_table, write_json
+from tinymeter.apps.estimate import estimate
+from tinymeter.analysis.report import format_table, write_json
 
 model = zoo.build_tflite("ds_cnn_kws", params={"filters": 16} if SMALL else None)
 board = load_board("nucleo-l4r5zi")
 reference = estimate(model, board, BuildConfig(kernels="reference"))
 print(format_table(reference))
 write_json(reference, OUT / "estimate_reference.json")'''),
-        ("code", '''from tinymeter.models import nas_plots
+        ("code", '''from tinymeter.apps.sweep import plots as nas_plots
 
 display(Image(filename=str(nas_plots.plot_layers(reference, OUT / "layers_reference.png"))))'''),
         ("code", '''optimized = estimate(model, board, BuildConfig(kernels="optimized"))
@@ -127,7 +127,7 @@ display(Image(filename=str(nas_plots.plot_comparison(per_board, OUT / "boards.pn
         ("md", "The CI gate (`tinymeter check`) compares estimates with a baseline; here the "
                "reference-kernel estimate plays the baseline of the optimized one (same entry key "
                "after relabelling), so latency improves while flash grows."),
-        ("code", '''from tinymeter import check
+        ("code", '''from tinymeter.analysis import check
 
 base = check.entries_from_report(reference.to_dict())
 current = {next(iter(base)): check.entries_from_report(optimized.to_dict()).popitem()[1]}
@@ -150,10 +150,10 @@ if not HAVE_VIRTUAL:
                "UART for its report and marks each inference and layer on two GPIO pins for a power "
                "monitor's digital inputs. The board file says which pins; the emulator runs the same "
                "image and records the marker edges at its estimated cycles."),
-        ("code", '''from tinymeter.boards import describe_board, load_board
+        ("code", '''from tinymeter.core.boards import describe_board, load_board
 from tinymeter.firmware.build import BuildConfig, effective_kernels
-from tinymeter.hw.plots import marker_timeline
-from tinymeter.pipeline import build_model, resolve_model
+from tinymeter.analysis.plots import marker_timeline
+from tinymeter.apps.estimate import build_model, resolve_model
 from tinymeter.sim.costmodel import cost_model_for
 from tinymeter.sim.emulator import Emulator
 
@@ -168,7 +168,7 @@ png = marker_timeline(run.marks, board.hardware_clock_hz, OUT / "marker_lines.pn
                       cost_model=cost_model_for(board).name,
                       ops=[layer.op_name for layer in image.model.layers])
 display(Image(filename=str(png)))'''),
-        ("code", '''from tinymeter.cli import main
+        ("code", '''from tinymeter.cli.main import main
 
 if HAVE_VIRTUAL:
     status = main(["calibrate", "--probe", "virtual", "--power", "virtual", "--no-save",
@@ -189,7 +189,7 @@ if HAVE_VIRTUAL:
                "latency is not monotonic in MACs. Results are stored in a SQLite database keyed by "
                "candidate hash: re-running this notebook resumes instead of retraining."),
         ("code", _setup("05")),
-        ("code", '''from tinymeter.models import nas
+        ("code", '''from tinymeter.apps.sweep import nas
 
 settings = ({"widths": [4, 5, 6, 8], "depths": [1, 2], "kernel_sizes": [3], "epochs": 1,
              "kernel_sets": ["reference", "optimized"]} if SMALL else

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 from capstone import arm_const as A
 
-from tinymeter.errors import TinymeterError
+from tinymeter.core.errors import TinymeterError
 from tinymeter.sim.blocks import CLASS_INDEX
 from tinymeter.sim.decode import DB, PC, POST, PRE, Insn, MemOp
 

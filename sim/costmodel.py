@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinymeter.boards import Board, CacheGeometry
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
@@ -357,8 +357,8 @@ def unaligned_rule(board: Board) -> int:
 
 def calibration_path(board: Board) -> Path | None:
     """Where calibrated parameters for *board* live: the user's data directory, keyed by
-    board name (:mod:`tinymeter.calibrations`), never inside the installed package."""
-    from tinymeter.calibrations import calibration_file
+    board name (:mod:`tinymeter.analysis.calibrations`), never inside the installed package."""
+    from tinymeter.analysis.calibrations import calibration_file
 
     return calibration_file(board.name)
 
@@ -424,8 +424,8 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
 # summed, and one per extra bus transaction of the unaligned accesses it counted.  So
 # ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle estimate of ``p``
 # (exactly, up to the hook's fixed-point rounding), and calibration is a linear
-# least-squares problem over per-layer rows.  Every column is separable by some
-# code, which is what the calibration microbenchmarks (``hw/microbench.py``) provide.
+# least-squares problem over per-layer rows.  Every column is separable by some code,
+# which is what the calibration microbenchmarks (``tinymeter/apps/microbench.py``) provide.
 
 
 def feature_names(params: CostParameters) -> tuple[str, ...]:

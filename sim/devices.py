@@ -1,4 +1,4 @@
-"""Register models of the MCU peripherals a board file describes (:mod:`tinymeter.devicemap`).
+"""Register models of the MCU peripherals a board file describes (:mod:`tinymeter.core.devicemap`).
 
 Pure logic (no Unicorn), like :mod:`.peripherals`.  Only the pages of peripherals with a
 behaviour are served here (through ``mmio_map``, so every access is a Python call);
@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from tinymeter.devicemap import DeviceMap, Follow, Peripheral
+from tinymeter.core.devicemap import DeviceMap, Follow, Peripheral
 from tinymeter.sim.peripherals import PAGE, MarkEvent
 
 log = logging.getLogger(__name__)

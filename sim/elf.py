@@ -25,7 +25,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from tinymeter.errors import ConfigError, EmulationError
+from tinymeter.core.errors import ConfigError, EmulationError
 from tinymeter.sim.dwarf import DebugInfo, Frame
 
 log = logging.getLogger(__name__)

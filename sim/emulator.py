@@ -3,7 +3,7 @@
 Everything that can be pure lives elsewhere (ELF parsing in :mod:`.elf`, semihosting
 in :mod:`.semihosting`, instruction statistics in :mod:`.blocks`); this module owns the
 Unicorn engine, the hooks, and the translation of engine failures into
-``tinymeter.errors`` with messages that name PC, symbol and layer.
+``tinymeter.core.errors`` with messages that name PC, symbol and layer.
 
 Hooks and their cost (why each is the way it is):
 
@@ -40,15 +40,25 @@ import numpy as np
 import unicorn
 from unicorn import Uc, UcError, arm_const, unicorn_const
 
-from tinymeter.boards import Board
-from tinymeter.devicemap import DeviceMap
-from tinymeter.errors import (
+from tinymeter.abi import (
+    HALT,
+    IO_INPUT,
+    IO_NEXT,
+    IO_OUTPUT,
+    LIBC_EXIT,
+    PROF_BEGIN,
+    PROF_END,
+)
+from tinymeter.core.boards import Board
+from tinymeter.core.devicemap import DeviceMap
+from tinymeter.core.errors import (
     BudgetExceeded,
     ConfigError,
     EmulationError,
     FirmwareFault,
     TinymeterError,
 )
+from tinymeter.core.svd import merge, parse_svd, read_svd
 from tinymeter.sim.addrprog import AddressProgram, address_program
 from tinymeter.sim.blocks import (
     BlockInfo,
@@ -83,7 +93,6 @@ from tinymeter.sim.peripherals import (
 )
 from tinymeter.sim.semihosting import SEMIHOSTING_BKPT, Semihosting, SemihostingError
 from tinymeter.sim.traps import TRAP_FUNCTIONS, call_path, trap_frame
-from tinymeter.svd import merge, parse_svd, read_svd
 
 log = logging.getLogger(__name__)
 
@@ -110,21 +119,11 @@ _MEM_ACCESS = {
     unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch",
 }
 
-IO_NEXT = "tm_io_next"
-IO_INPUT = "tm_io_input_hook"
-IO_OUTPUT = "tm_io_output_hook"
-PROF_BEGIN = "tm_prof_begin"
-PROF_END = "tm_prof_end"
-#: The hardware image's final idle loop (r0 = exit code): the end of a UART-I/O run.
-HALT = "tm_halt"
 #: TFLM ``tflite::MicroProfiler::BeginEvent(const char*)`` / ``EndEvent(uint32_t)``,
 #: matched on mangled names (``uint32_t`` is ``unsigned long`` (m) on arm-none-eabi,
 #: ``unsigned int`` (j) elsewhere); any enclosing inline namespace is allowed.
 _TFLM_BEGIN = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler10BeginEventEPKc")
 _TFLM_END = re.compile(r"_ZN(?:\d+\w+?)*6tflite13MicroProfiler8EndEventE[mj]")
-#: The C library's process exit (newlib ``_exit(int status)``): with ``stop_on_idle`` its
-#: entry ends the run with r0 as the exit code, as ``tm_halt`` does.
-LIBC_EXIT = "_exit"
 #: BeginEvent tag pointers recorded per run (events beyond this keep their counts only).
 _MAX_EVENT_TAGS = 1 << 16
 
@@ -194,6 +193,10 @@ class RunResult:
     def cycles(self) -> float:
         """Estimated cycles of the whole run (cost model of ``cost_model``)."""
         return self.cycles_fixed / CYCLE_SCALE
+
+    def row_cycles(self) -> np.ndarray:
+        """Estimated cycles of each row of ``blocks`` (all its executions), as floats."""
+        return self.block_cycles.astype(np.float64) / CYCLE_SCALE
 
     def cycles_per_layer(self) -> dict[int, float]:
         """Estimated cycles per layer index; key -1 = outside any layer."""

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinymeter.boards import Board
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.native_hook import STAT, STAT_COLUMNS
 
 if TYPE_CHECKING:

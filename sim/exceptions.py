@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from unicorn import Uc, UcError, arm_const
 
-from tinymeter.errors import EmulationError, FirmwareFault
+from tinymeter.core.errors import EmulationError, FirmwareFault
 from tinymeter.sim.nvic import ExceptionModel
 
 log = logging.getLogger(__name__)

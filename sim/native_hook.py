@@ -20,6 +20,10 @@ import numpy as np
 from unicorn import UC_HOOK_BLOCK, Uc, UcError
 from unicorn.unicorn_py3 import unicorn as _ucbinding
 
+#: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``): a
+#: fact of the firmware ABI (:mod:`tinymeter.abi`), checked against the C hook at load.
+from tinymeter.abi import CYCLE_FRAC_BITS
+from tinymeter.abi import CYCLE_SCALE as CYCLE_SCALE  # re-exported: sim modules price with it
 from tinymeter.sim import _counthook
 
 log = logging.getLogger(__name__)
@@ -32,9 +36,6 @@ FLAG_COST = 4
 FLAG_ALARM = 8
 _ABI_VERSION = 4
 _INITIAL_CAPACITY = 1 << 14
-#: Fractional bits of the hook's fixed-point cycle values (``TM_CYCLE_FRAC_BITS``).
-CYCLE_FRAC_BITS = 16
-CYCLE_SCALE = 1 << CYCLE_FRAC_BITS
 MAX_REGIONS = 8
 #: How the core treats an unaligned single load/store (``TM_UNALIGNED_*``): ARMv6-M faults
 #: on every one; Cortex-M3/M4/M33 split it into aligned halfword/byte transactions; the

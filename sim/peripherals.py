@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tinymeter.boards import UART_LAYOUTS, Board
+from tinymeter.core.boards import UART_LAYOUTS, Board
 from tinymeter.sim.nvic import ExceptionModel
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tinymeter.boards import Board
-from tinymeter.errors import BuildError
+from tinymeter.core.boards import Board
+from tinymeter.core.errors import BuildError
 
 log = logging.getLogger(__name__)
 

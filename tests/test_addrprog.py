@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.errors import BuildError
+from tinymeter.core.errors import BuildError
 from tinymeter.sim import addrprog as ap
 from tinymeter.sim.addrprog import Access, AddressProgram, address_program, evaluate
 from tinymeter.sim.decode import DB, IA, POST, PRE, Decoder, MemOp, decode_block
@@ -684,7 +684,7 @@ def truth_elfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[obje
     """The truth program built -O2 for an M4F and an M0+ board."""
     if not toolchain_available():
         pytest.skip("arm-none-eabi-gcc missing")
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.sim.testfw import build_program
 
     out = {}
@@ -749,9 +749,9 @@ def test_ground_truth_kws(board_name: str, kernels: str) -> None:
 
     The reference M4 kernels hit Unicorn's memory-hook IT-state bug (see
     addrprog_truth.py) inside conv2d: those windows are checked up to the divergence."""
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import build_model
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.pipeline import build_model
 
     board = load_board(board_name)
     fw = build_model(MLPERF_KWS, board, BuildConfig(kernels=kernels))

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinymeter.boards import UART_LAYOUTS, list_boards, load_board, parse_board
-from tinymeter.errors import ConfigError
+from tinymeter.apps.estimate import build_model, resolve_model
+from tinymeter.core.boards import UART_LAYOUTS, list_boards, load_board, parse_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.boardgen import board_source, uart_brr
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, board_sources, compile_argv
 from tinymeter.hw.power import PowerTrace, layer_energy
-from tinymeter.pipeline import build_model, resolve_model
 from tinymeter.sim.peripherals import BoardRegisters, MarkEvent
 
 
@@ -308,7 +308,7 @@ def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: Firmwa
 
 
 def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     assert main(["boards", "nucleo-g0b1re"]) == 0
     text = capsys.readouterr().out
@@ -325,7 +325,7 @@ def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_uart_inside_memory_is_a_board_error(builder: FirmwareBuilder) -> None:
-    from tinymeter.errors import EmulationError
+    from tinymeter.core.errors import EmulationError
     from tinymeter.sim.emulator import Emulator
 
     board = load_board("nucleo-l4r5zi")

@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 
-from tinymeter.boards import list_boards, load_board, parse_board
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import list_boards, load_board, parse_board
+from tinymeter.core.errors import ConfigError
 
 SHIPPED = ["nucleo-f207zg", "nucleo-f767zi", "nucleo-g0b1re", "nucleo-l4r5zi", "nucleo-l552ze-q"]
 

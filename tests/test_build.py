@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import load_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.build import (
     BuildConfig,
     compile_argv,
@@ -110,7 +110,7 @@ def test_tool_error_summary_names_the_overflow() -> None:
 def test_model_that_cannot_fit_is_refused_before_compiling(tmp_path: Path) -> None:
     import numpy as np
 
-    from tinymeter.errors import BuildError
+    from tinymeter.core.errors import BuildError
     from tinymeter.firmware.build import FirmwareBuilder
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
-from tinymeter.cli import main
-from tinymeter.errors import ConfigError
+from tinymeter.analysis.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
+from tinymeter.cli.main import main
+from tinymeter.core.boards import load_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.models.testing import int8_tensor, single_op_model
 from tinymeter.sim.costmodel import calibration_path, cost_model_for, datasheet_cost_model
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter import check
-from tinymeter.cli import main
-from tinymeter.errors import ConfigError
+from tinymeter.analysis import check
+from tinymeter.cli.main import main
+from tinymeter.core.errors import ConfigError
 
 
 def _report(model: str = "m.tflite", board: str = "nucleo-l4r5zi", kernels: str = "reference",
@@ -250,10 +250,10 @@ def test_cli_missing_entry_fails_and_junit(tmp_path: Path, capsys: pytest.Captur
 def test_optimized_request_on_m0plus_reports_reference(tmp_path: Path, monkeypatch) -> None:
     import numpy as np
 
-    from tinymeter.boards import load_board
+    from tinymeter.apps.estimate import estimate
+    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig, effective_kernels
     from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
-    from tinymeter.pipeline import estimate
 
     g0 = load_board("nucleo-g0b1re")
     assert effective_kernels("optimized", g0.core) == "reference"

@@ -266,8 +266,8 @@ def test_m0plus_has_no_thumb2_and_costs_are_integral(tmp_path: Path) -> None:
 ])
 def test_corrupt_calibration_file_is_a_config_error(tmp_path: Path, content: bytes,
                                                     match: str) -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import ConfigError
     from tinymeter.sim.costmodel import cost_model_for, load_calibration
 
     path = tmp_path / "b.calibration.json"

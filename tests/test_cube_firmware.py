@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 from tinymeter.sim.testfw import build_program, toolchain_available
 
 pytestmark = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
@@ -37,7 +37,7 @@ def _firmware_cycles(stdout: str) -> int:
 
 
 def test_cube_app_unpatched_timer_matches_span(board: Board, tmp_path: Path) -> None:
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
     from tinymeter.sim.emulator import Emulator
 
     elf = build_cube(board, tmp_path, "TIM3_TICKS=5u")
@@ -61,8 +61,8 @@ def test_cube_app_unpatched_timer_matches_span(board: Board, tmp_path: Path) -> 
 
 
 def test_cube_app_error_handler_inlined_is_an_error(board: Board, tmp_path: Path) -> None:
-    from tinymeter.errors import FirmwareFault
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
+    from tinymeter.core.errors import FirmwareFault
 
     elf = build_cube(board, tmp_path, "NO_DELAY", "FLASH_LATENCY_EXPECTED=4u")
     with pytest.raises(FirmwareFault, match=r"error trap Error_Handler; call path: "
@@ -73,7 +73,7 @@ def test_cube_app_error_handler_inlined_is_an_error(board: Board, tmp_path: Path
 def test_cube_app_one_command(board: Board, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     """The README's one command: span rows, span profile and the firmware's own output."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     elf = build_cube(board, tmp_path)
     assert main(["estimate", "--elf", str(elf), "--board", board.name, "-q", "--profile", "3",

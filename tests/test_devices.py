@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board, parse_board
-from tinymeter.devicemap import DeviceMap
-from tinymeter.errors import ConfigError
+from tinymeter.core.boards import load_board, parse_board
+from tinymeter.core.devicemap import DeviceMap
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.devices import DeviceRegisters
 
 RCC = 0x40021000
@@ -215,7 +215,7 @@ def test_svd_parse_and_pyocd_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import sys
     import zipfile
 
-    from tinymeter.svd import parse_svd, read_svd
+    from tinymeter.core.svd import parse_svd, read_svd
 
     foo1, foo2 = parse_svd(TINY_SVD.encode(), "tiny.svd")
     assert (foo1.name, foo1.base, foo1.size) == ("FOO1", 0x40010000, 0x400)

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board, parse_board
-from tinymeter.errors import ConfigError
-from tinymeter.hw.calibrate import ModelSample, fit_energy
-from tinymeter.pipeline import layer_estimates
-from tinymeter.report import format_table, layers_csv
+from tinymeter.analysis.calibrate import ModelSample, fit_energy
+from tinymeter.analysis.report import format_table, layers_csv
+from tinymeter.apps.estimate import layer_estimates
+from tinymeter.core.boards import load_board, parse_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, BlockTable
 from tinymeter.sim.costmodel import (
     CostModel,
@@ -230,7 +230,7 @@ def test_equal_cycles_different_flash_traffic_different_energy() -> None:
 
 
 def test_reports_show_energy_by_activity() -> None:
-    from tinymeter.pipeline import _assemble
+    from tinymeter.apps.estimate import _assemble
 
     board = load_board(BOARD)
     model = datasheet_cost_model(board)
@@ -261,8 +261,8 @@ def test_cost_parameters_unchanged() -> None:
 
 
 def test_layer_plot_has_energy_shares(tmp_path: Path) -> None:
-    from tinymeter.models.nas_plots import plot_layers
-    from tinymeter.pipeline import _assemble
+    from tinymeter.apps.estimate import _assemble
+    from tinymeter.apps.sweep.plots import plot_layers
 
     board = load_board(BOARD)
     model = datasheet_cost_model(board)

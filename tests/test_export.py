@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import ARM_CC, link_argv, linker_script, runtime_dir
 
 MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
@@ -78,12 +78,12 @@ def test_export_files_are_complete() -> None:
 @pytest.mark.skipif(not KWS.exists(), reason="MLPerf Tiny models missing")
 def test_exported_library_builds_with_user_main_and_is_bit_exact(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.apps.validate import random_inputs
+    from tinymeter.cli.main import main
     from tinymeter.firmware.codegen import io_tensors
     from tinymeter.models.testing import run_tflm
     from tinymeter.models.tflite import load_tflite
     from tinymeter.sim.emulator import Emulator
-    from tinymeter.validate import random_inputs
 
     board = load_board("nucleo-l4r5zi")
     out = tmp_path / "kws_lib"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tinymeter import files
+from tinymeter.core import files
 
 
 def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 
 GXX = "arm-none-eabi-g++"
 needs_gxx = pytest.mark.skipif(shutil.which(GXX) is None, reason="arm-none-eabi-g++ missing")
@@ -154,7 +154,7 @@ def build_foreign(board: Board, workdir: Path, ending: str = "") -> Path:
 @needs_gxx
 @pytest.mark.parametrize("board_name", ["nucleo-l4r5zi", "nucleo-f207zg"])
 def test_foreign_elf_uart_and_named_layers(board_name: str, tmp_path: Path) -> None:
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
     from tinymeter.sim.elf import ElfImage
     from tinymeter.sim.emulator import tflm_profiler_symbols
 
@@ -186,7 +186,7 @@ def test_foreign_elf_output_in_run_result(tmp_path: Path) -> None:
 
 @needs_gxx
 def test_estimate_cli_elf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     board = load_board("nucleo-l4r5zi")
     elf = build_foreign(board, tmp_path)
@@ -222,7 +222,7 @@ def test_find_idle_loops() -> None:
     ("IDLE", "idle loop at reset+0x"), ("WFI", "idle loop at reset+0x"),
     ("CALL", "stop at done"), ("EXIT=0", "_exit")])
 def test_foreign_elf_without_semihosting_exit(ending: str, reason: str, tmp_path: Path) -> None:
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
     from tinymeter.sim.emulator import Emulator
 
     board = load_board("nucleo-l4r5zi")
@@ -242,8 +242,8 @@ def test_foreign_elf_without_semihosting_exit(ending: str, reason: str, tmp_path
 
 @needs_gxx
 def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
-    from tinymeter.errors import BudgetExceeded, ConfigError, EmulationError, FirmwareFault
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
+    from tinymeter.core.errors import BudgetExceeded, ConfigError, EmulationError, FirmwareFault
     from tinymeter.sim.emulator import Emulator
 
     board = load_board("nucleo-l4r5zi")
@@ -267,7 +267,7 @@ def test_foreign_elf_endings_that_are_errors(tmp_path: Path) -> None:
 
 @needs_gxx
 def test_estimate_cli_stop_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     board = load_board("nucleo-l4r5zi")
     elf = build_foreign(board, tmp_path, "CALL")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinymeter.errors import TinymeterError
+from tinymeter.core.errors import TinymeterError
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.support import op_support
 from tinymeter.models.inspect import inspect_model

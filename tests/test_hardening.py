@@ -1,6 +1,6 @@
 """Issue 13 reproducers: each bad input ends in one clear error (or a right answer).
 
-Library calls raise a :class:`~tinymeter.errors.TinymeterError` subclass naming the
+Library calls raise a :class:`~tinymeter.core.errors.TinymeterError` subclass naming the
 cause; the CLI prints one ``error:`` line and exits 2.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.cli import main
-from tinymeter.errors import MissingDependencyError
+from tinymeter.cli.main import main
+from tinymeter.core.errors import MissingDependencyError
 
 
 def _one_error(capsys: pytest.CaptureFixture[str], argv: list[str], *fragments: str) -> str:
@@ -98,7 +98,7 @@ def test_non_constant_filter_is_refused_and_flagged(capsys, tmp_path: Path) -> N
 
 
 def test_empty_activation_clamp() -> None:
-    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.core.errors import UnsupportedModelError
     from tinymeter.firmware import quant
 
     with pytest.raises(UnsupportedModelError, match="clamp is empty"):
@@ -134,7 +134,7 @@ def test_inspect_unknown_dims_no_negative_macs(capsys, tmp_path: Path) -> None:
 
 
 def _board_file(tmp_path: Path, old: str, new: str) -> Path:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     src = load_board("nucleo-l4r5zi").path
     assert src is not None
@@ -146,7 +146,7 @@ def _board_file(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_board_file_not_utf8(capsys, tmp_path: Path) -> None:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     path = tmp_path / "latin1.toml"
     path.write_bytes(load_board("nucleo-l4r5zi").path.read_bytes().replace(  # type: ignore[union-attr]
@@ -189,8 +189,8 @@ def test_check_deeply_nested_json(capsys, tmp_path: Path) -> None:
 def test_results_db_schema_version_not_an_integer(tmp_path: Path) -> None:
     import sqlite3
 
-    from tinymeter.errors import ConfigError
-    from tinymeter.hw.resultsdb import ResultsDB
+    from tinymeter.apps.resultsdb import ResultsDB
+    from tinymeter.core.errors import ConfigError
 
     path = tmp_path / "r.sqlite"
     ResultsDB(path).close()
@@ -219,10 +219,10 @@ def test_nonsense_numbers_are_usage_errors(capsys, argv: list[str], flag: str) -
 
 
 def test_library_rejects_nonsense_numbers() -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import ConfigError
+    from tinymeter.analysis.calibrate import fit_parameters
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.hw.calibrate import fit_parameters
     from tinymeter.hw.virtual import VirtualTiming
     from tinymeter.sim.costmodel import datasheet_cost_model
 
@@ -238,8 +238,8 @@ def test_library_rejects_nonsense_numbers() -> None:
 
 
 def test_emulator_rejects_infinite_timeout(tmp_path: Path) -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import ConfigError
     from tinymeter.sim.emulator import Emulator
 
     with pytest.raises(ConfigError, match="timeout"):
@@ -248,7 +248,7 @@ def test_emulator_rejects_infinite_timeout(tmp_path: Path) -> None:
 
 
 def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
-    from tinymeter.errors import MalformedModelError
+    from tinymeter.core.errors import MalformedModelError
     from tinymeter.models.tflite import read_model_bytes
 
     _one_error(capsys, ["inspect", "/dev/zero"], "larger than 256 MiB")
@@ -318,8 +318,8 @@ def test_compare_lists_boards_that_cannot_hold_the_model(capsys, tmp_path: Path)
 
 
 def test_zoo_build_announces_itself_once(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tinymeter.apps.estimate import resolve_model
     from tinymeter.models import zoo
-    from tinymeter.pipeline import resolve_model
 
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path))
     monkeypatch.setattr(zoo, "build_keras", lambda *a, **k: None)
@@ -362,7 +362,7 @@ def test_objcopy_argv_exact() -> None:
 
 
 def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.sim.elf import ElfImage
 
     model = _reshape_model(tmp_path)
@@ -410,8 +410,8 @@ def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
 
 
 def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
-    from tinymeter.models.nas_plots import estimate_title
-    from tinymeter.report import Estimate
+    from tinymeter.analysis.report import Estimate
+    from tinymeter.apps.sweep.plots import estimate_title
 
     est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
                    kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
@@ -424,7 +424,7 @@ def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
 
 def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tinymeter.hw import plots
+    from tinymeter.analysis import plots
     from tinymeter.sim.peripherals import MarkEvent
 
     figures = []
@@ -450,7 +450,8 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
 
 
 def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
-    from tinymeter.models import nas, nas_plots
+    from tinymeter.apps.sweep import nas
+    from tinymeter.apps.sweep import plots as nas_plots
 
     rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
                             "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
@@ -493,7 +494,7 @@ def test_constant_operator_output_is_refused(capsys, tmp_path: Path) -> None:
 def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
     import json
 
-    from tinymeter import check
+    from tinymeter.analysis import check
 
     model = _reshape_model(tmp_path, 64)
     assert main(["measure", str(model), "--probe", "virtual", "--db", str(tmp_path / "r.sqlite"),
@@ -509,7 +510,7 @@ def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
 
 
 def test_ppk2_voltage_is_checked_before_the_package() -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.hw.power import PPK2Monitor
 
     for mv in (0, 12_000, -3300):
@@ -518,8 +519,8 @@ def test_ppk2_voltage_is_checked_before_the_package() -> None:
 
 
 def test_linker_overflow_is_does_not_fit() -> None:
-    from tinymeter.boards import load_board
-    from tinymeter.errors import DoesNotFit
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import DoesNotFit
     from tinymeter.firmware.build import linker_overflow
 
     board = load_board("nucleo-g0b1re")

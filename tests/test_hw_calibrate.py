@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.errors import ConfigError
-from tinymeter.hw.calibrate import (
+from tinymeter.analysis.calibrate import (
     ModelSample,
     calibrate,
     fit_parameters,
@@ -18,6 +16,8 @@ from tinymeter.hw.calibrate import (
     nnls,
     save_calibration,
 )
+from tinymeter.core.boards import load_board
+from tinymeter.core.errors import ConfigError
 from tinymeter.sim.blocks import CLASSES, BlockInfo
 from tinymeter.sim.costmodel import (
     CORE_PARAMETERS,
@@ -159,13 +159,13 @@ def test_calibration_errors(tmp_path: Path) -> None:
 # -- microbenchmarks ---------------------------------------------------------------------
 
 def test_microbench_selection_per_core() -> None:
-    from tinymeter.cores import CORES
-    from tinymeter.hw.microbench import (
+    from tinymeter.apps.microbench import (
         MICROBENCHMARKS,
         absent_instructions,
         benchmarks_for,
         table_source,
     )
+    from tinymeter.core.cores import CORES
 
     m0 = {b.op for b in benchmarks_for(CORES["cortex-m0plus"])}
     m3 = {b.op for b in benchmarks_for(CORES["cortex-m3"])}
@@ -191,9 +191,9 @@ def test_microbench_compiles_warning_free(core: str, tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from tinymeter.cores import CORES
+    from tinymeter.apps.microbench import benchmarks_for, table_source
+    from tinymeter.core.cores import CORES
     from tinymeter.firmware.build import runtime_dir
-    from tinymeter.hw.microbench import benchmarks_for, table_source
 
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc not installed")
@@ -231,12 +231,12 @@ def test_microbench_samples_train_but_are_not_held_out() -> None:
     with pytest.raises(ConfigError, match="role"):
         ModelSample("z", ("OP",), x, np.ones(2), role="bogus")
     with pytest.raises(ConfigError, match="NN model"):
-        from tinymeter.hw.calibrate import leave_one_out
+        from tinymeter.analysis.calibrate import leave_one_out
         leave_one_out([mb], prior)
 
 
 def test_mechanisms_cover_every_parameter_once() -> None:
-    from tinymeter.hw.calibrate import MECHANISMS, mechanism_of
+    from tinymeter.analysis.calibrate import MECHANISMS, mechanism_of
 
     for core, params in CORE_PARAMETERS.items():
         groups = {n: mechanism_of(n) for n in feature_names(params)}
@@ -256,7 +256,7 @@ def test_mechanism_ranking_names_the_mechanism_that_was_off() -> None:
     timings second, everything else did not move."""
     from dataclasses import replace
 
-    from tinymeter.hw.calibrate import mechanism_shifts
+    from tinymeter.analysis.calibrate import mechanism_shifts
 
     prior = CORE_PARAMETERS["cortex-m4f"]
     truth = replace(prior, data_weight=1.6, cpi={**prior.cpi, "load": 2.1})

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.errors import ConfigError
-from tinymeter.hw.errors import HardwareError, ToolMissingError
+from tinymeter.abi import report_lines
+from tinymeter.apps.resultsdb import SCHEMA_VERSION, ResultsDB
+from tinymeter.core.errors import ConfigError, HardwareError, ToolMissingError
 from tinymeter.hw.power import (
     JoulescopeMonitor,
     PowerTrace,
@@ -23,8 +24,6 @@ from tinymeter.hw.power import (
     write_csv,
 )
 from tinymeter.hw.protocol import parse_transcript, summarize
-from tinymeter.hw.resultsdb import SCHEMA_VERSION, ResultsDB
-from tinymeter.hw.virtual import report_lines
 
 
 def _trace(n_inferences: int = 3, rate: float = 1e5) -> PowerTrace:

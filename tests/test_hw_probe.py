@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Probe, load_board
-from tinymeter.errors import ConfigError
-from tinymeter.hw.errors import HardwareError, HardwareTimeout, ToolMissingError
+from tinymeter.core.boards import Probe, load_board
+from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout, ToolMissingError
 from tinymeter.hw.probe import (
     ProbeConfig,
     ProbeRunner,
@@ -46,7 +45,7 @@ def test_openocd_program_and_reset_argv() -> None:
 
 
 def test_every_board_has_probe_names() -> None:
-    from tinymeter.boards import list_boards
+    from tinymeter.core.boards import list_boards
 
     for name in list_boards():
         board = load_board(name)

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from tinymeter.hw.errors import FirmwareFaultReport, HardwareError, HardwareTimeout
+from tinymeter.abi import report_lines
+from tinymeter.core.errors import FirmwareFaultReport, HardwareError, HardwareTimeout
 from tinymeter.hw.protocol import Fault, Report, ReportParser, parse_transcript, summarize
 from tinymeter.hw.serialport import collect_reports
-from tinymeter.hw.virtual import report_lines
 
 OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -205,7 +205,7 @@ def test_long_line_verdict_does_not_depend_on_chunking(length: int) -> None:
 
 
 def test_report_names_are_parser_safe() -> None:
-    from tinymeter.firmware.codegen import MAX_REPORT_NAME, report_name
+    from tinymeter.abi import MAX_REPORT_NAME, report_name
 
     assert report_name("kws_ref_model") == "kws_ref_model"
     assert report_name("my model (v2)") == "my_model__v2_"

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.cli import main
+from tinymeter.apps.measure import MeasureConfig, emulate_features, measure_elf
+from tinymeter.apps.resultsdb import ResultsDB
+from tinymeter.cli.main import main
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
-from tinymeter.hw.demomodels import write_demo_models
-from tinymeter.hw.measure import MeasureConfig, emulate_features, measure_elf
-from tinymeter.hw.resultsdb import ResultsDB
 from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
+from tinymeter.models.demomodels import write_demo_models
 from tinymeter.models.tflite import load_tflite
 from tinymeter.sim.costmodel import cost_model_for, parameter_vector
 from tinymeter.sim.energy import board_energy_parameters
@@ -67,8 +67,8 @@ def test_measure_through_transport_faults(glitches: dict[int, str], cache: Path,
 
 def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
     """The board behind the same Device protocol as the emulator (timing only)."""
-    from tinymeter.errors import ConfigError
-    from tinymeter.hw.measure import HardwareDevice
+    from tinymeter.apps.measure import HardwareDevice
+    from tinymeter.core.errors import ConfigError
 
     board = load_board(BOARD)
     _, image = _image(models[0], runs=3, cache=cache)
@@ -85,8 +85,7 @@ def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
 
 
 def test_virtual_board_errors(cache: Path, models: list[Path]) -> None:
-    from tinymeter.errors import ConfigError
-    from tinymeter.hw.errors import HardwareError
+    from tinymeter.core.errors import ConfigError, HardwareError
 
     board = load_board(BOARD)
     with pytest.raises(ConfigError, match="glitch"):
@@ -244,9 +243,9 @@ def test_ranking_names_a_hidden_core_change(cache: Path, models: list[Path],
     memory system still hidden): load pipelining must rank first."""
     from dataclasses import replace
 
-    from tinymeter.hw.calibrate import calibrate
-    from tinymeter.hw.measure import campaign, samples_from_runs
-    from tinymeter.hw.microbench import measure_microbench
+    from tinymeter.analysis.calibrate import calibrate
+    from tinymeter.apps.measure import campaign, samples_from_runs
+    from tinymeter.apps.microbench import measure_microbench
     from tinymeter.hw.virtual import Silicon
 
     board = load_board(BOARD)
@@ -332,7 +331,7 @@ def test_measure_on_real_board(request: pytest.FixtureRequest, models: list[Path
 
 
 def test_measure_waits_scale_with_the_model_and_hardware_clock() -> None:
-    from tinymeter.hw.measure import scaled_timeouts
+    from tinymeter.apps.measure import scaled_timeouts
 
     config = MeasureConfig(runs=5, warmup=1, timeout_s=120, idle_timeout_s=30)
     # DS-CNN-sized: 50M cycles at 120 MHz = 0.42 s per inference: the defaults stand

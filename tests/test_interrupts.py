@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 from tinymeter.sim.testfw import build_program, toolchain_available
 
 pytestmark = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
@@ -259,7 +259,7 @@ def test_higher_priority_timer_preempts_systick_handler(board: Board, tmp_path: 
 
 
 def test_interrupt_without_handler_is_a_fault(board: Board, tmp_path: Path) -> None:
-    from tinymeter.errors import FirmwareFault
+    from tinymeter.core.errors import FirmwareFault
 
     with pytest.raises(FirmwareFault, match=r"exception 46 has no Thumb handler in the "
                        r"vector table at 0x08000000 \(entry 0x00000000\)"):
@@ -267,7 +267,7 @@ def test_interrupt_without_handler_is_a_fault(board: Board, tmp_path: Path) -> N
 
 
 def test_wfi_sleeps_until_the_next_interrupt(board: Board, tmp_path: Path) -> None:
-    from tinymeter.errors import EmulationError
+    from tinymeter.core.errors import EmulationError
     from tinymeter.sim.emulator import Emulator
 
     elf = build_program(board, PROGRAM, tmp_path / "s", name="irq", opt="-O2",

@@ -25,7 +25,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.testing import int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite

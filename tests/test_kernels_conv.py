@@ -30,7 +30,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.testing import bias_tensor, int8_tensor, single_op_model, tensor

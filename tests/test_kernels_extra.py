@@ -28,7 +28,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.testing import int8_tensor, run_tflm, single_op_model, tensor

@@ -116,7 +116,7 @@ def test_arg_min_max_bit_exact(runner: tuple[str, Runner], op: str, seed: int) -
 
 
 def test_arg_max_rejects_int64_output() -> None:
-    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.core.errors import UnsupportedModelError
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.tflite import parse_tflite
 

@@ -302,7 +302,7 @@ def test_concat_pad_movement_s16(runner, seed: int) -> None:
 
 
 def test_depthwise_s16_without_bias_is_rejected() -> None:
-    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.core.errors import UnsupportedModelError
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.tflite import parse_tflite
 

@@ -26,7 +26,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.lower import elementwise, pool

@@ -28,7 +28,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.lower.movement import fold_dims, strided_slice_ranges
 from tinymeter.models.testing import (

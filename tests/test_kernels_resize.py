@@ -23,7 +23,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.lower.resize import nearest_indices
 from tinymeter.models.testing import int8_tensor, single_op_model, tensor

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from kernel_check import WARNING_TARGETS, Runner, assert_kernels_compile_warning_free, make_runner
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
 from tinymeter.models.testing import int8_tensor, single_op_model_ir, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite, serialize_tflite

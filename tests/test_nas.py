@@ -1,4 +1,4 @@
-"""models.nas: search space, Pareto front, results database, resumable sweeps, executors.
+"""apps.sweep: search space, Pareto front, results database, resumable sweeps, executors.
 
 The pure parts and the driver's bookkeeping run against a fake worker (milliseconds);
 one end-to-end test trains 20 real candidates on digits, emulates them, interrupts the
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.errors import ConfigError
-from tinymeter.models import nas
-from tinymeter.models.sweepdb import SCHEMA_VERSION, SweepDB
+from tinymeter.apps.sweep import nas
+from tinymeter.apps.sweep.db import SCHEMA_VERSION, SweepDB
+from tinymeter.core.errors import ConfigError
 
 HAS_TF = all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "sklearn"))
 
@@ -151,7 +151,7 @@ def test_rows_csv_and_table() -> None:
 
 def test_plots_write_pngs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every panel names model, board, kernels/runtime and cost model; every axis has a unit."""
-    from tinymeter.models import nas_plots
+    from tinymeter.apps.sweep import plots as nas_plots
 
     figures = []
     save = nas_plots._save
@@ -322,7 +322,7 @@ def test_dask_executor_on_a_local_cluster(tmp_path: Path) -> None:
 def test_digits_sweep_interrupted_then_resumed_via_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """20 real candidates (1 epoch) on 2 workers: interrupt after 6, resume with the CLI."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path / "cache"))
     out, db = tmp_path / "sweep", tmp_path / "sweep" / "sweep.sqlite"

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.cli import main
+from tinymeter.apps.estimate import estimate
+from tinymeter.cli.main import main
+from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
-from tinymeter.pipeline import estimate
 
 MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 
@@ -99,7 +99,7 @@ def test_cli_estimate_json(tmp_path: Path, capsys) -> None:
 
 def test_report_says_how_much_of_the_board_a_model_takes(tmp_path: Path,
                                                           builder: FirmwareBuilder) -> None:
-    from tinymeter.report import format_table
+    from tinymeter.analysis.report import format_table
 
     est = estimate(_fc_model(tmp_path, 64, 16), load_board("nucleo-g0b1re"), builder=builder)
     assert (est.board_flash_bytes, est.board_ram_bytes) == (512 * 1024, 144 * 1024)

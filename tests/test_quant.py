@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 
 

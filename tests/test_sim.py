@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import Board, load_board
-from tinymeter.errors import BudgetExceeded, EmulationError, FirmwareFault
+from tinymeter.core.boards import Board, load_board
+from tinymeter.core.errors import BudgetExceeded, EmulationError, FirmwareFault
 from tinymeter.sim import blocks as blk
 from tinymeter.sim.semihosting import (
     ADP_STOPPED_APPLICATION_EXIT,

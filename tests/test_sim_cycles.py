@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 from tinymeter.sim.peripherals import (
     DEMCR,
     DWT_CTRL,
@@ -106,7 +106,7 @@ def test_hook_cycles_are_core_plus_branches_plus_stalls(board_name: str, tmp_pat
 
 @needs_gcc
 def test_cost_callback_failure_stops_the_run(tmp_path: Path) -> None:
-    from tinymeter.errors import EmulationError
+    from tinymeter.core.errors import EmulationError
     from tinymeter.sim.costmodel import CostModel, cost_model_for
     from tinymeter.sim.emulator import Emulator
 
@@ -209,10 +209,10 @@ def test_firmware_cycle_counter_default_model() -> None:
 
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("the default model needs TensorFlow to build")
+    from tinymeter.apps.estimate import resolve_model
     from tinymeter.firmware.build import FirmwareBuilder
     from tinymeter.firmware.codegen import generate
     from tinymeter.models.tflite import load_tflite
-    from tinymeter.pipeline import resolve_model
 
     board = load_board("nucleo-l4r5zi")
     path = resolve_model(None)
@@ -308,8 +308,8 @@ def test_uart_tx_model(kind: str, data: int, status: int) -> None:
 def test_board_uart_kind_is_strict() -> None:
     import tomllib
 
-    from tinymeter.boards import parse_board
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.boards import parse_board
+    from tinymeter.core.errors import ConfigError
 
     path = Path(__file__).resolve().parents[1] / "tinymeter" / "boards" / "nucleo-f207zg.toml"
     raw = tomllib.loads(path.read_text())

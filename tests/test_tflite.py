@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinymeter.errors import MalformedModelError, UnsupportedModelError
+from tinymeter.core.errors import MalformedModelError, UnsupportedModelError
 from tinymeter.models import tflite
 from tinymeter.models.testing import (
     bias_tensor,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board
-from tinymeter.cores import get_core
+from tinymeter.core.boards import load_board
+from tinymeter.core.cores import get_core
 from tinymeter.firmware.build import BuildConfig, section_sizes
 from tinymeter.firmware.tflm import (
     TflmBuild,
@@ -39,7 +39,7 @@ needs_gxx = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None,
 # pure parts
 
 def test_resolver_method_names() -> None:
-    from tinymeter.errors import UnsupportedModelError
+    from tinymeter.core.errors import UnsupportedModelError
 
     assert resolver_method("CONV_2D") == "AddConv2D"
     assert resolver_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
@@ -90,7 +90,7 @@ def test_tflm_generated_files_and_linker_script() -> None:
     assert script.index("_ebss = .;") < script.index(".tflm_arena") < script.index(".stack")
     largest = tflm_linker_script(board, 8192, None)
     assert "    . = ALIGN(ORIGIN(RAM) + LENGTH(RAM) - 8192 - 31, 16);\n" in largest
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     with pytest.raises(ConfigError, match="multiple of 16"):
         tflm_linker_script(board, 8192, 1000)
 
@@ -98,14 +98,14 @@ def test_tflm_generated_files_and_linker_script() -> None:
 def test_tflm_pure_helpers(tmp_path: Path) -> None:
     """Kernel set from the library's symbol names, include folders from one checkout,
     the harness's arena line, the enlarged sizing board."""
-    from tinymeter.errors import ConfigError
+    from tinymeter.abi import parse_arena
+    from tinymeter.core.errors import ConfigError
     from tinymeter.firmware.tflm import (
         archive_symbols,
         arena_for,
         harness_flags_for,
         include_dirs,
         kernel_set_of_archive,
-        parse_arena,
         search_sizes,
         sizing_board,
     )
@@ -159,8 +159,8 @@ def test_tflm_pure_helpers(tmp_path: Path) -> None:
 def test_tflm_registry(tmp_path: Path) -> None:
     """Config entries: parse/format round trip, unknown keys are errors, selection per
     core and kernel set."""
-    from tinymeter.errors import ConfigError
-    from tinymeter.tflmconfig import (
+    from tinymeter.core.errors import ConfigError
+    from tinymeter.firmware.tflmconfig import (
         TflmEntry,
         format_entries,
         libraries_for,
@@ -455,7 +455,7 @@ def test_estimate_with_fake_tflm_lib(tmp_path: Path, capsys: pytest.CaptureFixtu
     shape, TFLM's log forwarded, flash and RAM of the linked ELF."""
     import json
 
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -479,7 +479,7 @@ def test_tflm_build_keeps_sized_elf_and_too_big_is_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``build --tflm-lib --out DIR`` keeps an ELF with exactly the arena TFLM uses; a
     model needing more than the board's RAM is one error naming both sizes."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m0plus")
@@ -519,7 +519,7 @@ def test_registered_library_runs_with_runtime_tflm(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``tinymeter tflm add`` once, then ``--runtime tflm`` needs no paths."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     config = tmp_path / "config.toml"
     monkeypatch.setenv("TINYMETER_CONFIG", str(config))
@@ -558,9 +558,9 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     import json
     from dataclasses import replace
 
-    from tinymeter.cli import main
-    from tinymeter.errors import EmulationError
-    from tinymeter.runtimecmp import RuntimeRun, check_aligned
+    from tinymeter.analysis.runtimecmp import RuntimeRun, check_aligned
+    from tinymeter.cli.main import main
+    from tinymeter.core.errors import EmulationError
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -581,7 +581,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ref, tflm = runs[0], runs[2]
     speedup = ref["layers"][0]["cycles"] / tflm["layers"][0]["cycles"]
     assert f"{speedup:.2f}x" in row
-    from tinymeter.report import Estimate, LayerEstimate
+    from tinymeter.analysis.report import Estimate, LayerEstimate
     fields = {k: v for k, v in ref.items() if k in Estimate.__dataclass_fields__}
     est = Estimate(**{**fields, "layers": ()})
     extra = LayerEstimate(0, "ADD", 0, 1, 1, 0.0, 0.0, 1.0)
@@ -593,7 +593,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``measure --tflm-lib`` builds the TFLM harness's hardware image (UART report, marker
     pins) and measures it per layer like the own runtime's (virtual board)."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -618,9 +618,9 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
     estimate candidates in the registered library of the board's core."""
     import json
 
-    from tinymeter.cli import main
-    from tinymeter.errors import ConfigError
-    from tinymeter.models.nas import SweepConfig, Target, estimate_tflite
+    from tinymeter.apps.sweep.nas import SweepConfig, Target, estimate_tflite
+    from tinymeter.cli.main import main
+    from tinymeter.core.errors import ConfigError
 
     model = _fc_model(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")
@@ -649,7 +649,7 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.slow
 def test_calibrate_with_tflm_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``calibrate --tflm-lib``: the campaign builds, emulates and measures TFLM images."""
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

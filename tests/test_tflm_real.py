@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import load_board
+from tinymeter.core.boards import load_board
 
 MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 MODELS = {"kws": "kws_ref_model.tflite", "vww": "vww_96_int8.tflite",
@@ -54,11 +54,11 @@ def real(library):  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_real_tflm_estimate(name: str, real, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tinymeter.apps.tflm import estimate_tflm
     from tinymeter.firmware.build import section_sizes
     from tinymeter.firmware.codegen import lower_model
     from tinymeter.firmware.tflm import arena_for
     from tinymeter.models.tflite import load_tflite
-    from tinymeter.tflmrun import estimate_tflm
 
     path = MLPERF / MODELS[name]
     model = load_tflite(path)
@@ -84,8 +84,8 @@ def test_real_tflm_estimate(name: str, real, tmp_path: Path) -> None:  # type: i
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_real_tflm_bit_exact(name: str, real) -> None:  # type: ignore[no-untyped-def]
+    from tinymeter.apps.validate import validate
     from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS
-    from tinymeter.validate import validate
 
     result = validate(MLPERF / MODELS[name], load_board(BOARD), library=real, samples=2,
                       budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS, timeout_s=600)
@@ -100,7 +100,7 @@ def test_real_compare_runtimes(real, tmp_path: Path,  # type: ignore[no-untyped-
                                capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     report = tmp_path / "cmp.json"
     assert main(["estimate", str(MLPERF / MODELS["kws"]), "-q", "--compare-runtimes",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinymeter.boards import Board, parse_board
+from tinymeter.core.boards import Board, parse_board
 from tinymeter.sim.costmodel import cost_model_for, to_fixed
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import Emulator, RunResult
@@ -277,7 +277,7 @@ def test_core_cycles_do_not_depend_on_where_the_emulator_cuts_blocks(board_name:
     emulator; the second piece's first load still pipelines behind the first piece's
     last (the hook joins blocks that fall through), so both loops cost the same core
     cycles: loads + SUBS + BNE per iteration."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
     from tinymeter.sim.timing import group_splits
 
     board = load_board(board_name)
@@ -368,7 +368,7 @@ def test_unaligned_accesses_are_split_and_charged(board_name: str, extra: int,
     same encodings; with ``unaligned`` calibrated to 2.5 the difference scales with it."""
     from dataclasses import replace
 
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     board = load_board(board_name)
     source = UNALIGNED_PROGRAM.replace("TAIL", "")
@@ -392,7 +392,7 @@ def test_unaligned_ldrd_is_reported_not_priced(tmp_path: Path, caplog: pytest.Lo
     """LDRD must be word aligned (ARMv7-M A3.2.1: UsageFault UNALIGNED); the emulator
     executes it at 2 mod 4 anyway, so the hook counts it as a fault at its PC (the
     function's second halfword, after the 16-bit ADDS) instead of pricing a split."""
-    from tinymeter.boards import load_board
+    from tinymeter.core.boards import load_board
 
     board = load_board("nucleo-l4r5zi")
     with caplog.at_level("WARNING"):
@@ -410,8 +410,8 @@ def test_unaligned_ldrd_is_reported_not_priced(tmp_path: Path, caplog: pytest.Lo
 def test_unaligned_access_on_armv6m_names_the_fault(tmp_path: Path) -> None:
     """ARMv6-M faults on every unaligned access (the emulator takes the data abort too):
     the error says that it was the alignment, at the instruction's PC."""
-    from tinymeter.boards import load_board
-    from tinymeter.errors import FirmwareFault
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import FirmwareFault
 
     board = load_board("nucleo-g0b1re")
     source = r"""

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.cli import main
-from tinymeter.errors import ConfigError
+from tinymeter.cli.main import main
+from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.host import run_on_host
 from tinymeter.models.testing import run_tflm
 from tinymeter.models.tflite import TensorType, parse_tflite
@@ -90,7 +90,7 @@ def test_convert_int16x8_and_float32(keras_model, tmp_path: Path, caplog) -> Non
 
 def test_keras_file_accepted_where_tflite_is(keras_model, tmp_path: Path, monkeypatch,
                                             capsys) -> None:
-    from tinymeter.pipeline import resolve_model
+    from tinymeter.apps.estimate import resolve_model
 
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path / "cache"))
     path, _ = keras_model

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinymeter.apps.validate import compare, load_inputs, random_inputs
 from tinymeter.firmware.codegen import IoTensor
 from tinymeter.models.tflite import TensorType
-from tinymeter.validate import compare, load_inputs, random_inputs
 
 needs_gcc = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc missing")
@@ -42,7 +42,7 @@ def test_compare_counts_mismatches_and_top1() -> None:
 
 
 def test_load_inputs_npy_npz_and_quantization(tmp_path: Path) -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
 
     batch = np.arange(8, dtype=np.int8).reshape(2, 1, 4)
     np.save(tmp_path / "b.npy", batch)
@@ -82,7 +82,7 @@ def _fc_int8(tmp_path: Path) -> Path:
 @needs_gcc
 def test_validate_own_runtime_int8_and_float(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
     from tinymeter.models.testing import single_op_model, tensor
 
     model = _fc_int8(tmp_path)
@@ -113,7 +113,7 @@ def test_validate_mismatch_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture
     """The fake TFLM's FULLY_CONNECTED sums input bytes: validate must catch it."""
     from test_tflm_link import build_fake_tflm
 
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     model = _fc_int8(tmp_path)
     lib, root = build_fake_tflm(tmp_path / "tflm", "cortex-m4f")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 
 GXX = "arm-none-eabi-g++"
 pytestmark = pytest.mark.skipif(shutil.which(GXX) is None, reason="arm-none-eabi-g++ missing")
@@ -138,7 +138,7 @@ def vendor_elf(board: Board, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demangled_names_and_function_lookup(vendor_elf: Path) -> None:
-    from tinymeter.errors import ConfigError
+    from tinymeter.core.errors import ConfigError
     from tinymeter.sim.elf import ElfImage
 
     elf = ElfImage.load(vendor_elf)
@@ -171,7 +171,7 @@ def test_inline_frames_from_dwarf(vendor_elf: Path) -> None:
 
 
 def test_span_per_iteration_with_separate_eval_rows(board: Board, vendor_elf: Path) -> None:
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
 
     est = estimate_elf(vendor_elf, board, span=("app::start_timer", "app::stop_timer"),
                        span_count=0, budget_instructions=10**6, timeout_s=20)
@@ -192,8 +192,8 @@ def test_span_per_iteration_with_separate_eval_rows(board: Board, vendor_elf: Pa
 
 def test_span_stops_after_count_and_idle_before_end_is_an_error(board: Board,
                                                                tmp_path: Path) -> None:
-    from tinymeter.errors import EmulationError
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
+    from tinymeter.core.errors import EmulationError
 
     working = build_vendor(board, tmp_path / "w", "KEEP_WORKING")
     one = estimate_elf(working, board, span=("app::start_timer", "app::stop_timer"),
@@ -216,8 +216,8 @@ def test_span_stops_after_count_and_idle_before_end_is_an_error(board: Board,
 
 
 def test_inlined_error_handler_is_an_error_with_call_path(board: Board, tmp_path: Path) -> None:
-    from tinymeter.errors import FirmwareFault
-    from tinymeter.pipeline import estimate_elf
+    from tinymeter.apps.estimate import estimate_elf
+    from tinymeter.core.errors import FirmwareFault
 
     elf = build_vendor(board, tmp_path, "CLOCK_READY=0u")
     with pytest.raises(FirmwareFault, match=r"firmware reached the error trap Error_Handler; "
@@ -227,7 +227,7 @@ def test_inlined_error_handler_is_an_error_with_call_path(board: Board, tmp_path
 
 def test_whole_run_totals_without_profiler_events(board: Board, vendor_elf: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from tinymeter.cli import main
+    from tinymeter.cli.main import main
 
     assert main(["estimate", "--elf", str(vendor_elf), "--board", board.name, "-q",
                  "--stop-at", "app::finish", "--profile", "4"]) == 0
@@ -247,7 +247,7 @@ def test_whole_run_totals_without_profiler_events(board: Board, vendor_elf: Path
 
 
 def test_parse_span() -> None:
-    from tinymeter.pipeline import parse_span
+    from tinymeter.apps.estimate import parse_span
 
     assert parse_span("a::b::c:d") == ("a::b::c", "d")
     assert parse_span("Invoke : ns::stop()") == ("Invoke", "ns::stop()")

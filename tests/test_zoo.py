@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinymeter.errors import ConfigError
+from tinymeter.core.errors import ConfigError
 from tinymeter.models import zoo
 
 if importlib.util.find_spec("tensorflow") is None:  # find_spec: importing TF here is slow

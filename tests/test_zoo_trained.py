@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.cli import main
+from tinymeter.cli.main import main
 from tinymeter.firmware.host import run_on_host
 from tinymeter.models import zoo
 from tinymeter.models.testing import run_tflm
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_digits_cnn_int8_is_accurate_on_the_runtime(tmp_path: Path) -> None:
-    from tinymeter.models.nas import load_digits_split
+    from tinymeter.apps.sweep.nas import load_digits_split
 
     blob = zoo.build_tflite("digits_cnn", cache_dir=tmp_path).read_bytes()
     sg = parse_tflite(blob).main

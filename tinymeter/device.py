@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from tinymeter.boards import Board, load_board
+from tinymeter.core.boards import Board, load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.host import decode_outputs, encode_inputs

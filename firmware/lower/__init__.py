@@ -21,6 +21,7 @@ from tinymeter.firmware.lower import (
     float32,
     indexing,
     int16,
+    lstm,
     misc,
     movement,
     pool,
@@ -41,7 +42,7 @@ __all__ = ["Layer", "LowerContext", "Lowering", "lowerings"]
 MODULES: tuple[ModuleType, ...] = (conv, pool, softmax, elementwise, reshape, float32, misc,
                                    movement, activations, binary, resize,
                                    indexing, int16, transpose_conv,
-                                   unary_math, batch_matmul, svdf)
+                                   unary_math, batch_matmul, svdf, lstm)
 
 
 def _by_input_type(quantized: Lowering, floating: Lowering) -> Lowering:

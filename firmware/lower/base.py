@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.models.tflite import Model, Operator, Subgraph, Tensor, TensorType
 
@@ -87,11 +87,19 @@ class LowerContext:
     lowerings request so the generated file defines each exactly once.
     """
 
-    def __init__(self, model: Model, subgraph: Subgraph, arena_offsets: Mapping[int, int]) -> None:
+    def __init__(self, model: Model, subgraph: Subgraph, arena_offsets: Mapping[int, int],
+                 scratch_offset: int = 0) -> None:
         self.model = model
         self.subgraph = subgraph
         self._offsets = arena_offsets
         self.arrays: list[ConstArray] = []
+        #: Zero-initialised RAM arrays (ctype, symbol, length) a kernel keeps between
+        #: calls (e.g. a "state initialised" flag); the generated file defines them.
+        self.ram_arrays: list[tuple[str, str, int]] = []
+        #: Largest scratch request: the arena grows by it past ``scratch_offset``
+        #: (layers run one at a time, so they share one scratch region).
+        self.scratch_bytes = 0
+        self._scratch_offset = scratch_offset
         self._tensor_symbols: dict[int, str] = {}
 
     def tensor(self, index: int) -> Tensor:
@@ -126,6 +134,18 @@ class LowerContext:
         if index not in self._offsets:
             raise UnsupportedModelError(f"tensor {index} ({t.name}) has no data and no arena slot")
         return f"({ctype} *)(tm_arena + {self._offsets[index]})"
+
+    def scratch(self, nbytes: int, ctype: str) -> str:
+        """C pointer (``ctype *``) to *nbytes* of per-layer scratch in the arena, after
+        every planned tensor (like TFLM's RequestScratchBufferInArena)."""
+        self.scratch_bytes = max(self.scratch_bytes, nbytes)
+        return f"({ctype} *)(tm_arena + {self._scratch_offset})"
+
+    def ram_array(self, ctype: str, length: int, hint: str) -> str:
+        """Define a zero-initialised RAM array kept for the whole run; its symbol."""
+        symbol = f"tm_r{len(self.ram_arrays)}_{hint}"
+        self.ram_arrays.append((ctype, symbol, length))
+        return symbol
 
     def const_array(self, ctype: str, values: Sequence[int] | Sequence[float], hint: str) -> str:
         """Define a constant array (e.g. per-channel multipliers) and return its symbol."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tinymeter.errors import UnsupportedModelError
+from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
     CValue,

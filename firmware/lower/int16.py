@@ -1,7 +1,7 @@
 """Lowerings of int16x8 models: int16 activations, int8 weights (see base.py).
 
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D,
-MAX_POOL_2D, QUANTIZE (float/int8/int16 -> int16, int16 -> int8) and DEQUANTIZE
+MAX_POOL_2D, LOGISTIC, TANH, QUANTIZE (float/int8/int16 -> int16, int16 -> int8) and DEQUANTIZE
 (int16 -> float); RESHAPE and the data-movement ops are type-agnostic already.
 
 TFLM's 16x8 arithmetic differs from int8 in three ways reproduced here:
@@ -359,6 +359,38 @@ def lower_softmax_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
                  math.prod(shape), {"depth": depth, "dtype": "int16"})
 
 
+# --------------------------------------------------------------------------- LOGISTIC / TANH
+
+
+def _lower_sigmoid16(ctx: LowerContext, op: Operator, index: int, tanh: bool) -> Layer:
+    (x,), y = single_output_operands(op, index, 1)
+    require_types(ctx, op, index, _S16, [x, y])
+    s_in, s_out = _symmetric(ctx, op, index, x, y)
+    log2_out, pot_out = quant.checked_log2(s_out)
+    if not pot_out or log2_out != -15:
+        raise fail(op, index, f"output scale {s_out} must be 2^-15 (TFLM requires it)")
+    n = ctx.tensor(x).numel
+    if ctx.tensor(y).numel != n:
+        raise fail(op, index, "input and output element counts differ")
+    with naming_operator(op, index):
+        mult, shift = quant.sigmoid16_input_params(s_in, tanh)
+    params: dict[str, CValue] = {"input": ctx.ptr(x), "output": ctx.ptr(y), "size": n,
+                                 "input_multiplier": mult, "input_shift": shift}
+    kernel = "tm_tanh_s16" if tanh else "tm_logistic_s16"
+    return Layer(index, op.opcode, kernel, "tm_sigmoid_s16_params", params, n,
+                 {"dtype": "int16", "input_multiplier": mult, "input_shift": shift})
+
+
+def lower_logistic_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """LOGISTIC int16 -> ``tm_logistic_s16`` (TFLM's sigmoid-table interpolation)."""
+    return _lower_sigmoid16(ctx, op, index, tanh=False)
+
+
+def lower_tanh_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """TANH int16 -> ``tm_tanh_s16`` (the sigmoid table at twice the resolution)."""
+    return _lower_sigmoid16(ctx, op, index, tanh=True)
+
+
 #: Lowerings chosen when an op's first input is int16 (see lower/__init__.py).
 INT16_LOWERINGS: dict[str, Lowering] = {
     "CONV_2D": lower_conv2d_s16,
@@ -371,4 +403,6 @@ INT16_LOWERINGS: dict[str, Lowering] = {
     "QUANTIZE": lower_quantize_16,
     "DEQUANTIZE": lower_dequantize_s16,
     "SOFTMAX": lower_softmax_s16,
+    "LOGISTIC": lower_logistic_s16,
+    "TANH": lower_tanh_s16,
 }

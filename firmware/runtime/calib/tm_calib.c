@@ -7,7 +7,7 @@
  * whose body repeats one instruction kind, written in inline assembly so the compiler
  * can neither vectorize nor drop it, and so the mix is the same at every -O level.
  *
- * The harness (src/tm_main.c) is unchanged: a generated table (tinymeter.hw.microbench)
+ * The harness (src/tm_main.c) is unchanged: a generated table (tinymeter.apps.microbench)
  * lists the benchmarks that exist on the target core as tm_layers[], so the profiler
  * hooks, the TM1 report and the virtual board work exactly as for a model.
  *

@@ -20,5 +20,6 @@
 #include "tm_ops_unary_math.h"
 #include "tm_ops_batch_matmul.h"
 #include "tm_ops_svdf.h"
+#include "tm_ops_lstm.h"
 
 #endif /* TM_OPS_H */

@@ -131,7 +131,18 @@ typedef struct {
   const int16_t *one_over_one_plus_x_lut;
 } tm_softmax_s16_params;
 
+/* LOGISTIC / TANH int16 (tm_sigmoid_s16.h): input scaled by
+ * (x * input_multiplier + round) >> input_shift, table-interpolated, output Q0.15. */
+typedef struct {
+  const int16_t *input;
+  int16_t *output;
+  int32_t size;
+  int32_t input_multiplier, input_shift;
+} tm_sigmoid_s16_params;
+
 void tm_softmax_s16(const void *params);
+void tm_logistic_s16(const void *params);
+void tm_tanh_s16(const void *params);
 void tm_conv2d_s16(const void *params);
 void tm_depthwise_conv2d_s16(const void *params);
 void tm_fully_connected_s16(const void *params);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tm_abi.h" /* generated from tinymeter/abi.py: report pieces, exit codes */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

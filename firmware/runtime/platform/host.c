@@ -29,7 +29,7 @@ uint32_t tm_io_next(void) {
 void tm_io_input_hook(uint32_t index, uint8_t *buf, uint32_t bytes) {
   if (fread(buf, 1, bytes, stdin) != bytes) {
     fprintf(stderr, "tinymeter host: short read for input %u\n", (unsigned)index);
-    exit(3);
+    exit(TM_EXIT_FAILED);
   }
 }
 

@@ -38,17 +38,17 @@ __attribute__((noreturn)) void Reset_Handler(void) {
 }
 
 void HardFault_Handler(void) {
-  static const char msg[] = "TM1 FAULT hardfault\n";
+  static const char msg[] = TM_ABI_FAULT TM_ABI_FAULT_HARDFAULT "\n";
   tm_platform_write(msg, sizeof msg - 1u);
-  tm_platform_exit(70);
+  tm_platform_exit(TM_EXIT_HARDFAULT);
   for (;;) {
   }
 }
 
 void Default_Handler(void) {
-  static const char msg[] = "TM1 FAULT unexpected-exception\n";
+  static const char msg[] = TM_ABI_FAULT TM_ABI_FAULT_UNEXPECTED "\n";
   tm_platform_write(msg, sizeof msg - 1u);
-  tm_platform_exit(71);
+  tm_platform_exit(TM_EXIT_UNEXPECTED_EXCEPTION);
   for (;;) {
   }
 }

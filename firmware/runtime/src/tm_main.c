@@ -92,15 +92,15 @@ static void tm_putu(uint32_t v) {
 /* Versioned, line-oriented report: "TM1 L <index> <op> <cycles>" per layer. */
 static void tm_report(uint32_t run) {
   uint32_t total = 0;
-  tm_puts("TM1 BEGIN ");
+  tm_puts(TM_ABI_BEGIN);
   tm_puts(tm_model_name);
-  tm_puts(" run=");
+  tm_puts(TM_ABI_RUN);
   tm_putu(run);
-  tm_puts(" layers=");
+  tm_puts(TM_ABI_LAYERS);
   tm_putu(tm_num_layers);
   tm_puts("\n");
   for (uint32_t l = 0; l < tm_num_layers; ++l) {
-    tm_puts("TM1 L ");
+    tm_puts(TM_ABI_LAYER);
     tm_putu(l);
     tm_puts(" ");
     tm_puts(tm_layers[l].op_name);
@@ -109,10 +109,10 @@ static void tm_report(uint32_t run) {
     tm_puts("\n");
     total += tm_layer_cycles[l];
   }
-  tm_puts("TM1 END total=");
+  tm_puts(TM_ABI_END);
   tm_putu(total);
-  /* check covers the BEGIN line's run index and layer count (hw/protocol.py) */
-  tm_puts(" check=");
+  /* check covers the BEGIN line's run index and layer count (tinymeter/abi.py) */
+  tm_puts(TM_ABI_CHECK);
   tm_putu(total + run + tm_num_layers);
   tm_puts("\n");
 }
@@ -132,6 +132,6 @@ int main(void) {
     }
     tm_report(run++);
   }
-  tm_platform_exit(0);
+  tm_platform_exit(TM_EXIT_OK);
   return 0;
 }

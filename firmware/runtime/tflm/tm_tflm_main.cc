@@ -126,7 +126,7 @@ void tm_debug_log(const char *s) {
       tm_log_close();
       continue;
     }
-    if (!tm_log_open) tm_puts("TM1 LOG ");
+    if (!tm_log_open) tm_puts(TM_ABI_LOG);
     tm_log_open = true;
     tm_platform_write(s, 1u);
   }
@@ -201,15 +201,15 @@ class TmResolver : public tflite::MicroOpResolver {
 void tm_report(uint32_t run, uint32_t layers) {
   uint32_t total = 0;
   tm_log_close();
-  tm_puts("TM1 BEGIN ");
+  tm_puts(TM_ABI_BEGIN);
   tm_puts(tm_model_name);
-  tm_puts(" run=");
+  tm_puts(TM_ABI_RUN);
   tm_putu(run);
-  tm_puts(" layers=");
+  tm_puts(TM_ABI_LAYERS);
   tm_putu(layers);
   tm_puts("\n");
   for (uint32_t l = 0; l < layers && l < TM_TFLM_MAX_LAYERS; ++l) {
-    tm_puts("TM1 L ");
+    tm_puts(TM_ABI_LAYER);
     tm_putu(l);
     tm_puts(" ");
     /* the model's op name of operator l (tm_tflm_model.c), else TFLM's registration name */
@@ -220,20 +220,20 @@ void tm_report(uint32_t run, uint32_t layers) {
     tm_puts("\n");
     total += tm_layer_cycles[l];
   }
-  tm_puts("TM1 END total=");
+  tm_puts(TM_ABI_END);
   tm_putu(total);
-  /* check covers the BEGIN line's run index and layer count (hw/protocol.py) */
-  tm_puts(" check=");
+  /* check covers the BEGIN line's run index and layer count (tinymeter/abi.py) */
+  tm_puts(TM_ABI_CHECK);
   tm_putu(total + run + layers);
   tm_puts("\n");
 }
 
 void tm_fail(const char *what) {
   tm_log_close();
-  tm_puts("TM1 FAULT ");
+  tm_puts(TM_ABI_FAULT);
   tm_puts(what);
   tm_puts("\n");
-  tm_platform_exit(3);
+  tm_platform_exit(TM_EXIT_FAILED);
 }
 
 /* The arena is the linker script's .tflm_arena section (firmware/tflm.py), at most
@@ -264,9 +264,9 @@ int main(void) {
   tflite::MicroInterpreter interpreter(model, resolver, tm_arena_base(), tm_arena_size());
   TfLiteStatus allocated = interpreter.AllocateTensors();
   tm_log_close();
-  tm_puts("TM1 ARENA size=");
+  tm_puts(TM_ABI_ARENA);
   tm_putu((uint32_t)tm_arena_size());
-  tm_puts(allocated == kTfLiteOk ? " used=" : " failed");
+  tm_puts(allocated == kTfLiteOk ? TM_ABI_ARENA_USED : TM_ABI_ARENA_FAILED);
   if (allocated == kTfLiteOk) tm_putu((uint32_t)interpreter.arena_used_bytes());
   tm_puts("\n");
   tm_tflm_arena_hook((uint32_t)tm_arena_size(),
@@ -291,6 +291,6 @@ int main(void) {
     }
     tm_report(run++, tm_next_layer);
   }
-  tm_platform_exit(0);
+  tm_platform_exit(TM_EXIT_OK);
   return 0;
 }
