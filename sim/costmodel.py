@@ -344,6 +344,7 @@ def timing_config(board: Board, params: CostParameters,
     cfg.ifetch_weight = to_fixed(params.ifetch_weight)
     cfg.data_weight = to_fixed(params.data_weight)
     cfg.unaligned_rule = unaligned_rule(board)
+    cfg.data_memo = 1
     cfg.unaligned_cycles = to_fixed(params.unaligned)
     return cfg
 

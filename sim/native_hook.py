@@ -118,6 +118,8 @@ class TimingConfig(ctypes.Structure):
         ("l1_fill", ctypes.c_uint32),
         ("unified", ctypes.c_uint32),
         ("unaligned_rule", ctypes.c_uint32),
+        ("data_memo", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
         ("unaligned_cycles", ctypes.c_uint64),
         ("accel_icache", ctypes.c_uint32 * 4),
         ("accel_dcache", ctypes.c_uint32 * 4),

@@ -426,3 +426,60 @@ int main(void) { return (int)odd(ram); }
     with pytest.raises(FirmwareFault, match=f"unaligned access the cortex-m0plus does not "
                                             f"allow.*pc=0x{pc:08x}"):
         Emulator(board).run(elf, [[]], budget_instructions=10**6, timeout_s=30)
+
+
+MEMO_PROGRAM = r"""
+static const uint8_t rom[256] __attribute__((aligned(32))) = {[0 ... 255] = 3};
+static uint8_t ram[256] __attribute__((aligned(32)));
+/* halfword and word loads through a pointer that steps by one byte (its alignment
+ * changes every iteration), a store, and a literal-pool load from flash */
+__attribute__((naked, noinline)) uint32_t walk(const uint8_t *p, uint32_t n, uint8_t *out) {
+    __asm__ volatile(".syntax unified\n movs r3, #0\n mov ip, r3\n"
+                     "1: ldrh r3, [r0, #1]\n add ip, ip, r3\n ldr r3, [r0, #4]\n"
+                     "add ip, ip, r3\n ldr r3, =0x12345678\n strb r3, [r2, #1]\n"
+                     "adds r0, r0, #1\n subs r1, r1, #1\n bne 1b\n mov r0, ip\n bx lr\n"
+                     ".ltorg\n");
+}
+int main(void) {
+    uint32_t s = 0;
+    for (int k = 0; k < 4; k++) {
+        tm_prof_begin(k);
+        s += walk(k & 1 ? rom : ram, 200, ram);  /* the same blocks over SRAM, then flash */
+        tm_prof_end(k);
+    }
+    return s == 0xFFFFFFFFu;
+}
+"""
+
+
+@pytest.mark.parametrize("board_name", ["nucleo-l4r5zi", "nucleo-f767zi"])
+def test_data_memo_is_exact(board_name: str, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook's data-side memo skips evaluating accesses to free (zero-wait, uncached)
+    regions after a block's first execution; every statistic and cycle must be what the
+    full evaluation of every access gives: here a pointer whose alignment changes every
+    iteration (unaligned halfword/word loads, split per the TRM), the same blocks walking
+    SRAM and then flash (the memo must re-record), a store, a literal load from flash."""
+    import tinymeter.sim.emulator as emulator_module
+    from tinymeter.core.boards import load_board
+    from tinymeter.sim.costmodel import timing_config
+
+    board = load_board(board_name)
+    elf = build_program(board, MEMO_PROGRAM, tmp_path)
+
+    def run(memo: int) -> RunResult:
+        def config(*args: Any, **kwargs: Any) -> Any:
+            cfg = timing_config(*args, **kwargs)
+            cfg.data_memo = memo
+            return cfg
+
+        monkeypatch.setattr(emulator_module, "timing_config", config)
+        return Emulator(board).run(elf, [[]], budget_instructions=10**7, timeout_s=30)
+
+    fast, full = run(1), run(0)
+    assert fast.cycles_fixed == full.cycles_fixed
+    assert np.array_equal(fast.blocks.address, full.blocks.address)
+    assert np.array_equal(fast.stats, full.stats)
+    walked = (fast.blocks.layer >= 0) & (fast.stats[:, STAT["loads.sram"]] > 0)
+    assert int(fast.stats[walked, STAT["unaligned.sram"]].sum()) > 0
+    assert int(fast.stats[:, STAT["unaligned.flash"]].sum()) > 0
