@@ -6,9 +6,10 @@ package list is discovered here from that same mapping: every folder with an
 ``__init__.py`` below a mapped folder is a package, and a new sub-package cannot be
 left out of the wheel by a forgotten list entry.
 
-The hook is a plain C shared object that Unicorn calls directly (registered through
-``uc_hook_add`` via ctypes); it is packaged as an extension module only so that
-setuptools compiles and installs it with the package.
+The hook and the native peripheral registers (``_periph``) are plain C shared objects
+that Unicorn calls directly (registered through ``uc_hook_add`` / ``uc_mmio_map`` via
+ctypes); they are packaged as extension modules only so that setuptools compiles and
+installs them with the package.
 """
 
 import tomllib
@@ -40,6 +41,11 @@ setup(
             depends=["sim/native/tm_addrprog.h"],
             include_dirs=["sim/native"],
             extra_compile_args=["-O2", "-std=c11"],
-        )
+        ),
+        Extension(
+            "tinymeter.sim._periph",
+            sources=["sim/native/periph.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+        ),
     ],
 )

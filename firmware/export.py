@@ -19,7 +19,7 @@ from pathlib import Path
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import atomic_write
-from tinymeter.firmware.build import COMMON_CFLAGS, check_fits, kernel_sources, runtime_dir
+from tinymeter.firmware.build import COMMON_CFLAGS, BuildConfig, check_fits, kernel_sources, runtime_dir
 from tinymeter.firmware.codegen import GeneratedModel, IoTensor
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,6 @@ def export_files(model: GeneratedModel, board: Board, kernels: str) -> dict[str,
 
 def write_export(model: GeneratedModel, board: Board, kernels: str, out_dir: Path) -> list[str]:
     """Write the export to *out_dir*; returns the C sources to compile (relative)."""
-    from tinymeter.firmware.build import BuildConfig
-
     check_fits(model, board, BuildConfig(kernels=kernels))
     files = export_files(model, board, kernels)
     for rel, text in files.items():

@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
 from tinymeter.core.errors import UnsupportedModelError
+from tinymeter.firmware.build import runtime_dir
 from tinymeter.firmware.lower import LowerContext, lowerings
+from tinymeter.firmware.lower.lstm import while_hint
+from tinymeter.firmware.tflm import archive_symbols
 from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model
 
@@ -79,16 +82,12 @@ def optimized_kernels() -> frozenset[str]:
     optimized; one that defines none recompiles the whole reference file with faster
     helpers (add.c), so all of that file's entry points count.
     """
-    from tinymeter.firmware.build import runtime_dir
-
     return _optimized_kernels(str(runtime_dir() / "kernels"))
 
 
 def tflm_registered_ops(library: bytes) -> frozenset[str]:
     """Builtin ops a TFLM static library can register: its ``tflite::Register_<OP>``
     definitions, read from the archive's symbol index (no toolchain needed)."""
-    from tinymeter.firmware.tflm import archive_symbols
-
     ops = set()
     for sym in archive_symbols(library):
         m = _TFLM_REGISTER.search(sym)
@@ -99,8 +98,6 @@ def tflm_registered_ops(library: bytes) -> frozenset[str]:
 
 def with_tflm(rows: Sequence[OpSupport], registered: frozenset[str]) -> list[OpSupport]:
     """*rows* with the ``tflm`` column filled from a library's registered ops."""
-    from dataclasses import replace
-
     return [replace(r, tflm=r.opcode in registered) for r in rows]
 
 
@@ -114,7 +111,7 @@ def op_support(model: Model) -> list[OpSupport]:
     sg = model.main
     if len(model.subgraphs) != 1:
         why = (f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models "
-               "are supported")
+               f"are supported{while_hint(model)}")
         return [OpSupport(i, op.opcode, False, False, reason=why)
                 for i, op in enumerate(sg.operators)]
     table = lowerings()

@@ -11,7 +11,10 @@ Definitions (chosen to match how MLPerf Tiny and most papers count):
   FULLY_CONNECTED = batches * out_features * in_features (= out_elems * in_features);
   TRANSPOSE_CONV = in_elems * kh * kw * out_channels;
   CONV_3D = out_elems * kd * kh * kw * in_channels;
-  BATCH_MATMUL = out_elems * K.
+  BATCH_MATMUL = out_elems * K;
+  UNIDIRECTIONAL_SEQUENCE_LSTM = batch * time steps * (elements of the input, recurrent
+  and projection weights), i.e. 4 * units * (inputs + units) per step without projection;
+  SVDF = batch * (elements of the feature and time weights).
   Element-wise ops, pooling, softmax, reshapes etc. count 0 MACs.
 * Parameters are the constant inputs that hold learned values: a constant input
   counts if it is floating point or quantized (weights, biases). Constant int32
@@ -120,6 +123,13 @@ def op_macs(sg: Subgraph, op: Operator) -> int:
         if len(w) == 4:
             return ins[2].numel * w[0] * w[1] * w[2]
         return 0
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(ins) >= 17 and ins[0].shape:
+        rows = ins[0].numel // max(ins[0].shape[-1], 1)  # batch * time steps
+        weights = [ins[k] for k in (1, 2, 3, 4, 5, 6, 7, 8, 16)]
+        return rows * sum(t.numel for t in weights if t is not None)
+    feature, time_w = ins[1], ins[2] if len(ins) >= 3 else None
+    if op.opcode == "SVDF" and time_w is not None and ins[0].shape:
+        return ins[0].shape[0] * (feature.numel + time_w.numel)
     if op.opcode == "BATCH_MATMUL":
         lhs = ins[0].shape
         if not lhs:

@@ -25,6 +25,7 @@ import numpy as np
 from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import atomic_write
 from tinymeter.models import convert as _convert
+from tinymeter.models import zoo
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +298,6 @@ def cached_conversion(path: Path, quantize: str = "int8", cache_dir: Path | None
     Used where a command needs a .tflite and the user gave a Keras model: int8 with
     synthetic calibration (a warning says so; ``tinymeter convert`` takes real data).
     """
-    from tinymeter.models import zoo
-
     key = hashlib.sha256(json.dumps([_content_digest(path), quantize,
                                      zoo._tensorflow_version()]).encode()).hexdigest()
     out = zoo.resolve_cache_dir(cache_dir) / f"user-{path.stem}-{quantize}-{key[:16]}.tflite"

@@ -44,6 +44,8 @@ import numpy as np
 from tinymeter.core.errors import ConfigError, TinymeterError
 from tinymeter.core.files import atomic_write
 from tinymeter.models import convert as _convert
+from tinymeter.models import digits
+from tinymeter.models.lstm_kws import lstm_kws_tflite
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -536,23 +538,30 @@ def digits_cnn(
     download); calibrated with real training images (``digits_sampler``).
     """
     _check_positive(width=width, depth=depth, kernel=kernel, epochs=epochs)
-    from tinymeter.apps.sweep import nas
 
-    candidate = nas.Candidate(depth=depth, kernel=kernel, width=width)
-    model, _ = nas.build_keras(candidate, head="softmax", seed=seed)
-    accuracy = nas.train(model, nas.load_digits_split(seed=seed),
-                         nas.TrainRecipe(epochs=epochs, seed=seed))
+    candidate = digits.Candidate(depth=depth, kernel=kernel, width=width)
+    model, _ = digits.build_keras(candidate, head="softmax", seed=seed)
+    accuracy = digits.train(model, digits.load_digits_split(seed=seed),
+                         digits.TrainRecipe(epochs=epochs, seed=seed))
     log.info("digits_cnn trained: float test accuracy %.1f%%", 100 * accuracy)
     return model
 
 
 def digits_sampler(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
     """Calibration samples drawn from the digits training split (real input ranges)."""
-    from tinymeter.apps.sweep import nas
-
-    x = nas.load_digits_split().x_train
+    x = digits.load_digits_split().x_train
     idx = rng.choice(len(x), size=n, replace=n > len(x))
     return x[idx].reshape((n, *shape)).astype(np.float32)
+
+
+def lstm_kws(frames: int = 49, features: int = 10, units: int = 64, num_classes: int = 12, *,
+             quantize: str = "int8", seed: int = 0) -> bytes:
+    """LSTM keyword spotter: UNIDIRECTIONAL_SEQUENCE_LSTM over 49x10 MFCC frames, last step, dense softmax.
+
+    Written as .tflite directly (``models/lstm_kws.py``): Keras 3's LSTM converts
+    to a WHILE loop, not the fused LSTM operator TFLM runs.
+    """
+    return lstm_kws_tflite(frames, features, units, num_classes, quantize, seed)
 
 
 # ------------------------------------------------------------------------ registry
@@ -573,18 +582,21 @@ class ZooEntry:
     summary: str
     #: dataset the weights are trained on; "" = random weights (latency/memory only)
     trained_on: str = ""
+    #: the builder returns .tflite bytes itself (takes ``quantize``) instead of a
+    #: Keras model for the converter
+    direct: bool = False
 
 
 def _entry(builder: Callable[..., Any], sampler: _convert.InputSampler,
-           trained_on: str = "") -> ZooEntry:
+           trained_on: str = "", direct: bool = False) -> ZooEntry:
     sig = inspect.signature(builder)
     defaults = {
         k: p.default for k, p in sig.parameters.items()
-        if k != "seed" and p.default is not inspect.Parameter.empty
+        if k not in ("seed", "quantize") and p.default is not inspect.Parameter.empty
     }
     summary = (inspect.getdoc(builder) or "").splitlines()[0]
     return ZooEntry(builder.__name__, builder, sampler, types.MappingProxyType(defaults),
-                    summary, trained_on)
+                    summary, trained_on, direct)
 
 
 # Read-only: built once at import from the builders above, never mutated.
@@ -600,6 +612,7 @@ _REGISTRY: Mapping[str, ZooEntry] = types.MappingProxyType({
         _entry(conv_sweep, _convert.normal_sampler),
         _entry(depthwise_sweep, _convert.normal_sampler),
         _entry(digits_cnn, digits_sampler, trained_on="scikit-learn digits"),
+        _entry(lstm_kws, _convert.normal_sampler, direct=True),
     )
 })
 
@@ -676,6 +689,9 @@ def build_keras(name: str, params: Mapping[str, Any] | None = None, *, seed: int
                 ) -> keras.Model:
     """Build zoo model ``name`` as an initialised Keras model (imports TensorFlow)."""
     entry = get_entry(name)
+    if entry.direct:
+        raise ConfigError(f"zoo model {name!r} is written as .tflite directly; it has no Keras "
+                          "model (use build_tflite)")
     resolved = resolve_params(name, params)
     # No keras.backend.clear_session(): it would reset the caller's Keras state, and
     # explicit layer names already make the bytes independent of earlier builds.
@@ -773,6 +789,13 @@ def build_tflite(
         log.debug("zoo cache hit: %s", path)
         return path
 
+    if entry.direct:
+        if io_dtype != quantize:
+            raise ConfigError(f"zoo model {name!r} has {quantize} input/output only")
+        data = entry.builder(**resolved, quantize=quantize, seed=seed)
+        atomic_write(path, data)
+        log.info("built %s: %d bytes → %s", name, len(data), path)
+        return path
     log.info("building zoo model %s (%s, %s)...", name, quantize, _fmt_params(resolved))
     if notify is not None:
         notify(f"building zoo model {name} ({quantize}) with TensorFlow: first use only, "

@@ -54,12 +54,12 @@ from tinymeter.models.tflite import load_tflite
 MODELS = ["ds_cnn_kws", "lenet"] if SMALL else ["ds_cnn_kws", "mobilenet_v1_vww", "resnet8", "fc_autoencoder", "lenet"]
 summaries = {name: inspect_model(load_tflite(zoo.build_tflite(name))) for name in MODELS}
 print(format_summary(summaries[MODELS[0]]))'''),
-        ("code", '''from tinymeter.apps.sweep import plots as nas_plots
+        ("code", '''from tinymeter.analysis import plots
 
 for name, summary in summaries.items():
     print(f"{name:18} MACs {summary.total_macs:>12,}  params {summary.total_params:>9,}  "
           f"weights {summary.total_weight_bytes:>9,} B  peak activations {summary.peak_activation_bytes:>8,} B")
-    display(Image(filename=str(nas_plots.plot_model_summary(summary, OUT / f"{name}_ops.png", title=name))))'''),
+    display(Image(filename=str(plots.plot_model_summary(summary, OUT / f"{name}_ops.png", title=name))))'''),
     ],
     "02_conversion_quantization": [
         ("md", "# 02 — Conversion and quantization\n\n"
@@ -67,32 +67,33 @@ for name, summary in summaries.items():
                "and full-integer int8 .tflite, and measure the accuracy of each on the host. The "
                "int8 model is what the firmware runs."),
         ("code", _setup("02")),
-        ("code", '''from tinymeter.apps.sweep import nas
+        ("code", '''from tinymeter.apps.sweep import worker
+from tinymeter.models import digits
 
-data = nas.load_digits_split()
-candidate = nas.Candidate(depth=2, kernel=3, width=8)
-recipe = nas.TrainRecipe(epochs=1 if SMALL else 8)
+data = digits.load_digits_split()
+candidate = digits.Candidate(depth=2, kernel=3, width=8)
+recipe = digits.TrainRecipe(epochs=1 if SMALL else 8)
 print(f"train {data.x_train.shape}, test {data.x_test.shape}, candidate {candidate.name}, {recipe}")'''),
-        ("code", '''train_model, deploy_model = nas.build_keras(candidate, head=nas.supported_head(), seed=recipe.seed)
-keras_accuracy = nas.train(train_model, data, recipe)
+        ("code", '''train_model, deploy_model = digits.build_keras(candidate, head=worker.supported_head(), seed=recipe.seed)
+keras_accuracy = digits.train(train_model, data, recipe)
 train_model.summary()'''),
-        ("code", '''float_tflite = nas.convert(deploy_model, data, "float32")
-int8_tflite = nas.convert(deploy_model, data, "int8")
+        ("code", '''float_tflite = digits.convert(deploy_model, data, "float32")
+int8_tflite = digits.convert(deploy_model, data, "int8")
 accuracy = {
     "Keras": keras_accuracy,
-    "TFLite float32": nas.tflite_accuracy(float_tflite, data.x_test, data.y_test),
-    "TFLite int8": nas.tflite_accuracy(int8_tflite, data.x_test, data.y_test),
+    "TFLite float32": digits.tflite_accuracy(float_tflite, data.x_test, data.y_test),
+    "TFLite int8": digits.tflite_accuracy(int8_tflite, data.x_test, data.y_test),
 }
 for name, acc in accuracy.items():
     print(f"{name:15} {100 * acc:5.1f} %")
 print(f"size: float32 {len(float_tflite):,} B, int8 {len(int8_tflite):,} B")'''),
-        ("code", '''from tinymeter.apps.sweep import plots as nas_plots
+        ("code", '''from tinymeter.analysis import plots
 from tinymeter.models.inspect import format_summary, inspect_model
 from tinymeter.models.tflite import parse_tflite
 
 (OUT / "digits_int8.tflite").write_bytes(int8_tflite)
 print(format_summary(inspect_model(parse_tflite(int8_tflite))))
-display(Image(filename=str(nas_plots.plot_accuracy(accuracy, OUT / "accuracy.png", title=f"digits {candidate.name}"))))'''),
+display(Image(filename=str(plots.plot_accuracy(accuracy, OUT / "accuracy.png", title=f"digits {candidate.name}"))))'''),
     ],
     "03_build_emulate": [
         ("md", "# 03 — Build and emulate\n\n"
@@ -111,19 +112,19 @@ board = load_board("nucleo-l4r5zi")
 reference = estimate(model, board, BuildConfig(kernels="reference"))
 print(format_table(reference))
 write_json(reference, OUT / "estimate_reference.json")'''),
-        ("code", '''from tinymeter.apps.sweep import plots as nas_plots
+        ("code", '''from tinymeter.analysis import plots
 
-display(Image(filename=str(nas_plots.plot_layers(reference, OUT / "layers_reference.png"))))'''),
+display(Image(filename=str(plots.plot_layers(reference, OUT / "layers_reference.png"))))'''),
         ("code", '''optimized = estimate(model, board, BuildConfig(kernels="optimized"))
 print(format_table(optimized))
 write_json(optimized, OUT / "estimate_optimized.json")
-display(Image(filename=str(nas_plots.plot_comparison({"reference": reference, "optimized": optimized},
+display(Image(filename=str(plots.plot_comparison({"reference": reference, "optimized": optimized},
                                                      OUT / "kernels.png"))))'''),
         ("code", '''BOARDS = ["nucleo-g0b1re", "nucleo-l4r5zi", "nucleo-f767zi"] if SMALL else list_boards()
 per_board = {name: estimate(model, load_board(name), BuildConfig(kernels="optimized")) for name in BOARDS}
 for name, est in per_board.items():
     print(f"{name:16} {est.core:12} {est.ms:9.3f} ms  {est.energy_uj:9.1f} uJ  arena {est.arena_bytes:,} B  flash {est.flash_bytes:,} B")
-display(Image(filename=str(nas_plots.plot_comparison(per_board, OUT / "boards.png"))))'''),
+display(Image(filename=str(plots.plot_comparison(per_board, OUT / "boards.png"))))'''),
         ("md", "The CI gate (`tinymeter check`) compares estimates with a baseline; here the "
                "reference-kernel estimate plays the baseline of the optimized one (same entry key "
                "after relabelling), so latency improves while flash grows."),
@@ -189,23 +190,23 @@ if HAVE_VIRTUAL:
                "latency is not monotonic in MACs. Results are stored in a SQLite database keyed by "
                "candidate hash: re-running this notebook resumes instead of retraining."),
         ("code", _setup("05")),
-        ("code", '''from tinymeter.apps.sweep import nas
+        ("code", '''from tinymeter.apps.sweep import nas, pareto, space
 
 settings = ({"widths": [4, 5, 6, 8], "depths": [1, 2], "kernel_sizes": [3], "epochs": 1,
              "kernel_sets": ["reference", "optimized"]} if SMALL else
             {"epochs": 3, "kernel_sets": ["reference", "optimized"], "boards": ["nucleo-l4r5zi", "nucleo-f767zi"]})
-config = nas.SweepConfig.from_mapping(settings)
+config = space.SweepConfig.from_mapping(settings)
 print(f"{len(config.candidates())} candidates x {len(config.targets)} targets")'''),
         ("code", '''result = nas.run_sweep(config, OUT / "sweep.sqlite", executor="process", workers=2, progress=not SMALL)
 print(f"trained {result.trained}, reused {result.reused}, failed {len(result.failed)} in {result.seconds:.1f} s")
 fronts = result.fronts("ms")
-print(nas.format_rows(result.rows, [r for rows in fronts.values() for r in rows]))'''),
+print(pareto.format_rows(result.rows, [r for rows in fronts.values() for r in rows]))'''),
         ("code", '''paths = nas.write_outputs(result, OUT)
 display(Image(filename=str(paths["pareto_png"])))'''),
         ("code", '''display(Image(filename=str(paths["parity_png"])))
-for a, b in nas.parity_inversions(result.rows):
+for a, b in pareto.parity_inversions(result.rows):
     print(f"{a.kernels:9} {a.name} -> {b.name}: cycles/MAC {a.cycles / a.macs:.1f} -> {b.cycles / b.macs:.1f}")
-print(len(nas.non_monotonic_pairs(result.rows)), "pairs where fewer MACs run slower")'''),
+print(len(pareto.non_monotonic_pairs(result.rows)), "pairs where fewer MACs run slower")'''),
     ],
 }
 

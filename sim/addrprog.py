@@ -63,7 +63,7 @@ import numpy as np
 from capstone import arm_const as A
 
 from tinymeter.core.errors import TinymeterError
-from tinymeter.sim.blocks import CLASS_INDEX
+from tinymeter.sim.classes import CLASS_INDEX
 from tinymeter.sim.decode import DB, PC, POST, PRE, Insn, MemOp
 
 log = logging.getLogger(__name__)

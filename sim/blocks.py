@@ -4,8 +4,8 @@ The hook only records which translated blocks ran how often; this module
 disassembles each distinct (address, size) block once with capstone and multiplies.
 Counting from block contents (not per-instruction hooks) is deliberate: Unicorn's
 code hook skips IT-block instructions whose condition fails, while the hardware still
-issues them.  The instruction-class table below is the single place that maps
-mnemonics to classes; the cycle cost model (later) consumes the per-class counts.
+issues them.  The instruction classes (:mod:`tinymeter.sim.classes`) map mnemonics to
+classes; the cycle cost model consumes the per-class counts.
 """
 
 from __future__ import annotations
@@ -19,65 +19,15 @@ from typing import Protocol
 import capstone
 import numpy as np
 
+from tinymeter.sim.classes import CLASS_INDEX, CLASSES, classify
+from tinymeter.sim.decode import insn_facts
+from tinymeter.sim.hazards import HazardTracker
+
 log = logging.getLogger(__name__)
 
-#: Instruction classes, in column order of every per-class array.
-CLASSES: tuple[str, ...] = (
-    "alu", "mul", "mac", "mul64", "load", "store", "load_multiple", "store_multiple",
-    "branch", "divide", "vfp", "other",
-)
-CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
-
-
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# capstone canonical instruction names (``insn_name()``: no condition, no .w, no "s").
-_CLASS_OF_NAMES: dict[str, frozenset[str]] = {
-    "alu": _names("""
-        adc add addw adr and asr bfc bfi bic clz cmn cmp eor lsl lsr mov movs movt movw mvn
-        neg orn orr rbit rev rev16 revsh ror rrx rsb sbc sbfx ssat sub subw sxtab sxtah sxtb
-        sxth teq tst ubfx usat uxtab uxtah uxtb uxth"""),
-    "mul": _names("mul mla mls"),
-    # ARMv7E-M DSP extension: SIMD, saturating and halfword multiply-accumulate.
-    "mac": _names("""
-        smlabb smlabt smlatb smlatt smlad smladx smlawb smlawt smlsd smlsdx smmla smmlar
-        smmls smmlsr smmul smmulr smuad smuadx smulbb smulbt smultb smultt smulwb smulwt
-        smusd smusdx sxtb16 sxtab16 uxtb16 uxtab16 sadd16 sadd8 sasx ssax ssub16 ssub8
-        uadd16 uadd8 uasx usax usub16 usub8 qadd qadd16 qadd8 qasx qdadd qdsub qsax qsub
-        qsub16 qsub8 uqadd16 uqadd8 uqasx uqsax uqsub16 uqsub8 shadd16 shadd8 shasx shsax
-        shsub16 shsub8 uhadd16 uhadd8 uhasx uhsax uhsub16 uhsub8 ssat16 usat16 pkhbt pkhtb
-        sel usad8 usada8"""),
-    "mul64": _names("""
-        smull umull smlal umlal umaal smlalbb smlalbt smlaltb smlaltt smlald smlaldx smlsld
-        smlsldx"""),
-    "load": _names("""
-        ldr ldrb ldrh ldrsb ldrsh ldrd ldrt ldrbt ldrht ldrsbt ldrsht ldrex ldrexb ldrexh
-        lda ldab ldah ldaex ldaexb ldaexh pld pli"""),
-    "store": _names("""
-        str strb strh strd strt strbt strht strex strexb strexh stl stlb stlh stlex stlexb
-        stlexh"""),
-    "load_multiple": _names("ldm ldmdb pop"),
-    "store_multiple": _names("stm stmdb push"),
-    "branch": _names("b bl blx bx cbz cbnz tbb tbh bxns blxns"),
-    "divide": _names("sdiv udiv"),
-}
-_CLASS_OF: dict[str, int] = {
-    name: CLASS_INDEX[cls] for cls, names in _CLASS_OF_NAMES.items() for name in names
-}
 _MULTIPLE = frozenset(("ldm", "ldmdb", "stm", "stmdb"))
 _PUSH_POP = frozenset(("push", "pop"))
-
-
-def classify(name: str) -> int:
-    """Class index of a capstone instruction name (``insn_name()``)."""
-    cls = _CLASS_OF.get(name)
-    if cls is not None:
-        return cls
-    if name.startswith("v"):
-        return CLASS_INDEX["vfp"]
-    return CLASS_INDEX["other"]
+_FP_MULTIPLE = frozenset(("vldmia", "vldmdb", "vstmia", "vstmdb", "vpush", "vpop"))
 
 
 class CodeReader(Protocol):
@@ -133,6 +83,19 @@ class BlockInfo:
     #: code into blocks at places the core does not, so the native hook joins a block to
     #: the one that fell through into it.
     seam: Seam = field(default_factory=lambda: Seam())
+    #: Register dependencies between neighbouring instructions (:mod:`.hazards`): loads
+    #: and stores whose address the previous data-processing instruction computed ...
+    agu_stalls: int = 0
+    #: ... uses of a byte/halfword load's result by the next instruction ...
+    narrow_load_uses: int = 0
+    #: ... uses of an FPU arithmetic result by the next instruction ...
+    fp_dependent: int = 0
+    #: ... and single-precision VLDR / VSTR pipelined behind a load or store (counted in
+    #: their mnemonic or class too, like ``pipelined_loads``).
+    vldr_pipelined: int = 0
+    vstr_pipelined: int = 0
+    #: ... and one-register VLDMs pipelined likewise (counted in ``load_multiple``).
+    vldm_pipelined: int = 0
 
 
 @dataclass(frozen=True)
@@ -202,15 +165,31 @@ class Disassembler:
     def __init__(self) -> None:
         self.fast = capstone.Cs(capstone.CS_ARCH_ARM,
                                 capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+        #: (name, mnemonic, operand text) -> (core registers read, written, address
+        #: registers): the same instruction text recurs across a firmware's blocks
+        self.registers: dict[tuple[str, str, str], tuple[frozenset[int], frozenset[int],
+                                                         frozenset[int]]] = {}
+
+    def register_facts(self, name: str, mnemonic: str, op_str: str
+                       ) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+        """Core registers an instruction reads, writes and addresses memory with."""
+        key = (name, mnemonic, op_str)
+        facts = self.registers.get(key)
+        if facts is None:
+            facts = self.registers[key] = insn_facts(name, mnemonic, op_str)
+        return facts
 
 
 def _register_list_length(op_str: str) -> int:
-    """Registers in a ``{r4, r5, lr}`` list (capstone prints each register, no ranges)."""
+    """Registers in a ``{r4, r5, lr}`` list (capstone prints each register, no ranges);
+    a double-precision ``d<n>`` counts as two single-precision transfers."""
     start, end = op_str.find("{"), op_str.rfind("}")
     if start < 0 or end <= start:
         return 0
     inner = op_str[start + 1:end].strip()
-    return len(inner.split(",")) if inner else 0
+    if not inner:
+        return 0
+    return sum(2 if t.strip()[:1] == "d" else 1 for t in inner.split(","))
 
 
 #: Single-register loads and stores whose address and data phases the M3/M4/M33 pipeline
@@ -315,6 +294,7 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
     paired_head = _DualIssue()
     pipelined = dual_issued = dual_if_paired = 0
     head: tuple[int, int] | None = None
+    hazards = HazardTracker()
     while offset < len(code):
         progressed = False
         for insn in md.fast.disasm(code[offset:], address + offset):
@@ -328,8 +308,10 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             pipelined += pipeline.step(name, insn.op_str)
             dual_issued += dual.step(cls, name, insn.op_str, cond)
             dual_if_paired += paired_head.step(cls, name, insn.op_str, cond)
-            if name in _PUSH_POP or name in _MULTIPLE:
+            if name in _PUSH_POP or name in _MULTIPLE or name in _FP_MULTIPLE:
                 regs += _register_list_length(insn.op_str)
+            read, written, addressed = md.register_facts(name, insn.mnemonic, insn.op_str)
+            hazards.step(name, insn.op_str, cls, read, written, addressed)
             conditional = _is_conditional(insn.mnemonic, name)
             offset += insn.size
             names.append(name)
@@ -342,14 +324,20 @@ def disassemble_block(code: bytes, address: int, md: Disassembler | None = None)
             pipeline.previous = None
             dual.previous = paired_head.previous = None
             head = head or (0, 0)
+            hazards.reset()
             names.append("?")
             conditional = False
             offset += 2
+    found = hazards.result()
     return BlockInfo(address=address, size=len(code), instructions=len(names), classes=classes,
                      multiple_registers=regs, mnemonics=tuple(names),
                      ends_conditional=conditional, pipelined_loads=pipelined,
                      dual_issued=dual_issued,
-                     seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired))
+                     seam=_seam(head or (0, 0), pipeline, dual, dual_if_paired),
+                     agu_stalls=found.agu, narrow_load_uses=found.narrow_load_use,
+                     fp_dependent=found.fp_dependent, vldr_pipelined=found.vldr_pipelined,
+                     vstr_pipelined=found.vstr_pipelined,
+                     vldm_pipelined=found.vldm_pipelined)
 
 
 def make_disassembler() -> Disassembler:

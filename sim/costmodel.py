@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinymeter.core.boards import Board, CacheGeometry
+from tinymeter.core.calibrations import CalibrationChoice, calibration_file
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile
+from tinymeter.sim.classes import CLASSES, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
     ACCESS_BUCKETS,
@@ -41,6 +43,7 @@ from tinymeter.sim.native_hook import (
     CYCLE_SCALE,
     END_CONDITIONAL,
     END_NONE,
+    END_PREDICTED,
     END_TAKEN,
     MAX_REGIONS,
     MEMORY_KINDS,
@@ -58,14 +61,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COST_MODEL_VERSION = 2
+COST_MODEL_VERSION = 3
 
 
 @dataclass(frozen=True)
 class CostParameters:
     """Timing parameters of one core on one board (all in CPU cycles)."""
 
-    #: Cycles per instruction of each class (see ``sim.blocks.CLASSES``).
+    #: Cycles per instruction of each class (see ``sim.classes.CLASSES``).
     cpi: dict[str, float]
     #: Extra cycles per register moved by LDM/STM/PUSH/POP (on top of the class CPI).
     per_register: float = 1.0
@@ -83,6 +86,17 @@ class CostParameters:
     #: calibration fits them, and how far they move says which mechanism was off).
     ifetch_weight: float = 1.0
     data_weight: float = 1.0
+    #: Register dependencies between neighbouring instructions (:mod:`.hazards`): cycles
+    #: a load/store waits for an address the previous data-processing instruction
+    #: computed, an instruction for the result of a byte/halfword load right before it,
+    #: and an instruction for the result of an FPU arithmetic instruction right before it.
+    agu_stall: float = 0.0
+    narrow_load_use: float = 0.0
+    fp_result_stall: float = 0.0
+    #: Cycles of a mispredicted conditional end branch on a core that predicts them (the
+    #: native hook keeps a 2-bit counter per block end; a correct prediction costs 0);
+    #: None = the core does not predict (a taken branch pays ``branch_refill``).
+    branch_mispredict: float | None = None
     #: Cycles per extra bus transaction of an unaligned LDR/STR/LDRH/STRH the core splits
     #: (the native hook counts the transactions from the real addresses, ``unaligned.*``).
     unaligned: float = 1.0
@@ -99,6 +113,8 @@ class CostParameters:
         values += [(n, getattr(self, n)) for n in _SCALARS]
         if self.dual_issue_alu is not None:
             values.append(("dual_issue_alu", self.dual_issue_alu))
+        if self.branch_mispredict is not None:
+            values.append(("branch_mispredict", self.branch_mispredict))
         for name, value in values:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"cost parameters: {name} must be a number, got {value!r}")
@@ -115,7 +131,7 @@ class CostParameters:
 
 #: Scalar fields of :class:`CostParameters` (calibration files may set each).
 _SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight",
-            "unaligned")
+            "agu_stall", "narrow_load_use", "fp_result_stall", "unaligned")
 
 
 def _cpi(**kw: float) -> dict[str, float]:
@@ -132,46 +148,67 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
                  store_multiple=1, branch=1, divide=1, vfp=1, other=1),
         # BL is 3 and POP {..., pc} 3+N: 2 + refill, 1 + N + 1 + refill (the only pop
         # that ends a block writes PC; a mid-block POP is overcharged by one cycle).
-        # ARMv6-M faults on every unaligned access (ARMv6-M ARM A3.2): nothing to price;
-        # the hook reports them as faults.
+        # DDI 0484 3.3 gives fixed cycle counts per instruction, no register interlock:
+        # address and load-use dependencies cost 0.  ARMv6-M faults on every unaligned
+        # access (ARMv6-M ARM A3.2): nothing to price; the hook reports them as faults.
         per_register=1.0, branch_refill=1.0, pipelined_load=2.0, unaligned=0.0,
+        agu_stall=0.0, narrow_load_use=0.0, fp_result_stall=0.0,
         mnemonic_cycles={"bl": 2.0, "pop": 2.0}),
     # Cortex-M3 TRM (ARM DDI 0337) 18.2: MLA 2, long multiplies 3-5, loads 2 with
     # neighbouring loads/stores pipelined to 1, stores buffered, taken branch 1 + 1..3
-    # refill, divide 2-12; an unaligned LDR/STR(H) is split into aligned AHB transactions,
-    # one cycle each beyond the first (18.3 load/store timings).
+    # refill, divide 2-12.  DDI 0337I 3.3 "load-store timings": a load or store whose
+    # address the preceding data-processing instruction computed stalls 1 cycle (no
+    # forwarding path); LDRB/LDRH take the same 2 cycles as LDR (no narrow load-use); an
+    # unaligned LDR/STR(H) is split into aligned AHB transactions, one cycle each beyond
+    # the first.
     "cortex-m3": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=4, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
+        agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=0.0,
         mnemonic_cycles={"mla": 2.0, "mls": 2.0, "umlal": 5.0, "smlal": 5.0}),
     # Cortex-M4 TRM (ARM DDI 0439) 3.3: single-cycle MAC and DSP SIMD, long multiplies 1,
-    # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP) 1 cycle for add/mul,
-    # 3 for fused MAC, 14 for divide and sqrt; unaligned LDR/STR(H) one cycle per extra
-    # halfword/byte transaction (3.3.2: byte-aligned halfword +1, halfword-aligned word +1,
-    # byte-aligned word +2).
+    # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP, table 7-1) 1 cycle for
+    # add/mul, 3 for (fused) MAC, 14 for divide and sqrt, VLDR/VSTR 2 (pipelined like
+    # LDR: 1), VLDM/VSTM/VPUSH/VPOP 1 + N.  3.3.2: an address computed by the preceding
+    # data-processing instruction stalls 1 cycle; unaligned LDR/STR(H) one cycle per extra
+    # halfword/byte transaction (byte-aligned halfword +1, halfword-aligned word +1,
+    # byte-aligned word +2); 7.2.3: FPU arithmetic takes one cycle longer when the next
+    # instruction consumes its result.
     "cortex-m4f": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
+        agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vmla": 3.0, "vmls": 3.0, "vfma": 3.0,
                          "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
     # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
     # instruction issues with its predecessor), branch prediction (taken loop branches
-    # mostly predicted: refill 1 charged), 64-bit loads; an unaligned access is two aligned
-    # accesses (one extra cycle).
+    # mostly predicted), 64-bit loads; an unaligned access is two aligned accesses (one
+    # extra cycle).  Branch prediction: the TRM names a branch
+    # predictor with a BTAC but gives neither its organisation nor penalties; modelled as
+    # a 2-bit counter per conditional branch (in the hook), a correct prediction free, a
+    # misprediction 4 cycles (Arm's LLVM model: MispredictPenalty 4); unconditional
+    # branches, calls and returns pay the refill of 1.  The TRM publishes no
+    # instruction timings; the dependency stalls follow Arm's machine model in LLVM
+    # (ARMScheduleM7.td): addresses are read in EX1 a cycle before ALU results exist
+    # (1), byte/halfword loads deliver a cycle after words (1), FP results have a
+    # latency of 3 (a consumer right behind waits 2).  Calibration owns all three.
     "cortex-m7": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=1, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=8, vfp=1, other=1),
         per_register=0.5, branch_refill=1.0, pipelined_load=1.0, dual_issue_alu=0.0,
+        agu_stall=1.0, narrow_load_use=1.0, fp_result_stall=2.0, branch_mispredict=4.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
-    # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP; unaligned
-    # accesses "converted into two or more aligned AHB transactions" (no cycle figure: the
-    # M4's one cycle per extra transaction is the prior, calibration owns it).
+    # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.  The
+    # TRM gives no load/store or FPU interlock timings: the Cortex-M4 TRM's (same
+    # pipeline shape) are the prior, calibration owns them; likewise for unaligned
+    # accesses, "converted into two or more aligned AHB transactions" (no cycle figure).
     "cortex-m33": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=6, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
+        agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vfma": 3.0, "vfms": 3.0}),
 }
 
@@ -179,6 +216,12 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
 _TAKEN_BRANCHES = frozenset(("b", "bl", "blx", "bx", "tbb", "tbh", "pop"))
 _LOAD = CLASSES.index("load")
 _ALU = CLASSES.index("alu")
+
+
+def base_cycles(params: CostParameters, mnemonic: str) -> float:
+    """Cycles of *mnemonic* before pipelining: its override, else its class CPI."""
+    override = params.mnemonic_cycles.get(mnemonic)
+    return override if override is not None else params.cpi[CLASSES[classify(mnemonic)]]
 
 
 def end_kind(info: BlockInfo) -> int:
@@ -231,8 +274,14 @@ class CostModel:
                 cycles += extra - p.cpi[CLASSES[classify(mnemonic)]]
         cycles += p.per_register * info.multiple_registers
         cycles += (p.pipelined_load - p.cpi["load"]) * info.pipelined_loads
+        cycles += (p.pipelined_load - base_cycles(p, "vldr")) * info.vldr_pipelined
+        cycles += (p.pipelined_load - base_cycles(p, "vstr")) * info.vstr_pipelined
+        cycles += (p.pipelined_load - p.cpi["load_multiple"] - p.per_register) \
+            * info.vldm_pipelined
         if p.dual_issue_alu is not None:
             cycles += (p.dual_issue_alu - p.cpi["alu"]) * info.dual_issued
+        cycles += p.agu_stall * info.agu_stalls + p.narrow_load_use * info.narrow_load_uses
+        cycles += p.fp_result_stall * info.fp_dependent
         return cycles
 
     def block_cost(self, info: BlockInfo) -> BlockCost:
@@ -241,12 +290,18 @@ class CostModel:
         emulator, which owns the code bytes)."""
         kind = end_kind(info)
         # A not-taken conditional branch costs its own cycle only (in the core cycles):
-        # M0+/M3/M4/M33 TRMs; on the M7 a mispredicted one would cost more (not modelled).
+        # M0+/M3/M4/M33 TRMs.  On a predicting core (M7) the hook prices a conditional
+        # end by its prediction: either outcome costs the misprediction when it was wrong.
         base = to_fixed(self.core_cycles(info))
         seam = info.seam
         pipe, pair = self.seam_deltas(info)
-        return BlockCost(base=base,
-                         taken=to_fixed(self.params.branch_refill) if kind != END_NONE else 0,
+        taken = to_fixed(self.params.branch_refill) if kind != END_NONE else 0
+        not_taken = 0
+        mispredict = self.params.branch_mispredict
+        if kind == END_CONDITIONAL and mispredict is not None:
+            kind, taken = END_PREDICTED, to_fixed(mispredict)
+            not_taken = taken
+        return BlockCost(base=base, taken=taken, not_taken=not_taken,
                          end_kind=kind, seam_pipe=round(pipe * CYCLE_SCALE),
                          seam_pair=round(pair * CYCLE_SCALE),
                          head=seam.head | seam.head_regs << 16 if pipe or pair else 0,
@@ -272,9 +327,9 @@ class CostModel:
         cycles = self.core_cycles(info)
         if kind == END_TAKEN:
             cycles += self.params.branch_refill
-        elif kind == END_CONDITIONAL:
+        elif kind == END_CONDITIONAL and self.params.branch_mispredict is None:
             cycles += (0.0 if taken is None else taken) * self.params.branch_refill
-        return cycles
+        return cycles  # a predicting core: as if predicted correctly
 
     def cycles(self, profile: BlockProfile) -> np.ndarray:
         """Static cycles per table row (per execution), conditional ends not taken: a
@@ -358,9 +413,7 @@ def unaligned_rule(board: Board) -> int:
 
 def calibration_path(board: Board) -> Path | None:
     """Where calibrated parameters for *board* live: the user's data directory, keyed by
-    board name (:mod:`tinymeter.analysis.calibrations`), never inside the installed package."""
-    from tinymeter.analysis.calibrations import calibration_file
-
+    board name (:mod:`tinymeter.core.calibrations`), never inside the installed package."""
     return calibration_file(board.name)
 
 
@@ -372,6 +425,12 @@ def cost_model_for(board: Board, calibration: Path | None = None) -> CostModel:
     if path is not None and path.exists():
         model = load_calibration(model, path)
     return model
+
+
+def chosen_cost_model(board: Board, choice: CalibrationChoice) -> CostModel:
+    """The cost model of *board* with the calibration *choice* applied (``--calibration``:
+    a file, or none = the datasheet cost model)."""
+    return datasheet_cost_model(board) if choice.path is None else cost_model_for(board, choice.path)
 
 
 def datasheet_cost_model(board: Board) -> CostModel:
@@ -393,7 +452,8 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
     if not isinstance(raw, dict):
         raise ConfigError(f"calibration file {path}: expected a JSON object, "
                           f"got {type(raw).__name__}")
-    allowed = {"cpi", "mnemonic_cycles", "active_mw", "energy", "dual_issue_alu", *_SCALARS}
+    allowed = {"cpi", "mnemonic_cycles", "active_mw", "energy", "dual_issue_alu",
+               "branch_mispredict", *_SCALARS}
     unknown = set(raw) - allowed - {"fit"}
     if unknown:
         raise ConfigError(f"calibration file {path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -420,7 +480,8 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
 # The cycles of a run are *linear* in the parameter vector theta: one coefficient per
 # instruction class (loads that pipelined excluded), one for pipelined loads, one per
 # register of LDM/STM/PUSH/POP, one per overridden mnemonic, one per taken branch (exact
-# counts from the run; a not-taken one costs its branch cycle), and one weight per simulated
+# counts from the run; a not-taken one costs its branch cycle; on a predicting core one per
+# mispredicted conditional end instead), and one weight per simulated
 # stall mechanism (instruction fetch, data memory) on the raw stall cycles the hook
 # summed, and one per extra bus transaction of the unaligned accesses it counted.  So
 # ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle estimate of ``p``
@@ -436,13 +497,15 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     built from the same :class:`CostParameters` (the calibration prior).
     """
     dual = ("alu.dual",) if params.dual_issue_alu is not None else ()
+    predicted = ("branch.mispredict",) if params.branch_mispredict is not None else ()
     return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
-            *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
-            "branch.taken", "stall.ifetch", "stall.data", "unaligned")
+            *DEPENDENCIES, *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
+            *predicted, "branch.taken", "stall.ifetch", "stall.data", "unaligned")
 
 
-#: The dynamic columns at the end of every feature row.
-_DYNAMIC = ("branch.taken", "stall.ifetch", "stall.data", "unaligned")
+#: Feature names of the dependency stalls, in the order of their parameters
+#: (``agu_stall``, ``narrow_load_use``, ``fp_result_stall``).
+DEPENDENCIES = ("dep.address", "dep.narrow_load", "dep.fp_result")
 
 
 def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
@@ -458,6 +521,18 @@ def block_features(info: BlockInfo, params: CostParameters) -> np.ndarray:
         row[_ALU] -= info.dual_issued
         row[col["alu.dual"]] = info.dual_issued
     row[col["per_register"]] = info.multiple_registers
+    for n, mnemonic in ((info.vldr_pipelined, "vldr"), (info.vstr_pipelined, "vstr")):
+        if n:  # pipelined: priced as pipelined_load instead of the mnemonic's cycles
+            row[col["load.pipelined"]] += n
+            base = col.get(f"mnemonic.{mnemonic}") if mnemonic in params.mnemonic_cycles else None
+            row[base if base is not None else classify(mnemonic)] -= n
+    if info.vldm_pipelined:  # one-register VLDM pipelined: instead of 1 + N
+        row[col["load.pipelined"]] += info.vldm_pipelined
+        row[CLASSES.index("load_multiple")] -= info.vldm_pipelined
+        row[col["per_register"]] -= info.vldm_pipelined
+    row[col["dep.address"]] = info.agu_stalls
+    row[col["dep.narrow_load"]] = info.narrow_load_uses
+    row[col["dep.fp_result"]] = info.fp_dependent
     for mnemonic in info.mnemonics:
         i = col.get(f"mnemonic.{mnemonic}")
         if i is not None and mnemonic in params.mnemonic_cycles:
@@ -473,7 +548,10 @@ def parameter_vector(params: CostParameters) -> np.ndarray:
     if params.dual_issue_alu is not None:
         theta.append(params.dual_issue_alu)
     theta.append(params.per_register)
+    theta += [params.agu_stall, params.narrow_load_use, params.fp_result_stall]
     theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
+    if params.branch_mispredict is not None:
+        theta.append(params.branch_mispredict)
     theta += [params.branch_refill, params.ifetch_weight, params.data_weight, params.unaligned]
     return np.array(theta, dtype=np.float64)
 
@@ -490,7 +568,11 @@ def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostPara
                    dual_issue_alu=value.get("alu.dual", prior.dual_issue_alu),
                    mnemonic_cycles={m: value[f"mnemonic.{m}"] for m in sorted(prior.mnemonic_cycles)},
                    branch_refill=value["branch.taken"], ifetch_weight=value["stall.ifetch"],
-                   data_weight=value["stall.data"], unaligned=value["unaligned"])
+                   data_weight=value["stall.data"], agu_stall=value["dep.address"],
+                   narrow_load_use=value["dep.narrow_load"],
+                   fp_result_stall=value["dep.fp_result"],
+                   branch_mispredict=value.get("branch.mispredict", prior.branch_mispredict),
+                   unaligned=value["unaligned"])
 
 
 def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
@@ -512,11 +594,18 @@ def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
             out[i] += _seam_features(profile.infos[key], names, int(stats[i, STAT["seam_pipe"]]),
                                      int(stats[i, STAT["seam_pair"]]))
     if len(stats):
-        n = len(_DYNAMIC)
-        out[:, -n] = stats[:, STAT["taken"]]
-        out[:, -n + 1] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
-        out[:, -n + 2] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
-        out[:, -n + 3] = stats[:, UNALIGNED_COLUMNS].sum(axis=1)
+        col = {n: i for i, n in enumerate(names)}
+        taken = stats[:, STAT["taken"]].astype(np.float64)
+        if "branch.mispredict" in col:
+            # a predicted end's taken outcomes cost nothing unless mispredicted
+            predicted = np.array([end_kind(profile.infos[key]) == END_CONDITIONAL for key in
+                                  zip(table.address.tolist(), table.size.tolist())], dtype=bool)
+            taken[predicted] = 0.0
+            out[:, col["branch.mispredict"]] = stats[:, STAT["mispredict"]]
+        out[:, col["branch.taken"]] = taken
+        out[:, col["stall.ifetch"]] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
+        out[:, col["stall.data"]] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
+        out[:, col["unaligned"]] = stats[:, UNALIGNED_COLUMNS].sum(axis=1)
     return out
 
 

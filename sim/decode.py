@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import capstone
 from capstone import arm_const as A
 
-from tinymeter.sim.blocks import classify
+from tinymeter.sim.classes import classify
 
 log = logging.getLogger(__name__)
 
@@ -542,3 +542,15 @@ def _facts_fast(name: str, mnemonic: str, op_str: str) -> tuple:
     return (name, mnemonic, op_str, classify(name), conditional, read, written, mem,
             _arith_operands(tokens) if name in ARITH_NAMES else (),
             tail[:1] == "s" and tail[1:] in _CONDITIONS | {""})
+
+
+def insn_facts(name: str, mnemonic: str, op_str: str
+               ) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+    """(core registers read, written, address registers) of one printed instruction:
+    what :mod:`.hazards` needs to find dependencies between neighbours."""
+    facts = _facts_fast(name, mnemonic, op_str)
+    read, written, mem = facts[5], facts[6], facts[7]
+    address: frozenset[int] = frozenset()
+    if mem is not None:
+        address = frozenset((mem.base,) if mem.index is None else (mem.base, mem.index))
+    return read, written, address

@@ -19,7 +19,9 @@ Hooks and their cost (why each is the way it is):
   come at counting speed;
 * DWT/SysTick and the board UART: ``mmio_map`` pages served by the register models of
   :mod:`.peripherals` (a memory hook would slow every access of the program ~4x);
-  DWT ``CYCCNT`` and SysTick read the hook's live cycle estimate.
+  DWT ``CYCCNT`` and SysTick read the hook's live cycle estimate.  The UART, the board
+  file's behaviour peripherals and boot-poll registers have C callbacks
+  (:mod:`.native_periph`), so polling them costs no Python.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from tinymeter.sim.native_hook import (
     BlockCounter,
     CounterSnapshot,
 )
+from tinymeter.sim.native_periph import NativeRegisters
 from tinymeter.sim.nvic import FIRST_IRQ, ExceptionModel, LineSource
 from tinymeter.sim.peripherals import (
     PAGE,
@@ -106,6 +109,8 @@ _STOP_ADDRESS = 0xF0000000
 # QEMU exception numbers delivered to UC_HOOK_INTR on Arm.
 _EXCP_BKPT = 7
 _EXCP_PREFETCH_ABORT = 3
+_EXCP_SWI = 2
+_EXCP_EXCEPTION_EXIT = 8
 _EXCEPTION_NAMES = {
     1: "undefined instruction (UDEF)", 2: "SVC", 3: "prefetch abort", 4: "data abort",
     5: "IRQ", 6: "FIQ", 7: "BKPT", 8: "exception exit", 16: "semihosting trap",
@@ -234,6 +239,11 @@ class _Bus:
     exceptions: ExceptionModel = field(default_factory=ExceptionModel)
     #: Called when a register write may move the next interrupt (set by ``run()``).
     reschedule: Callable[[], None] = lambda: None
+
+    def native(self) -> list[NativeRegisters]:
+        """The models served by C callbacks (:mod:`.native_periph`)."""
+        return [dev.native for dev in (self.timers, self.uart, self.mcu, self.registers)
+                if dev is not None]
 
     def devices(self) -> list[tuple[int, _MmioDevice]]:
         out: list[tuple[int, _MmioDevice]] = []
@@ -462,8 +472,12 @@ class Emulator:
         bus = self._peripherals()
         devices = bus.devices()
         self._host = _map_host_memory(uc, self._memory_map([page for page, _dev in devices]))
+        natives = bus.native()
         for page, dev in devices:
-            uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
+            if not any(page in native.pages() for native in natives):
+                uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
+        for native in natives:
+            native.map_into(uc)  # C callbacks: no Python per access
         self._load_reset_values(uc, {page for page, _dev in devices})
         self.bus = bus
         for seg in image.segments:
@@ -543,6 +557,8 @@ class Emulator:
             session.exceptions = ExceptionEngine(self.bus.exceptions, self.board.text.origin,
                                                  self.board.core.has_fpu)
             self.bus.reschedule = lambda: self._schedule(session, soon=True)
+            for native in self.bus.native():
+                native.follow_counter(counter)  # C reads the running count directly
         self._install_abi_hooks(uc, image, session)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt, session)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_invalid_memory, session)
@@ -976,14 +992,26 @@ class Emulator:
 
     def _on_interrupt(self, uc: Uc, intno: int, session: _Session) -> None:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
-        if intno == _EXCP_PREFETCH_ABORT and pc >= EXC_RETURN_MIN and session.exceptions:
-            # a handler returned (bx lr / pop {pc} with EXC_RETURN): unstack
+        if (intno in (_EXCP_PREFETCH_ABORT, _EXCP_EXCEPTION_EXIT) and pc >= EXC_RETURN_MIN
+                and session.exceptions):
+            # a handler returned (bx lr / pop {pc} / ldm with EXC_RETURN): unstack.  QEMU
+            # reports a prefetch abort, or an exception exit when it translated the
+            # branch in handler mode
             assert session.counter is not None
             try:
                 session.exceptions.leave(uc, pc | 1, session.counter.cycles)
             except TinymeterError as exc:
                 return self._fail(uc, session, exc)
             session.counter.break_chain()  # the return target is no branch successor
+            self._schedule(session)
+            return None
+        if intno == _EXCP_SWI and session.exceptions:  # svc: PC is past the instruction
+            assert session.counter is not None
+            try:
+                session.exceptions.supervisor_call(uc, pc)
+            except TinymeterError as exc:
+                return self._fail(uc, session, exc)
+            session.counter.break_chain()  # the handler is no branch successor
             self._schedule(session)
             return None
         if intno == _EXCP_BKPT:

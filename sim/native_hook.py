@@ -34,7 +34,7 @@ FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
 FLAG_ALARM = 8
-_ABI_VERSION = 4
+_ABI_VERSION = 5
 _INITIAL_CAPACITY = 1 << 14
 MAX_REGIONS = 8
 #: How the core treats an unaligned single load/store (``TM_UNALIGNED_*``): ARMv6-M faults
@@ -48,6 +48,9 @@ CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 END_NONE, END_TAKEN, END_CONDITIONAL = 0, 1, 2
 #: A block that never executes (an intercepted ABI entry): counted, costs nothing.
 END_SKIP = 3
+#: A conditional end the core predicts (a 2-bit counter per block end in the hook): only a
+#: misprediction costs (``taken`` / ``not_taken``: the cost of each mispredicted outcome).
+END_PREDICTED = 4
 #: ``tm_block_desc.tail`` flag: the last instruction may pair with an ALU successor.
 TAIL_PAIRS = 4
 #: Memory kinds of ``tm_region.kind`` and access buckets of the statistics (the last
@@ -58,6 +61,7 @@ ACCESS_BUCKETS = (*MEMORY_KINDS, "unresolved")
 STAT_COLUMNS: tuple[str, ...] = (
     "count", "cycles", "taken", "not_taken", "branch", "ifetch_stall", "data_stall",
     "icache_hit", "icache_miss", "dcache_hit", "dcache_miss", "seam_pipe", "seam_pair",
+    "mispredict",
     *(f"loads.{b}" for b in ACCESS_BUCKETS), *(f"stores.{b}" for b in ACCESS_BUCKETS),
     *(f"load_bytes.{b}" for b in ACCESS_BUCKETS),
     # extra bus transactions of unaligned loads/stores the core splits, per memory kind
@@ -424,6 +428,12 @@ class BlockCounter:
     def cycles(self) -> int:
         """Live estimated cycles (whole cycles, rounded down): what CYCCNT reads."""
         return int(self._ctx.cycles) >> CYCLE_FRAC_BITS
+
+    @property
+    def cycles_address(self) -> int:
+        """Host address of the running counter (uint64, fixed point): C peripheral
+        models (:mod:`.native_periph`) read it on every register access."""
+        return ctypes.addressof(self._ctx) + CountContext.cycles.offset
 
     def set_alarm(self, cycle: int | None) -> None:
         """Stop emulation at the first block starting at or after whole cycle *cycle*

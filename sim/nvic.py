@@ -7,13 +7,16 @@ value.  The emulator therefore stacks and unstacks frames itself
 (:mod:`tinymeter.sim.emulator`) and asks this model which exception to take.
 
 Modelled: the NVIC registers firmware programs (ISER/ICER, ISPR/ICPR, IABR, IPR byte
-priorities), SCB ICSR (PENDSTSET/CLR, VECTACTIVE), VTOR, SHPR1-3 (system handler
-priorities: SysTick in SHPR3[31:24]); sources: the SysTick zero crossing (an event)
+priorities), SCB ICSR (PENDSTSET/CLR, PENDSVSET/CLR, VECTACTIVE), VTOR, SHPR1-3 (system
+handler priorities: SVCall in SHPR2[31:24], PendSV SHPR3[23:16], SysTick
+SHPR3[31:24]); sources: the SysTick zero crossing (an event)
 and peripheral interrupt lines (levels: a timer's UIF with UIE stays pending until the
 handler clears it).  Choice: the pending, enabled exception with the lowest priority
 value (then the lowest number) whose priority is below the current execution priority
-(active exceptions, PRIMASK, BASEPRI).  Not modelled: priority grouping (AIRCR), fault
-escalation, PendSV/SVC, and the ~12 entry / ~10 return cycles of the hardware.
+(active exceptions, PRIMASK, BASEPRI).  SVC is taken synchronously by the emulator
+(:meth:`~tinymeter.sim.exceptions.ExceptionEngine.supervisor_call`).  Not modelled:
+priority grouping (AIRCR), fault escalation (a masked SVC is reported as an error),
+and the ~12 entry / ~10 return cycles of the hardware.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ SCB_SHPR = 0xE000ED18  # SHPR1..3: bytes for exceptions 4..15
 _NVIC_WORDS = 16  # 512 interrupts
 _PENDSTSET = 1 << 26
 _PENDSTCLR = 1 << 25
+_PENDSVSET = 1 << 28
+_PENDSVCLR = 1 << 27
+PENDSV = 14
 _THREAD_PRIORITY = 256
 
 
@@ -90,7 +96,8 @@ class ExceptionModel:
             return self.vtor
         if address == SCB_ICSR:
             return ((self.active[-1] if self.active else 0)
-                    | (_PENDSTSET if SYSTICK in self.pending else 0))
+                    | (_PENDSTSET if SYSTICK in self.pending else 0)
+                    | (_PENDSVSET if PENDSV in self.pending else 0))
         return 0
 
     def write_word(self, address: int, value: int) -> None:
@@ -115,6 +122,10 @@ class ExceptionModel:
                 self.pending.add(SYSTICK)
             if value & _PENDSTCLR:
                 self.pending.discard(SYSTICK)
+            if value & _PENDSVSET:  # an RTOS's context-switch request
+                self.pending.add(PENDSV)
+            if value & _PENDSVCLR:
+                self.pending.discard(PENDSV)
 
     # -- decisions -------------------------------------------------------------------
     def poll(self, now: int) -> None:

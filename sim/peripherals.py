@@ -6,9 +6,10 @@ without an engine and the emulator only wires them to ``Uc.mmio_map``.  Why
 ``mmio_map`` and not memory hooks: a memory hook makes Unicorn check every access of
 the whole program (about 4x slower); an MMIO page costs only its own accesses.
 
-* :class:`SystemTimers` serves the DWT page (``DWT_CTRL``, ``DWT_CYCCNT``) and the
-  System Control Space page (SysTick ``CSR``/``RVR``/``CVR``/``CALIB``, ``DEMCR`` and
-  every other SCS register as plain storage).  The cycle counts come from the native
+* :class:`SystemTimers` serves the DWT page (``DWT_CTRL``, ``DWT_CYCCNT``; in C, see
+  :mod:`.native_periph`) and the System Control Space page (SysTick
+  ``CSR``/``RVR``/``CVR``/``CALIB``, ``DEMCR`` and every other SCS register as plain
+  storage).  The cycle counts come from the native
   hook's running estimate, so firmware that times itself (``tm_prof_begin/end`` reading
   CYCCNT, or SysTick on ARMv6-M) prints the emulator's estimated cycles.
 * :class:`UartTx` serves a board UART's transmit side: status always "transmit empty,
@@ -27,6 +28,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinymeter.core.boards import UART_LAYOUTS, Board
+from tinymeter.sim.native_periph import (
+    CYCCNT,
+    CYCCNT_CTRL,
+    CYCLES,
+    FOLLOW,
+    FORCE,
+    MARK,
+    OR,
+    UART_DATA,
+    NativeRegisters,
+    RegisterTable,
+    Rule,
+)
 from tinymeter.sim.nvic import ExceptionModel
 
 log = logging.getLogger(__name__)
@@ -43,7 +57,6 @@ SYST_CVR = 0xE000E018
 SYST_CALIB = 0xE000E01C
 DEMCR = 0xE000EDFC
 
-_CYCCNTENA = 1
 _CSR_ENABLE = 1
 _CSR_TICKINT = 2
 _CSR_COUNTFLAG = 1 << 16
@@ -143,11 +156,11 @@ class SystemTimers:
         self._cycles = cycles
         self._exceptions = exceptions
         self.on_change = on_change
-        self._pages = {DWT_PAGE: _Page(), SCS_PAGE: _Page()}
-        self._dwt_ctrl = 0
-        #: CYCCNT = (value + cycles - since) while enabled; frozen value otherwise.
-        self._cyccnt_value = 0
-        self._cyccnt_since = 0
+        self._pages = {SCS_PAGE: _Page()}
+        #: The DWT page (CYCCNT) is served in C: a delay loop polling CYCCNT costs no
+        #: Python per read.
+        self.native = NativeRegisters(RegisterTable(pages=(DWT_PAGE,), rules=[
+            Rule(DWT_CTRL, CYCCNT_CTRL), Rule(DWT_CYCCNT, CYCCNT, DWT_CTRL)]), cycles)
         self._systick = _SysTick()
 
     @staticmethod
@@ -179,18 +192,9 @@ class SystemTimers:
         return st.zero_cycle(st.delivered_zeros + 1) if self._ticking() else None
 
     # -- registers -------------------------------------------------------------------
-    def cyccnt(self) -> int:
-        if self._dwt_ctrl & _CYCCNTENA:
-            return (self._cyccnt_value + self._cycles() - self._cyccnt_since) & _MASK32
-        return self._cyccnt_value
-
     def _read_word(self, address: int) -> int | None:
         if self._exceptions is not None and self._exceptions.handles(address):
             return self._exceptions.read_word(address)
-        if address == DWT_CTRL:
-            return self._dwt_ctrl
-        if address == DWT_CYCCNT:
-            return self.cyccnt()
         st = self._systick
         if address == SYST_CSR:
             csr = st.csr & ~_CSR_COUNTFLAG
@@ -213,17 +217,6 @@ class SystemTimers:
         if self._exceptions is not None and self._exceptions.handles(address):
             self._exceptions.write_word(address, value)
             self.on_change()
-            return True
-        if address == DWT_CTRL:
-            was = self._dwt_ctrl & _CYCCNTENA
-            self._cyccnt_value = self.cyccnt()
-            self._cyccnt_since = now
-            self._dwt_ctrl = value & _MASK32
-            if was and not value & _CYCCNTENA:
-                log.debug("CYCCNT stopped at %d", self._cyccnt_value)
-            return True
-        if address == DWT_CYCCNT:
-            self._cyccnt_value, self._cyccnt_since = value & _MASK32, now
             return True
         st = self._systick
         if address == SYST_CSR:
@@ -249,6 +242,8 @@ class SystemTimers:
     # -- mmio interface ----------------------------------------------------------------
     def read(self, page: int, offset: int, size: int) -> int:
         """Value of a *size*-byte read at *page* + *offset*."""
+        if page == DWT_PAGE:
+            return self.native.read(page, offset, size)
         address = page + offset
         word = self._read_word(address & ~3)
         if word is None:
@@ -257,6 +252,9 @@ class SystemTimers:
 
     def write(self, page: int, offset: int, size: int, value: int) -> None:
         """A *size*-byte write at *page* + *offset*."""
+        if page == DWT_PAGE:
+            self.native.write(page, offset, size, value)
+            return
         address = page + offset
         word_address = address & ~3
         old = self._read_word(word_address)
@@ -270,8 +268,10 @@ class UartTx:
     """Transmit side of a UART at *base*: bytes written to the data register go to *sink*.
 
     Every other register of the page is plain storage, so initialization code (baud
-    rate, enable bits) works.  Reception is not modelled (reads of the data register
-    return what was last written).
+    rate, enable bits) works.  The status register always reads "transmit empty,
+    transmission complete", and on USART/LPUART with ISR also TEACK/REACK following
+    CR1.TE/RE.  Reception is not modelled (reads of the data register return what was
+    last written).  Served natively (:mod:`.native_periph`): a TXE poll costs no Python.
     """
 
     def __init__(self, kind: str, base: int, sink: Callable[[bytes], None]) -> None:
@@ -281,30 +281,24 @@ class UartTx:
         self.base = base
         self.page = base & ~(PAGE - 1)
         layout = UART_LAYOUTS[kind]
-        self._data = base - self.page + layout.data
-        self._status = base - self.page + layout.status
-        self._ready = layout.tx_empty | layout.tx_done
-        self._cr1 = base - self.page + layout.cr1
-        self._acks = layout.ack_bits
-        self._sink = sink
-        self._store = _Page()
+        status, cr1 = base + layout.status, base + layout.cr1
+        table = RegisterTable(pages=(self.page,), rules=[
+            Rule(status, OR, layout.tx_empty | layout.tx_done),
+            Rule(base + layout.data, UART_DATA)])
+        if layout.ack_bits:  # TEACK/REACK follow CR1.TE/RE (HAL_UART_Init waits on them)
+            table.rules += [Rule(status, FOLLOW, cr1, 1 << 3, 1 << 21, 18),
+                            Rule(status, FOLLOW, cr1, 1 << 2, 1 << 22, 20)]
+        self.native = NativeRegisters(table, lambda: 0,
+                                      on_uart=lambda byte: sink(bytes([byte])))
 
     def pages(self) -> tuple[int, ...]:
         return (self.page,)
 
     def read(self, page: int, offset: int, size: int) -> int:
-        value = self._store.read(offset, size)
-        if offset == self._status:
-            value |= self._ready
-            if self._acks:  # TEACK/REACK follow CR1.TE/RE (HAL_UART_Init waits on them)
-                cr1 = self._store.read(self._cr1, 4)
-                value |= ((cr1 >> 3) & 1) << 21 | ((cr1 >> 2) & 1) << 22
-        return value
+        return self.native.read(page, offset, size)
 
     def write(self, page: int, offset: int, size: int, value: int) -> None:
-        if offset == self._data:
-            self._sink(bytes([value & 0xFF]))
-        self._store.write(offset, size, value)
+        self.native.write(page, offset, size, value)
 
 
 @dataclass(frozen=True)
@@ -335,45 +329,42 @@ class BoardRegisters:
     as the hardware would once ready, so the firmware's boot sequence runs straight
     through.  Word writes of a marker's exact set/clear value append a
     :class:`MarkEvent`.  *exclude* pages (served by another model, or memory) are left
-    out.
+    out.  Served natively (:mod:`.native_periph`).
     """
 
     def __init__(self, board: Board, cycles: Callable[[], int],
                  exclude: Callable[[int], bool] = lambda _page: False) -> None:
-        self._cycles = cycles
+        table = RegisterTable()
         # Several writes may poll one register (RCC_CR: HSIRDY, later PLLRDY): every
         # awaited bit reads as awaited.
-        self._polls: dict[int, tuple[int, int]] = {}
+        polls: dict[int, tuple[int, int]] = {}
         for r in board.init:
             if r.wait_mask:
-                mask, value = self._polls.get(r.addr, (0, 0))
-                self._polls[r.addr] = (mask | r.wait_mask,
-                                       (value & ~r.wait_mask) | r.wait_value)
-        self._marks = marker_writes(board)
-        addresses = [r.addr for r in board.init] + [a for a, _v in self._marks]
-        self._counter = board.cycle_counter.addr if board.cycle_counter else None
-        if self._counter is not None:
-            addresses.append(self._counter)
-        self._pages = {page: _Page() for page in sorted({a & ~(PAGE - 1) for a in addresses})
-                       if not exclude(page)}
-        self.events: list[MarkEvent] = []
+                mask, value = polls.get(r.addr, (0, 0))
+                polls[r.addr] = (mask | r.wait_mask, (value & ~r.wait_mask) | r.wait_value)
+        table.rules += [Rule(address, FORCE, mask, value)
+                        for address, (mask, value) in polls.items()]
+        marks = marker_writes(board)
+        table.rules += [Rule(address, MARK, value, table.name_id(name), level)
+                        for (address, value), (name, level) in marks.items()]
+        addresses = [r.addr for r in board.init] + [a for a, _v in marks]
+        counter = board.cycle_counter.addr if board.cycle_counter else None
+        if counter is not None:
+            addresses.append(counter)
+            table.rules.append(Rule(counter, CYCLES))
+        table.pages = tuple(page for page in sorted({a & ~(PAGE - 1) for a in addresses})
+                            if not exclude(page))
+        self.native = NativeRegisters(table, cycles)
 
     def pages(self) -> tuple[int, ...]:
-        return tuple(self._pages)
+        return self.native.pages()
+
+    @property
+    def events(self) -> list[MarkEvent]:
+        return [MarkEvent(e.cycle, e.name, e.level) for e in self.native.events]
 
     def read(self, page: int, offset: int, size: int) -> int:
-        if size == 4 and page + offset == self._counter:
-            return self._cycles() & _MASK32
-        value = self._pages[page].read(offset, size)
-        poll = self._polls.get(page + offset) if size == 4 else None
-        if poll is not None:
-            mask, wanted = poll
-            value = (value & ~mask) | wanted
-        return value
+        return self.native.read(page, offset, size)
 
     def write(self, page: int, offset: int, size: int, value: int) -> None:
-        self._pages[page].write(offset, size, value)
-        if size == 4:
-            hit = self._marks.get((page + offset, value & _MASK32))
-            if hit is not None:
-                self.events.append(MarkEvent(self._cycles(), *hit))
+        self.native.write(page, offset, size, value)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.analysis.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
 from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
+from tinymeter.core.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
 from tinymeter.core.errors import ConfigError
 from tinymeter.models.testing import int8_tensor, single_op_model
-from tinymeter.sim.costmodel import calibration_path, cost_model_for, datasheet_cost_model
+from tinymeter.sim.costmodel import calibration_path, chosen_cost_model, cost_model_for, datasheet_cost_model
 
 
 @pytest.fixture
@@ -71,11 +71,11 @@ def test_choose(data: Path, tmp_path: Path) -> None:
     stored = _calibration(calibration_file(board.name))
     assert choose_calibration(board, None).path == stored
     assert choose_calibration(board, "none").path is None
-    assert choose_calibration(board, "none").cost_model(board) == datasheet_cost_model(board)
+    assert chosen_cost_model(board, choose_calibration(board, "none")) == datasheet_cost_model(board)
     mine = _calibration(tmp_path / "mine.json", branch_refill=3.0)
     choice = choose_calibration(board, str(mine))
     assert choice.describe() == f"calibration: {mine}"
-    assert choice.cost_model(board).params.branch_refill == 3.0
+    assert chosen_cost_model(board, choice).params.branch_refill == 3.0
     with pytest.raises(ConfigError, match="does not exist"):
         choose_calibration(board, str(tmp_path / "nope.json"))
 
@@ -124,7 +124,7 @@ def test_compare_runtimes_takes_calibration(data: Path, tmp_path: Path, capsys,
                                "calibration: none (datasheet cost model)")):
         out, runs = compare(*extra)
         assert out.rstrip().splitlines()[-1] == line
-        expected = choose_calibration(board, str(path) if path else "none").cost_model(board)
+        expected = chosen_cost_model(board, choose_calibration(board, str(path) if path else "none"))
         assert [r["label"] for r in runs] == ["own ref", "own opt"]
         assert all(r["cost_parameters"]["source"] == expected.source for r in runs)
         assert all(r["cost_parameters"]["branch_refill"] == expected.params.branch_refill

@@ -318,3 +318,49 @@ def test_self_clearing_and_always_set_keys_are_strict() -> None:
              "always_set=[{what='a', reg=[0, 1], value=3}]\n")
     with pytest.raises(ConfigError, match="unknown key"):
         parse_board(_board_with(extra), "b.toml")
+
+
+POLL_PROGRAM = r"""
+#define REG(a) (*(volatile uint32_t *)(a))
+int main(void) {
+    REG(0x40021000u) |= 1u << 24;                   /* RCC_CR.PLLON */
+    uint32_t spins = 0;
+    while (!(REG(0x40021000u) & (1u << 25))) spins++;  /* PLLRDY follows */
+    REG(0x40000000u) = 1u;                          /* TIM2 CEN */
+    uint32_t t0 = REG(0x40000024u), n = 0;
+    while (REG(0x40000024u) - t0 < 2000u) n++;      /* a delay on the firmware's timer */
+    REG(0xE0001000u) = 1u;                          /* DWT CYCCNTENA */
+    uint32_t c0 = REG(0xE0001004u);
+    while (REG(0xE0001004u) - c0 < 2000u) n++;      /* a delay on CYCCNT */
+    REG(0x48000418u) = 1u << 7;                     /* PB7 high */
+    return n < 10u || spins != 0u;
+}
+"""
+
+
+def test_polled_behaviour_registers_cost_no_python(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """RCC follow rules, the TIM2 counter, DWT CYCCNT and GPIO marks are served by C
+    callbacks: the Python MMIO callback never sees their pages (issue 11: polling at
+    emulation speed), and their semantics are the ones the unit tests above check."""
+    from tinymeter.sim import emulator
+    from tinymeter.sim.testfw import build_program, toolchain_available
+
+    if not toolchain_available():
+        pytest.skip("arm-none-eabi-gcc missing")
+    seen: set[int] = set()
+    python_read = emulator._mmio_read
+
+    def spy(uc: object, offset: int, size: int, where: tuple[int, object]) -> int:
+        seen.add(where[0])
+        return python_read(uc, offset, size, where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(emulator, "_mmio_read", spy)
+    board = load_board("nucleo-l4r5zi")
+    elf = build_program(board, POLL_PROGRAM, tmp_path / "fw",
+                        opt="-O2")
+    run = emulator.Emulator(board).run(elf, [], budget_instructions=10**6, timeout_s=30)
+    assert run.exit_code == 0
+    assert not seen & {RCC, TIM2, GPIOB & ~0xFFF, 0xE0001000}
+    assert [(m.mark, m.level) for m in run.marks] == [("PB7", 1)]
+    assert 0 < run.marks[0].cycle <= run.cycles

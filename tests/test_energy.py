@@ -18,7 +18,8 @@ from tinymeter.analysis.report import format_table, layers_csv
 from tinymeter.apps.estimate import layer_estimates
 from tinymeter.core.boards import load_board, parse_board
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockTable
+from tinymeter.sim.blocks import BlockTable
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import (
     CostModel,
     CostParameters,
@@ -261,8 +262,8 @@ def test_cost_parameters_unchanged() -> None:
 
 
 def test_layer_plot_has_energy_shares(tmp_path: Path) -> None:
+    from tinymeter.analysis.plots import plot_layers
     from tinymeter.apps.estimate import _assemble
-    from tinymeter.apps.sweep.plots import plot_layers
 
     board = load_board(BOARD)
     model = datasheet_cost_model(board)

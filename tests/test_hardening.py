@@ -410,8 +410,8 @@ def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
 
 
 def test_plot_titles_name_what_they_show(tmp_path: Path) -> None:
+    from tinymeter.analysis.plots import estimate_title
     from tinymeter.analysis.report import Estimate
-    from tinymeter.apps.sweep.plots import estimate_title
 
     est = Estimate(model="kws.tflite", board="nucleo-l4r5zi", core="cortex-m4f", clock_hz=1,
                    kernels="optimized", cost_model="tm-cortex-m4f-v1", cost_parameters={},
@@ -428,20 +428,19 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
     from tinymeter.sim.peripherals import MarkEvent
 
     figures = []
-    save = plots._save
-    monkeypatch.setattr(plots, "_save",
-                        lambda fig, plt, path: (figures.append(fig), save(fig, plt, path))[1])
+    save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
     marks = [MarkEvent(8_000, "inference", 1), MarkEvent(40_000, "layer", 1),
              MarkEvent(72_000, "layer", 0), MarkEvent(80_000, "inference", 0)]
     path = plots.marker_timeline(marks, 80e6, tmp_path / "marks.png", model="kws.tflite",
                                  board="nucleo-l4r5zi", impl="optimized kernels",
-                                 cost_model="tm-cortex-m4f-v2",
+                                 cost_model="tm-cortex-m4f-v3",
                                  ops=["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (ax,) = figures[0].axes
     assert ax.get_title().replace("\n", " ") == (
         "power-monitor marker lines: kws.tflite on nucleo-l4r5zi (optimized kernels, cost model "
-        "tm-cortex-m4f-v2)")
+        "tm-cortex-m4f-v3)")
     assert ax.get_xlabel() == "time since reset (ms at 80 MHz)"
     assert ax.get_ylabel() == "marker line (logic level, low / high)"
     # the three layer spans of the inference are labelled at their midpoints (ms)
@@ -450,10 +449,10 @@ def test_marker_timeline_names_the_run_and_has_units(tmp_path: Path,
 
 
 def test_pareto_panels_wrap_into_a_readable_grid(tmp_path: Path) -> None:
-    from tinymeter.apps.sweep import nas
+    from tinymeter.apps.sweep import pareto
     from tinymeter.apps.sweep import plots as nas_plots
 
-    rows = [nas.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
+    rows = [pareto.SweepRow(**{**_sweep_row_fields(), "name": f"w{w}", "width": w, "board": board,
                             "kernels": kernels, "ms": 1.0 + w / 10, "accuracy": 0.5 + w / 100})
             for board in ("nucleo-g0b1re", "nucleo-l4r5zi") for kernels in ("reference", "optimized")
             for w in (4, 5, 6)]

@@ -18,7 +18,8 @@ from tinymeter.analysis.calibrate import (
 )
 from tinymeter.core.boards import load_board
 from tinymeter.core.errors import ConfigError
-from tinymeter.sim.blocks import CLASSES, BlockInfo
+from tinymeter.sim.blocks import BlockInfo
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import (
     CORE_PARAMETERS,
     CostModel,
@@ -30,6 +31,7 @@ from tinymeter.sim.costmodel import (
     parameter_vector,
     parameters_from_vector,
 )
+from tinymeter.sim.native_hook import END_CONDITIONAL
 
 
 def _block(mnemonics: list[str], classes: dict[str, int], regs: int = 0,
@@ -62,6 +64,11 @@ def test_features_reproduce_block_cycles_exactly(core: str) -> None:
     for b in BLOCKS:
         row = block_features(b, params)
         assert row @ theta == pytest.approx(model.core_cycles(b))
+        if params.branch_mispredict is not None and end_kind(b) == END_CONDITIONAL:
+            # a predicting core (M7): a conditional end costs only when mispredicted
+            row[names.index("branch.mispredict")] = 1.0
+            assert row @ theta == pytest.approx(model.core_cycles(b) + params.branch_mispredict)
+            continue
         row[names.index("branch.taken")] = 1.0
         assert row @ theta == pytest.approx(model.block_cycles(b, taken=1.0)
                                             if end_kind(b) else model.core_cycles(b)
@@ -176,7 +183,9 @@ def test_microbench_selection_per_core() -> None:
     assert "MB_DIV" in m3 and "MB_SMLAD" not in m3 and "MB_VDIV" not in m3
     assert "MB_LDR_UNALIGNED" in m3 and "MB_LDR_UNALIGNED" not in m0  # ARMv6-M faults
     assert set(absent_instructions(CORES["cortex-m0plus"])) == {"cpi.divide", "cpi.mul64",
-                                                                "cpi.mac", "cpi.vfp", "unaligned"}
+                                                                "cpi.mac", "cpi.vfp",
+                                                                "dep.fp_result", "unaligned"}
+    assert {"MB_AGU", "MB_NARROW_USE"} <= m0 and not m0 & {"MB_VFP_DEP", "MB_VLDR_ALU"}
     assert absent_instructions(CORES["cortex-m7"]) == {}
     src = table_source(benchmarks_for(CORES["cortex-m3"]))
     assert 'const char tm_model_name[] = "microbench";' in src
@@ -276,9 +285,9 @@ def test_mechanism_ranking_names_the_mechanism_that_was_off() -> None:
     assert all(abs(m.moved) < 1e-6 for m in ranked[2:])
     # exact data: every movement the models exercise is pinned down; the others say so
     assert all(m.determined for m in ranked if m.exercised)
-    assert {m.mechanism for m in ranked if not m.exercised} == {"load pipelining",
-                                                                 "per-mnemonic overrides",
-                                                                 "unaligned access"}
+    assert {m.mechanism for m in ranked if not m.exercised} == {
+        "load pipelining", "per-mnemonic overrides", "address dependency", "narrow load use",
+        "FPU result dependency", "unaligned access"}
     # what calibrate --json writes
     summary = result.summary()["mechanisms"]
     assert summary[0]["mechanism"] == "data memory stall" and summary[0]["determined"] is True

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.apps.sweep import nas
+from tinymeter.apps.sweep import executors, nas, pareto, space, worker
 from tinymeter.apps.sweep.db import SCHEMA_VERSION, SweepDB
 from tinymeter.core.errors import ConfigError
+from tinymeter.models import digits
 
 HAS_TF = all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "sklearn"))
 
@@ -29,26 +30,26 @@ HAS_TF = all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "sk
 
 
 def test_candidates_are_sorted_complete_and_deterministic() -> None:
-    space = nas.SearchSpace(widths=(8, 4, 5), depths=(1, 2), kernel_sizes=(3,))
-    cands = nas.candidates(space)
-    assert len(cands) == space.size == 6
+    search_space = space.SearchSpace(widths=(8, 4, 5), depths=(1, 2), kernel_sizes=(3,))
+    cands = space.candidates(search_space)
+    assert len(cands) == search_space.size == 6
     assert cands == sorted(cands)
     assert {c.width for c in cands} == {4, 5, 8}
-    sub = nas.candidates(nas.SearchSpace(), max_candidates=10, seed=3)
-    assert sub == nas.candidates(nas.SearchSpace(), max_candidates=10, seed=3)
-    assert len(sub) == 10 and set(sub) <= set(nas.candidates(nas.SearchSpace()))
-    assert sub != nas.candidates(nas.SearchSpace(), max_candidates=10, seed=4)
+    sub = space.candidates(space.SearchSpace(), max_candidates=10, seed=3)
+    assert sub == space.candidates(space.SearchSpace(), max_candidates=10, seed=3)
+    assert len(sub) == 10 and set(sub) <= set(space.candidates(space.SearchSpace()))
+    assert sub != space.candidates(space.SearchSpace(), max_candidates=10, seed=4)
 
 
 def test_config_from_mapping_parses_lists_and_rejects_unknown_keys() -> None:
-    cfg = nas.SweepConfig.from_mapping({"widths": "4, 6,6", "depths": [1], "kernel_sizes": 3,
+    cfg = space.SweepConfig.from_mapping({"widths": "4, 6,6", "depths": [1], "kernel_sizes": 3,
                                         "epochs": 2, "boards": "nucleo-l4r5zi,nucleo-f767zi",
                                         "kernel_sets": ["reference", "optimized"]})
     assert cfg.space.widths == (4, 6) and cfg.recipe.epochs == 2
     assert [t.label for t in cfg.targets] == ["nucleo-l4r5zi/reference", "nucleo-l4r5zi/optimized",
                                               "nucleo-f767zi/reference", "nucleo-f767zi/optimized"]
     with pytest.raises(ConfigError, match=r"unknown sweep config key\(s\) \['widht'\]"):
-        nas.SweepConfig.from_mapping({"widht": [4]})
+        space.SweepConfig.from_mapping({"widht": [4]})
 
 
 @pytest.mark.parametrize(("data", "match"), [
@@ -62,33 +63,34 @@ def test_config_from_mapping_parses_lists_and_rejects_unknown_keys() -> None:
 ])
 def test_invalid_configs(data: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        nas.SweepConfig.from_mapping(data)
+        space.SweepConfig.from_mapping(data)
 
 
 def test_candidate_key_depends_on_everything_that_changes_the_model() -> None:
-    c, r = nas.Candidate(depth=1, kernel=3, width=4), nas.TrainRecipe()
-    k = nas.candidate_key(c, r, "softmax")
-    assert k == nas.candidate_key(nas.Candidate(depth=1, kernel=3, width=4), nas.TrainRecipe(), "softmax")
-    others = {nas.candidate_key(nas.Candidate(depth=1, kernel=3, width=5), r, "softmax"),
-              nas.candidate_key(c, nas.TrainRecipe(epochs=1), "softmax"),
-              nas.candidate_key(c, nas.TrainRecipe(seed=1), "softmax"),
-              nas.candidate_key(c, r, "logits")}
+    c, r = digits.Candidate(depth=1, kernel=3, width=4), digits.TrainRecipe()
+    k = space.candidate_key(c, r, "softmax")
+    assert k == space.candidate_key(digits.Candidate(depth=1, kernel=3, width=4), digits.TrainRecipe(),
+                                    "softmax")
+    others = {space.candidate_key(digits.Candidate(depth=1, kernel=3, width=5), r, "softmax"),
+              space.candidate_key(c, digits.TrainRecipe(epochs=1), "softmax"),
+              space.candidate_key(c, digits.TrainRecipe(seed=1), "softmax"),
+              space.candidate_key(c, r, "logits")}
     assert k not in others and len(others) == 4
 
 
 def test_executor_specs() -> None:
-    assert nas.parse_executor("process") == ("process", None)
-    assert nas.parse_executor("serial") == ("serial", None)
-    assert nas.parse_executor("dask://10.0.0.1:8786") == ("dask", "tcp://10.0.0.1:8786")
+    assert executors.parse_executor("process") == ("process", None)
+    assert executors.parse_executor("serial") == ("serial", None)
+    assert executors.parse_executor("dask://10.0.0.1:8786") == ("dask", "tcp://10.0.0.1:8786")
     for bad in ("dask://", "dask://host", "threads"):
         with pytest.raises(ConfigError):
-            nas.parse_executor(bad)
+            executors.parse_executor(bad)
 
 
 def test_dask_executor_without_dask_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import raises ImportError
     monkeypatch.setitem(sys.modules, "dask", None)
-    cfg = nas.SweepConfig(space=nas.SearchSpace(widths=(4,), depths=(1,), kernel_sizes=(3,)))
+    cfg = space.SweepConfig(space=space.SearchSpace(widths=(4,), depths=(1,), kernel_sizes=(3,)))
     with pytest.raises(ConfigError, match=r"pip install 'dask\[distributed\]'"):
         nas.run_sweep(cfg, tmp_path / "db.sqlite", executor="dask://127.0.0.1:8786", evaluate=fake_evaluate,
                       progress=False)
@@ -98,8 +100,8 @@ def test_dask_executor_without_dask_is_a_clear_error(tmp_path: Path, monkeypatch
 
 
 def _row(width: int, ms: float, acc: float, macs: int, depth: int = 1, kernel: int = 3,
-         kernels: str = "optimized") -> nas.SweepRow:
-    return nas.SweepRow(key=f"k{width}-{depth}-{kernel}", name=f"w{width}-d{depth}-k{kernel}", width=width,
+         kernels: str = "optimized") -> pareto.SweepRow:
+    return pareto.SweepRow(key=f"k{width}-{depth}-{kernel}", name=f"w{width}-d{depth}-k{kernel}", width=width,
                         depth=depth, kernel=kernel, board="nucleo-l4r5zi", kernels=kernels, accuracy=acc,
                         float_accuracy=acc, macs=macs, params=1, ms=ms, cycles=round(ms * 120_000),
                         energy_uj=ms, arena_bytes=100, flash_bytes=1000)
@@ -117,47 +119,49 @@ def test_pareto_front_matches_brute_force() -> None:
     for n in (0, 1, 2, 5, 30, 80):
         # Coarse values so ties and duplicates happen.
         pts = [(float(c), float(a)) for c, a in zip(rng.integers(0, 8, n), rng.integers(0, 6, n))]
-        front = nas.pareto_front(pts)
+        front = pareto.pareto_front(pts)
         assert set(front) == _brute_front(pts)
         assert [pts[i][0] for i in front] == sorted(pts[i][0] for i in front)
 
 
 def test_pareto_rows_and_metric_check() -> None:
     rows = [_row(4, 1.0, 0.90, 100), _row(5, 2.0, 0.85, 120), _row(8, 3.0, 0.95, 200)]
-    assert [r.width for r in nas.pareto_rows(rows)] == [4, 8]
+    assert [r.width for r in pareto.pareto_rows(rows)] == [4, 8]
     with pytest.raises(ConfigError, match="unknown cost metric"):
-        nas.pareto_rows(rows, "speed")
+        pareto.pareto_rows(rows, "speed")
 
 
 def test_non_monotonic_pairs_and_parity_inversions() -> None:
     # Width 5 costs more per MAC than width 4 (a lost fast path); 6 and 8 are fine.
     rows = [_row(4, 1.0, 0.9, 1000), _row(5, 1.5, 0.9, 1250), _row(6, 1.45, 0.9, 1500),
             _row(8, 1.8, 0.9, 2000)]
-    pairs = nas.non_monotonic_pairs(rows)
+    pairs = pareto.non_monotonic_pairs(rows)
     assert [(a.width, b.width) for a, b in pairs] == [(5, 6)]
-    assert [(a.width, b.width) for a, b in nas.parity_inversions(rows)] == [(4, 5)]
-    assert [nas.channel_parity(w) for w in (4, 5, 6, 8)] == ["x4", "odd", "even", "x4"]
+    assert [(a.width, b.width) for a, b in pareto.parity_inversions(rows)] == [(4, 5)]
+    assert [space.channel_parity(w) for w in (4, 5, 6, 8)] == ["x4", "odd", "even", "x4"]
     # Different kernel sets are never compared with each other.
-    assert nas.non_monotonic_pairs([_row(4, 9.0, 0.9, 10, kernels="reference"), _row(5, 1.0, 0.9, 20)]) == []
+    assert pareto.non_monotonic_pairs([_row(4, 9.0, 0.9, 10, kernels="reference"),
+                                       _row(5, 1.0, 0.9, 20)]) == []
 
 
 def test_rows_csv_and_table() -> None:
     rows = [_row(4, 1.0, 0.9, 100), _row(5, 2.0, 0.8, 120)]
-    csv_text = nas.rows_csv(rows)
+    csv_text = pareto.rows_csv(rows)
     assert csv_text.splitlines()[0].endswith(",parity") and len(csv_text.splitlines()) == 3
-    table = nas.format_rows(rows, rows[:1])
+    table = pareto.format_rows(rows, rows[:1])
     assert table.splitlines()[2].startswith("*") and not table.splitlines()[3].startswith("*")
 
 
 def test_plots_write_pngs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every panel names model, board, kernels/runtime and cost model; every axis has a unit."""
+    from tinymeter.analysis import plots
     from tinymeter.apps.sweep import plots as nas_plots
 
     figures = []
-    save = nas_plots._save
-    monkeypatch.setattr(nas_plots, "_save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
+    save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
     rows = [dataclasses.replace(_row(w, 0.1 * w, 0.8 + 0.01 * w, 100 * w, depth=d, kernels=k),
-                                cost_model="tm-cortex-m4f-v2")
+                                cost_model="tm-cortex-m4f-v3")
             for w in (4, 5, 6) for d in (1, 2) for k in ("optimized", "tflm-cmsis-nn")]
     for fn in (nas_plots.plot_pareto, nas_plots.plot_parity):
         path = fn(rows, tmp_path / f"{fn.__name__}.png")
@@ -167,8 +171,8 @@ def test_plots_write_pngs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for ax in pareto.axes + parity.axes:
         title = ax.get_title().replace("\n", " ")
         assert title.startswith("digits CNN candidates on nucleo-l4r5zi ("), title
-        assert ("(optimized kernels, cost model tm-cortex-m4f-v2)" in title
-                or "(tflm-cmsis-nn runtime, cost model tm-cortex-m4f-v2)" in title), title
+        assert ("(optimized kernels, cost model tm-cortex-m4f-v3)" in title
+                or "(tflm-cmsis-nn runtime, cost model tm-cortex-m4f-v3)" in title), title
         for label in (ax.get_xlabel(), ax.get_ylabel()):
             assert label.endswith(")") and "(" in label, label  # "quantity (unit)"
     assert [ax.get_ylabel() for ax in parity.axes[:2]] == ["estimated latency (ms)",
@@ -210,14 +214,14 @@ def test_sweepdb_roundtrip_and_schema_version(tmp_path: Path) -> None:
 # ------------------------------------------------- sweeps with a fake worker
 
 
-def fake_evaluate(job: nas.CandidateJob) -> nas.CandidateResult:
+def fake_evaluate(job: worker.CandidateJob) -> worker.CandidateResult:
     """Deterministic stand-in for training + emulation (top level: picklable for spawn)."""
     c = job.candidate
     if c.width == 13:
-        return nas.CandidateResult(job.key, error="training/conversion failed: boom")
+        return worker.CandidateResult(job.key, error="training/conversion failed: boom")
     metrics = dict(job.metrics or {"accuracy": 0.5 + 0.01 * c.width, "float_accuracy": 0.6,
                                    "macs": 100 * c.width * c.depth * c.kernel, "params": c.width})
-    result = nas.CandidateResult(job.key, metrics=metrics, tflite=job.tflite or b"fake")
+    result = worker.CandidateResult(job.key, metrics=metrics, tflite=job.tflite or b"fake")
     for t in job.targets:
         ms = 0.01 * metrics["macs"] * (1.2 if c.width % 2 else 1.0)
         result.estimates[t.label] = {"ms": ms, "cycles": int(ms * 1e5), "energy_uj": ms,
@@ -232,15 +236,15 @@ class _Counter:
         self.trained: list[str] = []
         self.emulated_only: list[str] = []
 
-    def __call__(self, job: nas.CandidateJob) -> nas.CandidateResult:
+    def __call__(self, job: worker.CandidateJob) -> worker.CandidateResult:
         (self.trained if job.tflite is None else self.emulated_only).append(job.candidate.name)
         return fake_evaluate(job)
 
 
-def _cfg(**kw: object) -> nas.SweepConfig:
+def _cfg(**kw: object) -> space.SweepConfig:
     data = {"widths": [4, 5, 6, 7], "depths": [1, 2], "kernel_sizes": [3], "kernel_sets": ["reference"]}
     data.update(kw)
-    return nas.SweepConfig.from_mapping(data)
+    return space.SweepConfig.from_mapping(data)
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_candidates(tmp_path: Path) -> None:
@@ -248,7 +252,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_candidates(tmp_path:
     first = _Counter()
     seen: list[str] = []
 
-    def stop_after_three(job: nas.CandidateJob) -> None:
+    def stop_after_three(job: worker.CandidateJob) -> None:
         seen.append(job.key)
         if len(seen) == 3:
             raise KeyboardInterrupt
@@ -285,7 +289,7 @@ def test_new_target_only_emulates_and_failures_are_kept(tmp_path: Path) -> None:
 
 
 def test_worker_exceptions_are_recorded_not_raised(tmp_path: Path) -> None:
-    def explode(job: nas.CandidateJob) -> nas.CandidateResult:
+    def explode(job: worker.CandidateJob) -> worker.CandidateResult:
         raise RuntimeError("worker died")
 
     res = nas.run_sweep(_cfg(widths=[4]), tmp_path / "db.sqlite", executor="serial", evaluate=explode,
@@ -300,7 +304,7 @@ def test_process_pool_runs_the_sweep(tmp_path: Path) -> None:
     assert res.trained == 8 and len(res.rows) == 8
     paths = nas.write_outputs(res, tmp_path / "out")
     assert all(p.exists() for p in paths.values())
-    assert [r.width for r in nas.pareto_rows(res.rows)][:1] == [4]
+    assert [r.width for r in pareto.pareto_rows(res.rows)][:1] == [4]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="dask not installed")
@@ -327,11 +331,11 @@ def test_digits_sweep_interrupted_then_resumed_via_cli(tmp_path: Path, monkeypat
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path / "cache"))
     out, db = tmp_path / "sweep", tmp_path / "sweep" / "sweep.sqlite"
     args = {"widths": [4, 5, 6, 7, 8], "depths": [1, 2], "kernel_sizes": [3, 5], "epochs": 1}
-    cfg = nas.SweepConfig.from_mapping(args)
+    cfg = space.SweepConfig.from_mapping(args)
     assert len(cfg.candidates()) == 20
     done: list[str] = []
 
-    def interrupt(job: nas.CandidateJob) -> None:
+    def interrupt(job: worker.CandidateJob) -> None:
         done.append(job.candidate.name)
         if len(done) == 6:
             raise KeyboardInterrupt
@@ -358,5 +362,5 @@ def test_digits_sweep_interrupted_then_resumed_via_cli(tmp_path: Path, monkeypat
     assert min(accs) > 0.5  # one epoch is enough to learn digits well above chance (10%)
     assert all(r.ms > 0 and r.arena_bytes > 0 and r.flash_bytes > 0 for r in res.rows)
     # Latency is not a function of MACs: some candidate is faster than one with fewer MACs.
-    assert nas.non_monotonic_pairs(res.rows)
+    assert pareto.non_monotonic_pairs(res.rows)
     assert list(itertools.chain.from_iterable(res.fronts().values()))

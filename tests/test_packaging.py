@@ -68,6 +68,7 @@ def test_wheel_holds_every_package(wheel: Path) -> None:
             assert f"{pkg}/{rel}" in names, f"{pkg}/{rel} missing from the wheel"
     assert "tinymeter/firmware/runtime/src/tm_main.c" in names
     assert any(n.startswith("tinymeter/sim/_counthook") for n in names)
+    assert any(n.startswith("tinymeter/sim/_periph") for n in names)
     assert "tinymeter/boards/nucleo-l4r5zi.toml" in names
 
 

@@ -81,7 +81,7 @@ def test_cli_estimate_json(tmp_path: Path, capsys) -> None:
     assert report["report_version"] == 1
     assert len(report["layers"]) == 10
     assert sum(r["macs"] for r in report["layers"]) == pytest.approx(264_192, rel=0.01)
-    assert report["cost_model"] == "tm-cortex-m4f-v2"
+    assert report["cost_model"] == "tm-cortex-m4f-v3"
     assert len(csv.read_text().splitlines()) == 11
     # why: every layer's cycles split by mechanism (the parts add up to the layer), the
     # fully connected weights stream from flash through the D-cache

@@ -318,6 +318,33 @@ def test_unified_cache_serves_flash_data_through_the_instruction_cache(tmp_path:
     assert 512 * 5 <= stat(run, flash, "data_stall") <= 512 * 5 + 2 * 6
 
 
+def test_m7_predicts_a_loop_back_edge_and_pays_only_mispredictions(tmp_path: Path) -> None:
+    """Cortex-M7: ``loop(n)`` (4 NOPs, SUBS, BNE back) is one block whose BNE the hook
+    predicts with a 2-bit counter per block end, starting weakly not-taken.  loop(10):
+    the first back-edge is mispredicted (counter 1 -> 2), the next 8 are predicted taken
+    (-> 3), the exit falls through against the prediction (-> 2): 2 mispredictions.
+    loop(30) then starts with the counter at 2: its 29 back-edges are predicted, the exit
+    is mispredicted: 1.  Only mispredictions cost (4 cycles each on the datasheet
+    model); a correctly predicted taken branch costs no refill.  On the Cortex-M4 (no
+    predictor) every taken outcome pays the refill and nothing is mispredicted."""
+    from tinymeter.core.boards import load_board
+
+    m7 = load_board("nucleo-f767zi")
+    run, image = run_program(m7, loop_program(4), tmp_path)
+    penalty = cost_model_for(m7).params.branch_mispredict
+    assert penalty == 4.0
+    for layer, n, wrong in ((0, 10, 2), (1, 30, 1)):
+        rows = rows_of(run, image, "loop", layer)
+        assert (stat(run, rows, "taken"), stat(run, rows, "not_taken")) == (n - 1, 1)
+        assert stat(run, rows, "mispredict") == wrong
+        assert stat(run, rows, "branch") == wrong * penalty
+    m4 = board_with()
+    run, image = run_program(m4, loop_program(4), tmp_path / "m4")
+    rows = rows_of(run, image, "loop", 1)
+    assert stat(run, rows, "mispredict") == 0
+    assert stat(run, rows, "branch") == 29 * cost_model_for(m4).params.branch_refill
+
+
 UNALIGNED_PROGRAM = r"""
 static uint8_t ram[64] __attribute__((aligned(32)));
 /* the same five 32-bit encodings, at unaligned and at aligned offsets */

@@ -167,8 +167,9 @@ def _built(name: str, cache: Path, **kw: Any) -> bytes:
 
 
 def test_list_models() -> None:
-    # untrained architectures, then the trained digits_cnn (tests/test_zoo_trained.py)
-    assert zoo.list_models() == [*ALL_MODELS, "digits_cnn"]
+    # untrained architectures, the trained digits_cnn (tests/test_zoo_trained.py), then
+    # lstm_kws (written without Keras, tests/test_zoo_lstm.py)
+    assert zoo.list_models() == [*ALL_MODELS, "digits_cnn", "lstm_kws"]
     assert zoo.DEFAULT_MODEL == "ds_cnn_kws"
 
 

@@ -1,4 +1,4 @@
-"""Lowering of UNIDIRECTIONAL_SEQUENCE_LSTM, int8 and float32 (see base.py).
+"""Lowering of UNIDIRECTIONAL_SEQUENCE_LSTM, int8, 16x8 and float32 (see base.py).
 
 TFLM's kernel (``unidirectional_sequence_lstm.cc`` + ``lstm_eval``) runs the
 standard Keras LSTM only: 24 inputs with the input gate present and no peephole,
@@ -9,19 +9,25 @@ its output 2^-15 (Q3.12 -> Q0.15), the cell state keeps its own tensor's scale
 (power of two, rounded by ``CheckedLog2``), and the fully connected, multiply and
 tanh parameters follow from those fixed scales -- computed here exactly as
 ``PrepareGateParametersInteger`` / ``CreateInterGateMulParams`` /
-``CreateLstmCellStateInfo`` do. Per-channel weights are rejected: TFLM's LSTM
-reads only the per-tensor multiplier.
+``CreateLstmCellStateInfo`` do. The 16x8 variant (int16 input, hidden state and
+output, int64 biases) differs only in its int64 FC sums and TFLM's 64-bit
+requantization. Per-channel weights are rejected: TFLM's LSTM reads only the
+per-tensor multiplier.
 
 The device walks batch rows then time steps (rows are independent, so the values
 equal TFLM's time-major batch-wide steps) with four gate buffers of one row in the
 arena's scratch region. Hidden and cell state stay in the arena for the run and
 carry over between inferences, as in TFLM; the int8 hidden state starts at its
-zero point (TFLM's variable reset), set by the kernel on its first call.
+zero point (TFLM's variable reset), set by the kernel on its first call. The
+host also folds each gate row's sum with the zero-point offsets (and the bias)
+into ``in_sums`` / ``rec_sums``, which the DSP kernel starts its SMLAD sums from.
 """
 
 from __future__ import annotations
 
 import logging
+
+import numpy as np
 
 from tinymeter.firmware import quant
 from tinymeter.firmware.lower.base import (
@@ -34,7 +40,7 @@ from tinymeter.firmware.lower.base import (
     per_tensor_qparams,
     require_types,
 )
-from tinymeter.models.tflite import Operator, TensorType
+from tinymeter.models.tflite import Model, Operator, TensorType
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,17 @@ W_IN, W_REC, BIAS = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
 PEEPHOLE, PROJECTION, LAYER_NORM = (9, 10, 11), (16, 17), (20, 21, 22, 23)
 HIDDEN, CELL = 18, 19
 #: Gate pre-activation and gate output scales TFLM fixes (Q3.12 and Q0.15).
+#: Why a recurrent model may arrive as a loop instead of the fused op.
+WHILE_HINT = ("a WHILE loop is what the converter makes of a Keras 3 LSTM (and of any GRU or "
+              "RNN layer); build LSTMs with tf_keras (Keras 2), whose LSTM layer it fuses into "
+              "UNIDIRECTIONAL_SEQUENCE_LSTM")
+
+
+def while_hint(model: Model) -> str:
+    """``"; " + WHILE_HINT`` if the model's main graph has a WHILE operator, else ""."""
+    return f"; {WHILE_HINT}" if any(op.opcode == "WHILE" for op in model.main.operators) else ""
+
+
 GATE_INPUT_SCALE = 2.0**-12
 GATE_OUTPUT_SCALE = 2.0**-15
 
@@ -113,13 +130,26 @@ def _layer(op: Operator, index: int, kernel: str, ptype: str, params: dict[str, 
                   "time_major": bool(geo["time_major"]), "dtype": dtype})
 
 
-def lower_lstm(ctx: LowerContext, op: Operator, index: int) -> Layer:
-    """UNIDIRECTIONAL_SEQUENCE_LSTM int8 (int16 cell) -> ``tm_lstm_s8``."""
+def _weights(ctx: LowerContext, t: int) -> np.ndarray:
+    """int8 weights [rows][cols] as int64, for the host's row sums."""
+    tensor = ctx.tensor(t)
+    return np.frombuffer(tensor.data or b"", np.int8).astype(np.int64).reshape(tensor.shape)
+
+
+def _wrap32(v: np.ndarray) -> list[int]:
+    """int32 values as the device's wrapping int32 arithmetic forms them."""
+    return [int(x) for x in ((v + 2**31) % 2**32 - 2**31)]
+
+
+def _lower_integer(ctx: LowerContext, op: Operator, index: int, act16: bool) -> Layer:
     geo = _geometry(ctx, op, index)
     ins, y = op.inputs, op.outputs[0]
-    require_types(ctx, op, index, (TensorType.INT8,), [ins[0], ins[HIDDEN], y, *(ins[k] for k in
-                                                                               W_IN + W_REC)])
-    require_types(ctx, op, index, (TensorType.INT32,), [ins[k] for k in BIAS])
+    act = TensorType.INT16 if act16 else TensorType.INT8
+    require_types(ctx, op, index, (act,), [ins[0], ins[HIDDEN], y])
+    require_types(ctx, op, index, (TensorType.INT8,), [ins[k] for k in W_IN + W_REC])
+    # TFLM reads the 16x8 LSTM's biases as int64 and the int8 one's as int32
+    require_types(ctx, op, index, (TensorType.INT64 if act16 else TensorType.INT32,),
+                  [ins[k] for k in BIAS])
     require_types(ctx, op, index, (TensorType.INT16,), [ins[CELL]])
     s_x, z_x = per_tensor_qparams(ctx, op, index, ins[0])
     s_h, z_h = per_tensor_qparams(ctx, op, index, ins[HIDDEN])
@@ -150,20 +180,42 @@ def lower_lstm(ctx: LowerContext, op: Operator, index: int) -> Layer:
     clip = float(f32(float(op.options.get("cell_clip", 0.0))))
     q_clip = int(min(max(clip / float(f32(s_c)), -32768.0), 32767.0)) if clip > 0 else 0
     n = geo["state_size"]
+    in_sums: list[CValue] = [0] * 4
+    rec_sums: list[CValue] = [0] * 4
+    if not act16:  # the int8 DSP kernel's row sums
+        for g in range(4):
+            w_in = _weights(ctx, ins[W_IN[g]])
+            bias = np.frombuffer(ctx.tensor(ins[BIAS[g]]).data or b"", np.int32).astype(np.int64)
+            in_sums[g] = ctx.const_array("int32_t", _wrap32(bias - z_x * w_in.sum(axis=1)),
+                                         f"lstm{index}_in_sums{g}")
+            rec = _weights(ctx, ins[W_REC[g]]).sum(axis=1)
+            rec_sums[g] = ctx.const_array("int32_t", _wrap32(-z_h * rec), f"lstm{index}_rec_sums{g}")
     params: dict[str, CValue] = {
         "input": ctx.ptr(ins[0]), "output": ctx.ptr(y), "hidden": ctx.ptr(ins[HIDDEN]),
         "cell": ctx.ptr(ins[CELL]), "ready": ctx.ram_array("uint8_t", 1, f"lstm{index}_ready"),
-        "scratch": ctx.scratch(4 * n * 2, "int16_t"),
+        "scratch": ctx.scratch(4 * n * 2, "int16_t"), "act16": int(act16),
         "w_in": [ctx.ptr(ins[k]) for k in W_IN], "w_rec": [ctx.ptr(ins[k]) for k in W_REC],
-        "bias": [ctx.ptr(ins[k]) for k in BIAS], **fields,
-        "input_offset": -z_x, "hidden_offset": -z_h, "hidden_zero_point": z_h,
+        "bias": [ctx.ptr(ins[k]) for k in BIAS], "in_sums": in_sums, "rec_sums": rec_sums,
+        **fields, "input_offset": -z_x, "hidden_offset": -z_h, "hidden_zero_point": z_h,
         "forget_mult": forget[0], "forget_shift": forget[1],
         "update_mult": update[0], "update_shift": update[1],
         "hidden_mult": hidden[0], "hidden_shift": hidden[1],
         "cell_clip": q_clip, "clip": int(clip > 0), "tanh_mult": tanh_mult,
         "tanh_shift": tanh_shift, **geo,
     }
-    return _layer(op, index, "tm_lstm_s8", "tm_lstm_s8_params", params, geo, "int8")
+    kernel = "tm_lstm_s16" if act16 else "tm_lstm_s8"
+    return _layer(op, index, kernel, "tm_lstm_s8_params", params, geo,
+                  "int16x8" if act16 else "int8")
+
+
+def lower_lstm(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM int8 (int16 cell) -> ``tm_lstm_s8``."""
+    return _lower_integer(ctx, op, index, act16=False)
+
+
+def lower_lstm_s16(ctx: LowerContext, op: Operator, index: int) -> Layer:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM 16x8 (int16 activations, int64 bias) -> ``tm_lstm_s16``."""
+    return _lower_integer(ctx, op, index, act16=True)
 
 
 def lower_lstm_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
@@ -185,3 +237,4 @@ def lower_lstm_f32(ctx: LowerContext, op: Operator, index: int) -> Layer:
 
 LOWERINGS: dict[str, Lowering] = {"UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm}
 FLOAT_LOWERINGS: dict[str, Lowering] = {"UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm_f32}
+INT16_LOWERINGS: dict[str, Lowering] = {"UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm_s16}

@@ -20,6 +20,12 @@ import math
 import numpy as np
 
 from tinymeter.firmware import quant
+from tinymeter.firmware.lower.activations import (
+    _lut_layer,
+    rounding_divide_by_pot,
+    sat_rounding_doubling_high_mul,
+)
+from tinymeter.firmware.lower.activations import multiply_by_quantized_multiplier as mbqm
 from tinymeter.firmware.lower.base import (
     CValue,
     Layer,
@@ -71,8 +77,6 @@ def lower_l2_normalization_f32(ctx: LowerContext, op: Operator, index: int) -> L
 
 
 def _srdhm(a: int, b: int) -> int:
-    from tinymeter.firmware.lower.activations import sat_rounding_doubling_high_mul
-
     return sat_rounding_doubling_high_mul(a, b)
 
 
@@ -89,8 +93,6 @@ def _sat_shl(x: int, e: int) -> int:
 def inv_sqrt_quantized(value: int) -> tuple[int, int]:
     """TFLM ``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift)``: (multiplier,
     shift) of 1/sqrt(value), five Newton steps in Q3.28 (the device's tm_inv_sqrt_q)."""
-    from tinymeter.firmware.lower.activations import rounding_divide_by_pot
-
     if value <= 1:
         return quant.INT32_MAX, 0
     s = 11
@@ -115,8 +117,6 @@ def inv_sqrt_quantized(value: int) -> tuple[int, int]:
 def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
     """RSQRT int8 as TFLM's ``RsqrtEvalQuantized`` for each of the 256 inputs (TFLM
     fails an inference with an input below the zero point; those entries are 127)."""
-    from tinymeter.firmware.lower.activations import multiply_by_quantized_multiplier as mbqm
-
     mult, shift = quant.quantize_multiplier(
         1.0 / (math.sqrt(float(quant.f32(in_scale))) * float(quant.f32(out_scale))))
     table = []
@@ -133,8 +133,6 @@ def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> l
 
 def lower_rsqrt_s8(ctx: LowerContext, op: Operator, index: int) -> Layer:
     """RSQRT int8 -> ``tm_lut_s8`` with TFLM's integer arithmetic tabulated on the host."""
-    from tinymeter.firmware.lower.activations import _lut_layer
-
     (x,), y = single_output_operands(op, index, 1)
     require_types(ctx, op, index, (TensorType.INT8,), [x, y])
     s_in, z_in = per_tensor_qparams(ctx, op, index, x)

@@ -62,7 +62,7 @@
 
 #include "tm_addrprog.h"
 
-#define TM_ABI_VERSION 4u
+#define TM_ABI_VERSION 5u
 #define TM_CYCLE_FRAC_BITS 16u /* cycles are stored x 2^16 */
 #define TM_ONE ((uint64_t)1 << TM_CYCLE_FRAC_BITS)
 #define TM_NO_ADDR UINT64_MAX
@@ -83,6 +83,9 @@
 #define TM_END_TAKEN 1u       /* unconditional branch, call or return: always taken */
 #define TM_END_CONDITIONAL 2u /* conditional branch (B<cond>, CBZ, CBNZ): successor decides */
 #define TM_END_SKIP 3u        /* never executes (an intercepted ABI entry): counted, costs 0 */
+#define TM_END_PREDICTED 4u   /* conditional, on a core that predicts it: a 2-bit counter per
+                                 block end predicts the outcome; only a misprediction costs
+                                 (taken / not_taken: the cost of each mispredicted outcome) */
 
 /* Memory kinds (tm_region.kind) and the access buckets of the statistics. */
 #define TM_KIND_FLASH 0u
@@ -109,6 +112,7 @@ enum {
     TM_S_DC_MISS,
     TM_S_SEAM_PIPE,     /* executions whose first load pipelined behind the fall-through */
     TM_S_SEAM_PAIR,     /* executions whose first ALU instruction paired with it */
+    TM_S_MISPREDICT,    /* outcomes of a predicted end branch the predictor got wrong */
     TM_S_LOADS,         /* TM_NBUCKETS columns: loads per memory kind, then unresolved */
     TM_S_STORES = TM_S_LOADS + TM_NBUCKETS,
     TM_S_LOAD_BYTES = TM_S_STORES + TM_NBUCKETS,
@@ -228,6 +232,8 @@ typedef struct tm_cost_entry {
     uint32_t size;
     uint32_t used;
     uint32_t end_kind;
+    uint32_t predict;      /* TM_END_PREDICTED: 2-bit saturating counter, >= 2 = taken */
+    uint32_t pad;
     uint64_t base;
     uint64_t taken;
     uint64_t not_taken;
@@ -439,6 +445,7 @@ static tm_cost_entry *tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size) {
     c->size = size;
     c->used = 1;
     c->end_kind = desc.end_kind;
+    c->predict = 1u;  /* weakly not taken: a loop's first back-edge is mispredicted */
     c->base = desc.base;
     c->taken = desc.taken;
     c->not_taken = desc.not_taken;
@@ -1158,14 +1165,26 @@ static uint64_t tm_seam(tm_entry *e, const tm_cost_entry *p, const tm_cost_entry
     return t;
 }
 
-/* The previous block ended in a conditional branch: the successor says whether it was taken. */
+/* The previous block ended in a conditional branch: the successor says whether it was taken.
+ * A predicted end costs only when its block's 2-bit counter guessed wrong. */
 static void tm_resolve_branch(tm_ctx *ctx, uint64_t address) {
     tm_entry *p = ctx->last;
-    if (!p || !p->desc || p->desc->end_kind != TM_END_CONDITIONAL) {
+    if (!p || !p->desc || (p->desc->end_kind != TM_END_CONDITIONAL &&
+                           p->desc->end_kind != TM_END_PREDICTED)) {
         return;
     }
     int taken = address != (uint64_t)p->addr + p->size;
     uint64_t c = taken ? p->desc->taken : p->desc->not_taken;
+    if (p->desc->end_kind == TM_END_PREDICTED) {
+        tm_cost_entry *d = p->desc;
+        if ((d->predict >= 2u) == taken) {
+            c = 0;
+        } else {
+            p->s[TM_S_MISPREDICT]++;
+        }
+        d->predict = taken ? (d->predict < 3u ? d->predict + 1u : 3u)
+                           : (d->predict > 0u ? d->predict - 1u : 0u);
+    }
     p->s[taken ? TM_S_TAKEN : TM_S_NOT_TAKEN]++;
     p->s[TM_S_BRANCH] += c;
     p->s[TM_S_CYCLES] += c;

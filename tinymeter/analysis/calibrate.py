@@ -20,7 +20,8 @@ against the measured cycles.  Choices, and why:
 * each parameter's identifiability is the diagonal of the resolution matrix
   ``(A'A + L)^-1 A'A``: 1 = set by the data, 0 = set by the prior; reports show it;
 * the parameters are grouped into mechanisms (core timings, load pipelining, dual
-  issue, LDM/STM per register, branch refill, instruction-fetch and data-memory stalls,
+  issue, LDM/STM per register, address / narrow-load / FPU-result dependency stalls,
+  branch refill, instruction-fetch and data-memory stalls,
   per-mnemonic overrides) and each mechanism's movement from the datasheet -- the
   change of the cycles it contributes to the NN models, as a share of their measured
   cycles, with its standard error from the fit's covariance -- is ranked, so one run on
@@ -283,6 +284,10 @@ MECHANISMS: tuple[tuple[str, str], ...] = (
     ("load pipelining", "load.pipelined"),
     ("dual issue", "alu.dual"),
     ("LDM/STM per register", "per_register"),
+    ("address dependency", "dep.address"),
+    ("narrow load use", "dep.narrow_load"),
+    ("FPU result dependency", "dep.fp_result"),
+    ("branch prediction", "branch.mispredict"),
     ("branch refill", "branch.taken"),
     ("instruction fetch stall", "stall.ifetch"),
     ("data memory stall", "stall.data"),
@@ -529,6 +534,8 @@ def calibration_json(result: CalibrationResult, board: str) -> dict[str, object]
         "cpi": p.cpi, "per_register": p.per_register, "branch_refill": p.branch_refill,
         "pipelined_load": p.pipelined_load, "dual_issue_alu": p.dual_issue_alu,
         "ifetch_weight": p.ifetch_weight, "data_weight": p.data_weight,
+        "agu_stall": p.agu_stall, "narrow_load_use": p.narrow_load_use,
+        "fp_result_stall": p.fp_result_stall, "branch_mispredict": p.branch_mispredict,
         "mnemonic_cycles": p.mnemonic_cycles,
     }
     if result.active_mw is not None:

@@ -15,6 +15,7 @@ import html
 import tempfile
 from pathlib import Path
 
+from tinymeter.analysis.plots import plot_layers
 from tinymeter.analysis.report import Estimate, cost_model_line
 from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import atomic_write
@@ -104,8 +105,6 @@ def check_report_path(path: Path | str) -> str:
 
 def write_report_page(est: Estimate, path: Path | str, calibration: str) -> list[Path]:
     """Write the report (format from the suffix: .md or .html); returns the files written."""
-    from tinymeter.apps.sweep.plots import plot_layers
-
     path = Path(path)
     if check_report_path(path) == "html":
         with tempfile.TemporaryDirectory(prefix="tm-report-") as tmp:

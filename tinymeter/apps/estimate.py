@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -23,7 +21,8 @@ from tqdm import tqdm
 from tinymeter.abi import IO_NEXT, PROF_BEGIN, PROF_END, parse_arena, reports
 from tinymeter.analysis.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.core.boards import Board
-from tinymeter.core.errors import ConfigError, EmulationError
+from tinymeter.core.errors import ConfigError, EmulationError, TinymeterError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
@@ -31,23 +30,20 @@ from tinymeter.firmware.build import (
     effective_kernels,
     section_sizes,
 )
-from tinymeter.firmware.codegen import generate
+from tinymeter.firmware.codegen import generate, lower_model
+from tinymeter.models import zoo
+from tinymeter.models.inspect import inspect_model
 from tinymeter.models.tflite import Model, load_tflite
+from tinymeter.models.user_convert import cached_conversion, is_convertible
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
-from tinymeter.sim.blocks import CLASSES
+from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.emulator import Emulator, RunResult, tflm_profiler_symbols
+from tinymeter.sim.emulator import RunResult, tflm_profiler_symbols
 from tinymeter.sim.energy import group_activity, layer_energy, row_activity, sum_energy
 from tinymeter.sim.timing import group_splits, sum_splits
 
-if TYPE_CHECKING:
-    from tinymeter.firmware.tflm import TflmLibrary
-
 log = logging.getLogger(__name__)
-
-STACK_PAINT = 0xDEADBEEF
-
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -57,15 +53,11 @@ def resolve_model(model: str | Path | None, *, quiet: bool = False) -> Path:
     """A .tflite path as given, a Keras file / SavedModel directory converted to int8
     (cached), a zoo model name built on demand, or the default model. A zoo build says
     so on stderr first (unless *quiet*): it takes tens of seconds."""
-    from tinymeter.models import zoo
-
     notify = None if quiet else _say
     if model is None:
         return zoo.default_model_path(notify=notify)
     path = Path(model)
     if path.exists():
-        from tinymeter.models.user_convert import cached_conversion, is_convertible
-
         return cached_conversion(path) if is_convertible(path) else path
     if path.suffix == ".tflite" or "/" in str(model):
         raise ConfigError(f"model file {model} does not exist")
@@ -76,10 +68,13 @@ def resolve_model(model: str | Path | None, *, quiet: bool = False) -> Path:
 
 
 def build_model(model_path: Path, board: Board, config: BuildConfig | None = None, *,
-                builder: FirmwareBuilder | None = None, out_dir: Path | None = None) -> FirmwareImage:
-    """Parse, lower and build *model_path* for *board* (the firmware is named after the
-    file's stem); ``image.model`` holds the generated model's facts."""
-    gen = generate(load_tflite(model_path), name=Path(model_path).stem)
+                builder: FirmwareBuilder | None = None, out_dir: Path | None = None,
+                parsed: Model | None = None) -> FirmwareImage:
+    """Parse (unless *parsed* is the model already read), lower and build *model_path*
+    for *board* (the firmware is named after the file's stem); ``image.model`` holds
+    the generated model's facts."""
+    model = parsed if parsed is not None else load_tflite(model_path)
+    gen = generate(model, name=Path(model_path).stem)
     return (builder or FirmwareBuilder()).build(gen, board, config, out_dir=out_dir)
 
 
@@ -97,23 +92,6 @@ class _Stages:
         yield
         if self.bar is not None:
             self.bar.update(1)
-
-
-def stack_peak(emulator: Emulator) -> int | None:
-    """Deepest stack use in bytes, from the paint the startup code leaves below SP."""
-    elf = emulator.image
-    uc = emulator.uc
-    if elf is None or uc is None:
-        return None
-    lo, hi = elf.symbol("_sstack"), elf.symbol("_estack")
-    if lo is None or hi is None:
-        return None
-    raw = bytes(uc.mem_read(lo.address, hi.address - lo.address))
-    words = struct.unpack(f"<{len(raw) // 4}I", raw)
-    for i, w in enumerate(words):
-        if w != STACK_PAINT:
-            return hi.address - (lo.address + 4 * i)
-    return 0
 
 
 def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[int],
@@ -172,7 +150,7 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     return rows, overhead, row_cycles
 
 
-def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray, *,
+def function_profile(run: RunResult, elf: ElfImage | None, row_cycles: np.ndarray, *,
                      inside: int | None = None) -> list[FunctionProfile]:
     """Flat profile: instructions and cycles per function (over the whole run, or with
     *inside* = n only the rows of layers/spans 0..n-1).
@@ -180,7 +158,7 @@ def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray,
     Rows are per function address, named by the demangled name; functions of one name
     at different addresses (static functions, anonymous namespaces: every TFLM kernel's
     ``Eval``) stay separate rows, told apart by their source file (DWARF) or address."""
-    profile, elf = run.profile, emulator.image
+    profile = run.profile
     if profile is None or elf is None:
         return []
     instr: dict[int, int] = {}
@@ -234,8 +212,6 @@ def with_layer_facts(rows: list[LayerEstimate], model: Model) -> list[LayerEstim
     """*rows* (one per operator, in order) with each operator's weight bytes and output
     shape from the model."""
 
-    from tinymeter.apps.tflm import layer_facts
-
     _macs, weights, shapes = layer_facts(model)
     return [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
 
@@ -251,22 +227,23 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
     bar = tqdm(total=4, disable=not show, leave=False, unit="step")
     stages = _Stages(bar if show else None)
     try:
-        with stages.stage("parsing and lowering the model"):
+        with stages.stage("parsing the model"):
             parsed = load_tflite(model_path)
-            gen = generate(parsed, name=Path(model_path).stem)
-        with stages.stage(f"building firmware for {board.name}"):
-            image = builder.build(gen, board, config)
+        with stages.stage(f"lowering and building firmware for {board.name}"):
+            image = build_model(model_path, board, config, builder=builder, parsed=parsed)
+        gen = image.model
         model = cost_model or cost_model_for(board)
-        emulator = Emulator(board, cost_model=model)
+        device = EmulatedDevice(board, cost_model=model, budget_instructions=budget_instructions,
+                                timeout_s=timeout_s)
         with stages.stage("emulating one inference"):
-            run = emulator.run(image.elf, [[]], budget_instructions=budget_instructions,
-                               timeout_s=timeout_s)
+            emulated = device.run_elf(image.elf)
+            run = emulated.emulation
         with stages.stage("applying the cost model"):
             rows, overhead, row_cycles = layer_estimates(
                 run, model, len(gen.layers), [layer.macs for layer in gen.layers],
                 [layer.op_name for layer in gen.layers], board=board)
-            functions = function_profile(run, emulator, row_cycles)
-            stack = stack_peak(emulator)
+            functions = function_profile(run, emulated.elf, row_cycles)
+            stack = emulated.stack_bytes
     finally:
         bar.close()
     rows = with_layer_facts(rows, parsed)
@@ -360,14 +337,14 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     if not own_pair and events is None and span is None:
         log.warning("%s has neither %s/%s nor TFLM MicroProfiler events: no per-layer "
                     "attribution", elf_path, PROF_BEGIN, PROF_END)
-    emulator = Emulator(board, event_profiler=events, cost_model=model, stop_at=stop_at,
-                        stop_on_idle=True, span=span, span_count=span_count)
+    device = EmulatedDevice(board, cost_model=model, budget_instructions=budget_instructions,
+                            timeout_s=timeout_s, event_profiler=events, stop_at=stop_at,
+                            stop_on_idle=True, span=span, span_count=span_count)
     inputs: list[list[bytes]] = [[]] if elf.symbol(IO_NEXT) is not None else []
-    run = emulator.run(elf, inputs, budget_instructions=budget_instructions,
-                       timeout_s=timeout_s)
-    assert run.profile is not None
+    emulated = device.run_elf(elf, inputs)
+    run = emulated.emulation
     rows, overhead, row_cycles = _elf_rows(run, model, span, span_count, elf_path, board)
-    functions = function_profile(run, emulator, row_cycles,
+    functions = function_profile(run, emulated.elf, row_cycles,
                                  inside=len(rows) if span is not None else None)
     sections = section_sizes(Path(elf_path))
     return _assemble(
@@ -376,7 +353,7 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
         flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
                                                       ".init_array", ".ARM.exidx", ".data")),
         ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack")),
-        weight_bytes=0, stack_bytes=stack_peak(emulator),
+        weight_bytes=0, stack_bytes=emulated.stack_bytes,
         profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run",
         console=run.stdout)
 
@@ -402,10 +379,17 @@ def _elf_rows(run: RunResult, model: CostModel, span: tuple[str, str] | None,
                            _foreign_layer_names(run, n_layers), board=board)
 
 
-def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
-                  config: BuildConfig | None = None, **kwargs: Any) -> Estimate:
-    """*model_path* running in a prebuilt TFLM library: see
-    :func:`tinymeter.apps.tflm.estimate_tflm`."""
-    from tinymeter.apps.tflm import estimate_tflm as run_tflm
 
-    return run_tflm(model_path, board, library, config, **kwargs)
+def layer_facts(model: Model) -> tuple[list[int], list[int], list[tuple[int, ...]]]:
+    """MACs, weight bytes and first output shape of every operator of the main
+    subgraph, in execution order (the harness's and the own runtime's layer order).
+    MACs are counted as the own runtime's layers count them (pooling and softmax
+    included) when it can lower the model, so rows of both runtimes compare; else as
+    :func:`~tinymeter.models.inspect.op_macs` counts them."""
+    summary = inspect_model(model)
+    try:
+        macs = [layer.macs for layer in lower_model(model)[1]]
+    except TinymeterError:
+        macs = [op.macs for op in summary.ops]
+    return (macs, [op.weight_bytes for op in summary.ops],
+            [op.output_shapes[0] if op.output_shapes else () for op in summary.ops])

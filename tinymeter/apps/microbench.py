@@ -42,21 +42,21 @@ from pathlib import Path
 import numpy as np
 
 from tinymeter.analysis.calibrate import ModelSample
-from tinymeter.apps.measure import BoardLink, MeasureConfig, measure_elf
 from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.core.boards import Board
 from tinymeter.core.cores import Core
-from tinymeter.core.errors import ConfigError, HardwareError
+from tinymeter.core.errors import ConfigError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
     board_sources,
     calibration_sources,
 )
+from tinymeter.hw.device import HardwareDevice, MeasureConfig
 from tinymeter.hw.power import PowerMonitor
-from tinymeter.sim.costmodel import CostParameters, layer_features
-from tinymeter.sim.emulator import Emulator
-from tinymeter.sim.energy import energy_features, run_layer_activity
+from tinymeter.sim.costmodel import CostParameters
+from tinymeter.sim.energy import energy_features
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_STR", "str", "cpi.store"),
     _mb("MB_LDR_ALU", "ldr_alu", "cpi.load, not pipelined (ALU between loads)"),
     _mb("MB_ALU_PAIRS", "alu_pairs", "independent ALU pairs (alu.dual on a dual-issue core)"),
+    _mb("MB_AGU", "agu", "dep.address: a load addressed by the ALU result right before it"),
+    _mb("MB_NARROW_USE", "narrow_use", "dep.narrow_load: LDRB whose result the next ALU uses"),
     _mb("MB_FLASH_STREAM", "flash_stream", "stall.data: sequential loads through 2 KiB of flash"),
     _mb("MB_FETCH_BIG", "fetch_big", "stall.ifetch: a 1.5 KiB loop body fetched from flash"),
     _mb("MB_LDM2", "ldm2", "cpi.load_multiple + 2 per_register"),
@@ -105,6 +107,8 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_BCOND_LOOP", "branch_loop", "conditional branch, loop back-edge"),
     _mb("MB_BCOND_CHAIN", "branch_chain", "conditional branch chain (taken BNE)"),
     _mb("MB_BCOND_PATTERN", "branch_pattern", "data-dependent conditional branch (3/4 taken)"),
+    _mb("MB_BCOND_ALTERNATE", "branch_alternate",
+        "conditional branches alternating taken/not taken (every one mispredicted on the M7)"),
     _mb("MB_MLA", "mla", "MLA", "thumb2"),
     _mb("MB_MLS", "mls", "MLS", "thumb2"),
     _mb("MB_UMULL", "umull", "cpi.mul64 (UMULL)", "thumb2"),
@@ -125,6 +129,10 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_VFMS", "vfms", "VFMS", "fpu"),
     _mb("MB_VLDR", "vldr", "VLDR", "fpu"),
     _mb("MB_VSTR", "vstr", "VSTR", "fpu"),
+    _mb("MB_VLDR_ALU", "vldr_alu", "VLDR not pipelined (ALU between)", "fpu"),
+    _mb("MB_LDR_VSTR", "ldr_vstr", "VSTR pipelined behind LDR", "fpu"),
+    _mb("MB_VFP_DEP", "vfp_dep", "dep.fp_result: VADD consuming the VADD before it", "fpu"),
+    _mb("MB_VPUSHPOP", "vpushpop", "VPUSH/VPOP: load/store multiple + 4 per_register", "fpu"),
 )
 
 
@@ -162,6 +170,7 @@ def absent_instructions(core: Core) -> dict[str, str]:
         out["cpi.mac"] = f"{core.name} has no DSP extension (SMLAD, SXTB16, QADD...)"
     if "fpu" not in have:
         out["cpi.vfp"] = f"{core.name} has no FPU"
+        out["dep.fp_result"] = f"{core.name} has no FPU"
     return out
 
 
@@ -198,6 +207,11 @@ class MicrobenchImage:
     def ops(self) -> tuple[str, ...]:
         return tuple(b.op for b in self.benchmarks)
 
+    @property
+    def report_layout(self) -> tuple[str, tuple[str, ...]]:
+        """Model name and op names of the firmware's ``TM1`` report."""
+        return MICROBENCH_MODEL, self.ops
+
 
 def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | None = None,
                      io: str = "uart") -> MicrobenchImage:
@@ -225,30 +239,28 @@ def emulate_microbench_run(image: MicrobenchImage, prior: CostParameters
                            ) -> tuple[np.ndarray, np.ndarray]:
     """(calibration features, activity: flash reads and SRAM accesses) per benchmark; the
     flash and SRAM load loops are what separate the energy per access in the power fit."""
-    run = Emulator(image.board).run(image.elf, [[]], budget_instructions=200_000_000,
-                                    timeout_s=300.0)
-    if run.profile is None:
-        raise HardwareError("microbenchmark emulation produced no profile")
+    run = EmulatedDevice(image.board, budget_instructions=200_000_000,
+                         timeout_s=300.0).run_elf(image.elf)
     n = len(image.benchmarks)
-    return layer_features(run, prior, n), run_layer_activity(run, n)
+    return run.layer_features(prior, n), run.layer_activity(n)
 
 
-def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,
+def measure_microbench(device: HardwareDevice, db: ResultsDB, config: MeasureConfig,
                        prior: CostParameters, *, builder: FirmwareBuilder | None = None,
                        resume: bool = True, power: PowerMonitor | None = None
                        ) -> tuple[ModelSample, StoredMeasurement]:
     """Build, measure (or reuse a stored measurement of the identical image) and emulate
-    the microbenchmarks on the link's board; the sample always stays in the training set
+    the microbenchmarks on the device's board; the sample always stays in the training set
     (``role="microbench"``), never in leave-one-model-out.  With *power*, per-benchmark
     energies are measured too (the sample then feeds the energy fit)."""
-    board = link.board
+    board = device.board
     image = build_microbench(board, runs=config.firmware_runs, builder=builder)
     sha = file_sha256(image.elf)
     stored = db.latest(board.name, sha) if resume else None
     if (stored is None or stored.runs < config.runs
             or (power is not None and stored.energy_uj is None)):
-        result = measure_elf(link, image.elf, config, expect_model=MICROBENCH_MODEL,
-                             expect_ops=image.ops, power=power)
+        result = device.run(image, config=config, power=power).result
+        assert result is not None
         e = result.energy
         mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
                      warmup=config.warmup, model_sha256=sha, kernels="microbench", opt="-O2",

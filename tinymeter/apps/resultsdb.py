@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tinymeter.core.errors import ConfigError
+from tinymeter.firmware.build import default_cache_dir
 from tinymeter.hw.protocol import Measurement
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,4 @@ class ResultsDB:
 
 def default_db_path() -> Path:
     """``results.sqlite`` in tinymeter's cache directory (``TINYMETER_CACHE`` overrides)."""
-    from tinymeter.firmware.build import default_cache_dir
-
     return default_cache_dir() / "results.sqlite"

@@ -16,10 +16,13 @@ from pathlib import Path
 
 from tinymeter.abi import ARENA_HOOK, ArenaReport, parse_arena
 from tinymeter.analysis.report import Estimate
+from tinymeter.apps.estimate import _assemble, function_profile, layer_estimates, layer_facts
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import EmulationError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareImage
-from tinymeter.firmware.codegen import default_inputs, io_tensors
+from tinymeter.firmware.codegen import GeneratedModel, default_inputs, io_tensors
+from tinymeter.firmware.lower.base import Layer
 from tinymeter.firmware.tflm import (
     ARENA_LIMIT_SYMBOL,
     TflmBuild,
@@ -32,10 +35,10 @@ from tinymeter.firmware.tflm import (
     too_big_error,
 )
 from tinymeter.models.inspect import inspect_model
-from tinymeter.models.tflite import Model, load_tflite, read_model_bytes
+from tinymeter.models.tflite import load_tflite, read_model_bytes
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import CostModel, cost_model_for
-from tinymeter.sim.emulator import Emulator, RunResult
+from tinymeter.sim.emulator import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +69,8 @@ class TflmImage:
 def _arena_run(elf: Path, board: Board, timeout_s: float) -> ArenaReport:
     """Run the firmware up to the end of AllocateTensors (uncounted) and read its arena
     line."""
-    run = Emulator(board, stop_at=(ARENA_HOOK,)).run(
-        elf, [[]], budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS, timeout_s=timeout_s,
-        count=False)
+    run = EmulatedDevice(board, timeout_s=timeout_s, count=False,
+                         stop_at=(ARENA_HOOK,)).run_elf(elf)
     report = parse_arena(run.stdout)
     if report is None:
         raise EmulationError(f"the TFLM harness printed no arena line (output: "
@@ -143,24 +145,6 @@ def build_tflm_image(model_path: Path, board: Board, library: TflmLibrary,
                      log_lines or check.log, searched)
 
 
-def layer_facts(model: Model) -> tuple[list[int], list[int], list[tuple[int, ...]]]:
-    """MACs, weight bytes and first output shape of every operator of the main
-    subgraph, in execution order (the harness's and the own runtime's layer order).
-    MACs are counted as the own runtime's layers count them (pooling and softmax
-    included) when it can lower the model, so rows of both runtimes compare; else as
-    :func:`~tinymeter.models.inspect.op_macs` counts them."""
-    from tinymeter.core.errors import TinymeterError
-    from tinymeter.firmware.codegen import lower_model
-
-    summary = inspect_model(model)
-    try:
-        macs = [layer.macs for layer in lower_model(model)[1]]
-    except TinymeterError:
-        macs = [op.macs for op in summary.ops]
-    return (macs, [op.weight_bytes for op in summary.ops],
-            [op.output_shapes[0] if op.output_shapes else () for op in summary.ops])
-
-
 def _check_layers(run: RunResult, n_ops: int, name: str) -> None:
     """The harness must report one layer per operator (else the rows would be misaligned)."""
     assert run.profile is not None
@@ -179,8 +163,6 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
     """Estimate *model_path* running in the prebuilt TFLM *library* on *board*: one
     layer per operator (MACs, weights, output shape from the model), the arena TFLM
     really used, flash and RAM of the linked ELF; *out_dir* keeps the ELF."""
-    from tinymeter.apps.estimate import _assemble, function_profile, layer_estimates, stack_peak
-
     model = load_tflite(model_path)
     main = model.main
     macs, weights, shapes = layer_facts(model)
@@ -189,15 +171,16 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
         image = build_tflm_image(model_path, board, library, config, arena_bytes=arena_bytes,
                                  work=Path(work), out_dir=out_dir, timeout_s=timeout_s)
-        emulator = Emulator(board, cost_model=cost)
-        run = emulator.run(image.elf, [inputs], budget_instructions=budget_instructions,
-                           timeout_s=timeout_s)
+        device = EmulatedDevice(board, cost_model=cost, budget_instructions=budget_instructions,
+                                timeout_s=timeout_s)
+        emulated = device.run_elf(image.elf, [inputs])
+        run = emulated.emulation
         _check_layers(run, len(main.operators), Path(model_path).name)
         rows, overhead, row_cycles = layer_estimates(
             run, cost, len(main.operators), macs, [op.opcode for op in main.operators],
             board=board)
-        functions = function_profile(run, emulator, row_cycles)
-        stack = stack_peak(emulator)
+        functions = function_profile(run, emulated.elf, row_cycles)
+        stack = emulated.stack_bytes
     rows = [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
     est = _assemble(Path(model_path).name, board, library.label, cost, run, rows, overhead,
                     functions, arena_bytes=image.arena_needed, flash_bytes=image.flash_bytes,
@@ -210,9 +193,6 @@ def firmware_image(image: TflmImage, model_path: Path, config: BuildConfig) -> F
     """*image* as the :class:`~tinymeter.firmware.build.FirmwareImage` the measuring and
     flashing code takes: one layer per operator (op names and MACs from the model), so a
     TFLM hardware image is flashed, measured and calibrated like the own runtime's."""
-    from tinymeter.firmware.codegen import GeneratedModel
-    from tinymeter.firmware.lower.base import Layer
-
     model = load_tflite(model_path)
     main = model.main
     macs, weights, _shapes = layer_facts(model)

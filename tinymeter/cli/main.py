@@ -12,18 +12,18 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tinymeter import __version__
 from tinymeter.analysis import check
-from tinymeter.analysis.calibrations import choose_calibration
 from tinymeter.analysis.report import Unfit, comparison_csv, format_comparison, format_table, layers_csv
 from tinymeter.analysis.reportpage import check_report_path, write_report_page
 from tinymeter.analysis.runtimecmp import RuntimeRun, comparison_dict, format_runtime_comparison
 from tinymeter.apps.estimate import build_model, estimate, estimate_elf, parse_span, resolve_model
-from tinymeter.apps.sweep import nas
+from tinymeter.apps.sweep import nas, pareto, space
 from tinymeter.apps.tflm import build_tflm_image, estimate_tflm
 from tinymeter.apps.validate import format_validation, validate
 from tinymeter.cli.args import (
@@ -42,6 +42,7 @@ from tinymeter.cli.args import (
 )
 from tinymeter.cli.hw import add_subcommands as add_hw_subcommands
 from tinymeter.core.boards import DEFAULT_BOARD, describe_board, list_boards, load_board
+from tinymeter.core.calibrations import choose_calibration
 from tinymeter.core.errors import ConfigError, DoesNotFit, TinymeterError
 from tinymeter.core.files import atomic_write, is_stdout, write_output
 from tinymeter.firmware import tflmconfig
@@ -56,6 +57,7 @@ from tinymeter.models.inspect import format_summary, inspect_model
 from tinymeter.models.tflite import load_tflite
 from tinymeter.models.user_convert import convert_user_model, format_accuracy, load_calibration
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from tinymeter.sim.costmodel import chosen_cost_model
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ def _cost_model(args: argparse.Namespace, board: Any) -> tuple[Any, str]:
     """The cost model ``--calibration`` selects for *board*, and the line saying which
     calibration that is (printed with the result)."""
     choice = choose_calibration(board, args.calibration)
-    return choice.cost_model(board), choice.describe()
+    return chosen_cost_model(board, choice), choice.describe()
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
@@ -258,8 +260,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _build_tflm(args: argparse.Namespace, board: Any) -> int:
     """``build --runtime tflm``: the TFLM-harness ELF with its arena sized, kept in --out."""
-    import tempfile
-
     library = tflm_library(args, board)
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
         image = build_tflm_image(resolve_model(args.model), board, library,
@@ -313,15 +313,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                  "boards": args.boards, "kernel_sets": args.kernel_sets,
                  "max_candidates": args.max_candidates}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    config = nas.SweepConfig.from_mapping(data)
+    config = space.SweepConfig.from_mapping(data)
     out = Path(args.out)
     db = Path(args.db) if args.db else out / "sweep.sqlite"
     result = nas.run_sweep(config, db, executor=args.executor, workers=args.workers,
                            retry_failed=args.retry_failed, progress=not args.quiet)
     fronts = result.fronts(args.metric)
-    print(nas.format_rows(result.rows, [r for rows in fronts.values() for r in rows]))
+    print(pareto.format_rows(result.rows, [r for rows in fronts.values() for r in rows]))
     paths = nas.write_outputs(result, out, metric=args.metric)
-    inversions = nas.parity_inversions(result.rows)
+    inversions = pareto.parity_inversions(result.rows)
     print(f"\n{len(config.candidates())} candidates: {result.trained} trained now, "
           f"{result.reused} reused from {db}, {len(result.failed)} failed, {result.seconds:.1f} s")
     if inversions:
@@ -410,8 +410,6 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
         print(f"{e.core:14} {e.kernels:9} {e.lib}  (root {e.root})")
     return 0
 
-
-# -- argument types and groups shared by every subcommand (hw.cli uses them too) ----------
 
 
 # -- one parser per subcommand --------------------------------------------------------------

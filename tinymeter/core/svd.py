@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from importlib import resources
+from importlib import util
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -38,7 +38,9 @@ def _int(text: str | None, default: int = 0) -> int:
     t = text.strip().lower()
     if t.startswith("#"):
         return int(t[1:].replace("x", "0"), 2)
-    return int(t, 0)
+    if t.startswith("0x"):
+        return int(t, 16)
+    return int(t, 10)  # decimal, leading zeros allowed ("00000010" in ST's F4 SVDs)
 
 
 def _registers(parent: ElementTree.Element, base_offset: int, reset: int,
@@ -90,16 +92,53 @@ def parse_svd(data: bytes, where: str = "SVD") -> tuple[Peripheral, ...]:
     return tuple(sorted(out, key=lambda p: p.base))
 
 
+def register_map(data: bytes, where: str = "SVD") -> dict[str, tuple[int, dict[str, tuple[int, int]]]]:
+    """Peripheral name -> (base, register name -> (offset, reset value)): the SVD by
+    name, for cross-checking a board file's registers (clusters flattened, ``dim``
+    arrays left as their template name)."""
+    try:
+        root = ElementTree.parse(io.BytesIO(data)).getroot()
+    except ElementTree.ParseError as exc:
+        raise ConfigError(f"{where}: not a valid SVD file ({exc})") from None
+    device_reset = _int(root.findtext("resetValue"), 0)
+    nodes = {p.findtext("name"): p for p in root.iter("peripheral")}
+    out = {}
+    for name, node in nodes.items():
+        if not name:
+            continue
+        source = node
+        if node.get("derivedFrom") and node.find("registers") is None:
+            source = nodes.get(node.get("derivedFrom"), node)
+        reset = _int(source.findtext("resetValue"), device_reset)
+        regs = {}
+        for reg in source.iter("register"):
+            regs[reg.findtext("name") or ""] = (_int(reg.findtext("addressOffset")),
+                                                _int(reg.findtext("resetValue"), reset))
+        out[name] = (_int(node.findtext("baseAddress")), regs)
+    return out
+
+
+def pyocd_svd_archive() -> bytes | None:
+    """pyOCD's built-in SVD archive (``pyocd/debug/svd/svd_data.zip``), or None when
+    pyOCD is not installed.  Located without importing pyOCD (its package imports
+    probe libraries this needs none of)."""
+    spec = util.find_spec("pyocd")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        try:
+            return (Path(folder) / "debug" / "svd" / "svd_data.zip").read_bytes()
+        except OSError:
+            continue
+    return None
+
+
 def read_svd(spec: str, board_dir: Path | None) -> tuple[bytes, str]:
     """The SVD bytes a board file names, and a label for messages."""
     if spec.startswith(PYOCD_PREFIX):
         name = spec[len(PYOCD_PREFIX):]
-        try:
-            archive = resources.files("pyocd") / "debug" / "svd" / "svd_data.zip"
-            blob = archive.read_bytes()
-        except (ModuleNotFoundError, FileNotFoundError, OSError):
+        blob = pyocd_svd_archive()
+        if blob is None:
             raise ConfigError(f"the board names the SVD {spec!r}, which pyOCD's package "
-                              "ships: install pyocd (pip install pyocd)") from None
+                              "ships: install pyocd (pip install pyocd)")
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
             try:
                 return zf.read(name), spec

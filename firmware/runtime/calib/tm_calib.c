@@ -112,6 +112,21 @@ void tm_calib_alu_pairs(const void *params) {
   TM_CALIB_LOOP("adds r4, r4, #1\n adds r5, r5, #1\n", "i"(0) : "r4", "r5", "cc");
 }
 
+/* A load whose address the ALU instruction right before it computed: the address
+ * generation stall (no forwarding path into the address phase on M3/M4). */
+void tm_calib_agu(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("mov r4, %[p]\n ldr r5, [r4, #0]\n",
+                [p] "l"(tm_calib_ram) : "r4", "r5", "cc", "memory");
+}
+
+/* A byte load whose result the next instruction uses: the narrow load-use interlock. */
+void tm_calib_narrow_use(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("ldrb r4, [%[p], #0]\n adds r5, r4, #1\n",
+                [p] "l"(tm_calib_ram) : "r4", "r5", "cc", "memory");
+}
+
 /* Sequential word loads through 2 KiB of flash: the flash data path (D-cache misses,
  * wait states); the stall.data weight. */
 void tm_calib_flash_stream(const void *params) {
@@ -256,6 +271,13 @@ void tm_calib_branch_chain(const void *params) {
 }
 
 /* ... and a data-dependent branch over a known pattern (taken 3 times in 4). */
+/* 16 conditional branches per iteration whose outcome alternates with the iteration
+ * counter's parity (taken first: 64 is even): a 2-bit predictor mispredicts every one. */
+void tm_calib_branch_alternate(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("lsls r4, %[n], #31\n beq 3f\n adds r5, r5, #1\n3:\n", "i"(0) : "r4", "r5", "cc");
+}
+
 void tm_calib_branch_pattern(const void *params) {
   (void)params;
   uint32_t i = 0;
@@ -348,7 +370,7 @@ void tm_calib_smlad(const void *params) {
                      "1:\n" TM_R16(BODY) "subs %[n], %[n], #1\n bne 1b\n"           \
                      : [n] "+l"(n_)                                                 \
                      : [one] "l"(0x3f800000u), [p] "l"(tm_calib_ram)                \
-                     : "s0", "s1", "s2", "s3", "cc", "memory");                     \
+                     : "r4", "s0", "s1", "s2", "s3", "cc", "memory");                   \
   } while (0)
 
 void tm_calib_vadd(const void *params) {
@@ -394,6 +416,30 @@ void tm_calib_vldr(const void *params) {
 void tm_calib_vstr(const void *params) {
   (void)params;
   TM_CALIB_VFP("vstr s0, [%[p], #0]\n vstr s1, [%[p], #4]\n");
+}
+
+/* VLDR that cannot pipeline (an ALU instruction between): its own cycles. */
+void tm_calib_vldr_alu(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vldr s0, [%[p], #0]\n adds r4, r4, #1\n");
+}
+
+/* VSTR right behind a word load: pipelined like STR behind LDR. */
+void tm_calib_ldr_vstr(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("ldr r4, [%[p], #0]\n vstr s0, [%[p], #4]\n");
+}
+
+/* Each VADD consumes the result of the one before: the FPU result-use stall. */
+void tm_calib_vfp_dep(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vadd.f32 s0, s1, s2\n vadd.f32 s3, s0, s2\n");
+}
+
+/* VPUSH/VPOP of four single-precision registers: 1 + N each. */
+void tm_calib_vpushpop(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vpush {s16, s17, s18, s19}\n vpop {s16, s17, s18, s19}\n");
 }
 
 #endif /* __ARM_FP */

@@ -18,6 +18,8 @@ void tm_calib_ldr_flash(const void *params);
 void tm_calib_str(const void *params);
 void tm_calib_ldr_alu(const void *params);
 void tm_calib_alu_pairs(const void *params);
+void tm_calib_agu(const void *params);
+void tm_calib_narrow_use(const void *params);
 void tm_calib_flash_stream(const void *params);
 void tm_calib_fetch_big(const void *params);
 void tm_calib_ldm2(const void *params);
@@ -32,6 +34,7 @@ void tm_calib_pop_chain(const void *params);
 void tm_calib_branch_b(const void *params);
 void tm_calib_branch_loop(const void *params);
 void tm_calib_branch_chain(const void *params);
+void tm_calib_branch_alternate(const void *params);
 void tm_calib_branch_pattern(const void *params);
 /* Thumb-2 (ARMv7-M, ARMv8-M mainline) */
 void tm_calib_mla(const void *params);
@@ -54,5 +57,9 @@ void tm_calib_vfma(const void *params);
 void tm_calib_vfms(const void *params);
 void tm_calib_vldr(const void *params);
 void tm_calib_vstr(const void *params);
+void tm_calib_vldr_alu(const void *params);
+void tm_calib_ldr_vstr(const void *params);
+void tm_calib_vfp_dep(const void *params);
+void tm_calib_vpushpop(const void *params);
 
 #endif /* TM_CALIB_H */

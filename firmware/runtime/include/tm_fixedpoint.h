@@ -76,6 +76,18 @@ static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier(int32_t x, i
                                    right_shift);
 }
 
+/* TFLM MultiplyByQuantizedMultiplier(int64_t x, ...), the 16x8 kernels' int64
+ * requantization: the multiplier rounded to 16 bits, then one rounding right shift
+ * by 15 - shift. */
+static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier_s64(int64_t x,
+                                                                       int32_t multiplier,
+                                                                       int32_t shift) {
+  const int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+  const int32_t total = 15 - shift;
+  const int64_t round = (int64_t)1 << (total - 1);
+  return (int32_t)((x * (int64_t)reduced + round) >> total);
+}
+
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp (left_shift <= 0). */
 static TM_ALWAYS_INLINE int32_t tm_multiply_by_quantized_multiplier_smaller_than_one_exp(
     int32_t x, int32_t multiplier, int left_shift) {

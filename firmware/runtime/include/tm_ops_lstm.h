@@ -1,5 +1,5 @@
-/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 (int16 cell state, int8 weights, int32 bias)
- * and float32 (firmware/lower/lstm.py; TFLM's lstm_eval: the standard LSTM without
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 (int16 cell state, int8 weights, int32 bias),
+ * 16x8 (int16 activations, int64 bias) and float32 (firmware/lower/lstm.py; TFLM's lstm_eval: the standard LSTM without
  * peephole, projection or layer norm, which is all TFLM's kernel accepts).
  *
  * Per time step and batch row, in TFLM's order: forget, input and cell gates
@@ -27,16 +27,24 @@ extern "C" {
   int32_t state_size;      \
   int32_t time_major
 
+/* Integer LSTM: int8 activations (tm_lstm_s8: int32 bias, int32 FC sums) or, with
+ * act16, int16 activations (tm_lstm_s16, TFLM's 16x8 LSTM: int64 bias and sums,
+ * 64-bit requantization). */
 typedef struct {
-  const int8_t *input;             /* [batch][time][input] or [time][batch][input] */
-  int8_t *output;                  /* same layout, [..][state] */
-  int8_t *hidden;                  /* [batch][state], variable */
+  const void *input;               /* [batch][time][input] or [time][batch][input] */
+  void *output;                    /* same layout, [..][state] */
+  void *hidden;                    /* [batch][state], variable */
   int16_t *cell;                   /* [batch][state], variable */
   uint8_t *ready;                  /* 0 until the hidden state holds its zero point */
   int16_t *scratch;                /* 4 x state_size */
+  int32_t act16;                   /* int16 activations (else int8) */
   const int8_t *w_in[4];           /* [state][input] */
   const int8_t *w_rec[4];          /* [state][state] */
-  const int32_t *bias[4];          /* [state] */
+  const void *bias[4];             /* [state], int32 (int8) or int64 (act16) */
+  /* Row sums folded with the offsets (optimized kernels; weights with zero point 0):
+   * in_sums = bias + input_offset * sum(w_in row), rec_sums = hidden_offset * sum(w_rec row). */
+  const int32_t *in_sums[4];
+  const int32_t *rec_sums[4];
   int32_t in_mult[4], in_shift[4];   /* input FC -> gate (2^-12) */
   int32_t rec_mult[4], rec_shift[4]; /* recurrent FC -> gate (2^-12) */
   int32_t in_w_offset[4], rec_w_offset[4];
@@ -66,6 +74,7 @@ typedef struct {
 } tm_lstm_f32_params;
 
 void tm_lstm_s8(const void *params);
+void tm_lstm_s16(const void *params);
 void tm_lstm_f32(const void *params);
 
 #ifdef __cplusplus

@@ -8,14 +8,8 @@
 #include "tm_ops_int16.h"
 #include "tm_window.h"
 
-/* TFLM's MultiplyByQuantizedMultiplier(int64_t x, ...): the multiplier rounded
- * to 16 bits, then one rounding right shift by 15 - shift. */
-static TM_ALWAYS_INLINE int32_t tm_mbqm64(int64_t x, int32_t multiplier, int32_t shift) {
-  const int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
-  const int32_t total = 15 - shift;
-  const int64_t round = (int64_t)1 << (total - 1);
-  return (int32_t)((x * (int64_t)reduced + round) >> total);
-}
+/* TFLM's MultiplyByQuantizedMultiplier(int64_t x, ...) (tm_fixedpoint.h). */
+#define tm_mbqm64 tm_multiply_by_quantized_multiplier_s64
 
 static TM_ALWAYS_INLINE int16_t tm_requant_s16(int64_t acc, int32_t acc64, const void *bias,
                                                int32_t oc, int32_t mult, int32_t shift,

@@ -12,6 +12,9 @@ Why not next to the board file: shipped board files live inside site-packages (o
 git checkout), where a calibration is either unwritable or silently changes every
 later estimate of everyone using that checkout. Estimates say which calibration they
 used; ``--calibration FILE|none`` picks one explicitly.
+
+Part of the core layer (paths only): the cost model that reads a calibration
+(:func:`tinymeter.sim.costmodel.chosen_cost_model`) sits above it.
 """
 
 from __future__ import annotations
@@ -21,13 +24,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from tinymeter.sim.costmodel import CostModel
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +81,6 @@ class CalibrationChoice:
             return "calibration: none (datasheet cost model)"
         return f"calibration: {self.path}"
 
-    def cost_model(self, board: Board) -> CostModel:
-        """The cost model of *board* with this calibration applied (or none)."""
-        from tinymeter.sim.costmodel import cost_model_for, datasheet_cost_model
-
-        return datasheet_cost_model(board) if self.path is None else cost_model_for(board, self.path)
 
 
 def choose_calibration(board: Board, option: str | None,
