@@ -13,7 +13,7 @@ from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.host import run_generated_on_host
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model_ir
 from tinymeter.sim.costmodel import cost_model_for, parameter_vector
 
 
