@@ -31,7 +31,8 @@ import numpy as np
 from tinymeter.apps.estimate import build_model, estimate, layer_estimates
 from tinymeter.core.boards import Board, list_boards, load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, effective_kernels
-from tinymeter.sim.blocks import CLASSES, BlockInfo, BlockProfile, classify
+from tinymeter.sim.blocks import BlockInfo, BlockProfile
+from tinymeter.sim.classes import CLASSES, classify
 from tinymeter.sim.costmodel import cost_model_for
 from tinymeter.sim.emulator import Emulator
 from tinymeter.sim.timing import sum_splits

@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from elftools.elf.elffile import ELFFile
+
 from tinymeter.core.boards import Board
 from tinymeter.core.cores import Core
 from tinymeter.core.errors import BuildError, ConfigError, DoesNotFit
@@ -79,6 +81,11 @@ class FirmwareImage:
     flash_bytes: int
     ram_bytes: int
     sections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def report_layout(self) -> tuple[str, tuple[str, ...]]:
+        """Model name and op names of the firmware's ``TM1`` report."""
+        return self.model.name, tuple(layer.op_name for layer in self.model.layers)
 
 
 def runtime_dir() -> Path:
@@ -483,8 +490,6 @@ class FirmwareBuilder:
 
 def section_sizes(elf: Path) -> dict[str, int]:
     """Sizes of the allocated sections of an ELF (for flash/RAM reports)."""
-    from elftools.elf.elffile import ELFFile
-
     with open(elf, "rb") as fh:
         f = ELFFile(fh)
         return {s.name: s["sh_size"] for s in f.iter_sections() if s["sh_flags"] & 0x2}

@@ -20,6 +20,7 @@ from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.base import ConstArray, Layer, c_literal
+from tinymeter.firmware.lower.lstm import while_hint
 from tinymeter.models.defects import raise_on_defects
 from tinymeter.models.tflite import Model, TensorType
 
@@ -127,7 +128,8 @@ def lower_model(model: Model) -> tuple[LowerContext, list[Layer], planner.ArenaP
     """Validate every operator, plan the arena and lower each op to a kernel call."""
     if len(model.subgraphs) != 1:
         raise UnsupportedModelError(
-            f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models are supported")
+            f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models are "
+            f"supported{while_hint(model)}")
     raise_on_defects(model)
     sg = model.subgraphs[0]
     table = lowerings()

@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
 from tinymeter.core.errors import UnsupportedModelError
+from tinymeter.core.texttable import text_table
 from tinymeter.firmware.build import runtime_dir
 from tinymeter.firmware.lower import LowerContext, lowerings
+from tinymeter.firmware.lower.lstm import while_hint
 from tinymeter.firmware.tflm import archive_symbols
 from tinymeter.models.defects import operator_defects
 from tinymeter.models.tflite import Model
@@ -97,8 +99,6 @@ def tflm_registered_ops(library: bytes) -> frozenset[str]:
 
 def with_tflm(rows: Sequence[OpSupport], registered: frozenset[str]) -> list[OpSupport]:
     """*rows* with the ``tflm`` column filled from a library's registered ops."""
-    from dataclasses import replace
-
     return [replace(r, tflm=r.opcode in registered) for r in rows]
 
 
@@ -112,7 +112,7 @@ def op_support(model: Model) -> list[OpSupport]:
     sg = model.main
     if len(model.subgraphs) != 1:
         why = (f"model has {len(model.subgraphs)} subgraphs; only single-subgraph models "
-               "are supported")
+               f"are supported{while_hint(model)}")
         return [OpSupport(i, op.opcode, False, False, reason=why)
                 for i, op in enumerate(sg.operators)]
     table = lowerings()
@@ -146,16 +146,17 @@ def unsupported(rows: Sequence[OpSupport]) -> list[OpSupport]:
 def format_support(rows: Sequence[OpSupport]) -> str:
     """Plain-text support table: one row per operator, then a one-line verdict."""
     has_tflm = any(r.tflm is not None for r in rows)
-    tflm_head = f"{'TFLM lib':<9}" if has_tflm else ""
-    header = f"{'#':>3}  {'op':<24} {'reference':<10} {'optimized':<10} {tflm_head}kernel / reason"
-    lines = ["runtime support (tinymeter reference kernels on every core; optimized = "
-             "own DSP kernel on M4/M7/M33):", header, "-" * len(header)]
+    headers = ["#", "op", "reference", "optimized", *(["TFLM lib"] if has_tflm else []),
+               "kernel / reason"]
+    body = []
     for r in rows:
         ref = "yes" if r.reference else "NO"
         opt = "yes" if r.optimized else ("ref" if r.reference else "NO")
-        tflm = f"{'yes' if r.tflm else 'NO':<9}" if has_tflm else ""
-        lines.append(f"{r.index:>3}  {r.opcode:<24} {ref:<10} {opt:<10} {tflm}"
-                     f"{r.kernel if r.reference else r.reason}")
+        tflm = ["yes" if r.tflm else "NO"] if has_tflm else []
+        body.append([str(r.index), r.opcode, ref, opt, *tflm, r.kernel if r.reference else r.reason])
+    lines = ["runtime support (tinymeter reference kernels on every core; optimized = "
+             "own DSP kernel on M4/M7/M33):",
+             *text_table(headers, body, left=range(1, len(headers)))]
     bad = unsupported(rows)
     if bad:
         ops = ", ".join(sorted({r.opcode for r in bad}))

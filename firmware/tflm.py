@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
 from tinymeter.core.boards import Board
 from tinymeter.core.cores import Core
 from tinymeter.core.errors import BuildError, ConfigError, DoesNotFit, UnsupportedModelError
@@ -365,9 +368,6 @@ ARENA_LIMIT_SYMBOL = "tm_tflm_arena_limit"
 def patch_word(elf: Path, symbol: str, value: int, out: Path) -> Path:
     """Copy *elf* to *out* with the 32-bit constant *symbol* (in a loaded segment) set
     to *value*: how the arena search tries sizes without relinking."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
-
     data = bytearray(Path(elf).read_bytes())
     with open(elf, "rb") as fh:
         f = ELFFile(fh)

@@ -10,6 +10,7 @@ tinymeter[tf]``), so importing this module costs neither.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from dataclasses import dataclass
@@ -148,8 +149,6 @@ def train(model: keras.Model, data: DigitsData, recipe: TrainRecipe) -> float:
 
 def convert(model: keras.Model, data: DigitsData, quantize: str = "int8") -> bytes:
     """int8 (calibrated on training images, int8 I/O) or float32 .tflite bytes."""
-    import contextlib
-
     # Keras' export print()s "Saved artifact at ..." through sys.stdout, which the
     # converter's fd-level capture misses inside Jupyter (ipykernel replaces sys.stdout).
     with contextlib.redirect_stdout(io.StringIO()):

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import flatbuffers
 import numpy as np
 
 from tinymeter.core.errors import MalformedModelError, UnsupportedModelError
@@ -1260,8 +1261,6 @@ def serialize_tflite(model: Model, *, verify: bool = True) -> bytes:
     flatbuffers does). With ``verify`` the result is parsed back, so the writer can
     never hand out a file the reader would reject.
     """
-    import flatbuffers  # local: only the writer needs the runtime package
-
     buffers, buffer_index = _assign_buffers(model)
     total = sum(len(d) for d in buffers) + sum(len(v) for _, v in model.metadata)
     b = flatbuffers.Builder(total + 4096)

@@ -45,6 +45,7 @@ from tinymeter.core.errors import ConfigError, TinymeterError
 from tinymeter.core.files import atomic_write
 from tinymeter.models import convert as _convert
 from tinymeter.models import digits
+from tinymeter.models.lstm_kws import lstm_kws_tflite
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -560,8 +561,6 @@ def lstm_kws(frames: int = 49, features: int = 10, units: int = 64, num_classes:
     Written as .tflite directly (``models/lstm_kws.py``): Keras 3's LSTM converts
     to a WHILE loop, not the fused LSTM operator TFLM runs.
     """
-    from tinymeter.models.lstm_kws import lstm_kws_tflite
-
     return lstm_kws_tflite(frames, features, units, num_classes, quantize, seed)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tinymeter.sim.blocks import CLASSES, BlockProfile, BlockTable, analyze
+    from tinymeter.sim.blocks import BlockProfile, BlockTable, analyze
+    from tinymeter.sim.classes import CLASSES
     from tinymeter.sim.elf import ElfImage
     from tinymeter.sim.emulator import Emulator, RunResult
 
@@ -25,7 +26,7 @@ DEFAULT_BUDGET_INSTRUCTIONS = 2_000_000_000
 DEFAULT_TIMEOUT_S = 600.0
 
 _HOMES = {
-    "CLASSES": "blocks", "BlockProfile": "blocks", "BlockTable": "blocks", "analyze": "blocks",
+    "CLASSES": "classes", "BlockProfile": "blocks", "BlockTable": "blocks", "analyze": "blocks",
     "ElfImage": "elf", "Emulator": "emulator", "RunResult": "emulator",
 }
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import capstone
 from capstone import arm_const as A
 
-from tinymeter.sim.blocks import classify
+from tinymeter.sim.classes import classify
 
 log = logging.getLogger(__name__)
 

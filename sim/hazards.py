@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinymeter.sim.blocks import CLASS_INDEX
+from tinymeter.sim.classes import CLASS_INDEX
 
 #: Data-processing classes whose result a following address calculation waits for.
 _DATA_PROCESSING = frozenset(CLASS_INDEX[c] for c in ("alu", "mul", "mac", "mul64"))

@@ -31,7 +31,7 @@ from kernel_check import (
 
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.testing import int8_tensor, single_op_model_ir, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model_ir, tensor
 from tinymeter.models.tflite import Model, TensorType, parse_tflite, serialize_tflite
 
 pytest.importorskip("tflite_micro")
@@ -66,12 +66,14 @@ def _s(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.float32(10.0 ** rng.uniform(lo, hi)))
 
 
-def lstm_case(seed: int) -> tuple[bytes, tuple[int, ...], bool, dict]:
+def lstm_case(seed: int, units: int | None = None, n_inputs: int | None = None,
+              input_scale_factor: float = 1.0) -> tuple[bytes, tuple[int, ...], bool, dict]:
     """A random single-op LSTM: (blob, input shape, is_float, description); int8,
     16x8 (seeds 2, 5 mod 4/8) or float32 (seeds 3 mod 4)."""
     rng = np.random.default_rng(150_000 + seed)
     batch, time = int(rng.integers(1, 4)), int(rng.integers(1, 6))
     n_in, n = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    n_in, n = n_inputs or n_in, units or n
     time_major = bool(seed % 2)
     is_float = seed % 4 == 3
     act16 = seed % 4 == 2 or seed % 8 == 5
@@ -97,7 +99,7 @@ def lstm_case(seed: int) -> tuple[bytes, tuple[int, ...], bool, dict]:
         if act16:  # TFLM's 16x8 LSTM: int16 activations (symmetric), int64 biases
             s_x, z_x, s_h, z_h = _s(rng, -4, -3), 0, _s(rng, -4.6, -4.2), 0
         else:
-            s_x, z_x = _s(rng, -2.5, -1), int(rng.integers(-40, 40))
+            s_x, z_x = _s(rng, -2.5, -1) * input_scale_factor, int(rng.integers(-40, 40))
             s_h = _s(rng, -2.7, -2)
             z_h = int(rng.integers(-30, 30)) if seed % 3 else 0
         w_zp = int(rng.integers(-3, 4)) if seed % 7 == 5 else 0
@@ -174,6 +176,27 @@ def test_lstm_stream_matches_tflm(runner: tuple[str, Runner], seed: int) -> None
     assert_stream_matches(run(blob, inputs), tflm_stream(blob, inputs), is_float, desc)
 
 
+@pytest.mark.parametrize("board", ["nucleo-l4r5zi", "nucleo-f767zi"])
+def test_optimized_kernel_paths(board: str) -> None:
+    """The DSP kernel's four-row blocks with row and depth tails, and both
+    requantization forms (a large input scale makes the input FC's shift positive)."""
+    import shutil
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    from tinymeter.device import run_on_emulator
+    from tinymeter.firmware.codegen import generate
+
+    blob, shape, _, desc = lstm_case(0, units=11, n_inputs=13, input_scale_factor=60.0)
+    params = generate(parse_tflite(blob)).layers[0].params
+    in_shift, rec_shift = params["in_shift"], params["rec_shift"]
+    assert isinstance(in_shift, list) and isinstance(rec_shift, list)
+    assert min(in_shift) >= 0 and max(rec_shift) < 0, (in_shift, rec_shift)
+    inputs = _stream(shape, False, 1)
+    got = run_on_emulator(blob, inputs, board=board, kernels="optimized")
+    assert_stream_matches(got, tflm_stream(blob, inputs), False, desc)
+
+
 def test_float_stream_mostly_bit_exact() -> None:
     """The float bound is loose for the recurrence's sake; most outputs are exact."""
     from tinymeter.firmware.host import run_on_host
@@ -208,6 +231,19 @@ def test_rejects_peephole_and_missing_gate() -> None:
     cifg[1] = -1
     with pytest.raises(UnsupportedModelError, match="missing"):
         generate(_with(blob, inputs=tuple(cifg)))
+
+
+def test_while_loop_model_names_the_way_out() -> None:
+    """A Keras 3 LSTM converts to WHILE + subgraphs: the error says to use tf_keras."""
+    from tinymeter.firmware.support import op_support
+
+    model = parse_tflite(lstm_case(0)[0])
+    op = dataclasses.replace(model.main.operators[0], opcode="WHILE", options={})
+    main = dataclasses.replace(model.main, operators=(op,))
+    looped = dataclasses.replace(model, subgraphs=(main, model.main))
+    with pytest.raises(UnsupportedModelError, match="tf_keras"):
+        generate(looped)
+    assert "tf_keras" in op_support(looped)[0].reason
 
 
 def test_state_must_be_variable() -> None:

@@ -40,7 +40,7 @@ from tinymeter.firmware.lower.base import (
     per_tensor_qparams,
     require_types,
 )
-from tinymeter.models.tflite import Operator, TensorType
+from tinymeter.models.tflite import Model, Operator, TensorType
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,17 @@ W_IN, W_REC, BIAS = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
 PEEPHOLE, PROJECTION, LAYER_NORM = (9, 10, 11), (16, 17), (20, 21, 22, 23)
 HIDDEN, CELL = 18, 19
 #: Gate pre-activation and gate output scales TFLM fixes (Q3.12 and Q0.15).
+#: Why a recurrent model may arrive as a loop instead of the fused op.
+WHILE_HINT = ("a WHILE loop is what the converter makes of a Keras 3 LSTM (and of any GRU or "
+              "RNN layer); build LSTMs with tf_keras (Keras 2), whose LSTM layer it fuses into "
+              "UNIDIRECTIONAL_SEQUENCE_LSTM")
+
+
+def while_hint(model: Model) -> str:
+    """``"; " + WHILE_HINT`` if the model's main graph has a WHILE operator, else ""."""
+    return f"; {WHILE_HINT}" if any(op.opcode == "WHILE" for op in model.main.operators) else ""
+
+
 GATE_INPUT_SCALE = 2.0**-12
 GATE_OUTPUT_SCALE = 2.0**-15
 

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import atomic_write
@@ -296,8 +297,6 @@ def format_check(result: CheckResult) -> str:
 def junit_xml(result: CheckResult, name: str = "tinymeter check") -> str:
     """JUnit XML of a check: one test case per entry (model @ board ...), failing with
     every regressed or missing metric, so CI systems show the gate per model."""
-    from xml.etree import ElementTree as ET
-
     by_entry: dict[str, list[MetricDiff]] = {}
     for d in result.diffs:
         by_entry.setdefault(d.entry, []).append(d)

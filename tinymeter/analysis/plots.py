@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from tinymeter.sim.peripherals import MarkEvent
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.figure import Figure
+
     from tinymeter.analysis.report import Estimate
     from tinymeter.models.inspect import ModelSummary
 
@@ -37,7 +37,11 @@ DPI = 120
 
 def canvas(width: float, height: float) -> Figure:
     """An empty figure of *width* x *height* inches on the Agg canvas (panels added by
-    the caller)."""
+    the caller). matplotlib is imported here, on the first plot: it is the heaviest
+    import of the package (about a second), and most commands never plot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig

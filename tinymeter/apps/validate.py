@@ -13,6 +13,8 @@ Comparison and formatting are pure; running the references and the emulator is I
 from __future__ import annotations
 
 import logging
+import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,11 +25,11 @@ import numpy as np
 from tinymeter.apps.tflm import build_tflm_image
 from tinymeter.core.errors import ConfigError, TinymeterError
 from tinymeter.core.texttable import text_table
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import IoTensor, generate, io_tensors
 from tinymeter.firmware.host import decode_outputs, encode_inputs
 from tinymeter.models.tflite import load_tflite, read_model_bytes
-from tinymeter.sim.emulator import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +243,6 @@ def tensorflow_reference(tflite: bytes,
         log.warning("TensorFlow is not installed: float outputs are compared with "
                     "tflite-micro only")
         return None
-    import warnings
 
     with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still the reference
         warnings.simplefilter("ignore", UserWarning)
@@ -262,8 +263,6 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
                  budget_instructions: int, timeout_s: float) -> list[list[np.ndarray]]:
     """Outputs of the emulated firmware (own runtime with *kernels*, or the TFLM
     *library*) for every sample, one inference per sample in one run."""
-    import tempfile
-
     model = load_tflite(model_path)
     main = model.main
     raw = encode_inputs(io_tensors(model, main.inputs), samples)
@@ -274,9 +273,10 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
         else:
             elf = build_tflm_image(model_path, board, library, work=Path(work),
                                    timeout_s=timeout_s).elf
-        run = Emulator(board).run(elf, raw, budget_instructions=budget_instructions,
-                                  timeout_s=timeout_s, count=False)
-    return decode_outputs(io_tensors(model, main.outputs), run.outputs)
+        run = EmulatedDevice(board, budget_instructions=budget_instructions,
+                             timeout_s=timeout_s, count=False).run_elf(elf, raw)
+    assert run.raw is not None
+    return decode_outputs(io_tensors(model, main.outputs), run.raw.outputs)
 
 
 def validate(model_path: Path, board: Any, *, library: Any = None, kernels: str = "reference",

@@ -2,7 +2,7 @@
  *
  * The eight gate FCs of a step are where the time goes. Each step widens the input
  * row and the hidden row once into (x0, x2) / (x1, x3) halfword pairs (SXTB16 /
- * SXTB16 ROR #8), shared by the four gates; each FC then runs two weight rows at
+ * SXTB16 ROR #8), shared by the four gates; each FC then runs four weight rows at
  * a time through SMLAD, starting from the host's row sums (bias + offset *
  * sum(row)), so the zero-point offsets never enter the loop. The int32 sums are
  * the reference's exactly (modulo 2^32), and everything after the sums -- TFLM's
@@ -37,36 +37,56 @@ static void tm_lstm_widen(const int8_t *x, int32_t k, uint32_t *xw) {
   }
 }
 
-static TM_ALWAYS_INLINE int16_t tm_lstm_out16(int32_t acc, int32_t mult, int32_t shift) {
-  return (int16_t)tm_lstm_clamp(tm_multiply_by_quantized_multiplier(acc, mult, (int)shift),
-                                -32768, 32767);
+/* TFLM's requantization into int16: for a right shift (right = -shift >= 1) the
+ * one-SMLAL form of tm_fixedpoint.h with its constants formed once per FC. */
+static TM_ALWAYS_INLINE int16_t tm_lstm_out16(int32_t acc, int32_t mult, int32_t shift, int right,
+                                              uint32_t c_lo, int32_t c_hi) {
+  const int32_t v = right ? tm_requantize_right(acc, mult, c_lo, c_hi, right)
+                          : tm_multiply_by_quantized_multiplier(acc, mult, (int)shift);
+  return (int16_t)tm_lstm_clamp(v, -32768, 32767);
 }
 
-/* out[o] = requant(sums[o] + w[o] . x) for n_out rows of k weights. */
+/* out[o] = requant(sums[o] + w[o] . x) for n_out rows of k weights, four rows per
+ * pass over the widened x (rows r + 1..3 addressed k bytes apart from row r). */
 static void tm_lstm_fc_dsp(const int8_t *w, const int32_t *sums, const uint32_t *xw,
                            const int8_t *x, int32_t k, int32_t n_out, int32_t mult,
                            int32_t shift, int16_t *out) {
   const int32_t groups = k >> 2;
   const int32_t k4 = k & ~3;
+  const int right = shift < 0 ? -(int)shift : 0;
+  uint32_t c_lo = 0;
+  int32_t c_hi = 0;
+  if (right) tm_requantize_right_constants(right, &c_lo, &c_hi);
   int32_t o = 0;
-  for (; o + 1 < n_out; o += 2) {
+  for (; o + 3 < n_out; o += 4) {
     const int8_t *w0 = w + o * k;
-    const int8_t *w1 = w0 + k;
-    int32_t a0 = sums[o], a1 = sums[o + 1];
-    for (int32_t g = 0; g < groups; ++g) {
-      const int32_t xe = (int32_t)xw[2 * g], xo = (int32_t)xw[2 * g + 1];
-      const uint32_t v0 = tm_ld4(w0 + 4 * g), v1 = tm_ld4(w1 + 4 * g);
-      a0 = __smlad(tm_sxtb16_ror8(v0), xo, __smlad(__sxtb16((int8x4_t)v0), xe, a0));
-      a1 = __smlad(tm_sxtb16_ror8(v1), xo, __smlad(__sxtb16((int8x4_t)v1), xe, a1));
+    int32_t a0 = sums[o], a1 = sums[o + 1], a2 = sums[o + 2], a3 = sums[o + 3];
+    const uint32_t *xp = xw;
+    const int8_t *wp = w0;
+    for (int32_t g = 0; g < groups; ++g, xp += 2, wp += 4) {
+      const int32_t xe = (int32_t)xp[0], xo = (int32_t)xp[1];
+      uint32_t v = tm_ld4(wp);
+      a0 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a0));
+      v = tm_ld4(wp + k);
+      a1 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a1));
+      v = tm_ld4(wp + 2 * k);
+      a2 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a2));
+      v = tm_ld4(wp + 3 * k);
+      a3 = __smlad(tm_sxtb16_ror8(v), xo, __smlad(__sxtb16((int8x4_t)v), xe, a3));
     }
     for (int32_t i = k4; i < k; ++i) {
-      a0 += w0[i] * x[i];
-      a1 += w1[i] * x[i];
+      const int32_t xv = x[i];
+      a0 += w0[i] * xv;
+      a1 += w0[k + i] * xv;
+      a2 += w0[2 * k + i] * xv;
+      a3 += w0[3 * k + i] * xv;
     }
-    out[o] = tm_lstm_out16(a0, mult, shift);
-    out[o + 1] = tm_lstm_out16(a1, mult, shift);
+    out[o] = tm_lstm_out16(a0, mult, shift, right, c_lo, c_hi);
+    out[o + 1] = tm_lstm_out16(a1, mult, shift, right, c_lo, c_hi);
+    out[o + 2] = tm_lstm_out16(a2, mult, shift, right, c_lo, c_hi);
+    out[o + 3] = tm_lstm_out16(a3, mult, shift, right, c_lo, c_hi);
   }
-  if (o < n_out) {
+  for (; o < n_out; ++o) {
     const int8_t *w0 = w + o * k;
     int32_t a0 = sums[o];
     for (int32_t g = 0; g < groups; ++g) {
@@ -75,7 +95,7 @@ static void tm_lstm_fc_dsp(const int8_t *w, const int32_t *sums, const uint32_t 
                    __smlad(__sxtb16((int8x4_t)v0), (int32_t)xw[2 * g], a0));
     }
     for (int32_t i = k4; i < k; ++i) a0 += w0[i] * x[i];
-    out[o] = tm_lstm_out16(a0, mult, shift);
+    out[o] = tm_lstm_out16(a0, mult, shift, right, c_lo, c_hi);
   }
 }
 
