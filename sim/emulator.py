@@ -187,6 +187,12 @@ class RunResult:
     #: Cycles the core slept in WFI/WFE until an interrupt (in ``cycles_fixed``, which is
     #: then ``block_cycles.sum()`` plus these, and in what timers read; in no block row).
     sleep_cycles: int = 0
+    #: Unaligned accesses that fault on the real core (LDM/STM/LDRD/STRD/VLDR/VSTR/
+    #: exclusives at any misalignment; every unaligned access on ARMv6-M), which the
+    #: emulator executed; on silicon the first one takes a UsageFault/HardFault.  The
+    #: first one's instruction address (None: none).  Per row: ``stats`` "align_faults".
+    align_faults: int = 0
+    align_fault_pc: int | None = None
 
     @property
     def cycles(self) -> float:
@@ -640,7 +646,15 @@ class Emulator:
         table = BlockTable(snapshot.address[keep], snapshot.size[keep],
                            snapshot.layer[keep], snapshot.count[keep])
         profile = analyze(table, image, image, self._block_cache)
+        if snapshot.align_faults:
+            pc = snapshot.align_fault_pc or 0
+            log.warning("%s: %d unaligned access(es) that fault on the %s (first at pc=0x%08x, "
+                        "%s); the emulator executed them, silicon would not: the estimate "
+                        "does not hold for this firmware", image.path, snapshot.align_faults,
+                        self.board.core.name, pc, image.describe(pc))
         return RunResult(instructions=profile.total_instructions, blocks=table, profile=profile,
+                         align_faults=snapshot.align_faults,
+                         align_fault_pc=snapshot.align_fault_pc,
                          executed_bytes=snapshot.executed_bytes,
                          cycles_fixed=snapshot.total_cycles, block_cost=snapshot.cost[keep],
                          block_cycles=snapshot.cycles[keep], stats=snapshot.stats[keep],
@@ -1006,6 +1020,10 @@ class Emulator:
             what = f"BKPT 0x{insn & 0xFF:02x} (breakpoint, not semihosting)"
         else:
             what = _EXCEPTION_NAMES.get(intno, f"CPU exception {intno}")
+            counter = session.counter
+            if counter is not None and counter.align_fault_pc == pc & ~1:
+                what += (f": an unaligned access the {self.board.core.name} does not allow "
+                         f"(UsageFault/HardFault on silicon)")
         return self._fail(uc, session, self._fault(uc, session, what, pc))
 
     def _on_invalid_memory(self, _uc: Uc, access: int, address: int, size: int, _value: int,
