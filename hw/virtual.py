@@ -84,6 +84,8 @@ GLITCHES = ("drop_bytes", "reset_mid_report", "garbage")
 #: datasheet says nothing does (Cortex-M3/M4/M33): an interlock the board's manual does
 #: not state, which the narrow-load microbenchmark must reveal.
 HIDDEN_NARROW_LOAD_USE = 0.5
+#: The virtual Cortex-M7's branch predictor (``CostParameters.branch_predictor``).
+HIDDEN_PREDICTOR = "2bit-taken"
 
 
 def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0.3) -> CostParameters:
@@ -110,7 +112,10 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
     hidden = replace(hidden, agu_stall=scale(prior.agu_stall), narrow_load_use=scale(narrow),
                      fp_result_stall=scale(prior.fp_result_stall))
     if prior.branch_mispredict is not None:
-        hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict))
+        # a predictor of another organisation than the model's 2-bit counters: they
+        # start weakly taken (every loop's first back-edge predicted)
+        hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict),
+                         branch_predictor=HIDDEN_PREDICTOR)
     return replace(hidden, unaligned=scale(prior.unaligned))
 
 
