@@ -22,7 +22,8 @@ of the same ELF run under a hidden board, never ``features @ theta``:
   simulates these exactly like the board file's caches, so misses differ per layer in
   ways a stall weight cannot absorb;
 * **core** (:func:`hidden_parameters`): every TRM timing scaled by a seeded factor in
-  [1 - spread, 1 + spread] (what calibration is meant to find);
+  [1 - spread, 1 + spread] (what calibration is meant to find), the cost of an unaligned
+  access's extra transactions included;
 * **effects with no term in the model** (:func:`silicon_effects`, from the hidden run's
   per-block statistics): DWT read overhead per measured span (two CYCCNT reads over
   the PPB and the call into the profiler hook: a constant per layer); SRAM store bursts
@@ -30,7 +31,8 @@ of the same ELF run under a hidden board, never ``features @ theta``:
   the buffer depth cost extra cycles: non-linear in the store counts the model sees);
   flash data accesses that meet an instruction line refill in flight (cycles per flash
   data access in proportion to its block's I-cache miss rate: the product of two
-  statistics, which no linear model has);
+  statistics, which no linear model has); unaligned flash accesses whose extra bus
+  transactions each wait a cycle more than in SRAM (the model prices all regions alike);
 * per-run jitter (seeded per run and layer) and a slower first, cold run after reset.
 
 Everything is deterministic (seeded by ``--virtual-seed``).  Power follows activity
@@ -109,7 +111,7 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
                      fp_result_stall=scale(prior.fp_result_stall))
     if prior.branch_mispredict is not None:
         hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict))
-    return hidden
+    return replace(hidden, unaligned=scale(prior.unaligned))
 
 
 def _other_ways(cache: CacheGeometry, rng: np.random.Generator) -> int:
@@ -171,6 +173,11 @@ class Silicon:
     #: Cycles a flash data access waits when it meets an instruction line refill in flight
     #: (charged per flash data access in proportion to its block's I-cache miss rate).
     fetch_contention: float = 3.0
+    #: Cycles each extra bus transaction of an unaligned flash access waits beyond the
+    #: core's split (the flash interface serves every AHB transaction from its buffer with
+    #: one more cycle; SRAM answers at once): a region dependence the model's single
+    #: ``unaligned`` cost has no term for.
+    unaligned_flash: float = 1.0
 
     @classmethod
     def for_board(cls, board: Board, seed: int = 2024, spread: float = 0.3) -> Silicon:
@@ -197,9 +204,10 @@ def silicon_effects(run: RunResult, n_layers: int, silicon: Silicon) -> np.ndarr
                       silicon.board.l1_cache.dcache_bytes)
     flash_data = stats[:, STAT["dcache_miss"]] if has_dcache else stats[:, STAT["loads.flash"]]
     contention = flash_data * miss_rate * silicon.fetch_contention
+    unaligned = stats[:, STAT["unaligned.flash"]] * silicon.unaligned_flash
     layers = run.blocks.layer
     keep = (layers >= 0) & (layers < n_layers)
-    np.add.at(out, layers[keep], (burst + contention)[keep])
+    np.add.at(out, layers[keep], (burst + contention + unaligned)[keep])
     return out
 
 
@@ -411,7 +419,7 @@ class VirtualBoard:
         run = device.run_elf(image)
         n = len(facts.ops)
         program = _Program(facts, silicon_cycles(run, n, silicon),
-                           run.layer_activity(silicon.board, n))
+                           run.layer_activity(n))
         with self._lock:
             self._programs[key] = program
         return program

@@ -34,9 +34,13 @@ FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
 FLAG_ALARM = 8
-_ABI_VERSION = 4
+_ABI_VERSION = 5
 _INITIAL_CAPACITY = 1 << 14
 MAX_REGIONS = 8
+#: How the core treats an unaligned single load/store (``TM_UNALIGNED_*``): ARMv6-M faults
+#: on every one; Cortex-M3/M4/M33 split it into aligned halfword/byte transactions; the
+#: Cortex-M7 into two aligned accesses.
+UNALIGNED_FAULT, UNALIGNED_AHB, UNALIGNED_PAIR = 0, 1, 2
 #: Cache replacement policies (``TM_POLICY_*``), by board-file name.
 CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 
@@ -60,6 +64,12 @@ STAT_COLUMNS: tuple[str, ...] = (
     "mispredict",
     *(f"loads.{b}" for b in ACCESS_BUCKETS), *(f"stores.{b}" for b in ACCESS_BUCKETS),
     *(f"load_bytes.{b}" for b in ACCESS_BUCKETS),
+    # extra bus transactions of unaligned loads/stores the core splits, per memory kind
+    *(f"unaligned.{b}" for b in ACCESS_BUCKETS),
+    # unaligned accesses that fault on the core (LDM/LDRD/VLDR/exclusives; any on ARMv6-M)
+    "align_faults",
+    # reads of the flash array in access units (fetch misses, prefetches, data misses, fills)
+    "flash_reads",
 )
 STAT = {name: i for i, name in enumerate(STAT_COLUMNS)}
 #: Columns holding fixed-point cycles (the rest are counts).
@@ -111,7 +121,10 @@ class TimingConfig(ctypes.Structure):
         ("prefetch", ctypes.c_uint32),
         ("l1_fill", ctypes.c_uint32),
         ("unified", ctypes.c_uint32),
+        ("unaligned_rule", ctypes.c_uint32),
+        ("data_memo", ctypes.c_uint32),
         ("pad", ctypes.c_uint32),
+        ("unaligned_cycles", ctypes.c_uint64),
         ("accel_icache", ctypes.c_uint32 * 4),
         ("accel_dcache", ctypes.c_uint32 * 4),
         ("l1_icache", ctypes.c_uint32 * 4),
@@ -162,6 +175,7 @@ class CountContext(ctypes.Structure):
         ("stream_ready", ctypes.c_uint64),
         ("flash_free", ctypes.c_uint64),
         ("alarm_cycles", ctypes.c_uint64),
+        ("align_faults", ctypes.c_uint64),
         ("stream_unit", ctypes.c_uint32),
         ("stream_valid", ctypes.c_uint32),
         ("l1_enabled", ctypes.c_uint32),
@@ -170,6 +184,8 @@ class CountContext(ctypes.Structure):
         ("evt_counter", ctypes.c_uint32),
         ("evt_wrap", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
+        ("align_fault_pc", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
         ("timing", TimingConfig),
         ("accel_icache", CacheState),
         ("accel_dcache", CacheState),
@@ -316,6 +332,10 @@ class CounterSnapshot:
     #: Tag pointer (``r1`` at BeginEvent) per event id, when tags were recorded.
     event_tags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     events: int = 0
+    #: Unaligned accesses of instructions that fault on the core when unaligned (every
+    #: unaligned access on ARMv6-M), summed over the run, and the first one's address.
+    align_faults: int = 0
+    align_fault_pc: int | None = None
 
 
 class BlockCounter:
@@ -432,6 +452,11 @@ class BlockCounter:
         return fired
 
     @property
+    def align_fault_pc(self) -> int | None:
+        """Address of the first access the core would fault on for its misalignment."""
+        return int(self._ctx.align_fault_pc) if self._ctx.align_faults else None
+
+    @property
     def current_layer(self) -> int:
         return int(self._ctx.current_layer)
 
@@ -482,6 +507,8 @@ class BlockCounter:
             cost_failed=bool(self._ctx.flags & FLAG_COST),
             event_tags=self._tags[:min(int(self._ctx.evt_counter), len(self._tags))].copy(),
             events=int(self._ctx.evt_counter),
+            align_faults=int(self._ctx.align_faults),
+            align_fault_pc=int(self._ctx.align_fault_pc) if self._ctx.align_faults else None,
         )
 
     def close(self) -> None:

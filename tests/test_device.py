@@ -13,7 +13,7 @@ from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.host import run_generated_on_host
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model_ir
 from tinymeter.sim.costmodel import cost_model_for, parameter_vector
 
 
@@ -44,7 +44,7 @@ def test_emulated_device_run_and_layer_views(tmp_path: Path) -> None:
     cycles = run.layer_cycles(1)
     assert features.shape[0] == 1 and cycles[0] > 0
     assert features @ parameter_vector(model.params) == pytest.approx(cycles, rel=1e-6)
-    assert run.layer_activity(board, 1).shape == (1, 2)
+    assert run.layer_activity(1).shape == (1, 2)
     assert run.instructions_per_layer[0] > 0 and run.stack_bytes and run.elf is not None
     # default inputs (what a board runs): one inference
     default = device.run_elf(image.elf)

@@ -246,10 +246,10 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     if top_functions and est.functions:
         out.append("")
         out.append(f"top functions ({est.profile_scope}):")
-        for f in est.functions[:top_functions]:
-            out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
-                       f"{_fmt_int(f.instructions):>14} instr  stall {_stall_cell(f.timing):>11}"
-                       f"  {f.name}")
+        rows = [[f"{100 * f.share:.1f}%", _fmt_int(f.cycles), _fmt_int(f.instructions),
+                 _stall_cell(f.timing), f.name] for f in est.functions[:top_functions]]
+        out += [f"  {line}" for line in text_table(
+            ["share", "cycles", "instructions", "stall fetch/data", "function"], rows, left=(4,))]
     if est.console.strip():
         tail = est.console.strip().splitlines()[-_CONSOLE_LINES:]
         out += ["", "firmware console (last lines):", *(f"  {line}" for line in tail)]

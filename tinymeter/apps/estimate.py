@@ -123,9 +123,7 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
                            data_weight=model.params.data_weight) if own_stats else None)
     activity = None
     if len(run.stats) == len(profile.table) and len(run.stats):
-        table = profile.table
-        activity = group_activity(row_activity(run.stats, table.address, table.size, table.count,
-                                               board), layer, n_layers)
+        activity = group_activity(row_activity(run.stats), layer, n_layers)
     cycles_by_layer = np.zeros(n_layers)
     instr_by_layer = np.zeros(n_layers, dtype=np.int64)
     class_by_layer = np.zeros((n_layers, len(CLASSES)), dtype=np.int64)

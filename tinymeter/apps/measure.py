@@ -66,7 +66,7 @@ def emulate_run(image: FirmwareImage, prior: CostParameters
     n_layers = len(image.model.layers)
     features = run.layer_features(prior, n_layers)
     return (features, float((features @ parameter_vector(prior)).sum()),
-            run.layer_activity(image.board, n_layers))
+            run.layer_activity(n_layers))
 
 
 def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,

@@ -116,6 +116,9 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_UMLAL", "umlal", "UMLAL", "thumb2"),
     _mb("MB_DIV", "div", "cpi.divide (UDIV, SDIV)", "thumb2"),
     _mb("MB_LDM8", "ldm8", "cpi.load_multiple + 8 per_register", "thumb2"),
+    _mb("MB_LDR_UNALIGNED", "ldr_unaligned",
+        "unaligned: LDR/LDRH at unaligned RAM addresses (6 extra transactions per 4 loads)",
+        "thumb2"),
     _mb("MB_SMLAD", "smlad", "cpi.mac (SMLAD)", "dsp"),
     _mb("MB_VADD", "vadd", "cpi.vfp (VADD, VMUL)", "fpu"),
     _mb("MB_VDIV", "vdiv", "VDIV", "fpu"),
@@ -161,6 +164,7 @@ def absent_instructions(core: Core) -> dict[str, str]:
     out: dict[str, str] = {}
     if "thumb2" not in have:
         out["cpi.divide"] = f"{core.arch} has no hardware divide (SDIV/UDIV)"
+        out["unaligned"] = f"{core.arch} faults on every unaligned access"
         out["cpi.mul64"] = f"{core.arch} has no long multiplies (UMULL/SMLAL)"
     if "dsp" not in have:
         out["cpi.mac"] = f"{core.name} has no DSP extension (SMLAD, SXTB16, QADD...)"
@@ -238,7 +242,7 @@ def emulate_microbench_run(image: MicrobenchImage, prior: CostParameters
     run = EmulatedDevice(image.board, budget_instructions=200_000_000,
                          timeout_s=300.0).run_elf(image.elf)
     n = len(image.benchmarks)
-    return run.layer_features(prior, n), run.layer_activity(image.board, n)
+    return run.layer_features(prior, n), run.layer_activity(n)
 
 
 def measure_microbench(device: HardwareDevice, db: ResultsDB, config: MeasureConfig,

@@ -45,6 +45,7 @@ from tinymeter.core.boards import DEFAULT_BOARD, describe_board, list_boards, lo
 from tinymeter.core.calibrations import choose_calibration
 from tinymeter.core.errors import ConfigError, DoesNotFit, TinymeterError
 from tinymeter.core.files import atomic_write, is_stdout, write_output
+from tinymeter.core.texttable import text_table
 from tinymeter.firmware import tflmconfig
 from tinymeter.firmware.build import BuildConfig
 from tinymeter.firmware.codegen import generate
@@ -275,10 +276,10 @@ def _cmd_boards(args: argparse.Namespace) -> int:
     if args.board is not None:
         print(describe_board(load_board(args.board)))
         return 0
-    for name in list_boards():
-        b = load_board(name)
-        print(f"{b.name:18} {b.core.name:14} {b.clock_hz / 1e6:6g} MHz  flash "
-              f"{b.text.size // 1024} KiB ({b.text.wait_states} WS)  RAM {b.data.size // 1024} KiB")
+    rows = [[b.name, b.core.name, f"{b.clock_hz / 1e6:g} MHz",
+             f"{b.text.size // 1024} KiB ({b.text.wait_states} WS)", f"{b.data.size // 1024} KiB"]
+            for b in map(load_board, list_boards())]
+    print("\n".join(text_table(["board", "core", "clock", "flash", "RAM"], rows, left=(0, 1))))
     return 0
 
 
@@ -406,8 +407,10 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
     entries = tflmconfig.load_registry()
     if not entries:
         print("no TFLM libraries registered (tinymeter tflm add LIB --core CORE --root DIR)")
-    for e in entries:
-        print(f"{e.core:14} {e.kernels:9} {e.lib}  (root {e.root})")
+    else:
+        rows = [[e.core, e.kernels, str(e.lib), str(e.root)] for e in entries]
+        print("\n".join(text_table(["core", "kernels", "library", "TFLM root"], rows,
+                                    left=(0, 1, 2, 3))))
     return 0
 
 

@@ -334,6 +334,18 @@ void tm_calib_ldm8(const void *params) {
                    : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "cc", "memory");
 }
 
+/* Unaligned word and halfword loads from RAM (ARMv6-M faults on them: Thumb-2 only):
+ * per 4 loads, offsets 1 and 3 mod 4 (byte + halfword + byte: 2 extra transactions each
+ * on M3/M4/M33), 2 mod 4 (two halfwords: 1) and an odd halfword (two bytes: 1), 6 extra
+ * bus transactions; the same loads as MB_LDR_RAM otherwise, so the difference is the
+ * ``unaligned`` parameter. */
+void tm_calib_ldr_unaligned(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("ldr r4, [%[p], #1]\n ldr r5, [%[p], #6]\n ldrh r6, [%[p], #11]\n"
+                "ldr r4, [%[p], #15]\n",
+                [p] "l"(tm_calib_ram) : "r4", "r5", "r6", "cc", "memory");
+}
+
 #endif /* TM_CALIB_THUMB2 */
 
 /* -- DSP extension ------------------------------------------------------------------- */

@@ -44,6 +44,7 @@ void tm_calib_smlal(const void *params);
 void tm_calib_umlal(const void *params);
 void tm_calib_div(const void *params);
 void tm_calib_ldm8(const void *params);
+void tm_calib_ldr_unaligned(const void *params);
 /* DSP extension */
 void tm_calib_smlad(const void *params);
 /* FPU */
