@@ -89,7 +89,7 @@ def test_a_forgotten_field_is_an_error_at_lowering_time() -> None:
 
 def test_generated_initializers_follow_the_struct() -> None:
     from tinymeter.firmware.codegen import generate
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model_ir
 
     x = int8_tensor("x", (1, 5, 5, 2), 0.05, 2)
     w = int8_tensor("w", (3, 3, 3, 2), 0.01, 0, data=random_int8((3, 3, 3, 2), seed=1))
