@@ -67,7 +67,7 @@ from tinymeter.abi import (
 from tinymeter.core.boards import Board, CacheGeometry
 from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.device import DeviceRun, EmulatedDevice
-from tinymeter.hw.power import PowerTrace
+from tinymeter.hw.power.trace import PowerTrace
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model
 from tinymeter.sim.elf import ElfImage
@@ -84,6 +84,8 @@ GLITCHES = ("drop_bytes", "reset_mid_report", "garbage")
 #: datasheet says nothing does (Cortex-M3/M4/M33): an interlock the board's manual does
 #: not state, which the narrow-load microbenchmark must reveal.
 HIDDEN_NARROW_LOAD_USE = 0.5
+#: The virtual Cortex-M7's branch predictor (``CostParameters.branch_predictor``).
+HIDDEN_PREDICTOR = "2bit-taken"
 
 
 def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0.3) -> CostParameters:
@@ -110,7 +112,10 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
     hidden = replace(hidden, agu_stall=scale(prior.agu_stall), narrow_load_use=scale(narrow),
                      fp_result_stall=scale(prior.fp_result_stall))
     if prior.branch_mispredict is not None:
-        hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict))
+        # a predictor of another organisation than the model's 2-bit counters: they
+        # start weakly taken (every loop's first back-edge predicted)
+        hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict),
+                         branch_predictor=HIDDEN_PREDICTOR)
     return replace(hidden, unaligned=scale(prior.unaligned))
 
 
@@ -523,7 +528,7 @@ class VirtualBoard:
 
     def _levels(self, samples: list[int], energies_uj: list[float], rate: float) -> list[float]:
         """Power level (mW) of each layer's samples such that the trapezoid integral
-        between its layer marks (:func:`tinymeter.hw.power.layer_energy`, which takes half
+        between its layer marks (:func:`tinymeter.hw.power.trace.layer_energy`, which takes half
         of the interval into the next segment) is the layer's energy: solved from the last
         layer, which is followed by idle samples."""
         dt = 1.0 / rate

@@ -47,6 +47,7 @@ from tinymeter.sim.native_hook import (
     END_TAKEN,
     MAX_REGIONS,
     MEMORY_KINDS,
+    PREDICTORS,
     STAT,
     TAIL_PAIRS,
     UNALIGNED_AHB,
@@ -97,6 +98,10 @@ class CostParameters:
     #: native hook keeps a 2-bit counter per block end; a correct prediction costs 0);
     #: None = the core does not predict (a taken branch pays ``branch_refill``).
     branch_mispredict: float | None = None
+    #: How the hook predicts (``native_hook.PREDICTORS``): "2bit" is the model's; the
+    #: virtual silicon's hidden predictor starts its counters weakly taken ("2bit-taken"),
+    #: an organisation the model does not have ("1bit" is a harder variant).
+    branch_predictor: str = "2bit"
     #: Cycles per extra bus transaction of an unaligned LDR/STR/LDRH/STRH the core splits
     #: (the native hook counts the transactions from the real addresses, ``unaligned.*``).
     unaligned: float = 1.0
@@ -121,6 +126,9 @@ class CostParameters:
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"cost parameters: {name} must be a finite number >= 0, "
                                   f"got {value!r}")
+        if self.branch_predictor not in PREDICTORS:
+            raise ConfigError(f"cost parameters: branch_predictor must be one of "
+                              f"{sorted(PREDICTORS)}, got {self.branch_predictor!r}")
         unknown = set(self.cpi) - set(CLASSES)
         if unknown:
             raise ConfigError(f"cost parameters: unknown instruction class(es) {sorted(unknown)}")
@@ -296,18 +304,18 @@ class CostModel:
         seam = info.seam
         pipe, pair = self.seam_deltas(info)
         taken = to_fixed(self.params.branch_refill) if kind != END_NONE else 0
-        not_taken = 0
+        not_taken = predictor = 0
         mispredict = self.params.branch_mispredict
         if kind == END_CONDITIONAL and mispredict is not None:
             kind, taken = END_PREDICTED, to_fixed(mispredict)
-            not_taken = taken
+            not_taken, predictor = taken, PREDICTORS[self.params.branch_predictor]
         return BlockCost(base=base, taken=taken, not_taken=not_taken,
                          end_kind=kind, seam_pipe=round(pipe * CYCLE_SCALE),
                          seam_pair=round(pair * CYCLE_SCALE),
                          head=seam.head | seam.head_regs << 16 if pipe or pair else 0,
                          tail=seam.tail | (TAIL_PAIRS if seam.tail_pairs else 0)
                          | seam.tail_dest << 16,
-                         tail_written=seam.tail_written)
+                         tail_written=seam.tail_written, predictor=predictor)
 
     def seam_deltas(self, info: BlockInfo) -> tuple[float, float]:
         """Cycle changes of *info* when entered straight from a predecessor its first

@@ -34,7 +34,7 @@ FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
 FLAG_ALARM = 8
-_ABI_VERSION = 5
+_ABI_VERSION = 6
 _INITIAL_CAPACITY = 1 << 14
 MAX_REGIONS = 8
 #: How the core treats an unaligned single load/store (``TM_UNALIGNED_*``): ARMv6-M faults
@@ -51,6 +51,12 @@ END_SKIP = 3
 #: A conditional end the core predicts (a 2-bit counter per block end in the hook): only a
 #: misprediction costs (``taken`` / ``not_taken``: the cost of each mispredicted outcome).
 END_PREDICTED = 4
+#: Predictor organisations of END_PREDICTED ends (``TM_PREDICT_*``): a 2-bit saturating
+#: counter per block end starting weakly not-taken, one bit repeating the last outcome, a
+#: 2-bit counter starting weakly taken.
+PREDICTORS = {"2bit": 0, "1bit": 1, "2bit-taken": 2}
+#: Entries of the hook's branch predictor table (direct-mapped by branch end address).
+PREDICT_ENTRIES = 4096
 #: ``tm_block_desc.tail`` flag: the last instruction may pair with an ALU successor.
 TAIL_PAIRS = 4
 #: Memory kinds of ``tm_region.kind`` and access buckets of the statistics (the last
@@ -93,7 +99,7 @@ class BlockDesc(ctypes.Structure):
         ("head", ctypes.c_uint32),
         ("tail", ctypes.c_uint32),
         ("tail_written", ctypes.c_uint32),
-        ("pad", ctypes.c_uint32),
+        ("predictor", ctypes.c_uint32),
     ]
 
 
@@ -191,6 +197,7 @@ class CountContext(ctypes.Structure):
         ("accel_dcache", CacheState),
         ("l1_icache", CacheState),
         ("l1_dcache", CacheState),
+        ("predict", ctypes.c_uint8 * PREDICT_ENTRIES),
     ]
 
 
@@ -304,6 +311,8 @@ class BlockCost:
     head: int = 0
     tail: int = 0
     tail_written: int = 0
+    #: END_PREDICTED: the predictor's organisation (:data:`PREDICTORS`).
+    predictor: int = 0
 
 
 @dataclass(frozen=True)
@@ -406,7 +415,7 @@ class BlockCounter:
                 if block.base + min(block.seam_pipe, block.seam_pair, 0) < 0:
                     raise ValueError("negative block cost at a seam")
                 for name in ("end_kind", "seam_pipe", "seam_pair", "head", "tail",
-                             "tail_written"):
+                             "tail_written", "predictor"):
                     setattr(desc, name, int(getattr(block, name)))
                 if block.ops is not None and len(block.ops):
                     ops = np.ascontiguousarray(block.ops, dtype=np.int32)

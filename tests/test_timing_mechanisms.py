@@ -338,6 +338,17 @@ def test_m7_predicts_a_loop_back_edge_and_pays_only_mispredictions(tmp_path: Pat
         assert (stat(run, rows, "taken"), stat(run, rows, "not_taken")) == (n - 1, 1)
         assert stat(run, rows, "mispredict") == wrong
         assert stat(run, rows, "branch") == wrong * penalty
+    # the virtual silicon's 1-bit predictor repeats the last outcome (starting not taken):
+    # every loop call mispredicts its first back-edge and its exit, 2 per call
+    from dataclasses import replace
+
+    model = cost_model_for(m7)
+    one_bit = replace(model, params=replace(model.params, branch_predictor="1bit"))
+    elf = build_program(m7, loop_program(4), tmp_path / "1bit")
+    run = Emulator(m7, cost_model=one_bit).run(elf, [[]], budget_instructions=10**7,
+                                               timeout_s=30)
+    for layer in (0, 1):
+        assert stat(run, rows_of(run, image, "loop", layer), "mispredict") == 2
     m4 = board_with()
     run, image = run_program(m4, loop_program(4), tmp_path / "m4")
     rows = rows_of(run, image, "loop", 1)

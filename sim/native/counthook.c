@@ -62,7 +62,7 @@
 
 #include "tm_addrprog.h"
 
-#define TM_ABI_VERSION 5u
+#define TM_ABI_VERSION 6u
 #define TM_CYCLE_FRAC_BITS 16u /* cycles are stored x 2^16 */
 #define TM_ONE ((uint64_t)1 << TM_CYCLE_FRAC_BITS)
 #define TM_NO_ADDR UINT64_MAX
@@ -84,7 +84,7 @@
 #define TM_END_CONDITIONAL 2u /* conditional branch (B<cond>, CBZ, CBNZ): successor decides */
 #define TM_END_SKIP 3u        /* never executes (an intercepted ABI entry): counted, costs 0 */
 #define TM_END_PREDICTED 4u   /* conditional, on a core that predicts it: a 2-bit counter per
-                                 block end predicts the outcome; only a misprediction costs
+                                 branch predicts the outcome; only a misprediction costs
                                  (taken / not_taken: the cost of each mispredicted outcome) */
 
 /* Memory kinds (tm_region.kind) and the access buckets of the statistics. */
@@ -152,8 +152,12 @@ typedef struct tm_block_desc {
     uint32_t head;       /* TM_HEAD_* | register mask << 16 (see blocks.Seam) */
     uint32_t tail;       /* TM_TAIL_* | TM_TAIL_PAIRS | load destination mask << 16 */
     uint32_t tail_written; /* registers the last instruction writes (pairing) */
-    uint32_t pad;
+    uint32_t predictor;  /* TM_END_PREDICTED: TM_PREDICT_* */
 } tm_block_desc;
+
+#define TM_PREDICT_2BIT 0u       /* saturating counter, starts weakly not taken */
+#define TM_PREDICT_1BIT 1u       /* repeats the last outcome, starts not taken */
+#define TM_PREDICT_2BIT_TAKEN 2u /* saturating counter, starts weakly taken */
 
 #define TM_HEAD_LOAD 1u
 #define TM_HEAD_ALU 2u
@@ -217,6 +221,7 @@ typedef struct tm_timing_config {
 } tm_timing_config;
 
 #define TM_MEMO_UNITS 8u
+#define TM_PREDICT_ENTRIES 4096u
 
 typedef struct tm_entry {
     uint32_t addr;
@@ -232,7 +237,7 @@ typedef struct tm_cost_entry {
     uint32_t size;
     uint32_t used;
     uint32_t end_kind;
-    uint32_t predict;      /* TM_END_PREDICTED: 2-bit saturating counter, >= 2 = taken */
+    uint32_t predictor;    /* TM_END_PREDICTED: TM_PREDICT_* */
     uint32_t pad;
     uint64_t base;
     uint64_t taken;
@@ -304,6 +309,10 @@ typedef struct tm_ctx {
     tm_cache accel_dcache;
     tm_cache l1_icache;
     tm_cache l1_dcache;
+    /* branch predictor state of TM_END_PREDICTED ends, direct-mapped by the branch's end
+     * address (blocks ending at the same branch share it; distant branches may alias, as
+     * in a real branch history table): 0 = never seen, else TM_PREDICT_* state + 1 */
+    uint8_t predict[TM_PREDICT_ENTRIES];
 } tm_ctx;
 
 static inline uint64_t tm_hash(uint32_t addr, uint32_t size, int32_t layer) {
@@ -445,7 +454,7 @@ static tm_cost_entry *tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size) {
     c->size = size;
     c->used = 1;
     c->end_kind = desc.end_kind;
-    c->predict = 1u;  /* weakly not taken: a loop's first back-edge is mispredicted */
+    c->predictor = desc.predictor;
     c->base = desc.base;
     c->taken = desc.taken;
     c->not_taken = desc.not_taken;
@@ -1176,14 +1185,21 @@ static void tm_resolve_branch(tm_ctx *ctx, uint64_t address) {
     int taken = address != (uint64_t)p->addr + p->size;
     uint64_t c = taken ? p->desc->taken : p->desc->not_taken;
     if (p->desc->end_kind == TM_END_PREDICTED) {
-        tm_cost_entry *d = p->desc;
-        if ((d->predict >= 2u) == taken) {
+        uint8_t *slot = &ctx->predict[((p->addr + p->size) >> 1) & (TM_PREDICT_ENTRIES - 1u)];
+        int one_bit = p->desc->predictor == TM_PREDICT_1BIT;
+        uint32_t state = *slot ? *slot - 1u
+                         : one_bit ? 0u : p->desc->predictor == TM_PREDICT_2BIT_TAKEN ? 2u : 1u;
+        if ((one_bit ? state == 1u : state >= 2u) == taken) {
             c = 0;
         } else {
             p->s[TM_S_MISPREDICT]++;
         }
-        d->predict = taken ? (d->predict < 3u ? d->predict + 1u : 3u)
-                           : (d->predict > 0u ? d->predict - 1u : 0u);
+        if (one_bit) {
+            state = (uint32_t)taken;
+        } else {
+            state = taken ? (state < 3u ? state + 1u : 3u) : (state > 0u ? state - 1u : 0u);
+        }
+        *slot = (uint8_t)(state + 1u);
     }
     p->s[taken ? TM_S_TAKEN : TM_S_NOT_TAKEN]++;
     p->s[TM_S_BRANCH] += c;
@@ -1378,6 +1394,7 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     ctx->flash_free = 0;
     ctx->code_region = UINT32_MAX;
     ctx->alarm_cycles = 0;
+    memset(ctx->predict, 0, sizeof ctx->predict);
     ctx->align_faults = 0;
     ctx->align_fault_pc = 0;
     return 0;
