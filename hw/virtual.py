@@ -67,7 +67,7 @@ from tinymeter.abi import (
 from tinymeter.core.boards import Board, CacheGeometry
 from tinymeter.core.errors import ConfigError, HardwareError
 from tinymeter.device import DeviceRun, EmulatedDevice
-from tinymeter.hw.power import PowerTrace
+from tinymeter.hw.power.trace import PowerTrace
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model
 from tinymeter.sim.elf import ElfImage
@@ -535,7 +535,7 @@ class VirtualBoard:
 
     def _levels(self, samples: list[int], energies_uj: list[float], rate: float) -> list[float]:
         """Power level (mW) of each layer's samples such that the trapezoid integral
-        between its layer marks (:func:`tinymeter.hw.power.layer_energy`, which takes half
+        between its layer marks (:func:`tinymeter.hw.power.trace.layer_energy`, which takes half
         of the interval into the next segment) is the layer's energy: solved from the last
         layer, which is followed by idle samples."""
         dt = 1.0 / rate

@@ -22,7 +22,7 @@ from tinymeter.core.errors import ConfigError
 from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.device import HardwareDevice, MeasureConfig
-from tinymeter.hw.power import PowerMonitor
+from tinymeter.hw.power.monitors import PowerMonitor
 from tinymeter.sim.costmodel import (
     CostParameters,
     cost_model_for,

@@ -54,7 +54,7 @@ from tinymeter.firmware.build import (
     calibration_sources,
 )
 from tinymeter.hw.device import HardwareDevice, MeasureConfig
-from tinymeter.hw.power import PowerMonitor
+from tinymeter.hw.power.monitors import PowerMonitor
 from tinymeter.sim.costmodel import CostParameters
 from tinymeter.sim.energy import energy_features
 

@@ -276,10 +276,10 @@ def _cmd_boards(args: argparse.Namespace) -> int:
     if args.board is not None:
         print(describe_board(load_board(args.board)))
         return 0
-    rows = [[b.name, b.core.name, f"{b.clock_hz / 1e6:g} MHz",
-             f"{b.text.size // 1024} KiB ({b.text.wait_states} WS)", f"{b.data.size // 1024} KiB"]
-            for b in map(load_board, list_boards())]
-    print("\n".join(text_table(["board", "core", "clock", "flash", "RAM"], rows, left=(0, 1))))
+    for name in list_boards():
+        b = load_board(name)
+        print(f"{b.name:18} {b.core.name:14} {b.clock_hz / 1e6:6g} MHz  flash "
+              f"{b.text.size // 1024} KiB ({b.text.wait_states} WS)  RAM {b.data.size // 1024} KiB")
     return 0
 
 
