@@ -521,3 +521,37 @@ def test_data_memo_is_exact(board_name: str, tmp_path: Path,
     walked = (fast.blocks.layer >= 0) & (fast.stats[:, STAT["loads.sram"]] > 0)
     assert int(fast.stats[walked, STAT["unaligned.sram"]].sum()) > 0
     assert int(fast.stats[:, STAT["unaligned.flash"]].sum()) > 0
+
+
+MLPERF_KWS = (Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+              / "kws_ref_model.tflite")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MLPERF_KWS.exists(), reason="MLPerf Tiny models not present")
+def test_data_memo_is_exact_on_a_real_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KWS with the reference kernels on the L4R5 (activations in SRAM, weights and literal
+    pools in flash, byte pointers): every statistic and cycle identical with and without
+    the data memo."""
+    import tinymeter.sim.emulator as emulator_module
+    from tinymeter.apps.estimate import build_model
+    from tinymeter.core.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.sim.costmodel import timing_config
+
+    board = load_board("nucleo-l4r5zi")
+    elf = build_model(MLPERF_KWS, board, BuildConfig(kernels="reference")).elf
+
+    def run(memo: int) -> RunResult:
+        def config(*args: Any, **kwargs: Any) -> Any:
+            cfg = timing_config(*args, **kwargs)
+            cfg.data_memo = memo
+            return cfg
+
+        monkeypatch.setattr(emulator_module, "timing_config", config)
+        return Emulator(board).run(elf, [[]], budget_instructions=10**9, timeout_s=300)
+
+    fast, full = run(1), run(0)
+    assert fast.cycles_fixed == full.cycles_fixed
+    assert np.array_equal(fast.blocks.address, full.blocks.address)
+    assert np.array_equal(fast.stats, full.stats)
