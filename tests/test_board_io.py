@@ -206,6 +206,7 @@ def _trace_from_marks(marks: list[MarkEvent], clock_hz: int, end_cycle: int) -> 
                       gpio=np.array(levels, dtype=np.int64), source="marks")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board_name", list_boards())
 def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -> None:
     from tinymeter.hw.power.trace import inference_windows
@@ -280,6 +281,7 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
             assert want <= got + 1 <= want + 120
 
 
+@pytest.mark.slow
 def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: FirmwareBuilder) -> None:
     """A layer of ~40M cycles on the M0+: SysTick (24 bits) can only give it modulo 2^24;
     the hardware image reads the board's 32-bit TIM2 counter and reports it whole."""
@@ -324,6 +326,7 @@ def test_boards_command_describes_one_board(capsys: pytest.CaptureFixture[str]) 
     assert "unknown board 'nucleo-nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_uart_inside_memory_is_a_board_error(builder: FirmwareBuilder) -> None:
     from tinymeter.core.errors import EmulationError
     from tinymeter.sim.emulator import Emulator

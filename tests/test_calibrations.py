@@ -80,6 +80,7 @@ def test_choose(data: Path, tmp_path: Path) -> None:
         choose_calibration(board, str(tmp_path / "nope.json"))
 
 
+@pytest.mark.slow
 def test_estimate_says_which_calibration(data: Path, tmp_path: Path, capsys) -> None:
     x = int8_tensor("x", (1, 8), 0.1, 0)
     model = tmp_path / "m.tflite"
@@ -98,6 +99,7 @@ def test_estimate_says_which_calibration(data: Path, tmp_path: Path, capsys) -> 
     assert len(err) == 1 and "x.json does not exist" in err[0]
 
 
+@pytest.mark.slow
 def test_compare_runtimes_takes_calibration(data: Path, tmp_path: Path, capsys,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """``estimate --compare-runtimes --calibration FILE|none``: every runtime is priced by

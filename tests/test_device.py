@@ -25,6 +25,7 @@ def _fc():
     return generate(single_op_model_ir("FULLY_CONNECTED", [x, w, b], [y]), name="fc")
 
 
+@pytest.mark.slow
 def test_emulated_device_run_and_layer_views(tmp_path: Path) -> None:
     board = load_board("nucleo-l4r5zi")
     gen = _fc()

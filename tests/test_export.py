@@ -74,6 +74,7 @@ def test_export_files_are_complete() -> None:
     assert "tinymeter_invoke()" in m4["README.md"]
 
 
+@pytest.mark.slow
 @needs_gcc
 @pytest.mark.skipif(not KWS.exists(), reason="MLPerf Tiny models missing")
 def test_exported_library_builds_with_user_main_and_is_bit_exact(

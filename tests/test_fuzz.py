@@ -66,6 +66,7 @@ def _check(data: bytes | None, what: str) -> None:
         pytest.fail(f"{what}: non-TinymeterError escaped\n{traceback.format_exc()}")
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(MODELS), seed=st.integers(0, 2**32 - 1), count=st.integers(1, 3))

@@ -66,6 +66,7 @@ def test_measure_through_transport_faults(glitches: dict[int, str], cache: Path,
         assert result.parse_stats["discarded_reports"] >= 1
 
 
+@pytest.mark.slow
 def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
     """The board behind the same Device protocol as the emulator (timing only)."""
     from tinymeter.core.errors import ConfigError
@@ -164,6 +165,7 @@ def test_silicon_effects_by_hand() -> None:
     assert silicon_effects(run, 2, silicon).tolist() == [9.0 + 15.0, 9.0 + 15.0 + 8.0]
 
 
+@pytest.mark.slow
 def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     db, out, report, plots = (tmp_path / "r.sqlite", tmp_path / "cal.json", tmp_path / "rep.json",
@@ -288,6 +290,7 @@ ABSENT = {"nucleo-g0b1re": {"cpi.mac", "cpi.mul64", "cpi.divide", "cpi.vfp",
           "nucleo-f767zi": set()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board_name", sorted(ABSENT))
 def test_calibrate_other_cores(board_name: str, cache: Path, models: list[Path],
                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -308,6 +311,7 @@ def test_calibrate_other_cores(board_name: str, cache: Path, models: list[Path],
     assert mech["data memory stall"]["moved"] > 0  # one more flash wait state
 
 
+@pytest.mark.slow
 def test_measure_cli(cache: Path, models: list[Path], tmp_path: Path,
                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "m.json"

@@ -176,6 +176,7 @@ def test_lstm_stream_matches_tflm(runner: tuple[str, Runner], seed: int) -> None
     assert_stream_matches(run(blob, inputs), tflm_stream(blob, inputs), is_float, desc)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board", ["nucleo-l4r5zi", "nucleo-f767zi"])
 def test_optimized_kernel_paths(board: str) -> None:
     """The DSP kernel's four-row blocks with row and depth tails, and both

@@ -57,6 +57,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return whl
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_package(wheel: Path) -> None:
     """Every folder with an __init__.py in the tree is in the wheel (package discovery)."""
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -32,6 +32,7 @@ def builder(tmp_path_factory) -> FirmwareBuilder:
     return FirmwareBuilder(cache_dir=tmp_path_factory.mktemp("cache"))
 
 
+@pytest.mark.slow
 def test_fc_instructions_scale_with_macs(tmp_path: Path, builder: FirmwareBuilder) -> None:
     board = load_board("nucleo-l4r5zi")
     small = estimate(_fc_model(tmp_path, 64, 16), board, builder=builder)
@@ -56,6 +57,7 @@ def test_fc_instructions_scale_with_macs(tmp_path: Path, builder: FirmwareBuilde
         assert est.arena_bytes >= 64 + 16
 
 
+@pytest.mark.slow
 def test_estimate_on_every_board(tmp_path: Path, builder: FirmwareBuilder) -> None:
     path = _fc_model(tmp_path, 32, 8)
     counts = {}

@@ -195,6 +195,7 @@ def _check_firmware_report(board: Board, elf: Path) -> int:
     return len(printed)
 
 
+@pytest.mark.slow
 @needs_gcc
 @pytest.mark.parametrize("board_name", BOARDS)
 def test_firmware_cycle_counter_reports_the_estimate(board_name: str, tmp_path: Path) -> None:

@@ -589,6 +589,7 @@ def test_compare_runtimes_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
         check_aligned([RuntimeRun("a", est), RuntimeRun("b", replace(est, layers=(extra,)))])
 
 
+@pytest.mark.slow
 @needs_gxx
 def test_measure_tflm_on_virtual_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``measure --tflm-lib`` builds the TFLM harness's hardware image (UART report, marker
@@ -618,7 +619,8 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
     estimate candidates in the registered library of the board's core."""
     import json
 
-    from tinymeter.apps.sweep.nas import SweepConfig, Target, estimate_tflite
+    from tinymeter.apps.sweep.space import SweepConfig, Target
+    from tinymeter.apps.sweep.worker import estimate_tflite
     from tinymeter.cli.main import main
     from tinymeter.core.errors import ConfigError
 

@@ -80,7 +80,7 @@ def plot_parity(rows: Sequence[SweepRow], path: Path | str, *, model: str = SWEE
     Right: cycles per MAC along each (depth, kernel) series; the reference kernels
     get cheaper per MAC smoothly as width grows, the optimized kernels zig-zag
     because odd widths miss the paired-channel fast paths (see
-    :func:`~tinymeter.apps.sweep.nas.parity_inversions`).
+    :func:`~tinymeter.apps.sweep.pareto.parity_inversions`).
     """
     groups = sorted(group_by_target(rows).items())
     fig = plots.canvas(12.0, 4.0 * max(1, len(groups)))
