@@ -82,6 +82,11 @@ class FirmwareImage:
     ram_bytes: int
     sections: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def report_layout(self) -> tuple[str, tuple[str, ...]]:
+        """Model name and op names of the firmware's ``TM1`` report."""
+        return self.model.name, tuple(layer.op_name for layer in self.model.layers)
+
 
 def runtime_dir() -> Path:
     """Root of the C runtime sources shipped with the package."""

@@ -64,12 +64,13 @@ from tinymeter.abi import (
 )
 from tinymeter.core.boards import Board, CacheGeometry
 from tinymeter.core.errors import ConfigError, HardwareError
+from tinymeter.device import DeviceRun, EmulatedDevice
 from tinymeter.hw.power import PowerTrace
 from tinymeter.hw.serialport import FdPort
 from tinymeter.sim.costmodel import CostModel, CostParameters, datasheet_cost_model
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.emulator import Emulator, RunResult
-from tinymeter.sim.energy import EnergyParameters, board_energy_parameters, run_layer_activity
+from tinymeter.sim.emulator import RunResult
+from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import STAT
 
 log = logging.getLogger(__name__)
@@ -202,11 +203,9 @@ def silicon_effects(run: RunResult, n_layers: int, silicon: Silicon) -> np.ndarr
     return out
 
 
-def silicon_cycles(run: RunResult, n_layers: int, silicon: Silicon) -> np.ndarray:
+def silicon_cycles(run: DeviceRun, n_layers: int, silicon: Silicon) -> np.ndarray:
     """Per-layer true cycles: the hidden run's own cycle sums plus :func:`silicon_effects`."""
-    per_layer = run.cycles_per_layer()
-    hook = np.array([per_layer.get(i, 0.0) for i in range(n_layers)])
-    return hook + silicon_effects(run, n_layers, silicon)
+    return run.layer_cycles(n_layers) + silicon_effects(run.emulation, n_layers, silicon)
 
 
 @dataclass(frozen=True)
@@ -287,34 +286,38 @@ class _Program:
     activity: np.ndarray | None = None
 
 
-def _cstring(read: object, address: int, limit: int = 128) -> str:
-    raw = bytes(read(address, limit))  # type: ignore[operator]
-    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+def _load_bytes(elf: ElfImage, address: int, limit: int) -> bytes:
+    """Up to *limit* bytes of the load image at run address *address* (flash constants,
+    and the initial value of ``.data``: what the firmware holds after a reset)."""
+    for sec in elf.sections:
+        if sec.address <= address < sec.address + len(sec.data):
+            return sec.data[address - sec.address:address - sec.address + limit]
+    for seg in elf.segments:
+        if seg.vaddr <= address < seg.vaddr + len(seg.data):
+            return seg.data[address - seg.vaddr:address - seg.vaddr + limit]
+    raise HardwareError(f"virtual board: no initialised data at 0x{address:08x} in the image")
 
 
-def firmware_facts(emulator: Emulator, elf: ElfImage) -> FirmwareFacts:
-    """Model name, op names and ``TM_RUNS`` from a loaded image's memory."""
-    uc = emulator.uc
-    assert uc is not None
-    name_sym = elf.require_symbol(MODEL_NAME)
-    n_layers = struct.unpack("<I", bytes(uc.mem_read(elf.require_symbol(NUM_LAYERS).address,
-                                                     4)))[0]
+def _cstring(elf: ElfImage, address: int, limit: int = 128) -> str:
+    return _load_bytes(elf, address, limit).split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def _word(elf: ElfImage, address: int) -> int:
+    return int(struct.unpack("<I", _load_bytes(elf, address, 4).ljust(4, b"\0"))[0])
+
+
+def firmware_facts(elf: ElfImage) -> FirmwareFacts:
+    """Model name, op names and ``TM_RUNS`` from the image's load data (ABI symbols)."""
     table = elf.require_symbol(LAYER_TABLE).address
     ops = []
-    for i in range(n_layers):
-        entry = bytes(uc.mem_read(table + LAYER_ENTRY_BYTES * i, LAYER_ENTRY_BYTES))
+    for i in range(_word(elf, elf.require_symbol(NUM_LAYERS).address)):
+        entry = _load_bytes(elf, table + LAYER_ENTRY_BYTES * i, LAYER_ENTRY_BYTES)
         _fn, _params, op_ptr = struct.unpack("<III", entry)
-        ops.append(_cstring(uc.mem_read, op_ptr, 64))
+        ops.append(_cstring(elf, op_ptr, 64))
     runs_sym = elf.symbol(RUNS_LEFT)
-    runs = 1
-    if runs_sym is not None:
-        # .data is copied from flash at start-up: read the load image, not the RAM copy.
-        for seg in elf.segments:
-            if seg.vaddr <= runs_sym.address < seg.vaddr + len(seg.data):
-                off = runs_sym.address - seg.vaddr
-                runs = struct.unpack("<I", seg.data[off:off + 4])[0]
-                break
-    return FirmwareFacts(_cstring(uc.mem_read, name_sym.address), tuple(ops), runs)
+    # .data is copied from flash at start-up: its load image holds TM_RUNS
+    runs = _word(elf, runs_sym.address) if runs_sym is not None else 1
+    return FirmwareFacts(_cstring(elf, elf.require_symbol(MODEL_NAME).address), tuple(ops), runs)
 
 
 @dataclass
@@ -401,13 +404,14 @@ class VirtualBoard:
         if cached is not None:
             return cached
         silicon = self.timing.silicon
-        emulator = Emulator(silicon.board, cost_model=silicon.cost_model())
-        emulator.load(image)
-        facts = firmware_facts(emulator, image)
-        run = emulator.run(image, [[]], budget_instructions=self.budget_instructions,
-                           timeout_s=self.timeout_s)
-        program = _Program(facts, silicon_cycles(run, len(facts.ops), silicon),
-                           run_layer_activity(run, silicon.board, len(facts.ops)))
+        facts = firmware_facts(image)
+        device = EmulatedDevice(silicon.board, cost_model=silicon.cost_model(),
+                                budget_instructions=self.budget_instructions,
+                                timeout_s=self.timeout_s)
+        run = device.run_elf(image)
+        n = len(facts.ops)
+        program = _Program(facts, silicon_cycles(run, n, silicon),
+                           run.layer_activity(silicon.board, n))
         with self._lock:
             self._programs[key] = program
         return program

@@ -4,7 +4,7 @@ Why: calibration needs layers whose instruction mixes differ (a 1x1 convolution 
 mostly multiply-accumulate, a depthwise 3x3 mostly address arithmetic and loads, a
 fully-connected layer a tight dot product), and CI needs them without TensorFlow.
 These chains use only the ops the runtime has kernels for (CONV_2D,
-DEPTHWISE_CONV_2D, FULLY_CONNECTED) and are built with :mod:`tinymeter.models.testing`.
+DEPTHWISE_CONV_2D, FULLY_CONNECTED) and are built with :mod:`tinymeter.models.builders`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8
 from tinymeter.models.tflite import (
     Model,
     Operator,

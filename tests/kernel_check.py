@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tinymeter.firmware.host import run_on_host
-from tinymeter.models.testing import run_tflm
+from tinymeter.models.builders import run_tflm
 
 #: The device runtime's sources (kernels, include/).
 RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"

@@ -60,7 +60,7 @@ def test_hook_symbols_are_the_runtimes() -> None:
 
 def test_model_source_defines_the_data_symbols() -> None:
     from tinymeter.firmware.codegen import generate
-    from tinymeter.models.testing import int8_tensor, single_op_model_ir
+    from tinymeter.models.builders import int8_tensor, single_op_model_ir
 
     x = int8_tensor("x", (1, 4), 0.05, 2)
     y = int8_tensor("y", (1, 4), 0.05, 2)
@@ -92,7 +92,7 @@ def test_emulated_runtime_prints_what_the_abi_encodes(tmp_path: Path) -> None:
     from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import FirmwareBuilder
     from tinymeter.firmware.codegen import generate
-    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model_ir
+    from tinymeter.models.builders import int8_tensor, random_int8, single_op_model_ir
     from tinymeter.sim.emulator import Emulator
 
     x = int8_tensor("x", (1, 8), 0.05, 2)

@@ -283,7 +283,7 @@ def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -
 def test_m0plus_hardware_image_times_long_layers(tmp_path: Path, builder: FirmwareBuilder) -> None:
     """A layer of ~40M cycles on the M0+: SysTick (24 bits) can only give it modulo 2^24;
     the hardware image reads the board's 32-bit TIM2 counter and reports it whole."""
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
     from tinymeter.sim.emulator import Emulator
 
     board = load_board("nucleo-g0b1re")

@@ -113,7 +113,7 @@ def test_model_that_cannot_fit_is_refused_before_compiling(tmp_path: Path) -> No
     from tinymeter.core.errors import BuildError
     from tinymeter.firmware.build import FirmwareBuilder
     from tinymeter.firmware.codegen import generate
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
     from tinymeter.models.tflite import parse_tflite
 
     x = int8_tensor("x", (1, 1024), 0.05, 2)

@@ -13,7 +13,7 @@ from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
 from tinymeter.core.calibrations import calibration_file, choose_calibration, data_dir, find_calibration
 from tinymeter.core.errors import ConfigError
-from tinymeter.models.testing import int8_tensor, single_op_model
+from tinymeter.models.builders import int8_tensor, single_op_model
 from tinymeter.sim.costmodel import calibration_path, chosen_cost_model, cost_model_for, datasheet_cost_model
 
 

@@ -169,7 +169,7 @@ def test_cli_estimates_tflite_inputs(tmp_path: Path, capsys: pytest.CaptureFixtu
     """A .tflite input is estimated on the spot (one FC layer: fast)."""
     import numpy as np
 
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     monkeypatch.setenv("TINYMETER_CACHE", str(tmp_path / "cache"))
     x = int8_tensor("x", (1, 16), 0.05, 0)
@@ -253,7 +253,7 @@ def test_optimized_request_on_m0plus_reports_reference(tmp_path: Path, monkeypat
     from tinymeter.apps.estimate import estimate
     from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig, effective_kernels
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     g0 = load_board("nucleo-g0b1re")
     assert effective_kernels("optimized", g0.core) == "reference"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tinymeter.cli.main import main
-from tinymeter.models.testing import int8_tensor, single_op_model
+from tinymeter.models.builders import int8_tensor, single_op_model
 
 MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 

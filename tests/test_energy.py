@@ -205,7 +205,7 @@ def _stub_run(model: CostModel, cycles: list[float], stats: np.ndarray) -> Simpl
     stats = stats.copy()
     stats[:, STAT["cycles"]] = fixed
     return SimpleNamespace(profile=profile, cost_model=model, block_cycles=fixed, stats=stats,
-                           blocks=table)
+                           blocks=table, row_cycles=lambda: fixed.astype(np.float64) / CYCLE_SCALE)
 
 
 def test_equal_cycles_different_flash_traffic_different_energy() -> None:

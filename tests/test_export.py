@@ -81,7 +81,7 @@ def test_exported_library_builds_with_user_main_and_is_bit_exact(
     from tinymeter.apps.validate import random_inputs
     from tinymeter.cli.main import main
     from tinymeter.firmware.codegen import io_tensors
-    from tinymeter.models.testing import run_tflm
+    from tinymeter.models.builders import run_tflm
     from tinymeter.models.tflite import load_tflite
     from tinymeter.sim.emulator import Emulator
 

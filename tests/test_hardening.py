@@ -51,7 +51,7 @@ def _fc_model(tmp_path: Path, *, x_scale: float = 0.1, x_zp: int = 0, w_scale: f
               y_scale: float = 0.2, y_zp: int = 0, bias_zp: int = 0, const_w: bool = True,
               activation: str = "NONE") -> Path:
     """FULLY_CONNECTED 8 -> 4 with the given (possibly nonsense) quantization."""
-    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model, tensor
+    from tinymeter.models.builders import int8_tensor, random_int8, single_op_model, tensor
     from tinymeter.models.tflite import TensorType
 
     x = int8_tensor("x", (1, 8), x_scale, x_zp)
@@ -119,8 +119,8 @@ def test_inspect_json_roundtrip(capsys, tmp_path: Path) -> None:
 
 
 def test_inspect_unknown_dims_no_negative_macs(capsys, tmp_path: Path) -> None:
+    from tinymeter.models.builders import int8_tensor, random_int8, single_op_model_ir
     from tinymeter.models.inspect import inspect_model
-    from tinymeter.models.testing import int8_tensor, random_int8, single_op_model_ir
 
     x = int8_tensor("x", (-1, 8), 0.1, 0)
     w = int8_tensor("w", (4, 8), 0.05, 0, data=random_int8((4, 8), 1))
@@ -264,7 +264,7 @@ def test_model_reads_are_bounded(capsys, tmp_path: Path) -> None:
 
 
 def _reshape_model(tmp_path: Path, n: int = 8) -> Path:
-    from tinymeter.models.testing import int8_tensor, single_op_model
+    from tinymeter.models.builders import int8_tensor, single_op_model
 
     x = int8_tensor("x", (1, n), 0.1, 0)
     path = tmp_path / f"reshape{n}.tflite"
@@ -387,7 +387,7 @@ def test_build_writes_bin_and_hex(capsys, tmp_path: Path, monkeypatch) -> None:
 def test_estimate_report_markdown_and_html(capsys, tmp_path: Path) -> None:
     import numpy as np
 
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     x = int8_tensor("x", (1, 16), 0.05, 0)
     w = int8_tensor("w", (8, 16), 0.01, 0, data=random_int8((8, 16), seed=1))
@@ -475,7 +475,7 @@ def test_constant_operator_output_is_refused(capsys, tmp_path: Path) -> None:
     kernel's first store faulted in the emulator."""
     import dataclasses
 
-    from tinymeter.models.testing import int8_tensor, single_op_model_ir
+    from tinymeter.models.builders import int8_tensor, single_op_model_ir
     from tinymeter.models.tflite import serialize_tflite
 
     x = int8_tensor("x", (1, 8), 0.1, 0)

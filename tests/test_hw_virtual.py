@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinymeter.apps.measure import MeasureConfig, emulate_features, measure_elf
+from tinymeter.apps.measure import emulate_features
 from tinymeter.apps.resultsdb import ResultsDB
 from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
+from tinymeter.hw.device import HardwareDevice, MeasureConfig, measure_elf
 from tinymeter.hw.virtual import VirtualBoard, VirtualTiming
 from tinymeter.models.demomodels import write_demo_models
 from tinymeter.models.tflite import load_tflite
@@ -67,7 +68,6 @@ def test_measure_through_transport_faults(glitches: dict[int, str], cache: Path,
 
 def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
     """The board behind the same Device protocol as the emulator (timing only)."""
-    from tinymeter.apps.measure import HardwareDevice
     from tinymeter.core.errors import ConfigError
 
     board = load_board(BOARD)
@@ -77,6 +77,10 @@ def test_hardware_device_protocol(cache: Path, models: list[Path]) -> None:
         assert device.board is board
         run = device.run(image, [[]])
         assert run.outputs == [] and run.stdout.count("TM1 END") >= 3
+        n = len(image.model.layers)
+        assert run.result is not None and run.measured_cycles == run.result.measurement.cycles
+        assert len(run.measured_cycles) == n
+        assert run.layer_cycles(n).tolist() == list(run.measured_cycles)
         with pytest.raises(ConfigError, match="default inputs only"):
             device.run(image, [[np.zeros(4)]])
         _, semihosting = _image(models[0], runs=3, cache=cache, io="semihosting")
@@ -233,8 +237,9 @@ def test_ranking_names_a_hidden_core_change(cache: Path, models: list[Path],
     config = MeasureConfig(runs=3, warmup=1, timeout_s=60, idle_timeout_s=30)
     with ResultsDB(tmp_path / "r.sqlite") as db, \
             VirtualBoard(board, VirtualTiming(silicon, noise=0.0003)) as vb:
-        samples = samples_from_runs(campaign(models[:6], vb, db, config, prior))
-        samples.append(measure_microbench(vb, db, config, prior)[0])
+        device = HardwareDevice(vb)
+        samples = samples_from_runs(campaign(models[:6], device, db, config, prior))
+        samples.append(measure_microbench(device, db, config, prior)[0])
     result = calibrate(samples, prior)
     top = result.mechanisms[0]
     assert top.mechanism == "load pipelining" and top.determined

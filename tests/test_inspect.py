@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model_ir, tensor
 from tinymeter.models.inspect import format_summary, inspect_model
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir, tensor
 from tinymeter.models.tflite import TensorType, load_tflite
 
 MLPERF_DIR = Path(__file__).resolve().parents[1].parent / "shared/models/mlperf-tiny"

@@ -26,7 +26,7 @@ from kernel_check import (
 )
 
 from tinymeter.firmware.lower.activations import multiply_by_quantized_multiplier
-from tinymeter.models.testing import int8_tensor, single_op_model, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import TensorType
 
 pytest.importorskip("tflite_micro")

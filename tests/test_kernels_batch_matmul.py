@@ -21,7 +21,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.models.testing import int8_tensor, single_op_model, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import TensorType
 
 pytest.importorskip("tflite_micro")

@@ -27,7 +27,7 @@ from kernel_check import (
 
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.testing import int8_tensor, single_op_model, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite
 
 pytest.importorskip("tflite_micro")

@@ -33,7 +33,7 @@ from kernel_check import (
 from kernel_check import Case as KernelCase
 
 from tinymeter.firmware import quant
-from tinymeter.models.testing import run_tflm, single_op_model, tensor
+from tinymeter.models.builders import run_tflm, single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite
 
 pytest.importorskip("tflite_micro")

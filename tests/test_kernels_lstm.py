@@ -31,7 +31,7 @@ from kernel_check import (
 
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.testing import int8_tensor, single_op_model_ir, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model_ir, tensor
 from tinymeter.models.tflite import Model, TensorType, parse_tflite, serialize_tflite
 
 pytest.importorskip("tflite_micro")

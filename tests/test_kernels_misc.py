@@ -32,7 +32,7 @@ from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.lower import elementwise, pool
 from tinymeter.firmware.lower.base import LowerContext
 from tinymeter.firmware.lower.elementwise import broadcast_plan
-from tinymeter.models.testing import int8_tensor, single_op_model, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model, tensor
 from tinymeter.models.tflite import Tensor, TensorType, parse_tflite
 
 pytest.importorskip("tflite_micro")

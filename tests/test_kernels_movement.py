@@ -31,7 +31,7 @@ from kernel_check import (
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
 from tinymeter.firmware.lower.movement import fold_dims, strided_slice_ranges
-from tinymeter.models.testing import (
+from tinymeter.models.builders import (
     int8_tensor,
     run_tflm,
     single_op_model,

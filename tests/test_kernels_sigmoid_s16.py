@@ -29,7 +29,7 @@ from kernel_check import (
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware import quant
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.testing import single_op_model, tensor
+from tinymeter.models.builders import single_op_model, tensor
 from tinymeter.models.tflite import TensorType, parse_tflite
 
 pytest.importorskip("tflite_micro")

@@ -24,7 +24,7 @@ from kernel_check import (
 )
 
 from tinymeter.firmware import quant
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model, tensor
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model, tensor
 from tinymeter.models.tflite import TensorType
 
 pytest.importorskip("tflite_micro")

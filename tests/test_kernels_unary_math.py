@@ -24,7 +24,7 @@ from kernel_check import (
     make_runner,
 )
 
-from tinymeter.models.testing import single_op_model, tensor
+from tinymeter.models.builders import single_op_model, tensor
 from tinymeter.models.tflite import TensorType
 
 pytest.importorskip("tflite_micro")
@@ -78,7 +78,7 @@ def test_math_f32(runner: tuple[str, Runner], op: str, seed: int) -> None:
 def test_l2_normalization_s8(runner: tuple[str, Runner], seed: int) -> None:
     """int8 L2_NORMALIZATION: TFLM's fixed-point Newton inverse square root, rows from
     1 to 300 values, any input zero point, all-equal rows (norm 0 and 1)."""
-    from tinymeter.models.testing import int8_tensor
+    from tinymeter.models.builders import int8_tensor
 
     name, run = runner
     if name != "host" and seed >= 2:
@@ -100,7 +100,7 @@ def test_l2_normalization_s8(runner: tuple[str, Runner], seed: int) -> None:
 def test_rsqrt_s8_every_valid_input(runner: tuple[str, Runner], seed: int) -> None:
     """int8 RSQRT (a host-computed table of TFLM's integer arithmetic) for every input at
     or above the zero point (TFLM fails an inference with a smaller one)."""
-    from tinymeter.models.testing import int8_tensor
+    from tinymeter.models.builders import int8_tensor
 
     name, run = runner
     if name != "host" and seed >= 2:

@@ -14,7 +14,7 @@ import pytest
 
 from tinymeter.device import run_on_emulator
 from tinymeter.firmware.build import FirmwareBuilder
-from tinymeter.models.testing import run_tflm
+from tinymeter.models.builders import run_tflm
 from tinymeter.models.tflite import parse_tflite
 
 MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymeter.models.testing import int8_tensor, single_op_model
+from tinymeter.models.builders import int8_tensor, single_op_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".venv", ".git", "build", "bench-results", "__pycache__", ".pytest_cache",

@@ -12,7 +12,7 @@ from tinymeter.apps.estimate import estimate
 from tinymeter.cli.main import main
 from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import FirmwareBuilder
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
 MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 

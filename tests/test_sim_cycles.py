@@ -158,7 +158,7 @@ def expected_firmware_cycles(run, begin: int, end: int, layer: int) -> tuple[int
 
 
 def _fc_model(tmp_path: Path) -> Path:
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     x = int8_tensor("x", (1, 48), 0.05, 2)
     w = int8_tensor("w", (12, 48), 0.01, 0, data=random_int8((12, 48), seed=3))

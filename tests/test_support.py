@@ -17,7 +17,7 @@ import numpy as np
 
 from tinymeter.cli.main import main
 from tinymeter.firmware.support import format_support, op_support, optimized_kernels, unsupported
-from tinymeter.models.testing import int8_tensor, single_op_model_ir, tensor
+from tinymeter.models.builders import int8_tensor, single_op_model_ir, tensor
 from tinymeter.models.tflite import Model, TensorType, serialize_tflite
 
 

@@ -1,4 +1,4 @@
-"""Tests for the TFLite reader/writer (tinymeter.models.tflite) and models.testing.
+"""Tests for the TFLite reader/writer (tinymeter.models.tflite) and models.builders.
 
 The tflite-micro package (test extra) serves two independent checks here: its
 interpreter must accept and run what our writer produces, and its generated schema
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tinymeter.core.errors import MalformedModelError, UnsupportedModelError
 from tinymeter.models import tflite
-from tinymeter.models.testing import (
+from tinymeter.models.builders import (
     bias_tensor,
     int8_tensor,
     random_int8,

@@ -404,7 +404,7 @@ def build_fake_tflm(root: Path, core_name: str, arena_need: int = 48,
 def _fc_model(tmp_path: Path) -> Path:
     import numpy as np
 
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     x = int8_tensor("x", (1, 16), 0.05, 2)
     w = int8_tensor("w", (4, 16), 0.01, 0, data=random_int8((4, 16), seed=1))

@@ -19,7 +19,7 @@ import pytest
 from tinymeter.cli.main import main
 from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.host import run_on_host
-from tinymeter.models.testing import run_tflm
+from tinymeter.models.builders import run_tflm
 from tinymeter.models.tflite import TensorType, parse_tflite
 
 pytest.importorskip("tensorflow")

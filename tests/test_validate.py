@@ -68,7 +68,7 @@ def test_load_inputs_npy_npz_and_quantization(tmp_path: Path) -> None:
 
 
 def _fc_int8(tmp_path: Path) -> Path:
-    from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model
+    from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
     x = int8_tensor("x", (1, 16), 0.05, 2)
     w = int8_tensor("w", (4, 16), 0.01, 0, data=random_int8((4, 16), seed=1))
@@ -83,7 +83,7 @@ def _fc_int8(tmp_path: Path) -> Path:
 def test_validate_own_runtime_int8_and_float(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     from tinymeter.cli.main import main
-    from tinymeter.models.testing import single_op_model, tensor
+    from tinymeter.models.builders import single_op_model, tensor
 
     model = _fc_int8(tmp_path)
     report = tmp_path / "v.json"

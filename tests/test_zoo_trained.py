@@ -17,7 +17,7 @@ import pytest
 from tinymeter.cli.main import main
 from tinymeter.firmware.host import run_on_host
 from tinymeter.models import zoo
-from tinymeter.models.testing import run_tflm
+from tinymeter.models.builders import run_tflm
 from tinymeter.models.tflite import parse_tflite
 
 pytest.importorskip("tensorflow")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinymeter.models.testing import run_tflm, single_op_model, tensor
+from tinymeter.models.builders import run_tflm, single_op_model, tensor
 from tinymeter.models.tflite import TensorType
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from tinymeter.abi import IO_NEXT, PROF_BEGIN, PROF_END, parse_arena, reports
 from tinymeter.analysis.report import Estimate, FunctionProfile, LayerEstimate
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import ConfigError, EmulationError, TinymeterError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
@@ -39,14 +39,11 @@ from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.classes import CLASSES
 from tinymeter.sim.costmodel import CostModel, cost_model_for
 from tinymeter.sim.elf import ElfImage
-from tinymeter.sim.emulator import Emulator, RunResult, tflm_profiler_symbols
+from tinymeter.sim.emulator import RunResult, tflm_profiler_symbols
 from tinymeter.sim.energy import group_activity, layer_energy, row_activity, sum_energy
 from tinymeter.sim.timing import group_splits, sum_splits
 
 log = logging.getLogger(__name__)
-
-STACK_PAINT = 0xDEADBEEF
-
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -71,10 +68,13 @@ def resolve_model(model: str | Path | None, *, quiet: bool = False) -> Path:
 
 
 def build_model(model_path: Path, board: Board, config: BuildConfig | None = None, *,
-                builder: FirmwareBuilder | None = None, out_dir: Path | None = None) -> FirmwareImage:
-    """Parse, lower and build *model_path* for *board* (the firmware is named after the
-    file's stem); ``image.model`` holds the generated model's facts."""
-    gen = generate(load_tflite(model_path), name=Path(model_path).stem)
+                builder: FirmwareBuilder | None = None, out_dir: Path | None = None,
+                parsed: Model | None = None) -> FirmwareImage:
+    """Parse (unless *parsed* is the model already read), lower and build *model_path*
+    for *board* (the firmware is named after the file's stem); ``image.model`` holds
+    the generated model's facts."""
+    model = parsed if parsed is not None else load_tflite(model_path)
+    gen = generate(model, name=Path(model_path).stem)
     return (builder or FirmwareBuilder()).build(gen, board, config, out_dir=out_dir)
 
 
@@ -92,23 +92,6 @@ class _Stages:
         yield
         if self.bar is not None:
             self.bar.update(1)
-
-
-def stack_peak(emulator: Emulator) -> int | None:
-    """Deepest stack use in bytes, from the paint the startup code leaves below SP."""
-    elf = emulator.image
-    uc = emulator.uc
-    if elf is None or uc is None:
-        return None
-    lo, hi = elf.symbol("_sstack"), elf.symbol("_estack")
-    if lo is None or hi is None:
-        return None
-    raw = bytes(uc.mem_read(lo.address, hi.address - lo.address))
-    words = struct.unpack(f"<{len(raw) // 4}I", raw)
-    for i, w in enumerate(words):
-        if w != STACK_PAINT:
-            return hi.address - (lo.address + 4 * i)
-    return 0
 
 
 def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[int],
@@ -169,7 +152,7 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
     return rows, overhead, row_cycles
 
 
-def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray, *,
+def function_profile(run: RunResult, elf: ElfImage | None, row_cycles: np.ndarray, *,
                      inside: int | None = None) -> list[FunctionProfile]:
     """Flat profile: instructions and cycles per function (over the whole run, or with
     *inside* = n only the rows of layers/spans 0..n-1).
@@ -177,7 +160,7 @@ def function_profile(run: RunResult, emulator: Emulator, row_cycles: np.ndarray,
     Rows are per function address, named by the demangled name; functions of one name
     at different addresses (static functions, anonymous namespaces: every TFLM kernel's
     ``Eval``) stay separate rows, told apart by their source file (DWARF) or address."""
-    profile, elf = run.profile, emulator.image
+    profile = run.profile
     if profile is None or elf is None:
         return []
     instr: dict[int, int] = {}
@@ -246,22 +229,23 @@ def estimate(model_path: Path, board: Board, config: BuildConfig | None = None, 
     bar = tqdm(total=4, disable=not show, leave=False, unit="step")
     stages = _Stages(bar if show else None)
     try:
-        with stages.stage("parsing and lowering the model"):
+        with stages.stage("parsing the model"):
             parsed = load_tflite(model_path)
-            gen = generate(parsed, name=Path(model_path).stem)
-        with stages.stage(f"building firmware for {board.name}"):
-            image = builder.build(gen, board, config)
+        with stages.stage(f"lowering and building firmware for {board.name}"):
+            image = build_model(model_path, board, config, builder=builder, parsed=parsed)
+        gen = image.model
         model = cost_model or cost_model_for(board)
-        emulator = Emulator(board, cost_model=model)
+        device = EmulatedDevice(board, cost_model=model, budget_instructions=budget_instructions,
+                                timeout_s=timeout_s)
         with stages.stage("emulating one inference"):
-            run = emulator.run(image.elf, [[]], budget_instructions=budget_instructions,
-                               timeout_s=timeout_s)
+            emulated = device.run_elf(image.elf)
+            run = emulated.emulation
         with stages.stage("applying the cost model"):
             rows, overhead, row_cycles = layer_estimates(
                 run, model, len(gen.layers), [layer.macs for layer in gen.layers],
                 [layer.op_name for layer in gen.layers], board=board)
-            functions = function_profile(run, emulator, row_cycles)
-            stack = stack_peak(emulator)
+            functions = function_profile(run, emulated.elf, row_cycles)
+            stack = emulated.stack_bytes
     finally:
         bar.close()
     rows = with_layer_facts(rows, parsed)
@@ -355,14 +339,14 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     if not own_pair and events is None and span is None:
         log.warning("%s has neither %s/%s nor TFLM MicroProfiler events: no per-layer "
                     "attribution", elf_path, PROF_BEGIN, PROF_END)
-    emulator = Emulator(board, event_profiler=events, cost_model=model, stop_at=stop_at,
-                        stop_on_idle=True, span=span, span_count=span_count)
+    device = EmulatedDevice(board, cost_model=model, budget_instructions=budget_instructions,
+                            timeout_s=timeout_s, event_profiler=events, stop_at=stop_at,
+                            stop_on_idle=True, span=span, span_count=span_count)
     inputs: list[list[bytes]] = [[]] if elf.symbol(IO_NEXT) is not None else []
-    run = emulator.run(elf, inputs, budget_instructions=budget_instructions,
-                       timeout_s=timeout_s)
-    assert run.profile is not None
+    emulated = device.run_elf(elf, inputs)
+    run = emulated.emulation
     rows, overhead, row_cycles = _elf_rows(run, model, span, span_count, elf_path, board)
-    functions = function_profile(run, emulator, row_cycles,
+    functions = function_profile(run, emulated.elf, row_cycles,
                                  inside=len(rows) if span is not None else None)
     sections = section_sizes(Path(elf_path))
     return _assemble(
@@ -371,7 +355,7 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
         flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
                                                       ".init_array", ".ARM.exidx", ".data")),
         ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack")),
-        weight_bytes=0, stack_bytes=stack_peak(emulator),
+        weight_bytes=0, stack_bytes=emulated.stack_bytes,
         profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run",
         console=run.stdout)
 

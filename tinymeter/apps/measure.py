@@ -1,187 +1,36 @@
-"""Measuring firmware on a board: flash, reset, read reports, store; and calibration campaigns.
+"""Measuring firmware on a board: build, run on the board, store; and calibration campaigns.
 
-A :class:`BoardLink` is what the loop needs from a board: ``flash``, ``reset``, a
-serial port opened *before* the reset (so no line is missed) and tool versions.
-:class:`ProbeLink` is a real board (probe tool + serial device); the virtual board
-(:mod:`tinymeter.hw.virtual`) has the same methods.  :class:`HardwareDevice` puts a
-link behind the :class:`tinymeter.device.Device` protocol.
+Every board is a :class:`~tinymeter.hw.device.HardwareDevice` (a real board over a probe
+and a serial port, or the virtual board); every emulation an
+:class:`~tinymeter.device.EmulatedDevice`: both through the one run interface.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from tinymeter.abi import Report, ReportParser
 from tinymeter.analysis.calibrate import ModelSample
 from tinymeter.apps.estimate import build_model
 from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
-from tinymeter.core.boards import Board
-from tinymeter.core.errors import ConfigError, HardwareError, HardwareTimeout
-from tinymeter.device import DeviceRun
+from tinymeter.core.errors import ConfigError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
-from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
-from tinymeter.hw.probe import ProbeConfig, ProbeRunner
-from tinymeter.hw.protocol import Measurement, keep_runs, summarize
-from tinymeter.hw.serialport import Port, collect_reports, open_port
-from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
+from tinymeter.hw.device import HardwareDevice, MeasureConfig
+from tinymeter.hw.power import PowerMonitor
 from tinymeter.sim.costmodel import (
     CostParameters,
     cost_model_for,
-    layer_features,
     parameter_vector,
 )
-from tinymeter.sim.emulator import Emulator
-from tinymeter.sim.energy import energy_features, run_layer_activity
+from tinymeter.sim.energy import energy_features
 
 log = logging.getLogger(__name__)
-
-
-class BoardLink(Protocol):
-    """A board the measurement loop can drive."""
-
-    board: Board
-
-    def open_port(self) -> Port: ...
-
-    def flash(self, elf: Path) -> None: ...
-
-    def reset(self) -> None: ...
-
-    def tool_version(self) -> str: ...
-
-
-class ProbeLink:
-    """A real board: a probe tool for flash/reset and a serial device for reports."""
-
-    def __init__(self, board: Board, port: str, probe: ProbeConfig | None = None,
-                 baudrate: int | None = None) -> None:
-        self.board = board
-        self.port = port
-        self.baudrate = baudrate or board.uart.baudrate
-        self.runner = ProbeRunner(board, probe)
-
-    def open_port(self) -> Port:
-        return open_port(self.port, self.baudrate)
-
-    def flash(self, elf: Path) -> None:
-        self.runner.flash(elf)
-
-    def reset(self) -> None:
-        self.runner.reset()
-
-    def tool_version(self) -> str:
-        return self.runner.tool_version()
-
-
-@dataclass(frozen=True)
-class MeasureConfig:
-    """Repeats, warm-up, and the bound on every wait."""
-
-    runs: int = 5
-    warmup: int = 1
-    timeout_s: float = 120.0
-    idle_timeout_s: float = 30.0
-    retries: int = 2
-
-    def __post_init__(self) -> None:
-        if self.runs < 1 or self.warmup < 0 or self.retries < 0:
-            raise ConfigError("measure: runs >= 1, warmup >= 0 and retries >= 0 required")
-        if self.timeout_s <= 0 or self.idle_timeout_s <= 0:
-            raise ConfigError("measure: timeouts must be positive")
-
-    @property
-    def firmware_runs(self) -> int:
-        """Inferences the firmware must run per boot (``BuildConfig.runs``)."""
-        return self.runs + self.warmup
-
-
-@dataclass
-class MeasureResult:
-    measurement: Measurement
-    attempts: int
-    parse_stats: dict[str, object]
-    transcript: bytes
-    energy: EnergyResult | None = None
-    tools: dict[str, str] = field(default_factory=dict)
-
-
-def measure_elf(link: BoardLink, elf: Path, config: MeasureConfig, *, expect_model: str | None = None,
-                expect_ops: Sequence[str] | None = None, flash: bool = True,
-                power: PowerMonitor | None = None) -> MeasureResult:
-    """Flash *elf*, then reset and read until ``config.runs`` good runs (retrying with a
-    fresh reset when a boot yields too few), optionally capturing a power trace."""
-    port = link.open_port()
-    try:
-        if flash:
-            link.flash(elf)
-        parser = ReportParser(expect_model=expect_model, expect_ops=expect_ops)
-        reports: list[Report] = []
-        attempts = 0
-        transcript = b""
-        for attempts in range(1, config.retries + 2):
-            port.discard_input()
-            if power is not None and attempts == 1:
-                power.start()  # one capture over every boot: windows are found per inference
-            link.reset()
-            need = config.runs - len(keep_runs(reports, config.warmup))
-            got = collect_reports(port, runs=need, warmup=config.warmup, timeout_s=config.timeout_s,
-                                  idle_timeout_s=config.idle_timeout_s, parser=parser,
-                                  raise_on_timeout=False)
-            reports.extend(got.reports)
-            transcript += got.transcript
-            if got.complete:
-                break
-            log.warning("attempt %d: %s; resetting again", attempts, parser.stats.last_problem or
-                        "too few reports")
-        kept = keep_runs(reports, config.warmup)
-        if len(kept) < config.runs:
-            s = parser.stats
-            raise HardwareTimeout(
-                f"only {len(kept)} of {config.runs} good runs after {attempts} reset(s) "
-                f"({s.discarded_reports} discarded, {s.garbled_lines} garbled line(s)"
-                + (f", last problem: {s.last_problem}" if s.last_problem else "")
-                + ("; nothing received: wrong port or baud rate?" if not transcript else "") + ")")
-        measurement = summarize(kept[:config.runs])
-        energy = None
-        if power is not None:
-            trace = power.stop()
-            energy = energy_from_trace(trace, len(measurement.layers), warmup=config.warmup,
-                                       layer_cycles=measurement.cycles)
-        return MeasureResult(measurement, attempts, asdict(parser.stats), transcript, energy,
-                             {"probe": link.tool_version()})
-    finally:
-        port.close()
-
-
-class HardwareDevice:
-    """A board behind the :class:`tinymeter.device.Device` protocol.
-
-    Real boards run their built-in default inputs and report timing only, so
-    ``inputs`` must be default (empty) and the outputs list is empty.
-    """
-
-    def __init__(self, link: BoardLink, config: MeasureConfig | None = None) -> None:
-        self.link = link
-        self.board = link.board
-        self.config = config or MeasureConfig()
-
-    def run(self, image: FirmwareImage, inputs: Sequence[Sequence[np.ndarray]]) -> DeviceRun:
-        if any(len(x) for x in inputs):
-            raise ConfigError("a hardware device runs the firmware's default inputs only")
-        if image.config.io != "uart":
-            # A semihosting image would stop at its first report line without a debugger.
-            raise ConfigError("a board needs the hardware image: build it with "
-                              "BuildConfig(io='uart') (tinymeter build --io uart)")
-        result = measure_elf(self.link, image.elf, self.config, expect_model=image.model.name,
-                             expect_ops=[layer.op_name for layer in image.model.layers])
-        return DeviceRun(outputs=[], stdout=result.transcript.decode("ascii", "replace"))
 
 
 @dataclass(frozen=True)
@@ -213,15 +62,11 @@ def emulate_run(image: FirmwareImage, prior: CostParameters
                 ) -> tuple[np.ndarray, float, np.ndarray]:
     """:func:`emulate_image` plus the per-layer activity (flash reads, SRAM accesses)
     the energy calibration needs."""
-    run = Emulator(image.board).run(image.elf, [[]],
-                                    budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS,
-                                    timeout_s=DEFAULT_TIMEOUT_S)
-    if run.profile is None:
-        raise HardwareError("emulation produced no profile")
+    run = EmulatedDevice(image.board).run_elf(image.elf)
     n_layers = len(image.model.layers)
-    features = layer_features(run, prior, n_layers)
+    features = run.layer_features(prior, n_layers)
     return (features, float((features @ parameter_vector(prior)).sum()),
-            run_layer_activity(run, image.board, n_layers))
+            run.layer_activity(image.board, n_layers))
 
 
 def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,
@@ -248,24 +93,24 @@ def _hardware_build(build: BuildConfig | None, config: MeasureConfig) -> BuildCo
     return replace(build or BuildConfig(), runs=config.firmware_runs, io="uart")
 
 
-def measure_model(model_path: Path, link: BoardLink, db: ResultsDB, config: MeasureConfig, *,
+def measure_model(model_path: Path, device: HardwareDevice, db: ResultsDB, config: MeasureConfig, *,
                   build: BuildConfig | None = None, builder: FirmwareBuilder | None = None,
                   power: PowerMonitor | None = None, resume: bool = True) -> tuple[FirmwareImage,
                                                                                     StoredMeasurement]:
-    """Build the hardware image of *model_path* for the link's board and measure it
+    """Build the hardware image of *model_path* for the device's board and measure it
     (:func:`measure_image`)."""
-    image = build_model(model_path, link.board, _hardware_build(build, config), builder=builder)
-    return image, measure_image(image, model_path, link, db, config, power=power, resume=resume)
+    image = build_model(model_path, device.board, _hardware_build(build, config), builder=builder)
+    return image, measure_image(image, model_path, device, db, config, power=power, resume=resume)
 
 
-def measure_image(image: FirmwareImage, model_path: Path, link: BoardLink, db: ResultsDB,
+def measure_image(image: FirmwareImage, model_path: Path, device: HardwareDevice, db: ResultsDB,
                   config: MeasureConfig, *, power: PowerMonitor | None = None,
                   resume: bool = True, expected_cycles: float | None = None) -> StoredMeasurement:
     """Measure *image* (or reuse a stored measurement of the identical image when
     *resume*), store and return it.  The waits are scaled to the model
     (:func:`scaled_timeouts`) from *expected_cycles* per inference, emulated with the
     board's cost model when not given."""
-    board = link.board
+    board = device.board
     gen = image.model
     sha = file_sha256(image.elf)
     if resume:
@@ -277,8 +122,8 @@ def measure_image(image: FirmwareImage, model_path: Path, link: BoardLink, db: R
     if expected_cycles is None:
         expected_cycles = emulate_image(image, cost_model_for(board).params)[1]
     config = scaled_timeouts(config, expected_cycles, board.hardware_clock_hz)
-    result = measure_elf(link, image.elf, config, expect_model=gen.name,
-                         expect_ops=[layer.op_name for layer in gen.layers], power=power)
+    result = device.run(image, config=config, power=power).result
+    assert result is not None
     e = result.energy
     mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
                  warmup=config.warmup, model_sha256=file_sha256(model_path),
@@ -289,7 +134,7 @@ def measure_image(image: FirmwareImage, model_path: Path, link: BoardLink, db: R
     return db.get(mid)
 
 
-def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: MeasureConfig,
+def campaign(models: Sequence[Path], device: HardwareDevice, db: ResultsDB, config: MeasureConfig,
              prior: CostParameters, *, build: BuildConfig | None = None,
              builder: FirmwareBuilder | None = None,
              power_factory: Callable[[], PowerMonitor] | None = None,
@@ -303,15 +148,15 @@ def campaign(models: Sequence[Path], link: BoardLink, db: ResultsDB, config: Mea
     if len({Path(m).stem for m in models}) != len(models):
         raise ConfigError("calibration models must have distinct file names")
     out = []
-    for path in tqdm(models, desc=f"measuring on {link.board.name}", unit="model",
+    for path in tqdm(models, desc=f"measuring on {device.board.name}", unit="model",
                      disable=not progress):
         hw_build = _hardware_build(build, config)
         image = (image_for(Path(path), hw_build) if image_for is not None else
-                 build_model(Path(path), link.board, hw_build, builder=builder))
+                 build_model(Path(path), device.board, hw_build, builder=builder))
         features, cycles, activity = emulate_run(image, prior)
         power = power_factory() if power_factory else None
         try:
-            stored = measure_image(image, Path(path), link, db, config, power=power, resume=resume,
+            stored = measure_image(image, Path(path), device, db, config, power=power, resume=resume,
                                    expected_cycles=cycles)
         finally:
             if power is not None:

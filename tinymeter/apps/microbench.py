@@ -42,21 +42,21 @@ from pathlib import Path
 import numpy as np
 
 from tinymeter.analysis.calibrate import ModelSample
-from tinymeter.apps.measure import BoardLink, MeasureConfig, measure_elf
 from tinymeter.apps.resultsdb import ResultsDB, StoredMeasurement, file_sha256
 from tinymeter.core.boards import Board
 from tinymeter.core.cores import Core
-from tinymeter.core.errors import ConfigError, HardwareError
+from tinymeter.core.errors import ConfigError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import (
     BuildConfig,
     FirmwareBuilder,
     board_sources,
     calibration_sources,
 )
+from tinymeter.hw.device import HardwareDevice, MeasureConfig
 from tinymeter.hw.power import PowerMonitor
-from tinymeter.sim.costmodel import CostParameters, layer_features
-from tinymeter.sim.emulator import Emulator
-from tinymeter.sim.energy import energy_features, run_layer_activity
+from tinymeter.sim.costmodel import CostParameters
+from tinymeter.sim.energy import energy_features
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,11 @@ class MicrobenchImage:
     def ops(self) -> tuple[str, ...]:
         return tuple(b.op for b in self.benchmarks)
 
+    @property
+    def report_layout(self) -> tuple[str, tuple[str, ...]]:
+        """Model name and op names of the firmware's ``TM1`` report."""
+        return MICROBENCH_MODEL, self.ops
+
 
 def build_microbench(board: Board, runs: int = 1, builder: FirmwareBuilder | None = None,
                      io: str = "uart") -> MicrobenchImage:
@@ -230,30 +235,28 @@ def emulate_microbench_run(image: MicrobenchImage, prior: CostParameters
                            ) -> tuple[np.ndarray, np.ndarray]:
     """(calibration features, activity: flash reads and SRAM accesses) per benchmark; the
     flash and SRAM load loops are what separate the energy per access in the power fit."""
-    run = Emulator(image.board).run(image.elf, [[]], budget_instructions=200_000_000,
-                                    timeout_s=300.0)
-    if run.profile is None:
-        raise HardwareError("microbenchmark emulation produced no profile")
+    run = EmulatedDevice(image.board, budget_instructions=200_000_000,
+                         timeout_s=300.0).run_elf(image.elf)
     n = len(image.benchmarks)
-    return layer_features(run, prior, n), run_layer_activity(run, image.board, n)
+    return run.layer_features(prior, n), run.layer_activity(image.board, n)
 
 
-def measure_microbench(link: BoardLink, db: ResultsDB, config: MeasureConfig,
+def measure_microbench(device: HardwareDevice, db: ResultsDB, config: MeasureConfig,
                        prior: CostParameters, *, builder: FirmwareBuilder | None = None,
                        resume: bool = True, power: PowerMonitor | None = None
                        ) -> tuple[ModelSample, StoredMeasurement]:
     """Build, measure (or reuse a stored measurement of the identical image) and emulate
-    the microbenchmarks on the link's board; the sample always stays in the training set
+    the microbenchmarks on the device's board; the sample always stays in the training set
     (``role="microbench"``), never in leave-one-model-out.  With *power*, per-benchmark
     energies are measured too (the sample then feeds the energy fit)."""
-    board = link.board
+    board = device.board
     image = build_microbench(board, runs=config.firmware_runs, builder=builder)
     sha = file_sha256(image.elf)
     stored = db.latest(board.name, sha) if resume else None
     if (stored is None or stored.runs < config.runs
             or (power is not None and stored.energy_uj is None)):
-        result = measure_elf(link, image.elf, config, expect_model=MICROBENCH_MODEL,
-                             expect_ops=image.ops, power=power)
+        result = device.run(image, config=config, power=power).result
+        assert result is not None
         e = result.energy
         mid = db.add(board=board.name, image_sha256=sha, measurement=result.measurement,
                      warmup=config.warmup, model_sha256=sha, kernels="microbench", opt="-O2",

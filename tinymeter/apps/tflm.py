@@ -16,9 +16,10 @@ from pathlib import Path
 
 from tinymeter.abi import ARENA_HOOK, ArenaReport, parse_arena
 from tinymeter.analysis.report import Estimate
-from tinymeter.apps.estimate import _assemble, function_profile, layer_estimates, layer_facts, stack_peak
+from tinymeter.apps.estimate import _assemble, function_profile, layer_estimates, layer_facts
 from tinymeter.core.boards import Board
 from tinymeter.core.errors import EmulationError
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareImage
 from tinymeter.firmware.codegen import GeneratedModel, default_inputs, io_tensors
 from tinymeter.firmware.lower.base import Layer
@@ -37,7 +38,7 @@ from tinymeter.models.inspect import inspect_model
 from tinymeter.models.tflite import load_tflite, read_model_bytes
 from tinymeter.sim import DEFAULT_BUDGET_INSTRUCTIONS, DEFAULT_TIMEOUT_S
 from tinymeter.sim.costmodel import CostModel, cost_model_for
-from tinymeter.sim.emulator import Emulator, RunResult
+from tinymeter.sim.emulator import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,8 @@ class TflmImage:
 def _arena_run(elf: Path, board: Board, timeout_s: float) -> ArenaReport:
     """Run the firmware up to the end of AllocateTensors (uncounted) and read its arena
     line."""
-    run = Emulator(board, stop_at=(ARENA_HOOK,)).run(
-        elf, [[]], budget_instructions=DEFAULT_BUDGET_INSTRUCTIONS, timeout_s=timeout_s,
-        count=False)
+    run = EmulatedDevice(board, timeout_s=timeout_s, count=False,
+                         stop_at=(ARENA_HOOK,)).run_elf(elf)
     report = parse_arena(run.stdout)
     if report is None:
         raise EmulationError(f"the TFLM harness printed no arena line (output: "
@@ -171,15 +171,16 @@ def estimate_tflm(model_path: Path, board: Board, library: TflmLibrary,
     with tempfile.TemporaryDirectory(prefix="tm-tflm-") as work:
         image = build_tflm_image(model_path, board, library, config, arena_bytes=arena_bytes,
                                  work=Path(work), out_dir=out_dir, timeout_s=timeout_s)
-        emulator = Emulator(board, cost_model=cost)
-        run = emulator.run(image.elf, [inputs], budget_instructions=budget_instructions,
-                           timeout_s=timeout_s)
+        device = EmulatedDevice(board, cost_model=cost, budget_instructions=budget_instructions,
+                                timeout_s=timeout_s)
+        emulated = device.run_elf(image.elf, [inputs])
+        run = emulated.emulation
         _check_layers(run, len(main.operators), Path(model_path).name)
         rows, overhead, row_cycles = layer_estimates(
             run, cost, len(main.operators), macs, [op.opcode for op in main.operators],
             board=board)
-        functions = function_profile(run, emulator, row_cycles)
-        stack = stack_peak(emulator)
+        functions = function_profile(run, emulated.elf, row_cycles)
+        stack = emulated.stack_bytes
     rows = [replace(r, weight_bytes=w, output_shape=s) for r, w, s in zip(rows, weights, shapes)]
     est = _assemble(Path(model_path).name, board, library.label, cost, run, rows, overhead,
                     functions, arena_bytes=image.arena_needed, flash_bytes=image.flash_bytes,

@@ -25,11 +25,11 @@ import numpy as np
 from tinymeter.apps.tflm import build_tflm_image
 from tinymeter.core.errors import ConfigError, TinymeterError
 from tinymeter.core.texttable import text_table
+from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import IoTensor, generate, io_tensors
 from tinymeter.firmware.host import decode_outputs, encode_inputs
 from tinymeter.models.tflite import load_tflite, read_model_bytes
-from tinymeter.sim.emulator import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -273,9 +273,10 @@ def run_firmware(model_path: Path, board: Any, samples: Sequence[Sequence[np.nda
         else:
             elf = build_tflm_image(model_path, board, library, work=Path(work),
                                    timeout_s=timeout_s).elf
-        run = Emulator(board).run(elf, raw, budget_instructions=budget_instructions,
-                                  timeout_s=timeout_s, count=False)
-    return decode_outputs(io_tensors(model, main.outputs), run.outputs)
+        run = EmulatedDevice(board, budget_instructions=budget_instructions,
+                             timeout_s=timeout_s, count=False).run_elf(elf, raw)
+    assert run.raw is not None
+    return decode_outputs(io_tensors(model, main.outputs), run.raw.outputs)
 
 
 def validate(model_path: Path, board: Any, *, library: Any = None, kernels: str = "reference",

@@ -26,8 +26,6 @@ from tinymeter.analysis import plots
 from tinymeter.analysis.calibrate import DEFAULT_REGULARIZATION, NOT_SEPARABLE, calibrate, save_calibration
 from tinymeter.apps.estimate import build_model, resolve_model
 from tinymeter.apps.measure import (
-    MeasureConfig,
-    ProbeLink,
     campaign,
     emulate_run,
     measure_image,
@@ -54,6 +52,7 @@ from tinymeter.core.errors import ConfigError
 from tinymeter.core.files import is_stdout, write_output
 from tinymeter.core.texttable import text_table
 from tinymeter.firmware.build import BuildConfig, effective_kernels
+from tinymeter.hw.device import HardwareDevice, MeasureConfig, ProbeLink
 from tinymeter.hw.power import JoulescopeMonitor, PPK2Monitor, read_csv
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.virtual import VirtualBoard, VirtualPowerMonitor, VirtualTiming
@@ -149,20 +148,20 @@ def _probe_config(args: argparse.Namespace) -> Any:
 
 
 @contextmanager
-def _link(args: argparse.Namespace, board: Board) -> Iterator[Any]:
+def _device(args: argparse.Namespace, board: Board) -> Iterator[HardwareDevice]:
     """The board to talk to: a real one (probe + serial) or the virtual board."""
     if args.probe == "virtual":
         timing = VirtualTiming.for_board(board, seed=args.virtual_seed, noise=args.virtual_noise)
         vb = VirtualBoard(board, timing)
         try:
-            yield vb
+            yield HardwareDevice(vb)
         finally:
             vb.close()
         return
     if not args.port:
         raise ConfigError("--port is required with a real board (the UART's serial device)")
 
-    yield ProbeLink(board, args.port, _probe_config(args), args.baud)
+    yield HardwareDevice(ProbeLink(board, args.port, _probe_config(args), args.baud))
 
 
 def _power_factory(args: argparse.Namespace, link: Any) -> Callable[[], Any] | None:
@@ -287,8 +286,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     path = resolve_model(args.model)
     config = _measure_config(args)
-    with _db(args) as db, _link(args, board) as link:
-        factory = _power_factory(args, link)
+    with _db(args) as db, _device(args, board) as device:
+        factory = _power_factory(args, device.link)
         power = factory() if factory else None
         build = BuildConfig(kernels=args.kernels, opt=args.opt, runs=config.firmware_runs,
                             io="uart")
@@ -296,10 +295,10 @@ def _cmd_measure(args: argparse.Namespace) -> int:
             with _tflm_image(args, board, path, build) as tflm:
                 if tflm is not None:
                     image = tflm
-                    stored = measure_image(image, path, link, db, config, power=power,
+                    stored = measure_image(image, path, device, db, config, power=power,
                                            resume=not args.remeasure)
                 else:
-                    image, stored = measure_model(path, link, db, config, build=build,
+                    image, stored = measure_model(path, device, db, config, build=build,
                                                   power=power, resume=not args.remeasure)
 
                 model = chosen_cost_model(board, choose_calibration(board, None, args.uid))
@@ -408,8 +407,9 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
         if len(models) < 2:
             raise ConfigError("calibration needs at least two models (leave-one-out)")
         config = _measure_config(args)
-        with _db(args) as db, _link(args, board) as link:
-            runs = campaign(models, link, db, config, prior,
+        with _db(args) as db, _device(args, board) as device:
+            link = device.link
+            runs = campaign(models, device, db, config, prior,
                             build=BuildConfig(kernels=args.kernels, opt=args.opt),
                             power_factory=_power_factory(args, link), resume=not args.remeasure,
                             progress=sys.stderr.isatty() and not args.quiet,
@@ -419,7 +419,7 @@ def _calibration_samples(args: argparse.Namespace, board: Board, prior: Any) -> 
                 factory = _power_factory(args, link)
                 power = factory() if factory else None
                 try:
-                    mb, _stored = measure_microbench(link, db, config, prior,
+                    mb, _stored = measure_microbench(device, db, config, prior,
                                                      resume=not args.remeasure, power=power)
                 finally:
                     if power is not None:

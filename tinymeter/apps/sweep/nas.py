@@ -51,7 +51,7 @@ from tinymeter.apps.sweep.worker import CandidateJob, CandidateResult, evaluate_
 from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder
 from tinymeter.firmware.codegen import generate
-from tinymeter.models.testing import bias_tensor, int8_tensor, random_int8, single_op_model_ir
+from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model_ir
 
 log = logging.getLogger(__name__)
 

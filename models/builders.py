@@ -1,10 +1,13 @@
-"""Helpers to build small TFLite models for tests (single ops, any quantization).
+"""Model builders: small TFLite models with any quantization (single ops, chains).
 
-Why: kernel and lowering tests need models whose quantization parameters are chosen
-by the test (odd scales, per-channel weights, extreme zero points) rather than by a
-converter. These helpers build :class:`~tinymeter.models.tflite.Model` objects with
-explicit buffer indices, so ``parse_tflite(serialize_tflite(m)) == m`` holds, and can
-run the result in the tflite-micro reference interpreter (a test-only dependency).
+Why: kernel and lowering tests, the demo models of the virtual board
+(:mod:`tinymeter.models.demomodels`) and the sweep's firmware-cache warm-up need models
+whose quantization parameters are chosen by the caller (odd scales, per-channel
+weights, extreme zero points) rather than by a converter. These helpers build
+:class:`~tinymeter.models.tflite.Model` objects with explicit buffer indices, so
+``parse_tflite(serialize_tflite(m)) == m`` holds, and can run the result in the
+tflite-micro reference interpreter (``run_tflm``: the golden reference of every kernel
+test; tflite-micro is a test-only dependency, imported there).
 
 Typical use::
 
