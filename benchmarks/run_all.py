@@ -10,8 +10,9 @@ Measures, on the default model and board:
   through the caches) keeps >= 30% of the no-hook MIPS (issue 10);
 * wall time of a full `estimate` (parse, lower, build from a warm cache, emulate,
   cost model) and of a cold build;
-* "polling": MIPS while spinning on SRAM, a plain peripheral register (RAM page) and a
-  register with behaviour (MMIO page: a Python call per access) (bench_polling.py);
+* "polling": MIPS while spinning on SRAM, a plain peripheral register (RAM page) and
+  registers with behaviour (MMIO pages served by C callbacks), with the counting hook
+  and without hooks (bench_polling.py);
 * "kernels": instructions per inference of the MLPerf Tiny models with the reference
   and optimized kernel sets, and the speedup per layer type (bench_kernels.py);
 * "ops": the same for one converted Keras model per op family added for user models

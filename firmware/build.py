@@ -131,12 +131,20 @@ def host_sources(root: Path) -> list[Path]:
             *kernel_sources(root, "reference", None)]
 
 
+def target_flags(core: Core, config: BuildConfig, language: Sequence[str]) -> list[str]:
+    """The one source of target compiler flags, C or C++ (*language*: ``COMMON_CFLAGS``
+    or the TFLM harness's C++ flags): the core's, the optimization level, then the
+    image's defines (``TM_RUNS``, the UART I/O) and the user's extra flags."""
+    io = ["-DTM_IO_UART"] if config.io == "uart" else []
+    return [*core.gcc_flags, config.opt, *language, f"-DTM_RUNS={config.runs}", *io,
+            *config.extra_cflags]
+
+
 def compile_argv(cc: str, core: Core, config: BuildConfig, source: Path, obj: Path,
                  include: Path) -> list[str]:
     """Command line compiling one C file for the target core."""
-    io = ["-DTM_IO_UART"] if config.io == "uart" else []
-    return [cc, *core.gcc_flags, config.opt, *COMMON_CFLAGS, f"-DTM_RUNS={config.runs}", *io,
-            *config.extra_cflags, f"-I{include}", "-c", str(source), "-o", str(obj)]
+    return [cc, *target_flags(core, config, COMMON_CFLAGS), f"-I{include}", "-c", str(source),
+            "-o", str(obj)]
 
 
 def board_sources(board: Board, config: BuildConfig) -> dict[str, str]:
@@ -380,8 +388,10 @@ class FirmwareBuilder:
                 shutil.rmtree(tmp, ignore_errors=True)
         return objects
 
-    def _target_objects(self, sources: Sequence[Path], core: Core,
-                        config: BuildConfig) -> list[Path]:
+    def target_objects(self, sources: Sequence[Path], core: Core,
+                       config: BuildConfig) -> list[Path]:
+        """Runtime objects of *sources* for *core* and *config*, compiled once into the
+        cache (model images, microbenchmarks and the TFLM harness's platform share them)."""
         include = self.root / "include"
         return self._objects(
             sources, lambda src, obj: compile_argv(self.cc, core, config, src, obj, include),
@@ -405,7 +415,7 @@ class FirmwareBuilder:
         image); returns its cache directory, holding ``firmware.elf``, the generated
         files, ``linker.ld`` and ``firmware.map``.  *kind* names the cache folder."""
         core = board.core
-        objects = self._target_objects(sources, core, config)
+        objects = self.target_objects(sources, core, config)
         script = linker_script(board, config.stack_bytes)
         key = content_digest(*generated.values(), script, objects[0].parent.name)
         build_dir = self._ensure(self.cache_dir / kind /
@@ -451,8 +461,7 @@ class FirmwareBuilder:
             for name in ("firmware.elf", *FLASH_IMAGES, *generated, "linker.ld", "firmware.map"):
                 atomic_copy(build_dir / name, Path(out_dir) / name)
         sections = section_sizes(elf)
-        flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
-        ram = sum(sections.get(s, 0) for s in (".data", ".bss", ".stack"))
+        flash, ram = memory_use(sections)
         return FirmwareImage(elf, board, config, model, flash, ram, sections)
 
     def _flash_images(self, build_dir: Path) -> None:
@@ -486,6 +495,20 @@ class FirmwareBuilder:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return exe
+
+
+#: Sections an image keeps in flash: code and constants (``.rodata``/``.init_array``
+#: only where a foreign or C++ linker script keeps them apart) and .data's load image.
+FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".init_array", ".ARM.exidx", ".data")
+#: Sections in RAM: .data, .bss, the TFLM harness's arena section and the stack.
+RAM_SECTIONS = (".data", ".bss", ".tflm_arena", ".stack")
+
+
+def memory_use(sections: Mapping[str, int]) -> tuple[int, int]:
+    """(flash bytes, RAM bytes) of an image from its section sizes: the one sum every
+    report uses (own images, TFLM harness images, foreign ELFs)."""
+    return (sum(sections.get(s, 0) for s in FLASH_SECTIONS),
+            sum(sections.get(s, 0) for s in RAM_SECTIONS))
 
 
 def section_sizes(elf: Path) -> dict[str, int]:

@@ -21,6 +21,7 @@ from tinymeter.firmware import planner
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.base import ConstArray, Layer, c_literal
 from tinymeter.firmware.lower.lstm import while_hint
+from tinymeter.firmware.lower.params import check_params, ordered
 from tinymeter.models.defects import raise_on_defects
 from tinymeter.models.tflite import Model, TensorType
 
@@ -141,6 +142,8 @@ def lower_model(model: Model) -> tuple[LowerContext, list[Layer], planner.ArenaP
     arena = planner.plan(planner.lifetimes(sg))
     ctx = LowerContext(model, sg, arena.offsets, scratch_offset=arena.size)
     layers = [table[op.opcode](ctx, op, i) for i, op in enumerate(sg.operators)]
+    for layer in layers:
+        check_params(layer)  # a field the lowering forgot would silently be 0 in C
     if ctx.scratch_bytes:
         arena = planner.ArenaPlan(arena.offsets, arena.size + planner.align(ctx.scratch_bytes))
     return ctx, layers, arena
@@ -174,7 +177,7 @@ def generate(model: Model, name: str = "model",
     lines += [f"static {ctype} {sym}[{max(n, 1)}] TM_ALIGNED(4);" for ctype, sym, n in ctx.ram_arrays]
     lines.append("")
     for layer in layers:
-        fields = ",\n    ".join(f".{k} = {c_literal(v)}" for k, v in layer.params.items())
+        fields = ",\n    ".join(f".{k} = {c_literal(v)}" for k, v in ordered(layer))
         lines.append(f"static const {layer.params_type} tm_l{layer.op_index} = {{\n    {fields}\n}};")
     lines.append("")
     lines.append("const tm_layer tm_layers[] = {")

@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from tinymeter.core.errors import UnsupportedModelError
+from tinymeter.core.texttable import text_table
 from tinymeter.firmware.build import runtime_dir
 from tinymeter.firmware.lower import LowerContext, lowerings
 from tinymeter.firmware.lower.lstm import while_hint
@@ -145,16 +146,17 @@ def unsupported(rows: Sequence[OpSupport]) -> list[OpSupport]:
 def format_support(rows: Sequence[OpSupport]) -> str:
     """Plain-text support table: one row per operator, then a one-line verdict."""
     has_tflm = any(r.tflm is not None for r in rows)
-    tflm_head = f"{'TFLM lib':<9}" if has_tflm else ""
-    header = f"{'#':>3}  {'op':<24} {'reference':<10} {'optimized':<10} {tflm_head}kernel / reason"
-    lines = ["runtime support (tinymeter reference kernels on every core; optimized = "
-             "own DSP kernel on M4/M7/M33):", header, "-" * len(header)]
+    headers = ["#", "op", "reference", "optimized", *(["TFLM lib"] if has_tflm else []),
+               "kernel / reason"]
+    body = []
     for r in rows:
         ref = "yes" if r.reference else "NO"
         opt = "yes" if r.optimized else ("ref" if r.reference else "NO")
-        tflm = f"{'yes' if r.tflm else 'NO':<9}" if has_tflm else ""
-        lines.append(f"{r.index:>3}  {r.opcode:<24} {ref:<10} {opt:<10} {tflm}"
-                     f"{r.kernel if r.reference else r.reason}")
+        tflm = ["yes" if r.tflm else "NO"] if has_tflm else []
+        body.append([str(r.index), r.opcode, ref, opt, *tflm, r.kernel if r.reference else r.reason])
+    lines = ["runtime support (tinymeter reference kernels on every core; optimized = "
+             "own DSP kernel on M4/M7/M33):",
+             *text_table(headers, body, left=range(1, len(headers)))]
     bad = unsupported(rows)
     if bad:
         ops = ", ".join(sorted({r.opcode for r in bad}))

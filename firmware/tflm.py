@@ -32,14 +32,16 @@ from tinymeter.core.files import atomic_copy
 from tinymeter.firmware.build import (
     ARM_CC,
     BuildConfig,
+    FirmwareBuilder,
     board_sources,
     compile_argv,
     content_digest,
-    default_cache_dir,
     linker_script,
+    memory_use,
     run_tool,
     runtime_dir,
     section_sizes,
+    target_flags,
 )
 from tinymeter.firmware.codegen import _c_string
 
@@ -204,10 +206,8 @@ def tflm_model_files(tflite: bytes, name: str, opcodes: Sequence[str],
 def tflm_compile_argv(cxx: str, core: Core, config: BuildConfig, source: Path, obj: Path,
                       includes: Sequence[Path]) -> list[str]:
     """Command line compiling the C++ harness against the TFLM headers."""
-    io = ["-DTM_IO_UART"] if config.io == "uart" else []
-    return [cxx, *core.gcc_flags, config.opt, *TFLM_CXXFLAGS, f"-DTM_RUNS={config.runs}", *io,
-            *config.extra_cflags, *(f"-I{i}" for i in includes), "-c", str(source), "-o",
-            str(obj)]
+    return [cxx, *target_flags(core, config, TFLM_CXXFLAGS), *(f"-I{i}" for i in includes),
+            "-c", str(source), "-o", str(obj)]
 
 
 def tflm_link_argv(cxx: str, core: Core, objects: Sequence[Path], tflm_lib: Path,
@@ -264,11 +264,14 @@ def arena_for(used: int) -> int:
 class TflmBuild:
     """The TFLM harness for one model, board and library: compiled once, linked with
     any arena (:meth:`link`).  Files live in *work* (a fresh temporary folder unless
-    given); :meth:`keep` copies the ELF and its sources to an output folder."""
+    given); :meth:`keep` copies the ELF and its sources to an output folder.  The
+    runtime's platform objects and the compiled C++ harness come from *builder*'s cache
+    (the same cache and compiler flags as model images)."""
 
     def __init__(self, tflite: bytes, name: str, opcodes: Sequence[str], board: Board,
                  library: TflmLibrary, config: BuildConfig | None = None,
-                 work: Path | None = None, cc: str = ARM_CC, cxx: str = ARM_CXX) -> None:
+                 work: Path | None = None, cc: str = ARM_CC, cxx: str = ARM_CXX,
+                 builder: FirmwareBuilder | None = None) -> None:
         self.config = config or BuildConfig()
         if not Path(library.path).is_file():
             raise ConfigError(f"TFLM library {library.path} does not exist")
@@ -276,6 +279,7 @@ class TflmBuild:
             if not Path(inc).is_dir():
                 raise ConfigError(f"TFLM include directory {inc} does not exist")
         self.board, self.library, self.cc, self.cxx = board, library, cc, cxx
+        self.builder = builder or FirmwareBuilder(cc=cc)
         self.work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="tm-tflm-"))
         self.work.mkdir(parents=True, exist_ok=True)
         self.source, self.header = tflm_model_files(tflite, name, opcodes, len(opcodes))
@@ -290,12 +294,14 @@ class TflmBuild:
         (work / "tm_tflm_model.h").write_text(self.header)
         include = root / "include"
         objects = [self._harness_object(work, include)]
+        objects += self.builder.target_objects(
+            [root / "platform" / "cortexm.c", root / "platform" / "startup_cortexm.c"], core,
+            self.config)
         generated = [work / "tm_tflm_model.c"]
         for name, text in board_sources(self.board, self.config).items():  # hardware image
             (work / name).write_text(text)
             generated.append(work / name)
-        for src in (root / "platform" / "cortexm.c", root / "platform" / "startup_cortexm.c",
-                    *generated):
+        for src in generated:
             obj = work / f"{src.stem}.o"
             run_tool(compile_argv(self.cc, core, self.config, src, obj, include),
                      f"compiling {src.name}")
@@ -319,7 +325,7 @@ class TflmBuild:
                              str(Path(self.library.path).resolve()), str(stat.st_size),
                              str(stat.st_mtime_ns),
                              *(h.read_bytes() for h in sorted(include.glob("*.h"))))
-        cached = default_cache_dir() / "tflm-harness" / f"{key}.o"
+        cached = self.builder.cache_dir / "tflm-harness" / f"{key}.o"
         harness = work / "tm_tflm_main.o"
         if cached.exists():
             atomic_copy(cached, harness)
@@ -425,10 +431,7 @@ def elf_memory(elf: Path) -> tuple[int, int, dict[str, int]]:
     constants, the flatbuffer, init arrays and .data's load image; RAM is .data, .bss,
     the arena section and the stack."""
     sections = section_sizes(Path(elf))
-    flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".init_array",
-                                             ".ARM.exidx", ".data"))
-    ram = sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack"))
-    return flash, ram, sections
+    return (*memory_use(sections), sections)
 
 
 def too_big_error(name: str, board: Board, used: int, arena_room: int,

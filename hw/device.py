@@ -23,7 +23,8 @@ from tinymeter.core.boards import Board
 from tinymeter.core.errors import ConfigError, HardwareTimeout
 from tinymeter.device import DeviceRun
 from tinymeter.firmware.build import FirmwareImage
-from tinymeter.hw.power import EnergyResult, PowerMonitor, energy_from_trace
+from tinymeter.hw.power.monitors import PowerMonitor
+from tinymeter.hw.power.trace import EnergyResult, energy_from_trace
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.protocol import Measurement, keep_runs, summarize
 from tinymeter.hw.serialport import Port, collect_reports, open_port

@@ -29,7 +29,9 @@ ALU         ``[9, d, s, t, imm, kind]``    regs[d] = regs[s] <kind> (t >= 0 ? re
 ==========  =============================  ==============================================
 
 ``flags`` = bytes moved (bits 0-11) | store << 12 | subtract-index << 13 |
-conditional << 14.  UNKNOWN, LOAD and ALU are additions to the lead's spec (ALU: masked,
+conditional << 14 | strict alignment << 15 (the instruction faults when unaligned: all
+but LDR/STR/LDRH/STRH/LDRSH and their T forms, TBH and the byte accesses).  UNKNOWN,
+LOAD and ALU are additions to the lead's spec (ALU: masked,
 extended and multiplied indices such as ``and r0, #15; add r3, r3, r0, lsl #2`` of table
 lookups, or im2col's ``asr``/``ubfx``).  UNKNOWN always emits an unresolved access, so the
 share of unresolved accesses stays honest.  LOAD
@@ -81,6 +83,14 @@ FLAG_BYTES_MASK = 0xFFF
 FLAG_STORE = 1 << 12
 FLAG_SUBTRACT = 1 << 13
 FLAG_CONDITIONAL = 1 << 14
+#: The instruction faults on an unaligned address (alignment unit min(bytes, 4)).
+FLAG_STRICT = 1 << 15
+#: The only loads/stores that may access an unaligned address on ARMv7-M/ARMv8-M mainline
+#: (ARMv7-M ARM A3.2.1; Cortex-M3/M4/M7 generic user guides 3.3.5): every other one takes
+#: a UsageFault (UNALIGNED), and on ARMv6-M every unaligned access faults.
+UNALIGNED_OK = frozenset(("ldr", "ldrt", "ldrh", "ldrht", "ldrsh", "ldrsht", "str", "strt",
+                          "strh", "strht", "tbh", "ldrb", "ldrsb", "ldrbt", "ldrsbt", "strb",
+                          "strbt", "tbb"))
 #: LOAD word 5: shift (bits 0-7) | width << 8 | LOAD_SIGNED (sign-extend the value).
 LOAD_SIGNED = 1 << 12
 _MASK = 0xFFFFFFFF
@@ -126,6 +136,8 @@ class Access:
     is_store: bool
     resolved: bool
     conditional: bool
+    #: The instruction faults when the address is not a multiple of min(bytes, 4).
+    strict: bool = False
 
 
 class _Builder:
@@ -295,7 +307,8 @@ class _Builder:
         """Emit the access and the register effects of a load/store; registers handled."""
         flags = (m.bytes_total | (FLAG_STORE if m.is_store else 0)
                  | (FLAG_SUBTRACT if m.subtract_index else 0)
-                 | (FLAG_CONDITIONAL if insn.conditional else 0))
+                 | (FLAG_CONDITIONAL if insn.conditional else 0)
+                 | (0 if insn.name in UNALIGNED_OK else FLAG_STRICT))
         if m.base == PC:
             return self.pc_relative(insn, m, flags)
         imm = m.offset if m.mode != POST else 0
@@ -705,4 +718,4 @@ def static_resolution(insns: Sequence[Insn], program: AddressProgram, *,
 def _access(address: int, flags: int, resolved: bool) -> Access:
     return Access(address=address & _MASK if resolved else 0, bytes=flags & FLAG_BYTES_MASK,
                   is_store=bool(flags & FLAG_STORE), resolved=resolved,
-                  conditional=bool(flags & FLAG_CONDITIONAL))
+                  conditional=bool(flags & FLAG_CONDITIONAL), strict=bool(flags & FLAG_STRICT))

@@ -38,6 +38,7 @@ from tinymeter.sim.blocks import HEAD_ALU, HEAD_LOAD, BlockInfo, BlockProfile
 from tinymeter.sim.classes import CLASSES, classify
 from tinymeter.sim.energy import EnergyParameters, board_energy_parameters
 from tinymeter.sim.native_hook import (
+    ACCESS_BUCKETS,
     CACHE_POLICIES,
     CYCLE_SCALE,
     END_CONDITIONAL,
@@ -46,8 +47,12 @@ from tinymeter.sim.native_hook import (
     END_TAKEN,
     MAX_REGIONS,
     MEMORY_KINDS,
+    PREDICTORS,
     STAT,
     TAIL_PAIRS,
+    UNALIGNED_AHB,
+    UNALIGNED_FAULT,
+    UNALIGNED_PAIR,
     BlockCost,
     TimingConfig,
 )
@@ -93,6 +98,13 @@ class CostParameters:
     #: native hook keeps a 2-bit counter per block end; a correct prediction costs 0);
     #: None = the core does not predict (a taken branch pays ``branch_refill``).
     branch_mispredict: float | None = None
+    #: How the hook predicts (``native_hook.PREDICTORS``): "2bit" is the model's; the
+    #: virtual silicon's hidden predictor starts its counters weakly taken ("2bit-taken"),
+    #: an organisation the model does not have ("1bit" is a harder variant).
+    branch_predictor: str = "2bit"
+    #: Cycles per extra bus transaction of an unaligned LDR/STR/LDRH/STRH the core splits
+    #: (the native hook counts the transactions from the real addresses, ``unaligned.*``).
+    unaligned: float = 1.0
 
     def __post_init__(self) -> None:
         # Checked here, where every source of parameters (board defaults, calibration
@@ -114,6 +126,9 @@ class CostParameters:
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"cost parameters: {name} must be a finite number >= 0, "
                                   f"got {value!r}")
+        if self.branch_predictor not in PREDICTORS:
+            raise ConfigError(f"cost parameters: branch_predictor must be one of "
+                              f"{sorted(PREDICTORS)}, got {self.branch_predictor!r}")
         unknown = set(self.cpi) - set(CLASSES)
         if unknown:
             raise ConfigError(f"cost parameters: unknown instruction class(es) {sorted(unknown)}")
@@ -124,7 +139,7 @@ class CostParameters:
 
 #: Scalar fields of :class:`CostParameters` (calibration files may set each).
 _SCALARS = ("per_register", "branch_refill", "pipelined_load", "ifetch_weight", "data_weight",
-            "agu_stall", "narrow_load_use", "fp_result_stall")
+            "agu_stall", "narrow_load_use", "fp_result_stall", "unaligned")
 
 
 def _cpi(**kw: float) -> dict[str, float]:
@@ -142,15 +157,18 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
         # BL is 3 and POP {..., pc} 3+N: 2 + refill, 1 + N + 1 + refill (the only pop
         # that ends a block writes PC; a mid-block POP is overcharged by one cycle).
         # DDI 0484 3.3 gives fixed cycle counts per instruction, no register interlock:
-        # address and load-use dependencies cost 0.
-        per_register=1.0, branch_refill=1.0, pipelined_load=2.0,
+        # address and load-use dependencies cost 0.  ARMv6-M faults on every unaligned
+        # access (ARMv6-M ARM A3.2): nothing to price; the hook reports them as faults.
+        per_register=1.0, branch_refill=1.0, pipelined_load=2.0, unaligned=0.0,
         agu_stall=0.0, narrow_load_use=0.0, fp_result_stall=0.0,
         mnemonic_cycles={"bl": 2.0, "pop": 2.0}),
     # Cortex-M3 TRM (ARM DDI 0337) 18.2: MLA 2, long multiplies 3-5, loads 2 with
     # neighbouring loads/stores pipelined to 1, stores buffered, taken branch 1 + 1..3
     # refill, divide 2-12.  DDI 0337I 3.3 "load-store timings": a load or store whose
     # address the preceding data-processing instruction computed stalls 1 cycle (no
-    # forwarding path); LDRB/LDRH take the same 2 cycles as LDR (no narrow load-use).
+    # forwarding path); LDRB/LDRH take the same 2 cycles as LDR (no narrow load-use); an
+    # unaligned LDR/STR(H) is split into aligned AHB transactions, one cycle each beyond
+    # the first.
     "cortex-m3": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=4, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
@@ -161,18 +179,21 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
     # loads 2 (1 when pipelined behind a load/store), FPU (FPv4-SP, table 7-1) 1 cycle for
     # add/mul, 3 for (fused) MAC, 14 for divide and sqrt, VLDR/VSTR 2 (pipelined like
     # LDR: 1), VLDM/VSTM/VPUSH/VPOP 1 + N.  3.3.2: an address computed by the preceding
-    # data-processing instruction stalls 1 cycle; 7.2.3: FPU arithmetic takes one cycle
-    # longer when the next instruction consumes its result.
+    # data-processing instruction stalls 1 cycle; unaligned LDR/STR(H) one cycle per extra
+    # halfword/byte transaction (byte-aligned halfword +1, halfword-aligned word +1,
+    # byte-aligned word +2); 7.2.3: FPU arithmetic takes one cycle longer when the next
+    # instruction consumes its result.
     "cortex-m4f": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=7, vfp=1, other=1),
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
         agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vmla": 3.0, "vmls": 3.0, "vfma": 3.0,
-                         "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
+                         "vfms": 3.0, "vldr": 2.0, "vstr": 2.0, "vmov.core": 2.0}),
     # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
     # instruction issues with its predecessor), branch prediction (taken loop branches
-    # mostly predicted), 64-bit loads.  Branch prediction: the TRM names a branch
+    # mostly predicted), 64-bit loads; an unaligned access is two aligned accesses (one
+    # extra cycle).  Branch prediction: the TRM names a branch
     # predictor with a BTAC but gives neither its organisation nor penalties; modelled as
     # a 2-bit counter per conditional branch (in the hook), a correct prediction free, a
     # misprediction 4 cycles (Arm's LLVM model: MispredictPenalty 4); unconditional
@@ -189,7 +210,8 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0}),
     # Cortex-M33 TRM (ARM 100230): 3-stage pipeline like M4, divide 2-11, FPv5-SP.  The
     # TRM gives no load/store or FPU interlock timings: the Cortex-M4 TRM's (same
-    # pipeline shape) are the prior, calibration owns them.
+    # pipeline shape) are the prior, calibration owns them; likewise for unaligned
+    # accesses, "converted into two or more aligned AHB transactions" (no cycle figure).
     "cortex-m33": CostParameters(
         cpi=_cpi(alu=1, mul=1, mac=1, mul64=1, load=2, store=1, load_multiple=1,
                  store_multiple=1, branch=1, divide=6, vfp=1, other=1),
@@ -282,18 +304,18 @@ class CostModel:
         seam = info.seam
         pipe, pair = self.seam_deltas(info)
         taken = to_fixed(self.params.branch_refill) if kind != END_NONE else 0
-        not_taken = 0
+        not_taken = predictor = 0
         mispredict = self.params.branch_mispredict
         if kind == END_CONDITIONAL and mispredict is not None:
             kind, taken = END_PREDICTED, to_fixed(mispredict)
-            not_taken = taken
+            not_taken, predictor = taken, PREDICTORS[self.params.branch_predictor]
         return BlockCost(base=base, taken=taken, not_taken=not_taken,
                          end_kind=kind, seam_pipe=round(pipe * CYCLE_SCALE),
                          seam_pair=round(pair * CYCLE_SCALE),
                          head=seam.head | seam.head_regs << 16 if pipe or pair else 0,
                          tail=seam.tail | (TAIL_PAIRS if seam.tail_pairs else 0)
                          | seam.tail_dest << 16,
-                         tail_written=seam.tail_written)
+                         tail_written=seam.tail_written, predictor=predictor)
 
     def seam_deltas(self, info: BlockInfo) -> tuple[float, float]:
         """Cycle changes of *info* when entered straight from a predecessor its first
@@ -344,6 +366,8 @@ def to_fixed(cycles: float) -> int:
 
 
 _KIND_CODE = {"flash": 0, "sram": 1, "tcm": 2}
+#: The hook's per-bucket columns of extra transactions of split unaligned accesses.
+UNALIGNED_COLUMNS = [STAT[f"unaligned.{b}"] for b in ACCESS_BUCKETS]
 
 
 def _geometry(cache: CacheGeometry) -> tuple[int, int, int, int]:
@@ -382,7 +406,17 @@ def timing_config(board: Board, params: CostParameters,
     cfg.l1_dcache[:] = _geometry(l1.dcache)
     cfg.ifetch_weight = to_fixed(params.ifetch_weight)
     cfg.data_weight = to_fixed(params.data_weight)
+    cfg.unaligned_rule = unaligned_rule(board)
+    cfg.data_memo = 1
+    cfg.unaligned_cycles = to_fixed(params.unaligned)
     return cfg
+
+
+def unaligned_rule(board: Board) -> int:
+    """How *board*'s core executes an unaligned LDR/STR/LDRH/STRH (``UNALIGNED_*``)."""
+    if board.core.arch == "armv6-m":
+        return UNALIGNED_FAULT
+    return UNALIGNED_PAIR if board.core.name == "cortex-m7" else UNALIGNED_AHB
 
 
 def calibration_path(board: Board) -> Path | None:
@@ -457,10 +491,11 @@ def load_calibration(model: CostModel, path: Path) -> CostModel:
 # counts from the run; a not-taken one costs its branch cycle; on a predicting core one per
 # mispredicted conditional end instead), and one weight per simulated
 # stall mechanism (instruction fetch, data memory) on the raw stall cycles the hook
-# summed.  So ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle
-# estimate of ``p`` (exactly, up to the hook's fixed-point rounding), and calibration is
-# a linear least-squares problem over per-layer rows.  Every column is separable by some
-# code, which is what the calibration microbenchmarks (``tinymeter/apps/microbench.py``) provide.
+# summed, and one per extra bus transaction of the unaligned accesses it counted.  So
+# ``layer_features(run) @ parameter_vector(p)`` is the per-layer cycle estimate of ``p``
+# (exactly, up to the hook's fixed-point rounding), and calibration is a linear
+# least-squares problem over per-layer rows.  Every column is separable by some code,
+# which is what the calibration microbenchmarks (``tinymeter/apps/microbench.py``) provide.
 
 
 def feature_names(params: CostParameters) -> tuple[str, ...]:
@@ -473,7 +508,7 @@ def feature_names(params: CostParameters) -> tuple[str, ...]:
     predicted = ("branch.mispredict",) if params.branch_mispredict is not None else ()
     return (*(f"cpi.{c}" for c in CLASSES), "load.pipelined", *dual, "per_register",
             *DEPENDENCIES, *(f"mnemonic.{m}" for m in sorted(params.mnemonic_cycles)),
-            *predicted, "branch.taken", "stall.ifetch", "stall.data")
+            *predicted, "branch.taken", "stall.ifetch", "stall.data", "unaligned")
 
 
 #: Feature names of the dependency stalls, in the order of their parameters
@@ -525,7 +560,7 @@ def parameter_vector(params: CostParameters) -> np.ndarray:
     theta += [params.mnemonic_cycles[m] for m in sorted(params.mnemonic_cycles)]
     if params.branch_mispredict is not None:
         theta.append(params.branch_mispredict)
-    theta += [params.branch_refill, params.ifetch_weight, params.data_weight]
+    theta += [params.branch_refill, params.ifetch_weight, params.data_weight, params.unaligned]
     return np.array(theta, dtype=np.float64)
 
 
@@ -544,7 +579,8 @@ def parameters_from_vector(theta: np.ndarray, prior: CostParameters) -> CostPara
                    data_weight=value["stall.data"], agu_stall=value["dep.address"],
                    narrow_load_use=value["dep.narrow_load"],
                    fp_result_stall=value["dep.fp_result"],
-                   branch_mispredict=value.get("branch.mispredict", prior.branch_mispredict))
+                   branch_mispredict=value.get("branch.mispredict", prior.branch_mispredict),
+                   unaligned=value["unaligned"])
 
 
 def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
@@ -577,6 +613,7 @@ def row_features(run: RunResult, params: CostParameters) -> np.ndarray:
         out[:, col["branch.taken"]] = taken
         out[:, col["stall.ifetch"]] = stats[:, STAT["ifetch_stall"]] / CYCLE_SCALE
         out[:, col["stall.data"]] = stats[:, STAT["data_stall"]] / CYCLE_SCALE
+        out[:, col["unaligned"]] = stats[:, UNALIGNED_COLUMNS].sum(axis=1)
     return out
 
 

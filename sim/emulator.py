@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import unicorn
@@ -187,6 +187,12 @@ class RunResult:
     #: Cycles the core slept in WFI/WFE until an interrupt (in ``cycles_fixed``, which is
     #: then ``block_cycles.sum()`` plus these, and in what timers read; in no block row).
     sleep_cycles: int = 0
+    #: Unaligned accesses that fault on the real core (LDM/STM/LDRD/STRD/VLDR/VSTR/
+    #: exclusives at any misalignment; every unaligned access on ARMv6-M), which the
+    #: emulator executed; on silicon the first one takes a UsageFault/HardFault.  The
+    #: first one's instruction address (None: none).  Per row: ``stats`` "align_faults".
+    align_faults: int = 0
+    align_fault_pc: int | None = None
 
     @property
     def cycles(self) -> float:
@@ -210,12 +216,6 @@ class RunResult:
         return self.instructions / self.wall_time_s / 1e6 if self.wall_time_s > 0 else 0.0
 
 
-class _MmioDevice(Protocol):
-    def read(self, page: int, offset: int, size: int) -> int: ...
-
-    def write(self, page: int, offset: int, size: int, value: int) -> None: ...
-
-
 @dataclass
 class _Bus:
     """Per-engine wiring of the MMIO models: what they read cycles from and where UART
@@ -235,16 +235,13 @@ class _Bus:
     reschedule: Callable[[], None] = lambda: None
 
     def native(self) -> list[NativeRegisters]:
-        """The models served by C callbacks (:mod:`.native_periph`)."""
+        """The register models, each served by C callbacks (:mod:`.native_periph`)."""
         return [dev.native for dev in (self.timers, self.uart, self.mcu, self.registers)
                 if dev is not None]
 
-    def devices(self) -> list[tuple[int, _MmioDevice]]:
-        out: list[tuple[int, _MmioDevice]] = []
-        for dev in (self.timers, self.uart, self.mcu, self.registers):
-            if dev is not None:
-                out += [(page, dev) for page in dev.pages()]
-        return out
+    def pages(self) -> list[int]:
+        """Every MMIO page (no two models share one)."""
+        return [page for native in self.native() for page in native.pages()]
 
 
 class _UcMemory:
@@ -464,15 +461,11 @@ class Emulator:
         # declare the third argument)
         uc = Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB, self._cpu_model())  # type: ignore[call-arg]
         bus = self._peripherals()
-        devices = bus.devices()
-        self._host = _map_host_memory(uc, self._memory_map([page for page, _dev in devices]))
-        natives = bus.native()
-        for page, dev in devices:
-            if not any(page in native.pages() for native in natives):
-                uc.mmio_map(page, PAGE, _mmio_read, (page, dev), _mmio_write, (page, dev))
-        for native in natives:
+        mmio_pages = bus.pages()
+        self._host = _map_host_memory(uc, self._memory_map(mmio_pages))
+        for native in bus.native():
             native.map_into(uc)  # C callbacks: no Python per access
-        self._load_reset_values(uc, {page for page, _dev in devices})
+        self._load_reset_values(uc, set(mmio_pages))
         self.bus = bus
         for seg in image.segments:
             region = self.board.region_of(seg.paddr)
@@ -653,7 +646,15 @@ class Emulator:
         table = BlockTable(snapshot.address[keep], snapshot.size[keep],
                            snapshot.layer[keep], snapshot.count[keep])
         profile = analyze(table, image, image, self._block_cache)
+        if snapshot.align_faults:
+            pc = snapshot.align_fault_pc or 0
+            log.warning("%s: %d unaligned access(es) that fault on the %s (first at pc=0x%08x, "
+                        "%s); the emulator executed them, silicon would not: the estimate "
+                        "does not hold for this firmware", image.path, snapshot.align_faults,
+                        self.board.core.name, pc, image.describe(pc))
         return RunResult(instructions=profile.total_instructions, blocks=table, profile=profile,
+                         align_faults=snapshot.align_faults,
+                         align_fault_pc=snapshot.align_fault_pc,
                          executed_bytes=snapshot.executed_bytes,
                          cycles_fixed=snapshot.total_cycles, block_cost=snapshot.cost[keep],
                          block_cycles=snapshot.cycles[keep], stats=snapshot.stats[keep],
@@ -1019,6 +1020,10 @@ class Emulator:
             what = f"BKPT 0x{insn & 0xFF:02x} (breakpoint, not semihosting)"
         else:
             what = _EXCEPTION_NAMES.get(intno, f"CPU exception {intno}")
+            counter = session.counter
+            if counter is not None and counter.align_fault_pc == pc & ~1:
+                what += (f": an unaligned access the {self.board.core.name} does not allow "
+                         f"(UsageFault/HardFault on silicon)")
         return self._fail(uc, session, self._fault(uc, session, what, pc))
 
     def _on_invalid_memory(self, _uc: Uc, access: int, address: int, size: int, _value: int,
@@ -1119,17 +1124,6 @@ def _map_host_memory(uc: Uc, ranges: Sequence[tuple[int, int, int]]
         hosts.append((start, end, address))
     uc._tm_host_memory = keep  # type: ignore[attr-defined]
     return hosts
-
-
-def _mmio_read(_uc: Uc, offset: int, size: int, where: tuple[int, _MmioDevice]) -> int:
-    page, dev = where
-    return dev.read(page, offset, size)
-
-
-def _mmio_write(_uc: Uc, offset: int, size: int, value: int,
-                where: tuple[int, _MmioDevice]) -> None:
-    page, dev = where
-    dev.write(page, offset, size, value)
 
 
 def _uc_error_name(errno: int) -> str:

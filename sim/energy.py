@@ -14,18 +14,20 @@ The model is linear in three parameters (a board file's ``[power]`` section, ref
 
 * ``core_mw``: what the chip draws while running, apart from the memory traffic counted
   below (core, clock tree, leakage, regulator);
-* ``flash_reads``: reads of the flash array, in flash access units (``access_bytes`` of
-  the region: 8 B on STM32L4/G0/L5, 16 B on F2, 32 B on F7): instruction-fetch units that
-  missed the instruction cache (all fetch units of code in flash where no cache was
-  simulated), plus every data load from flash;
+* ``flash_reads``: reads of the flash array in its access units (``access_bytes`` of the
+  region: 8 B on STM32L4/G0/L5, 16 B on F2, 32 B on F7) as the simulated memory system
+  issues them (the native hook's ``flash_reads``): instruction fetches the instruction
+  cache did not serve, every prefetch (also those a taken branch discards), flash data
+  loads the flash data cache did not serve, and L1 line fills from flash (a whole line);
+  a load served by the ART or L1 data cache reads no flash;
 * ``sram_accesses``: loads and stores to SRAM and TCM.
 
 All access energies 0 and ``core_mw = active_mw`` is today's constant-power model,
 exactly (the prior of boards without activity figures).
 
-What the native hook does not count (so is not in the features): reads the prefetcher
-issues and then discards, the flash D-cache hits split by region (a load from flash is
-counted whether or not the flash data cache served it), and store widths.
+What is not counted (so is not in the features): store widths and bytes (a store is one
+access whatever its width), and SRAM reads of L1 line fills on the Cortex-M7 (loads count
+as accesses whether or not the L1 D-cache served them).
 """
 
 from __future__ import annotations
@@ -115,36 +117,14 @@ def board_energy_parameters(board: Board) -> EnergyParameters:
                             sram_access_nj=p.sram_access_nj)
 
 
-def _fetch_units(address: np.ndarray, size: np.ndarray, board: Board | None) -> np.ndarray:
-    """Per row: flash access units one execution of the block fetches (0 for code
-    outside flash), as the hook splits a block into units."""
-    units = np.zeros(len(address), dtype=np.float64)
-    if board is None:
-        return units
-    addr = address.astype(np.int64)
-    last = addr + np.maximum(size.astype(np.int64), 1) - 1
-    for region in board.memory:
-        if region.kind != "flash":
-            continue
-        inside = (addr >= region.origin) & (addr < region.end)
-        shift = region.access_bytes.bit_length() - 1
-        units[inside] = ((last[inside] >> shift) - (addr[inside] >> shift) + 1).astype(np.float64)
-    return units
-
-
-def row_activity(stats: np.ndarray, address: np.ndarray, size: np.ndarray, count: np.ndarray,
-                 board: Board | None) -> np.ndarray:
+def row_activity(stats: np.ndarray) -> np.ndarray:
     """Per table row: ``[flash_reads, sram_accesses]`` of all its executions (see the
-    module doc), from the hook's statistics (``native_hook.STAT_COLUMNS``).  Rows whose
-    fetches no instruction cache looked up count every fetch unit of code in one of
-    *board*'s flash regions (none without a board)."""
-    if stats.shape[1] != len(STAT_COLUMNS):
-        raise ValueError(f"statistics have {stats.shape[1]} columns, expected {len(STAT_COLUMNS)}")
+    module doc), from the hook's statistics (``native_hook.STAT_COLUMNS``)."""
+    if stats.ndim != 2 or stats.shape[1] != len(STAT_COLUMNS):
+        raise ValueError(f"statistics have shape {stats.shape}, expected (rows, "
+                         f"{len(STAT_COLUMNS)})")
     s = stats.astype(np.float64)
-    looked_up = s[:, STAT["icache_hit"]] + s[:, STAT["icache_miss"]]
-    uncached = _fetch_units(address, size, board) * count.astype(np.float64)
-    fetch = np.where(looked_up > 0, s[:, STAT["icache_miss"]], uncached)
-    flash = fetch + s[:, STAT["loads.flash"]]
+    flash = s[:, STAT["flash_reads"]]
     sram = sum(s[:, STAT[f"{what}.{kind}"]] for what in ("loads", "stores") for kind in SRAM_KINDS)
     return np.stack([flash, sram], axis=1)
 
@@ -200,11 +180,11 @@ def sum_energy(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: sum(p[k] for p in parts) for k in parts[0]}
 
 
-def run_layer_activity(run: RunResult, board: Board | None, n_layers: int) -> np.ndarray:
-    """``[n_layers, 2]`` flash reads and SRAM accesses per layer of an emulated run
-    (zeros when the run has no statistics, e.g. counting off)."""
+def run_layer_activity(run: RunResult, n_layers: int) -> np.ndarray:
+    """``[n_layers, 2]`` flash reads and SRAM accesses per layer of an emulated run (its
+    board's memory system as the run simulated it; zeros when the run has no statistics,
+    e.g. counting off)."""
     blocks = run.blocks
     if len(run.stats) != len(blocks) or not len(blocks):
         return np.zeros((n_layers, len(ACTIVITY)))
-    rows = row_activity(run.stats, blocks.address, blocks.size, blocks.count, board)
-    return group_activity(rows, blocks.layer, n_layers)
+    return group_activity(row_activity(run.stats), blocks.layer, n_layers)

@@ -34,9 +34,13 @@ FLAG_BUDGET = 1
 FLAG_OOM = 2
 FLAG_COST = 4
 FLAG_ALARM = 8
-_ABI_VERSION = 4
+_ABI_VERSION = 6
 _INITIAL_CAPACITY = 1 << 14
 MAX_REGIONS = 8
+#: How the core treats an unaligned single load/store (``TM_UNALIGNED_*``): ARMv6-M faults
+#: on every one; Cortex-M3/M4/M33 split it into aligned halfword/byte transactions; the
+#: Cortex-M7 into two aligned accesses.
+UNALIGNED_FAULT, UNALIGNED_AHB, UNALIGNED_PAIR = 0, 1, 2
 #: Cache replacement policies (``TM_POLICY_*``), by board-file name.
 CACHE_POLICIES = {"lru": 0, "fifo": 1, "random": 2}
 
@@ -47,6 +51,12 @@ END_SKIP = 3
 #: A conditional end the core predicts (a 2-bit counter per block end in the hook): only a
 #: misprediction costs (``taken`` / ``not_taken``: the cost of each mispredicted outcome).
 END_PREDICTED = 4
+#: Predictor organisations of END_PREDICTED ends (``TM_PREDICT_*``): a 2-bit saturating
+#: counter per block end starting weakly not-taken, one bit repeating the last outcome, a
+#: 2-bit counter starting weakly taken.
+PREDICTORS = {"2bit": 0, "1bit": 1, "2bit-taken": 2}
+#: Entries of the hook's branch predictor table (direct-mapped by branch end address).
+PREDICT_ENTRIES = 4096
 #: ``tm_block_desc.tail`` flag: the last instruction may pair with an ALU successor.
 TAIL_PAIRS = 4
 #: Memory kinds of ``tm_region.kind`` and access buckets of the statistics (the last
@@ -60,6 +70,12 @@ STAT_COLUMNS: tuple[str, ...] = (
     "mispredict",
     *(f"loads.{b}" for b in ACCESS_BUCKETS), *(f"stores.{b}" for b in ACCESS_BUCKETS),
     *(f"load_bytes.{b}" for b in ACCESS_BUCKETS),
+    # extra bus transactions of unaligned loads/stores the core splits, per memory kind
+    *(f"unaligned.{b}" for b in ACCESS_BUCKETS),
+    # unaligned accesses that fault on the core (LDM/LDRD/VLDR/exclusives; any on ARMv6-M)
+    "align_faults",
+    # reads of the flash array in access units (fetch misses, prefetches, data misses, fills)
+    "flash_reads",
 )
 STAT = {name: i for i, name in enumerate(STAT_COLUMNS)}
 #: Columns holding fixed-point cycles (the rest are counts).
@@ -83,7 +99,7 @@ class BlockDesc(ctypes.Structure):
         ("head", ctypes.c_uint32),
         ("tail", ctypes.c_uint32),
         ("tail_written", ctypes.c_uint32),
-        ("pad", ctypes.c_uint32),
+        ("predictor", ctypes.c_uint32),
     ]
 
 
@@ -111,7 +127,10 @@ class TimingConfig(ctypes.Structure):
         ("prefetch", ctypes.c_uint32),
         ("l1_fill", ctypes.c_uint32),
         ("unified", ctypes.c_uint32),
+        ("unaligned_rule", ctypes.c_uint32),
+        ("data_memo", ctypes.c_uint32),
         ("pad", ctypes.c_uint32),
+        ("unaligned_cycles", ctypes.c_uint64),
         ("accel_icache", ctypes.c_uint32 * 4),
         ("accel_dcache", ctypes.c_uint32 * 4),
         ("l1_icache", ctypes.c_uint32 * 4),
@@ -162,6 +181,7 @@ class CountContext(ctypes.Structure):
         ("stream_ready", ctypes.c_uint64),
         ("flash_free", ctypes.c_uint64),
         ("alarm_cycles", ctypes.c_uint64),
+        ("align_faults", ctypes.c_uint64),
         ("stream_unit", ctypes.c_uint32),
         ("stream_valid", ctypes.c_uint32),
         ("l1_enabled", ctypes.c_uint32),
@@ -170,11 +190,14 @@ class CountContext(ctypes.Structure):
         ("evt_counter", ctypes.c_uint32),
         ("evt_wrap", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
+        ("align_fault_pc", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
         ("timing", TimingConfig),
         ("accel_icache", CacheState),
         ("accel_dcache", CacheState),
         ("l1_icache", CacheState),
         ("l1_dcache", CacheState),
+        ("predict", ctypes.c_uint8 * PREDICT_ENTRIES),
     ]
 
 
@@ -288,6 +311,8 @@ class BlockCost:
     head: int = 0
     tail: int = 0
     tail_written: int = 0
+    #: END_PREDICTED: the predictor's organisation (:data:`PREDICTORS`).
+    predictor: int = 0
 
 
 @dataclass(frozen=True)
@@ -316,6 +341,10 @@ class CounterSnapshot:
     #: Tag pointer (``r1`` at BeginEvent) per event id, when tags were recorded.
     event_tags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     events: int = 0
+    #: Unaligned accesses of instructions that fault on the core when unaligned (every
+    #: unaligned access on ARMv6-M), summed over the run, and the first one's address.
+    align_faults: int = 0
+    align_fault_pc: int | None = None
 
 
 class BlockCounter:
@@ -386,7 +415,7 @@ class BlockCounter:
                 if block.base + min(block.seam_pipe, block.seam_pair, 0) < 0:
                     raise ValueError("negative block cost at a seam")
                 for name in ("end_kind", "seam_pipe", "seam_pair", "head", "tail",
-                             "tail_written"):
+                             "tail_written", "predictor"):
                     setattr(desc, name, int(getattr(block, name)))
                 if block.ops is not None and len(block.ops):
                     ops = np.ascontiguousarray(block.ops, dtype=np.int32)
@@ -430,6 +459,11 @@ class BlockCounter:
         fired = bool(self._ctx.flags & FLAG_ALARM)
         self._ctx.flags &= ~FLAG_ALARM
         return fired
+
+    @property
+    def align_fault_pc(self) -> int | None:
+        """Address of the first access the core would fault on for its misalignment."""
+        return int(self._ctx.align_fault_pc) if self._ctx.align_faults else None
 
     @property
     def current_layer(self) -> int:
@@ -482,6 +516,8 @@ class BlockCounter:
             cost_failed=bool(self._ctx.flags & FLAG_COST),
             event_tags=self._tags[:min(int(self._ctx.evt_counter), len(self._tags))].copy(),
             events=int(self._ctx.evt_counter),
+            align_faults=int(self._ctx.align_faults),
+            align_fault_pc=int(self._ctx.align_fault_pc) if self._ctx.align_faults else None,
         )
 
     def close(self) -> None:

@@ -32,11 +32,13 @@ log = logging.getLogger(__name__)
 
 PAGE = 0x1000
 _PAGE_WORDS = PAGE // 4
-_ABI_VERSION = 1
+_ABI_VERSION = 2
 
 # Rule kinds (``TM_PV_*`` in periph.c).
-OR, FOLLOW, FORCE, CYCLES, CLEAR, MARK, UART_DATA, GPIO, TIMER, CYCCNT, CYCCNT_CTRL = \
-    range(1, 12)
+(OR, FOLLOW, FORCE, CYCLES, CLEAR, MARK, UART_DATA, GPIO, TIMER, CYCCNT, CYCCNT_CTRL, SYST,
+ PYTHON) = range(1, 14)
+#: SysTick registers of a SYST rule's ``b``.
+SYST_CSR, SYST_RVR, SYST_CVR, SYST_CALIB = 0, 1, 2, 3
 #: GPIO register kinds of a GPIO rule's ``b``.
 GPIO_ODR, GPIO_BSRR, GPIO_BRR = 0, 1, 2
 _NOTIFY_UART, _NOTIFY_TIMER = 1, 2
@@ -56,6 +58,9 @@ class _TimerSpec(ctypes.Structure):
 
 
 _Notify = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32)
+#: ``uint32_t python(void *user, uint32_t is_write, uint32_t address, uint32_t value)``.
+_Python = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                           ctypes.c_uint32)
 
 
 def _load_library() -> ctypes.CDLL:
@@ -63,8 +68,12 @@ def _load_library() -> ctypes.CDLL:
     lib = ctypes.CDLL(path)
     dev = ctypes.c_void_p
     sigs: dict[str, tuple[object, list[object]]] = {
-        "tm_pv_create": (dev, [ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(_Rule),
-                               ctypes.c_uint32, ctypes.POINTER(_TimerSpec)]),
+        "tm_pv_create": (dev, [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32),
+                               ctypes.c_uint32, ctypes.POINTER(_Rule), ctypes.c_uint32,
+                               ctypes.POINTER(_TimerSpec)]),
+        "tm_pv_set_python": (None, [dev, ctypes.c_void_p, ctypes.c_void_p]),
+        "tm_pv_systick_asserted": (ctypes.c_int, [dev, ctypes.c_int64]),
+        "tm_pv_systick_next": (ctypes.c_int, [dev, ctypes.POINTER(ctypes.c_int64)]),
         "tm_pv_destroy": (None, [dev]),
         "tm_pv_poke": (None, [dev, ctypes.c_uint32, ctypes.c_uint32]),
         "tm_pv_set_cycles": (None, [dev, ctypes.c_void_p]),
@@ -110,7 +119,8 @@ class Rule:
     ``a``/``b``/``c``/``shift`` are kind-specific: FOLLOW (source address, source mask,
     status mask, shift), FORCE (mask, value), OR (mask), CLEAR (mask), MARK (written
     value, event name id, level), GPIO (port number, register kind, ODR address), TIMER
-    (timer index, register offset), CYCCNT (address of DWT_CTRL), CYCCNT_CTRL."""
+    (timer index, register offset), CYCCNT (address of DWT_CTRL), CYCCNT_CTRL, SYST
+    (``b``: SYST_CSR/RVR/CVR/CALIB), PYTHON (served by the device's *python* callback)."""
 
     address: int
     kind: int
@@ -157,12 +167,15 @@ class NativeRegisters:
     *cycles* gives the cycle count for accesses made through :meth:`read` / :meth:`write`
     (unit tests) until :meth:`follow_counter` points the device at the counting hook's
     running counter (what the engine's accesses read).  *on_uart* gets every byte
-    written to a UART data register; *on_timer* is called after a timer register write.
+    written to a UART data register; *on_timer* is called after a timer or SysTick
+    register write; *python* ``(is_write, address, value) -> value`` serves the words of
+    PYTHON rules.
     """
 
     def __init__(self, table: RegisterTable, cycles: Callable[[], int],
                  on_uart: Callable[[int], None] | None = None,
-                 on_timer: Callable[[], None] | None = None) -> None:
+                 on_timer: Callable[[], None] | None = None,
+                 python: Callable[[bool, int, int], int] | None = None) -> None:
         self.table = table
         self._cycles = cycles
         self._page_index = {page: i for i, page in enumerate(table.pages)}
@@ -181,7 +194,9 @@ class NativeRegisters:
         specs = (_TimerSpec * max(len(table.timers), 1))()
         for i, (bits, ratio) in enumerate(table.timers):
             specs[i] = _TimerSpec(bits, 0, ratio)
-        handle = _LIB.tm_pv_create(len(table.pages), len(rules), arr, len(table.timers), specs)
+        bases = (ctypes.c_uint32 * max(len(table.pages), 1))(*table.pages)
+        handle = _LIB.tm_pv_create(len(table.pages), bases, len(rules), arr, len(table.timers),
+                                   specs)
         if not handle:
             raise MemoryError("cannot create the native register device")
         self._dev = ctypes.c_void_p(handle)
@@ -191,6 +206,11 @@ class NativeRegisters:
                 _LIB.tm_pv_poke(self._dev, self._word(address & ~3), value & 0xFFFFFFFF)
         self._notify = _Notify(self._on_notify)
         _LIB.tm_pv_set_notify(self._dev, ctypes.cast(self._notify, ctypes.c_void_p), None)
+        self._python = python
+        self._python_cb = _Python(self._on_python)
+        if python is not None:
+            _LIB.tm_pv_set_python(self._dev, ctypes.cast(self._python_cb, ctypes.c_void_p),
+                                  None)
         self._counter: BlockCounter | None = None
 
     def _word(self, address: int) -> int:
@@ -210,6 +230,23 @@ class NativeRegisters:
                 self.on_timer()
         except Exception:  # logged; the run goes on (no exception may cross into C)
             log.exception("peripheral callback failed")
+
+    def _on_python(self, _user: int | None, is_write: int, address: int, value: int) -> int:
+        try:
+            assert self._python is not None
+            return self._python(bool(is_write), address, value) & 0xFFFFFFFF
+        except Exception:  # logged; the run goes on (no exception may cross into C)
+            log.exception("register callback failed at 0x%08x", address)
+            return 0
+
+    def systick_asserted(self, now: int) -> bool:
+        """A SysTick exception is due at *now* (consumes the zero crossing)."""
+        return bool(_LIB.tm_pv_systick_asserted(self._dev, int(now)))
+
+    def systick_next(self) -> int | None:
+        """Cycle of the next SysTick exception (None: not ticking)."""
+        out = ctypes.c_int64()
+        return int(out.value) if _LIB.tm_pv_systick_next(self._dev, ctypes.byref(out)) else None
 
     # -- the pure interface (tests, Python callers) --------------------------------------
     def pages(self) -> tuple[int, ...]:

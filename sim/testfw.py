@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from tinymeter.core.boards import Board
+from tinymeter.core.cores import Core
 from tinymeter.core.errors import BuildError
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,19 @@ def toolchain_available() -> bool:
     return shutil.which(GCC) is not None
 
 
+#: Flags of a test program besides the core's (``Core.gcc_flags``, the one source of
+#: target flags the firmware builds use too): freestanding, no C library, no startup.
+PROGRAM_FLAGS = ("-g", "-ffreestanding", "-nostdlib", "-nostartfiles", "-ffunction-sections",
+                 "-Wall")
+
+
+def program_argv(core: Core, opt: str, extra_flags: Sequence[str], script: Path, elf: Path,
+                 sources: Sequence[Path]) -> list[str]:
+    """Command line compiling and linking a test program in one step (pure)."""
+    return [GCC, *core.gcc_flags, opt, *PROGRAM_FLAGS, *extra_flags, "-T", str(script),
+            "-o", str(elf), *(str(s) for s in sources), "-lgcc"]
+
+
 def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog",
                   opt: str = "-O1", extra_flags: tuple[str, ...] = (),
                   startup: bool = True) -> Path:
@@ -126,11 +141,9 @@ def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog
         text_origin=text.origin, text_size=text.size, data_origin=data.origin,
         data_size=data.size))
     elf = workdir / f"{name}.elf"
-    runtime = [str(workdir / "runtime.c")] if startup else []
-    cmd = [GCC, *board.core.gcc_flags, opt, "-g", "-ffreestanding", "-nostdlib",
-           "-nostartfiles", "-ffunction-sections", "-Wall", *extra_flags,
-           "-T", str(workdir / "link.ld"), "-o", str(elf),
-           *runtime, str(workdir / f"{name}.c"), "-lgcc"]
+    runtime = [workdir / "runtime.c"] if startup else []
+    cmd = program_argv(board.core, opt, extra_flags, workdir / "link.ld", elf,
+                       [*runtime, workdir / f"{name}.c"])
     log.debug("building %s: %s", elf, " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

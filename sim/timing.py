@@ -11,7 +11,7 @@ other three, which the hook summed separately.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,11 @@ class TimingSplit:
     branches: dict[str, int]
     icache: tuple[int, int]  # hits, misses
     dcache: tuple[int, int]
+    #: Extra bus transactions of unaligned loads/stores the core split, per memory kind
+    #: (priced in the core cycles, ``CostParameters.unaligned`` each).
+    unaligned: dict[str, int] = field(default_factory=dict)
+    #: Unaligned accesses the core would fault on (not priced; see ``RunResult``).
+    align_faults: int = 0
 
     @staticmethod
     def _rate(pair: tuple[int, int]) -> float | None:
@@ -60,7 +65,8 @@ class TimingSplit:
                 "icache": {"hits": self.icache[0], "misses": self.icache[1],
                            "hit_rate": self.icache_hit_rate},
                 "dcache": {"hits": self.dcache[0], "misses": self.dcache[1],
-                           "hit_rate": self.dcache_hit_rate}}
+                           "hit_rate": self.dcache_hit_rate},
+                "unaligned": self.unaligned, "align_faults": self.align_faults}
 
 
 def mechanism_cycles(stats: np.ndarray, ifetch_weight: float, data_weight: float) -> np.ndarray:
@@ -90,6 +96,7 @@ def group_splits(stats: np.ndarray, groups: np.ndarray, n_groups: int, *,
     counts = np.zeros((n_groups, len(STAT_COLUMNS)), dtype=np.uint64)
     np.add.at(counts, groups[inside], stats[inside])
     loads, stores, nbytes = _columns("loads"), _columns("stores"), _columns("load_bytes")
+    unaligned = _columns("unaligned")
     out = []
     for g in range(n_groups):
         row = counts[g].tolist()
@@ -100,7 +107,9 @@ def group_splits(stats: np.ndarray, groups: np.ndarray, n_groups: int, *,
             load_bytes={b: int(row[c]) for b, c in zip(ACCESS_BUCKETS, nbytes) if row[c]},
             branches={"taken": int(row[STAT["taken"]]), "not_taken": int(row[STAT["not_taken"]])},
             icache=(int(row[STAT["icache_hit"]]), int(row[STAT["icache_miss"]])),
-            dcache=(int(row[STAT["dcache_hit"]]), int(row[STAT["dcache_miss"]]))))
+            dcache=(int(row[STAT["dcache_hit"]]), int(row[STAT["dcache_miss"]])),
+            unaligned={b: int(row[c]) for b, c in zip(ACCESS_BUCKETS, unaligned) if row[c]},
+            align_faults=int(row[STAT["align_faults"]])))
     return out
 
 
@@ -110,11 +119,12 @@ def sum_splits(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if not parts or not all(parts):
         return {}
     out: dict[str, Any] = {"cycles": {}, "loads": {}, "stores": {}, "load_bytes": {},
-                           "branches": {}}
+                           "branches": {}, "unaligned": {}}
     for part in parts:
         for section in out:
-            for key, value in part[section].items():
+            for key, value in part.get(section, {}).items():
                 out[section][key] = out[section].get(key, 0) + value
+    out["align_faults"] = sum(p.get("align_faults", 0) for p in parts)
     out["cycles"] = {k: round(v, 3) for k, v in out["cycles"].items()}
     for cache in ("icache", "dcache"):
         hits = sum(p[cache]["hits"] for p in parts)

@@ -149,17 +149,26 @@ def check(case: Case, runner: tuple[str, Runner], seed: int, max_ulp: int = 0,
     assert_matches_tflm(case.blob, inputs, run(case.blob, inputs), case.desc, max_ulp)
 
 
-#: C compilers and flags every kernel must build with warning-free: the host build
-#: and each Cortex-M flavour (M4/M7 with their hard-float FPUs, M33 with DSP).
-WARNING_TARGETS: dict[str, list[str]] = {
-    "host": ["gcc"],
-    "m0plus": ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb"],
-    "m4": ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
-           "-mfloat-abi=hard"],
-    "m7": ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16",
-           "-mfloat-abi=hard"],
-    "m33": ["arm-none-eabi-gcc", "-mcpu=cortex-m33", "-mthumb"],
+#: Targets every kernel must build for warning-free: the host build and each Cortex-M
+#: core (by core-table name), with the very command lines of the firmware builds
+#: (``firmware.build.compile_argv`` / ``host_compile_argv``: one source of flags per core).
+WARNING_TARGETS: dict[str, str | None] = {
+    "host": None, "m0plus": "cortex-m0plus", "m4": "cortex-m4f", "m7": "cortex-m7",
+    "m33": "cortex-m33",
 }
+
+
+def warning_argv(target: str, source: Path, obj: Path) -> list[str]:
+    """The build's command line for *source* on *target*, with ``-Werror`` added."""
+    from tinymeter.core.cores import get_core
+    from tinymeter.firmware.build import ARM_CC, BuildConfig, compile_argv, host_compile_argv
+
+    core = WARNING_TARGETS[target]
+    include = RUNTIME / "include"
+    argv = (host_compile_argv("gcc", source, obj, include) if core is None else
+            compile_argv(ARM_CC, get_core(core), BuildConfig(), source, obj, include))
+    argv.insert(argv.index("-c"), "-Werror")
+    return argv
 
 
 def assert_kernels_compile_warning_free(tmp_path: Path, target: str,
@@ -167,15 +176,14 @@ def assert_kernels_compile_warning_free(tmp_path: Path, target: str,
     """The reference and optimized kernel files *names* compile with -Wall -Wextra
     -Werror for *target* (see WARNING_TARGETS); skips when its compiler is missing.
     The optimized set is not compiled for the M0+, whose builds always use reference."""
-    cc = WARNING_TARGETS[target]
-    if shutil.which(cc[0]) is None:
-        pytest.skip(f"{cc[0]} not installed")
+    cc = "gcc" if WARNING_TARGETS[target] is None else "arm-none-eabi-gcc"
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not installed")
     ksets = ("reference",) if target == "m0plus" else ("reference", "optimized")
     sources = [RUNTIME / "kernels" / kset / n for kset in ksets for n in names
                if (RUNTIME / "kernels" / kset / n).exists()]
     assert sources, names
     for src in sources:
-        argv = [*cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{RUNTIME / 'include'}",
-                "-c", str(src), "-o", str(tmp_path / f"{src.parent.name}_{src.stem}.o")]
+        argv = warning_argv(target, src, tmp_path / f"{src.parent.name}_{src.stem}.o")
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, f"{' '.join(argv)}\n{proc.stderr}"

@@ -60,8 +60,10 @@ def _compile(code: bytes) -> tuple[tuple, AddressProgram]:
     return insns, address_program(insns, literal)
 
 
-def _acc(address: int, size: int, store: bool = False, cond: bool = False) -> Access:
-    return Access(address=address, bytes=size, is_store=store, resolved=True, conditional=cond)
+def _acc(address: int, size: int, store: bool = False, cond: bool = False,
+         strict: bool = False) -> Access:
+    return Access(address=address, bytes=size, is_store=store, resolved=True, conditional=cond,
+                  strict=strict)
 
 
 UNRESOLVED_LOAD4 = Access(address=0, bytes=4, is_store=False, resolved=False, conditional=False)
@@ -144,8 +146,9 @@ def test_single_transfers_and_writeback(asm) -> None:
     r1 = REGS[1]
     assert evaluate(prog, REGS) == [
         _acc(r1 + 4, 4), _acc(r1, 4), _acc(r1 - 4 - 8, 1), _acc(r1 - 12 + 2, 2),
-        _acc(REGS[2] + 4 * REGS[4] & 0xFFFFFFFF, 4, store=True), _acc(REGS[2] + 8, 8),
-        _acc(REGS[13] - 8, 8, store=True),
+        _acc(REGS[2] + 4 * REGS[4] & 0xFFFFFFFF, 4, store=True),
+        _acc(REGS[2] + 8, 8, strict=True),  # LDRD/STRD fault when unaligned
+        _acc(REGS[13] - 8, 8, store=True, strict=True),
         _acc(REGS[0], 4), UNRESOLVED_LOAD4]  # r0 was loaded: the second address is data
     assert prog.regs_mask == (1 << 0) | (1 << 1) | (1 << 2) | (1 << 4) | (1 << 13)
 
@@ -169,14 +172,15 @@ def test_multiples_push_pop_and_vfp(asm) -> None:
     """))
     sp, r0 = REGS[13], REGS[0]
     assert evaluate(prog, REGS) == [
-        _acc(sp - 16, 16, store=True), _acc(sp - 24, 8, store=True),
-        _acc(REGS[1] + 8, 4), _acc(REGS[1] - 8, 8),
-        _acc(r0, 16), _acc(r0 + 16 - 16, 16, store=True), _acc(sp - 40 + 4, 4, store=True),
-        _acc(REGS[2], 8), _acc(REGS[2], 8, store=True),
-        _acc(sp - 24, 8), _acc(sp - 16, 16)]
+        _acc(sp - 16, 16, store=True, strict=True), _acc(sp - 24, 8, store=True, strict=True),
+        _acc(REGS[1] + 8, 4, strict=True), _acc(REGS[1] - 8, 8, strict=True),
+        _acc(r0, 16, strict=True), _acc(r0 + 16 - 16, 16, store=True, strict=True),
+        _acc(sp - 40 + 4, 4, store=True, strict=True),
+        _acc(REGS[2], 8, strict=True), _acc(REGS[2], 8, store=True, strict=True),
+        _acc(sp - 24, 8, strict=True), _acc(sp - 16, 16, strict=True)]
     ops = prog.ops
     # push: ACCESS sp-16 then ADDI sp, sp, -16 (the writeback follows its access)
-    assert ops[0].tolist() == [ap.ACCESS, 13, -1, 0, -16, 16 | ap.FLAG_STORE]
+    assert ops[0].tolist() == [ap.ACCESS, 13, -1, 0, -16, 16 | ap.FLAG_STORE | ap.FLAG_STRICT]
     assert ops[1].tolist() == [ap.ADDI, 13, 13, 0, -16, 0]
 
 
@@ -200,7 +204,8 @@ def test_literal_pool_movw_movt_and_adr(asm) -> None:
     pool = next(i.address for i in insns if i.name == "b") + 2
     pool = (pool + 3) & ~3
     assert evaluate(prog, REGS) == [
-        _acc(pool, 4), _acc(0x20004004, 4), _acc(0x20001236, 2), _acc(pool, 4), _acc(pool, 4)]
+        _acc(pool, 4), _acc(0x20004004, 4), _acc(0x20001236, 2), _acc(pool, 4),
+        _acc(pool, 4, strict=True)]  # VLDR must be word aligned
     assert prog.regs_mask == 0  # everything is static
     assert set(prog.ops[:, 0].tolist()) == {ap.ACCESS_ABS}
 
@@ -402,10 +407,11 @@ def test_armv6m_forms(asm) -> None:
     r0, r3, r5, sp = REGS[0], REGS[3], REGS[5], REGS[13]
     mask = 0xFFFFFFFF
     assert evaluate(prog, REGS) == [
-        _acc(sp - 16, 16, store=True), _acc(r0, 8), _acc(r5 + 4 * r3 + r0 + 8 & mask, 4),
-        _acc(sp - 8 + r3 & mask, 1), _acc(sp - 9, 1, store=True), _acc(r0 + 8, 8),
+        _acc(sp - 16, 16, store=True, strict=True), _acc(r0, 8, strict=True),
+        _acc(r5 + 4 * r3 + r0 + 8 & mask, 4),
+        _acc(sp - 8 + r3 & mask, 1), _acc(sp - 9, 1, store=True), _acc(r0 + 8, 8, strict=True),
         UNRESOLVED_LOAD4,  # r0 was loaded by the ldm without writeback
-        _acc(REGS[8] + sp - 9 & mask, 4), _acc(sp - 16, 16)]
+        _acc(REGS[8] + sp - 9 & mask, 4), _acc(sp - 16, 16, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------

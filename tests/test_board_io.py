@@ -7,7 +7,7 @@ GPIO pins for the power monitor.  Checked here: board-file parsing of ``[[init]]
 the emulator's register model, and the image itself running in the emulator on every
 shipped board: the same outputs and report as the semihosting image, the report
 arriving through the emulated UART, and marker edges that split an inference into
-exactly its layers for :func:`tinymeter.hw.power.layer_energy`.
+exactly its layers for :func:`tinymeter.hw.power.trace.layer_energy`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tinymeter.core.boards import UART_LAYOUTS, list_boards, load_board, parse_b
 from tinymeter.core.errors import ConfigError
 from tinymeter.firmware.boardgen import board_source, uart_brr
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, board_sources, compile_argv
-from tinymeter.hw.power import PowerTrace, layer_energy
+from tinymeter.hw.power.trace import PowerTrace, layer_energy
 from tinymeter.sim.peripherals import BoardRegisters, MarkEvent
 
 
@@ -208,7 +208,7 @@ def _trace_from_marks(marks: list[MarkEvent], clock_hz: int, end_cycle: int) -> 
 
 @pytest.mark.parametrize("board_name", list_boards())
 def test_hardware_image_in_emulator(board_name: str, builder: FirmwareBuilder) -> None:
-    from tinymeter.hw.power import inference_windows
+    from tinymeter.hw.power.trace import inference_windows
     from tinymeter.sim.emulator import Emulator
 
     board = load_board(board_name)

@@ -147,3 +147,49 @@ def test_object_cache_key_covers_included_reference_kernels(tmp_path: Path) -> N
     ref = builder.root / "kernels" / "reference" / "conv2d.c"
     ref.write_text(ref.read_text() + "\n/* edited */\n")
     assert builder._sources_digest(sources) != before
+
+
+def test_one_source_of_target_flags() -> None:
+    """Model images, the TFLM harness, test programs and the kernels' warning check all
+    take the core's flags from Core.gcc_flags through the same functions."""
+    import sys
+
+    from tinymeter.firmware.build import COMMON_CFLAGS, target_flags
+    from tinymeter.firmware.tflm import TFLM_CXXFLAGS, tflm_compile_argv
+    from tinymeter.sim.testfw import program_argv
+
+    core = load_board("nucleo-l552ze-q").core
+    config = BuildConfig(opt="-O3", runs=3, io="uart", extra_cflags=("-DX=1",))
+    c = compile_argv("cc", core, config, Path("s.c"), Path("s.o"), Path("inc"))
+    cxx = tflm_compile_argv("c++", core, config, Path("h.cc"), Path("h.o"), [Path("t")])
+    assert c == ["cc", *target_flags(core, config, COMMON_CFLAGS), "-Iinc", "-c", "s.c", "-o",
+                 "s.o"]
+    assert cxx == ["c++", *target_flags(core, config, TFLM_CXXFLAGS), "-It", "-c", "h.cc", "-o",
+                   "h.o"]
+    assert target_flags(core, config, ("-L",)) == [
+        "-mcpu=cortex-m33", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard", "-O3", "-L",
+        "-DTM_RUNS=3", "-DTM_IO_UART", "-DX=1"]
+    assert program_argv(core, "-O1", ("-DY",), Path("l.ld"), Path("p.elf"),
+                        [Path("r.c"), Path("p.c")]) == [
+        "arm-none-eabi-gcc", "-mcpu=cortex-m33", "-mthumb", "-mfpu=fpv5-sp-d16",
+        "-mfloat-abi=hard", "-O1", "-g", "-ffreestanding", "-nostdlib", "-nostartfiles",
+        "-ffunction-sections", "-Wall", "-DY", "-T", "l.ld", "-o", "p.elf", "r.c", "p.c",
+        "-lgcc"]
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from kernel_check import warning_argv
+    finally:
+        sys.path.pop(0)
+    assert warning_argv("m33", Path("k.c"), Path("k.o")) == [
+        *compile_argv("arm-none-eabi-gcc", core, BuildConfig(), Path("k.c"), Path("k.o"),
+                      runtime_dir() / "include")[:-4], "-Werror", "-c", "k.c", "-o", "k.o"]
+
+
+def test_memory_use_is_one_sum() -> None:
+    from tinymeter.firmware.build import memory_use
+
+    sections = {".isr_vector": 0x1C4, ".text": 1000, ".rodata": 7, ".init_array": 4,
+                ".ARM.exidx": 8, ".data": 16, ".bss": 100, ".tflm_arena": 4096,
+                ".stack": 2048, ".comment": 99}
+    assert memory_use(sections) == (0x1C4 + 1000 + 7 + 4 + 8 + 16, 16 + 100 + 4096 + 2048)
+    assert memory_use({".text": 10, ".data": 2, ".bss": 3}) == (12, 5)

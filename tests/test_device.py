@@ -44,7 +44,7 @@ def test_emulated_device_run_and_layer_views(tmp_path: Path) -> None:
     cycles = run.layer_cycles(1)
     assert features.shape[0] == 1 and cycles[0] > 0
     assert features @ parameter_vector(model.params) == pytest.approx(cycles, rel=1e-6)
-    assert run.layer_activity(board, 1).shape == (1, 2)
+    assert run.layer_activity(1).shape == (1, 2)
     assert run.instructions_per_layer[0] > 0 and run.stack_bytes and run.elf is not None
     # default inputs (what a board runs): one inference
     default = device.run_elf(image.elf)

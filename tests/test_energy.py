@@ -117,23 +117,20 @@ def _stats(rows: list[dict[str, int]]) -> np.ndarray:
 
 
 def test_row_activity_by_hand() -> None:
-    board = load_board(BOARD)  # flash at 0x08000000, 8-byte access units
+    """Flash reads are the array reads the hook counted (fetch misses, prefetches, data
+    cache misses), not flash loads: a load the flash data cache served reads no flash."""
     stats = _stats([
-        # fetches looked up in the I-cache: the misses are the flash reads
-        {"icache_hit": 90, "icache_miss": 10, "loads.flash": 7, "loads.sram": 3, "stores.sram": 2},
-        # no cache lookup counted: every 8-byte unit the block spans, per execution
-        {"loads.tcm": 4, "stores.tcm": 1, "loads.peripheral": 9},
-        # code in SRAM without lookups: no flash fetch
-        {"loads.flash": 1},
+        # 7 flash loads, 10 fetch misses, 4 data-cache misses: the hook read 16 units
+        {"icache_hit": 90, "icache_miss": 10, "loads.flash": 7, "dcache_hit": 3,
+         "dcache_miss": 4, "flash_reads": 16, "loads.sram": 3, "stores.sram": 2},
+        {"loads.tcm": 4, "stores.tcm": 1, "loads.peripheral": 9, "flash_reads": 15},
+        {"loads.flash": 1},  # served by the data cache: no array read
     ])
-    address = np.array([0x08000100, 0x08000004, 0x20000000], dtype=np.uint32)
-    size = np.array([16, 14, 8], dtype=np.uint32)   # 0x08000004..0x08000011: units 0, 1, 2
-    count = np.array([10, 5, 3], dtype=np.uint64)
-    act = row_activity(stats, address, size, count, board)
-    assert act.tolist() == [[17.0, 5.0], [15.0, 5.0], [1.0, 0.0]]
-    # without a board nothing tells where flash is: uncached fetches are not counted
-    assert row_activity(stats, address, size, count, None)[1].tolist() == [0.0, 5.0]
-    assert group_activity(act, np.array([0, -1, 0]), 1).tolist() == [[18.0, 5.0]]
+    act = row_activity(stats)
+    assert act.tolist() == [[16.0, 5.0], [15.0, 5.0], [0.0, 0.0]]
+    assert group_activity(act, np.array([0, -1, 0]), 1).tolist() == [[16.0, 5.0]]
+    with pytest.raises(ValueError, match="statistics"):
+        row_activity(stats[:, :-1])
 
 
 def _sample(name: str, t: list[float], act: list[list[float]], truth: EnergyParameters
@@ -214,7 +211,7 @@ def test_equal_cycles_different_flash_traffic_different_energy() -> None:
     393 uJ each; + 250 uJ of flash reads vs + 60 uJ of SRAM accesses."""
     board = load_board(BOARD)
     model = datasheet_cost_model(board)
-    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000},
+    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000, "flash_reads": 1_000_000},
                     {"icache_hit": 10, "loads.sram": 1_500_000, "stores.sram": 500_000}])
     run = _stub_run(model, [1.2e6, 1.2e6], stats)
     rows, _overhead, _cycles = layer_estimates(run, model, 2, [0, 0], ["FULLY_CONNECTED",
@@ -238,7 +235,7 @@ def test_reports_show_energy_by_activity() -> None:
 
     board = load_board(BOARD)
     model = datasheet_cost_model(board)
-    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000},
+    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000, "flash_reads": 1_000_000},
                     {"icache_hit": 10, "loads.sram": 1_500_000, "stores.sram": 500_000}])
     run = _stub_run(model, [1.2e6, 1.2e6], stats)
     run.wall_time_s, run.mips = 1.0, 1.0
@@ -270,7 +267,8 @@ def test_layer_plot_has_energy_shares(tmp_path: Path) -> None:
 
     board = load_board(BOARD)
     model = datasheet_cost_model(board)
-    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000}, {"icache_hit": 10}])
+    stats = _stats([{"icache_hit": 10, "loads.flash": 1_000_000, "flash_reads": 1_000_000},
+                    {"icache_hit": 10}])
     run = _stub_run(model, [1.2e6, 1.2e6], stats)
     run.wall_time_s, run.mips = 1.0, 1.0
     rows, _, _ = layer_estimates(run, model, 2, [0, 0], ["FULLY_CONNECTED", "CONV_2D"],

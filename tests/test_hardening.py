@@ -510,7 +510,7 @@ def test_measure_json_dash_is_pure_json(capsys, tmp_path: Path) -> None:
 
 def test_ppk2_voltage_is_checked_before_the_package() -> None:
     from tinymeter.core.errors import ConfigError
-    from tinymeter.hw.power import PPK2Monitor
+    from tinymeter.hw.power.monitors import PPK2Monitor
 
     for mv in (0, 12_000, -3300):
         with pytest.raises(ConfigError, match="PPK2 source voltage"):

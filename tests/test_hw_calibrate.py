@@ -181,9 +181,10 @@ def test_microbench_selection_per_core() -> None:
     assert {"MB_ALU", "MB_LDM4", "MB_CALL_FRAME2", "MB_BCOND_PATTERN"} <= m0
     assert not m0 & {"MB_DIV", "MB_UMULL", "MB_SMLAD", "MB_VADD", "MB_MLA"}
     assert "MB_DIV" in m3 and "MB_SMLAD" not in m3 and "MB_VDIV" not in m3
+    assert "MB_LDR_UNALIGNED" in m3 and "MB_LDR_UNALIGNED" not in m0  # ARMv6-M faults
     assert set(absent_instructions(CORES["cortex-m0plus"])) == {"cpi.divide", "cpi.mul64",
                                                                 "cpi.mac", "cpi.vfp",
-                                                                "dep.fp_result"}
+                                                                "dep.fp_result", "unaligned"}
     assert {"MB_AGU", "MB_NARROW_USE"} <= m0 and not m0 & {"MB_VFP_DEP", "MB_VLDR_ALU"}
     assert absent_instructions(CORES["cortex-m7"]) == {}
     src = table_source(benchmarks_for(CORES["cortex-m3"]))
@@ -286,7 +287,7 @@ def test_mechanism_ranking_names_the_mechanism_that_was_off() -> None:
     assert all(m.determined for m in ranked if m.exercised)
     assert {m.mechanism for m in ranked if not m.exercised} == {
         "load pipelining", "per-mnemonic overrides", "address dependency", "narrow load use",
-        "FPU result dependency"}
+        "FPU result dependency", "unaligned access"}
     # what calibrate --json writes
     summary = result.summary()["mechanisms"]
     assert summary[0]["mechanism"] == "data memory stall" and summary[0]["determined"] is True

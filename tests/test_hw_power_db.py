@@ -13,16 +13,9 @@ import pytest
 from tinymeter.abi import report_lines
 from tinymeter.apps.resultsdb import SCHEMA_VERSION, ResultsDB
 from tinymeter.core.errors import ConfigError, HardwareError, ToolMissingError
-from tinymeter.hw.power import (
-    JoulescopeMonitor,
-    PowerTrace,
-    PPK2Monitor,
-    energy_from_trace,
-    inference_windows,
-    integrate_energy,
-    read_csv,
-    write_csv,
-)
+from tinymeter.hw.power.csvio import read_csv, write_csv
+from tinymeter.hw.power.monitors import JoulescopeMonitor, PPK2Monitor
+from tinymeter.hw.power.trace import PowerTrace, energy_from_trace, inference_windows, integrate_energy
 from tinymeter.hw.protocol import parse_transcript, summarize
 
 

@@ -123,6 +123,8 @@ def test_virtual_silicon_is_not_the_cost_model(cache: Path, models: list[Path]) 
     assert accel.icache_ways == 0 and hidden.icache_ways in (2, 4)
     assert hidden.icache_policy != accel.icache_policy and hidden.dcache_policy == "fifo"
     assert silicon.board.text.wait_states == board.text.wait_states + 1
+    prior = cost_model_for(board, Path("/nonexistent")).params
+    assert silicon.params.unaligned != pytest.approx(prior.unaligned, rel=0.01)
     assert [r.origin for r in silicon.board.memory] == [r.origin for r in board.memory]
 
     _, image = _image(models[1], runs=3, cache=cache)
@@ -139,6 +141,27 @@ def test_virtual_silicon_is_not_the_cost_model(cache: Path, models: list[Path]) 
     features = emulate_features(image, cost_model_for(board, Path("/nonexistent")).params)
     datasheet = features @ parameter_vector(cost_model_for(board, Path("/nonexistent")).params)
     assert np.all(np.abs(datasheet - truth) / truth > 0.01)
+
+
+def test_silicon_effects_by_hand() -> None:
+    """Per row: store bursts past the write buffer, flash data meeting instruction refills,
+    unaligned flash transactions; plus the DWT overhead per layer."""
+    from types import SimpleNamespace
+
+    from tinymeter.hw.virtual import Silicon, silicon_effects
+    from tinymeter.sim.native_hook import STAT, STAT_COLUMNS
+
+    board = load_board(BOARD)
+    silicon = Silicon.for_board(board)
+    stats = np.zeros((2, len(STAT_COLUMNS)))
+    # 10 executions of 5 SRAM stores: 3 past the buffer each, 0.5 cycles -> 15
+    stats[0, [STAT["count"], STAT["stores.sram"]]] = 10, 50
+    # 20 D-cache misses at an I-cache miss rate of 1/4 (3 cycles) -> 15; 8 unaligned
+    # flash transactions (1 cycle) -> 8; SRAM ones cost nothing extra
+    stats[1, [STAT["count"], STAT["icache_hit"], STAT["icache_miss"], STAT["dcache_miss"],
+              STAT["unaligned.flash"], STAT["unaligned.sram"]]] = 4, 30, 10, 20, 8, 100
+    run = SimpleNamespace(stats=stats, blocks=SimpleNamespace(layer=np.array([0, 1])))
+    assert silicon_effects(run, 2, silicon).tolist() == [9.0 + 15.0, 9.0 + 15.0 + 8.0]
 
 
 def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_path: Path,
@@ -172,7 +195,7 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
     assert rep["error_after"]["layer_max"] > 0.005
     # the hidden extra flash wait state shows as more data-memory stall, pinned down
     mech = {m["mechanism"]: m for m in rep["mechanisms"]}
-    assert len(mech) == 10 and rep["mechanisms"][0]["mechanism"] == "core timings"
+    assert len(mech) == 11 and rep["mechanisms"][0]["mechanism"] == "core timings"
     # the dependency stalls, the narrow load-use one absent from the datasheet (prior 0),
     # are recovered from their microbenchmarks
     hidden_core = timing.silicon.params
@@ -181,17 +204,29 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
                         ("dep.fp_result", hidden_core.fp_result_stall)):
         assert rep["parameters"][name]["fitted"] == pytest.approx(value, abs=0.1), name
     assert rep["parameters"]["dep.narrow_load"]["prior"] == 0.0 < hidden_core.narrow_load_use
+    # the cost of an unaligned access's extra transaction, from MB_LDR_UNALIGNED (in SRAM)
+    assert rep["parameters"]["unaligned"]["fitted"] == pytest.approx(hidden_core.unaligned,
+                                                                     rel=0.02)
+    assert hidden_core.unaligned != pytest.approx(rep["parameters"]["unaligned"]["prior"],
+                                                  rel=0.05)
     assert mech["data memory stall"]["ratio"] > 1.1 and mech["data memory stall"]["determined"]
     assert [m["mechanism"] for m in rep["mechanisms"]].index("data memory stall") <= 2
     # energy by activity: the hidden core power and energies per access are recovered from
-    # the marker-split power trace (per-layer energies) by the NNLS power fit
+    # the marker-split power trace (per-layer energies) by the NNLS power fit.  The silicon
+    # draws power for the flash array reads of its own hidden caches (other ways and
+    # replacement: other misses per layer), the model counts those of the board file's
+    # caches; the microbenchmarks' flash loops miss alike on both (streams and loops larger
+    # than any cache), so core power and SRAM energy come out within 2% and the energy per
+    # flash read within 20% (it absorbs the difference in counted reads, as the stall
+    # weight does for cycles), while every layer's energy is predicted within 2%
     energy = rep["energy"]
     hidden = timing.energy
     prior = board_energy_parameters(board)
     assert energy["prior"] == prior.to_dict()
-    for name, tol in (("core_mw", 0.02), ("flash_read_nj", 0.02), ("sram_access_nj", 0.02)):
+    for name, tol in (("core_mw", 0.02), ("flash_read_nj", 0.2), ("sram_access_nj", 0.02)):
         assert getattr(hidden, name) != pytest.approx(getattr(prior, name), rel=0.05)
         assert energy["fitted"][name] == pytest.approx(getattr(hidden, name), rel=tol), name
+    assert energy["error_after"]["layer_max"] < 0.02
     assert energy["error_after"]["layer_mape"] < 0.01
     assert energy["error_after"]["layer_mape"] < energy["error_before"]["layer_mape"] / 5
     assert "energy by activity" in text and "layer energy error" in text
@@ -249,7 +284,7 @@ def test_ranking_names_a_hidden_core_change(cache: Path, models: list[Path],
 
 #: Parameters no instruction of the core can exercise (documented as not identifiable).
 ABSENT = {"nucleo-g0b1re": {"cpi.mac", "cpi.mul64", "cpi.divide", "cpi.vfp",
-                            "dep.fp_result"},
+                            "dep.fp_result", "unaligned"},
           "nucleo-f767zi": set()}
 
 

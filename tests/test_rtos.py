@@ -137,6 +137,67 @@ static void task_init(uint32_t k, void (*entry)(void)) {
   tcbs[k].sp = sp;
 }
 
+#if defined(__ARM_ARCH_6M__)
+/* ARMv6-M (Cortex-M0+): no stmdb/ldmia of high registers, no IT blocks; the same
+   saved-context layout (r4-r11, EXC_RETURN from the lowest address up), as FreeRTOS's
+   CM0 port does it */
+#define RESTORE_CONTEXT \
+      "ldr r1, [r3]\n"    /* r3 = &current_tcb */ \
+      "ldr r0, [r1]\n" \
+      "adds r0, #16\n" \
+      "ldmia r0!, {r4-r7}\n" \
+      "mov r8, r4\n mov r9, r5\n mov r10, r6\n mov r11, r7\n" \
+      "ldmia r0!, {r4}\n" \
+      "mov lr, r4\n" \
+      "msr psp, r0\n" \
+      "subs r0, #36\n" \
+      "ldmia r0!, {r4-r7}\n" \
+      "bx lr\n" \
+      ".syntax divided\n"  /* what GCC uses for ARMv6-M */
+
+__attribute__((naked)) void SVC_Handler(void) {
+  __asm__ volatile(
+      ".syntax unified\n"
+      "movs r0, #4\n"
+      "mov r1, lr\n"
+      "tst r0, r1\n"
+      "beq 2f\n"
+      "mrs r0, psp\n"
+      "b 3f\n"
+      "2:\n"
+      "mrs r0, msp\n"
+      "3:\n"
+      "ldr r1, [r0, #24]\n"
+      "subs r1, #2\n"
+      "ldrb r1, [r1]\n"
+      "cmp r1, #0\n"
+      "beq 1f\n"
+      "ldr r2, =svc_service\n"
+      "bx r2\n"
+      "1:\n"
+      "ldr r3, =current_tcb\n"
+      RESTORE_CONTEXT);
+}
+
+__attribute__((naked)) void PendSV_Handler(void) {
+  __asm__ volatile(
+      ".syntax unified\n"
+      "mrs r0, psp\n"
+      "ldr r3, =current_tcb\n"
+      "ldr r2, [r3]\n"
+      "subs r0, #36\n"
+      "str r0, [r2]\n"
+      "stmia r0!, {r4-r7}\n"
+      "mov r4, r8\n mov r5, r9\n mov r6, r10\n mov r7, r11\n"
+      "stmia r0!, {r4-r7}\n"
+      "mov r4, lr\n"
+      "stmia r0!, {r4}\n"
+      "push {r3, r4}\n"
+      "bl switch_context\n"
+      "pop {r3, r4}\n"
+      RESTORE_CONTEXT);
+}
+#else
 __attribute__((naked)) void SVC_Handler(void) {
   __asm__ volatile(
       "tst lr, #4\n"
@@ -185,6 +246,7 @@ __attribute__((naked)) void PendSV_Handler(void) {
       "isb\n"
       "bx lr\n");
 }
+#endif
 
 void SysTick_Handler(void) {
   ticks += 1u;
@@ -244,8 +306,9 @@ def _value(out: str, label: str) -> int:
 
 @pytest.mark.parametrize(("board_name", "fp"), [
     ("nucleo-l4r5zi", False), ("nucleo-l4r5zi", True), ("nucleo-f767zi", True),
-    ("nucleo-f207zg", False)], ids=["m4-integer", "m4f-extended-frame",
-                                    "m7-extended-frame", "m3-integer"])
+    ("nucleo-f207zg", False), ("nucleo-g0b1re", False)],
+    ids=["m4-integer", "m4f-extended-frame", "m7-extended-frame", "m3-integer",
+         "m0plus-armv6m"])
 def test_round_robin_scheduler_on_psp(tmp_path: Path, board_name: str, fp: bool) -> None:
     out = run(load_board(board_name), tmp_path, *(("USE_FP",) if fp else ()))
     assert _value(out, "psp ") == 1  # the tasks run on the process stack

@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tinymeter.analysis.report import timing_lines
 from tinymeter.core.boards import Board, parse_board
 from tinymeter.sim.costmodel import cost_model_for, to_fixed
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import Emulator, RunResult
 from tinymeter.sim.native_hook import CYCLE_SCALE, STAT
 from tinymeter.sim.testfw import build_program, toolchain_available
+from tinymeter.sim.timing import group_splits
 
 pytestmark = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
 
@@ -102,6 +104,11 @@ def test_flash_stream_through_the_data_cache_vs_sram(tmp_path: Path) -> None:
     assert 512 * 5 <= stat(run, flash, "data_stall") <= 512 * 5 + 2 * 6
     assert stat(run, ram, "loads.sram") == 1024 and stat(run, ram, "loads.flash") == 0
     assert stat(run, ram, "data_stall") == 0
+    # the flash array is read once per D-cache miss (512), not per flash load (1024), plus
+    # the loop's first fetch (at most 2 units on demand and their prefetches); from SRAM
+    # only that fetch
+    assert 512 <= stat(run, flash, "flash_reads") <= 512 + 4
+    assert stat(run, ram, "flash_reads") <= 4
     assert (stat(run, ram, "dcache_miss"), stat(run, ram, "dcache_hit")) == (0, 0)
     # and the loop costs that stall more from flash, and nothing else (fetch aside)
     assert stat(run, flash, "cycles") - stat(run, ram, "cycles") == pytest.approx(
@@ -118,6 +125,7 @@ def test_flash_stream_without_a_data_cache_pays_every_load(tmp_path: Path) -> No
     flash = rows_of(run, image, "stream", 0)
     assert 1024 * 5 <= stat(run, flash, "data_stall") <= 1024 * 5 + 2 * 6
     assert (stat(run, flash, "dcache_miss"), stat(run, flash, "dcache_hit")) == (0, 0)
+    assert 1024 <= stat(run, flash, "flash_reads") <= 1024 + 4
 
 
 def _nops(n: int) -> str:
@@ -159,6 +167,7 @@ def test_loop_that_fits_the_instruction_cache(tmp_path: Path) -> None:
         assert stat(run, rows, "icache_miss") == 7
         assert stat(run, rows, "icache_hit") == 7 * n - 7
         assert stat(run, rows, "ifetch_stall") == 7 * 4
+        assert stat(run, rows, "flash_reads") == 7  # one array read per missed unit
 
 
 def test_loop_larger_than_the_instruction_cache(tmp_path: Path) -> None:
@@ -173,6 +182,7 @@ def test_loop_larger_than_the_instruction_cache(tmp_path: Path) -> None:
         assert stat(run, rows, "icache_miss") == 11 * n
         assert stat(run, rows, "icache_hit") == 0
         assert stat(run, rows, "ifetch_stall") == 44 * n
+        assert stat(run, rows, "flash_reads") == 11 * n
 
 
 def test_prefetch_overlaps_sequential_fetch(tmp_path: Path) -> None:
@@ -190,6 +200,10 @@ def test_prefetch_overlaps_sequential_fetch(tmp_path: Path) -> None:
                    for layer in (0, 1))
     assert long - short == 20 * 14
     assert 10 * 14 <= short <= 10 * 14 + 5
+    # flash array reads per iteration: the first unit on demand, then one prefetch per
+    # delivered unit (11), the last one discarded by the taken branch: 12
+    assert [stat(run, rows_of(run, image, "loop", layer), "flash_reads")
+            for layer in (0, 1)] == [10 * 12, 30 * 12]
 
 
 BRANCH_PROGRAM = r"""
@@ -326,8 +340,229 @@ def test_m7_predicts_a_loop_back_edge_and_pays_only_mispredictions(tmp_path: Pat
         assert (stat(run, rows, "taken"), stat(run, rows, "not_taken")) == (n - 1, 1)
         assert stat(run, rows, "mispredict") == wrong
         assert stat(run, rows, "branch") == wrong * penalty
+    # the virtual silicon's 1-bit predictor repeats the last outcome (starting not taken):
+    # every loop call mispredicts its first back-edge and its exit, 2 per call
+    from dataclasses import replace
+
+    model = cost_model_for(m7)
+    one_bit = replace(model, params=replace(model.params, branch_predictor="1bit"))
+    elf = build_program(m7, loop_program(4), tmp_path / "1bit")
+    run = Emulator(m7, cost_model=one_bit).run(elf, [[]], budget_instructions=10**7,
+                                               timeout_s=30)
+    for layer in (0, 1):
+        assert stat(run, rows_of(run, image, "loop", layer), "mispredict") == 2
     m4 = board_with()
     run, image = run_program(m4, loop_program(4), tmp_path / "m4")
     rows = rows_of(run, image, "loop", 1)
     assert stat(run, rows, "mispredict") == 0
     assert stat(run, rows, "branch") == 29 * cost_model_for(m4).params.branch_refill
+
+
+UNALIGNED_PROGRAM = r"""
+static uint8_t ram[64] __attribute__((aligned(32)));
+/* the same five 32-bit encodings, at unaligned and at aligned offsets */
+__attribute__((naked, noinline, aligned(32))) void unaligned(uint8_t *p, uint32_t n) {
+    __asm__ volatile(".syntax unified\n1: ldr.w r2, [r0, #1]\n ldr.w r3, [r0, #6]\n"
+                     "ldrh.w r2, [r0, #11]\n ldrh.w r3, [r0, #12]\n str.w r2, [r0, #17]\n"
+                     "subs r1, r1, #1\n bne 1b\n bx lr\n");
+}
+__attribute__((naked, noinline, aligned(32))) void aligned(uint8_t *p, uint32_t n) {
+    __asm__ volatile(".syntax unified\n1: ldr.w r2, [r0, #0]\n ldr.w r3, [r0, #4]\n"
+                     "ldrh.w r2, [r0, #10]\n ldrh.w r3, [r0, #12]\n str.w r2, [r0, #16]\n"
+                     "subs r1, r1, #1\n bne 1b\n bx lr\n");
+}
+__attribute__((naked, noinline, aligned(32))) void ldrd_off(uint8_t *p, uint32_t n) {
+    __asm__ volatile(".syntax unified\n adds r0, #2\n1: ldrd r2, r3, [r0]\n"
+                     "subs r1, r1, #1\n bne 1b\n bx lr\n");
+}
+int main(void) {
+    tm_prof_begin(0);
+    unaligned(ram, 100);
+    tm_prof_end(0);
+    tm_prof_begin(1);
+    aligned(ram, 100);
+    tm_prof_end(1);
+    TAIL
+    return 0;
+}
+"""
+
+
+def _core_and_memory(run: RunResult, mask: np.ndarray) -> float:
+    """A row's cycles without its fetch and data stalls (which depend on where the code
+    sits in the caches, not on the data addresses)."""
+    return stat(run, mask, "cycles") - stat(run, mask, "ifetch_stall") \
+        - stat(run, mask, "data_stall")
+
+
+@pytest.mark.parametrize(("board_name", "extra"), [("nucleo-l4r5zi", 6), ("nucleo-f767zi", 4),
+                                                   ("nucleo-l552ze-q", 6)])
+def test_unaligned_accesses_are_split_and_charged(board_name: str, extra: int,
+                                                  tmp_path: Path) -> None:
+    """Per iteration, in SRAM: LDR at 1 mod 4, LDR at 2 mod 4, LDRH at an odd address, an
+    aligned LDRH and STR at 1 mod 4.  Cortex-M3/M4 TRM load/store timings (and the M33's
+    AHB split): byte + halfword + byte (+2), two halfwords (+1), two bytes (+1), none,
+    +2: 6 extra transactions.  Cortex-M7: each unaligned access is two accesses: 4.
+    100 iterations: 100 x extra in ``unaligned.sram``, and the loop costs exactly that many
+    cycles (``unaligned`` = 1 cycle per transaction) more than its aligned twin of the
+    same encodings; with ``unaligned`` calibrated to 2.5 the difference scales with it."""
+    from dataclasses import replace
+
+    from tinymeter.core.boards import load_board
+
+    board = load_board(board_name)
+    source = UNALIGNED_PROGRAM.replace("TAIL", "")
+    run, image = run_program(board, source, tmp_path)
+    odd, even = rows_of(run, image, "unaligned", 0), rows_of(run, image, "aligned", 1)
+    assert stat(run, odd, "unaligned.sram") == 100 * extra
+    assert stat(run, even, "unaligned.sram") == 0
+    assert stat(run, odd, "align_faults") == 0 and run.align_faults == 0
+    assert (stat(run, odd, "loads.sram"), stat(run, odd, "stores.sram")) == (400, 100)
+    assert _core_and_memory(run, odd) - _core_and_memory(run, even) == 100 * extra
+    # the report says so per layer (JSON ``timing`` and the text "why" lines)
+    split = group_splits(run.stats, run.blocks.layer, 2)[0].to_dict()
+    assert split["unaligned"] == {"sram": 100 * extra} and split["align_faults"] == 0
+    assert f"unaligned sram {100 * extra} extra bus transactions" in timing_lines(split)
+    model = cost_model_for(board)
+    slow = replace(model, params=replace(model.params, unaligned=2.5))
+    elf = build_program(board, source, tmp_path)
+    run2 = Emulator(board, cost_model=slow).run(elf, [[]], budget_instructions=10**7,
+                                                 timeout_s=30)
+    assert _core_and_memory(run2, odd) - _core_and_memory(run2, even) == 250 * extra
+
+
+def test_unaligned_ldrd_is_reported_not_priced(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                               ) -> None:
+    """LDRD must be word aligned (ARMv7-M A3.2.1: UsageFault UNALIGNED); the emulator
+    executes it at 2 mod 4 anyway, so the hook counts it as a fault at its PC (the
+    function's second halfword, after the 16-bit ADDS) instead of pricing a split."""
+    from tinymeter.core.boards import load_board
+
+    board = load_board("nucleo-l4r5zi")
+    with caplog.at_level("WARNING"):
+        run, image = run_program(board, UNALIGNED_PROGRAM.replace("TAIL", "ldrd_off(ram, 10);"),
+                                 tmp_path)
+    pc = (image.require_symbol("ldrd_off").address & ~1) + 2
+    assert run.align_faults == 10 and run.align_fault_pc == pc
+    rows = run.blocks.address == pc
+    assert stat(run, rows, "align_faults") == 9  # the first execution is in the entry block
+    assert int(run.stats[:, STAT["align_faults"]].sum()) == 10
+    assert int(run.stats[:, [STAT[f"unaligned.{b}"] for b in ("flash", "sram")]].sum()) == 600
+    assert f"pc=0x{pc:08x}" in caplog.text and "ldrd_off" in caplog.text
+    split = group_splits(run.stats, run.blocks.layer, 1)[0].to_dict()
+    assert split["align_faults"] == 0  # outside the layers; the whole run has them:
+    whole = group_splits(run.stats, np.zeros_like(run.blocks.layer), 1)[0].to_dict()
+    assert whole["align_faults"] == 10
+    assert "10 accesses that fault on silicon" in timing_lines(whole)[2]
+
+
+def test_unaligned_access_on_armv6m_names_the_fault(tmp_path: Path) -> None:
+    """ARMv6-M faults on every unaligned access (the emulator takes the data abort too):
+    the error says that it was the alignment, at the instruction's PC."""
+    from tinymeter.core.boards import load_board
+    from tinymeter.core.errors import FirmwareFault
+
+    board = load_board("nucleo-g0b1re")
+    source = r"""
+static uint8_t ram[16] __attribute__((aligned(8)));
+__attribute__((naked, noinline)) uint32_t odd(uint8_t *p) {
+    __asm__ volatile(".syntax unified\n movs r3, #1\n ldr r0, [r0, r3]\n bx lr\n");
+}
+int main(void) { return (int)odd(ram); }
+"""
+    elf = build_program(board, source, tmp_path)
+    pc = (ElfImage.load(elf).require_symbol("odd").address & ~1) + 2
+    with pytest.raises(FirmwareFault, match=f"unaligned access the cortex-m0plus does not "
+                                            f"allow.*pc=0x{pc:08x}"):
+        Emulator(board).run(elf, [[]], budget_instructions=10**6, timeout_s=30)
+
+
+MEMO_PROGRAM = r"""
+static const uint8_t rom[256] __attribute__((aligned(32))) = {[0 ... 255] = 3};
+static uint8_t ram[256] __attribute__((aligned(32)));
+/* halfword and word loads through a pointer that steps by one byte (its alignment
+ * changes every iteration), a store, and a literal-pool load from flash */
+__attribute__((naked, noinline)) uint32_t walk(const uint8_t *p, uint32_t n, uint8_t *out) {
+    __asm__ volatile(".syntax unified\n movs r3, #0\n mov ip, r3\n"
+                     "1: ldrh r3, [r0, #1]\n add ip, ip, r3\n ldr r3, [r0, #4]\n"
+                     "add ip, ip, r3\n ldr r3, =0x12345678\n strb r3, [r2, #1]\n"
+                     "adds r0, r0, #1\n subs r1, r1, #1\n bne 1b\n mov r0, ip\n bx lr\n"
+                     ".ltorg\n");
+}
+int main(void) {
+    uint32_t s = 0;
+    for (int k = 0; k < 4; k++) {
+        tm_prof_begin(k);
+        s += walk(k & 1 ? rom : ram, 200, ram);  /* the same blocks over SRAM, then flash */
+        tm_prof_end(k);
+    }
+    return s == 0xFFFFFFFFu;
+}
+"""
+
+
+@pytest.mark.parametrize("board_name", ["nucleo-l4r5zi", "nucleo-f767zi"])
+def test_data_memo_is_exact(board_name: str, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook's data-side memo skips evaluating accesses to free (zero-wait, uncached)
+    regions after a block's first execution; every statistic and cycle must be what the
+    full evaluation of every access gives: here a pointer whose alignment changes every
+    iteration (unaligned halfword/word loads, split per the TRM), the same blocks walking
+    SRAM and then flash (the memo must re-record), a store, a literal load from flash."""
+    import tinymeter.sim.emulator as emulator_module
+    from tinymeter.core.boards import load_board
+    from tinymeter.sim.costmodel import timing_config
+
+    board = load_board(board_name)
+    elf = build_program(board, MEMO_PROGRAM, tmp_path)
+
+    def run(memo: int) -> RunResult:
+        def config(*args: Any, **kwargs: Any) -> Any:
+            cfg = timing_config(*args, **kwargs)
+            cfg.data_memo = memo
+            return cfg
+
+        monkeypatch.setattr(emulator_module, "timing_config", config)
+        return Emulator(board).run(elf, [[]], budget_instructions=10**7, timeout_s=30)
+
+    fast, full = run(1), run(0)
+    assert fast.cycles_fixed == full.cycles_fixed
+    assert np.array_equal(fast.blocks.address, full.blocks.address)
+    assert np.array_equal(fast.stats, full.stats)
+    walked = (fast.blocks.layer >= 0) & (fast.stats[:, STAT["loads.sram"]] > 0)
+    assert int(fast.stats[walked, STAT["unaligned.sram"]].sum()) > 0
+    assert int(fast.stats[:, STAT["unaligned.flash"]].sum()) > 0
+
+
+MLPERF_KWS = (Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+              / "kws_ref_model.tflite")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MLPERF_KWS.exists(), reason="MLPerf Tiny models not present")
+def test_data_memo_is_exact_on_a_real_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KWS with the reference kernels on the L4R5 (activations in SRAM, weights and literal
+    pools in flash, byte pointers): every statistic and cycle identical with and without
+    the data memo."""
+    import tinymeter.sim.emulator as emulator_module
+    from tinymeter.apps.estimate import build_model
+    from tinymeter.core.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.sim.costmodel import timing_config
+
+    board = load_board("nucleo-l4r5zi")
+    elf = build_model(MLPERF_KWS, board, BuildConfig(kernels="reference")).elf
+
+    def run(memo: int) -> RunResult:
+        def config(*args: Any, **kwargs: Any) -> Any:
+            cfg = timing_config(*args, **kwargs)
+            cfg.data_memo = memo
+            return cfg
+
+        monkeypatch.setattr(emulator_module, "timing_config", config)
+        return Emulator(board).run(elf, [[]], budget_instructions=10**9, timeout_s=300)
+
+    fast, full = run(1), run(0)
+    assert fast.cycles_fixed == full.cycles_fixed
+    assert np.array_equal(fast.blocks.address, full.blocks.address)
+    assert np.array_equal(fast.stats, full.stats)

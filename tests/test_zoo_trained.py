@@ -24,7 +24,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 pytest.importorskip("tflite_micro")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def test_digits_cnn_int8_is_accurate_on_the_runtime(tmp_path: Path) -> None:

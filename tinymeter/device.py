@@ -86,9 +86,10 @@ class DeviceRun:
         """Per-layer calibration features (``@ parameter_vector(prior)`` = cycles)."""
         return layer_features(self.emulation, prior, n_layers)
 
-    def layer_activity(self, board: Board | None, n_layers: int) -> np.ndarray:
-        """Per-layer flash reads and SRAM accesses (``[n_layers, 2]``, energy model)."""
-        return run_layer_activity(self.emulation, board, n_layers)
+    def layer_activity(self, n_layers: int) -> np.ndarray:
+        """Per-layer flash reads and SRAM accesses (``[n_layers, 2]``, energy model) as the
+        run's memory system issued them."""
+        return run_layer_activity(self.emulation, n_layers)
 
     def layer_cycles(self, n_layers: int) -> np.ndarray:
         """Cycles per layer of the run: the emulator's estimate, or what a board measured."""

@@ -62,7 +62,7 @@
 
 #include "tm_addrprog.h"
 
-#define TM_ABI_VERSION 4u
+#define TM_ABI_VERSION 6u
 #define TM_CYCLE_FRAC_BITS 16u /* cycles are stored x 2^16 */
 #define TM_ONE ((uint64_t)1 << TM_CYCLE_FRAC_BITS)
 #define TM_NO_ADDR UINT64_MAX
@@ -84,7 +84,7 @@
 #define TM_END_CONDITIONAL 2u /* conditional branch (B<cond>, CBZ, CBNZ): successor decides */
 #define TM_END_SKIP 3u        /* never executes (an intercepted ABI entry): counted, costs 0 */
 #define TM_END_PREDICTED 4u   /* conditional, on a core that predicts it: a 2-bit counter per
-                                 block end predicts the outcome; only a misprediction costs
+                                 branch predicts the outcome; only a misprediction costs
                                  (taken / not_taken: the cost of each mispredicted outcome) */
 
 /* Memory kinds (tm_region.kind) and the access buckets of the statistics. */
@@ -116,8 +116,20 @@ enum {
     TM_S_LOADS,         /* TM_NBUCKETS columns: loads per memory kind, then unresolved */
     TM_S_STORES = TM_S_LOADS + TM_NBUCKETS,
     TM_S_LOAD_BYTES = TM_S_STORES + TM_NBUCKETS,
-    TM_S_COLUMNS = TM_S_LOAD_BYTES + TM_NBUCKETS
+    /* TM_NBUCKETS columns: extra bus transactions of unaligned loads and stores the core
+     * splits (TM_UNALIGNED_*), per memory kind; charged timing.unaligned_cycles each */
+    TM_S_UNALIGNED = TM_S_LOAD_BYTES + TM_NBUCKETS,
+    TM_S_ALIGN_FAULTS = TM_S_UNALIGNED + TM_NBUCKETS, /* unaligned accesses that fault on
+                                                         the core (not priced) */
+    TM_S_FLASH_READS,   /* reads of the flash array in access units: demand fetches, prefetches
+                           (also those discarded), data-cache misses, L1 line fills */
+    TM_S_COLUMNS
 };
+
+/* How the core handles an unaligned single load/store (tm_timing_config.unaligned_rule). */
+#define TM_UNALIGNED_FAULT 0u  /* ARMv6-M: every unaligned access faults */
+#define TM_UNALIGNED_AHB 1u    /* M3/M4/M33: split into aligned halfword/byte transactions */
+#define TM_UNALIGNED_PAIR 2u   /* M7: two aligned accesses */
 
 typedef int (*tm_reg_read_fn)(void *uc, int regid, void *value);
 typedef int (*tm_reg_read_batch_fn)(void *uc, int *regs, void **vals, int count);
@@ -140,8 +152,12 @@ typedef struct tm_block_desc {
     uint32_t head;       /* TM_HEAD_* | register mask << 16 (see blocks.Seam) */
     uint32_t tail;       /* TM_TAIL_* | TM_TAIL_PAIRS | load destination mask << 16 */
     uint32_t tail_written; /* registers the last instruction writes (pairing) */
-    uint32_t pad;
+    uint32_t predictor;  /* TM_END_PREDICTED: TM_PREDICT_* */
 } tm_block_desc;
+
+#define TM_PREDICT_2BIT 0u       /* saturating counter, starts weakly not taken */
+#define TM_PREDICT_1BIT 1u       /* repeats the last outcome, starts not taken */
+#define TM_PREDICT_2BIT_TAKEN 2u /* saturating counter, starts weakly taken */
 
 #define TM_HEAD_LOAD 1u
 #define TM_HEAD_ALU 2u
@@ -192,7 +208,10 @@ typedef struct tm_timing_config {
     uint32_t prefetch;          /* flash accelerator prefetch buffer */
     uint32_t l1_fill;           /* extra cycles of an L1 line fill beyond the wait states */
     uint32_t unified;           /* flash data reads go through the accelerator's I-cache */
+    uint32_t unaligned_rule;    /* TM_UNALIGNED_* */
+    uint32_t data_memo;         /* 1: use the data-side memo (tm_memo_*; 0 only to test it) */
     uint32_t pad;
+    uint64_t unaligned_cycles;  /* fixed point: cycles per extra bus transaction */
     uint32_t accel_icache[4];   /* line bytes, sets, ways (0 = none), TM_POLICY_* */
     uint32_t accel_dcache[4];
     uint32_t l1_icache[4];
@@ -202,6 +221,7 @@ typedef struct tm_timing_config {
 } tm_timing_config;
 
 #define TM_MEMO_UNITS 8u
+#define TM_PREDICT_ENTRIES 4096u
 
 typedef struct tm_entry {
     uint32_t addr;
@@ -217,7 +237,7 @@ typedef struct tm_cost_entry {
     uint32_t size;
     uint32_t used;
     uint32_t end_kind;
-    uint32_t predict;      /* TM_END_PREDICTED: 2-bit saturating counter, >= 2 = taken */
+    uint32_t predictor;    /* TM_END_PREDICTED: TM_PREDICT_* */
     uint32_t pad;
     uint64_t base;
     uint64_t taken;
@@ -235,6 +255,7 @@ typedef struct tm_cost_entry {
     uint64_t hit_epoch;
     const void *hit_cache;
     uint32_t hit_slots[TM_MEMO_UNITS];  /* cache slot (set * ways + way) of each unit */
+    struct tm_data_memo *data_memo;     /* data-side memo (NULL: program not affine) */
 } tm_cost_entry;
 
 /* Field order: all 8-byte members first so the ctypes mirror has no padding surprises. */
@@ -272,6 +293,7 @@ typedef struct tm_ctx {
     /* cycle alarm (fixed point; 0 = none): the first block starting at or after it stops
      * emulation uncounted, so Python can deliver an interrupt and resume there */
     uint64_t alarm_cycles;
+    uint64_t align_faults;      /* accesses that fault on the core when unaligned (all rows) */
     uint32_t stream_unit;       /* unit number the prefetch stream holds next */
     uint32_t stream_valid;
     uint32_t l1_enabled;        /* CCR.IC | CCR.DC as last read */
@@ -280,11 +302,17 @@ typedef struct tm_ctx {
     uint32_t evt_counter;
     uint32_t evt_wrap;
     uint32_t flags;
+    uint32_t align_fault_pc;    /* address of the first such instruction (0: none yet) */
+    uint32_t pad;
     tm_timing_config timing;
     tm_cache accel_icache;
     tm_cache accel_dcache;
     tm_cache l1_icache;
     tm_cache l1_dcache;
+    /* branch predictor state of TM_END_PREDICTED ends, direct-mapped by the branch's end
+     * address (blocks ending at the same branch share it; distant branches may alias, as
+     * in a real branch history table): 0 = never seen, else TM_PREDICT_* state + 1 */
+    uint8_t predict[TM_PREDICT_ENTRIES];
 } tm_ctx;
 
 static inline uint64_t tm_hash(uint32_t addr, uint32_t size, int32_t layer) {
@@ -377,10 +405,14 @@ static int tm_cost_grow(tm_ctx *ctx) {
 static void tm_free_costs(tm_ctx *ctx) {
     for (uint64_t i = 0; i < ctx->cost_capacity; i++) {
         free(ctx->costs[i].ops);
+        free(ctx->costs[i].data_memo);
     }
     free(ctx->costs);
     ctx->costs = NULL;
 }
+
+struct tm_data_memo;
+static struct tm_data_memo *tm_memo_build(const int32_t *ops, uint32_t n_ops, uint32_t regs_mask);
 
 /* The descriptor of (addr, size): cached, else asked once from cost_fn.
  * Returns NULL and sets a flag on failure (out of memory or callback error). */
@@ -422,7 +454,7 @@ static tm_cost_entry *tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size) {
     c->size = size;
     c->used = 1;
     c->end_kind = desc.end_kind;
-    c->predict = 1u;  /* weakly not taken: a loop's first back-edge is mispredicted */
+    c->predictor = desc.predictor;
     c->base = desc.base;
     c->taken = desc.taken;
     c->not_taken = desc.not_taken;
@@ -434,6 +466,7 @@ static tm_cost_entry *tm_block_cost(tm_ctx *ctx, uint32_t addr, uint32_t size) {
     c->head = desc.head;
     c->tail = desc.tail;
     c->tail_written = desc.tail_written;
+    c->data_memo = ops ? tm_memo_build(ops, desc.n_ops, desc.regs_mask) : NULL;
     ctx->cost_used++;
     return c;
 }
@@ -559,6 +592,11 @@ static inline const tm_region *tm_region_of(const tm_ctx *ctx, uint32_t address,
     return NULL;
 }
 
+/* Memory access units one line fill of cache c reads (units of 2^unit_shift bytes). */
+static inline uint32_t tm_line_units(const tm_cache *c, uint32_t unit_shift) {
+    return c->line_shift > unit_shift ? 1u << (c->line_shift - unit_shift) : 1u;
+}
+
 /* Stall cycles (fixed point) of fetching the code units of a block that starts at `now`.
  * The core needs unit k at now + k * per_unit (+ stalls so far); a unit comes from the
  * instruction cache (no stall), from the prefetch stream (ready at stream_ready), or from
@@ -589,12 +627,15 @@ static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size,
     } else if (r->kind == TM_KIND_FLASH && ctx->accel_icache.line_shift) {
         cache = &ctx->accel_icache;
     }
-    if (r->wait_states == 0 && !(l1 && t->l1_fill)) {
-        return 0;
-    }
     uint32_t shift = r->access_shift;
     uint32_t first = addr >> shift, last = (addr + size - 1) >> shift;
     uint32_t n_units = last - first + 1;
+    int flash = r->kind == TM_KIND_FLASH;
+    if (r->wait_states == 0 && !(l1 && t->l1_fill)) {
+        /* no stall to simulate: every unit is read from the array */
+        e->s[TM_S_FLASH_READS] += flash ? n_units : 0;
+        return 0;
+    }
     if (cache && memo->hit_cache == cache && memo->hit_epoch == cache->epoch) {
         /* nothing was allocated since the block last hit throughout: it hits again; the
          * LRU stamps advance exactly as the lookups would advance them */
@@ -629,17 +670,21 @@ static uint64_t tm_fetch(tm_ctx *ctx, tm_entry *e, uint32_t addr, uint32_t size,
         uint64_t ready;
         if (l1) {
             ready = now + access + (uint64_t)t->l1_fill * TM_ONE;
+            e->s[TM_S_FLASH_READS] += flash ? tm_line_units(cache, shift) : 0;
         } else if (ctx->stream_valid && u == ctx->stream_unit) {
-            ready = ctx->stream_ready;
+            ready = ctx->stream_ready;  /* read when the prefetch was issued */
         } else {
             uint64_t start = ctx->flash_free > now ? ctx->flash_free : now;
             ready = start + access;
+            e->s[TM_S_FLASH_READS] += flash;
         }
         if (ready > now) {
             stall += ready - now;
             now = ready;
         }
         if (!l1 && t->prefetch) {
+            /* the prefetch reads the next unit now, whether or not the core takes it */
+            e->s[TM_S_FLASH_READS] += flash;
             ctx->stream_unit = u + 1;
             ctx->stream_ready = now + access + TM_ONE;
             ctx->stream_valid = 1;
@@ -666,6 +711,7 @@ typedef struct tm_data_run {
     uint64_t base;    /* the block's core cycles and size: an access at byte offset k */
     uint32_t size;    /* issues about base * k / size cycles into the block */
     uint32_t offset;  /* byte offset of the access being priced */
+    uint32_t extra;   /* extra bus transactions of this execution's unaligned accesses */
 } tm_data_run;
 
 /* Guest memory for the address programs' LOAD ops (pointers the block loads itself):
@@ -702,12 +748,18 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
                 e->s[TM_S_DC_HIT]++;
             } else {
                 e->s[TM_S_DC_MISS]++;
+                e->s[TM_S_FLASH_READS] += r->kind == TM_KIND_FLASH ? tm_line_units(c, r->access_shift) : 0;
                 stall += (uint64_t)fill * TM_ONE;
             }
         }
         return stall;
     }
+    uint32_t shift = r->access_shift;
     if (r->wait_states == 0) {
+        /* nothing to simulate: every unit is read from the array */
+        if (r->kind == TM_KIND_FLASH) {
+            e->s[TM_S_FLASH_READS] += ((address + bytes - 1) >> shift) - (address >> shift) + 1;
+        }
         return 0;
     }
     tm_cache *c = NULL;
@@ -718,7 +770,6 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
             c = &ctx->accel_icache;
         }
     }
-    uint32_t shift = r->access_shift;
     for (uint32_t u = address >> shift; u <= (address + bytes - 1) >> shift; u++) {
         if (c) {
             uint32_t slot;
@@ -728,6 +779,7 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
             }
             e->s[TM_S_DC_MISS]++;
         }
+        e->s[TM_S_FLASH_READS] += r->kind == TM_KIND_FLASH;
         /* The flash has one read port: a data access waits for the read in flight (an
          * instruction prefetch or another data read; a started read is not aborted), then
          * takes the port for wait_states + 1 cycles.  The prefetched unit is in the buffer
@@ -741,6 +793,43 @@ static uint64_t tm_load_stall(tm_data_run *run, const tm_region *r, uint32_t add
     return stall;
 }
 
+/* Extra bus transactions of a single load/store of `unit` (2 or 4) bytes at an address
+ * misaligned by `low` (address & 3), as the core splits it:
+ *  - Cortex-M3/M4 TRM 3.3.2 (load/store timings; the M33 TRM says only "two or more
+ *    aligned AHB transactions", so the same split): a halfword at an odd address is two
+ *    bytes (+1), a word at 2 mod 4 two halfwords (+1), at 1 or 3 mod 4 byte + halfword +
+ *    byte (+2);
+ *  - Cortex-M7 (TRM, load/store unit): any unaligned access is two aligned accesses (+1). */
+static inline uint32_t tm_unaligned_extra(uint32_t rule, uint32_t unit, uint32_t low) {
+    if (rule == TM_UNALIGNED_PAIR || unit == 2u) {
+        return 1u;
+    }
+    return (low & 1u) ? 2u : 1u;
+}
+
+/* An access whose address is not a multiple of its alignment unit min(bytes, 4): counts
+ * the extra transactions of a split one, or records a fault (an instruction that must be
+ * aligned, or any access on ARMv6-M), which real silicon takes instead of the access. */
+static void tm_unaligned(tm_data_run *run, uint32_t bucket, uint32_t address, uint32_t bytes,
+                         uint32_t flags) {
+    tm_ctx *ctx = run->ctx;
+    uint32_t unit = bytes < 4u ? bytes : 4u;
+    if (unit < 2u || !(address & (unit - 1u))) {
+        return;
+    }
+    uint32_t rule = ctx->timing.unaligned_rule;
+    if ((flags & TM_AP_STRICT) || rule == TM_UNALIGNED_FAULT) {
+        run->e->s[TM_S_ALIGN_FAULTS]++;
+        if (!ctx->align_faults++) {
+            ctx->align_fault_pc = run->e->addr + (flags >> 16);
+        }
+        return;
+    }
+    uint32_t extra = tm_unaligned_extra(rule, unit, address & 3u);
+    run->e->s[TM_S_UNALIGNED + bucket] += extra;
+    run->extra += extra;
+}
+
 static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t flags) {
     tm_data_run *run = (tm_data_run *)user;
     tm_entry *e = run->e;
@@ -749,6 +838,9 @@ static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t 
     if (flags & TM_AP_RESOLVED) {
         r = tm_region_of(run->ctx, address, NULL);
         bucket = r ? r->kind : TM_KIND_PERIPH;
+        if (address & 3u) {
+            tm_unaligned(run, bucket, address, bytes, flags);
+        }
     }
     if (flags & TM_AP_STORE) {
         e->s[TM_S_STORES + bucket]++;
@@ -762,28 +854,300 @@ static void tm_on_access(void *user, uint32_t address, uint32_t bytes, uint32_t 
     }
 }
 
-/* Data-side stall of one execution of a block (fixed point); counts accesses by region. */
+/* -- data-side memo ------------------------------------------------------------------
+ *
+ * Why: evaluating the address program and pricing every access is a third of the hook's
+ * time, yet most accesses go to zero-wait, uncached SRAM ("free" regions: no stall, no
+ * cache state, no flash reads), where only the counts per memory kind and the unaligned
+ * transactions depend on the addresses.  For a block whose program is affine -- every
+ * access is an entry register plus a constant (ADDI chains), an absolute address or
+ * unresolved; no index register, LOAD or ALU -- the memo keeps the accesses as (root
+ * register, offset) and records, per root whose whole span of accesses fell in one free
+ * region, that region and the register's low address bits that decide alignment.  A
+ * later execution whose free roots span the same regions (bounds check of the register
+ * plus the lowest and highest offset) with the same low bits, under the same L1 enables,
+ * has exactly the same regions, buckets and alignments for those accesses: their
+ * recorded counts are added without looking at them.  The other accesses (roots in
+ * flash or other timed regions, absolute literal-pool addresses in flash) are priced in
+ * full, in program order, from register + offset, which is exact because the skipped
+ * ones add no stall and touch no timing state.  A mismatch re-records; an access that
+ * faults falls back to the full evaluation (which reports it). */
+
+#define TM_MEMO_ABS (-1)
+#define TM_MEMO_UNRESOLVED (-2)
+#define TM_MEMO_REGS 15u
+/* Failed executions in a row after which a block's memo stops being tried (speed only:
+ * the full evaluation is always exact). */
+#define TM_MEMO_GIVE_UP 16u
+
+typedef struct tm_memo_access {
+    int32_t root;     /* entry register, TM_MEMO_ABS or TM_MEMO_UNRESOLVED */
+    uint32_t offset;  /* added to the register (TM_MEMO_ABS: the address) */
+    uint32_t bytes;
+    uint32_t flags;   /* as the access callback gets them, address resolved */
+} tm_memo_access;
+
+/* The recorded state of one free root: the register values that keep its whole span of
+ * accesses in the recorded region, and its low bits that decide alignment. */
+typedef struct tm_memo_root {
+    uint32_t vmin, vmax;
+    uint8_t align, low, region, pad;
+} tm_memo_root;
+
+typedef struct tm_data_memo {
+    /* hot: what every execution reads (the recorded state is valid while `valid`) */
+    uint32_t valid;
+    uint32_t l1_enabled;            /* the L1 enables it was recorded under */
+    uint32_t free_roots;            /* roots recorded in a free region (checked, skipped) */
+    uint32_t misses;                /* executions in a row the memo could not serve */
+    uint32_t n_delta;
+    uint32_t n_replay;
+    uint32_t extra;                 /* unaligned extra transactions of one execution */
+    uint32_t n_access;
+    tm_memo_root root[TM_MEMO_REGS];
+    uint16_t delta_col[4 * TM_NBUCKETS];
+    uint32_t delta_val[4 * TM_NBUCKETS];
+    uint32_t *replay;               /* indices of the accesses priced in full (n_access) */
+    /* cold: the program's shape */
+    uint32_t roots;                 /* entry registers some access is based on */
+    int64_t lo[TM_MEMO_REGS];       /* lowest and highest byte offset accessed per root */
+    int64_t hi[TM_MEMO_REGS];
+    tm_memo_access access[];
+} tm_data_memo;
+
+/* The memo of an affine program, or NULL (see above). */
+static tm_data_memo *tm_memo_build(const int32_t *ops, uint32_t n_ops, uint32_t regs_mask) {
+    int32_t root[16];
+    int64_t off[16];
+    uint32_t n_access = 0;
+    for (uint32_t i = 0; i < n_ops; i++) {
+        int32_t code = ops[i * TM_AP_OP_WORDS];
+        if (code == TM_AP_OP_ACCESS || code == TM_AP_OP_ACCESS_ABS || code == TM_AP_OP_UNKNOWN) {
+            n_access++;
+        }
+    }
+    tm_data_memo *m = calloc(1, sizeof *m + n_access * (sizeof(tm_memo_access) + sizeof(uint32_t)));
+    if (!m) {
+        return NULL;  /* no memo: the full evaluation is always exact */
+    }
+    m->replay = (uint32_t *)(m->access + n_access);
+    for (uint32_t r = 0; r < 16; r++) {
+        root[r] = r < TM_MEMO_REGS && (regs_mask & (1u << r)) ? (int32_t)r : TM_MEMO_UNRESOLVED;
+        off[r] = 0;
+        if (r < TM_MEMO_REGS) {
+            m->lo[r] = INT64_MAX;
+            m->hi[r] = INT64_MIN;
+        }
+    }
+    for (uint32_t i = 0; i < n_ops; i++) {
+        const int32_t *op = ops + i * TM_AP_OP_WORDS;
+        uint32_t a = (uint32_t)op[1] & 15u, b = (uint32_t)op[2] & 15u, f = (uint32_t)op[5];
+        tm_memo_access *x = &m->access[m->n_access];
+        switch (op[0]) {
+        case TM_AP_OP_ACCESS:
+            if (op[2] >= 0) {
+                free(m);
+                return NULL;  /* an index register: no single span per root */
+            }
+            x->root = root[a];  /* TM_MEMO_ABS: off[a] is the base's value */
+            x->offset = (uint32_t)(off[a] + op[4]);
+            if (x->root >= 0) {
+                int64_t lo = off[a] + op[4];
+                int64_t bytes = (f & TM_AP_F_BYTES) ? (f & TM_AP_F_BYTES) : 1;
+                m->roots |= 1u << x->root;
+                m->lo[x->root] = lo < m->lo[x->root] ? lo : m->lo[x->root];
+                m->hi[x->root] = lo + bytes - 1 > m->hi[x->root] ? lo + bytes - 1 : m->hi[x->root];
+                /* (address & (unit - 1)) decides the alignment of a unit-byte access */
+                m->root[x->root].align |= (uint8_t)((bytes >= 4 ? 4 : bytes) - 1);
+            }
+            break;
+        case TM_AP_OP_ACCESS_ABS:
+            x->root = TM_MEMO_ABS;
+            x->offset = (uint32_t)op[4];
+            break;
+        case TM_AP_OP_UNKNOWN:
+            x->root = TM_MEMO_UNRESOLVED;
+            x->offset = 0;
+            break;
+        case TM_AP_OP_ADDI:
+            root[a] = root[b];
+            off[a] = off[b] + op[4];
+            continue;
+        case TM_AP_OP_CONST:
+            root[a] = TM_MEMO_ABS;
+            off[a] = (uint32_t)op[4];
+            continue;
+        case TM_AP_OP_KILL:
+            root[a] = TM_MEMO_UNRESOLVED;
+            continue;
+        default:
+            free(m);
+            return NULL;  /* LOAD, ALU, ADDR: addresses are no register plus constant */
+        }
+        x->bytes = f & TM_AP_F_BYTES;
+        x->flags = tm_ap_flags(f, x->root != TM_MEMO_UNRESOLVED) | (f & TM_AP_F_OFFSET);
+        m->n_access++;
+    }
+    return m;
+}
+
+/* A region whose accesses cost nothing and change no timing state. */
+static inline int tm_region_free(const tm_ctx *ctx, const tm_region *r) {
+    return r->kind != TM_KIND_FLASH && r->wait_states == 0 &&
+           !(r->cacheable && (ctx->l1_enabled & TM_CCR_DC) && ctx->l1_dcache.line_shift);
+}
+
+/* Whether the registers at entry put every root's span where the recorded state has it. */
+static inline int tm_memo_matches(const tm_ctx *ctx, const tm_data_memo *m, const uint32_t regs[16]) {
+    if (!m->valid || m->l1_enabled != ctx->l1_enabled) {
+        return 0;
+    }
+    for (uint32_t bits = m->free_roots; bits; bits &= bits - 1) {
+        uint32_t r = (uint32_t)__builtin_ctz(bits), v = regs[r];
+        const tm_memo_root *x = &m->root[r];
+        if ((v & x->align) != x->low || v < x->vmin || v > x->vmax) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Record the state of this execution's registers (which roots are free, their regions
+ * and low bits, the counts of their accesses); 0 if the memo cannot serve it (an access
+ * of a free root that faults: the full evaluation then reports it). */
+static int tm_memo_record(const tm_ctx *ctx, tm_data_memo *m, const uint32_t regs[16]) {
+    uint32_t counts[4][TM_NBUCKETS];
+    memset(counts, 0, sizeof counts);
+    m->valid = 0;
+    m->free_roots = 0;
+    for (uint32_t bits = m->roots; bits; bits &= bits - 1) {
+        uint32_t r = (uint32_t)__builtin_ctz(bits), index = 0;
+        int64_t first = (int64_t)regs[r] + m->lo[r], last = (int64_t)regs[r] + m->hi[r];
+        if (first < 0 || last > (int64_t)UINT32_MAX) {
+            continue;  /* wraps: its accesses are priced in full */
+        }
+        const tm_region *region = tm_region_of(ctx, (uint32_t)first, &index);
+        if (region && last <= region->last && tm_region_free(ctx, region)) {
+            /* regs[r] + lo >= origin and regs[r] + hi <= last, in 32 bits */
+            int64_t vmin = (int64_t)region->origin - m->lo[r];
+            int64_t vmax = (int64_t)region->last - m->hi[r];
+            tm_memo_root *x = &m->root[r];
+            m->free_roots |= 1u << r;
+            x->vmin = (uint32_t)(vmin > 0 ? vmin : 0);
+            x->vmax = (uint32_t)(vmax < (int64_t)UINT32_MAX ? vmax : (int64_t)UINT32_MAX);
+            x->region = (uint8_t)index;
+            x->low = (uint8_t)(regs[r] & x->align);
+        }
+    }
+    uint32_t extra = 0;
+    m->n_replay = 0;
+    for (uint32_t i = 0; i < m->n_access; i++) {
+        const tm_memo_access *x = &m->access[i];
+        uint32_t bucket = TM_BUCKET_UNRESOLVED;
+        if (x->root != TM_MEMO_UNRESOLVED) {
+            uint32_t address = x->offset;
+            const tm_region *region;
+            if (x->root == TM_MEMO_ABS) {
+                region = tm_region_of(ctx, address, NULL);
+                if (region && !tm_region_free(ctx, region)) {
+                    m->replay[m->n_replay++] = i;  /* priced in full at every execution */
+                    continue;
+                }
+            } else if (m->free_roots & (1u << x->root)) {
+                address += regs[x->root];
+                region = &ctx->timing.regions[m->root[x->root].region];
+            } else {
+                m->replay[m->n_replay++] = i;  /* a root outside the free regions */
+                continue;
+            }
+            bucket = region ? region->kind : TM_KIND_PERIPH;
+            uint32_t unit = x->bytes < 4u ? x->bytes : 4u;
+            if (unit >= 2u && (address & (unit - 1u))) {
+                if ((x->flags & TM_AP_STRICT) || ctx->timing.unaligned_rule == TM_UNALIGNED_FAULT) {
+                    return 0;
+                }
+                uint32_t n = tm_unaligned_extra(ctx->timing.unaligned_rule, unit, address & 3u);
+                counts[3][bucket] += n;
+                extra += n;
+            }
+        }
+        if (x->flags & TM_AP_STORE) {
+            counts[1][bucket]++;
+        } else {
+            counts[0][bucket]++;
+            counts[2][bucket] += x->bytes;
+        }
+    }
+    static const uint16_t base[4] = {TM_S_LOADS, TM_S_STORES, TM_S_LOAD_BYTES, TM_S_UNALIGNED};
+    m->n_delta = 0;
+    for (uint32_t k = 0; k < 4; k++) {
+        for (uint32_t b = 0; b < TM_NBUCKETS; b++) {
+            if (counts[k][b]) {
+                m->delta_col[m->n_delta] = (uint16_t)(base[k] + b);
+                m->delta_val[m->n_delta++] = counts[k][b];
+            }
+        }
+    }
+    m->extra = extra;
+    m->l1_enabled = ctx->l1_enabled;
+    m->valid = 1;
+    return 1;
+}
+
+/* Serve one execution from the memo (re-recording it if the registers moved); 0: the
+ * caller evaluates the program in full. */
+static int tm_memo_run(tm_data_run *run, tm_data_memo *m, const uint32_t regs[16]) {
+    tm_ctx *ctx = run->ctx;
+    if (m->misses >= TM_MEMO_GIVE_UP) {
+        return 0;
+    }
+    if (!tm_memo_matches(ctx, m, regs) && !tm_memo_record(ctx, m, regs)) {
+        m->misses++;  /* an access that faults: stop trying after a while */
+        return 0;
+    }
+    m->misses = 0;
+    tm_entry *e = run->e;
+    for (uint32_t k = 0; k < m->n_delta; k++) {
+        e->s[m->delta_col[k]] += m->delta_val[k];
+    }
+    run->extra += m->extra;
+    for (uint32_t k = 0; k < m->n_replay; k++) {
+        const tm_memo_access *x = &m->access[m->replay[k]];
+        tm_on_access(run, x->root >= 0 ? regs[x->root] + x->offset : x->offset, x->bytes, x->flags);
+    }
+    return 1;
+}
+
+/* Data-side stall of one execution of a block (fixed point); counts accesses by region
+ * and the extra bus transactions of unaligned ones (*extra). */
 static uint64_t tm_data(tm_ctx *ctx, void *uc, tm_entry *e, const tm_cost_entry *c, uint64_t now,
-                        uint32_t size) {
+                        uint32_t size, uint32_t *extra) {
     uint32_t regs[16] = {0};
     uint8_t valid[16] = {0};
+    static const int reg_id[15] = {
+        TM_ARM_REG_R0, TM_ARM_REG_R0 + 1, TM_ARM_REG_R0 + 2, TM_ARM_REG_R0 + 3, TM_ARM_REG_R0 + 4,
+        TM_ARM_REG_R0 + 5, TM_ARM_REG_R0 + 6, TM_ARM_REG_R0 + 7, TM_ARM_REG_R0 + 8,
+        TM_ARM_REG_R0 + 9, TM_ARM_REG_R0 + 10, TM_ARM_REG_R0 + 11, TM_ARM_REG_R0 + 12,
+        TM_ARM_REG_SP, TM_ARM_REG_LR};
     int ids[16];
     void *vals[16];
     int n = 0;
-    for (uint32_t r = 0; r < 15; r++) {
-        if (c->regs_mask & (1u << r)) {
-            ids[n] = r <= 12 ? TM_ARM_REG_R0 + (int)r : (r == 13 ? TM_ARM_REG_SP : TM_ARM_REG_LR);
-            vals[n++] = &regs[r];
-            valid[r] = 1;
-        }
+    for (uint32_t bits = c->regs_mask & 0x7FFFu; bits; bits &= bits - 1) {
+        uint32_t r = (uint32_t)__builtin_ctz(bits);
+        ids[n] = reg_id[r];
+        vals[n++] = &regs[r];
+        valid[r] = 1;
     }
     if (n == 1) {
         ctx->reg_read(uc, ids[0], vals[0]);
     } else if (n > 1) {
         ctx->reg_read_batch(uc, ids, vals, n);
     }
-    tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0};
-    tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
+    tm_data_run run = {ctx, uc, e, now, 0, c->base, size ? size : 1, 0, 0};
+    if (!(c->data_memo && ctx->timing.data_memo && tm_memo_run(&run, c->data_memo, regs))) {
+        tm_ap_eval_mem(c->ops, c->n_ops, regs, valid, tm_on_access, &run, tm_read_guest, &run);
+    }
+    *extra = run.extra;
     return run.stall;
 }
 
@@ -821,14 +1185,21 @@ static void tm_resolve_branch(tm_ctx *ctx, uint64_t address) {
     int taken = address != (uint64_t)p->addr + p->size;
     uint64_t c = taken ? p->desc->taken : p->desc->not_taken;
     if (p->desc->end_kind == TM_END_PREDICTED) {
-        tm_cost_entry *d = p->desc;
-        if ((d->predict >= 2u) == taken) {
+        uint8_t *slot = &ctx->predict[((p->addr + p->size) >> 1) & (TM_PREDICT_ENTRIES - 1u)];
+        int one_bit = p->desc->predictor == TM_PREDICT_1BIT;
+        uint32_t state = *slot ? *slot - 1u
+                         : one_bit ? 0u : p->desc->predictor == TM_PREDICT_2BIT_TAKEN ? 2u : 1u;
+        if ((one_bit ? state == 1u : state >= 2u) == taken) {
             c = 0;
         } else {
             p->s[TM_S_MISPREDICT]++;
         }
-        d->predict = taken ? (d->predict < 3u ? d->predict + 1u : 3u)
-                           : (d->predict > 0u ? d->predict - 1u : 0u);
+        if (one_bit) {
+            state = (uint32_t)taken;
+        } else {
+            state = taken ? (state < 3u ? state + 1u : 3u) : (state > 0u ? state - 1u : 0u);
+        }
+        *slot = (uint8_t)(state + 1u);
     }
     p->s[taken ? TM_S_TAKEN : TM_S_NOT_TAKEN]++;
     p->s[TM_S_BRANCH] += c;
@@ -962,9 +1333,11 @@ void tm_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data) {
         t += fetch;
         if (c->n_ops) {
             /* accesses issue after the block's fetch stall, at their place in the block */
-            raw = tm_data(ctx, uc, e, c, ctx->cycles + fetch, size);
+            uint32_t extra = 0;
+            raw = tm_data(ctx, uc, e, c, ctx->cycles + fetch, size, &extra);
             e->s[TM_S_DATA] += raw;
             t += tm_weighted(raw, ctx->timing.data_weight);
+            t += (uint64_t)extra * ctx->timing.unaligned_cycles;
         }
         if (c->end_kind == TM_END_TAKEN) {
             ctx->stream_valid = 0;
@@ -1021,6 +1394,9 @@ int tm_ctx_init(tm_ctx *ctx, uint64_t capacity) {
     ctx->flash_free = 0;
     ctx->code_region = UINT32_MAX;
     ctx->alarm_cycles = 0;
+    memset(ctx->predict, 0, sizeof ctx->predict);
+    ctx->align_faults = 0;
+    ctx->align_fault_pc = 0;
     return 0;
 }
 

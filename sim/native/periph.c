@@ -41,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TM_PV_ABI_VERSION 1u
+#define TM_PV_ABI_VERSION 2u
 #define TM_PV_FRAC_BITS 16u
 #define TM_PV_PAGE_WORDS 1024u
 
@@ -57,6 +57,8 @@ enum {
     TM_PV_TIMER = 9,
     TM_PV_CYCCNT = 10,     /* DWT_CYCCNT: a = word of DWT_CTRL (CYCCNTENA = bit 0) */
     TM_PV_CYCCNT_CTRL = 11, /* DWT_CTRL: writes start/stop the counter */
+    TM_PV_SYST = 12,       /* SysTick register: b = 0 CSR, 1 RVR, 2 CVR, 3 CALIB */
+    TM_PV_PYTHON = 13,     /* served by the Python callback (NVIC/SCB: rare accesses) */
 };
 
 /* GPIO register kinds (rule b) */
@@ -66,6 +68,11 @@ enum { TM_CR1 = 0x00, TM_DIER = 0x0C, TM_SR = 0x10, TM_EGR = 0x14, TM_CNT = 0x24
        TM_PSC = 0x28, TM_ARR = 0x2C };
 /* notify kinds */
 enum { TM_PV_NOTIFY_UART = 1, TM_PV_NOTIFY_TIMER = 2 };
+enum { TM_SYST_CSR = 0, TM_SYST_RVR = 1, TM_SYST_CVR = 2, TM_SYST_CALIB = 3 };
+#define TM_SYST_ENABLE 1u
+#define TM_SYST_TICKINT 2u
+#define TM_SYST_COUNTFLAG (1u << 16)
+#define TM_MASK24 0xFFFFFFu
 
 typedef struct tm_pv_rule {
     uint32_t word;  /* device word index the rule belongs to */
@@ -100,6 +107,19 @@ typedef struct tm_pv_page {
 } tm_pv_page;
 
 typedef void (*tm_pv_notify_fn)(void *user, uint32_t kind, uint32_t value);
+/* Python access: a word read (is_write 0, returns the value) or write. */
+typedef uint32_t (*tm_pv_python_fn)(void *user, uint32_t is_write, uint32_t address,
+                                    uint32_t value);
+
+/* SysTick down-counter (ARMv7-M B3.3): the value is computed from the cycle count. */
+typedef struct tm_systick {
+    uint32_t csr, rvr;
+    int64_t start_value, start_cycle; /* counter value and cycle at the last restart */
+    uint32_t frozen;                  /* value while disabled */
+    uint32_t pad;
+    uint64_t reported_zeros;          /* zero crossings reported through COUNTFLAG */
+    uint64_t delivered_zeros;         /* zero crossings turned into exceptions */
+} tm_systick;
 
 typedef struct tm_pv_dev {
     uint32_t n_pages;
@@ -119,6 +139,10 @@ typedef struct tm_pv_dev {
     void *notify_user;
     /* DWT_CYCCNT = value + cycles - since while enabled; value while stopped */
     uint64_t cyccnt_value, cyccnt_since;
+    tm_systick systick;
+    tm_pv_python_fn python;
+    void *python_user;
+    uint32_t *page_base; /* absolute address of each page (for Python accesses) */
 } tm_pv_dev;
 
 static inline uint64_t tm_pv_now(const tm_pv_dev *d) { return *d->cycles >> TM_PV_FRAC_BITS; }
@@ -193,6 +217,81 @@ static int tm_timer_write(tm_pv_timer *t, uint32_t offset, uint32_t value, uint6
     }
 }
 
+/* -- SysTick ------------------------------------------------------------------------ */
+
+/* Transitions 1 -> 0 of the counter within `elapsed` cycles of the last restart. */
+static uint64_t tm_syst_zeros(const tm_systick *st, int64_t elapsed) {
+    int64_t first;
+    if (st->start_value)
+        first = st->start_value;
+    else if (st->rvr)
+        first = (int64_t)st->rvr + 1; /* 0 -> reload RVR -> counts down to 0 */
+    else
+        return 0;
+    if (elapsed < first)
+        return 0;
+    return 1 + (st->rvr ? (uint64_t)(elapsed - first) / ((uint64_t)st->rvr + 1) : 0);
+}
+
+/* Current CVR: counts down one per cycle; from 0 the next cycle reloads RVR. */
+static uint32_t tm_syst_value(const tm_systick *st, int64_t now) {
+    if (!(st->csr & TM_SYST_ENABLE))
+        return st->frozen;
+    int64_t t = now - st->start_cycle;
+    if (t <= st->start_value)
+        return (uint32_t)(st->start_value - t);
+    if (st->rvr == 0)
+        return 0;
+    return st->rvr - (uint32_t)((uint64_t)(t - st->start_value - 1) % ((uint64_t)st->rvr + 1));
+}
+
+static void tm_syst_restart(tm_systick *st, int64_t now, uint32_t value) {
+    st->start_value = value & TM_MASK24;
+    st->start_cycle = now;
+    st->reported_zeros = 0;
+    st->delivered_zeros = 0;
+}
+
+static uint32_t tm_syst_read(tm_systick *st, uint32_t reg, int64_t now) {
+    switch (reg) {
+    case TM_SYST_CSR: {
+        uint32_t csr = st->csr & ~TM_SYST_COUNTFLAG;
+        if (st->csr & TM_SYST_ENABLE) {
+            uint64_t zeros = tm_syst_zeros(st, now - st->start_cycle);
+            if (zeros > st->reported_zeros) {
+                csr |= TM_SYST_COUNTFLAG;
+                st->reported_zeros = zeros; /* COUNTFLAG clears on read */
+            }
+        }
+        return csr;
+    }
+    case TM_SYST_RVR: return st->rvr;
+    case TM_SYST_CVR: return tm_syst_value(st, now);
+    default: return 0; /* CALIB */
+    }
+}
+
+/* Returns whether the write may move the next SysTick exception. */
+static int tm_syst_write(tm_systick *st, uint32_t reg, uint32_t value, int64_t now) {
+    switch (reg) {
+    case TM_SYST_CSR: {
+        int enable = (value & TM_SYST_ENABLE) != 0, was = (st->csr & TM_SYST_ENABLE) != 0;
+        if (enable && !was)
+            tm_syst_restart(st, now, st->frozen);
+        else if (!enable && was)
+            st->frozen = tm_syst_value(st, now);
+        st->csr = value & 0x7u;
+        return 1;
+    }
+    case TM_SYST_RVR: st->rvr = value & TM_MASK24; return 1;
+    case TM_SYST_CVR: /* any write clears the counter (and COUNTFLAG) */
+        st->frozen = 0;
+        tm_syst_restart(st, now, 0);
+        return 1;
+    default: return 0; /* CALIB: read-only */
+    }
+}
+
 /* -- events ------------------------------------------------------------------------- */
 
 static void tm_pv_event_add(tm_pv_dev *d, uint64_t cycle, uint32_t name, uint32_t level) {
@@ -232,6 +331,11 @@ static uint32_t tm_pv_read_word(tm_pv_dev *d, uint32_t w, unsigned size) {
             if (d->store[r->a] & 1u)
                 return (uint32_t)(d->cyccnt_value + tm_pv_now(d) - d->cyccnt_since);
             return (uint32_t)d->cyccnt_value;
+        case TM_PV_SYST:
+            return tm_syst_read(&d->systick, r->b, (int64_t)tm_pv_now(d));
+        case TM_PV_PYTHON:
+            return d->python ? d->python(d->python_user, 0, d->page_base[w / TM_PV_PAGE_WORDS]
+                                         + 4u * (w % TM_PV_PAGE_WORDS), 0) : value;
         case TM_PV_TIMER: {
             uint32_t out;
             if (tm_timer_read(&d->timers[r->a], r->b, tm_pv_now(d), &out))
@@ -293,6 +397,17 @@ static void tm_pv_write_word(tm_pv_dev *d, uint32_t w, uint32_t value, uint32_t 
                 d->notify(d->notify_user, TM_PV_NOTIFY_UART, written & 0xFFu);
             break;
         case TM_PV_CLEAR: clear |= r->a; break;
+        case TM_PV_SYST:
+            if (tm_syst_write(&d->systick, r->b, value, (int64_t)tm_pv_now(d)) && d->notify)
+                d->notify(d->notify_user, TM_PV_NOTIFY_TIMER, 0);
+            return;
+        case TM_PV_PYTHON:
+            if (d->python) {
+                d->python(d->python_user, 1, d->page_base[w / TM_PV_PAGE_WORDS]
+                          + 4u * (w % TM_PV_PAGE_WORDS), value);
+                return;
+            }
+            break;
         case TM_PV_CYCCNT: /* a write sets the count */
             d->cyccnt_value = value;
             d->cyccnt_since = tm_pv_now(d);
@@ -330,7 +445,11 @@ void tm_pv_write(tm_pv_dev *d, uint32_t page, uint64_t offset, unsigned size, ui
     if (size < 4) {
         uint32_t shift = 8u * (uint32_t)(offset & 3u);
         uint32_t mask = (uint32_t)(((1ull << (8u * size)) - 1) << shift);
-        word = (d->store[w] & ~mask) | (((uint32_t)value << shift) & mask);
+        uint32_t old = d->store[w];
+        for (uint32_t i = d->rule_first[w]; i < d->rule_first[w + 1]; i++)
+            if (d->rules[i].kind == TM_PV_SYST || d->rules[i].kind == TM_PV_PYTHON)
+                old = tm_pv_read_word(d, w, 4); /* registers not in storage */
+        word = (old & ~mask) | (((uint32_t)value << shift) & mask);
     }
     tm_pv_write_word(d, w, word, (uint32_t)value, size, (offset & 3u) == 0);
 }
@@ -354,6 +473,7 @@ void tm_pv_destroy(tm_pv_dev *d) {
     if (d == NULL)
         return;
     free(d->pages);
+    free(d->page_base);
     free(d->store);
     free(d->rule_first);
     free(d->rules);
@@ -363,8 +483,9 @@ void tm_pv_destroy(tm_pv_dev *d) {
 }
 
 /* rules must be sorted by word; every word < n_pages * 1024. */
-tm_pv_dev *tm_pv_create(uint32_t n_pages, uint32_t n_rules, const tm_pv_rule *rules,
-                        uint32_t n_timers, const tm_pv_timer_spec *timers) {
+tm_pv_dev *tm_pv_create(uint32_t n_pages, const uint32_t *page_base, uint32_t n_rules,
+                        const tm_pv_rule *rules, uint32_t n_timers,
+                        const tm_pv_timer_spec *timers) {
     uint64_t words = (uint64_t)n_pages * TM_PV_PAGE_WORDS;
     tm_pv_dev *d = calloc(1, sizeof *d);
     if (d == NULL)
@@ -373,16 +494,19 @@ tm_pv_dev *tm_pv_create(uint32_t n_pages, uint32_t n_rules, const tm_pv_rule *ru
     d->n_rules = n_rules;
     d->n_timers = n_timers;
     d->pages = calloc(n_pages ? n_pages : 1, sizeof *d->pages);
+    d->page_base = calloc(n_pages ? n_pages : 1, sizeof *d->page_base);
     d->store = calloc(words ? words : 1, sizeof *d->store);
     d->rule_first = calloc(words + 1, sizeof *d->rule_first);
     d->rules = calloc(n_rules ? n_rules : 1, sizeof *d->rules);
     d->timers = calloc(n_timers ? n_timers : 1, sizeof *d->timers);
-    if (!d->pages || !d->store || !d->rule_first || !d->rules || !d->timers) {
+    if (!d->pages || !d->page_base || !d->store || !d->rule_first || !d->rules || !d->timers) {
         tm_pv_destroy(d);
         return NULL;
     }
-    for (uint32_t i = 0; i < n_pages; i++)
+    for (uint32_t i = 0; i < n_pages; i++) {
         d->pages[i] = (tm_pv_page){d, i};
+        d->page_base[i] = page_base[i];
+    }
     if (n_rules)
         memcpy(d->rules, rules, n_rules * sizeof *rules);
     uint32_t k = 0;
@@ -418,6 +542,37 @@ void tm_pv_set_own_cycles(tm_pv_dev *d, uint64_t whole) {
 void tm_pv_set_notify(tm_pv_dev *d, tm_pv_notify_fn fn, void *user) {
     d->notify = fn;
     d->notify_user = user;
+}
+
+void tm_pv_set_python(tm_pv_dev *d, tm_pv_python_fn fn, void *user) {
+    d->python = fn;
+    d->python_user = user;
+}
+
+/* A SysTick exception is due at `now`: a zero crossing not delivered yet (TICKINT). */
+int tm_pv_systick_asserted(tm_pv_dev *d, int64_t now) {
+    tm_systick *st = &d->systick;
+    if ((st->csr & (TM_SYST_ENABLE | TM_SYST_TICKINT)) != (TM_SYST_ENABLE | TM_SYST_TICKINT))
+        return 0;
+    uint64_t zeros = tm_syst_zeros(st, now - st->start_cycle);
+    if (zeros > st->delivered_zeros) {
+        st->delivered_zeros = zeros;
+        return 1;
+    }
+    return 0;
+}
+
+/* Cycle of the next SysTick exception: 1 and *out, or 0 (none scheduled). */
+int tm_pv_systick_next(const tm_pv_dev *d, int64_t *out) {
+    const tm_systick *st = &d->systick;
+    if ((st->csr & (TM_SYST_ENABLE | TM_SYST_TICKINT)) != (TM_SYST_ENABLE | TM_SYST_TICKINT))
+        return 0;
+    uint64_t k = st->delivered_zeros + 1;
+    int64_t first = st->start_value ? st->start_value : (st->rvr ? (int64_t)st->rvr + 1 : 0);
+    if (!first || (k > 1 && !st->rvr))
+        return 0;
+    *out = st->start_cycle + first + (int64_t)(k - 1) * ((int64_t)st->rvr + 1);
+    return 1;
 }
 
 void *tm_pv_page_ctx(tm_pv_dev *d, uint32_t page) { return &d->pages[page]; }

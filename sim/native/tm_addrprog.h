@@ -24,7 +24,9 @@
  *                                                       regs[t] : imm (TM_AP_ALU_*; see tm_ap_alu)
  *
  * flags of an access op: bytes (bits 0-11) | store << 12 | subtract index << 13 |
- * conditional << 14.  The callback gets the byte count and TM_AP_* flags; unresolved
+ * conditional << 14 | strict alignment << 15 (an instruction that faults on any
+ * unaligned address: all but LDR/STR/LDRH/STRH/LDRSH and their T forms, and TBH; its
+ * alignment unit is min(bytes, 4), as for the others).  The callback gets the byte count and TM_AP_* flags; unresolved
  * accesses (an invalid base/index register, or UNKNOWN) come with address 0 and
  * TM_AP_RESOLVED clear.  Arithmetic wraps modulo 2^32 (unsigned).  No allocation,
  * no libc beyond stdint.h.
@@ -43,6 +45,7 @@
 #define TM_AP_STORE 1u
 #define TM_AP_RESOLVED 2u
 #define TM_AP_CONDITIONAL 4u
+#define TM_AP_STRICT 8u /* the instruction faults when unaligned (LDM, LDRD, VLDR, LDREX...) */
 
 #define TM_AP_OP_ACCESS 1
 #define TM_AP_OP_ACCESS_ABS 2
@@ -65,6 +68,7 @@ enum {
 #define TM_AP_F_STORE (1u << 12)
 #define TM_AP_F_SUBTRACT (1u << 13)
 #define TM_AP_F_CONDITIONAL (1u << 14)
+#define TM_AP_F_STRICT (1u << 15)
 /* bits 16-31 of an access's flags: its instruction's byte offset in the block, passed
  * through to the access callback in the same bits */
 #define TM_AP_F_OFFSET 0xFFFF0000u
@@ -77,7 +81,8 @@ typedef int (*tm_read_fn)(void *user, uint32_t address, uint32_t bytes, uint32_t
 
 static inline uint32_t tm_ap_flags(uint32_t f, int resolved) {
     return ((f & TM_AP_F_STORE) ? TM_AP_STORE : 0u) | (resolved ? TM_AP_RESOLVED : 0u)
-           | ((f & TM_AP_F_CONDITIONAL) ? TM_AP_CONDITIONAL : 0u);
+           | ((f & TM_AP_F_CONDITIONAL) ? TM_AP_CONDITIONAL : 0u)
+           | ((f & TM_AP_F_STRICT) ? TM_AP_STRICT : 0u);
 }
 
 /* regs[d] of an ALU op: a = regs[s], x = regs[t] or the immediate (sim/addrprog.py:alu). */

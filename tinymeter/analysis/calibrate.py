@@ -291,6 +291,7 @@ MECHANISMS: tuple[tuple[str, str], ...] = (
     ("branch refill", "branch.taken"),
     ("instruction fetch stall", "stall.ifetch"),
     ("data memory stall", "stall.data"),
+    ("unaligned access", "unaligned"),
     ("per-mnemonic overrides", "mnemonic.*"),
 )
 #: A mechanism's movement counts as determined when its standard error (fraction of the

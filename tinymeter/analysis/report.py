@@ -187,6 +187,12 @@ def timing_lines(timing: dict[str, Any]) -> list[str]:
                                          or "none")
                    + "; stores " + (", ".join(f"{k} {_fmt_int(v)}" for k, v in stores.items())
                                     or "none"))
+    unaligned, faults = timing.get("unaligned", {}), timing.get("align_faults", 0)
+    if unaligned or faults:
+        out.append("unaligned " + (", ".join(f"{k} {_fmt_int(v)}" for k, v in unaligned.items())
+                                   or "none") + " extra bus transactions"
+                   + (f"; {_fmt_int(faults)} accesses that fault on silicon (not priced)"
+                      if faults else ""))
     caches = [f"{label} {100 * timing[key]['hit_rate']:.1f}% hit "
               f"({_fmt_int(timing[key]['misses'])} misses)"
               for key, label in (("icache", "I-cache"), ("dcache", "D-cache"))
@@ -246,10 +252,10 @@ def format_table(est: Estimate, top_functions: int = 0) -> str:
     if top_functions and est.functions:
         out.append("")
         out.append(f"top functions ({est.profile_scope}):")
-        for f in est.functions[:top_functions]:
-            out.append(f"  {100 * f.share:5.1f}%  {_fmt_int(f.cycles):>14} cycles  "
-                       f"{_fmt_int(f.instructions):>14} instr  stall {_stall_cell(f.timing):>11}"
-                       f"  {f.name}")
+        rows = [[f"{100 * f.share:.1f}%", _fmt_int(f.cycles), _fmt_int(f.instructions),
+                 _stall_cell(f.timing), f.name] for f in est.functions[:top_functions]]
+        out += [f"  {line}" for line in text_table(
+            ["share", "cycles", "instructions", "stall fetch/data", "function"], rows, left=(4,))]
     if est.console.strip():
         tail = est.console.strip().splitlines()[-_CONSOLE_LINES:]
         out += ["", "firmware console (last lines):", *(f"  {line}" for line in tail)]

@@ -28,6 +28,7 @@ from tinymeter.firmware.build import (
     FirmwareBuilder,
     FirmwareImage,
     effective_kernels,
+    memory_use,
     section_sizes,
 )
 from tinymeter.firmware.codegen import generate, lower_model
@@ -122,9 +123,7 @@ def layer_estimates(run: RunResult, model: CostModel, n_layers: int, macs: list[
                            data_weight=model.params.data_weight) if own_stats else None)
     activity = None
     if len(run.stats) == len(profile.table) and len(run.stats):
-        table = profile.table
-        activity = group_activity(row_activity(run.stats, table.address, table.size, table.count,
-                                               board), layer, n_layers)
+        activity = group_activity(row_activity(run.stats), layer, n_layers)
     cycles_by_layer = np.zeros(n_layers)
     instr_by_layer = np.zeros(n_layers, dtype=np.int64)
     class_by_layer = np.zeros((n_layers, len(CLASSES)), dtype=np.int64)
@@ -352,9 +351,7 @@ def estimate_elf(elf_path: Path, board: Board, *, budget_instructions: int = DEF
     return _assemble(
         Path(elf_path).name, board, "prebuilt ELF", model, run, rows, overhead, functions,
         arena_bytes=_elf_arena(run, sections),
-        flash_bytes=sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata",
-                                                      ".init_array", ".ARM.exidx", ".data")),
-        ram_bytes=sum(sections.get(s, 0) for s in (".data", ".bss", ".tflm_arena", ".stack")),
+        flash_bytes=memory_use(sections)[0], ram_bytes=memory_use(sections)[1],
         weight_bytes=0, stack_bytes=emulated.stack_bytes,
         profile_scope=f"span {span[0]}:{span[1]}" if span else "whole run",
         console=run.stdout)

@@ -22,7 +22,7 @@ from tinymeter.core.errors import ConfigError
 from tinymeter.device import EmulatedDevice
 from tinymeter.firmware.build import BuildConfig, FirmwareBuilder, FirmwareImage
 from tinymeter.hw.device import HardwareDevice, MeasureConfig
-from tinymeter.hw.power import PowerMonitor
+from tinymeter.hw.power.monitors import PowerMonitor
 from tinymeter.sim.costmodel import (
     CostParameters,
     cost_model_for,
@@ -66,7 +66,7 @@ def emulate_run(image: FirmwareImage, prior: CostParameters
     n_layers = len(image.model.layers)
     features = run.layer_features(prior, n_layers)
     return (features, float((features @ parameter_vector(prior)).sum()),
-            run.layer_activity(image.board, n_layers))
+            run.layer_activity(n_layers))
 
 
 def scaled_timeouts(config: MeasureConfig, cycles_per_inference: float,

@@ -54,7 +54,7 @@ from tinymeter.firmware.build import (
     calibration_sources,
 )
 from tinymeter.hw.device import HardwareDevice, MeasureConfig
-from tinymeter.hw.power import PowerMonitor
+from tinymeter.hw.power.monitors import PowerMonitor
 from tinymeter.sim.costmodel import CostParameters
 from tinymeter.sim.energy import energy_features
 
@@ -108,7 +108,7 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_BCOND_CHAIN", "branch_chain", "conditional branch chain (taken BNE)"),
     _mb("MB_BCOND_PATTERN", "branch_pattern", "data-dependent conditional branch (3/4 taken)"),
     _mb("MB_BCOND_ALTERNATE", "branch_alternate",
-        "conditional branches alternating taken/not taken (every one mispredicted on the M7)"),
+        "conditional branches taken twice, not taken twice in turn (M7: 3 in 4 mispredicted)"),
     _mb("MB_MLA", "mla", "MLA", "thumb2"),
     _mb("MB_MLS", "mls", "MLS", "thumb2"),
     _mb("MB_UMULL", "umull", "cpi.mul64 (UMULL)", "thumb2"),
@@ -116,6 +116,9 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_UMLAL", "umlal", "UMLAL", "thumb2"),
     _mb("MB_DIV", "div", "cpi.divide (UDIV, SDIV)", "thumb2"),
     _mb("MB_LDM8", "ldm8", "cpi.load_multiple + 8 per_register", "thumb2"),
+    _mb("MB_LDR_UNALIGNED", "ldr_unaligned",
+        "unaligned: LDR/LDRH at unaligned RAM addresses (6 extra transactions per 4 loads)",
+        "thumb2"),
     _mb("MB_SMLAD", "smlad", "cpi.mac (SMLAD)", "dsp"),
     _mb("MB_VADD", "vadd", "cpi.vfp (VADD, VMUL)", "fpu"),
     _mb("MB_VDIV", "vdiv", "VDIV", "fpu"),
@@ -126,6 +129,7 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_VFMS", "vfms", "VFMS", "fpu"),
     _mb("MB_VLDR", "vldr", "VLDR", "fpu"),
     _mb("MB_VSTR", "vstr", "VSTR", "fpu"),
+    _mb("MB_VMOV_CORE", "vmov_core", "VMOV between core and FPU registers", "fpu"),
     _mb("MB_VLDR_ALU", "vldr_alu", "VLDR not pipelined (ALU between)", "fpu"),
     _mb("MB_LDR_VSTR", "ldr_vstr", "VSTR pipelined behind LDR", "fpu"),
     _mb("MB_VFP_DEP", "vfp_dep", "dep.fp_result: VADD consuming the VADD before it", "fpu"),
@@ -161,6 +165,7 @@ def absent_instructions(core: Core) -> dict[str, str]:
     out: dict[str, str] = {}
     if "thumb2" not in have:
         out["cpi.divide"] = f"{core.arch} has no hardware divide (SDIV/UDIV)"
+        out["unaligned"] = f"{core.arch} faults on every unaligned access"
         out["cpi.mul64"] = f"{core.arch} has no long multiplies (UMULL/SMLAL)"
     if "dsp" not in have:
         out["cpi.mac"] = f"{core.name} has no DSP extension (SMLAD, SXTB16, QADD...)"
@@ -238,7 +243,7 @@ def emulate_microbench_run(image: MicrobenchImage, prior: CostParameters
     run = EmulatedDevice(image.board, budget_instructions=200_000_000,
                          timeout_s=300.0).run_elf(image.elf)
     n = len(image.benchmarks)
-    return run.layer_features(prior, n), run.layer_activity(image.board, n)
+    return run.layer_features(prior, n), run.layer_activity(n)
 
 
 def measure_microbench(device: HardwareDevice, db: ResultsDB, config: MeasureConfig,

@@ -53,7 +53,8 @@ from tinymeter.core.files import is_stdout, write_output
 from tinymeter.core.texttable import text_table
 from tinymeter.firmware.build import BuildConfig, effective_kernels
 from tinymeter.hw.device import HardwareDevice, MeasureConfig, ProbeLink
-from tinymeter.hw.power import JoulescopeMonitor, PPK2Monitor, read_csv
+from tinymeter.hw.power.csvio import read_csv
+from tinymeter.hw.power.monitors import JoulescopeMonitor, PPK2Monitor
 from tinymeter.hw.probe import ProbeConfig, ProbeRunner
 from tinymeter.hw.virtual import VirtualBoard, VirtualPowerMonitor, VirtualTiming
 from tinymeter.models.demomodels import write_demo_models

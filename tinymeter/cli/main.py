@@ -45,6 +45,7 @@ from tinymeter.core.boards import DEFAULT_BOARD, describe_board, list_boards, lo
 from tinymeter.core.calibrations import choose_calibration
 from tinymeter.core.errors import ConfigError, DoesNotFit, TinymeterError
 from tinymeter.core.files import atomic_write, is_stdout, write_output
+from tinymeter.core.texttable import text_table
 from tinymeter.firmware import tflmconfig
 from tinymeter.firmware.build import BuildConfig
 from tinymeter.firmware.codegen import generate
@@ -406,8 +407,10 @@ def _cmd_tflm(args: argparse.Namespace) -> int:
     entries = tflmconfig.load_registry()
     if not entries:
         print("no TFLM libraries registered (tinymeter tflm add LIB --core CORE --root DIR)")
-    for e in entries:
-        print(f"{e.core:14} {e.kernels:9} {e.lib}  (root {e.root})")
+    else:
+        rows = [[e.core, e.kernels, str(e.lib), str(e.root)] for e in entries]
+        print("\n".join(text_table(["core", "kernels", "library", "TFLM root"], rows,
+                                    left=(0, 1, 2, 3))))
     return 0
 
 

@@ -16,7 +16,7 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     rule = line(["-" * w for w in widths])
     out = [line(headers), rule, *(line(r) for r in rows)]

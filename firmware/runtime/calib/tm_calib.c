@@ -271,11 +271,12 @@ void tm_calib_branch_chain(const void *params) {
 }
 
 /* ... and a data-dependent branch over a known pattern (taken 3 times in 4). */
-/* 16 conditional branches per iteration whose outcome alternates with the iteration
- * counter's parity (taken first: 64 is even): a 2-bit predictor mispredicts every one. */
+/* 16 conditional branches per iteration taken when bit 1 of the iteration counter is set:
+ * outcomes N T T N N T T ... (the counter runs down from 64), of which a 2-bit predictor
+ * mispredicts 3 in 4 in the steady state whatever state its counters start in. */
 void tm_calib_branch_alternate(const void *params) {
   (void)params;
-  TM_CALIB_LOOP("lsls r4, %[n], #31\n beq 3f\n adds r5, r5, #1\n3:\n", "i"(0) : "r4", "r5", "cc");
+  TM_CALIB_LOOP("lsls r4, %[n], #30\n bmi 3f\n adds r5, r5, #1\n3:\n", "i"(0) : "r4", "r5", "cc");
 }
 
 void tm_calib_branch_pattern(const void *params) {
@@ -332,6 +333,18 @@ void tm_calib_ldm8(const void *params) {
                    : [n] "+l"(n)
                    : [p] "l"(tm_calib_ram)
                    : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "cc", "memory");
+}
+
+/* Unaligned word and halfword loads from RAM (ARMv6-M faults on them: Thumb-2 only):
+ * per 4 loads, offsets 1 and 3 mod 4 (byte + halfword + byte: 2 extra transactions each
+ * on M3/M4/M33), 2 mod 4 (two halfwords: 1) and an odd halfword (two bytes: 1), 6 extra
+ * bus transactions; the same loads as MB_LDR_RAM otherwise, so the difference is the
+ * ``unaligned`` parameter. */
+void tm_calib_ldr_unaligned(const void *params) {
+  (void)params;
+  TM_CALIB_LOOP("ldr r4, [%[p], #1]\n ldr r5, [%[p], #6]\n ldrh r6, [%[p], #11]\n"
+                "ldr r4, [%[p], #15]\n",
+                [p] "l"(tm_calib_ram) : "r4", "r5", "r6", "cc", "memory");
 }
 
 #endif /* TM_CALIB_THUMB2 */
@@ -404,6 +417,12 @@ void tm_calib_vldr(const void *params) {
 void tm_calib_vstr(const void *params) {
   (void)params;
   TM_CALIB_VFP("vstr s0, [%[p], #0]\n vstr s1, [%[p], #4]\n");
+}
+
+/* VMOV between core and FPU registers (2 cycles on the M4, table 7-1). */
+void tm_calib_vmov_core(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vmov s0, r4\n vmov r4, s1\n");
 }
 
 /* VLDR that cannot pipeline (an ALU instruction between): its own cycles. */

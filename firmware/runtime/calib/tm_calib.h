@@ -44,6 +44,7 @@ void tm_calib_smlal(const void *params);
 void tm_calib_umlal(const void *params);
 void tm_calib_div(const void *params);
 void tm_calib_ldm8(const void *params);
+void tm_calib_ldr_unaligned(const void *params);
 /* DSP extension */
 void tm_calib_smlad(const void *params);
 /* FPU */
@@ -56,6 +57,7 @@ void tm_calib_vfma(const void *params);
 void tm_calib_vfms(const void *params);
 void tm_calib_vldr(const void *params);
 void tm_calib_vstr(const void *params);
+void tm_calib_vmov_core(const void *params);
 void tm_calib_vldr_alu(const void *params);
 void tm_calib_ldr_vstr(const void *params);
 void tm_calib_vfp_dep(const void *params);
