@@ -1,6 +1,8 @@
 # tinymeter: the two commands of the README plus a benchmark target.
 #   make demo   set up everything (Arm toolchain, venv, Python deps) and estimate the default model
 #   make test   set up everything and run lint + the test suite
+#   make test-fast  the inner loop: lint + the layer check + unit and host-kernel tests (no slow,
+#               TensorFlow, hardware or emulated-kernel cases; two seeds per kernel test)
 #   make bench  run the benchmarks and write JSON into bench-results/ (FUZZ=1: also the long fuzz)
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BOARD ?= nucleo-l4r5zi
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench fuzz typecheck setup toolchain lint clean
+.PHONY: demo test test-fast bench fuzz typecheck setup toolchain lint clean
 
 toolchain:
 	@if command -v arm-none-eabi-gcc >/dev/null 2>&1 && \
@@ -42,6 +44,11 @@ lint: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+FAST_MARKERS := not slow and not tf and not hardware and not emulated
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 -q -m "$(FAST_MARKERS)" --fast $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --out bench-results

@@ -16,8 +16,8 @@ Measures, on the default model and board:
 * "kernels": instructions per inference of the MLPerf Tiny models with the reference
   and optimized kernel sets, and the speedup per layer type (bench_kernels.py);
 * "ops": the same for one converted Keras model per op family added for user models
-  (U-Net with TRANSPOSE_CONV/RESIZE, data movement + activations, int16x8 KWS;
-  bench_ops.py, needs TensorFlow);
+  (U-Net with TRANSPOSE_CONV/RESIZE, data movement + activations, int16x8 KWS) and
+  the zoo's LSTM keyword spotter (bench_ops.py, needs TensorFlow);
 * "timing": per MLPerf Tiny model and board, CPI, the cycle split by mechanism, cache hit
   rates, and the first (static) cost model's estimate beside it; the VWW warm estimate
   time (bench_timing.py);

@@ -1,7 +1,11 @@
-"""tinymeter.hw: flash real (or virtual) boards, measure per-layer cycles and energy,
-calibrate the cost model against the measurements.
+"""tinymeter.hw (targets layer): the board side -- flash real or virtual boards, read their
+per-layer cycle reports, record energy.
 
-Pure logic (argv building, the report protocol, calibration maths, energy integration)
-lives in modules without I/O; the I/O modules (``probe``, ``serialport``, ``power``,
-``resultsdb``, ``virtual``) are thin and import optional packages lazily.
+``probe`` (pyOCD/OpenOCD argv, pure, and their runs with timeouts), ``serialport``
+(reads with timeouts and retries), ``protocol`` (TM1 report aggregation over
+:mod:`tinymeter.abi`), ``device`` (``HardwareDevice``: the run seam on a board),
+``virtual`` (the virtual board: the emulator behind a pty timed by hidden silicon),
+``power`` (trace maths, CSV traces, power-monitor drivers). Measuring campaigns,
+microbenchmarks and the calibration fit build on these one layer up
+(:mod:`tinymeter.apps`, :mod:`tinymeter.analysis`).
 """

@@ -84,6 +84,9 @@ GLITCHES = ("drop_bytes", "reset_mid_report", "garbage")
 #: datasheet says nothing does (Cortex-M3/M4/M33): an interlock the board's manual does
 #: not state, which the narrow-load microbenchmark must reveal.
 HIDDEN_NARROW_LOAD_USE = 0.5
+#: Overrides added to the datasheet tables after the virtual silicon was first drawn:
+#: scaled last, so the silicon of a seed keeps every older timing it had.
+_LATE_MNEMONICS = ("vmov.core",)
 #: The virtual Cortex-M7's branch predictor (``CostParameters.branch_predictor``).
 HIDDEN_PREDICTOR = "2bit-taken"
 
@@ -99,7 +102,8 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
         return float(value * (1.0 + rng.uniform(-spread, spread)))
 
     cpi = {c: scale(v) for c, v in prior.cpi.items()}
-    mnemonic = {m: scale(v) for m, v in sorted(prior.mnemonic_cycles.items())}
+    mnemonic = {m: scale(v) for m, v in sorted(prior.mnemonic_cycles.items())
+                if m not in _LATE_MNEMONICS}
     hidden = replace(prior, cpi=cpi, mnemonic_cycles=mnemonic,
                      per_register=scale(prior.per_register),
                      branch_refill=scale(prior.branch_refill),
@@ -116,7 +120,10 @@ def hidden_parameters(prior: CostParameters, seed: int = 2024, spread: float = 0
         # start weakly taken (every loop's first back-edge predicted)
         hidden = replace(hidden, branch_mispredict=scale(prior.branch_mispredict),
                          branch_predictor=HIDDEN_PREDICTOR)
-    return replace(hidden, unaligned=scale(prior.unaligned))
+    hidden = replace(hidden, unaligned=scale(prior.unaligned))
+    late = {m: scale(prior.mnemonic_cycles[m]) for m in _LATE_MNEMONICS
+            if m in prior.mnemonic_cycles}
+    return replace(hidden, mnemonic_cycles={**hidden.mnemonic_cycles, **late})
 
 
 def _other_ways(cache: CacheGeometry, rng: np.random.Generator) -> int:

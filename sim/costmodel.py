@@ -189,7 +189,7 @@ CORE_PARAMETERS: Mapping[str, CostParameters] = {
         per_register=1.0, branch_refill=2.0, pipelined_load=1.0,
         agu_stall=1.0, narrow_load_use=0.0, fp_result_stall=1.0,
         mnemonic_cycles={"vdiv": 14.0, "vsqrt": 14.0, "vmla": 3.0, "vmls": 3.0, "vfma": 3.0,
-                         "vfms": 3.0, "vldr": 2.0, "vstr": 2.0}),
+                         "vfms": 3.0, "vldr": 2.0, "vstr": 2.0, "vmov.core": 2.0}),
     # Cortex-M7 TRM (ARM DDI 0489): 6-stage dual-issue pipeline (an independent ALU
     # instruction issues with its predecessor), branch prediction (taken loop branches
     # mostly predicted), 64-bit loads; an unaligned access is two aligned accesses (one

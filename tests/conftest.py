@@ -1,4 +1,10 @@
-"""Shared pytest options.
+"""Shared pytest options and markers.
+
+Markers (registered in pyproject.toml): ``slow`` (whole models), ``tf`` (needs
+TensorFlow: skipped here when it is not installed), ``hardware`` (below), ``emulated``
+(set here on every kernel case whose ``runner`` is an emulated core). ``make test-fast``
+runs ``-m "not slow and not tf and not hardware and not emulated" --fast``: with
+``--fast`` a seeded kernel test keeps its first ``FAST_SEEDS`` seeds on the host.
 
 Hardware tests (``@pytest.mark.hardware``) need a real board and are skipped unless
 ``--run-hardware --board ID`` is given (``--hw-port`` names its serial device).
@@ -8,6 +14,7 @@ from it (never part of the repository): ``--tflm-root DIR --tflm-lib LIB [--tflm
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 
@@ -28,12 +35,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--board", default=None, help="board name or file for hardware tests")
     group.addoption("--hw-port", default=None, help="serial device of the board under test")
     group.addoption("--hw-probe", default="pyocd", help="pyocd or openocd (hardware tests)")
+    parser.addoption("--fast", action="store_true", default=False,
+                     help=f"inner loop (make test-fast): seeded kernel tests keep seeds < {FAST_SEEDS}")
     tflm = parser.getgroup("tinymeter real TFLM")
     tflm.addoption("--tflm-root", default=None,
                    help="TFLM source checkout the --tflm-lib libraries were built from")
     tflm.addoption("--tflm-lib", action="append", default=[],
                    help="a cortex-m4+fp TFLM microlite library (repeatable: reference, "
                         "CMSIS-NN); enables tests/test_tflm_real.py")
+
+
+#: Seeds a seeded kernel test keeps under ``--fast``.
+FAST_SEEDS = 2
+
+
+def _params(item: pytest.Item) -> dict:
+    return getattr(getattr(item, "callspec", None), "params", {})
+
+
+def _emulated(item: pytest.Item) -> bool:
+    """A kernel case on an emulated core (runner ids are "host" or name an emulated core;
+    some modules pass (name, runner) pairs)."""
+    runner = _params(item).get("runner")
+    name = runner[0] if isinstance(runner, tuple) else runner
+    return runner is not None and name != "host"
+
+
+def _beyond_fast_seeds(item: pytest.Item) -> bool:
+    seed = _params(item).get("seed")
+    return isinstance(seed, int) and seed >= FAST_SEEDS
 
 
 def _emulated_beyond_quota(item: pytest.Item) -> bool:
@@ -47,10 +77,21 @@ def _emulated_beyond_quota(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    deselected = [item for item in items if _emulated_beyond_quota(item)]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not _emulated_beyond_quota(item)]
+    fast = config.getoption("--fast")
+    drop = [item for item in items
+            if _emulated_beyond_quota(item) or (fast and _beyond_fast_seeds(item))]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        dropped = set(map(id, drop))
+        items[:] = [item for item in items if id(item) not in dropped]
+    for item in items:
+        if _emulated(item):
+            item.add_marker(pytest.mark.emulated)
+    if importlib.util.find_spec("tensorflow") is None:
+        no_tf = pytest.mark.skip(reason="needs TensorFlow (pip install tinymeter[tf])")
+        for item in items:
+            if "tf" in item.keywords:
+                item.add_marker(no_tf)
     if config.getoption("--run-hardware") and config.getoption("--board"):
         return
     skip = pytest.mark.skip(reason="hardware test: needs --run-hardware --board ID")

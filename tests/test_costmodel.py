@@ -90,7 +90,14 @@ VLDM_CHAIN = """
         vldmia r2!, {s13}      @ 1 + 1: its base is the previous load's writeback
         vldmia r1, {s0-s3}     @ 1 + 4 (several registers: never pipelined)
 """
+#: VMOV between core and FPU registers: 2 on the M4 (table 7-1), 1 within the FPU.
+VMOV = """
+        vmov s0, r1            @ 2
+        vmov r2, s3            @ 2
+        vmov.f32 s4, s5        @ 1
+"""
 EXACT = [
+    ("cortex-m4f", VMOV, 2 + 2 + 1),
     ("cortex-m4f", VLDM_CHAIN, 2 + 1 + 2 + 5),
     ("cortex-m4f", DEPENDENT, 1 + 3 + 1 + 1 + 1 + 2),
     ("cortex-m3", DEPENDENT, 1 + 3 + 1 + 1 + 1 + 2),

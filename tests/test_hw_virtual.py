@@ -204,6 +204,11 @@ def test_calibrate_against_hidden_silicon(cache: Path, models: list[Path], tmp_p
                         ("dep.fp_result", hidden_core.fp_result_stall)):
         assert rep["parameters"][name]["fitted"] == pytest.approx(value, abs=0.1), name
     assert rep["parameters"]["dep.narrow_load"]["prior"] == 0.0 < hidden_core.narrow_load_use
+    # the cost of an unaligned access's extra transaction, from MB_LDR_UNALIGNED (in SRAM)
+    assert rep["parameters"]["unaligned"]["fitted"] == pytest.approx(hidden_core.unaligned,
+                                                                     rel=0.02)
+    assert hidden_core.unaligned != pytest.approx(rep["parameters"]["unaligned"]["prior"],
+                                                  rel=0.05)
     assert mech["data memory stall"]["ratio"] > 1.1 and mech["data memory stall"]["determined"]
     assert [m["mechanism"] for m in rep["mechanisms"]].index("data memory stall") <= 2
     # energy by activity: the hidden core power and energies per access are recovered from

@@ -315,6 +315,7 @@ def keras_float_io_blob() -> bytes:
     return convert_int8(keras.Model(inp, out), io_dtype="float32")
 
 
+@pytest.mark.tf
 def test_keras_float_io_int8_model_end_to_end(runner: tuple[str, Runner],
                                               keras_float_io_blob: bytes) -> None:
     """A Keras model converted to int8 with float32 input/output (QUANTIZE first,
@@ -331,6 +332,7 @@ def test_keras_float_io_int8_model_end_to_end(runner: tuple[str, Runner],
         assert out[0].dtype == np.float32 and out[0].tobytes() == ref.tobytes(), (out[0], ref)
 
 
+@pytest.mark.tf
 def test_lenet_float32_end_to_end(runner: tuple[str, Runner]) -> None:
     """The float32 LeNet from the zoo runs bit-exact end to end."""
     pytest.importorskip("tensorflow")

@@ -15,6 +15,8 @@ is how an upward import or a cycle hides; and the module graph has no cycle.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -252,3 +254,24 @@ def test_cycles_and_upward_imports_are_detected(tmp_path: Path) -> None:
     assert [(i.target, i.in_function) for i in found] == [
         ("tinymeter.apps.estimate.estimate", False), ("tensorflow", True),
         ("tinymeter.models.sibling", True)]
+
+
+def test_source_folders_match_pyproject() -> None:
+    """tinymeter.SOURCE_FOLDERS (the uninstalled-tree finder) lists pyproject's mapping."""
+    import tinymeter
+
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    assert {k: v for k, v in mapping.items() if k != "tinymeter"} == tinymeter.SOURCE_FOLDERS
+
+
+def test_the_source_tree_imports_without_installation() -> None:
+    """From the repository root, without the editable install's finder, every layer imports."""
+    code = ("import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in getattr(f, '__name__', '')]\n"
+            "import tinymeter.models.tflite, tinymeter.firmware.codegen, tinymeter.hw.protocol\n"
+            "import tinymeter.models\n"
+            "print(tinymeter.models.__file__)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == ROOT / "models" / "__init__.py"

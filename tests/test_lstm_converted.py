@@ -27,7 +27,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 tf_keras = pytest.importorskip("tf_keras")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 FRAMES, FEATURES = 8, 6
 

@@ -322,6 +322,7 @@ def test_dask_executor_on_a_local_cluster(tmp_path: Path) -> None:
 # ---------------------------------------------------- the real thing (TF + emulator)
 
 
+@pytest.mark.tf
 @pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow and scikit-learn")
 def test_digits_sweep_interrupted_then_resumed_via_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,6 +67,7 @@ def test_notebooks_match_their_generator(tmp_path: Path) -> None:
             f"{p.name} is stale: run python notebooks/make_notebooks.py")
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs_and_writes_its_plots(name: str, kernel_name: str, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:

@@ -209,6 +209,7 @@ def test_firmware_cycle_counter_reports_the_estimate(board_name: str, tmp_path: 
     assert _check_firmware_report(board, image.elf) == 1
 
 
+@pytest.mark.tf
 @needs_gcc
 def test_firmware_cycle_counter_default_model() -> None:
     """Every layer of the default model (DS-CNN) on the M4: the printed cycles follow the rule."""

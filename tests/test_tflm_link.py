@@ -618,7 +618,8 @@ def test_check_and_sweep_targets_run_in_tflm(tmp_path: Path, capsys: pytest.Capt
     estimate candidates in the registered library of the board's core."""
     import json
 
-    from tinymeter.apps.sweep.nas import SweepConfig, Target, estimate_tflite
+    from tinymeter.apps.sweep.nas import SweepConfig, Target
+    from tinymeter.apps.sweep.worker import estimate_tflite
     from tinymeter.cli.main import main
     from tinymeter.core.errors import ConfigError
 

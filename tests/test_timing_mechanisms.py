@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tinymeter.analysis.report import timing_lines
 from tinymeter.core.boards import Board, parse_board
 from tinymeter.sim.costmodel import cost_model_for, to_fixed
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import Emulator, RunResult
 from tinymeter.sim.native_hook import CYCLE_SCALE, STAT
 from tinymeter.sim.testfw import build_program, toolchain_available
+from tinymeter.sim.timing import group_splits
 
 pytestmark = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
 
@@ -417,6 +419,10 @@ def test_unaligned_accesses_are_split_and_charged(board_name: str, extra: int,
     assert stat(run, odd, "align_faults") == 0 and run.align_faults == 0
     assert (stat(run, odd, "loads.sram"), stat(run, odd, "stores.sram")) == (400, 100)
     assert _core_and_memory(run, odd) - _core_and_memory(run, even) == 100 * extra
+    # the report says so per layer (JSON ``timing`` and the text "why" lines)
+    split = group_splits(run.stats, run.blocks.layer, 2)[0].to_dict()
+    assert split["unaligned"] == {"sram": 100 * extra} and split["align_faults"] == 0
+    assert f"unaligned sram {100 * extra} extra bus transactions" in timing_lines(split)
     model = cost_model_for(board)
     slow = replace(model, params=replace(model.params, unaligned=2.5))
     elf = build_program(board, source, tmp_path)
@@ -443,6 +449,11 @@ def test_unaligned_ldrd_is_reported_not_priced(tmp_path: Path, caplog: pytest.Lo
     assert int(run.stats[:, STAT["align_faults"]].sum()) == 10
     assert int(run.stats[:, [STAT[f"unaligned.{b}"] for b in ("flash", "sram")]].sum()) == 600
     assert f"pc=0x{pc:08x}" in caplog.text and "ldrd_off" in caplog.text
+    split = group_splits(run.stats, run.blocks.layer, 1)[0].to_dict()
+    assert split["align_faults"] == 0  # outside the layers; the whole run has them:
+    whole = group_splits(run.stats, np.zeros_like(run.blocks.layer), 1)[0].to_dict()
+    assert whole["align_faults"] == 10
+    assert "10 accesses that fault on silicon" in timing_lines(whole)[2]
 
 
 def test_unaligned_access_on_armv6m_names_the_fault(tmp_path: Path) -> None:
@@ -521,3 +532,37 @@ def test_data_memo_is_exact(board_name: str, tmp_path: Path,
     walked = (fast.blocks.layer >= 0) & (fast.stats[:, STAT["loads.sram"]] > 0)
     assert int(fast.stats[walked, STAT["unaligned.sram"]].sum()) > 0
     assert int(fast.stats[:, STAT["unaligned.flash"]].sum()) > 0
+
+
+MLPERF_KWS = (Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+              / "kws_ref_model.tflite")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MLPERF_KWS.exists(), reason="MLPerf Tiny models not present")
+def test_data_memo_is_exact_on_a_real_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KWS with the reference kernels on the L4R5 (activations in SRAM, weights and literal
+    pools in flash, byte pointers): every statistic and cycle identical with and without
+    the data memo."""
+    import tinymeter.sim.emulator as emulator_module
+    from tinymeter.apps.estimate import build_model
+    from tinymeter.core.boards import load_board
+    from tinymeter.firmware.build import BuildConfig
+    from tinymeter.sim.costmodel import timing_config
+
+    board = load_board("nucleo-l4r5zi")
+    elf = build_model(MLPERF_KWS, board, BuildConfig(kernels="reference")).elf
+
+    def run(memo: int) -> RunResult:
+        def config(*args: Any, **kwargs: Any) -> Any:
+            cfg = timing_config(*args, **kwargs)
+            cfg.data_memo = memo
+            return cfg
+
+        monkeypatch.setattr(emulator_module, "timing_config", config)
+        return Emulator(board).run(elf, [[]], budget_instructions=10**9, timeout_s=300)
+
+    fast, full = run(1), run(0)
+    assert fast.cycles_fixed == full.cycles_fixed
+    assert np.array_equal(fast.blocks.address, full.blocks.address)
+    assert np.array_equal(fast.stats, full.stats)

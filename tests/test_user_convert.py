@@ -25,7 +25,7 @@ from tinymeter.models.tflite import TensorType, parse_tflite
 pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,8 @@ if importlib.util.find_spec("tensorflow") is None:  # find_spec: importing TF he
     pytest.skip("model zoo tests need TensorFlow", allow_module_level=True)
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
+pytestmark = pytest.mark.tf
+
 REFERENCE_DIR = Path("/work/shared/models/mlperf-tiny")
 
 ALL_MODELS = [

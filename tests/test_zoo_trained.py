@@ -24,11 +24,11 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 pytest.importorskip("tflite_micro")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def test_digits_cnn_int8_is_accurate_on_the_runtime(tmp_path: Path) -> None:
-    from tinymeter.apps.sweep.nas import load_digits_split
+    from tinymeter.models.digits import load_digits_split
 
     blob = zoo.build_tflite("digits_cnn", cache_dir=tmp_path).read_bytes()
     sg = parse_tflite(blob).main

@@ -889,30 +889,31 @@ typedef struct tm_memo_access {
 
 /* The recorded state of one free root: the register values that keep its whole span of
  * accesses in the recorded region, and its low bits that decide alignment. */
-typedef struct tm_memo_root {
+typedef struct tm_memo_check {
     uint32_t vmin, vmax;
-    uint8_t align, low, region, pad;
-} tm_memo_root;
+    uint8_t reg, align, low, pad;
+} tm_memo_check;
 
 typedef struct tm_data_memo {
     /* hot: what every execution reads (the recorded state is valid while `valid`) */
     uint32_t valid;
     uint32_t l1_enabled;            /* the L1 enables it was recorded under */
-    uint32_t free_roots;            /* roots recorded in a free region (checked, skipped) */
     uint32_t misses;                /* executions in a row the memo could not serve */
+    uint32_t extra;                 /* unaligned extra transactions of one execution */
+    uint32_t n_free;                /* roots recorded in a free region: checked, skipped */
     uint32_t n_delta;
     uint32_t n_replay;
-    uint32_t extra;                 /* unaligned extra transactions of one execution */
     uint32_t n_access;
-    tm_memo_root root[TM_MEMO_REGS];
+    tm_memo_check check[TM_MEMO_REGS];
     uint16_t delta_col[4 * TM_NBUCKETS];
     uint32_t delta_val[4 * TM_NBUCKETS];
-    uint32_t *replay;               /* indices of the accesses priced in full (n_access) */
+    tm_memo_access *replay;         /* the accesses priced in full, in program order */
     /* cold: the program's shape */
+    tm_memo_access *access;         /* every access (n_access) */
     uint32_t roots;                 /* entry registers some access is based on */
+    uint8_t align[TM_MEMO_REGS];    /* low address bits per root that decide alignment */
     int64_t lo[TM_MEMO_REGS];       /* lowest and highest byte offset accessed per root */
     int64_t hi[TM_MEMO_REGS];
-    tm_memo_access access[];
 } tm_data_memo;
 
 /* The memo of an affine program, or NULL (see above). */
@@ -926,11 +927,13 @@ static tm_data_memo *tm_memo_build(const int32_t *ops, uint32_t n_ops, uint32_t 
             n_access++;
         }
     }
-    tm_data_memo *m = calloc(1, sizeof *m + n_access * (sizeof(tm_memo_access) + sizeof(uint32_t)));
+    /* one allocation: the header, the replay list right after it, then the accesses */
+    tm_data_memo *m = calloc(1, sizeof *m + 2 * (size_t)n_access * sizeof(tm_memo_access));
     if (!m) {
         return NULL;  /* no memo: the full evaluation is always exact */
     }
-    m->replay = (uint32_t *)(m->access + n_access);
+    m->replay = (tm_memo_access *)(m + 1);
+    m->access = m->replay + n_access;
     for (uint32_t r = 0; r < 16; r++) {
         root[r] = r < TM_MEMO_REGS && (regs_mask & (1u << r)) ? (int32_t)r : TM_MEMO_UNRESOLVED;
         off[r] = 0;
@@ -958,7 +961,7 @@ static tm_data_memo *tm_memo_build(const int32_t *ops, uint32_t n_ops, uint32_t 
                 m->lo[x->root] = lo < m->lo[x->root] ? lo : m->lo[x->root];
                 m->hi[x->root] = lo + bytes - 1 > m->hi[x->root] ? lo + bytes - 1 : m->hi[x->root];
                 /* (address & (unit - 1)) decides the alignment of a unit-byte access */
-                m->root[x->root].align |= (uint8_t)((bytes >= 4 ? 4 : bytes) - 1);
+                m->align[x->root] |= (uint8_t)((bytes >= 4 ? 4 : bytes) - 1);
             }
             break;
         case TM_AP_OP_ACCESS_ABS:
@@ -997,14 +1000,14 @@ static inline int tm_region_free(const tm_ctx *ctx, const tm_region *r) {
            !(r->cacheable && (ctx->l1_enabled & TM_CCR_DC) && ctx->l1_dcache.line_shift);
 }
 
-/* Whether the registers at entry put every root's span where the recorded state has it. */
+/* Whether the registers at entry put every free root's span where the recorded state has it. */
 static inline int tm_memo_matches(const tm_ctx *ctx, const tm_data_memo *m, const uint32_t regs[16]) {
     if (!m->valid || m->l1_enabled != ctx->l1_enabled) {
         return 0;
     }
-    for (uint32_t bits = m->free_roots; bits; bits &= bits - 1) {
-        uint32_t r = (uint32_t)__builtin_ctz(bits), v = regs[r];
-        const tm_memo_root *x = &m->root[r];
+    for (uint32_t k = 0; k < m->n_free; k++) {
+        const tm_memo_check *x = &m->check[k];
+        uint32_t v = regs[x->reg];
         if ((v & x->align) != x->low || v < x->vmin || v > x->vmax) {
             return 0;
         }
@@ -1012,30 +1015,34 @@ static inline int tm_memo_matches(const tm_ctx *ctx, const tm_data_memo *m, cons
     return 1;
 }
 
-/* Record the state of this execution's registers (which roots are free, their regions
- * and low bits, the counts of their accesses); 0 if the memo cannot serve it (an access
- * of a free root that faults: the full evaluation then reports it). */
+/* Record the state of this execution's registers (which roots are free, their spans and
+ * low bits, the counts of their accesses); 0 if the memo cannot serve it (an access of a
+ * free root that faults: the full evaluation then reports it). */
 static int tm_memo_record(const tm_ctx *ctx, tm_data_memo *m, const uint32_t regs[16]) {
     uint32_t counts[4][TM_NBUCKETS];
+    uint32_t kind[TM_MEMO_REGS];  /* memory kind of each free root's region */
+    uint32_t free_roots = 0;
     memset(counts, 0, sizeof counts);
     m->valid = 0;
-    m->free_roots = 0;
+    m->n_free = 0;
     for (uint32_t bits = m->roots; bits; bits &= bits - 1) {
-        uint32_t r = (uint32_t)__builtin_ctz(bits), index = 0;
+        uint32_t r = (uint32_t)__builtin_ctz(bits);
         int64_t first = (int64_t)regs[r] + m->lo[r], last = (int64_t)regs[r] + m->hi[r];
         if (first < 0 || last > (int64_t)UINT32_MAX) {
             continue;  /* wraps: its accesses are priced in full */
         }
-        const tm_region *region = tm_region_of(ctx, (uint32_t)first, &index);
+        const tm_region *region = tm_region_of(ctx, (uint32_t)first, NULL);
         if (region && last <= region->last && tm_region_free(ctx, region)) {
             /* regs[r] + lo >= origin and regs[r] + hi <= last, in 32 bits */
             int64_t vmin = (int64_t)region->origin - m->lo[r];
             int64_t vmax = (int64_t)region->last - m->hi[r];
-            tm_memo_root *x = &m->root[r];
-            m->free_roots |= 1u << r;
+            tm_memo_check *x = &m->check[m->n_free++];
+            free_roots |= 1u << r;
+            kind[r] = region->kind;
+            x->reg = (uint8_t)r;
             x->vmin = (uint32_t)(vmin > 0 ? vmin : 0);
             x->vmax = (uint32_t)(vmax < (int64_t)UINT32_MAX ? vmax : (int64_t)UINT32_MAX);
-            x->region = (uint8_t)index;
+            x->align = m->align[r];
             x->low = (uint8_t)(regs[r] & x->align);
         }
     }
@@ -1046,21 +1053,20 @@ static int tm_memo_record(const tm_ctx *ctx, tm_data_memo *m, const uint32_t reg
         uint32_t bucket = TM_BUCKET_UNRESOLVED;
         if (x->root != TM_MEMO_UNRESOLVED) {
             uint32_t address = x->offset;
-            const tm_region *region;
             if (x->root == TM_MEMO_ABS) {
-                region = tm_region_of(ctx, address, NULL);
+                const tm_region *region = tm_region_of(ctx, address, NULL);
                 if (region && !tm_region_free(ctx, region)) {
-                    m->replay[m->n_replay++] = i;  /* priced in full at every execution */
+                    m->replay[m->n_replay++] = *x;  /* priced in full at every execution */
                     continue;
                 }
-            } else if (m->free_roots & (1u << x->root)) {
+                bucket = region ? region->kind : TM_KIND_PERIPH;
+            } else if (free_roots & (1u << x->root)) {
                 address += regs[x->root];
-                region = &ctx->timing.regions[m->root[x->root].region];
+                bucket = kind[x->root];
             } else {
-                m->replay[m->n_replay++] = i;  /* a root outside the free regions */
+                m->replay[m->n_replay++] = *x;  /* a root outside the free regions */
                 continue;
             }
-            bucket = region ? region->kind : TM_KIND_PERIPH;
             uint32_t unit = x->bytes < 4u ? x->bytes : 4u;
             if (unit >= 2u && (address & (unit - 1u))) {
                 if ((x->flags & TM_AP_STRICT) || ctx->timing.unaligned_rule == TM_UNALIGNED_FAULT) {
@@ -1112,7 +1118,7 @@ static int tm_memo_run(tm_data_run *run, tm_data_memo *m, const uint32_t regs[16
     }
     run->extra += m->extra;
     for (uint32_t k = 0; k < m->n_replay; k++) {
-        const tm_memo_access *x = &m->access[m->replay[k]];
+        const tm_memo_access *x = &m->replay[k];
         tm_on_access(run, x->root >= 0 ? regs[x->root] + x->offset : x->offset, x->bytes, x->flags);
     }
     return 1;

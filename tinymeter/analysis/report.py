@@ -187,6 +187,12 @@ def timing_lines(timing: dict[str, Any]) -> list[str]:
                                          or "none")
                    + "; stores " + (", ".join(f"{k} {_fmt_int(v)}" for k, v in stores.items())
                                     or "none"))
+    unaligned, faults = timing.get("unaligned", {}), timing.get("align_faults", 0)
+    if unaligned or faults:
+        out.append("unaligned " + (", ".join(f"{k} {_fmt_int(v)}" for k, v in unaligned.items())
+                                   or "none") + " extra bus transactions"
+                   + (f"; {_fmt_int(faults)} accesses that fault on silicon (not priced)"
+                      if faults else ""))
     caches = [f"{label} {100 * timing[key]['hit_rate']:.1f}% hit "
               f"({_fmt_int(timing[key]['misses'])} misses)"
               for key, label in (("icache", "I-cache"), ("dcache", "D-cache"))

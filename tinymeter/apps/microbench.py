@@ -129,6 +129,7 @@ MICROBENCHMARKS: tuple[Microbenchmark, ...] = (
     _mb("MB_VFMS", "vfms", "VFMS", "fpu"),
     _mb("MB_VLDR", "vldr", "VLDR", "fpu"),
     _mb("MB_VSTR", "vstr", "VSTR", "fpu"),
+    _mb("MB_VMOV_CORE", "vmov_core", "VMOV between core and FPU registers", "fpu"),
     _mb("MB_VLDR_ALU", "vldr_alu", "VLDR not pipelined (ALU between)", "fpu"),
     _mb("MB_LDR_VSTR", "ldr_vstr", "VSTR pipelined behind LDR", "fpu"),
     _mb("MB_VFP_DEP", "vfp_dep", "dep.fp_result: VADD consuming the VADD before it", "fpu"),

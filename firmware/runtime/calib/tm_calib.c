@@ -419,6 +419,12 @@ void tm_calib_vstr(const void *params) {
   TM_CALIB_VFP("vstr s0, [%[p], #0]\n vstr s1, [%[p], #4]\n");
 }
 
+/* VMOV between core and FPU registers (2 cycles on the M4, table 7-1). */
+void tm_calib_vmov_core(const void *params) {
+  (void)params;
+  TM_CALIB_VFP("vmov s0, r4\n vmov r4, s1\n");
+}
+
 /* VLDR that cannot pipeline (an ALU instruction between): its own cycles. */
 void tm_calib_vldr_alu(const void *params) {
   (void)params;

@@ -57,6 +57,7 @@ void tm_calib_vfma(const void *params);
 void tm_calib_vfms(const void *params);
 void tm_calib_vldr(const void *params);
 void tm_calib_vstr(const void *params);
+void tm_calib_vmov_core(const void *params);
 void tm_calib_vldr_alu(const void *params);
 void tm_calib_ldr_vstr(const void *params);
 void tm_calib_vfp_dep(const void *params);
