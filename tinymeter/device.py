@@ -46,16 +46,6 @@ log = logging.getLogger(__name__)
 STACK_PAINT = 0xDEADBEEF
 
 
-class Image(Protocol):
-    """What a device runs: a linked ELF for a board."""
-
-    @property
-    def elf(self) -> Path: ...
-
-    @property
-    def board(self) -> Board: ...
-
-
 @dataclass
 class DeviceRun:
     """Outputs of each inference and the device's own account of the run."""
