@@ -60,7 +60,7 @@ FUZZ_COUNT ?= 10000
 fuzz: setup
 	$(BIN)/python benchmarks/fuzz.py --count $(FUZZ_COUNT) --out bench-results
 
-# mypy over the package as installed (also a test: tests/test_typecheck.py).
+# mypy over the package as installed (also a test: tests/project/test_typecheck.py).
 typecheck: setup
 	$(BIN)/python tools/typecheck.py
 

@@ -157,7 +157,7 @@ SPEED_TARGET = 0.3
 @contextlib.contextmanager
 def _data_memo(enabled: bool) -> Iterator[None]:
     """Runs inside use the native hook's data-side memo or not (benchmark switch: the
-    memo changes no statistic, only the time; tests/test_timing_mechanisms.py)."""
+    memo changes no statistic, only the time; tests/targets/test_timing_mechanisms.py)."""
     original = emulator_module.timing_config
 
     def config(*args: Any, **kwargs: Any) -> Any:

@@ -1,6 +1,6 @@
 """Long mutational fuzz: model mutants through `estimate` (parse, lower, build, emulate).
 
-The test suite runs a bounded fuzz of the front end (tests/test_fuzz.py); this runs
+The test suite runs a bounded fuzz of the front end (tests/models/test_fuzz.py); this runs
 thousands of mutants of the shared MLPerf Tiny models all the way through
 ``tinymeter.apps.estimate.estimate`` and counts the outcomes: ``ok``, each TinymeterError
 class, and ``traceback`` (any other exception: a bug, listed with its seed so it can

@@ -7,7 +7,7 @@ Every cell only calls tinymeter library functions; no logic lives in a notebook.
 Environment variables read by the notebooks:
 
 * ``TINYMETER_NB_SMALL=1``: small settings (fewer boards, candidates, epochs), used
-  by the test suite (tests/test_notebooks.py) to run all of them in a few minutes;
+  by the test suite (tests/project/test_notebooks.py) to run all of them in a few minutes;
 * ``TINYMETER_NB_OUT``: directory for plots and files (default ``notebooks/out``);
   each notebook writes into its own sub-directory.
 """

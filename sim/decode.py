@@ -328,7 +328,7 @@ def decode_block_detailed(code: bytes, address: int, decoder: Decoder | None = N
 # ---------------------------------------------------------------------------------------
 # Fast path: capstone without detail + the operand text.  Detail mode costs ~50 us per
 # instruction in Python (operand objects, regs_access); the printed operands carry the
-# same facts at a fraction of the cost.  tests/test_addrprog.py checks this path against
+# same facts at a fraction of the cost.  tests/targets/test_addrprog.py checks this path against
 # decode_block_detailed on whole firmware images.
 
 _REG_NAMES: dict[str, int] = {f"r{i}": i for i in range(13)}

@@ -8,7 +8,7 @@ runs ``-m "not slow and not tf and not hardware and not emulated" --fast``: with
 
 Hardware tests (``@pytest.mark.hardware``) need a real board and are skipped unless
 ``--run-hardware --board ID`` is given (``--hw-port`` names its serial device).
-Real-TFLM tests (``tests/test_tflm_real.py``) need a TFLM checkout and libraries built
+Real-TFLM tests (``tests/firmware/test_tflm_real.py``) need a TFLM checkout and libraries built
 from it (never part of the repository): ``--tflm-root DIR --tflm-lib LIB [--tflm-lib LIB]``.
 """
 
@@ -42,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                    help="TFLM source checkout the --tflm-lib libraries were built from")
     tflm.addoption("--tflm-lib", action="append", default=[],
                    help="a cortex-m4+fp TFLM microlite library (repeatable: reference, "
-                        "CMSIS-NN); enables tests/test_tflm_real.py")
+                        "CMSIS-NN); enables tests/firmware/test_tflm_real.py")
 
 
 #: Seeds a seeded kernel test keeps under ``--fast``.

@@ -8,7 +8,7 @@ tinymeter.models"`` or a notebook started at the repository root -- the finder b
 maps them the same way; it is appended last, so any installation wins, and it only
 exists where ``pyproject.toml`` sits next to this package (never in site-packages).
 The folders are listed here, not read from pyproject (no TOML parsing on import);
-``tests/test_layers.py`` checks both lists agree.
+``tests/project/test_layers.py`` checks both lists agree.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ int16 TANH whose input scale makes the kernel's scaled input exactly 2x lands
 each x = 128 k on table entry k with no interpolation, so the output is
 entry - 32768; the last entry, reached only as the interpolation end of entry
 254, is solved from one interpolated output. The values are checked into
-firmware/runtime/kernels/reference/sigmoid_s16.c; tests/test_kernels_sigmoid_s16.py
+firmware/runtime/kernels/reference/sigmoid_s16.c; tests/firmware/test_kernels_sigmoid_s16.py
 re-probes them and compares.
 
 Usage: python tools/probe_sigmoid_lut.py   (prints the C initializer)

@@ -3,7 +3,7 @@
  *
  * The table's values were read off the tflite-micro interpreter by
  * tools/probe_sigmoid_lut.py (black-box: an int16 TANH probed at the table's
- * knots); tests/test_kernels_sigmoid_s16.py re-probes every entry. */
+ * knots); tests/firmware/test_kernels_sigmoid_s16.py re-probes every entry. */
 #include "tm_ops_int16.h"
 #include "tm_sigmoid_s16.h"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from tinymeter.sim import addrprog as ap
 from tinymeter.sim.addrprog import Access, AddressProgram, address_program, evaluate
 from tinymeter.sim.decode import DB, IA, POST, PRE, Decoder, MemOp, decode_block
 from tinymeter.sim.testfw import assemble, assemble_argv, toolchain_available
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/addrprog_truth.py
 
 needs_gcc = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
 
@@ -514,7 +511,7 @@ def test_c_evaluator_matches_python(c_eval) -> None:
 # ---------------------------------------------------------------------------------------
 # ground truth: real firmware, Python block + memory hooks (see tests/addrprog_truth.py)
 
-MLPERF_KWS = (Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MLPERF_KWS = (Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
               / "kws_ref_model.tflite")
 #: KWS layers traced: conv, depthwise, pointwise, average pool, fully connected, softmax.
 KWS_LAYERS = (0, 1, 2, 10, 11, 12)

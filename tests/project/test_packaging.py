@@ -21,7 +21,7 @@ import pytest
 
 from tinymeter.models.builders import int8_tensor, single_op_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SKIP_DIRS = {".venv", ".git", "build", "bench-results", "__pycache__", ".pytest_cache",
              ".ruff_cache", ".mypy_cache", "notebooks", "tests", "benchmarks"}
 

@@ -14,7 +14,7 @@ from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import FirmwareBuilder
 from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, single_op_model
 
-MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MLPERF = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
 
 
 def _fc_model(tmp_path: Path, n_in: int, n_out: int) -> Path:

@@ -18,7 +18,7 @@ import pytest
 from tinymeter.core.boards import load_board
 from tinymeter.firmware.build import ARM_CC, link_argv, linker_script, runtime_dir
 
-MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
 KWS = MODELS / "kws_ref_model.tflite"
 
 needs_gcc = pytest.mark.skipif(shutil.which(ARM_CC) is None, reason="arm-none-eabi-gcc missing")

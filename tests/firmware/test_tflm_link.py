@@ -6,7 +6,7 @@ subset ``runtime/tflm/tm_tflm_main.cc`` uses, with TFLM's shapes (resolver FindO
 TFLMRegistration invoke, arena_used_bytes, RegisterDebugLogCallback).  Its "ops" are
 busy loops.  That verifies the harness, argv, linker script, arena sizing and emulator
 attribution; compatibility with real TFLM libraries is checked by the opt-in suite
-``tests/test_tflm_real.py`` (``pytest --tflm-root DIR --tflm-lib LIB``).
+``tests/firmware/test_tflm_real.py`` (``pytest --tflm-root DIR --tflm-lib LIB``).
 """
 
 from __future__ import annotations

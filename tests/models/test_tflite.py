@@ -41,7 +41,7 @@ from tinymeter.models.tflite import (
     serialize_tflite,
 )
 
-MLPERF_DIR = Path(__file__).resolve().parents[1].parent / "shared/models/mlperf-tiny"
+MLPERF_DIR = Path(__file__).resolve().parents[2].parent / "shared/models/mlperf-tiny"
 MLPERF_MODELS = {
     "kws_ref_model": {"CONV_2D": 5, "DEPTHWISE_CONV_2D": 4, "AVERAGE_POOL_2D": 1,
                       "RESHAPE": 1, "FULLY_CONNECTED": 1, "SOFTMAX": 1},

@@ -18,7 +18,7 @@ from tinymeter.firmware.lower.params import (
     runtime_structs,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_struct_of_the_headers_is_read() -> None:

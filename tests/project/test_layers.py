@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Bottom first: (layer, module prefixes). ``tinymeter`` itself (``__version__``) is core.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (

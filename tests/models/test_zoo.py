@@ -169,8 +169,8 @@ def _built(name: str, cache: Path, **kw: Any) -> bytes:
 
 
 def test_list_models() -> None:
-    # untrained architectures, the trained digits_cnn (tests/test_zoo_trained.py), then
-    # lstm_kws (written without Keras, tests/test_zoo_lstm.py)
+    # untrained architectures, the trained digits_cnn (tests/models/test_zoo_trained.py), then
+    # lstm_kws (written without Keras, tests/models/test_zoo_lstm.py)
     assert zoo.list_models() == [*ALL_MODELS, "digits_cnn", "lstm_kws"]
     assert zoo.DEFAULT_MODEL == "ds_cnn_kws"
 

@@ -483,7 +483,7 @@ def test_rejects_float_conv() -> None:
 
 
 def test_int16_activations_lower_to_16x8_and_int64_bias_needs_them() -> None:
-    """int16 activations take the 16x8 kernels (tests/test_kernels_int16.py); an int64
+    """int16 activations take the 16x8 kernels (tests/firmware/test_kernels_int16.py); an int64
     bias with int8 activations is still rejected."""
     w = int8_tensor("w", (2, 4), 0.01, 0, data=np.ones((2, 4), np.int8))
     x16 = tensor("x", (1, 4), TensorType.INT16, scale=0.1, zero_point=0)

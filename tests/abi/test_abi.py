@@ -11,7 +11,7 @@ import pytest
 from tinymeter import abi
 from tinymeter.abi import Report, ReportParser, report_lines
 
-RUNTIME = Path(__file__).resolve().parents[1] / "firmware" / "runtime"
+RUNTIME = Path(__file__).resolve().parents[2] / "firmware" / "runtime"
 
 
 def _code(path: Path) -> str:
@@ -120,5 +120,5 @@ def test_hook_cycle_scale_is_the_abi_one() -> None:
     from tinymeter.sim import native_hook
 
     assert native_hook.CYCLE_SCALE == abi.CYCLE_SCALE == 1 << abi.CYCLE_FRAC_BITS
-    counthook = (Path(__file__).resolve().parents[1] / "sim" / "native" / "counthook.c").read_text()
+    counthook = (Path(__file__).resolve().parents[2] / "sim" / "native" / "counthook.c").read_text()
     assert f"#define TM_CYCLE_FRAC_BITS {abi.CYCLE_FRAC_BITS}u" in counthook

@@ -19,7 +19,7 @@ from tinymeter.models.tflite import parse_tflite
 
 pytestmark = pytest.mark.slow  # whole models, every core
 
-MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MLPERF = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
 MODELS = ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
           "vww_96_int8.tflite"]
 

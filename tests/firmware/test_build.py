@@ -175,7 +175,6 @@ def test_one_source_of_target_flags() -> None:
         "-mfloat-abi=hard", "-O1", "-g", "-ffreestanding", "-nostdlib", "-nostartfiles",
         "-ffunction-sections", "-Wall", "-DY", "-T", "l.ld", "-o", "p.elf", "r.c", "p.c",
         "-lgcc"]
-    sys.path.insert(0, str(Path(__file__).parent))
     try:
         from kernel_check import warning_argv
     finally:

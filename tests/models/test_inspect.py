@@ -12,7 +12,7 @@ from tinymeter.models.builders import bias_tensor, int8_tensor, random_int8, sin
 from tinymeter.models.inspect import format_summary, inspect_model
 from tinymeter.models.tflite import TensorType, load_tflite
 
-MLPERF_DIR = Path(__file__).resolve().parents[1].parent / "shared/models/mlperf-tiny"
+MLPERF_DIR = Path(__file__).resolve().parents[2].parent / "shared/models/mlperf-tiny"
 # MACs published in the MLPerf Tiny README.
 MLPERF_MACS = {
     "kws_ref_model": 2.66e6,

@@ -18,7 +18,7 @@ import pytest
 
 from tinymeter.core.boards import load_board
 
-MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MLPERF = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
 MODELS = {"kws": "kws_ref_model.tflite", "vww": "vww_96_int8.tflite",
           "ic": "pretrainedResnet_quant.tflite", "ad": "ad01_int8.tflite"}
 #: Instructions per inference of TFLM (release build, Cortex-M4) measured independently

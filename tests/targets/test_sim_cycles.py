@@ -320,7 +320,7 @@ def test_board_uart_kind_is_strict() -> None:
     from tinymeter.core.boards import parse_board
     from tinymeter.core.errors import ConfigError
 
-    path = Path(__file__).resolve().parents[1] / "tinymeter" / "boards" / "nucleo-f207zg.toml"
+    path = Path(__file__).resolve().parents[2] / "tinymeter" / "boards" / "nucleo-f207zg.toml"
     raw = tomllib.loads(path.read_text())
     assert parse_board(raw).uart.kind == "stm32-usart-legacy"
     assert load_board("nucleo-l4r5zi").uart.kind == "stm32-lpuart"

@@ -24,7 +24,7 @@ from tinymeter.models.inspect import inspect_model
 from tinymeter.models.mutate import mutate_bytes, mutate_model
 from tinymeter.models.tflite import Model, load_tflite, parse_tflite, serialize_tflite
 
-MLPERF = Path(__file__).resolve().parents[1] / ".." / "shared" / "models" / "mlperf-tiny"
+MLPERF = Path(__file__).resolve().parents[2] / ".." / "shared" / "models" / "mlperf-tiny"
 MODELS = ("ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
           "vww_96_int8.tflite")
 

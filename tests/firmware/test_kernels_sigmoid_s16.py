@@ -72,7 +72,7 @@ def test_sigmoid_s16_bit_exact(runner: tuple[str, Runner], op: str, scale: float
 def test_table_matches_interpreter() -> None:
     """The C table equals what tools/probe_sigmoid_lut.py reads off the interpreter."""
     spec = importlib.util.spec_from_file_location(
-        "probe_sigmoid_lut", Path(__file__).resolve().parents[1] / "tools" / "probe_sigmoid_lut.py")
+        "probe_sigmoid_lut", Path(__file__).resolve().parents[2] / "tools" / "probe_sigmoid_lut.py")
     assert spec is not None and spec.loader is not None
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)

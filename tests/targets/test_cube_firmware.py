@@ -16,7 +16,7 @@ from tinymeter.sim.testfw import build_program, toolchain_available
 
 pytestmark = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
 
-SOURCE = Path(__file__).parent / "data" / "cube_app.c"
+SOURCE = Path(__file__).resolve().parents[1] / "data" / "cube_app.c"
 SPAN = ("start_timer", "stop_timer_and_measure")
 
 

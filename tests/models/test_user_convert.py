@@ -146,7 +146,7 @@ def test_benchmark_models_bit_exact(name: str, tmp_path: Path) -> None:
 
     from tinymeter.device import run_on_emulator
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import bench_ops
 
     blob = bench_ops.build(name, tmp_path).read_bytes()

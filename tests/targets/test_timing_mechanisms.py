@@ -32,7 +32,7 @@ from tinymeter.sim.timing import group_splits
 
 pytestmark = pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc missing")
 
-BOARDS = Path(__file__).resolve().parents[1] / "tinymeter" / "boards"
+BOARDS = Path(__file__).resolve().parents[2] / "tinymeter" / "boards"
 
 
 def board_with(flash: dict[str, Any] | None = None, accelerator: dict[str, Any] | None = None
@@ -534,7 +534,7 @@ def test_data_memo_is_exact(board_name: str, tmp_path: Path,
     assert int(fast.stats[:, STAT["unaligned.flash"]].sum()) > 0
 
 
-MLPERF_KWS = (Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MLPERF_KWS = (Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
               / "kws_ref_model.tflite")
 
 

@@ -11,7 +11,7 @@ import pytest
 from tinymeter.cli.main import main
 from tinymeter.models.builders import int8_tensor, single_op_model
 
-MLPERF = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+MLPERF = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "mlperf-tiny"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
