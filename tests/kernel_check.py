@@ -53,6 +53,32 @@ def make_runner(name: str) -> Runner:
     return run
 
 
+#: Host build plus real firmware with the reference kernels on a soft-float M0+, an
+#: M4 (single-precision FPU) and an M7: the runners of op families that have no
+#: optimized kernels.
+REFERENCE_RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+
+
+def named_runner_fixture(names: Sequence[str]) -> Any:
+    """A module-scoped ``runner`` fixture over *names* giving (name, runner) pairs.
+
+    Why one factory: every kernel module parametrizes its cases over the same kind of
+    runners, and ``conftest`` marks a case ``emulated`` from the name in the pair.
+    Assign it in the module as ``runner = named_runner_fixture(RUNNERS)``.
+    """
+
+    @pytest.fixture(params=list(names), scope="module", name="runner")
+    def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
+        return request.param, make_runner(request.param)
+
+    return runner
+
+
+def random_scale(rng: np.random.Generator, lo: float = -3.0, hi: float = 0.0) -> float:
+    """A float32 quantization scale, log-uniform in [10**lo, 10**hi)."""
+    return float(np.float32(10.0 ** rng.uniform(lo, hi)))
+
+
 @dataclass
 class Case:
     """A single-op model, its input shapes and a description for failure messages.

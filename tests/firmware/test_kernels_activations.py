@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Case,
     Runner,
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
     check,
-    make_runner,
+    named_runner_fixture,
+    random_scale,
 )
 
 from tinymeter.firmware.lower.activations import multiply_by_quantized_multiplier
@@ -35,16 +37,10 @@ log = logging.getLogger(__name__)
 
 F32 = TensorType.FLOAT32
 N_HOST = 12
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
-
-
-def _scale(rng: np.random.Generator, lo: float = -3.0, hi: float = 0.0) -> float:
-    return float(np.float32(10.0 ** rng.uniform(lo, hi)))
+runner = named_runner_fixture(RUNNERS)
 
 
 def _shape(rng: np.random.Generator, rank: int, hi: int = 6) -> tuple[int, ...]:
@@ -62,11 +58,11 @@ def unary_case(op: str, seed: int) -> Case:
         blob = single_op_model(op, [tensor("x", shape, F32)], [tensor("y", shape, F32)], opts)
         return Case(blob, [shape], dict(opts, op=op, shape=shape), scale=4.0,
                     dtype=np.float32)
-    s_in, z_in = _scale(rng, -2, 0), int(rng.integers(-128, 128))
+    s_in, z_in = random_scale(rng, -2, 0), int(rng.integers(-128, 128))
     if op == "RELU6" or seed % 4 == 0:
         s_out, z_out = s_in, z_in
     else:
-        s_out, z_out = _scale(rng, -2, 0), int(rng.integers(-128, 128))
+        s_out, z_out = random_scale(rng, -2, 0), int(rng.integers(-128, 128))
     x = int8_tensor("x", (256,), s_in, z_in)
     y = int8_tensor("y", (256,), s_out, z_out)
     desc = dict(opts, op=op, q=(s_in, z_in, s_out, z_out))
@@ -100,11 +96,11 @@ def prelu_case(seed: int) -> Case:
         blob = single_op_model("PRELU", [tensor("x", shape, F32), alpha],
                                [tensor("y", shape, F32)])
         return Case(blob, [shape], {"shape": shape, "alpha": a_shape}, dtype=np.float32)
-    s_a = _scale(rng, -3, -1)
+    s_a = random_scale(rng, -3, -1)
     alpha = int8_tensor("a", a_shape, s_a, int(rng.integers(-20, 20)),
                         data=rng.integers(-128, 128, size=a_shape).astype(np.int8))
-    x = int8_tensor("x", shape, _scale(rng, -2, 0), int(rng.integers(-128, 128)))
-    y = int8_tensor("y", shape, _scale(rng, -2, 0), int(rng.integers(-128, 128)))
+    x = int8_tensor("x", shape, random_scale(rng, -2, 0), int(rng.integers(-128, 128)))
+    y = int8_tensor("y", shape, random_scale(rng, -2, 0), int(rng.integers(-128, 128)))
     blob = single_op_model("PRELU", [x, alpha], [y])
     return Case(blob, [shape], {"shape": shape, "alpha": a_shape})
 

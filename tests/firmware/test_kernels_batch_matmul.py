@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Runner,
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
-    make_runner,
+    named_runner_fixture,
 )
 
 from tinymeter.models.builders import int8_tensor, single_op_model, tensor
@@ -30,12 +31,10 @@ log = logging.getLogger(__name__)
 
 F32 = TensorType.FLOAT32
 N_HOST = 16
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 @pytest.mark.parametrize("seed", range(N_HOST))

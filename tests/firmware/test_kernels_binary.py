@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Case,
     Runner,
@@ -22,7 +23,8 @@ from kernel_check import (
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
     check,
-    make_runner,
+    named_runner_fixture,
+    random_scale,
 )
 
 from tinymeter.core.errors import UnsupportedModelError
@@ -37,16 +39,10 @@ log = logging.getLogger(__name__)
 F32 = TensorType.FLOAT32
 N_HOST = 14
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
-
-
-def _scale(rng: np.random.Generator, lo: float = -3.0, hi: float = 0.0) -> float:
-    return float(np.float32(10.0 ** rng.uniform(lo, hi)))
+runner = named_runner_fixture(RUNNERS)
 
 
 def _shapes(rng: np.random.Generator, seed: int) -> tuple[tuple[int, ...], ...]:
@@ -72,13 +68,13 @@ def binary_case(op: str, seed: int) -> Case | SaturatingCase:
                                [tensor("y", out, F32)], opts)
         return Case(blob, [a, b], desc, dtype=np.float32)
     if op == "SUB":
-        s1 = _scale(rng)
-        s2 = s1 if seed % 5 == 0 else _scale(rng)
+        s1 = random_scale(rng)
+        s2 = s1 if seed % 5 == 0 else random_scale(rng)
         so = max(s1, s2) * float(10.0 ** rng.uniform(-0.3, 1.0))
         qs = [(s1, int(rng.integers(-128, 128))), (s2, int(rng.integers(-128, 128))),
               (so, int(rng.integers(-128, 128)))]
     else:
-        q = (_scale(rng), int(rng.integers(-128, 128)))
+        q = (random_scale(rng), int(rng.integers(-128, 128)))
         qs = [q, q, q]
     ta, tb = int8_tensor("a", a, *qs[0]), int8_tensor("b", b, *qs[1])
     blob = single_op_model(op, [ta, tb], [int8_tensor("y", out, *qs[2])], opts)

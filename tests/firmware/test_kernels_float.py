@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Runner,
     assert_kernels_compile_warning_free,
     check,
-    make_runner,
+    named_runner_fixture,
 )
 from kernel_check import Case as KernelCase
 
@@ -51,15 +52,10 @@ ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 # --------------------------------------------------------------------------- runners
 
-#: Host build plus real firmware (reference kernels) on a soft-float M0+, an M4
-#: (single-precision FPU) and an M7.
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    """(name, runner): each executes a .tflite through the runtime: (blob, inputs) -> outputs."""
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def Case(blob: bytes, input_shapes: list[tuple[int, ...]], desc: dict[str, Any] | None = None,

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Case,
     Runner,
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
     check,
-    make_runner,
+    named_runner_fixture,
 )
 
 from tinymeter.models.builders import int8_tensor, single_op_model, tensor
@@ -34,12 +35,10 @@ log = logging.getLogger(__name__)
 F32 = TensorType.FLOAT32
 I32 = TensorType.INT32
 N_HOST = 14
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def _shape(rng: np.random.Generator, rank: int, hi: int = 5) -> tuple[int, ...]:

@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 from kernel_check import (
     WARNING_TARGETS,
-    Runner,
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
-    make_runner,
+    named_runner_fixture,
 )
 
 from tinymeter.firmware import quant
@@ -43,9 +42,7 @@ RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m4-opt", "emu-m7-opt"]
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def _s(rng: np.random.Generator, lo: float, hi: float) -> float:

@@ -25,7 +25,7 @@ from kernel_check import (
     WARNING_TARGETS,
     Runner,
     assert_kernels_compile_warning_free,
-    make_runner,
+    named_runner_fixture,
     ulp_distance,
 )
 
@@ -45,9 +45,7 @@ STEPS = 3
 MAX_F32_ULP = 64
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def stateful(model: Model, names: tuple[str, ...]) -> bytes:

@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Case,
     Runner,
     assert_kernels_compile_warning_free,
     check,
-    make_runner,
+    named_runner_fixture,
+    random_scale,
 )
 
 from tinymeter.core.errors import UnsupportedModelError
@@ -49,22 +51,13 @@ ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 # --------------------------------------------------------------------------- runners
 
-#: Host build plus real firmware (reference kernels) on a soft-float M0+, an M4
-#: (single-precision FPU) and an M7.
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    """(name, runner): each executes a .tflite through the runtime: (blob, inputs) -> outputs."""
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 # --------------------------------------------------------------------------- case builders
-
-
-def _scale(rng: np.random.Generator, lo: float = -3.0, hi: float = 0.0) -> float:
-    return float(np.float32(10.0 ** rng.uniform(lo, hi)))
 
 
 def _zp(rng: np.random.Generator) -> int:
@@ -79,13 +72,13 @@ def quantize_case(seed: int) -> Case:
     """QUANTIZE float -> int8 (odd seeds) or int8 -> int8 requantization (even seeds)."""
     rng = np.random.default_rng(1000 + seed)
     shape = _shape(rng, 1 + seed % 4)
-    y = int8_tensor("y", shape, _scale(rng, -2, 0), _zp(rng))
+    y = int8_tensor("y", shape, random_scale(rng, -2, 0), _zp(rng))
     if seed % 2:
         x = tensor("x", shape, F32)
         return Case(single_op_model("QUANTIZE", [x], [y]), [shape], {"shape": shape},
                     scale=float(rng.uniform(0.1, 100)), dtype=np.float32)
     # Ratios on both sides of one (left and right shifts), sometimes equal scales.
-    s_in = float(y.quantization.scale[0]) if seed % 8 == 0 else _scale(rng, -3, 0)
+    s_in = float(y.quantization.scale[0]) if seed % 8 == 0 else random_scale(rng, -3, 0)
     x = int8_tensor("x", shape, s_in, _zp(rng))
     return Case(single_op_model("QUANTIZE", [x], [y]), [shape], {"shape": shape, "in": s_in})
 
@@ -94,7 +87,7 @@ def dequantize_case(seed: int) -> Case:
     """DEQUANTIZE int8 -> float."""
     rng = np.random.default_rng(2000 + seed)
     shape = _shape(rng, 1 + seed % 4)
-    x = int8_tensor("x", shape, _scale(rng, -4, 1), _zp(rng))
+    x = int8_tensor("x", shape, random_scale(rng, -4, 1), _zp(rng))
     y = tensor("y", shape, F32)
     return Case(single_op_model("DEQUANTIZE", [x], [y]), [shape], {"shape": shape})
 
@@ -114,7 +107,7 @@ def concat_case(seed: int) -> Case:
     out = list(base)
     out[axis] = sum(s[axis] for s in shapes)
     is_float = seed % 3 == 2
-    q = (_scale(rng), _zp(rng))
+    q = (random_scale(rng), _zp(rng))
     mk = (lambda name, s: tensor(name, s, F32)) if is_float else \
         (lambda name, s: int8_tensor(name, s, *q))
     xs = [mk(f"x{i}", s) for i, s in enumerate(shapes)]
@@ -137,7 +130,7 @@ def pad_case(seed: int) -> Case:
         x, y = tensor("x", shape, F32), tensor("y", out, F32)
         c = tensor("c", (), F32, data=np.array(rng.standard_normal(), np.float32))
     else:
-        q = (_scale(rng), _zp(rng))
+        q = (random_scale(rng), _zp(rng))
         x, y = int8_tensor("x", shape, *q), int8_tensor("y", out, *q)
         c = int8_tensor("c", (), *q, data=np.array(int(rng.integers(-128, 128)), np.int8))
     opcode = "PADV2" if v2 else "PAD"
@@ -160,8 +153,8 @@ def mean_case(seed: int) -> Case:
     res = {a % rank for a in axes}
     out = tuple(1 if d in res else n for d, n in enumerate(shape)) if keep else \
         tuple(n for d, n in enumerate(shape) if d not in res)
-    qin = (_scale(rng), _zp(rng))
-    qout = qin if seed % 3 == 0 else (_scale(rng), _zp(rng))
+    qin = (random_scale(rng), _zp(rng))
+    qout = qin if seed % 3 == 0 else (random_scale(rng), _zp(rng))
     x, y = int8_tensor("x", shape, *qin), int8_tensor("y", out, *qout)
     ax = tensor("axis", (len(axes),), I32, data=np.array(axes, np.int32))
     blob = single_op_model("MEAN", [x, ax], [y], {"keep_dims": keep})
@@ -179,7 +172,7 @@ def mul_case(seed: int) -> Case:
     if seed % 5 == 0:
         a = b = out
     full = tuple(max(p, q) for p, q in zip(a, (1,) * (rank - len(b)) + b))
-    s1, s2 = _scale(rng, -2, 0), _scale(rng, -2, 0)
+    s1, s2 = random_scale(rng, -2, 0), random_scale(rng, -2, 0)
     so = float(np.float32(s1 * s2 * 128 * 10.0 ** rng.uniform(-1, 1)))
     xa, xb = int8_tensor("a", a, s1, _zp(rng)), int8_tensor("b", b, s2, _zp(rng))
     y = int8_tensor("y", full, so, _zp(rng))
@@ -192,7 +185,7 @@ def unary_case(seed: int, opcode: str) -> Case:
     """LOGISTIC / TANH / HARD_SWISH int8 with the output quantization the converter uses."""
     rng = np.random.default_rng(7000 + seed + 100 * len(opcode))
     shape = _shape(rng, 1 + seed % 4, 8)
-    in_scale = _scale(rng, -2.5, -0.5)
+    in_scale = random_scale(rng, -2.5, -0.5)
     x = int8_tensor("x", shape, in_scale, _zp(rng))
     if opcode == "LOGISTIC":
         y = int8_tensor("y", shape, 1.0 / 256, -128)

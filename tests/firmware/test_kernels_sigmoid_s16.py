@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     RUNTIME,
     WARNING_TARGETS,
     Runner,
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
-    make_runner,
+    named_runner_fixture,
 )
 
 from tinymeter.core.errors import UnsupportedModelError
@@ -35,16 +36,14 @@ from tinymeter.models.tflite import TensorType, parse_tflite
 pytest.importorskip("tflite_micro")
 
 I16 = TensorType.INT16
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 #: Input scales: TFLM's power-of-two paths (2^-12 for both, 2^-11 for TANH only),
 #: power-of-two scales off those paths, and arbitrary ones.
 SCALES = [2.0**-12, 2.0**-11, 2.0**-10, 2.0**-15, 1 / 3000, 0.0123, 3.1e-5, 1.7e-3]
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def _model(op: str, n: int, scale: float) -> bytes:

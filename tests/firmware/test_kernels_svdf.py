@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kernel_check import WARNING_TARGETS, Runner, assert_kernels_compile_warning_free, make_runner
+from kernel_check import (
+    REFERENCE_RUNNERS,
+    WARNING_TARGETS,
+    Runner,
+    assert_kernels_compile_warning_free,
+    named_runner_fixture,
+)
 
 from tinymeter.core.errors import UnsupportedModelError
 from tinymeter.firmware.codegen import generate
@@ -28,13 +34,11 @@ log = logging.getLogger(__name__)
 
 F32, I16, I32 = TensorType.FLOAT32, TensorType.INT16, TensorType.INT32
 N_HOST = 10
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 STEPS = 5
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def _stateful(model, state_name: str) -> bytes:

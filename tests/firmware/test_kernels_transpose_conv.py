@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Case,
     Runner,
     assert_kernels_compile_warning_free,
     check,
-    make_runner,
+    named_runner_fixture,
 )
 
 from tinymeter.firmware import quant
@@ -34,13 +35,11 @@ log = logging.getLogger(__name__)
 F32 = TensorType.FLOAT32
 I32 = TensorType.INT32
 N_HOST = 16
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def _out_size(padding: str, size: int, f: int, s: int) -> int:

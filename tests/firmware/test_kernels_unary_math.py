@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kernel_check import (
+    REFERENCE_RUNNERS,
     WARNING_TARGETS,
     Runner,
     assert_kernels_compile_warning_free,
     assert_matches_tflm,
-    make_runner,
+    named_runner_fixture,
 )
 
 from tinymeter.models.builders import single_op_model, tensor
@@ -33,14 +34,12 @@ log = logging.getLogger(__name__)
 
 F32 = TensorType.FLOAT32
 N_HOST = 8
-RUNNERS = ["host", "emu-m0plus-ref", "emu-m4-ref", "emu-m7-ref"]
+RUNNERS = REFERENCE_RUNNERS
 #: LOG: ours is correctly rounded, glibc's logf is within 0.82 ULP of the truth.
 MAX_ULP = {"LOG": 1}
 
 
-@pytest.fixture(params=RUNNERS, scope="module")
-def runner(request: pytest.FixtureRequest) -> tuple[str, Runner]:
-    return request.param, make_runner(request.param)
+runner = named_runner_fixture(RUNNERS)
 
 
 def _inputs(op: str, shape: tuple[int, ...], seed: int) -> list[list[np.ndarray]]:
