@@ -18,6 +18,8 @@ from pathlib import Path
 from tinymeter.core.boards import Board
 from tinymeter.core.cores import Core
 from tinymeter.core.errors import BuildError
+from tinymeter.core.files import atomic_copy
+from tinymeter.firmware.build import content_digest, default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -123,27 +125,40 @@ def program_argv(core: Core, opt: str, extra_flags: Sequence[str], script: Path,
 
 def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog",
                   opt: str = "-O1", extra_flags: tuple[str, ...] = (),
-                  startup: bool = True) -> Path:
+                  startup: bool = True, cache_dir: Path | None = None) -> Path:
     """Compile *main_c* (C source with ``main``) with the test runtime for *board*.
 
     ``startup=False`` leaves out the test runtime (vector table, reset handler,
     semihosting helpers): the program brings its own, as vendor firmware does, and is
     linked with the same script (``.vectors``, ``_sidata``/``_sdata``/``_edata``,
     ``_sbss``/``_ebss``, ``_estack``).
-    Returns the ELF path.  Raises :class:`BuildError` with the compiler's message.
+    The ELF is cached like the firmware images (``cache_dir``, default the builder's
+    cache, keyed by the sources, the linker script and the command line), so the many
+    tests and benchmarks that build the same program compile it once.
+
+    Returns the ELF path (in *workdir*).  Raises :class:`BuildError` with the
+    compiler's message.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prelude.h").write_text(PRELUDE_H)
     (workdir / "runtime.c").write_text(RUNTIME_C)
     (workdir / f"{name}.c").write_text('#include "prelude.h"\n' + main_c)
     text, data = board.text, board.data
-    (workdir / "link.ld").write_text(LINKER_LD.format(
-        text_origin=text.origin, text_size=text.size, data_origin=data.origin,
-        data_size=data.size))
+    script = LINKER_LD.format(text_origin=text.origin, text_size=text.size,
+                              data_origin=data.origin, data_size=data.size)
+    (workdir / "link.ld").write_text(script)
     elf = workdir / f"{name}.elf"
-    runtime = [workdir / "runtime.c"] if startup else []
+    runtime = [Path("runtime.c")] if startup else []
+    sources = [*runtime, Path(f"{name}.c")]
+    key = content_digest(PRELUDE_H, RUNTIME_C if startup else "", main_c, script, " ".join(
+        program_argv(board.core, opt, extra_flags, Path("link.ld"), Path(f"{name}.elf"),
+                     sources)))
+    cached = (cache_dir or default_cache_dir()) / "testfw" / f"{name}-{key}.elf"
+    if cached.exists():
+        atomic_copy(cached, elf)
+        return elf
     cmd = program_argv(board.core, opt, extra_flags, workdir / "link.ld", elf,
-                       [*runtime, workdir / f"{name}.c"])
+                       [workdir / s for s in sources])
     log.debug("building %s: %s", elf, " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -152,6 +167,8 @@ def build_program(board: Board, main_c: str, workdir: Path, *, name: str = "prog
     if proc.returncode != 0:
         raise BuildError(f"test program {name} failed to build for {board.name}:\n"
                          f"{proc.stderr.strip()}")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_copy(elf, cached)
     return elf
 
 

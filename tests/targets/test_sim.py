@@ -9,6 +9,7 @@ in naked inline asm, so the expected count does not depend on the compiler.
 from __future__ import annotations
 
 import struct
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -597,3 +598,28 @@ def test_elf_symbols(m4: Board, build) -> None:
         image.require_symbol("tm_missing")
     text = [s for s in image.segments if s.executable]
     assert text and text[0].paddr == m4.text.origin
+
+
+@pytest.mark.skipif(not toolchain_available(), reason="arm-none-eabi-gcc not installed")
+def test_test_programs_are_built_once_per_content(m4: Board, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second build of the same program copies the cached ELF (no compiler run); a
+    change of source or flags builds anew."""
+    cache = tmp_path / "cache"
+    source = "int main(void) { return 3; }\n"
+    first = build_program(m4, source, tmp_path / "a", cache_dir=cache)
+    runs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting_run(cmd: list[str], *args: object, **kwargs: object) -> object:
+        runs.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr("tinymeter.sim.testfw.subprocess.run", counting_run)
+    again = build_program(m4, source, tmp_path / "b", cache_dir=cache)
+    assert runs == [] and again == tmp_path / "b" / "prog.elf"
+    assert again.read_bytes() == first.read_bytes()
+    build_program(m4, source, tmp_path / "c", cache_dir=cache, opt="-O2")
+    build_program(m4, source.replace("3", "4"), tmp_path / "d", cache_dir=cache)
+    assert len(runs) == 2
+    assert len(list((cache / "testfw").glob("prog-*.elf"))) == 3
