@@ -117,15 +117,27 @@ class CacheGeometry:
         return self.lines // self.associativity if self.size else 0
 
 
-def _cache_of(owner: object, kind: str) -> CacheGeometry:
-    """The ``kind`` ("icache"/"dcache") of a cache owner whose fields are named
-    ``<kind>_bytes``, ``<kind>_line``, ``<kind>_ways`` and ``<kind>_policy``."""
-    return CacheGeometry(*(getattr(owner, f"{kind}_{f}") for f in ("bytes", "line", "ways",
-                                                                     "policy")))
+class _SplitCaches:
+    """The I- and D-cache geometry of a cache owner whose fields are named
+    ``<kind>_bytes``, ``<kind>_line``, ``<kind>_ways`` and ``<kind>_policy``: the flash
+    accelerator and the M7 L1 describe their caches alike, so the simulator reads both
+    through one shape."""
+
+    @property
+    def icache(self) -> CacheGeometry:
+        return self._geometry("icache")
+
+    @property
+    def dcache(self) -> CacheGeometry:
+        return self._geometry("dcache")
+
+    def _geometry(self, kind: str) -> CacheGeometry:
+        return CacheGeometry(*(getattr(self, f"{kind}_{f}") for f in ("bytes", "line", "ways",
+                                                                        "policy")))
 
 
 @dataclass(frozen=True)
-class FlashAccelerator:
+class FlashAccelerator(_SplitCaches):
     """Flash prefetch / cache hardware between the core and the flash wait states (ST's ART
     accelerator and its kin): an instruction cache, a data cache for constant loads, and a
     prefetch buffer that reads the next flash line while the current one executes."""
@@ -145,17 +157,9 @@ class FlashAccelerator:
     #: Where the values come from (reference-manual section), or why they are assumed.
     source: str = ""
 
-    @property
-    def icache(self) -> CacheGeometry:
-        return _cache_of(self, "icache")
-
-    @property
-    def dcache(self) -> CacheGeometry:
-        return _cache_of(self, "dcache")
-
 
 @dataclass(frozen=True)
-class L1Cache:
+class L1Cache(_SplitCaches):
     """The core's own L1 caches (Cortex-M7): they cache the regions marked ``cacheable``
     when the firmware enables them (SCB CCR.IC / CCR.DC, read by the emulator)."""
 
@@ -171,14 +175,6 @@ class L1Cache:
     #: AXI master); calibration owns it where the TRM gives no number.
     fill_cycles: int = 0
     source: str = ""
-
-    @property
-    def icache(self) -> CacheGeometry:
-        return _cache_of(self, "icache")
-
-    @property
-    def dcache(self) -> CacheGeometry:
-        return _cache_of(self, "dcache")
 
 
 @dataclass(frozen=True)
