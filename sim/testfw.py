@@ -37,6 +37,23 @@ void tm_prof_end(uint32_t layer);
 void tm_exit(int code);
 int tm_semihost(int op, const void *arg);
 void tm_puts(const char *s);
+
+/* "<label><v>\n" to the semihosting console (SYS_WRITE0), inline so programs that
+   bring their own startup (startup=False) can print their figures too. */
+static inline void tm_print_u(const char *label, uint32_t v) {
+  char buf[48];
+  int n = 0;
+  while (*label) buf[n++] = *label++;
+  char digits[10];
+  int k = 0;
+  do { digits[k++] = (char)('0' + v % 10u); v /= 10u; } while (v);
+  while (k) buf[n++] = digits[--k];
+  buf[n++] = '\n';
+  buf[n] = 0;
+  register int r0 __asm__("r0") = 4;
+  register const char *r1 __asm__("r1") = buf;
+  __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
+}
 """
 
 RUNTIME_C = r"""

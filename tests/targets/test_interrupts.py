@@ -100,21 +100,6 @@ __attribute__((noinline)) float fmix(uint32_t n) {
   return x + y;
 }
 
-static void print_u(const char *label, uint32_t v) {
-  char buf[48];
-  int n = 0;
-  while (*label) buf[n++] = *label++;
-  char digits[10];
-  int k = 0;
-  do { digits[k++] = (char)('0' + v % 10u); v /= 10u; } while (v);
-  while (k) buf[n++] = digits[--k];
-  buf[n++] = '\n';
-  buf[n] = 0;
-  register int r0 __asm__("r0") = 4;
-  register const char *r1 __asm__("r1") = buf;
-  __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-}
-
 int main(void) {
   DWT_CTRL = 1u;
 #if defined(TICK_TIMING)
@@ -122,25 +107,25 @@ int main(void) {
   uint32_t t0 = DWT_CYCCNT;
   while (ticks < 20u) {
   }
-  print_u("cycles ", DWT_CYCCNT - t0);
+  tm_print_u("cycles ", DWT_CYCCNT - t0);
 #elif defined(PRIMASK_TEST)
   systick_start(1000u);
   __asm__ volatile("cpsid i" ::: "memory");
   uint32_t t0 = DWT_CYCCNT;
   while (DWT_CYCCNT - t0 < 5000u) {
   }
-  print_u("masked ", ticks);
+  tm_print_u("masked ", ticks);
   __asm__ volatile("cpsie i" ::: "memory");
   while (ticks == 0u) {
   }
-  print_u("late ", DWT_CYCCNT - t0);
+  tm_print_u("late ", DWT_CYCCNT - t0);
 #elif defined(SLEEP)
   systick_start(1000u);
   uint32_t t0 = DWT_CYCCNT;
   while (ticks < 5u) {
     __asm__ volatile("wfi");
   }
-  print_u("slept ", DWT_CYCCNT - t0);
+  tm_print_u("slept ", DWT_CYCCNT - t0);
 #ifdef FOREVER
   SYST_CSR = 0u;
   __asm__ volatile("wfi"); /* nothing can wake it */
@@ -152,7 +137,7 @@ int main(void) {
   REG(0xE000E200u) = 1u << 29; /* NVIC_ISPR0: TIM3 interrupt by software */
   while (tim3 == 0u) {
   }
-  print_u("pended ", DWT_CYCCNT - t0);
+  tm_print_u("pended ", DWT_CYCCNT - t0);
 #elif defined(NO_HANDLER)
   NVIC_ISER0 = 1u << 30; /* TIM4: no vector in the table */
   REG(0x40000800u + 0x2Cu) = 99u;
@@ -171,15 +156,15 @@ int main(void) {
   uint32_t t0 = DWT_CYCCNT;
   while (DWT_CYCCNT - t0 < 5000u) {
   }
-  print_u("nested ", nested);
-  print_u("tim3 stopped ", tim3 == frozen);
+  tm_print_u("nested ", nested);
+  tm_print_u("tim3 stopped ", tim3 == frozen);
 #else
   systick_start(97u); /* odd period: interrupts land everywhere in the loops */
   tim3_start(131u);
-  print_u("mix ", mix(3000u));
+  tm_print_u("mix ", mix(3000u));
   float f = fmix(3000u);
-  print_u("fmix ", (uint32_t)(f * 1000.0f));
-  print_u("ticks>", ticks > 100u);
+  tm_print_u("fmix ", (uint32_t)(f * 1000.0f));
+  tm_print_u("ticks>", ticks > 100u);
 #endif
   return 0;
 }

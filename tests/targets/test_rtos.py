@@ -43,21 +43,6 @@ volatile uint32_t switches, ticks, svc_calls, doubled;
 volatile uint32_t done[2], progress[2];
 volatile uint32_t results[2], reference[2];
 
-static void print_u(const char *label, uint32_t v) {
-  char buf[48];
-  int n = 0;
-  while (*label) buf[n++] = *label++;
-  char digits[10];
-  int k = 0;
-  do { digits[k++] = (char)('0' + v % 10u); v /= 10u; } while (v);
-  while (k) buf[n++] = digits[--k];
-  buf[n++] = '\n';
-  buf[n] = 0;
-  register int r0 __asm__("r0") = 4;
-  register const char *r1 __asm__("r1") = buf;
-  __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-}
-
 static void exit_with(uint32_t code) {
   uint32_t block[2] = {0x20026u, code};
   register int r0 __asm__("r0") = 0x20;
@@ -116,11 +101,11 @@ static void task(uint32_t k) {
   __asm__ volatile("cpsid i" ::: "memory");
   uint32_t control;
   __asm__ volatile("mrs %0, control" : "=r"(control));
-  print_u("psp ", (control >> 1) & 1u);
-  print_u("switches ", switches);
-  print_u("svc ", svc_calls);
-  print_u("doubled ", doubled);
-  print_u("same ", results[0] == reference[0] && results[1] == reference[1]);
+  tm_print_u("psp ", (control >> 1) & 1u);
+  tm_print_u("switches ", switches);
+  tm_print_u("svc ", svc_calls);
+  tm_print_u("doubled ", doubled);
+  tm_print_u("same ", results[0] == reference[0] && results[1] == reference[1]);
   exit_with(0u);
 }
 static void task0(void) { task(0u); }
