@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from tinymeter.analysis.report import timing_lines
-from tinymeter.core.boards import Board, parse_board
-from tinymeter.sim.costmodel import cost_model_for, to_fixed
+from tinymeter.core.boards import Board, load_board, parse_board
+from tinymeter.sim import emulator as emulator_module
+from tinymeter.sim.costmodel import cost_model_for, timing_config, to_fixed
 from tinymeter.sim.elf import ElfImage
 from tinymeter.sim.emulator import Emulator, RunResult
 from tinymeter.sim.native_hook import CYCLE_SCALE, STAT
@@ -279,7 +280,6 @@ def test_core_cycles_do_not_depend_on_where_the_emulator_cuts_blocks(board_name:
     emulator; the second piece's first load still pipelines behind the first piece's
     last (the hook joins blocks that fall through), so both loops cost the same core
     cycles: loads + SUBS + BNE per iteration."""
-    from tinymeter.core.boards import load_board
     from tinymeter.sim.timing import group_splits
 
     board = load_board(board_name)
@@ -329,7 +329,6 @@ def test_m7_predicts_a_loop_back_edge_and_pays_only_mispredictions(tmp_path: Pat
     is mispredicted: 1.  Only mispredictions cost (4 cycles each on the datasheet
     model); a correctly predicted taken branch costs no refill.  On the Cortex-M4 (no
     predictor) every taken outcome pays the refill and nothing is mispredicted."""
-    from tinymeter.core.boards import load_board
 
     m7 = load_board("nucleo-f767zi")
     run, image = run_program(m7, loop_program(4), tmp_path)
@@ -408,7 +407,6 @@ def test_unaligned_accesses_are_split_and_charged(board_name: str, extra: int,
     same encodings; with ``unaligned`` calibrated to 2.5 the difference scales with it."""
     from dataclasses import replace
 
-    from tinymeter.core.boards import load_board
 
     board = load_board(board_name)
     source = UNALIGNED_PROGRAM.replace("TAIL", "")
@@ -436,7 +434,6 @@ def test_unaligned_ldrd_is_reported_not_priced(tmp_path: Path, caplog: pytest.Lo
     """LDRD must be word aligned (ARMv7-M A3.2.1: UsageFault UNALIGNED); the emulator
     executes it at 2 mod 4 anyway, so the hook counts it as a fault at its PC (the
     function's second halfword, after the 16-bit ADDS) instead of pricing a split."""
-    from tinymeter.core.boards import load_board
 
     board = load_board("nucleo-l4r5zi")
     with caplog.at_level("WARNING"):
@@ -459,7 +456,6 @@ def test_unaligned_ldrd_is_reported_not_priced(tmp_path: Path, caplog: pytest.Lo
 def test_unaligned_access_on_armv6m_names_the_fault(tmp_path: Path) -> None:
     """ARMv6-M faults on every unaligned access (the emulator takes the data abort too):
     the error says that it was the alignment, at the instruction's PC."""
-    from tinymeter.core.boards import load_board
     from tinymeter.core.errors import FirmwareFault
 
     board = load_board("nucleo-g0b1re")
@@ -501,20 +497,11 @@ int main(void) {
 """
 
 
-@pytest.mark.parametrize("board_name", ["nucleo-l4r5zi", "nucleo-f767zi"])
-def test_data_memo_is_exact(board_name: str, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hook's data-side memo skips evaluating accesses to free (zero-wait, uncached)
-    regions after a block's first execution; every statistic and cycle must be what the
-    full evaluation of every access gives: here a pointer whose alignment changes every
-    iteration (unaligned halfword/word loads, split per the TRM), the same blocks walking
-    SRAM and then flash (the memo must re-record), a store, a literal load from flash."""
-    import tinymeter.sim.emulator as emulator_module
-    from tinymeter.core.boards import load_board
-    from tinymeter.sim.costmodel import timing_config
-
-    board = load_board(board_name)
-    elf = build_program(board, MEMO_PROGRAM, tmp_path)
+def runs_with_and_without_data_memo(monkeypatch: pytest.MonkeyPatch, board: Board, elf: Path,
+                                    budget_instructions: int, timeout_s: float
+                                    ) -> RunResult:
+    """Run *elf* with the hook's data memo on and off; assert every cycle and statistic is
+    the same (the memo is an exact shortcut) and return the run with the memo."""
 
     def run(memo: int) -> RunResult:
         def config(*args: Any, **kwargs: Any) -> Any:
@@ -523,12 +510,29 @@ def test_data_memo_is_exact(board_name: str, tmp_path: Path,
             return cfg
 
         monkeypatch.setattr(emulator_module, "timing_config", config)
-        return Emulator(board).run(elf, [[]], budget_instructions=10**7, timeout_s=30)
+        return Emulator(board).run(elf, [[]], budget_instructions=budget_instructions,
+                                   timeout_s=timeout_s)
 
     fast, full = run(1), run(0)
     assert fast.cycles_fixed == full.cycles_fixed
     assert np.array_equal(fast.blocks.address, full.blocks.address)
     assert np.array_equal(fast.stats, full.stats)
+    return fast
+
+
+@pytest.mark.parametrize("board_name", ["nucleo-l4r5zi", "nucleo-f767zi"])
+def test_data_memo_is_exact(board_name: str, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook's data-side memo skips evaluating accesses to free (zero-wait, uncached)
+    regions after a block's first execution; every statistic and cycle must be what the
+    full evaluation of every access gives: here a pointer whose alignment changes every
+    iteration (unaligned halfword/word loads, split per the TRM), the same blocks walking
+    SRAM and then flash (the memo must re-record), a store, a literal load from flash."""
+
+    board = load_board(board_name)
+    elf = build_program(board, MEMO_PROGRAM, tmp_path)
+
+    fast = runs_with_and_without_data_memo(monkeypatch, board, elf, 10**7, 30)
     walked = (fast.blocks.layer >= 0) & (fast.stats[:, STAT["loads.sram"]] > 0)
     assert int(fast.stats[walked, STAT["unaligned.sram"]].sum()) > 0
     assert int(fast.stats[:, STAT["unaligned.flash"]].sum()) > 0
@@ -544,25 +548,10 @@ def test_data_memo_is_exact_on_a_real_model(monkeypatch: pytest.MonkeyPatch) -> 
     """KWS with the reference kernels on the L4R5 (activations in SRAM, weights and literal
     pools in flash, byte pointers): every statistic and cycle identical with and without
     the data memo."""
-    import tinymeter.sim.emulator as emulator_module
     from tinymeter.apps.estimate import build_model
-    from tinymeter.core.boards import load_board
     from tinymeter.firmware.build import BuildConfig
-    from tinymeter.sim.costmodel import timing_config
 
     board = load_board("nucleo-l4r5zi")
     elf = build_model(MLPERF_KWS, board, BuildConfig(kernels="reference")).elf
 
-    def run(memo: int) -> RunResult:
-        def config(*args: Any, **kwargs: Any) -> Any:
-            cfg = timing_config(*args, **kwargs)
-            cfg.data_memo = memo
-            return cfg
-
-        monkeypatch.setattr(emulator_module, "timing_config", config)
-        return Emulator(board).run(elf, [[]], budget_instructions=10**9, timeout_s=300)
-
-    fast, full = run(1), run(0)
-    assert fast.cycles_fixed == full.cycles_fixed
-    assert np.array_equal(fast.blocks.address, full.blocks.address)
-    assert np.array_equal(fast.stats, full.stats)
+    runs_with_and_without_data_memo(monkeypatch, board, elf, 10**9, 300)
